@@ -1,0 +1,88 @@
+"""The command line: ``python run.py [serve|chat|conversations|export|...]``.
+
+Each subsystem's commands live in their own module with ``register(subparsers)``;
+``main`` composes them. Only this package parses arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import chat_cmds, serve_cmd
+
+#: modules that add subcommands; each has register(subparsers) -> None
+COMMAND_MODULES = [serve_cmd, chat_cmds]
+
+DEFAULT_DATA_DIR = Path.home() / ".hearth"
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name)
+    return int(value) if value not in (None, "") else None
+
+
+def global_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python run.py",
+        description="Hearth: a private ChatGPT on your own machine.",
+    )
+    g = parser.add_argument_group("global options (each has an environment variable fallback)")
+    g.add_argument("--data-dir", type=Path, default=Path(os.environ.get("HEARTH_DATA_DIR") or DEFAULT_DATA_DIR),
+                   help="where conversations, documents and indexes live (HEARTH_DATA_DIR; default ~/.hearth)")
+    g.add_argument("--model", default=os.environ.get("HEARTH_MODEL") or None,
+                   help="GGUF path or hf:OWNER/REPO/FILE.gguf (HEARTH_MODEL; default: bundled SmolLM2-135M)")
+    g.add_argument("--n-ctx", type=int, default=_env_int("HEARTH_N_CTX") or 4096, help="context window (HEARTH_N_CTX)")
+    g.add_argument("--n-gpu-layers", type=int, default=_env_int("HEARTH_N_GPU_LAYERS"),
+                   help="layers on the GPU, -1 = all (HEARTH_N_GPU_LAYERS; default: all when supported)")
+    g.add_argument("--n-threads", type=int, default=_env_int("HEARTH_N_THREADS"), help="CPU threads")
+    g.add_argument("--chat-template", default=os.environ.get("HEARTH_CHAT_TEMPLATE") or None,
+                   help="file holding a Jinja chat template overriding the model's (HEARTH_CHAT_TEMPLATE)")
+    g.add_argument("--embed-model", default=os.environ.get("HEARTH_EMBED_MODEL") or None,
+                   help="sentence-transformers model name or path (HEARTH_EMBED_MODEL)")
+    g.add_argument("--clip-model", default=os.environ.get("HEARTH_CLIP_MODEL") or "ViT-B-32",
+                   help="open_clip architecture or local-dir:PATH (HEARTH_CLIP_MODEL)")
+    g.add_argument("--clip-pretrained", default=os.environ.get("HEARTH_CLIP_PRETRAINED") or "laion2b_s34b_b79k",
+                   help="open_clip pretrained tag or checkpoint file (HEARTH_CLIP_PRETRAINED)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in COMMAND_MODULES:
+        module.register(sub)
+    return parser
+
+
+def settings_from(args: argparse.Namespace):
+    from engine.config import Settings
+
+    template = None
+    if args.chat_template:
+        template = Path(args.chat_template).read_text(encoding="utf-8")
+    return Settings(
+        data_dir=args.data_dir.expanduser(),
+        model=args.model,
+        n_ctx=args.n_ctx,
+        n_gpu_layers=args.n_gpu_layers,
+        n_threads=args.n_threads,
+        chat_template=template,
+        embed_model=args.embed_model,
+        clip_model=args.clip_model,
+        clip_pretrained=args.clip_pretrained,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = global_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "serve"])
+    from engine.errors import EngineError
+
+    try:
+        return int(args.handler(args) or 0)
+    except EngineError as e:
+        print(f"{e.title}: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,52 @@
+"""Helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+from typing import Any
+
+
+def add_generation_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per GenerationConfig field (--temperature, --top-k, ... --stop)."""
+    from engine.config import GenerationConfig
+
+    g = parser.add_argument_group("generation settings")
+    for f in dataclasses.fields(GenerationConfig):
+        flag = "--" + f.name.replace("_", "-")
+        if f.name == "stop":
+            g.add_argument(flag, action="append", default=None, help=f.metadata["help"] + " (repeatable)")
+            continue
+        kind = int if f.type in ("int", int) else float
+        g.add_argument(flag, type=kind, default=None,
+                       help=f"{f.metadata['help']} [{f.metadata['min']}..{f.metadata['max']}, default {f.default}]")
+    g.add_argument("--preset", default=None, help="start from a saved or built-in preset (Precise, Balanced, Creative)")
+
+
+def generation_config_from(args: argparse.Namespace, services: Any = None):
+    from engine.config import GenerationConfig
+
+    base = GenerationConfig()
+    if getattr(args, "preset", None) and services is not None:
+        base = services.presets.get(args.preset)
+    values = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(GenerationConfig)}
+    values = {k: v for k, v in values.items() if v is not None}
+    return GenerationConfig.from_values({**base.to_dict(), **values})
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, ensure_ascii=False, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+def build_services(args: argparse.Namespace, *, load_model: bool = True):
+    from engine.factory import build
+
+    from . import settings_from
+
+    services = build(settings_from(args), load_model=load_model)
+    for warning in services.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return services

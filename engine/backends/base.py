@@ -1,0 +1,76 @@
+"""The Backend protocol: how the engine talks to a model.
+
+The in-process llama.cpp backend implements it today; a remote backend speaking the
+OpenAI-compatible API of vLLM / llama.cpp's server implements the same methods.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from ..config import GenerationConfig
+from ..types import Chunk, Message
+
+
+@dataclass(frozen=True, kw_only=True)
+class ModelInfo:
+    """What was loaded, for the model panel and the status line."""
+
+    name: str
+    path: str
+    quantization: str
+    n_params: int
+    size_bytes: int
+    n_ctx: int
+    n_ctx_train: int
+    n_layers: int
+    #: "gguf" (from the file's metadata), "override" (settings) or "fallback (chatml)"
+    chat_template_source: str
+    gpu_offload_supported: bool
+    n_gpu_layers: int
+    backend: str = "llama.cpp"
+
+    @property
+    def on_gpu(self) -> bool:
+        return self.gpu_offload_supported and self.n_gpu_layers != 0
+
+    def summary(self) -> str:
+        gpu = f"GPU: {self.n_gpu_layers if self.n_gpu_layers >= 0 else 'all'} layers" if self.on_gpu else "CPU"
+        return (
+            f"{self.name} · {self.quantization} · {self.n_params / 1e6:,.0f}M params · "
+            f"context {self.n_ctx} (trained {self.n_ctx_train}) · template: "
+            f"{self.chat_template_source} · {gpu}"
+        )
+
+
+@runtime_checkable
+class Backend(Protocol):
+    info: ModelInfo
+
+    def count_tokens(self, text: str) -> int:
+        """Tokens ``text`` takes, without special tokens."""
+        ...
+
+    def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
+        """Tokens of the fully templated prompt for ``messages``."""
+        ...
+
+    def stream_chat(
+        self,
+        messages: Sequence[Message],
+        config: GenerationConfig,
+        *,
+        cancel: threading.Event | None = None,
+        grammar: str | None = None,
+    ) -> Iterator[Chunk]:
+        """Stream the answer; the last chunk carries finish_reason and usage.
+
+        Concurrent calls queue; setting ``cancel`` ends the stream at the next token
+        with finish_reason "cancelled".
+        """
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,245 @@
+"""ChatService: one turn from the user's words to a saved answer.
+
+save the user message -> gather context (memory, retrieval) -> build the prompt ->
+stream from the backend -> save the answer in ``finally`` (a partial one after Stop).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal, Protocol
+
+from .config import GenerationConfig
+from .errors import ConfigError, NotFoundError
+from .models import ModelManager
+from .prompt import PromptPlan, build_messages
+from .store import ConversationStore, StoredConversation, StoredMessage
+from .types import (
+    ContextReport,
+    Done,
+    Event,
+    Hit,
+    Message,
+    Sources,
+    TextDelta,
+    Timings,
+    TurnStarted,
+    Usage,
+)
+
+Mode = Literal["new", "regenerate", "edit"]
+
+#: tokens kept free beyond max_tokens, for template differences in counting
+SAFETY_MARGIN = 16
+
+
+class Retriever(Protocol):
+    """Anything that can contribute reference hits to a turn (documents, images, memory)."""
+
+    def retrieve_for_chat(self, query: str, conversation: StoredConversation) -> list[Hit]: ...
+
+
+@dataclass(kw_only=True)
+class TurnContext:
+    """What memory contributes to the stable prefix of a turn."""
+
+    core_memory: str = ""
+    summary: str = ""
+    hits: list[Hit] = field(default_factory=list)
+
+
+class MemoryHooks(Protocol):
+    """The memory subsystem's view of a turn (see engine.memory)."""
+
+    def context_for_turn(self, conversation: StoredConversation, query: str) -> TurnContext: ...
+
+    def after_turn(
+        self, conversation: StoredConversation, plan: PromptPlan, history: Sequence[StoredMessage]
+    ) -> None: ...
+
+
+class ChatService:
+    def __init__(
+        self,
+        *,
+        models: ModelManager,
+        conversations: ConversationStore,
+        retrievers: Sequence[Retriever] = (),
+        memory: MemoryHooks | None = None,
+        default_system_prompt: str = "",
+    ):
+        self.models = models
+        self.conversations = conversations
+        self.retrievers = list(retrievers)
+        self.memory = memory
+        self.default_system_prompt = default_system_prompt
+        self._cancels: dict[str, threading.Event] = {}
+        self._cancels_lock = threading.Lock()
+
+    # public API
+
+    def new_conversation(self, *, title: str = "New chat", system_prompt: str | None = None) -> StoredConversation:
+        prompt = self.default_system_prompt if system_prompt is None else system_prompt
+        return self.conversations.create(title=title, system_prompt=prompt)
+
+    def stop(self, conversation_id: str) -> bool:
+        """Ask the running answer in this conversation to stop; its text so far is kept."""
+        with self._cancels_lock:
+            event = self._cancels.get(conversation_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def stream_turn(
+        self,
+        conversation_id: str | None,
+        text: str,
+        config: GenerationConfig,
+        *,
+        mode: Mode = "new",
+    ) -> Iterator[Event]:
+        """Yield TurnStarted, ContextReport, TextDelta..., Sources, Done.
+
+        ``mode``: "new" adds ``text`` as a user message; "regenerate" answers the last
+        user message again (``text`` ignored); "edit" replaces the last user message with
+        ``text``. Replaced messages stay in the database, marked inactive.
+        """
+        backend = self.models.backend  # fail before saving anything if no model is loaded
+        conversation, user_msg = self._prepare(conversation_id, text, mode)
+        yield TurnStarted(conversation_id=conversation.id, user_message_id=user_msg.id)
+
+        history = [m for m in self.conversations.messages(conversation.id) if m.seq < user_msg.seq]
+        plan = self._plan(backend, conversation, history, user_msg.content, config)
+        yield ContextReport(sections=plan.sections, budget=plan.budget, n_ctx=backend.info.n_ctx)
+
+        cancel = threading.Event()
+        with self._cancels_lock:
+            self._cancels[conversation.id] = cancel
+        parts: list[str] = []
+        usage, finish = Usage(n_ctx=backend.info.n_ctx), "error"
+        started = time.perf_counter()
+        first: float | None = None
+        saved: StoredMessage | None = None
+        try:
+            for chunk in backend.stream_chat(plan.messages, config, cancel=cancel):
+                if chunk.text:
+                    if first is None:
+                        first = time.perf_counter()
+                    parts.append(chunk.text)
+                    yield TextDelta(text=chunk.text)
+                if chunk.finish_reason:
+                    finish, usage = chunk.finish_reason, chunk.usage or usage
+            finish = finish if finish != "error" else "stop"
+        except GeneratorExit:
+            finish = "cancelled"
+            raise
+        finally:
+            with self._cancels_lock:
+                self._cancels.pop(conversation.id, None)
+            timings = _timings(started, first, time.perf_counter(), usage.completion_tokens)
+            if parts or finish != "error":
+                saved = self._save_answer(conversation, "".join(parts), config, usage, timings, finish, plan)
+        if self.memory is not None:
+            self.memory.after_turn(conversation, plan, history)
+        if plan.cited:
+            yield Sources(hits=plan.cited)
+        yield Done(
+            conversation_id=conversation.id,
+            message_id=saved.id if saved else "",
+            text="".join(parts),
+            finish_reason=finish,
+            usage=usage,
+            timings=timings,
+            model=backend.info.name,
+        )
+
+    # steps
+
+    def _prepare(self, conversation_id: str | None, text: str, mode: Mode) -> tuple[StoredConversation, StoredMessage]:
+        if mode != "regenerate" and not text.strip():
+            raise ConfigError("Type a message first.", field="message")
+        if conversation_id is None:
+            if mode != "new":
+                raise NotFoundError("There is no conversation to regenerate or edit yet.")
+            conversation = self.new_conversation(title=_title_from(text))
+        else:
+            conversation = self.conversations.get(conversation_id)
+        messages = self.conversations.messages(conversation.id)
+        if mode == "new":
+            if not messages and conversation.title in ("", "New chat"):
+                conversation = self.conversations.update(conversation.id, title=_title_from(text))
+            return conversation, self.conversations.add_message(conversation.id, "user", text)
+        last_user = next((m for m in reversed(messages) if m.role == "user"), None)
+        if last_user is None:
+            raise NotFoundError("This conversation has no message to regenerate or edit.")
+        after = [m.id for m in messages if m.seq > last_user.seq]
+        if mode == "regenerate":
+            self.conversations.deactivate(after)
+            return conversation, last_user
+        self.conversations.deactivate([last_user.id, *after])
+        return conversation, self.conversations.add_message(conversation.id, "user", text)
+
+    def _plan(
+        self,
+        backend,
+        conversation: StoredConversation,
+        history: Sequence[StoredMessage],
+        query: str,
+        config: GenerationConfig,
+    ) -> PromptPlan:
+        context = self.memory.context_for_turn(conversation, query) if self.memory else TurnContext()
+        hits = list(context.hits)
+        for retriever in self.retrievers:
+            hits.extend(retriever.retrieve_for_chat(query, conversation))
+        n_ctx = backend.info.n_ctx
+        max_tokens = min(config.max_tokens, n_ctx // 2)
+        return build_messages(
+            system_prompt=conversation.system_prompt,
+            core_memory=context.core_memory,
+            summary=context.summary,
+            history=[Message(role=m.role, content=m.content) for m in history if m.role in ("user", "assistant")],
+            user_message=query,
+            references=hits,
+            count_tokens=backend.count_tokens,
+            budget=n_ctx - max_tokens - SAFETY_MARGIN,
+        )
+
+    def _save_answer(self, conversation, text, config, usage, timings, finish, plan) -> StoredMessage:
+        return self.conversations.add_message(
+            conversation.id,
+            "assistant",
+            text,
+            model=self.models.info.name if self.models.info else "",
+            config=config.to_dict(),
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cached_tokens=usage.cached_tokens,
+            ttft_s=timings.ttft_s,
+            tokens_per_s=timings.tokens_per_s,
+            finish_reason=finish,
+            sources=[_hit_dict(h) for h in plan.cited],
+        )
+
+
+def _timings(started: float, first: float | None, ended: float, tokens: int) -> Timings:
+    if first is None:
+        return Timings(ttft_s=0.0, tokens_per_s=0.0, total_s=ended - started)
+    gen_time = ended - first
+    rate = (tokens - 1) / gen_time if tokens > 1 and gen_time > 0 else 0.0
+    return Timings(ttft_s=first - started, tokens_per_s=rate, total_s=ended - started)
+
+
+def _title_from(text: str) -> str:
+    line = " ".join(text.split())
+    return (line[:57] + "...") if len(line) > 60 else (line or "New chat")
+
+
+def _hit_dict(hit: Hit) -> dict:
+    return {
+        "kind": hit.kind, "id": hit.id, "text": hit.text, "score": hit.score, "source": hit.source,
+        "page": hit.page, "start": hit.start, "end": hit.end, "meta": hit.meta,
+    }  # fmt: skip

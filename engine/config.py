@@ -1,0 +1,220 @@
+"""Two kinds of configuration.
+
+``Settings`` is fixed when the app starts or a model loads (paths, n_ctx, GPU layers).
+``GenerationConfig`` may change on every turn (sampling, max tokens, stop strings).
+
+Both are frozen, keyword-only dataclasses whose fields carry metadata (range, step,
+help text); the UI builds its sliders and the command line its flags from that
+metadata, so a new field appears everywhere at once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+SEED_RANDOM = -1
+
+
+def _num(default: float | int, lo: float, hi: float, step: float, label: str, help: str) -> Any:
+    return field(
+        default=default,
+        metadata={"min": lo, "max": hi, "step": step, "label": label, "help": help},
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerationConfig:
+    """Sampling settings for one answer. Validated on construction."""
+
+    temperature: float = _num(
+        0.7, 0.0, 2.0, 0.05, "Temperature", "Randomness; 0 always picks the most likely token."
+    )
+    top_k: int = _num(40, 0, 200, 1, "Top-k", "Sample among the k most likely tokens; 0 = off.")
+    top_p: float = _num(0.95, 0.0, 1.0, 0.01, "Top-p", "Nucleus: smallest set with this mass.")
+    min_p: float = _num(
+        0.05, 0.0, 1.0, 0.01, "Min-p", "Drop tokens below this fraction of the top token."
+    )
+    typical_p: float = _num(1.0, 0.0, 1.0, 0.01, "Typical-p", "Locally typical sampling; 1 = off.")
+    repeat_penalty: float = _num(
+        1.1, 0.0, 2.0, 0.01, "Repeat penalty", "Penalise recently used tokens; 1 = off."
+    )
+    presence_penalty: float = _num(
+        0.0, -2.0, 2.0, 0.05, "Presence penalty", "Penalise tokens that appeared at all."
+    )
+    frequency_penalty: float = _num(
+        0.0, -2.0, 2.0, 0.05, "Frequency penalty", "Penalise tokens by how often they appeared."
+    )
+    mirostat_mode: int = _num(0, 0, 2, 1, "Mirostat", "0 = off, 1 or 2 = Mirostat v1/v2.")
+    mirostat_tau: float = _num(5.0, 0.0, 10.0, 0.1, "Mirostat tau", "Target surprise.")
+    mirostat_eta: float = _num(0.1, 0.0, 1.0, 0.01, "Mirostat eta", "Mirostat learning rate.")
+    max_tokens: int = _num(512, 1, 32768, 1, "Max new tokens", "Longest answer, in tokens.")
+    seed: int = _num(
+        SEED_RANDOM, -1, 2**31 - 1, 1, "Seed", "Fix for reproducible answers; -1 = random."
+    )
+    stop: tuple[str, ...] = field(
+        default=(),
+        metadata={"label": "Stop strings", "help": "Generation ends at any of these strings."},
+    )
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name == "stop":
+                _check_stop(value)
+                continue
+            _check_number(f, value)
+
+    @classmethod
+    def from_values(cls, values: dict[str, Any]) -> GenerationConfig:
+        """Build from loosely typed input (slider floats, CLI strings), coercing types.
+
+        Unknown keys raise ConfigError; missing keys keep their defaults.
+        """
+        known = {f.name: f for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for name, value in values.items():
+            if name not in known:
+                raise ConfigError(f"Unknown generation setting '{name}'.", field=name)
+            if value is None:
+                continue
+            kwargs[name] = _coerce(known[name], value)
+        return cls(**kwargs)
+
+    def replace(self, **changes: Any) -> GenerationConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["stop"] = list(self.stop)
+        return d
+
+    @staticmethod
+    def numeric_fields() -> list[dataclasses.Field]:
+        return [f for f in dataclasses.fields(GenerationConfig) if "min" in f.metadata]
+
+
+def _coerce(f: dataclasses.Field, value: Any) -> Any:
+    if f.name == "stop":
+        if isinstance(value, str):
+            return parse_stop_strings(value)
+        return tuple(str(s) for s in value)
+    kind = int if f.type in ("int", int) else float
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(
+            f"{f.metadata['label']} must be a number between {f.metadata['min']} and "
+            f"{f.metadata['max']}; got {value!r}.",
+            field=f.name,
+        ) from e
+    if kind is int:
+        if not math.isfinite(number) or number != int(number):
+            raise ConfigError(
+                f"{f.metadata['label']} must be a whole number between {f.metadata['min']} "
+                f"and {f.metadata['max']}; got {value!r}.",
+                field=f.name,
+            )
+        return int(number)
+    return number
+
+
+def _check_number(f: dataclasses.Field, value: Any) -> None:
+    lo, hi, label = f.metadata["min"], f.metadata["max"], f.metadata["label"]
+    want_int = f.type in ("int", int)
+    ok_type = isinstance(value, int) if want_int else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type:
+        kind = "a whole number" if want_int else "a number"
+        raise ConfigError(
+            f"{label} ({f.name}) must be {kind} between {lo} and {hi}; got {value!r}.",
+            field=f.name,
+        )
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise ConfigError(
+            f"{label} ({f.name}) must be between {lo} and {hi}; got {value!r}.", field=f.name
+        )
+
+
+def _check_stop(value: Any) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(s, str) for s in value):
+        raise ConfigError("Stop strings must be a tuple of strings.", field="stop")
+    if any(s == "" for s in value):
+        raise ConfigError("Stop strings must not be empty.", field="stop")
+    if len(value) > 16 or any(len(s) > 200 for s in value):
+        raise ConfigError("At most 16 stop strings of up to 200 characters.", field="stop")
+
+
+def parse_stop_strings(text: str) -> tuple[str, ...]:
+    """One stop string per line; ``\\n`` inside a line stands for a newline."""
+    lines = [line.replace("\\n", "\n") for line in text.splitlines()]
+    return tuple(s for s in lines if s.strip("\r") != "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """What is fixed when the app starts or a model loads."""
+
+    #: where the database, the vector index, uploads and downloaded models live
+    data_dir: Path
+    #: a GGUF path, "hf:REPO/FILE.gguf", or None for the bundled SmolLM2-135M
+    model: str | None = None
+    #: context window in tokens
+    n_ctx: int = 4096
+    #: layers to offload to a GPU; None = all when this build can offload, else 0
+    n_gpu_layers: int | None = None
+    #: CPU threads; None = llama.cpp's choice
+    n_threads: int | None = None
+    #: prompt-processing batch size
+    n_batch: int = 512
+    #: flash attention (faster, less memory on GPU builds that support it)
+    flash_attn: bool = False
+    #: KV-cache element types, e.g. "f16", "q8_0", "q4_0"; None = f16
+    type_k: str | None = None
+    type_v: str | None = None
+    #: memory-map the model file / lock it in RAM
+    use_mmap: bool = True
+    use_mlock: bool = False
+    #: a Jinja chat template overriding the one in the GGUF metadata
+    chat_template: str | None = None
+    #: sentence-transformers model name or path; None = bundled all-MiniLM-L6-v2
+    embed_model: str | None = None
+    #: open_clip architecture name or "local-dir:PATH"
+    clip_model: str = "ViT-B-32"
+    #: open_clip pretrained tag or checkpoint file
+    clip_pretrained: str = "laion2b_s34b_b79k"
+    #: largest file accepted for ingest, in bytes
+    max_upload_bytes: int = 50 * 1024 * 1024
+    #: default system prompt for new conversations
+    system_prompt: str = "You are Hearth, a helpful assistant running privately on this computer."
+
+    def __post_init__(self) -> None:
+        if self.n_ctx < 64 or self.n_ctx > 1_048_576:
+            raise ConfigError("n_ctx must be between 64 and 1048576.", field="n_ctx")
+        if self.n_gpu_layers is not None and self.n_gpu_layers < -1:
+            raise ConfigError("n_gpu_layers must be -1 (all), 0 or more.", field="n_gpu_layers")
+        if self.n_batch < 1:
+            raise ConfigError("n_batch must be at least 1.", field="n_batch")
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "hearth.db"
+
+    @property
+    def chroma_dir(self) -> Path:
+        return self.data_dir / "chroma"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"

@@ -1,0 +1,78 @@
+"""The one composition root: ``build(settings)`` wires every service.
+
+Nothing else constructs services; tests call ``build`` with a temp data directory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .chat import ChatService
+from .config import Settings
+from .errors import ModelError
+from .models import BackendFactory, ModelManager, llama_cpp_factory
+from .store import ConversationStore, Database, PresetStore, core_migrations
+
+
+@dataclass(kw_only=True)
+class Services:
+    settings: Settings
+    database: Database
+    models: ModelManager
+    conversations: ConversationStore
+    presets: PresetStore
+    chat: ChatService
+    #: engine.rag.DocumentService (documents issue)
+    documents: Any = None
+    #: engine.vision.ImageService (images issue)
+    images: Any = None
+    #: engine.memory.MemoryService (memory issue)
+    memory: Any = None
+    #: what went wrong at start-up but left the app running (e.g. the model failed to load)
+    warnings: list[str] = field(default_factory=list)
+
+    def close(self) -> None:
+        for part in (self.images, self.documents, self.memory):
+            close = getattr(part, "close", None)
+            if close:
+                close()
+        self.models.close()
+        self.database.close()
+
+
+def migration_sets() -> list:
+    """Every subsystem's named migrations, in the order they apply."""
+    sets = [core_migrations]
+    return sets
+
+
+def build(
+    settings: Settings,
+    *,
+    load_model: bool = True,
+    backend_factory: BackendFactory = llama_cpp_factory,
+) -> Services:
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.db_path, migration_sets())
+    conversations = ConversationStore(database)
+    models = ModelManager(settings, backend_factory)
+    warnings: list[str] = []
+    if load_model:
+        try:
+            models.load()
+        except ModelError as e:
+            warnings.append(str(e))
+    chat = ChatService(
+        models=models, conversations=conversations, default_system_prompt=settings.system_prompt
+    )
+    services = Services(
+        settings=settings,
+        database=database,
+        models=models,
+        conversations=conversations,
+        presets=PresetStore(database),
+        chat=chat,
+        warnings=warnings,
+    )
+    return services

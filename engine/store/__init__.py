@@ -1,0 +1,16 @@
+"""SQLite storage: the database, migrations, conversations, messages, presets."""
+
+from .conversations import ConversationStore, StoredConversation, StoredMessage
+from .db import Database
+from .migrations import core as core_migrations
+from .presets import BUILTIN_PRESETS, PresetStore
+
+__all__ = [
+    "BUILTIN_PRESETS",
+    "ConversationStore",
+    "Database",
+    "PresetStore",
+    "StoredConversation",
+    "StoredMessage",
+    "core_migrations",
+]

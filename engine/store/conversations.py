@@ -1,0 +1,220 @@
+"""Conversations and their messages."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from ..errors import NotFoundError
+from .db import Database
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredConversation:
+    id: str
+    title: str
+    system_prompt: str
+    collections: list[str]
+    created_at: str
+    updated_at: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredMessage:
+    id: str
+    conversation_id: str
+    seq: int
+    role: str
+    content: str
+    created_at: str
+    active: bool = True
+    model: str | None = None
+    config: dict[str, Any] | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    ttft_s: float | None = None
+    tokens_per_s: float | None = None
+    finish_reason: str | None = None
+    sources: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _conversation(row: dict[str, Any]) -> StoredConversation:
+    return StoredConversation(
+        id=row["id"],
+        title=row["title"] or "",
+        system_prompt=row["system_prompt"] or "",
+        collections=json.loads(row["collections"] or "[]"),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _message(row: dict[str, Any]) -> StoredMessage:
+    return StoredMessage(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        seq=row["seq"],
+        role=row["role"],
+        content=row["content"] or "",
+        created_at=row["created_at"],
+        active=bool(row["active"]),
+        model=row["model"],
+        config=json.loads(row["config"]) if row["config"] else None,
+        prompt_tokens=row["prompt_tokens"],
+        completion_tokens=row["completion_tokens"],
+        cached_tokens=row["cached_tokens"],
+        ttft_s=row["ttft_s"],
+        tokens_per_s=row["tokens_per_s"],
+        finish_reason=row["finish_reason"],
+        sources=json.loads(row["sources"]) if row["sources"] else [],
+    )
+
+
+class ConversationStore:
+    def __init__(self, database: Database):
+        self._database = database
+
+    # conversations
+
+    def create(
+        self, *, title: str = "New chat", system_prompt: str = "", collections: list[str] | None = None
+    ) -> StoredConversation:
+        row = {
+            "id": new_id(),
+            "title": title,
+            "system_prompt": system_prompt,
+            "collections": json.dumps(collections or []),
+            "created_at": now_iso(),
+            "updated_at": now_iso(),
+        }
+        with self._database.tx() as db:
+            db["conversations"].insert(row)
+        return _conversation(row)
+
+    def get(self, conversation_id: str) -> StoredConversation:
+        with self._database.read() as db:
+            rows = list(db["conversations"].rows_where("id = ?", [conversation_id]))
+        if not rows:
+            raise NotFoundError(f"Conversation {conversation_id!r} does not exist.")
+        return _conversation(rows[0])
+
+    def list(self, query: str = "", limit: int = 200) -> list[StoredConversation]:
+        """Newest first; ``query`` matches titles (substring) or message text (full-text)."""
+        with self._database.read() as db:
+            if not query.strip():
+                rows = db["conversations"].rows_where(order_by="updated_at desc", limit=limit)
+                return [_conversation(r) for r in rows]
+            like = f"%{query.strip()}%"
+            sql = (
+                "select * from conversations where title like ? or id in ("
+                " select m.conversation_id from messages m"
+                " join messages_fts f on f.rowid = m.rowid where messages_fts match ?)"
+                " order by updated_at desc limit ?"
+            )
+            rows = db.execute(sql, [like, fts_query(query), limit])
+            cols = [c[0] for c in rows.description]
+            return [_conversation(dict(zip(cols, r))) for r in rows.fetchall()]
+
+    def update(self, conversation_id: str, **fields: Any) -> StoredConversation:
+        allowed = {"title", "system_prompt", "collections"}
+        bad = set(fields) - allowed
+        if bad:
+            raise ValueError(f"cannot update {bad}")
+        if "collections" in fields:
+            fields["collections"] = json.dumps(list(fields["collections"]))
+        self.get(conversation_id)
+        with self._database.tx() as db:
+            db["conversations"].update(conversation_id, {**fields, "updated_at": now_iso()})
+        return self.get(conversation_id)
+
+    def delete(self, conversation_id: str) -> None:
+        self.get(conversation_id)
+        with self._database.tx() as db:
+            db["messages"].delete_where("conversation_id = ?", [conversation_id])
+            db["conversations"].delete(conversation_id)
+
+    # messages
+
+    def add_message(self, conversation_id: str, role: str, content: str, **meta: Any) -> StoredMessage:
+        for key in ("config", "sources"):
+            if key in meta and not isinstance(meta[key], str):
+                meta[key] = json.dumps(meta[key])
+        with self._database.tx() as db:
+            if not db["conversations"].count_where("id = ?", [conversation_id]):
+                raise NotFoundError(f"Conversation {conversation_id!r} does not exist.")
+            seq = db.execute(
+                "select coalesce(max(seq), 0) + 1 from messages where conversation_id = ?",
+                [conversation_id],
+            ).fetchone()[0]
+            row = {
+                "id": new_id(),
+                "conversation_id": conversation_id,
+                "seq": seq,
+                "role": role,
+                "content": content,
+                "active": 1,
+                "created_at": now_iso(),
+                **meta,
+            }
+            db["messages"].insert(row, alter=False)
+            db["conversations"].update(conversation_id, {"updated_at": now_iso()})
+        return self.message(row["id"])
+
+    def message(self, message_id: str) -> StoredMessage:
+        with self._database.read() as db:
+            rows = list(db["messages"].rows_where("id = ?", [message_id]))
+        if not rows:
+            raise NotFoundError(f"Message {message_id!r} does not exist.")
+        return _message(rows[0])
+
+    def messages(self, conversation_id: str, *, include_inactive: bool = False) -> list[StoredMessage]:
+        where = "conversation_id = ?" + ("" if include_inactive else " and active = 1")
+        with self._database.read() as db:
+            rows = db["messages"].rows_where(where, [conversation_id], order_by="seq")
+            return [_message(r) for r in rows]
+
+    def deactivate(self, message_ids: list[str]) -> None:
+        """Hide messages from the conversation (regenerate, edit); they stay searchable."""
+        with self._database.tx() as db:
+            for mid in message_ids:
+                db["messages"].update(mid, {"active": 0})
+
+    def search_messages(self, query: str, *, limit: int = 20, conversation_id: str | None = None) -> list[StoredMessage]:
+        """Full-text search over every message ever written, best match first."""
+        if not query.strip():
+            return []
+        sql = (
+            "select m.* from messages m join messages_fts f on f.rowid = m.rowid"
+            " where messages_fts match ?"
+            + (" and m.conversation_id = ?" if conversation_id else "")
+            + " order by f.rank limit ?"
+        )
+        params: list[Any] = [fts_query(query)]
+        if conversation_id:
+            params.append(conversation_id)
+        params.append(limit)
+        with self._database.read() as db:
+            cur = db.execute(sql, params)
+            cols = [c[0] for c in cur.description]
+            return [_message(dict(zip(cols, r))) for r in cur.fetchall()]
+
+
+def fts_query(text: str) -> str:
+    """Turn free text into a safe FTS5 query: each word quoted, any word may match."""
+    words = ["".join(ch for ch in w if ch.isalnum() or ch in "_-") for w in text.split()]
+    words = [w for w in words if w]
+    if not words:
+        return '""'
+    return " OR ".join(f'"{w}"' for w in words)

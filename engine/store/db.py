@@ -1,0 +1,65 @@
+"""Open the SQLite database (WAL mode) and apply named migrations.
+
+SQLite is the source of truth for everything Hearth keeps; vector indexes are
+rebuilt from it. One connection is shared by the app's threads, guarded by a lock.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from ..errors import StoreError
+
+
+class Database:
+    """A sqlite-utils database plus the lock that serialises access to it."""
+
+    def __init__(self, path: Path | str, migration_sets: Iterable[Migrations]):
+        self.path = Path(path)
+        try:
+            if str(path) != ":memory:":
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                str(path), check_same_thread=False, timeout=30, isolation_level=None
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            self.db = sqlite_utils.Database(conn)
+            self.lock = threading.RLock()
+            for migrations in migration_sets:
+                migrations.apply(self.db)
+        except sqlite3.DatabaseError as e:
+            raise StoreError(
+                f"Could not open the database at {path}: {e}. If the file is damaged, "
+                "move it aside and Hearth will start a new one."
+            ) from e
+
+    @contextmanager
+    def tx(self) -> Iterator[sqlite_utils.Database]:
+        """Run a block atomically, holding the lock."""
+        with self.lock:
+            try:
+                with self.db.atomic():
+                    yield self.db
+            except sqlite3.Error as e:
+                raise StoreError(f"Database write failed: {e}") from e
+
+    @contextmanager
+    def read(self) -> Iterator[sqlite_utils.Database]:
+        with self.lock:
+            try:
+                yield self.db
+            except sqlite3.Error as e:
+                raise StoreError(f"Database read failed: {e}") from e
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.conn.close()

@@ -1,0 +1,58 @@
+"""Core schema: conversations, messages (with full-text search) and presets.
+
+Never edit a migration that has shipped; add a new one.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+core = Migrations("hearth.core")
+
+
+@core(name="0001_conversations_messages")
+def _conversations_messages(db: Database) -> None:
+    db["conversations"].create(
+        {
+            "id": str,
+            "title": str,
+            "system_prompt": str,
+            "collections": str,  # JSON list of document collections this chat draws on
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+    )
+    db["messages"].create(
+        {
+            "id": str,
+            "conversation_id": str,
+            "seq": int,
+            "role": str,
+            "content": str,
+            "active": int,  # 0 once replaced by a regenerate or an edit (kept, never lost)
+            "created_at": str,
+            "model": str,
+            "config": str,  # JSON GenerationConfig used for an assistant message
+            "prompt_tokens": int,
+            "completion_tokens": int,
+            "cached_tokens": int,
+            "ttft_s": float,
+            "tokens_per_s": float,
+            "finish_reason": str,
+            "sources": str,  # JSON list of cited hits
+        },
+        pk="id",
+        foreign_keys=[("conversation_id", "conversations", "id")],
+        defaults={"active": 1},
+    )
+    db["messages"].create_index(["conversation_id", "seq"])
+    db["messages"].enable_fts(["content"], create_triggers=True, tokenize="porter")
+
+
+@core(name="0002_presets")
+def _presets(db: Database) -> None:
+    db["presets"].create(
+        {"name": str, "config": str, "builtin": int, "created_at": str}, pk="name"
+    )

@@ -1,0 +1,117 @@
+"""Small typed values that flow between the engine's parts and out to the UI."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Message:
+    """One chat message as the model sees it."""
+
+    role: Role
+    content: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    #: prompt tokens served from the reused KV-cache prefix (not re-evaluated)
+    cached_tokens: int = 0
+    n_ctx: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chunk:
+    """A piece of streamed model output."""
+
+    text: str
+    #: set on the last chunk: "stop" (EOS or stop string), "length" (max_tokens), "cancelled"
+    finish_reason: str | None = None
+    #: set on the last chunk
+    usage: Usage | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timings:
+    #: seconds from request to first streamed text
+    ttft_s: float = 0.0
+    #: completion tokens per second, measured after the first token
+    tokens_per_s: float = 0.0
+    total_s: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Hit:
+    """One retrieved item (a document chunk, an image, a memory)."""
+
+    kind: Literal["chunk", "image", "memory", "recall"]
+    id: str
+    text: str
+    score: float
+    source: str = ""
+    page: int | None = None
+    start: int | None = None
+    end: int | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# Stream events: what ChatService.stream_turn yields.
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnStarted:
+    conversation_id: str
+    user_message_id: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Sources:
+    hits: list[Hit]
+
+
+@dataclass(frozen=True, kw_only=True)
+class ContextReport:
+    """How the prompt's token budget was spent (section name -> tokens)."""
+
+    sections: dict[str, int]
+    budget: int
+    n_ctx: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class Done:
+    conversation_id: str
+    message_id: str
+    text: str
+    finish_reason: str
+    usage: Usage
+    timings: Timings
+    model: str
+
+
+Event = TurnStarted | TextDelta | Sources | ContextReport | Done
+
+
+@dataclass(frozen=True, kw_only=True)
+class FileResult:
+    """The outcome of adding one file (a document or an image)."""
+
+    path: str
+    #: "added", "replaced", "unchanged" or "error"
+    status: Literal["added", "replaced", "unchanged", "error"]
+    #: for errors, what went wrong and what to do; otherwise a short summary
+    message: str = ""
+    #: the stored document or image id
+    id: str | None = None
+    #: chunks indexed (documents) or 1 (images)
+    items: int = 0

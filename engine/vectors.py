@@ -1,0 +1,133 @@
+"""Vector storage over ChromaDB: the only module that imports chromadb.
+
+SQLite stays the source of truth; every collection here can be rebuilt from it.
+Embedded (``PersistentClient`` in the data directory) by default; a Chroma server
+later plugs in behind the same two classes.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .errors import RetrievalError
+
+_NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
+
+
+@dataclass(frozen=True)
+class VectorMatch:
+    id: str
+    #: cosine similarity in [-1, 1] (1 = same direction)
+    score: float
+    metadata: dict[str, Any]
+
+
+def collection_name(*parts: str) -> str:
+    """Build a valid Chroma collection name (3-512 chars of [a-zA-Z0-9._-])."""
+    raw = "-".join(parts)
+    name = re.sub(r"[^a-zA-Z0-9._-]", "_", raw).strip("._-") or "default"
+    name = name[:512]
+    while len(name) < 3:
+        name += "_x"
+    if not _NAME.match(name):
+        name = "c" + name[1:-1] + "c"
+    return name
+
+
+class VectorStore:
+    """One Chroma client for the data directory; hands out collections."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self._client = None
+        self._lock = threading.Lock()
+
+    def _chroma(self):
+        with self._lock:
+            if self._client is None:
+                try:
+                    import chromadb
+                    from chromadb.config import Settings as ChromaSettings
+                except ImportError as e:
+                    raise RetrievalError("chromadb is not installed: pip install -r requirements.txt") from e
+                self.path.mkdir(parents=True, exist_ok=True)
+                self._client = chromadb.PersistentClient(
+                    path=str(self.path),
+                    settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+                )
+            return self._client
+
+    def collection(self, name: str) -> VectorCollection:
+        """A cosine-space collection; created on first use. ``name`` must be valid."""
+        if not _NAME.match(name):
+            raise RetrievalError(f"Invalid index name {name!r}: use 3-512 characters of a-z A-Z 0-9 . _ -")
+        try:
+            col = self._chroma().get_or_create_collection(
+                name=name, metadata={"hnsw:space": "cosine"}, embedding_function=None
+            )
+        except Exception as e:  # chromadb raises many types; all mean the index is unusable
+            raise RetrievalError(f"Could not open the vector index {name!r}: {e}") from e
+        return VectorCollection(col)
+
+    def delete_collection(self, name: str) -> None:
+        try:
+            self._chroma().delete_collection(name)
+        except Exception:  # noqa: BLE001 - already gone is fine
+            pass
+
+    def close(self) -> None:
+        with self._lock:
+            self._client = None
+
+
+class VectorCollection:
+    def __init__(self, col):
+        self._col = col
+
+    def upsert(self, ids: Sequence[str], vectors: Sequence[Sequence[float]], metadatas: Sequence[dict[str, Any]]) -> None:
+        if not ids:
+            return
+        try:
+            self._col.upsert(ids=list(ids), embeddings=[list(map(float, v)) for v in vectors], metadatas=[_clean(m) for m in metadatas])
+        except Exception as e:
+            raise RetrievalError(f"Could not write to the vector index: {e}") from e
+
+    def delete(self, *, ids: Sequence[str] | None = None, where: dict[str, Any] | None = None) -> None:
+        if ids is not None and not ids:
+            return
+        try:
+            self._col.delete(ids=list(ids) if ids is not None else None, where=where)
+        except Exception as e:
+            raise RetrievalError(f"Could not delete from the vector index: {e}") from e
+
+    def query(self, vector: Sequence[float], k: int, where: dict[str, Any] | None = None) -> list[VectorMatch]:
+        n = self.count()
+        if n == 0 or k <= 0:
+            return []
+        try:
+            res = self._col.query(
+                query_embeddings=[list(map(float, vector))], n_results=min(k, n), where=where,
+                include=["metadatas", "distances"],
+            )
+        except Exception as e:
+            raise RetrievalError(f"Vector search failed: {e}") from e
+        return [
+            VectorMatch(id=i, score=1.0 - float(d), metadata=dict(m or {}))
+            for i, d, m in zip(res["ids"][0], res["distances"][0], res["metadatas"][0])
+        ]
+
+    def ids(self, where: dict[str, Any] | None = None) -> list[str]:
+        return list(self._col.get(where=where, include=[])["ids"])
+
+    def count(self) -> int:
+        return int(self._col.count())
+
+
+def _clean(meta: dict[str, Any]) -> dict[str, Any]:
+    """Chroma metadata values must be str, int, float or bool (no None)."""
+    return {k: v for k, v in meta.items() if isinstance(v, (str, int, float, bool))}
