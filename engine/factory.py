@@ -9,10 +9,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .chat import ChatService
+from .embeddings import TextEmbedder
 from .config import Settings
 from .errors import ModelError
 from .models import BackendFactory, ModelManager, llama_cpp_factory
 from .store import ConversationStore, Database, PresetStore, core_migrations
+from .vectors import VectorStore
 
 
 @dataclass(kw_only=True)
@@ -23,6 +25,9 @@ class Services:
     conversations: ConversationStore
     presets: PresetStore
     chat: ChatService
+    #: one Chroma client and one text embedder, shared by documents and memory (both lazy)
+    vectors: VectorStore
+    embedder: TextEmbedder
     #: engine.rag.DocumentService (documents issue)
     documents: Any = None
     #: engine.vision.ImageService (images issue)
@@ -38,6 +43,7 @@ class Services:
             if close:
                 close()
         self.models.close()
+        self.vectors.close()
         self.database.close()
 
 
@@ -63,6 +69,8 @@ def build(
             models.load()
         except ModelError as e:
             warnings.append(str(e))
+    vectors = VectorStore(settings.chroma_dir)
+    embedder = TextEmbedder(settings.embed_model)
     chat = ChatService(
         models=models, conversations=conversations, default_system_prompt=settings.system_prompt
     )
@@ -73,6 +81,8 @@ def build(
         conversations=conversations,
         presets=PresetStore(database),
         chat=chat,
+        vectors=vectors,
+        embedder=embedder,
         warnings=warnings,
     )
     return services
