@@ -219,6 +219,11 @@ class LlamaCppBackend:
 
     def _generate(self, prompt, config, max_new, cancel, grammar) -> Iterator[Chunk]:
         llm, lc = self._llm, self._llama_cpp
+        if config.seed >= 0 and config.temperature > 0:
+            # Evaluating a prompt in one batch or as cached prefix + suffix differs in the
+            # last bits of the logits, enough to flip a sampled token: a fixed seed promises
+            # the same answer, so it always evaluates the whole prompt the same way.
+            llm.reset()
         cached = _common_prefix(llm.input_ids[: llm.n_tokens], prompt)
         llm.set_seed(config.seed if config.seed >= 0 else random.randrange(2**31))
         tokens = llm.generate(

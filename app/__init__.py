@@ -1,0 +1,1 @@
+"""Everything Gradio. Nothing outside app/ imports gradio."""

@@ -1,0 +1,255 @@
+"""Plain functions behind the chat page. Tests call them without a browser.
+
+Each takes ``services`` first; app/ui.py binds it with functools.partial.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from engine.config import GenerationConfig
+from engine.errors import EngineError
+from engine.types import ContextReport, Done, Sources, TextDelta, TurnStarted
+
+from .controls import CONTROL_FIELDS, control_values
+
+log = logging.getLogger("hearth.app")
+
+ChatHistory = list[dict[str, Any]]
+
+
+def friendly(error: BaseException) -> str:
+    """What the user sees for an error: the engine's message, never a traceback."""
+    if isinstance(error, EngineError):
+        return f"⚠️ **{error.title}**: {error}"
+    log.exception("unexpected error", exc_info=error)
+    return "⚠️ **Unexpected error**: something went wrong inside Hearth (details are in the server log)."
+
+
+def config_from_controls(values: list | tuple) -> GenerationConfig:
+    """Build a validated GenerationConfig from control values (CONTROL_FIELDS order)."""
+    return GenerationConfig.from_values(dict(zip(CONTROL_FIELDS, values, strict=True)))
+
+
+# rendering
+
+
+def status_title(*, ttft_s: float | None, tokens_per_s: float | None, used: int | None, n_ctx: int | None,
+                 finish_reason: str | None = None) -> str:
+    parts = []
+    if ttft_s is not None:
+        parts.append(f"{ttft_s:.2f} s to first token")
+    if tokens_per_s:
+        parts.append(f"{tokens_per_s:.1f} tok/s")
+    if used is not None and n_ctx:
+        parts.append(f"{used:,} / {n_ctx:,} tokens in context")
+    if finish_reason == "cancelled":
+        parts.append("stopped")
+    elif finish_reason == "length":
+        parts.append("hit max tokens")
+    return "📊 " + " · ".join(parts)
+
+
+def sources_markdown(hits: list[dict[str, Any]]) -> str:
+    lines = []
+    for number, hit in enumerate(hits, 1):
+        where = hit.get("source") or hit.get("kind", "")
+        if hit.get("page") is not None:
+            where += f", page {hit['page']}"
+        snippet = " ".join(str(hit.get("text", "")).split())
+        snippet = snippet[:400] + ("…" if len(snippet) > 400 else "")
+        lines.append(f"**[{number}] {_md_escape(where)}**\n\n> {_md_escape(snippet)}")
+    return "\n\n".join(lines)
+
+
+def _md_escape(text: str) -> str:
+    """Neutralise markdown/HTML control characters in untrusted snippets."""
+    return text.replace("\\", "\\\\").replace("<", "&lt;").replace(">", "&gt;").replace("[", "\\[").replace("`", "\\`")
+
+
+def context_markdown(report: ContextReport | None) -> str:
+    if report is None:
+        return ""
+    used = sum(report.sections.values())
+    rows = [f"| {name.replace('_', ' ')} | {tokens:,} |" for name, tokens in report.sections.items() if tokens]
+    rows.append(f"| headroom | {max(report.budget - used, 0):,} |")
+    return "| context | tokens |\n|---|---:|\n" + "\n".join(rows) + f"\n\nBudget {report.budget:,} of n_ctx {report.n_ctx:,}."
+
+
+def assistant_messages(text: str, *, title: str | None, details: str = "", sources: list[dict] | None = None) -> ChatHistory:
+    """The answer, a collapsible status line, sources and images, as chatbot messages."""
+    out: ChatHistory = [{"role": "assistant", "content": text or "…"}]
+    if title:
+        out.append({"role": "assistant", "content": details or title, "metadata": {"title": title, "status": "done"}})
+    sources = sources or []
+    text_hits = [h for h in sources if h.get("kind") != "image"]
+    images = [h for h in sources if h.get("kind") == "image" and (h.get("meta") or {}).get("path")]
+    if text_hits or images:
+        out.append({
+            "role": "assistant",
+            "content": sources_markdown(sources),
+            "metadata": {"title": f"📚 Sources ({len(sources)})", "status": "done"},
+        })
+    if images:
+        out.append({"role": "assistant", "content": [{"path": h["meta"]["path"], "alt_text": h.get("source", "")} for h in images]})
+    return out
+
+
+def conversation_history(services, conversation_id: str | None) -> ChatHistory:
+    """A stored conversation as chatbot messages, with each answer's status line and sources."""
+    if not conversation_id:
+        return []
+    n_ctx = services.models.info.n_ctx if services.models.info else None
+    history: ChatHistory = []
+    for m in services.conversations.messages(conversation_id):
+        if m.role == "user":
+            history.append({"role": "user", "content": m.content})
+        elif m.role == "assistant":
+            used = (m.prompt_tokens or 0) + (m.completion_tokens or 0)
+            title = status_title(ttft_s=m.ttft_s, tokens_per_s=m.tokens_per_s, used=used, n_ctx=n_ctx,
+                                 finish_reason=m.finish_reason)
+            details = f"Model: {m.model or '?'} · finish: {m.finish_reason or '?'} · cached prompt tokens: {m.cached_tokens or 0}"
+            history.extend(assistant_messages(m.content, title=title, details=details, sources=m.sources))
+    return history
+
+
+# the chat turn
+
+
+def respond(services, conversation_id: str | None, message: str, history: ChatHistory | None, edit_mode: bool,
+            system_prompt: str, *controls) -> Iterator[tuple[ChatHistory, str | None, str, bool]]:
+    """Stream one answer. Yields (history, conversation_id, textbox value, edit_mode).
+
+    A first message starts a conversation with ``system_prompt``.
+    """
+    mode = "edit" if edit_mode else "new"
+    if not conversation_id and message.strip():
+        conversation_id = services.chat.new_conversation(system_prompt=system_prompt or "").id
+    yield from _turn(services, conversation_id, message, history or [], mode, controls)
+
+
+def regenerate(services, conversation_id: str | None, history: ChatHistory | None, *controls):
+    """Answer the last user message again with the current settings."""
+    yield from _turn(services, conversation_id, "", history or [], "regenerate", controls)
+
+
+def _turn(services, conversation_id, message, history, mode, controls):
+    shown = _history_before_turn(services, conversation_id, history, mode)
+    if mode != "regenerate":
+        shown = [*shown, {"role": "user", "content": message}]
+    try:
+        config = config_from_controls(controls)
+        report, text = None, ""
+        for event in services.chat.stream_turn(conversation_id, message, config, mode=mode):
+            if isinstance(event, TurnStarted):
+                conversation_id = event.conversation_id
+                if mode == "regenerate":
+                    shown = conversation_history(services, conversation_id)
+                    shown = shown[: _last_user_index(shown) + 1]
+                yield [*shown, {"role": "assistant", "content": "…"}], conversation_id, "", False
+            elif isinstance(event, ContextReport):
+                report = event
+            elif isinstance(event, TextDelta):
+                text += event.text
+                yield [*shown, {"role": "assistant", "content": text}], conversation_id, "", False
+            elif isinstance(event, Done):
+                title = status_title(ttft_s=event.timings.ttft_s, tokens_per_s=event.timings.tokens_per_s,
+                                     used=event.usage.prompt_tokens + event.usage.completion_tokens,
+                                     n_ctx=event.usage.n_ctx, finish_reason=event.finish_reason)
+                stored = services.conversations.message(event.message_id) if event.message_id else None
+                sources = stored.sources if stored else []
+                final = assistant_messages(event.text, title=title, details=context_markdown(report), sources=sources)
+                yield [*shown, *final], conversation_id, "", False
+    except Exception as e:  # noqa: BLE001 - every failure becomes a message, never a traceback
+        yield [*shown, {"role": "assistant", "content": friendly(e)}], conversation_id, (message if mode != "regenerate" else ""), edit_mode_after_error(mode)
+
+
+def edit_mode_after_error(mode: str) -> bool:
+    return mode == "edit"
+
+
+def _history_before_turn(services, conversation_id, history, mode) -> ChatHistory:
+    if not conversation_id:
+        return []
+    shown = conversation_history(services, conversation_id)
+    if mode == "edit":
+        shown = shown[: _last_user_index(shown)]
+    return shown
+
+
+def _last_user_index(history: ChatHistory) -> int:
+    for i in range(len(history) - 1, -1, -1):
+        if history[i]["role"] == "user":
+            return i
+    return -1
+
+
+def stop(services, conversation_id: str | None) -> None:
+    if conversation_id:
+        services.chat.stop(conversation_id)
+
+
+def start_edit(services, conversation_id: str | None) -> tuple[str, bool]:
+    """Put the last user message into the textbox and switch Send to 'edit and resend'."""
+    if not conversation_id:
+        return "", False
+    users = [m for m in services.conversations.messages(conversation_id) if m.role == "user"]
+    return (users[-1].content, True) if users else ("", False)
+
+
+# conversations
+
+
+def conversation_choices(services, query: str = "") -> list[tuple[str, str]]:
+    return [(c.title or "Untitled", c.id) for c in services.conversations.list(query or "")]
+
+
+def open_conversation(services, conversation_id: str | None) -> tuple[ChatHistory, str | None, str]:
+    """History, id and system prompt of the chosen conversation."""
+    if not conversation_id:
+        return [], None, services.settings.system_prompt
+    conv = services.conversations.get(conversation_id)
+    return conversation_history(services, conversation_id), conversation_id, conv.system_prompt
+
+
+def new_conversation(services, system_prompt: str) -> str:
+    return services.chat.new_conversation(system_prompt=system_prompt or "").id
+
+
+def rename_conversation(services, conversation_id: str | None, title: str) -> None:
+    title = " ".join((title or "").split())[:120]
+    if conversation_id and title:
+        services.conversations.update(conversation_id, title=title)
+
+
+def delete_conversation(services, conversation_id: str | None) -> None:
+    if conversation_id:
+        services.conversations.delete(conversation_id)
+
+
+def set_system_prompt(services, conversation_id: str | None, system_prompt: str) -> None:
+    if conversation_id:
+        services.conversations.update(conversation_id, system_prompt=system_prompt or "")
+
+
+# presets
+
+
+def preset_names(services) -> list[str]:
+    return services.presets.names()
+
+
+def apply_preset(services, name: str) -> list:
+    return control_values(services.presets.get(name))
+
+
+def save_preset(services, name: str, *controls) -> list[str]:
+    services.presets.save(name, config_from_controls(controls))
+    return services.presets.names()
+
+
+def delete_preset(services, name: str) -> list[str]:
+    services.presets.delete(name)
+    return services.presets.names()

@@ -1,0 +1,174 @@
+"""Conversations end to end through ChatService and the page handlers, on the real model."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from conftest import GREEDY, run_turn
+
+from app import handlers as h
+from app.controls import control_values
+from engine import ConfigError, GenerationConfig, build
+from engine.types import Done, TextDelta, TurnStarted
+
+
+def test_user_message_is_saved_before_generation(services):
+    events = services.chat.stream_turn(None, "Hello there", GREEDY)
+    started = next(events)
+    saved = services.conversations.messages(started.conversation_id)
+    assert [(m.role, m.content) for m in saved] == [("user", "Hello there")]
+    events.close()  # the client went away before any token: the user's words stay
+    assert services.conversations.messages(started.conversation_id)[0].content == "Hello there"
+
+
+def test_multi_turn_reuses_the_kv_prefix(services):
+    first, _ = run_turn(services, "My name is Ada. Say hi.")
+    second, _ = run_turn(services, "What is my name?", conversation_id=first.conversation_id)
+    assert second.usage.prompt_tokens > first.usage.prompt_tokens
+    # everything up to the previous answer is reused; only the new turn is evaluated
+    assert second.usage.cached_tokens >= first.usage.prompt_tokens
+    roles = [m.role for m in services.conversations.messages(first.conversation_id)]
+    assert roles == ["user", "assistant", "user", "assistant"]
+
+
+def test_conversation_survives_an_engine_restart(settings):
+    services = build(settings)
+    first, _ = run_turn(services, "Remember the word pineapple.")
+    services.close()
+
+    again = build(settings)
+    try:
+        assert [c.id for c in again.conversations.list()] == [first.conversation_id]
+        second, _ = run_turn(again, "Which word?", conversation_id=first.conversation_id)
+        messages = again.conversations.messages(first.conversation_id)
+        assert [m.content for m in messages][:2] == ["Remember the word pineapple.", first.text]
+        assert second.usage.prompt_tokens > first.usage.prompt_tokens  # history went into the prompt
+    finally:
+        again.close()
+
+
+def test_stop_mid_stream_keeps_the_partial_answer(services):
+    streamed, done, conversation_id = [], None, None
+    config = GREEDY.replace(max_tokens=200)
+    for event in services.chat.stream_turn(None, "Count from one to one hundred in words.", config):
+        if isinstance(event, TurnStarted):
+            conversation_id = event.conversation_id
+        elif isinstance(event, TextDelta):
+            streamed.append(event.text)
+            if len(streamed) == 5:
+                assert services.chat.stop(conversation_id)
+        elif isinstance(event, Done):
+            done = event
+    assert done.finish_reason == "cancelled"
+    assert 5 <= done.usage.completion_tokens < 200
+    saved = services.conversations.message(done.message_id)
+    assert saved.content == "".join(streamed) and saved.content
+    assert saved.finish_reason == "cancelled"
+
+
+def test_closing_the_stream_saves_the_partial_answer(services):
+    events = services.chat.stream_turn(None, "Tell me a long story about a dragon.", GREEDY.replace(max_tokens=200))
+    conversation_id = next(events).conversation_id
+    got = ""
+    for event in events:
+        if isinstance(event, TextDelta):
+            got += event.text
+            if len(got) > 20:
+                break
+    events.close()
+    saved = services.conversations.messages(conversation_id)
+    assert saved[-1].role == "assistant" and saved[-1].finish_reason == "cancelled"
+    assert saved[-1].content == got
+
+
+def test_regenerate_replaces_the_answer_but_keeps_the_old_one(services):
+    first, _ = run_turn(services, "Name a colour.")
+    config = GenerationConfig(temperature=1.2, seed=99, max_tokens=20)
+    again, _ = run_turn(services, "", config, conversation_id=first.conversation_id, mode="regenerate")
+    active = services.conversations.messages(first.conversation_id)
+    assert [m.role for m in active] == ["user", "assistant"]
+    assert active[1].id == again.message_id
+    everything = services.conversations.messages(first.conversation_id, include_inactive=True)
+    assert first.message_id in [m.id for m in everything if not m.active]
+
+
+def test_edit_last_message_and_resend(services):
+    first, _ = run_turn(services, "What is 2 + 2?")
+    run_turn(services, "What is 3 + 3?", conversation_id=first.conversation_id, mode="edit")
+    active = services.conversations.messages(first.conversation_id)
+    assert [m.content for m in active if m.role == "user"] == ["What is 3 + 3?"]
+    everything = services.conversations.messages(first.conversation_id, include_inactive=True)
+    assert "What is 2 + 2?" in [m.content for m in everything]  # nothing typed is lost
+
+
+def _final(generator):
+    last = None
+    for last in generator:
+        pass
+    return last
+
+
+def test_concurrent_chats_through_the_handlers_do_not_interleave(services):
+    values = control_values(GREEDY.replace(max_tokens=30))
+    prompts = ["Describe a cat.", "Explain what rain is."]
+    expected = [_final(h.respond(services, None, p, [], False, "", *values))[0][1]["content"] for p in prompts]
+    results: dict[int, str] = {}
+
+    def chat(i: int) -> None:
+        history = _final(h.respond(services, None, prompts[i], [], False, "", *values))[0]
+        results[i] = history[1]["content"]
+
+    threads = [threading.Thread(target=chat, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert results == {0: expected[0], 1: expected[1]}
+
+
+def test_handler_shows_invalid_settings_and_keeps_the_message(services):
+    values = control_values(GREEDY)
+    values[0] = 7.5  # temperature out of range
+    history, conversation_id, box, _ = _final(h.respond(services, None, "Hi", [], False, "", *values))
+    assert "Temperature" in history[-1]["content"] and "between 0.0 and 2.0" in history[-1]["content"]
+    assert box == "Hi"  # the typed message goes back into the box
+
+
+def test_handler_status_line_and_history_reload(services):
+    values = control_values(GREEDY.replace(max_tokens=12))
+    history, conversation_id, _, _ = _final(h.respond(services, None, "Say hello.", [], False, "Be brief.", *values))
+    status = [m for m in history if m.get("metadata", {}).get("title", "").startswith("📊")]
+    assert status and "tok/s" in status[0]["metadata"]["title"] and "/ 2,048 tokens" in status[0]["metadata"]["title"]
+    assert services.conversations.get(conversation_id).system_prompt == "Be brief."
+    reloaded, _, system = h.open_conversation(services, conversation_id)
+    assert reloaded[0] == {"role": "user", "content": "Say hello."}
+    assert reloaded[1]["content"] == history[1]["content"]
+    assert system == "Be brief."
+
+
+def test_conversation_list_search_rename_delete(services):
+    a, _ = run_turn(services, "Tell me about volcanoes.")
+    b, _ = run_turn(services, "Tell me about glaciers.")
+    assert {c[1] for c in h.conversation_choices(services)} == {a.conversation_id, b.conversation_id}
+    assert [c[1] for c in h.conversation_choices(services, "glaciers")] == [b.conversation_id]
+    h.rename_conversation(services, a.conversation_id, "Fire mountains")
+    assert [c[1] for c in h.conversation_choices(services, "Fire")] == [a.conversation_id]
+    h.delete_conversation(services, a.conversation_id)
+    assert [c[1] for c in h.conversation_choices(services)] == [b.conversation_id]
+    assert services.conversations.messages(a.conversation_id) == []
+
+
+def test_presets_builtin_and_saved(services, settings):
+    assert {"Precise", "Balanced", "Creative"} <= set(h.preset_names(services))
+    values = control_values(GenerationConfig(temperature=0.3, top_k=7))
+    h.save_preset(services, "Mine", *values)
+    assert h.apply_preset(services, "Mine")[:2] == [0.3, 7]
+    with pytest.raises(ConfigError):
+        h.save_preset(services, "Precise", *values)
+    services.close()
+    again = build(settings, load_model=False)
+    try:
+        assert again.presets.get("Mine").top_k == 7
+    finally:
+        again.close()

@@ -1,0 +1,88 @@
+"""Generation settings on the real bundled model."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import GREEDY, run_turn
+
+from engine import ConfigError, GenerationConfig
+
+QUESTION = "Write three sentences about the sea."
+
+
+def test_temperature_zero_is_deterministic(services):
+    first, _ = run_turn(services, QUESTION)
+    second, _ = run_turn(services, QUESTION)
+    assert first.text.strip()
+    assert first.text == second.text
+    assert first.conversation_id != second.conversation_id
+
+
+def test_fixed_seed_reproduces_a_sampled_answer(services):
+    config = GenerationConfig(temperature=1.0, top_k=100, top_p=1.0, min_p=0.0, seed=1234, max_tokens=40)
+    a, _ = run_turn(services, QUESTION, config)
+    b, _ = run_turn(services, QUESTION, config)
+    assert a.text == b.text
+    others = {run_turn(services, QUESTION, config.replace(seed=s))[0].text for s in (1, 2, 3)}
+    assert len(others | {a.text}) >= 2, "different seeds should sample different answers"
+
+
+def test_top_k_one_equals_greedy(services):
+    greedy, _ = run_turn(services, QUESTION)
+    top1, _ = run_turn(services, QUESTION, GenerationConfig(temperature=0.9, top_k=1, seed=7, max_tokens=40))
+    assert top1.text == greedy.text
+
+
+def test_max_tokens_is_honoured(services):
+    done, _ = run_turn(services, QUESTION, GREEDY.replace(max_tokens=5))
+    assert done.usage.completion_tokens == 5
+    assert done.finish_reason == "length"
+    longer, _ = run_turn(services, QUESTION, GREEDY.replace(max_tokens=30))
+    assert longer.text.startswith(done.text)
+    assert len(longer.text) > len(done.text)
+
+
+def test_stop_string_ends_the_answer_before_it(services):
+    full, _ = run_turn(services, QUESTION)
+    words = full.text.split()
+    assert len(words) > 6
+    stop = words[4]
+    cut = full.text.index(stop)
+    stopped, streamed = run_turn(services, QUESTION, GREEDY.replace(stop=(stop,)))
+    assert stopped.text == full.text[:cut]
+    assert streamed == stopped.text
+    assert stopped.finish_reason == "stop"
+    assert stop not in stopped.text
+
+
+def test_stream_equals_saved_answer(services):
+    done, streamed = run_turn(services, QUESTION)
+    saved = services.conversations.message(done.message_id)
+    assert saved.content == streamed == done.text
+    assert saved.config["temperature"] == 0.0
+    assert saved.completion_tokens == done.usage.completion_tokens
+    assert saved.model and saved.ttft_s > 0 and saved.tokens_per_s > 0
+
+
+@pytest.mark.parametrize(
+    "values, field",
+    [
+        ({"temperature": 2.5}, "temperature"),
+        ({"top_p": -0.1}, "top_p"),
+        ({"top_k": 3.5}, "top_k"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"seed": "abc"}, "seed"),
+        ({"min_p": float("nan")}, "min_p"),
+        ({"mirostat_mode": 3}, "mirostat_mode"),
+    ],
+)
+def test_invalid_values_name_the_field_and_range(values, field):
+    with pytest.raises(ConfigError) as info:
+        GenerationConfig.from_values(values)
+    assert info.value.field == field
+    assert field in str(info.value) or GenerationConfig.__dataclass_fields__[field].metadata["label"] in str(info.value)
+
+
+def test_unknown_setting_is_rejected():
+    with pytest.raises(ConfigError):
+        GenerationConfig.from_values({"temprature": 0.5})
