@@ -1,0 +1,71 @@
+"""The command line, run as a user runs it (subprocesses over the real model)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def hearth(*args: str, data_dir: Path, check: bool = True) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HEARTH_DATA_DIR": str(data_dir)}
+    result = subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=300)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_chat_json_continue_list_and_export(tmp_path):
+    first = json.loads(hearth("chat", "Say hello.", "--json", "--temperature", "0", "--max-tokens", "8",
+                              data_dir=tmp_path).stdout)
+    assert first["usage"]["completion_tokens"] <= 8 and first["message"]
+    assert first["timings"]["ttft_s"] > 0
+    cid = first["conversation_id"]
+    second = json.loads(hearth("chat", "Again.", "--conversation", cid, "--json", "--temperature", "0",
+                               "--max-tokens", "4", data_dir=tmp_path).stdout)
+    assert second["conversation_id"] == cid
+    assert second["usage"]["prompt_tokens"] > first["usage"]["prompt_tokens"]
+
+    listed = json.loads(hearth("conversations", "--json", data_dir=tmp_path).stdout)
+    assert [c["id"] for c in listed] == [cid]
+    md = hearth("export", cid, "--format", "md", data_dir=tmp_path).stdout
+    assert "Say hello." in md and first["message"].strip()[:10] in md
+    exported = json.loads(hearth("export", cid, "--format", "json", data_dir=tmp_path).stdout)
+    assert [m["role"] for m in exported["messages"]] == ["user", "assistant", "user", "assistant"]
+    assert exported["messages"][1]["config"]["max_tokens"] == 8
+
+
+def test_plain_chat_streams_text_and_status(tmp_path):
+    result = hearth("chat", "Name a fruit.", "--preset", "Precise", "--max-tokens", "6", data_dir=tmp_path)
+    assert result.stdout.strip()
+    assert "tok/s" in result.stderr
+
+
+def test_invalid_flag_value_is_a_clear_error(tmp_path):
+    result = hearth("chat", "Hi", "--temperature", "9", data_dir=tmp_path, check=False)
+    assert result.returncode == 2
+    assert "Temperature (temperature) must be between 0.0 and 2.0" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_model_is_a_clear_error(tmp_path):
+    result = hearth("--model", str(tmp_path / "none.gguf"), "chat", "Hi", data_dir=tmp_path, check=False)
+    assert result.returncode == 2 and "not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_serve_refuses_to_listen_beyond_loopback_without_credentials(tmp_path):
+    result = hearth("serve", "--host", "0.0.0.0", data_dir=tmp_path, check=False)
+    assert result.returncode != 0 and "Refusing to listen on 0.0.0.0" in result.stderr
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = ("import sys, cli; cli.global_parser().format_help(); "
+            "print(sorted(m for m in ('llama_cpp', 'gradio', 'torch', 'chromadb', 'open_clip', "
+            "'sentence_transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr
