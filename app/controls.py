@@ -28,18 +28,42 @@ def build_controls(config: GenerationConfig | None = None) -> list[gr.components
     for f in dataclasses.fields(GenerationConfig):
         meta, value = f.metadata, getattr(config, f.name)
         if f.name == "stop":
-            controls.append(gr.Textbox(
-                label=meta["label"], info=meta["help"] + " One per line; \\n = newline.",
-                value="\n".join(value), lines=2, elem_id="ctl-stop",
-            ))
+            controls.append(
+                gr.Textbox(
+                    label=meta["label"],
+                    info=meta["help"] + " One per line; \\n = newline.",
+                    value="\n".join(value),
+                    lines=2,
+                    elem_id="ctl-stop",
+                )
+            )
         elif f.name == "seed":
-            controls.append(gr.Number(label=meta["label"], info=meta["help"], value=value, precision=0, elem_id="ctl-seed"))
+            controls.append(
+                gr.Number(
+                    label=meta["label"], info=meta["help"], value=value, precision=0, elem_id="ctl-seed"
+                )
+            )
         elif f.name == "mirostat_mode":
-            controls.append(gr.Radio(choices=[0, 1, 2], value=value, label=meta["label"], info=meta["help"], elem_id="ctl-mirostat_mode"))
+            controls.append(
+                gr.Radio(
+                    choices=[0, 1, 2],
+                    value=value,
+                    label=meta["label"],
+                    info=meta["help"],
+                    elem_id="ctl-mirostat_mode",
+                )
+            )
         else:
             hi = min(meta["max"], 8192) if f.name == "max_tokens" else meta["max"]
-            controls.append(gr.Slider(
-                minimum=meta["min"], maximum=hi, step=meta["step"], value=value,
-                label=meta["label"], info=meta["help"], elem_id=f"ctl-{f.name}",
-            ))
+            controls.append(
+                gr.Slider(
+                    minimum=meta["min"],
+                    maximum=hi,
+                    step=meta["step"],
+                    value=value,
+                    label=meta["label"],
+                    info=meta["help"],
+                    elem_id=f"ctl-{f.name}",
+                )
+            )
     return controls

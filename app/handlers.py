@@ -11,7 +11,7 @@ from typing import Any
 
 from engine.config import GenerationConfig
 from engine.errors import EngineError
-from engine.types import ContextReport, Done, Sources, TextDelta, TurnStarted
+from engine.types import ContextReport, Done, TextDelta, TurnStarted
 
 from .controls import CONTROL_FIELDS, control_values
 
@@ -36,8 +36,14 @@ def config_from_controls(values: list | tuple) -> GenerationConfig:
 # rendering
 
 
-def status_title(*, ttft_s: float | None, tokens_per_s: float | None, used: int | None, n_ctx: int | None,
-                 finish_reason: str | None = None) -> str:
+def status_title(
+    *,
+    ttft_s: float | None,
+    tokens_per_s: float | None,
+    used: int | None,
+    n_ctx: int | None,
+    finish_reason: str | None = None,
+) -> str:
     parts = []
     if ttft_s is not None:
         parts.append(f"{ttft_s:.2f} s to first token")
@@ -66,34 +72,57 @@ def sources_markdown(hits: list[dict[str, Any]]) -> str:
 
 def _md_escape(text: str) -> str:
     """Neutralise markdown/HTML control characters in untrusted snippets."""
-    return text.replace("\\", "\\\\").replace("<", "&lt;").replace(">", "&gt;").replace("[", "\\[").replace("`", "\\`")
+    return (
+        text.replace("\\", "\\\\")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("[", "\\[")
+        .replace("`", "\\`")
+    )
 
 
 def context_markdown(report: ContextReport | None) -> str:
     if report is None:
         return ""
     used = sum(report.sections.values())
-    rows = [f"| {name.replace('_', ' ')} | {tokens:,} |" for name, tokens in report.sections.items() if tokens]
+    rows = [
+        f"| {name.replace('_', ' ')} | {tokens:,} |" for name, tokens in report.sections.items() if tokens
+    ]
     rows.append(f"| headroom | {max(report.budget - used, 0):,} |")
-    return "| context | tokens |\n|---|---:|\n" + "\n".join(rows) + f"\n\nBudget {report.budget:,} of n_ctx {report.n_ctx:,}."
+    return (
+        "| context | tokens |\n|---|---:|\n"
+        + "\n".join(rows)
+        + f"\n\nBudget {report.budget:,} of n_ctx {report.n_ctx:,}."
+    )
 
 
-def assistant_messages(text: str, *, title: str | None, details: str = "", sources: list[dict] | None = None) -> ChatHistory:
+def assistant_messages(
+    text: str, *, title: str | None, details: str = "", sources: list[dict] | None = None
+) -> ChatHistory:
     """The answer, a collapsible status line, sources and images, as chatbot messages."""
     out: ChatHistory = [{"role": "assistant", "content": text or "…"}]
     if title:
-        out.append({"role": "assistant", "content": details or title, "metadata": {"title": title, "status": "done"}})
+        out.append(
+            {"role": "assistant", "content": details or title, "metadata": {"title": title, "status": "done"}}
+        )
     sources = sources or []
     text_hits = [h for h in sources if h.get("kind") != "image"]
     images = [h for h in sources if h.get("kind") == "image" and (h.get("meta") or {}).get("path")]
     if text_hits or images:
-        out.append({
-            "role": "assistant",
-            "content": sources_markdown(sources),
-            "metadata": {"title": f"📚 Sources ({len(sources)})", "status": "done"},
-        })
+        out.append(
+            {
+                "role": "assistant",
+                "content": sources_markdown(sources),
+                "metadata": {"title": f"📚 Sources ({len(sources)})", "status": "done"},
+            }
+        )
     if images:
-        out.append({"role": "assistant", "content": [{"path": h["meta"]["path"], "alt_text": h.get("source", "")} for h in images]})
+        out.append(
+            {
+                "role": "assistant",
+                "content": [{"path": h["meta"]["path"], "alt_text": h.get("source", "")} for h in images],
+            }
+        )
     return out
 
 
@@ -108,8 +137,13 @@ def conversation_history(services, conversation_id: str | None) -> ChatHistory:
             history.append({"role": "user", "content": m.content})
         elif m.role == "assistant":
             used = (m.prompt_tokens or 0) + (m.completion_tokens or 0)
-            title = status_title(ttft_s=m.ttft_s, tokens_per_s=m.tokens_per_s, used=used, n_ctx=n_ctx,
-                                 finish_reason=m.finish_reason)
+            title = status_title(
+                ttft_s=m.ttft_s,
+                tokens_per_s=m.tokens_per_s,
+                used=used,
+                n_ctx=n_ctx,
+                finish_reason=m.finish_reason,
+            )
             details = f"Model: {m.model or '?'} · finish: {m.finish_reason or '?'} · cached prompt tokens: {m.cached_tokens or 0}"
             history.extend(assistant_messages(m.content, title=title, details=details, sources=m.sources))
     return history
@@ -118,8 +152,15 @@ def conversation_history(services, conversation_id: str | None) -> ChatHistory:
 # the chat turn
 
 
-def respond(services, conversation_id: str | None, message: str, history: ChatHistory | None, edit_mode: bool,
-            system_prompt: str, *controls) -> Iterator[tuple[ChatHistory, str | None, str, bool]]:
+def respond(
+    services,
+    conversation_id: str | None,
+    message: str,
+    history: ChatHistory | None,
+    edit_mode: bool,
+    system_prompt: str,
+    *controls,
+) -> Iterator[tuple[ChatHistory, str | None, str, bool]]:
     """Stream one answer. Yields (history, conversation_id, textbox value, edit_mode).
 
     A first message starts a conversation with ``system_prompt``.
@@ -155,15 +196,26 @@ def _turn(services, conversation_id, message, history, mode, controls):
                 text += event.text
                 yield [*shown, {"role": "assistant", "content": text}], conversation_id, "", False
             elif isinstance(event, Done):
-                title = status_title(ttft_s=event.timings.ttft_s, tokens_per_s=event.timings.tokens_per_s,
-                                     used=event.usage.prompt_tokens + event.usage.completion_tokens,
-                                     n_ctx=event.usage.n_ctx, finish_reason=event.finish_reason)
+                title = status_title(
+                    ttft_s=event.timings.ttft_s,
+                    tokens_per_s=event.timings.tokens_per_s,
+                    used=event.usage.prompt_tokens + event.usage.completion_tokens,
+                    n_ctx=event.usage.n_ctx,
+                    finish_reason=event.finish_reason,
+                )
                 stored = services.conversations.message(event.message_id) if event.message_id else None
                 sources = stored.sources if stored else []
-                final = assistant_messages(event.text, title=title, details=context_markdown(report), sources=sources)
+                final = assistant_messages(
+                    event.text, title=title, details=context_markdown(report), sources=sources
+                )
                 yield [*shown, *final], conversation_id, "", False
     except Exception as e:  # noqa: BLE001 - every failure becomes a message, never a traceback
-        yield [*shown, {"role": "assistant", "content": friendly(e)}], conversation_id, (message if mode != "regenerate" else ""), edit_mode_after_error(mode)
+        yield (
+            [*shown, {"role": "assistant", "content": friendly(e)}],
+            conversation_id,
+            (message if mode != "regenerate" else ""),
+            edit_mode_after_error(mode),
+        )
 
 
 def edit_mode_after_error(mode: str) -> bool:

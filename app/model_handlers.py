@@ -13,9 +13,15 @@ def model_facts(services) -> str:
     if info is None:
         why = services.models.last_error or "no model file chosen"
         return f"**No model loaded.** {why}"
-    gpu = (f"{'all' if info.n_gpu_layers < 0 else info.n_gpu_layers} layers on the GPU" if info.on_gpu
-           else ("CPU only (this llama-cpp-python build cannot offload to a GPU)" if not info.gpu_offload_supported
-                 else "CPU (0 GPU layers)"))
+    gpu = (
+        f"{'all' if info.n_gpu_layers < 0 else info.n_gpu_layers} layers on the GPU"
+        if info.on_gpu
+        else (
+            "CPU only (this llama-cpp-python build cannot offload to a GPU)"
+            if not info.gpu_offload_supported
+            else "CPU (0 GPU layers)"
+        )
+    )
     return (
         f"**{info.name}**\n\n"
         f"| | |\n|---|---|\n"
@@ -42,9 +48,21 @@ def _int_or_none(value, name: str) -> int | None:
     return int(number)
 
 
-def load_model(services, path: str, uploaded: str | None, n_ctx, n_gpu_layers, n_threads, n_batch,
-               flash_attn: bool, type_k: str, type_v: str, use_mmap: bool, use_mlock: bool,
-               chat_template: str) -> tuple[str, str]:
+def load_model(
+    services,
+    path: str,
+    uploaded: str | None,
+    n_ctx,
+    n_gpu_layers,
+    n_threads,
+    n_batch,
+    flash_attn: bool,
+    type_k: str,
+    type_v: str,
+    use_mmap: bool,
+    use_mlock: bool,
+    chat_template: str,
+) -> tuple[str, str]:
     """Load a model; on failure keep the previous one. Returns (facts markdown, status message)."""
     try:
         model = (path or "").strip() or None
@@ -77,7 +95,10 @@ def _keep_upload(services, uploaded: Path) -> Path:
     """Copy an uploaded GGUF into the data directory under its (sanitised) name."""
     if uploaded.suffix.lower() != ".gguf":
         raise ModelError(f"{uploaded.name} is not a .gguf file.")
-    name = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in uploaded.name).lstrip(".") or "model.gguf"
+    name = (
+        "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in uploaded.name).lstrip(".")
+        or "model.gguf"
+    )
     target = services.settings.models_dir / name
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(uploaded, target)

@@ -45,7 +45,10 @@ def raw_stream(llm, max_tokens: int) -> list[float]:
     stamps = []
     for part in llm.create_chat_completion(
         messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT}],
-        temperature=0.0, repeat_penalty=1.0, max_tokens=max_tokens, stream=True,
+        temperature=0.0,
+        repeat_penalty=1.0,
+        max_tokens=max_tokens,
+        stream=True,
     ):
         if part["choices"][0]["delta"].get("content"):
             stamps.append(time.perf_counter())
@@ -57,7 +60,10 @@ def rate(stamps: list[float]) -> float:
 
 
 def gap_around(stamps: list[float], index: int, width: int = 10) -> float:
-    gaps = [b - a for a, b in zip(stamps[index - width : index + width], stamps[index - width + 1 : index + width + 1])]
+    gaps = [
+        b - a
+        for a, b in zip(stamps[index - width : index + width], stamps[index - width + 1 : index + width + 1])
+    ]
     return statistics.median(gaps)
 
 
@@ -67,7 +73,9 @@ def throughput(backend, llm, runs: int) -> None:
         ours.append(rate(hearth_stream(backend, 200)))
         raw.append(rate(raw_stream(llm, 200)))
     o, r = statistics.median(ours), statistics.median(raw)
-    print(f"1. tokens/s  hearth {o:7.1f}   raw llama-cpp-python {r:7.1f}   ratio {o / r:.3f}   (target >= 0.97)")
+    print(
+        f"1. tokens/s  hearth {o:7.1f}   raw llama-cpp-python {r:7.1f}   ratio {o / r:.3f}   (target >= 0.97)"
+    )
 
 
 def flatness(backend, llm) -> None:
@@ -77,7 +85,9 @@ def flatness(backend, llm) -> None:
         return
     o = gap_around(ours, 400) / gap_around(ours, 10)
     r = gap_around(raw, 400) / gap_around(raw, 10)
-    print(f"2. latency token~400 / token~10   hearth {o:.3f}   raw llama-cpp-python {r:.3f}   (target <= 1.10)")
+    print(
+        f"2. latency token~400 / token~10   hearth {o:.3f}   raw llama-cpp-python {r:.3f}   (target <= 1.10)"
+    )
 
 
 def prefix_reuse(services) -> None:
@@ -106,8 +116,10 @@ def prefix_reuse(services) -> None:
     warm = statistics.median(turn8(clear=False)[0] for _ in range(3))
     cold_runs = [turn8(clear=True) for _ in range(3)]
     cold = statistics.median(t for t, _ in cold_runs)
-    print(f"3. turn-8 time to first token   prefix reused {warm * 1000:6.0f} ms   cache cleared {cold * 1000:6.0f} ms"
-          f"   ratio {warm / cold:.3f}   (prompt {cold_runs[0][1]} tokens; target <= 0.2)")
+    print(
+        f"3. turn-8 time to first token   prefix reused {warm * 1000:6.0f} ms   cache cleared {cold * 1000:6.0f} ms"
+        f"   ratio {warm / cold:.3f}   (prompt {cold_runs[0][1]} tokens; target <= 0.2)"
+    )
 
 
 def main() -> None:

@@ -31,22 +31,47 @@ def global_parser() -> argparse.ArgumentParser:
         description="Hearth: a private ChatGPT on your own machine.",
     )
     g = parser.add_argument_group("global options (each has an environment variable fallback)")
-    g.add_argument("--data-dir", type=Path, default=Path(os.environ.get("HEARTH_DATA_DIR") or DEFAULT_DATA_DIR),
-                   help="where conversations, documents and indexes live (HEARTH_DATA_DIR; default ~/.hearth)")
-    g.add_argument("--model", default=os.environ.get("HEARTH_MODEL") or None,
-                   help="GGUF path or hf:OWNER/REPO/FILE.gguf (HEARTH_MODEL; default: bundled SmolLM2-135M)")
-    g.add_argument("--n-ctx", type=int, default=_env_int("HEARTH_N_CTX") or 4096, help="context window (HEARTH_N_CTX)")
-    g.add_argument("--n-gpu-layers", type=int, default=_env_int("HEARTH_N_GPU_LAYERS"),
-                   help="layers on the GPU, -1 = all (HEARTH_N_GPU_LAYERS; default: all when supported)")
+    g.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("HEARTH_DATA_DIR") or DEFAULT_DATA_DIR),
+        help="where conversations, documents and indexes live (HEARTH_DATA_DIR; default ~/.hearth)",
+    )
+    g.add_argument(
+        "--model",
+        default=os.environ.get("HEARTH_MODEL") or None,
+        help="GGUF path or hf:OWNER/REPO/FILE.gguf (HEARTH_MODEL; default: bundled SmolLM2-135M)",
+    )
+    g.add_argument(
+        "--n-ctx", type=int, default=_env_int("HEARTH_N_CTX") or 4096, help="context window (HEARTH_N_CTX)"
+    )
+    g.add_argument(
+        "--n-gpu-layers",
+        type=int,
+        default=_env_int("HEARTH_N_GPU_LAYERS"),
+        help="layers on the GPU, -1 = all (HEARTH_N_GPU_LAYERS; default: all when supported)",
+    )
     g.add_argument("--n-threads", type=int, default=_env_int("HEARTH_N_THREADS"), help="CPU threads")
-    g.add_argument("--chat-template", default=os.environ.get("HEARTH_CHAT_TEMPLATE") or None,
-                   help="file holding a Jinja chat template overriding the model's (HEARTH_CHAT_TEMPLATE)")
-    g.add_argument("--embed-model", default=os.environ.get("HEARTH_EMBED_MODEL") or None,
-                   help="sentence-transformers model name or path (HEARTH_EMBED_MODEL)")
-    g.add_argument("--clip-model", default=os.environ.get("HEARTH_CLIP_MODEL") or "ViT-B-32",
-                   help="open_clip architecture or local-dir:PATH (HEARTH_CLIP_MODEL)")
-    g.add_argument("--clip-pretrained", default=os.environ.get("HEARTH_CLIP_PRETRAINED") or "laion2b_s34b_b79k",
-                   help="open_clip pretrained tag or checkpoint file (HEARTH_CLIP_PRETRAINED)")
+    g.add_argument(
+        "--chat-template",
+        default=os.environ.get("HEARTH_CHAT_TEMPLATE") or None,
+        help="file holding a Jinja chat template overriding the model's (HEARTH_CHAT_TEMPLATE)",
+    )
+    g.add_argument(
+        "--embed-model",
+        default=os.environ.get("HEARTH_EMBED_MODEL") or None,
+        help="sentence-transformers model name or path (HEARTH_EMBED_MODEL)",
+    )
+    g.add_argument(
+        "--clip-model",
+        default=os.environ.get("HEARTH_CLIP_MODEL") or "ViT-B-32",
+        help="open_clip architecture or local-dir:PATH (HEARTH_CLIP_MODEL)",
+    )
+    g.add_argument(
+        "--clip-pretrained",
+        default=os.environ.get("HEARTH_CLIP_PRETRAINED") or "laion2b_s34b_b79k",
+        help="open_clip pretrained tag or checkpoint file (HEARTH_CLIP_PRETRAINED)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(sub)

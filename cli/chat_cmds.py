@@ -14,7 +14,9 @@ def register(sub) -> None:
     p.add_argument("message", help="what to say")
     p.add_argument("--conversation", default=None, help="continue this conversation id")
     p.add_argument("--system", default=None, help="system prompt for a new conversation")
-    p.add_argument("--json", action="store_true", help="print conversation id, answer, usage and timings as JSON")
+    p.add_argument(
+        "--json", action="store_true", help="print conversation id, answer, usage and timings as JSON"
+    )
     add_generation_flags(p)
     p.set_defaults(handler=chat)
 
@@ -48,21 +50,26 @@ def chat(args: argparse.Namespace) -> int:
             elif isinstance(event, Done):
                 done = event
         if args.json:
-            print_json({
-                "conversation_id": done.conversation_id,
-                "message_id": done.message_id,
-                "message": done.text,
-                "finish_reason": done.finish_reason,
-                "model": done.model,
-                "usage": dataclasses.asdict(done.usage),
-                "timings": dataclasses.asdict(done.timings),
-                "sources": [dataclasses.asdict(h) for h in sources],
-            })
+            print_json(
+                {
+                    "conversation_id": done.conversation_id,
+                    "message_id": done.message_id,
+                    "message": done.text,
+                    "finish_reason": done.finish_reason,
+                    "model": done.model,
+                    "usage": dataclasses.asdict(done.usage),
+                    "timings": dataclasses.asdict(done.timings),
+                    "sources": [dataclasses.asdict(h) for h in sources],
+                }
+            )
         else:
             sys.stdout.write("\n")
             t = done.timings
-            print(f"[{done.conversation_id}] {t.ttft_s:.2f}s to first token, {t.tokens_per_s:.1f} tok/s, "
-                  f"{done.usage.prompt_tokens + done.usage.completion_tokens}/{done.usage.n_ctx} tokens", file=sys.stderr)
+            print(
+                f"[{done.conversation_id}] {t.ttft_s:.2f}s to first token, {t.tokens_per_s:.1f} tok/s, "
+                f"{done.usage.prompt_tokens + done.usage.completion_tokens}/{done.usage.n_ctx} tokens",
+                file=sys.stderr,
+            )
         return 0
     finally:
         services.close()
@@ -98,5 +105,3 @@ def export(args: argparse.Namespace) -> int:
         return 0
     finally:
         services.close()
-
-

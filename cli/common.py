@@ -20,9 +20,15 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
             g.add_argument(flag, action="append", default=None, help=f.metadata["help"] + " (repeatable)")
             continue
         kind = int if f.type in ("int", int) else float
-        g.add_argument(flag, type=kind, default=None,
-                       help=f"{f.metadata['help']} [{f.metadata['min']}..{f.metadata['max']}, default {f.default}]")
-    g.add_argument("--preset", default=None, help="start from a saved or built-in preset (Precise, Balanced, Creative)")
+        g.add_argument(
+            flag,
+            type=kind,
+            default=None,
+            help=f"{f.metadata['help']} [{f.metadata['min']}..{f.metadata['max']}, default {f.default}]",
+        )
+    g.add_argument(
+        "--preset", default=None, help="start from a saved or built-in preset (Precise, Balanced, Creative)"
+    )
 
 
 def generation_config_from(args: argparse.Namespace, services: Any = None):

@@ -11,11 +11,19 @@ LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 def register(sub) -> None:
     p = sub.add_parser("serve", help="serve the chat page (default command)")
-    p.add_argument("--host", default=os.environ.get("HEARTH_HOST") or "127.0.0.1",
-                   help="address to listen on (HEARTH_HOST); anything but loopback needs --auth")
-    p.add_argument("--port", type=int, default=int(os.environ.get("HEARTH_PORT") or 7860), help="port (HEARTH_PORT)")
-    p.add_argument("--auth", default=os.environ.get("HEARTH_AUTH") or None,
-                   help="USER:PASSWORD required to open the page (HEARTH_AUTH)")
+    p.add_argument(
+        "--host",
+        default=os.environ.get("HEARTH_HOST") or "127.0.0.1",
+        help="address to listen on (HEARTH_HOST); anything but loopback needs --auth",
+    )
+    p.add_argument(
+        "--port", type=int, default=int(os.environ.get("HEARTH_PORT") or 7860), help="port (HEARTH_PORT)"
+    )
+    p.add_argument(
+        "--auth",
+        default=os.environ.get("HEARTH_AUTH") or None,
+        help="USER:PASSWORD required to open the page (HEARTH_AUTH)",
+    )
     p.set_defaults(handler=serve)
 
 

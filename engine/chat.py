@@ -81,7 +81,9 @@ class ChatService:
 
     # public API
 
-    def new_conversation(self, *, title: str = "New chat", system_prompt: str | None = None) -> StoredConversation:
+    def new_conversation(
+        self, *, title: str = "New chat", system_prompt: str | None = None
+    ) -> StoredConversation:
         prompt = self.default_system_prompt if system_prompt is None else system_prompt
         return self.conversations.create(title=title, system_prompt=prompt)
 
@@ -159,7 +161,9 @@ class ChatService:
 
     # steps
 
-    def _prepare(self, conversation_id: str | None, text: str, mode: Mode) -> tuple[StoredConversation, StoredMessage]:
+    def _prepare(
+        self, conversation_id: str | None, text: str, mode: Mode
+    ) -> tuple[StoredConversation, StoredMessage]:
         if mode != "regenerate" and not text.strip():
             raise ConfigError("Type a message first.", field="message")
         if conversation_id is None:
@@ -201,7 +205,9 @@ class ChatService:
             system_prompt=conversation.system_prompt,
             core_memory=context.core_memory,
             summary=context.summary,
-            history=[Message(role=m.role, content=m.content) for m in history if m.role in ("user", "assistant")],
+            history=[
+                Message(role=m.role, content=m.content) for m in history if m.role in ("user", "assistant")
+            ],
             user_message=query,
             references=hits,
             count_tokens=backend.count_tokens,

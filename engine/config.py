@@ -37,9 +37,7 @@ class GenerationConfig:
     )
     top_k: int = _num(40, 0, 200, 1, "Top-k", "Sample among the k most likely tokens; 0 = off.")
     top_p: float = _num(0.95, 0.0, 1.0, 0.01, "Top-p", "Nucleus: smallest set with this mass.")
-    min_p: float = _num(
-        0.05, 0.0, 1.0, 0.01, "Min-p", "Drop tokens below this fraction of the top token."
-    )
+    min_p: float = _num(0.05, 0.0, 1.0, 0.01, "Min-p", "Drop tokens below this fraction of the top token.")
     typical_p: float = _num(1.0, 0.0, 1.0, 0.01, "Typical-p", "Locally typical sampling; 1 = off.")
     repeat_penalty: float = _num(
         1.1, 0.0, 2.0, 0.01, "Repeat penalty", "Penalise recently used tokens; 1 = off."
@@ -54,9 +52,7 @@ class GenerationConfig:
     mirostat_tau: float = _num(5.0, 0.0, 10.0, 0.1, "Mirostat tau", "Target surprise.")
     mirostat_eta: float = _num(0.1, 0.0, 1.0, 0.01, "Mirostat eta", "Mirostat learning rate.")
     max_tokens: int = _num(512, 1, 32768, 1, "Max new tokens", "Longest answer, in tokens.")
-    seed: int = _num(
-        SEED_RANDOM, -1, 2**31 - 1, 1, "Seed", "Fix for reproducible answers; -1 = random."
-    )
+    seed: int = _num(SEED_RANDOM, -1, 2**31 - 1, 1, "Seed", "Fix for reproducible answers; -1 = random.")
     stop: tuple[str, ...] = field(
         default=(),
         metadata={"label": "Stop strings", "help": "Generation ends at any of these strings."},
@@ -135,9 +131,7 @@ def _check_number(f: dataclasses.Field, value: Any) -> None:
             field=f.name,
         )
     if not (math.isfinite(value) and lo <= value <= hi):
-        raise ConfigError(
-            f"{label} ({f.name}) must be between {lo} and {hi}; got {value!r}.", field=f.name
-        )
+        raise ConfigError(f"{label} ({f.name}) must be between {lo} and {hi}; got {value!r}.", field=f.name)
 
 
 def _check_stop(value: Any) -> None:
@@ -187,6 +181,13 @@ class Settings:
     clip_model: str = "ViT-B-32"
     #: open_clip pretrained tag or checkpoint file
     clip_pretrained: str = "laion2b_s34b_b79k"
+    #: torch device for CLIP ("cpu", "cuda", "cuda:1"); None = CUDA when available, else CPU
+    clip_device: str | None = None
+    #: images per CLIP forward pass at ingest (bigger is faster on a GPU, uses more memory)
+    clip_batch_size: int = 16
+    #: cosine similarity an image needs to be shown with a chat answer (CLIP text-image
+    #: scores of real matches sit around 0.25-0.35, unrelated images below ~0.2)
+    clip_chat_min_score: float = 0.24
     #: largest file accepted for ingest, in bytes
     max_upload_bytes: int = 50 * 1024 * 1024
     #: default system prompt for new conversations

@@ -30,7 +30,9 @@ def bundled_embedder_path() -> Path:
 class TextEmbedder:
     """Lazy-loaded sentence-transformers model; vectors are L2-normalised."""
 
-    def __init__(self, model: str | None = None, *, device: str | None = None, batch_size: int = DEFAULT_BATCH):
+    def __init__(
+        self, model: str | None = None, *, device: str | None = None, batch_size: int = DEFAULT_BATCH
+    ):
         self.model_ref = model or str(bundled_embedder_path())
         self.device = device
         self.batch_size = batch_size

@@ -62,5 +62,5 @@ class VisionError(EngineError):
     title = "Images unavailable"
 
 
-class MemoryError_(EngineError):  # noqa: N801 - avoid shadowing the builtin MemoryError
+class MemoryError_(EngineError):  # noqa: N801, N818 - avoid shadowing the builtin MemoryError
     title = "Memory problem"

@@ -33,7 +33,8 @@ class ModelManager:
         backend = self._backend
         if backend is None:
             raise ModelError(
-                "No model is loaded. " + (f"Last attempt: {self.last_error} " if self.last_error else "")
+                "No model is loaded. "
+                + (f"Last attempt: {self.last_error} " if self.last_error else "")
                 + "Choose a GGUF file in the Model panel (or pass --model)."
             )
         return backend

@@ -97,7 +97,9 @@ def build_messages(
 
     ref_block, cited, ref_tokens = _fit_references(references, int(remaining * reference_share), count_tokens)
     remaining -= ref_tokens
-    sections["memories"] = sum(ref_tokens_by_kind(cited, ref_tokens, count_tokens, kinds=("memory", "recall")))
+    sections["memories"] = sum(
+        ref_tokens_by_kind(cited, ref_tokens, count_tokens, kinds=("memory", "recall"))
+    )
     sections["documents"] = ref_tokens - sections["memories"]
 
     kept: list[Message] = []

@@ -89,11 +89,17 @@ class VectorCollection:
     def __init__(self, col):
         self._col = col
 
-    def upsert(self, ids: Sequence[str], vectors: Sequence[Sequence[float]], metadatas: Sequence[dict[str, Any]]) -> None:
+    def upsert(
+        self, ids: Sequence[str], vectors: Sequence[Sequence[float]], metadatas: Sequence[dict[str, Any]]
+    ) -> None:
         if not ids:
             return
         try:
-            self._col.upsert(ids=list(ids), embeddings=[list(map(float, v)) for v in vectors], metadatas=[_clean(m) for m in metadatas])
+            self._col.upsert(
+                ids=list(ids),
+                embeddings=[list(map(float, v)) for v in vectors],
+                metadatas=[_clean(m) for m in metadatas],
+            )
         except Exception as e:
             raise RetrievalError(f"Could not write to the vector index: {e}") from e
 
@@ -105,13 +111,17 @@ class VectorCollection:
         except Exception as e:
             raise RetrievalError(f"Could not delete from the vector index: {e}") from e
 
-    def query(self, vector: Sequence[float], k: int, where: dict[str, Any] | None = None) -> list[VectorMatch]:
+    def query(
+        self, vector: Sequence[float], k: int, where: dict[str, Any] | None = None
+    ) -> list[VectorMatch]:
         n = self.count()
         if n == 0 or k <= 0:
             return []
         try:
             res = self._col.query(
-                query_embeddings=[list(map(float, vector))], n_results=min(k, n), where=where,
+                query_embeddings=[list(map(float, vector))],
+                n_results=min(k, n),
+                where=where,
                 include=["metadatas", "distances"],
             )
         except Exception as e:

@@ -68,7 +68,9 @@ def test_stop_mid_stream_keeps_the_partial_answer(services):
 
 
 def test_closing_the_stream_saves_the_partial_answer(services):
-    events = services.chat.stream_turn(None, "Tell me a long story about a dragon.", GREEDY.replace(max_tokens=200))
+    events = services.chat.stream_turn(
+        None, "Tell me a long story about a dragon.", GREEDY.replace(max_tokens=200)
+    )
     conversation_id = next(events).conversation_id
     got = ""
     for event in events:
@@ -112,7 +114,9 @@ def _final(generator):
 def test_concurrent_chats_through_the_handlers_do_not_interleave(services):
     values = control_values(GREEDY.replace(max_tokens=30))
     prompts = ["Describe a cat.", "Explain what rain is."]
-    expected = [_final(h.respond(services, None, p, [], False, "", *values))[0][1]["content"] for p in prompts]
+    expected = [
+        _final(h.respond(services, None, p, [], False, "", *values))[0][1]["content"] for p in prompts
+    ]
     results: dict[int, str] = {}
 
     def chat(i: int) -> None:
@@ -137,9 +141,15 @@ def test_handler_shows_invalid_settings_and_keeps_the_message(services):
 
 def test_handler_status_line_and_history_reload(services):
     values = control_values(GREEDY.replace(max_tokens=12))
-    history, conversation_id, _, _ = _final(h.respond(services, None, "Say hello.", [], False, "Be brief.", *values))
+    history, conversation_id, _, _ = _final(
+        h.respond(services, None, "Say hello.", [], False, "Be brief.", *values)
+    )
     status = [m for m in history if m.get("metadata", {}).get("title", "").startswith("📊")]
-    assert status and "tok/s" in status[0]["metadata"]["title"] and "/ 2,048 tokens" in status[0]["metadata"]["title"]
+    assert (
+        status
+        and "tok/s" in status[0]["metadata"]["title"]
+        and "/ 2,048 tokens" in status[0]["metadata"]["title"]
+    )
     assert services.conversations.get(conversation_id).system_prompt == "Be brief."
     reloaded, _, system = h.open_conversation(services, conversation_id)
     assert reloaded[0] == {"role": "user", "content": "Say hello."}

@@ -13,21 +13,37 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def hearth(*args: str, data_dir: Path, check: bool = True) -> subprocess.CompletedProcess:
     env = {**os.environ, "HEARTH_DATA_DIR": str(data_dir)}
-    result = subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "run.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     if check:
         assert result.returncode == 0, result.stderr
     return result
 
 
 def test_chat_json_continue_list_and_export(tmp_path):
-    first = json.loads(hearth("chat", "Say hello.", "--json", "--temperature", "0", "--max-tokens", "8",
-                              data_dir=tmp_path).stdout)
+    first = json.loads(
+        hearth(
+            "chat", "Say hello.", "--json", "--temperature", "0", "--max-tokens", "8", data_dir=tmp_path
+        ).stdout
+    )
     assert first["usage"]["completion_tokens"] <= 8 and first["message"]
     assert first["timings"]["ttft_s"] > 0
     cid = first["conversation_id"]
-    second = json.loads(hearth("chat", "Again.", "--conversation", cid, "--json", "--temperature", "0",
-                               "--max-tokens", "4", data_dir=tmp_path).stdout)
+    second = json.loads(
+        hearth(
+            "chat",
+            "Again.",
+            "--conversation",
+            cid,
+            "--json",
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "4",
+            data_dir=tmp_path,
+        ).stdout
+    )
     assert second["conversation_id"] == cid
     assert second["usage"]["prompt_tokens"] > first["usage"]["prompt_tokens"]
 
@@ -64,8 +80,10 @@ def test_serve_refuses_to_listen_beyond_loopback_without_credentials(tmp_path):
 
 
 def test_help_does_not_import_heavy_libraries():
-    code = ("import sys, cli; cli.global_parser().format_help(); "
-            "print(sorted(m for m in ('llama_cpp', 'gradio', 'torch', 'chromadb', 'open_clip', "
-            "'sentence_transformers') if m in sys.modules))")
+    code = (
+        "import sys, cli; cli.global_parser().format_help(); "
+        "print(sorted(m for m in ('llama_cpp', 'gradio', 'torch', 'chromadb', 'open_clip', "
+        "'sentence_transformers') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr

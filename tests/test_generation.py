@@ -80,7 +80,9 @@ def test_invalid_values_name_the_field_and_range(values, field):
     with pytest.raises(ConfigError) as info:
         GenerationConfig.from_values(values)
     assert info.value.field == field
-    assert field in str(info.value) or GenerationConfig.__dataclass_fields__[field].metadata["label"] in str(info.value)
+    assert field in str(info.value) or GenerationConfig.__dataclass_fields__[field].metadata["label"] in str(
+        info.value
+    )
 
 
 def test_unknown_setting_is_rejected():

@@ -66,19 +66,38 @@ def test_app_starts_without_a_model_and_says_why(tmp_path):
 def test_model_panel_loads_another_file_and_reports_failures(services, tmp_path):
     copy = tmp_path / "copy.gguf"
     shutil.copyfile(bundled_model_path(), copy)
-    facts, status = mh.load_model(services, str(copy), None, 1024, None, None, 256, False, "f16", "f16", True, False, "")
+    facts, status = mh.load_model(
+        services, str(copy), None, 1024, None, None, 256, False, "f16", "f16", True, False, ""
+    )
     assert status.startswith("✅") and services.models.info.n_ctx == 1024
     assert services.models.info.path == str(copy)
-    facts, status = mh.load_model(services, str(tmp_path / "gone.gguf"), None, 1024, None, None, 256, False,
-                                  "f16", "f16", True, False, "")
+    facts, status = mh.load_model(
+        services,
+        str(tmp_path / "gone.gguf"),
+        None,
+        1024,
+        None,
+        None,
+        256,
+        False,
+        "f16",
+        "f16",
+        True,
+        False,
+        "",
+    )
     assert "not found" in status and "Still using" in status
-    facts, status = mh.load_model(services, str(copy), None, "abc", None, None, 256, False, "f16", "f16", True, False, "")
+    facts, status = mh.load_model(
+        services, str(copy), None, "abc", None, None, 256, False, "f16", "f16", True, False, ""
+    )
     assert "whole number" in status
 
 
 def test_chat_template_override_is_used(services):
-    template = ("{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
-                "{% if add_generation_prompt %}[assistant] {% endif %}")
+    template = (
+        "{% for m in messages %}[{{ m['role'] }}] {{ m['content'] }}\n{% endfor %}"
+        "{% if add_generation_prompt %}[assistant] {% endif %}"
+    )
     info = services.models.load(chat_template=template)
     assert info.chat_template_source == "override"
     done, _ = run_turn(services, "Hi", GREEDY.replace(max_tokens=3))

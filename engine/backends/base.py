@@ -38,7 +38,9 @@ class ModelInfo:
         return self.gpu_offload_supported and self.n_gpu_layers != 0
 
     def summary(self) -> str:
-        gpu = f"GPU: {self.n_gpu_layers if self.n_gpu_layers >= 0 else 'all'} layers" if self.on_gpu else "CPU"
+        gpu = (
+            f"GPU: {self.n_gpu_layers if self.n_gpu_layers >= 0 else 'all'} layers" if self.on_gpu else "CPU"
+        )
         return (
             f"{self.name} · {self.quantization} · {self.n_params / 1e6:,.0f}M params · "
             f"context {self.n_ctx} (trained {self.n_ctx_train}) · template: "

@@ -14,7 +14,6 @@ import ctypes
 import importlib.util
 import random
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -267,7 +266,9 @@ class LlamaCppBackend:
         finally:
             tokens.close()
         tail = stops.flush() + decoder.decode(b"", final=True)
-        usage = Usage(prompt_tokens=len(prompt), completion_tokens=produced, cached_tokens=cached, n_ctx=self.info.n_ctx)
+        usage = Usage(
+            prompt_tokens=len(prompt), completion_tokens=produced, cached_tokens=cached, n_ctx=self.info.n_ctx
+        )
         yield Chunk(text=tail, finish_reason=finish, usage=usage)
 
     def _piece(self, token: int) -> bytes:
@@ -306,4 +307,3 @@ def _ggml_type(llama_cpp, name: str) -> int:
     if not hasattr(llama_cpp, attr):
         raise ModelError(f"Unknown KV cache type {name!r}; use f16, q8_0, q4_0 ...")
     return getattr(llama_cpp, attr)
-

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import NotFoundError
@@ -13,7 +13,7 @@ from .db import Database
 
 
 def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def new_id() -> str:
@@ -191,7 +191,9 @@ class ConversationStore:
             for mid in message_ids:
                 db["messages"].update(mid, {"active": 0})
 
-    def search_messages(self, query: str, *, limit: int = 20, conversation_id: str | None = None) -> list[StoredMessage]:
+    def search_messages(
+        self, query: str, *, limit: int = 20, conversation_id: str | None = None
+    ) -> list[StoredMessage]:
         """Full-text search over every message ever written, best match first."""
         if not query.strip():
             return []

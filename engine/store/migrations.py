@@ -53,6 +53,4 @@ def _conversations_messages(db: Database) -> None:
 
 @core(name="0002_presets")
 def _presets(db: Database) -> None:
-    db["presets"].create(
-        {"name": str, "config": str, "builtin": int, "created_at": str}, pk="name"
-    )
+    db["presets"].create({"name": str, "config": str, "builtin": int, "created_at": str}, pk="name")
