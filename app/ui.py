@@ -1,0 +1,220 @@
+"""Layout and event wiring only; behaviour lives in the *_handlers modules."""
+
+from __future__ import annotations
+
+from functools import partial
+from pathlib import Path
+
+import gradio as gr
+
+from . import handlers as h
+from . import model_handlers as mh
+from .controls import build_controls
+from .documents_panel import build_documents_panel
+from .images_panel import build_images_panel
+from .memory_panel import build_memory_panel
+
+CSS_PATH = Path(__file__).resolve().parent.parent / "assets" / "hearth.css"
+
+
+def build_ui(services) -> gr.Blocks:
+    s = services
+    with gr.Blocks(title="Hearth", analytics_enabled=False) as demo:
+        conversation_id = gr.State(None)
+        edit_mode = gr.State(False)
+        with gr.Sidebar(open=True):
+            gr.Markdown("## 🔥 Hearth")
+            new_btn = gr.Button("＋ New chat", variant="primary", elem_id="new-chat")
+            search = gr.Textbox(placeholder="Search chats…", show_label=False, elem_id="chat-search")
+            chats = gr.Radio(choices=h.conversation_choices(s), label="Conversations", elem_id="chat-list")
+            with gr.Accordion("Rename / delete", open=False):
+                title_box = gr.Textbox(label="New title", elem_id="rename-box")
+                rename_btn = gr.Button("Rename", size="sm")
+                delete_btn = gr.Button("Delete this chat", variant="stop", size="sm")
+        with gr.Tabs():
+            with gr.Tab("Chat"):
+                with gr.Row():
+                    with gr.Column(scale=3):
+                        chatbot = gr.Chatbot(
+                            elem_id="hearth-chat",
+                            label="Chat",
+                            show_label=False,
+                            height=560,
+                            buttons=["copy", "copy_all"],
+                            sanitize_html=True,
+                            allow_tags=False,
+                            render_markdown=True,
+                            reasoning_tags=[("<think>", "</think>")],
+                            feedback_options=None,
+                            placeholder="Ask anything. Everything stays on this computer.",
+                        )
+                        with gr.Row():
+                            message = gr.Textbox(
+                                placeholder="Message Hearth…",
+                                show_label=False,
+                                scale=5,
+                                lines=2,
+                                max_lines=12,
+                                elem_id="message-box",
+                            )
+                            send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+                        with gr.Row():
+                            stop = gr.Button("⏹ Stop", elem_id="stop", size="sm")
+                            regen = gr.Button("↻ Regenerate", elem_id="regenerate", size="sm")
+                            edit = gr.Button("✏️ Edit last message", elem_id="edit-last", size="sm")
+                    with gr.Column(scale=1, min_width=280):
+                        system_prompt = gr.Textbox(
+                            label="System prompt",
+                            value=s.settings.system_prompt,
+                            lines=3,
+                            elem_id="system-prompt",
+                        )
+                        with gr.Accordion("Generation settings", open=True):
+                            with gr.Row():
+                                preset = gr.Dropdown(
+                                    choices=h.preset_names(s),
+                                    value="Balanced",
+                                    label="Preset",
+                                    elem_id="preset",
+                                    scale=2,
+                                )
+                                preset_name = gr.Textbox(label="Save as", scale=2)
+                            with gr.Row():
+                                save_preset = gr.Button("Save preset", size="sm")
+                                delete_preset = gr.Button("Delete preset", size="sm")
+                            controls = build_controls()
+            with gr.Tab("Model"):
+                _model_tab(s)
+            with gr.Tab("Documents"):
+                build_documents_panel(s)
+            with gr.Tab("Images"):
+                build_images_panel(s)
+            with gr.Tab("Memory"):
+                build_memory_panel(s)
+
+        chat_outputs = [chatbot, conversation_id, message, edit_mode]
+        refresh_list = partial(_refresh_list, s)
+        for trigger in (send.click, message.submit):
+            trigger(
+                partial(h.respond, s),
+                [conversation_id, message, chatbot, edit_mode, system_prompt, *controls],
+                chat_outputs,
+                concurrency_limit=4,
+                concurrency_id="chat",
+            ).then(refresh_list, [search, conversation_id], chats)
+        regen.click(
+            partial(h.regenerate, s),
+            [conversation_id, chatbot, *controls],
+            chat_outputs,
+            concurrency_limit=4,
+            concurrency_id="chat",
+        )
+        stop.click(partial(h.stop, s), [conversation_id], None, concurrency_limit=None, queue=False)
+        edit.click(partial(h.start_edit, s), [conversation_id], [message, edit_mode])
+
+        demo.load(refresh_list, [search, conversation_id], chats)
+        chatbot.clear(lambda: (None, "", False), None, [conversation_id, message, edit_mode])
+        chats.input(partial(h.open_conversation, s), [chats], [chatbot, conversation_id, system_prompt])
+        search.change(refresh_list, [search, conversation_id], chats)
+        new_btn.click(
+            lambda: ([], None, "", False), None, [chatbot, conversation_id, message, edit_mode]
+        ).then(refresh_list, [search, conversation_id], chats)
+        rename_btn.click(partial(h.rename_conversation, s), [conversation_id, title_box], None).then(
+            refresh_list, [search, conversation_id], chats
+        )
+        delete_btn.click(partial(h.delete_conversation, s), [conversation_id], None).then(
+            lambda: ([], None), None, [chatbot, conversation_id]
+        ).then(refresh_list, [search, conversation_id], chats)
+        system_prompt.blur(partial(h.set_system_prompt, s), [conversation_id, system_prompt], None)
+
+        preset.input(partial(h.apply_preset, s), [preset], controls)
+        save_preset.click(partial(_save_preset, s), [preset_name, *controls], preset)
+        delete_preset.click(partial(_delete_preset, s), [preset], preset)
+    return demo
+
+
+def _model_tab(s) -> None:
+    settings = s.settings
+    facts = gr.Markdown(mh.model_facts(s), elem_id="model-facts")
+    with gr.Row():
+        path = gr.Textbox(
+            label="GGUF file path (or hf:OWNER/REPO/FILE.gguf)",
+            scale=3,
+            elem_id="model-path",
+            value=s.models.info.path if s.models.info else (settings.model or ""),
+        )
+        upload = gr.File(label="…or upload a .gguf", file_types=[".gguf"], type="filepath", scale=2)
+    with gr.Row():
+        n_ctx = gr.Number(label="Context (n_ctx)", value=settings.n_ctx, precision=0)
+        n_gpu = gr.Number(
+            label="GPU layers (-1 = all, empty = auto)", value=settings.n_gpu_layers, precision=0
+        )
+        n_threads = gr.Number(label="CPU threads (empty = auto)", value=settings.n_threads, precision=0)
+        n_batch = gr.Number(label="Batch size", value=settings.n_batch, precision=0)
+    with gr.Row():
+        flash = gr.Checkbox(label="Flash attention", value=settings.flash_attn)
+        cache_types = ["f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
+        type_k = gr.Dropdown(cache_types, value=settings.type_k or "f16", label="K cache type")
+        type_v = gr.Dropdown(cache_types, value=settings.type_v or "f16", label="V cache type")
+        mmap = gr.Checkbox(label="mmap", value=settings.use_mmap)
+        mlock = gr.Checkbox(label="mlock", value=settings.use_mlock)
+    template = gr.Textbox(
+        label="Chat template override (Jinja; empty = the model's own)",
+        lines=3,
+        value=settings.chat_template or "",
+    )
+    load = gr.Button("Load / reload model", variant="primary", elem_id="load-model")
+    status = gr.Markdown(elem_id="model-status")
+    load.click(
+        partial(mh.load_model, s),
+        [path, upload, n_ctx, n_gpu, n_threads, n_batch, flash, type_k, type_v, mmap, mlock, template],
+        [facts, status],
+        concurrency_limit=1,
+    )
+
+
+def _refresh_list(s, query: str, conversation_id: str | None):
+    return gr.Radio(choices=h.conversation_choices(s, query), value=conversation_id)
+
+
+def _save_preset(s, name: str, *controls):
+    try:
+        names = h.save_preset(s, name, *controls)
+    except Exception as e:  # noqa: BLE001 - shown to the user, app stays up
+        gr.Warning(h.friendly(e))
+        return gr.Dropdown()
+    return gr.Dropdown(choices=names, value=name.strip())
+
+
+def _delete_preset(s, name: str):
+    try:
+        names = h.delete_preset(s, name)
+    except Exception as e:  # noqa: BLE001
+        gr.Warning(h.friendly(e))
+        return gr.Dropdown()
+    return gr.Dropdown(choices=names, value="Balanced")
+
+
+def launch(
+    services,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: tuple[str, str] | None = None,
+    block: bool = True,
+):
+    demo = build_ui(services)
+    demo.queue(default_concurrency_limit=4)
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        auth=auth,
+        prevent_thread_lock=not block,
+        show_error=False,
+        allowed_paths=[str(services.settings.files_dir)],
+        css_paths=[CSS_PATH],
+        theme="soft",
+        footer_links=[],
+        quiet=not block,
+    )
+    return demo

@@ -1,0 +1,127 @@
+"""The page in a real browser: Debian's Chromium driven by Playwright, the real model behind it."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+
+import pytest
+
+from engine import Settings, build
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+    "--disable-sync", "--no-first-run", "--disable-quic",
+]  # fmt: skip
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    from app.ui import launch
+
+    services = build(Settings(data_dir=tmp_path_factory.mktemp("page"), n_ctx=2048))
+    port = _free_port()
+    demo = launch(services, port=port, block=False)
+    yield services, f"http://127.0.0.1:{port}"
+    demo.close()
+    services.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(server[1])
+    page.wait_for_selector("#message-box textarea")
+    yield page
+    page.close()
+
+
+def _send(page, text: str) -> None:
+    before = page.locator("text=tok/s").count()
+    page.fill("#message-box textarea", text)
+    page.click("#send")
+    page.wait_for_function(
+        f"document.querySelectorAll('#hearth-chat [data-testid=bot]').length > 0 && "
+        f"[...document.querySelectorAll('#hearth-chat *')].filter(e => e.children.length === 0 && "
+        f"e.textContent.includes('tok/s')).length > {before}",
+        timeout=120_000,
+    )
+
+
+def _set_number(page, elem_id: str, value: str) -> None:
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(value)
+    box.press("Enter")
+    box.blur()
+
+
+def test_one_full_chat_and_a_slider_that_changes_the_answer(server, page):
+    services, _ = server
+    _send(page, "Tell me about the moon.")
+    conv = services.conversations.list()[0]
+    first = services.conversations.messages(conv.id)[-1]
+    assert first.role == "assistant" and first.content.strip()
+    assert first.completion_tokens > 3
+    word = max((w.strip("*_#.,:;!?()") for w in first.content.split()[:12]), key=len)
+    assert word in page.inner_text("#hearth-chat")
+    page.wait_for_selector("#chat-list >> text=Tell me about the moon.", timeout=30_000)
+
+    _set_number(page, "ctl-max_tokens", "3")
+    _send(page, "Tell me about the sun.")
+    second = services.conversations.messages(conv.id)[-1]
+    assert second.completion_tokens == 3 and second.config["max_tokens"] == 3
+    assert second.finish_reason == "length"
+    assert "hit max tokens" in page.inner_text("#hearth-chat")
+    page.screenshot(path=str(services.settings.data_dir / "chat.png"))
+
+
+def test_model_output_never_runs_html_or_script(server, page):
+    services, _ = server
+    conv = services.conversations.create(title="hostile")
+    services.conversations.add_message(conv.id, "user", "<img src=x onerror=\"window.__xss='user'\">hi")
+    services.conversations.add_message(
+        conv.id,
+        "assistant",
+        "<script>window.__xss='script'</script><img src=x onerror=\"window.__xss='img'\">"
+        "<a href=\"javascript:window.__xss='link'\">click</a>\n\n**bold** and `code`",
+    )
+    page.reload()
+    page.wait_for_selector("#chat-list")
+    page.get_by_text("hostile").click()
+    page.wait_for_function("document.querySelector('#hearth-chat').innerText.includes('bold')", timeout=30_000)
+    for link in page.locator("#hearth-chat a").all():
+        if "click" in link.inner_text():
+            link.click(no_wait_after=True)
+    page.wait_for_timeout(500)
+    assert page.evaluate("window.__xss") is None
+    dangerous = page.evaluate(
+        """() => {
+        const root = document.querySelector('#hearth-chat');
+        return {
+          scripts: root.querySelectorAll('script').length,
+          handlers: [...root.querySelectorAll('*')].filter(e => [...e.attributes].some(a => a.name.startsWith('on'))).length,
+          jsLinks: [...root.querySelectorAll('a')].filter(a => (a.getAttribute('href') || '').trim().toLowerCase().startsWith('javascript:')).length,
+        };
+      }"""
+    )
+    assert dangerous == {"scripts": 0, "handlers": 0, "jsLinks": 0}
+    assert page.locator("#hearth-chat strong").count() >= 1  # markdown still renders
