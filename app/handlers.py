@@ -6,6 +6,7 @@ Each takes ``services`` first; app/ui.py binds it with functools.partial.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from collections.abc import Iterator
 from typing import Any
 
@@ -165,10 +166,58 @@ def respond(
 
     A first message starts a conversation with ``system_prompt``.
     """
+    yield from _respond(services, conversation_id, message, edit_mode, system_prompt, controls, [])
+
+
+def respond_with_attachment(
+    services,
+    conversation_id: str | None,
+    message: str,
+    history: ChatHistory | None,
+    edit_mode: bool,
+    system_prompt: str,
+    attachment: str | None,
+    labels: str,
+    *controls,
+):
+    """Like ``respond``, with an optional attached image shown first: the most similar stored
+    images, the closest passages in CLIP space, and zero-shot labels when some are typed."""
+    preface = attachment_messages(services, attachment, labels) if attachment else []
+    if preface and not (message or "").strip():
+        shown = conversation_history(services, conversation_id) if conversation_id else []
+        yield [*shown, *preface], conversation_id, "", edit_mode
+        return
+    yield from _respond(services, conversation_id, message, edit_mode, system_prompt, controls, preface)
+
+
+def attachment_messages(services, path: str, labels: str) -> ChatHistory:
+    from .images_handlers import describe_attachment
+
+    text = describe_attachment(services, path)
+    names = [name.strip() for name in (labels or "").split(",") if name.strip()]
+    if len(names) >= 2:
+        try:
+            scored = services.images.classify(Path(path), names)
+            text += "\n\n**Labels**: " + " · ".join(f"{_md_escape(n)} {p:.0%}" for n, p in scored)
+        except EngineError as e:
+            text += "\n\n" + friendly(e)
+    return [
+        {"role": "user", "content": {"path": path}},
+        {"role": "assistant", "content": text, "metadata": {"title": "🖼 About the attached image", "status": "done"}},
+    ]
+
+
+def _respond(services, conversation_id, message, edit_mode, system_prompt, controls, preface):
     mode = "edit" if edit_mode else "new"
+    try:
+        config_from_controls(controls)  # bad settings: say so before anything is created
+    except EngineError as e:
+        shown = conversation_history(services, conversation_id) if conversation_id else []
+        yield [*shown, *preface, {"role": "assistant", "content": friendly(e)}], conversation_id, message, edit_mode
+        return
     if not conversation_id and message.strip():
         conversation_id = services.chat.new_conversation(system_prompt=system_prompt or "").id
-    yield from _turn(services, conversation_id, message, history or [], mode, controls)
+    yield from _turn(services, conversation_id, message, [], mode, controls, preface)
 
 
 def regenerate(services, conversation_id: str | None, history: ChatHistory | None, *controls):
@@ -176,8 +225,8 @@ def regenerate(services, conversation_id: str | None, history: ChatHistory | Non
     yield from _turn(services, conversation_id, "", history or [], "regenerate", controls)
 
 
-def _turn(services, conversation_id, message, history, mode, controls):
-    shown = _history_before_turn(services, conversation_id, history, mode)
+def _turn(services, conversation_id, message, history, mode, controls, preface=()):
+    shown = [*_history_before_turn(services, conversation_id, history, mode), *preface]
     if mode != "regenerate":
         shown = [*shown, {"role": "user", "content": message}]
     try:

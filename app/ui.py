@@ -58,6 +58,12 @@ def build_ui(services) -> gr.Blocks:
                                 elem_id="message-box",
                             )
                             send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
+                        with gr.Accordion("🖼 Attach an image", open=False):
+                            with gr.Row():
+                                attachment = gr.Image(type="filepath", label="Image", height=160,
+                                                      elem_id="attach-image", sources=["upload", "clipboard"])
+                                labels = gr.Textbox(label="Labels to try (comma-separated, optional)",
+                                                    placeholder="cat, dog, diagram", elem_id="attach-labels")
                         with gr.Row():
                             stop = gr.Button("⏹ Stop", elem_id="stop", size="sm")
                             regen = gr.Button("↻ Regenerate", elem_id="regenerate", size="sm")
@@ -96,12 +102,12 @@ def build_ui(services) -> gr.Blocks:
         refresh_list = partial(_refresh_list, s)
         for trigger in (send.click, message.submit):
             trigger(
-                partial(h.respond, s),
-                [conversation_id, message, chatbot, edit_mode, system_prompt, *controls],
+                partial(h.respond_with_attachment, s),
+                [conversation_id, message, chatbot, edit_mode, system_prompt, attachment, labels, *controls],
                 chat_outputs,
                 concurrency_limit=4,
                 concurrency_id="chat",
-            ).then(refresh_list, [search, conversation_id], chats)
+            ).then(refresh_list, [search, conversation_id], chats).then(lambda: None, None, attachment)
         regen.click(
             partial(h.regenerate, s),
             [conversation_id, chatbot, *controls],

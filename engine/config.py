@@ -190,8 +190,21 @@ class Settings:
     clip_chat_min_score: float = 0.24
     #: largest file accepted for ingest, in bytes
     max_upload_bytes: int = 50 * 1024 * 1024
+    #: document chunk size in tokens of the embedding model (MiniLM reads at most 256)
+    chunk_tokens: int = 200
+    #: tokens repeated between neighbouring chunks of one section, so no sentence loses its context
+    chunk_overlap_tokens: int = 30
     #: default system prompt for new conversations
     system_prompt: str = "You are Hearth, a helpful assistant running privately on this computer."
+    #: memory feeds every turn (core blocks, summary of evicted history, recall and archival hits);
+    #: off = plain chat whose oldest messages simply drop out of the window
+    memory: bool = True
+    #: share of the prompt budget the history window may fill before its oldest messages are summarized
+    memory_summary_threshold: float = 0.75
+    #: recall + archival memories retrieved into each turn's prompt (automatic mode)
+    memory_hits: int = 4
+    #: agent mode: before answering, the model may call memory tools (grammar-constrained, capped)
+    memory_agent: bool = False
 
     def __post_init__(self) -> None:
         if self.n_ctx < 64 or self.n_ctx > 1_048_576:
@@ -200,6 +213,11 @@ class Settings:
             raise ConfigError("n_gpu_layers must be -1 (all), 0 or more.", field="n_gpu_layers")
         if self.n_batch < 1:
             raise ConfigError("n_batch must be at least 1.", field="n_batch")
+        if not 16 <= self.chunk_tokens <= 8192:
+            raise ConfigError("chunk_tokens must be between 16 and 8192.", field="chunk_tokens")
+        if not 0 <= self.chunk_overlap_tokens <= self.chunk_tokens // 2:
+            raise ConfigError("chunk_overlap_tokens must be between 0 and half of chunk_tokens.",
+                              field="chunk_overlap_tokens")  # fmt: skip
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

@@ -11,6 +11,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
+from pathlib import Path  # noqa: E402
+
 from engine import GenerationConfig, Settings, build  # noqa: E402
 from engine.types import Done, TextDelta  # noqa: E402
 
@@ -41,3 +43,27 @@ def run_turn(services, text: str, config: GenerationConfig = GREEDY, conversatio
             done = event
     assert done is not None
     return done, "".join(streamed)
+
+
+# The tiny CLIP of the vision tests (tests/test_vision_support.py builds it), shared by every test.
+
+
+@pytest.fixture(scope="session")
+def tiny_clip_dir(tmp_path_factory) -> Path:
+    from test_vision_support import save_tiny_clip
+
+    return save_tiny_clip(tmp_path_factory.mktemp("tiny-clip"))
+
+
+@pytest.fixture
+def vision_settings(tmp_path, tiny_clip_dir) -> Settings:
+    # every image clears the chat threshold: random weights give arbitrary scores
+    return Settings(data_dir=tmp_path / "data", n_ctx=2048, clip_model=f"local-dir:{tiny_clip_dir}",
+                    clip_chat_min_score=-1.0, clip_batch_size=4)  # fmt: skip
+
+
+@pytest.fixture
+def vservices(vision_settings):
+    services = build(vision_settings, load_model=False)
+    yield services
+    services.close()

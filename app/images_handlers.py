@@ -1,0 +1,205 @@
+"""Behaviour of the Images panel, as plain functions tests call without a browser.
+
+Every function catches EngineError and returns its message as markdown, so the page
+shows what went wrong and what to do, never a traceback.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+from engine.types import FileResult, Hit
+
+Gallery = list[tuple[str, str]]
+DEFAULT_COLLECTION = "library"
+
+NO_VISION_MODEL = (
+    "The loaded chat model is text-only, so it cannot look at the image itself. To let it, load a "
+    "vision-capable GGUF together with its multimodal projector (mmproj) file, such as a LLaVA-1.5/1.6, "
+    "MiniCPM-V or Moondream2 model. Meanwhile Hearth shows what CLIP finds for the image."
+)
+
+
+def _path(value: Any) -> Path:
+    """A path from what Gradio hands over: a str, a Path, or a file object with .name."""
+    return Path(value) if isinstance(value, (str, Path)) else Path(value.name)
+
+
+def _error(e: EngineError) -> str:
+    return f"**{e.title}:** {e}"
+
+
+def status(services) -> str:
+    """The panel's first line: whether CLIP can load, and how to provide it if not."""
+    ok, message = services.images.available()
+    return f"✅ {message}" if ok else f"⚠️ **Image search is unavailable.** {message}"
+
+
+def collection_choices(services) -> list[str]:
+    names = services.images.collections()
+    return names if DEFAULT_COLLECTION in names else [DEFAULT_COLLECTION, *names]
+
+
+def upload(
+    services,
+    files: list[Any] | None,
+    collection: str,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> str:
+    """Add uploaded files to a collection; a markdown report with one line per file."""
+    paths = [_path(f) for f in (files or [])]
+    if not paths:
+        return "Choose one or more images first (PNG, JPEG, WebP, GIF or BMP)."
+    try:
+        results = services.images.add_files(
+            paths, collection=collection or DEFAULT_COLLECTION, progress=progress
+        )
+    except EngineError as e:
+        return _error(e)
+    return report(results)
+
+
+def report(results: list[FileResult]) -> str:
+    counts = {s: sum(r.status == s for r in results) for s in ("added", "replaced", "unchanged", "error")}
+    head = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to add"
+    icons = {"added": "✅", "replaced": "🔁", "unchanged": "＝", "error": "❌"}
+    lines = []
+    for r in results:
+        name = Path(r.path).name
+        detail = r.message.removeprefix(f"{name}: ") if r.message else r.status
+        lines.append(f"- {icons[r.status]} `{_name(name)}`: {detail}")
+    return f"**{head}**\n\n" + "\n".join(lines)
+
+
+def gallery(hits: list[Hit]) -> Gallery:
+    """Gallery items: (stored image path, 'file name · score')."""
+    return [(h.meta["path"], f"{h.source} · {h.score:.3f}") for h in hits]
+
+
+def _results(hits: list[Hit], what: str) -> tuple[Gallery, str]:
+    if not hits:
+        return [], f"No images found for {what}. Add some in *Add images* first."
+    rows = "\n".join(f"| {i} | {h.source} | {h.meta.get('collection', '')} | {h.score:.3f} |"
+                     for i, h in enumerate(hits, 1))  # fmt: skip
+    return gallery(
+        hits
+    ), f"{len(hits)} images for {what}:\n\n| # | file | collection | score |\n|---|---|---|---|\n{rows}"
+
+
+def search_by_text(services, query: str, collection: str | None = None, k: int = 8) -> tuple[Gallery, str]:
+    try:
+        hits = services.images.search_text(query, k=int(k), collection=collection or None)
+    except EngineError as e:
+        return [], _error(e)
+    return _results(hits, f"“{query.strip()}”")
+
+
+def search_by_image(services, image: Any, collection: str | None = None, k: int = 8) -> tuple[Gallery, str]:
+    if not image:
+        return [], "Choose an example image first."
+    path = _path(image)
+    try:
+        hits = services.images.search_image(path, k=int(k), collection=collection or None)
+    except EngineError as e:
+        return [], _error(e)
+    return _results(hits, f"the example image {path.name}")
+
+
+def parse_labels(text: str) -> list[str]:
+    """Labels typed one per line or separated by commas."""
+    return [part.strip() for line in (text or "").splitlines() for part in line.split(",") if part.strip()]
+
+
+def classify(services, image: Any, labels_text: str) -> tuple[dict[str, float], str]:
+    """Zero-shot labels for an image: ({label: probability}, markdown)."""
+    if not image:
+        return {}, "Choose an image first."
+    path = _path(image)
+    try:
+        ranked = services.images.classify(path, parse_labels(labels_text))
+    except EngineError as e:
+        return {}, _error(e)
+    best, p = ranked[0]
+    return dict(ranked), f"Most likely: **{best}** ({p:.0%}) among {len(ranked)} labels."
+
+
+def library(services, collection: str | None = None) -> tuple[Gallery, list[tuple[str, str]], str]:
+    """The collection's images: gallery items, (label, id) choices for deleting, a summary line."""
+    images = services.images.list(collection or None)
+    items = [(str(i.path), i.file_name) for i in images]
+    choices = [(f"{i.file_name} ({i.collection})", i.id) for i in images]
+    where = f"in {collection!r}" if collection else "in all collections"
+    return items, choices, f"{len(images)} images {where}."
+
+
+def delete_image(services, image_id: str | None) -> str:
+    if not image_id:
+        return "Pick an image to delete first."
+    try:
+        services.images.delete(image_id)
+    except EngineError as e:
+        return _error(e)
+    return "Deleted: the image, its stored copy and its vector are gone."
+
+
+def vision_model_note(services) -> tuple[bool, str]:
+    """Whether the loaded chat model can look at images itself (a vision GGUF with its mmproj)."""
+    try:
+        backend = services.models.backend
+    except EngineError:  # no model loaded: nothing can see the image
+        backend = None
+    if getattr(backend, "supports_images", False):
+        return (
+            True,
+            "The loaded model can see images: the attached image goes to the model with your message.",
+        )
+    return False, NO_VISION_MODEL
+
+
+def describe_attachment(services, path: Path | str) -> str:
+    """Markdown for an image attached to a chat message: the most similar stored images,
+    the closest passages in CLIP space, and whether the model itself can see the image."""
+    path = _path(path)
+    _, note = vision_model_note(services)
+    try:
+        found = services.images.related_to_image(path, k=5)
+    except EngineError as e:
+        return f"{_error(e)}\n\n{note}"
+    parts = [f"**Attached image:** `{_name(found['file_name'])}` ({found['width']}×{found['height']})"]
+    if found["caption"]:
+        parts.append(f"Text in the file: {found['caption']}")
+    images = found["images"]
+    if images:
+        parts.append(
+            "**Most similar images**\n"
+            + "\n".join(
+                f"{i}. `{_name(h.source)}` ({h.meta.get('collection', '')}) · {h.score:.3f}"
+                for i, h in enumerate(images, 1)
+            )
+        )
+    else:
+        parts.append("No stored images to compare with yet.")
+    chunks = found["chunks"]
+    if chunks:
+        parts.append(
+            "**Closest passages (CLIP space)**\n"
+            + "\n".join(
+                f"{i}. *{h.source}* · {h.score:.3f}: {_quote(h.text)}" for i, h in enumerate(chunks, 1)
+            )
+        )
+    elif found["note"]:
+        parts.append(found["note"])
+    parts.append(f"_{note}_")
+    return "\n\n".join(parts)
+
+
+def _name(name: str) -> str:
+    return name.replace("`", "'")
+
+
+def _quote(text: str, limit: int = 160) -> str:
+    text = " ".join(text.split())
+    return (text[: limit - 1] + "…") if len(text) > limit else text

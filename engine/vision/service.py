@@ -1,0 +1,385 @@
+"""ImageService: add images to collections, search them by text or by example, label them.
+
+SQLite holds one row per image and the data directory a copy of each file; the
+vectors live in a Chroma collection named after the CLIP weights, rebuilt from the
+stored copies when the model changes. CLIP loads on the first call that needs it;
+listing, deleting and chats without images never load it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..config import Settings
+from ..errors import ConfigError, EngineError, VisionError
+from ..store import Database, StoredConversation
+from ..types import FileResult, Hit
+from ..vectors import VectorCollection, VectorStore, collection_name
+from .chunks import ClipChunkIndex
+from .clip import ClipConfig, ClipEmbedder
+from .labels import clean_labels, zero_shot
+from .loading import LoadedImage, decode_image, read_bytes, read_image
+from .store import ImageRecords, StoredImage
+
+Progress = Callable[[int, int, str], None]
+
+#: images shown with a chat answer, at most
+CHAT_K = 3
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Prepared:
+    """An image file read, checked, decoded and preprocessed, waiting for its vector."""
+
+    path: Path
+    loaded: LoadedImage
+    tensor: Any
+    caption: str
+
+
+class ImageService:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        vectors: VectorStore,
+        embedder: ClipEmbedder,
+        files_dir: Path,
+        max_upload_bytes: int,
+        chat_min_score: float = 0.24,
+        documents: Callable[[], Any] = lambda: None,
+        workers: int | None = None,
+    ):
+        self.records = ImageRecords(database, Path(files_dir) / "images")
+        self.vectors = vectors
+        self.embedder = embedder
+        self.max_upload_bytes = max_upload_bytes
+        self.chat_min_score = chat_min_score
+        self.chunks = ClipChunkIndex(vectors, embedder, documents)
+        # decoding and resizing run in threads beside the encoder (Pillow releases the GIL)
+        self.workers = workers or max(2, min(8, os.cpu_count() or 2))
+        self.last_error: str | None = None
+        self._synced = False
+        self._sync_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, *, database: Database, vectors: VectorStore, documents: Callable[[], Any]
+    ) -> ImageService:
+        config = ClipConfig(
+            model=settings.clip_model, pretrained=settings.clip_pretrained,
+            device=settings.clip_device, batch_size=settings.clip_batch_size,
+        )  # fmt: skip
+        return cls(
+            database=database, vectors=vectors, embedder=ClipEmbedder(config), files_dir=settings.files_dir,
+            max_upload_bytes=settings.max_upload_bytes, chat_min_score=settings.clip_chat_min_score,
+            documents=documents,
+        )  # fmt: skip
+
+    # status
+
+    def available(self) -> tuple[bool, str]:
+        """Whether CLIP can load, and if not exactly what is missing and how to provide it."""
+        if self.embedder.loaded:
+            return True, f"{self.embedder.load()}; {self.records.count()} images indexed."
+        try:
+            plan = self.embedder.plan()
+        except VisionError as e:
+            return False, str(e)
+        if self.embedder.recent_failure:  # the files are there but would not load
+            return False, self.embedder.recent_failure
+        label = self.embedder.config.label
+        if plan.downloads:
+            return (
+                True,
+                f"CLIP {label} will be downloaded from {plan.source} the first time an image feature is used.",
+            )
+        return (
+            True,
+            f"CLIP {label} is ready at {plan.source}; it loads the first time an image feature is used.",
+        )
+
+    def list(self, collection: str | None = None) -> list[StoredImage]:
+        return self.records.list([collection] if collection else None)
+
+    def collections(self) -> list[str]:
+        return self.records.collections()
+
+    # adding
+
+    def add_files(
+        self,
+        paths: Sequence[Path | str],
+        *,
+        collection: str = "library",
+        progress: Progress | None = None,
+        captions: dict[str, str] | None = None,
+    ) -> list[FileResult]:
+        """Add image files; one FileResult per path, in order. Bad files never stop the batch.
+
+        ``captions`` maps a path (as given) to text found near the image (alt text, a caption).
+        """
+        items = [Path(p) for p in paths]
+        collection = check_collection(collection)
+        try:
+            self._ready()
+        except VisionError as e:
+            return _report([FileResult(path=str(p), status="error", message=str(e)) for p in items], progress)
+        captions = {str(Path(k)): v for k, v in (captions or {}).items()}
+        results: list[FileResult | None] = [None] * len(items)
+        step = max(1, self.embedder.config.batch_size)
+        batches = [list(range(i, min(i + step, len(items)))) for i in range(0, len(items), step)]
+        done = 0
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="hearth-image") as pool:
+            submit = lambda batch: [  # noqa: E731
+                pool.submit(self._prepare, items[i], collection, captions.get(str(items[i]), ""))
+                for i in batch
+            ]
+            pending = submit(batches[0]) if batches else []
+            for number, batch in enumerate(batches):
+                prepared = _collect(pending)
+                pending = submit(batches[number + 1]) if number + 1 < len(batches) else []
+                for index, outcome in zip(batch, self._store_batch(prepared, collection)):
+                    results[index] = outcome
+                    done += 1
+                    if progress:
+                        progress(done, len(items), items[index].name)
+        return [r for r in results if r is not None]
+
+    def _prepare(self, path: Path, collection: str, caption: str) -> _Prepared | FileResult:
+        try:
+            data = read_bytes(path, self.max_upload_bytes)
+            loaded = decode_image(data, name=path.name, decode_size=self.embedder.image_size)
+            same = self.records.find(collection, sha256=loaded.sha256)
+            if same is not None:
+                return FileResult(path=str(path), status="unchanged", id=same.id, items=1,
+                                  message=f"{path.name}: already in {collection!r} as {same.file_name}")  # fmt: skip
+            tensor = self.embedder.preprocess(loaded.image)
+        except EngineError as e:
+            return FileResult(path=str(path), status="error", message=str(e))
+        text = " · ".join(t for t in (caption.strip(), loaded.caption) if t)
+        return _Prepared(path=path, loaded=loaded, tensor=tensor, caption=text)
+
+    def _store_batch(self, prepared: list[_Prepared | FileResult], collection: str) -> list[FileResult]:
+        ready = [p for p in prepared if isinstance(p, _Prepared)]
+        try:
+            vectors = iter(self.embedder.embed_tensors([p.tensor for p in ready]))
+        except (VisionError, RuntimeError) as e:  # e.g. out of GPU memory: report, keep going
+            failed = FileResult(path="", status="error", message=f"CLIP failed on this batch: {e}")
+            return [p if isinstance(p, FileResult) else _with_path(failed, p.path) for p in prepared]
+        with self._write_lock:
+            staged = [
+                self._stage(p, next(vectors), collection) if isinstance(p, _Prepared) else p for p in prepared
+            ]
+            return self._commit(staged, collection)
+
+    def _stage(self, p: _Prepared, vector: list[float], collection: str) -> FileResult | tuple:
+        """Copy the file and insert its row; the vector is written for the whole batch after."""
+        same = self.records.find(collection, sha256=p.loaded.sha256)  # a twin earlier in this batch
+        if same is not None:
+            return FileResult(path=str(p.path), status="unchanged", id=same.id, items=1,
+                              message=f"{p.path.name}: already in {collection!r} as {same.file_name}")  # fmt: skip
+        source = str(p.path.resolve())
+        old = self.records.find(collection, source_path=source)
+        try:
+            image_id, stored = self.records.write_file(p.loaded.data, p.loaded.extension)
+        except OSError as e:  # disk full, permissions: this file fails, the batch goes on
+            return FileResult(path=str(p.path), status="error", message=f"Could not store a copy: {e}")
+        try:
+            record = self.records.insert({
+                "id": image_id, "collection": collection, "file_name": _display_name(p.path.name),
+                "source_path": source, "stored_name": stored.name, "sha256": p.loaded.sha256,
+                "format": p.loaded.format, "width": p.loaded.width, "height": p.loaded.height,
+                "bytes": len(p.loaded.data), "caption": p.caption,
+            })  # fmt: skip
+        except EngineError as e:
+            self.records.remove_file(stored.name)
+            return FileResult(path=str(p.path), status="error", message=str(e))
+        return (p.path, record, vector, old)
+
+    def _commit(self, staged: list, collection: str) -> list[FileResult]:
+        rows = [s for s in staged if isinstance(s, tuple)]
+        try:
+            self._index().upsert(
+                [r.id for _, r, _, _ in rows], [v for _, _, v, _ in rows],
+                [{"collection": collection, "file_name": r.file_name} for _, r, _, _ in rows],
+            )  # fmt: skip
+        except EngineError as e:
+            for _, record, _, _ in rows:  # nothing half-written: undo the rows and copies
+                self.records.delete_row(record.id)
+                self.records.remove_file(record.path.name)
+            return [s if isinstance(s, FileResult) else FileResult(path=str(s[0]), status="error", message=str(e))
+                    for s in staged]  # fmt: skip
+        out: list[FileResult] = []
+        for s in staged:
+            if isinstance(s, FileResult):
+                out.append(s)
+                continue
+            path, record, _, old = s
+            if old is not None and old.id != record.id:
+                self._remove(old)
+            status = "replaced" if old is not None else "added"
+            out.append(FileResult(path=str(path), status=status, id=record.id, items=1,
+                                  message=f"{path.name}: {status}, {record.width}x{record.height} {record.format}"))  # fmt: skip
+        return out
+
+    # searching
+
+    def search_text(self, query: str, *, k: int = 8, collection: str | None = None) -> list[Hit]:
+        if not query or not query.strip():
+            raise ConfigError("Type what the images should show.", field="query")
+        vector = self._ready().embed_texts([query.strip()])[0]
+        return self._search(vector, k, [collection] if collection else None)
+
+    def search_image(self, path: Path, *, k: int = 8, collection: str | None = None) -> list[Hit]:
+        self._ready()
+        return self._search(self._embed_file(Path(path)), k, [collection] if collection else None)
+
+    def classify(self, path: Path, labels: Iterable[str]) -> list[tuple[str, float]]:
+        """Zero-shot labels: (label, probability) best first; probabilities sum to 1."""
+        names = clean_labels(labels)
+        self._ready()
+        return zero_shot(self.embedder, self._embed_file(Path(path)), names)
+
+    def related_to_image(self, path: Path, k: int = 6) -> dict[str, Any]:
+        """For an image attached to a chat message: the most similar stored images and
+        the document chunks closest to it in CLIP space."""
+        path = Path(path)
+        embedder = self._ready()
+        loaded = read_image(path, max_bytes=self.max_upload_bytes, decode_size=embedder.image_size)
+        vector = embedder.embed_tensors([embedder.preprocess(loaded.image)])[0]
+        note = (
+            ""
+            if self.chunks.available()
+            else "No documents service is running, so no passages were compared."
+        )
+        chunks: list[Hit] = []
+        try:
+            chunks = self.chunks.search(vector, k)
+        except EngineError as e:
+            note = f"Passages could not be compared: {e}"
+        return {"file_name": path.name, "width": loaded.width, "height": loaded.height,
+                "caption": loaded.caption, "images": self._search(vector, k, None),
+                "chunks": chunks, "note": note}  # fmt: skip
+
+    def retrieve_for_chat(self, query: str, conversation: StoredConversation) -> list[Hit]:
+        """Images relevant to a chat turn (ChatService's Retriever protocol).
+
+        Collections without images cost nothing (CLIP is not loaded); if CLIP cannot load,
+        the chat goes on without images and ``last_error`` says why.
+        """
+        collections = list(conversation.collections) or None
+        if not query.strip() or self.records.count(collections) == 0:
+            return []
+        try:
+            vector = self._ready().embed_texts([query])[0]
+            hits = self._search(vector, CHAT_K, collections)
+        except VisionError as e:
+            self.last_error = str(e)
+            return []
+        return [h for h in hits if h.score >= self.chat_min_score]
+
+    # deleting
+
+    def delete(self, image_id: str) -> None:
+        """Remove an image everywhere: its vector, its row and its stored copy."""
+        self._remove(self.records.get(image_id))
+
+    def _remove(self, record: StoredImage) -> None:
+        self._index().delete(ids=[record.id])
+        self.records.delete_row(record.id)
+        self.records.remove_file(record.path.name)
+
+    def close(self) -> None:
+        self.embedder.close()
+
+    # internals
+
+    def _index(self) -> VectorCollection:
+        return self.vectors.collection(collection_name("images", self.embedder.config.key))
+
+    def _ready(self) -> ClipEmbedder:
+        """Load CLIP, and once per run bring this model's index in line with SQLite."""
+        self.embedder.load()
+        if not self._synced:
+            with self._sync_lock:
+                if not self._synced:
+                    self._sync_index()
+                    self._synced = True
+        return self.embedder
+
+    def _sync_index(self) -> None:
+        index = self._index()
+        rows = self.records.ids()
+        indexed = set(index.ids())
+        index.delete(ids=sorted(indexed - rows))
+        missing = self.records.get_many(sorted(rows - indexed))
+        for record in missing.values():  # after a model change: re-embed the stored copies
+            try:
+                vector = self._embed_file(record.path)
+            except VisionError as e:
+                self.last_error = f"{record.file_name} could not be re-indexed: {e}"
+                continue
+            index.upsert(
+                [record.id], [vector], [{"collection": record.collection, "file_name": record.file_name}]
+            )
+
+    def _embed_file(self, path: Path) -> list[float]:
+        """Callers load CLIP first (``_ready``); the index sync calls this while loading."""
+        loaded = read_image(path, max_bytes=self.max_upload_bytes, decode_size=self.embedder.image_size)
+        return self.embedder.embed_tensors([self.embedder.preprocess(loaded.image)])[0]
+
+    def _search(self, vector: list[float], k: int, collections: list[str] | None) -> list[Hit]:
+        if k <= 0:
+            return []
+        where = None
+        if collections:
+            where = (
+                {"collection": collections[0]}
+                if len(collections) == 1
+                else {"collection": {"$in": collections}}
+            )
+        matches = self._index().query(vector, k, where)
+        records = self.records.get_many([m.id for m in matches])
+        return [_hit(records[m.id], m.score) for m in matches if m.id in records]
+
+
+def check_collection(name: str) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > 100 or not name.isprintable():
+        raise ConfigError("A collection name is 1 to 100 printable characters.", field="collection")
+    return name
+
+
+def _hit(record: StoredImage, score: float) -> Hit:
+    return Hit(
+        kind="image", id=record.id, text=record.description, score=score, source=record.file_name,
+        meta={"path": str(record.path), "collection": record.collection, "width": record.width,
+              "height": record.height, "caption": record.caption},
+    )  # fmt: skip
+
+
+def _display_name(name: str) -> str:
+    return "".join(ch if ch.isprintable() else "_" for ch in name)[:255] or "image"
+
+
+def _collect(futures: list[Future]) -> list[_Prepared | FileResult]:
+    return [f.result() for f in futures]
+
+
+def _with_path(result: FileResult, path: Path) -> FileResult:
+    return FileResult(path=str(path), status=result.status, message=result.message)
+
+
+def _report(results: list[FileResult], progress: Progress | None) -> list[FileResult]:
+    if progress:
+        for i, r in enumerate(results, 1):
+            progress(i, len(results), Path(r.path).name)
+    return results
