@@ -178,6 +178,7 @@ def respond_with_attachment(
     system_prompt: str,
     attachment: str | None,
     labels: str,
+    collections: list[str] | None,
     *controls,
 ):
     """Like ``respond``, with an optional attached image shown first: the most similar stored
@@ -187,7 +188,15 @@ def respond_with_attachment(
         shown = conversation_history(services, conversation_id) if conversation_id else []
         yield [*shown, *preface], conversation_id, "", edit_mode
         return
+    if not conversation_id and (message or "").strip() and collections:
+        conversation_id = services.chat.new_conversation(system_prompt=system_prompt or "").id
+        services.conversations.update(conversation_id, collections=list(collections))
     yield from _respond(services, conversation_id, message, edit_mode, system_prompt, controls, preface)
+
+
+def conversation_collections(services, conversation_id: str | None) -> list[str]:
+    """The document collections a conversation draws on (empty: all of them)."""
+    return services.conversations.get(conversation_id).collections if conversation_id else []
 
 
 def attachment_messages(services, path: str, labels: str) -> ChatHistory:

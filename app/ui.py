@@ -8,6 +8,7 @@ from pathlib import Path
 import gradio as gr
 
 from . import handlers as h
+from . import documents_handlers as dh
 from . import model_handlers as mh
 from .controls import build_controls
 from .documents_panel import build_documents_panel
@@ -75,6 +76,13 @@ def build_ui(services) -> gr.Blocks:
                             lines=3,
                             elem_id="system-prompt",
                         )
+                        with gr.Accordion("📚 Documents for this chat", open=False):
+                            chat_collections = gr.Dropdown(
+                                choices=_collections(s), value=[], multiselect=True, label="Collections",
+                                info="Answers draw on these; none chosen = all collections.",
+                                elem_id="chat-collections",
+                            )
+                            collections_note = gr.Markdown()
                         with gr.Accordion("Generation settings", open=True):
                             with gr.Row():
                                 preset = gr.Dropdown(
@@ -103,7 +111,8 @@ def build_ui(services) -> gr.Blocks:
         for trigger in (send.click, message.submit):
             trigger(
                 partial(h.respond_with_attachment, s),
-                [conversation_id, message, chatbot, edit_mode, system_prompt, attachment, labels, *controls],
+                [conversation_id, message, chatbot, edit_mode, system_prompt, attachment, labels, chat_collections,
+                 *controls],
                 chat_outputs,
                 concurrency_limit=4,
                 concurrency_id="chat",
@@ -120,10 +129,16 @@ def build_ui(services) -> gr.Blocks:
 
         demo.load(refresh_list, [search, conversation_id], chats)
         chatbot.clear(lambda: (None, "", False), None, [conversation_id, message, edit_mode])
-        chats.input(partial(h.open_conversation, s), [chats], [chatbot, conversation_id, system_prompt])
+        chats.input(partial(h.open_conversation, s), [chats], [chatbot, conversation_id, system_prompt]).then(
+            partial(h.conversation_collections, s), [conversation_id], chat_collections
+        )
+        chat_collections.focus(lambda: gr.Dropdown(choices=_collections(s)), None, chat_collections)
+        chat_collections.input(
+            partial(dh.set_conversation_collections, s), [conversation_id, chat_collections], collections_note
+        )
         search.change(refresh_list, [search, conversation_id], chats)
         new_btn.click(
-            lambda: ([], None, "", False), None, [chatbot, conversation_id, message, edit_mode]
+            lambda: ([], None, "", False, []), None, [chatbot, conversation_id, message, edit_mode, chat_collections]
         ).then(refresh_list, [search, conversation_id], chats)
         rename_btn.click(partial(h.rename_conversation, s), [conversation_id, title_box], None).then(
             refresh_list, [search, conversation_id], chats
@@ -177,6 +192,10 @@ def _model_tab(s) -> None:
         [facts, status],
         concurrency_limit=1,
     )
+
+
+def _collections(s) -> list[str]:
+    return s.documents.collections() if s.documents is not None else []
 
 
 def _refresh_list(s, query: str, conversation_id: str | None):

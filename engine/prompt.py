@@ -12,6 +12,7 @@ told it is data to cite, never instructions to follow.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -47,12 +48,18 @@ def format_reference(number: int, hit: Hit, text: str | None = None) -> str:
     where = hit.source or hit.kind
     if hit.page is not None:
         where += f", page {hit.page}"
-    body = (text if text is not None else hit.text).replace("</reference>", "</ reference>")
-    return f'<reference id="{number}" source="{_attr(where)}" kind="{hit.kind}">\n{body}\n</reference>'
+    # a passage must not be able to close its own quote and speak outside it
+    body = _CLOSE_TAG.sub("</ reference", text if text is not None else hit.text)
+    section = hit.meta.get("heading") if hit.kind == "chunk" else None
+    extra = f' section="{_attr(section)}"' if section else ""
+    return f'<reference id="{number}" source="{_attr(where)}"{extra} kind="{hit.kind}">\n{body}\n</reference>'
+
+
+_CLOSE_TAG = re.compile(r"</\s*reference", re.IGNORECASE)
 
 
 def _attr(text: str) -> str:
-    return text.replace('"', "'").replace("\n", " ")
+    return text.replace('"', "'").replace("\n", " ").replace("<", "(").replace(">", ")")
 
 
 def build_messages(
@@ -124,9 +131,16 @@ def build_messages(
 
 
 def ref_tokens_by_kind(cited, total, count_tokens, *, kinds):
-    for hit in cited:
+    """Tokens of the cited references of these kinds, as formatted in the prompt.
+
+    When every reference is of these kinds, the shared preamble is theirs too.
+    """
+    if cited and all(hit.kind in kinds for hit in cited):
+        yield total
+        return
+    for number, hit in enumerate(cited, 1):
         if hit.kind in kinds:
-            yield count_tokens(hit.text)
+            yield count_tokens(format_reference(number, hit)) + 1
 
 
 def _fit_references(

@@ -9,8 +9,14 @@ from conftest import GREEDY, run_turn
 
 from app import handlers as h
 from app.controls import control_values
-from engine import ConfigError, GenerationConfig, build
+from engine import ConfigError, GenerationConfig, Settings, build
 from engine.types import Done, TextDelta, TurnStarted
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """Memory off: these tests compare answers, and recall hits from other chats would change prompts."""
+    return Settings(data_dir=tmp_path / "data", n_ctx=2048, memory=False)
 
 
 def test_user_message_is_saved_before_generation(services):
@@ -51,7 +57,7 @@ def test_conversation_survives_an_engine_restart(settings):
 def test_stop_mid_stream_keeps_the_partial_answer(services):
     streamed, done, conversation_id = [], None, None
     config = GREEDY.replace(max_tokens=200)
-    for event in services.chat.stream_turn(None, "Count from one to one hundred in words.", config):
+    for event in services.chat.stream_turn(None, "Write a long story about a dragon and a knight.", config):
         if isinstance(event, TurnStarted):
             conversation_id = event.conversation_id
         elif isinstance(event, TextDelta):
@@ -182,3 +188,13 @@ def test_presets_builtin_and_saved(services, settings):
         assert again.presets.get("Mine").top_k == 7
     finally:
         again.close()
+
+
+def test_a_new_chat_takes_the_collections_chosen_on_the_page(services):
+    values = control_values(GREEDY.replace(max_tokens=4))
+    services.documents.create_collection("research")
+    history, cid, _, _ = _final(
+        h.respond_with_attachment(services, None, "Hi", [], False, "", None, "", ["research"], *values)
+    )
+    assert h.conversation_collections(services, cid) == ["research"]
+    assert [m.role for m in services.conversations.messages(cid)] == ["user", "assistant"]

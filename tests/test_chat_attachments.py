@@ -25,7 +25,7 @@ def test_attached_image_shows_similar_images_labels_then_answers(vision_settings
         values = control_values(GenerationConfig(temperature=0.0, max_tokens=8))
 
         history, cid, box, _ = _final(
-            h.respond_with_attachment(services, None, "What is this?", [], False, "", str(stored), "boat, tree", *values)
+            h.respond_with_attachment(services, None, "What is this?", [], False, "", str(stored), "boat, tree", [], *values)
         )
         about = next(m for m in history if m.get("metadata", {}).get("title", "").startswith("🖼"))
         assert about["content"].index("harbour.png") < about["content"].index("forest.png")  # duplicate first
@@ -36,7 +36,7 @@ def test_attached_image_shows_similar_images_labels_then_answers(vision_settings
         assert [m.role for m in services.conversations.messages(cid)] == ["user", "assistant"]
 
         only_image, cid2, _, _ = _final(
-            h.respond_with_attachment(services, cid, "", [], False, "", str(other), "", *values)
+            h.respond_with_attachment(services, cid, "", [], False, "", str(other), "", [], *values)
         )
         assert cid2 == cid and "forest.png" in only_image[-1]["content"]
         assert len(services.conversations.messages(cid)) == 2  # an image alone starts no model turn

@@ -5,9 +5,15 @@ from __future__ import annotations
 import pytest
 from conftest import GREEDY, run_turn
 
-from engine import ConfigError, GenerationConfig
+from engine import ConfigError, GenerationConfig, Settings
 
 QUESTION = "Write three sentences about the sea."
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    """Memory off: these tests compare answers, and recall hits from other chats would change prompts."""
+    return Settings(data_dir=tmp_path / "data", n_ctx=2048, memory=False)
 
 
 def test_temperature_zero_is_deterministic(services):

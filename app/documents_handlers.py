@@ -1,0 +1,184 @@
+"""Behaviour of the Documents panel, as plain functions tests call without a browser.
+
+Every function catches EngineError and returns its message as markdown, so the page
+shows what went wrong and what to do, never a traceback. Document text is untrusted:
+it is escaped before it is shown.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from engine.errors import EngineError
+from engine.rag import DEFAULT_COLLECTION, IMAGE_SUFFIXES, SearchOptions
+from engine.rag.loaders import SUFFIX_KINDS
+from engine.rag.routing import add_files
+from engine.types import FileResult, Hit
+
+#: what the upload box offers (images are routed to the Images feature)
+UPLOAD_TYPES = sorted({*SUFFIX_KINDS, *IMAGE_SUFFIXES})
+TABLE_HEADERS = ["Name", "Type", "Chunks", "Pages", "Size", "Updated", "ID"]
+_ICONS = {"added": "✅", "replaced": "🔁", "unchanged": "＝", "error": "❌"}
+#: characters of the document shown on each side of a passage when it is expanded
+CONTEXT_CHARS = 400
+
+
+def _error(e: EngineError) -> str:
+    return f"**{e.title}:** {_escape(str(e))}"
+
+
+def _escape(text: str) -> str:
+    """Untrusted text as inert markdown: no HTML, links, images or code spans."""
+    text = html.escape(text, quote=False)
+    for ch in "\\`*_[]#|!":
+        text = text.replace(ch, "\\" + ch)
+    return text
+
+
+def collection_choices(services) -> list[str]:
+    names = services.documents.collections()
+    return names if DEFAULT_COLLECTION in names else [DEFAULT_COLLECTION, *names]
+
+
+def upload(
+    services,
+    files: list[Any] | None,
+    collection: str | None,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> str:
+    """Add uploaded files (documents and images) to a collection; one report line per file."""
+    paths = [Path(getattr(f, "name", f)) for f in (files or [])]
+    if not paths:
+        return "Choose one or more files first."
+    try:
+        results = add_files(services.documents, services.images, paths, collection=collection or DEFAULT_COLLECTION,
+                            progress=progress, names=[p.name for p in paths])  # fmt: skip
+    except EngineError as e:
+        return _error(e)
+    return report(results)
+
+
+def report(results: list[FileResult]) -> str:
+    counts = {s: sum(r.status == s for r in results) for s in _ICONS}
+    head = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to add"
+    lines = [f"- {_ICONS[r.status]} {_escape(r.message or r.path)}" for r in results]
+    return f"**{head}**\n\n" + "\n".join(lines)
+
+
+def documents_table(services, collection: str | None) -> list[list[Any]]:
+    rows = []
+    for d in services.documents.documents(collection or None):
+        rows.append(
+            [d.name, d.kind, d.n_chunks, d.n_pages or "", _size(d.size_bytes), d.updated_at[:16], d.id]
+        )
+    return rows
+
+
+def document_choices(services, collection: str | None) -> list[tuple[str, str]]:
+    return [
+        (f"{d.name} ({d.n_chunks} chunks)", d.id) for d in services.documents.documents(collection or None)
+    ]
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KB", "MB"):
+        if n < 1024 or unit == "MB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def delete_document(services, document_id: str | None) -> str:
+    if not document_id:
+        return "Choose a document to delete."
+    try:
+        services.documents.delete(document_id)
+    except EngineError as e:
+        return _error(e)
+    return "Deleted the document and its index entries."
+
+
+def create_collection(services, name: str) -> tuple[str, str | None]:
+    """(message, the created name or None)."""
+    try:
+        created = services.documents.create_collection(name)
+    except EngineError as e:
+        return _error(e), None
+    return f"Collection **{_escape(created)}** is ready.", created
+
+
+def delete_collection(services, name: str | None) -> str:
+    try:
+        services.documents.delete_collection(name or "")
+    except EngineError as e:
+        return _error(e)
+    return f"Deleted collection **{_escape(name or '')}** and its documents."
+
+
+def search(
+    services, query: str, collection: str | None = None, k: int = 5, mode: str = "hybrid",
+    multi_query: bool = False, hyde: bool = False,
+) -> str:  # fmt: skip
+    """Ranked hits as markdown; each expands to show the passage in its document."""
+    try:
+        hits = services.documents.search(query, k=int(k), collections=[collection] if collection else None,
+                                         mode=mode, options=SearchOptions(multi_query=multi_query, hyde=hyde))  # fmt: skip
+    except EngineError as e:
+        return _error(e)
+    if not hits:
+        return "No matching passages."
+    return "\n\n".join(hit_markdown(services, n, h) for n, h in enumerate(hits, start=1))
+
+
+def hit_markdown(services, number: int, hit: Hit) -> str:
+    where = hit.source + (f", page {hit.page}" if hit.page is not None else "")
+    snippet = " ".join(hit.text.split())
+    snippet = snippet[:240] + ("…" if len(snippet) > 240 else "")
+    heading = hit.meta.get("heading")
+    section = f" · {_escape(heading)}" if heading else ""
+    return (f"**[{number}] {_escape(where)}**{section} · score {hit.score:.4f}\n\n> {_escape(snippet)}\n\n"
+            f"<details><summary>Show the passage in its document</summary>\n\n{passage_context(services, hit)}"
+            "\n\n</details>")  # fmt: skip
+
+
+def passage_context(services, hit: Hit, *, chars: int = CONTEXT_CHARS) -> str:
+    """The passage in bold, with the text around it, from the stored document."""
+    document_id = hit.meta.get("document_id")
+    if not document_id or hit.start is None or hit.end is None:
+        return _escape(hit.text)
+    try:
+        text = services.documents.document_text(document_id)
+    except EngineError:
+        return _escape(hit.text)
+    before = text[max(0, hit.start - chars) : hit.start]
+    after = text[hit.end : hit.end + chars]
+    passage = "\n\n".join(f"**{_escape(p)}**" for p in text[hit.start : hit.end].split("\n\n") if p.strip())
+    return (("…" if hit.start > chars else "") + _escape(before) + "\n\n" + passage + "\n\n" + _escape(after)
+            + ("…" if hit.end + chars < len(text) else ""))  # fmt: skip
+
+
+def set_chat_rewriting(services, multi_query: bool, hyde: bool) -> str:
+    """Turn query rewriting on or off for document retrieval in chat."""
+    from dataclasses import replace
+
+    services.documents.chat_options = replace(services.documents.chat_options, multi_query=bool(multi_query),
+                                              hyde=bool(hyde))  # fmt: skip
+    on = [n for n, v in (("multi-query", multi_query), ("HyDE", hyde)) if v]
+    return "Chat questions are searched " + (f"with {' and '.join(on)}." if on else "as typed.")
+
+
+def set_conversation_collections(services, conversation_id: str | None, names: list[str] | None) -> str:
+    """Which collections a conversation draws on; none chosen means all of them."""
+    if not conversation_id:
+        return "Start a conversation first."
+    try:
+        services.documents.resolve_collections(list(names or []))
+        services.conversations.update(conversation_id, collections=list(names or []))
+    except EngineError as e:
+        return _error(e)
+    return (
+        "This chat draws on " + (", ".join(_escape(n) for n in names) if names else "all collections") + "."
+    )

@@ -1,0 +1,91 @@
+"""The Documents tab: layout and wiring only; behaviour lives in documents_handlers."""
+
+from __future__ import annotations
+
+from functools import partial
+
+import gradio as gr
+
+from . import documents_handlers as dh
+
+
+def build_documents_panel(services) -> None:
+    """Called inside ``with gr.Tab("Documents"):``."""
+    s = services
+    gr.Markdown("Add files, then ask about them in Chat: answers cite the passages they use. "
+                "PDF, DOCX, HTML, Markdown, text, CSV, JSON and source code; images go to Images.")  # fmt: skip
+    with gr.Row():
+        collection = gr.Dropdown(choices=dh.collection_choices(s), value=dh.DEFAULT_COLLECTION, label="Collection",
+                                 elem_id="docs-collection", scale=3)  # fmt: skip
+        new_name = gr.Textbox(
+            label="New collection", placeholder="e.g. taxes-2024", elem_id="docs-new-name", scale=2
+        )
+        create = gr.Button("Create", size="sm", scale=1, elem_id="docs-create")
+        drop = gr.Button("Delete collection", variant="stop", size="sm", scale=1, elem_id="docs-drop")
+    collection_note = gr.Markdown(elem_id="docs-collection-note")
+    with gr.Accordion("Add files", open=True):
+        files = gr.File(file_count="multiple", file_types=dh.UPLOAD_TYPES, type="filepath",
+                        label="Drop files here", elem_id="docs-upload")  # fmt: skip
+        add = gr.Button("Add to collection", variant="primary", elem_id="docs-add")
+        added = gr.Markdown(elem_id="docs-added")
+    with gr.Accordion("Documents in this collection", open=True):
+        table = gr.Dataframe(value=partial(dh.documents_table, s, dh.DEFAULT_COLLECTION), headers=dh.TABLE_HEADERS,
+                             interactive=False, wrap=True, elem_id="docs-table")  # fmt: skip
+        with gr.Row():
+            chosen = gr.Dropdown(choices=dh.document_choices(s, dh.DEFAULT_COLLECTION), label="Document", scale=3,
+                                 elem_id="docs-chosen")  # fmt: skip
+            refresh = gr.Button("Refresh", size="sm", scale=1)
+            delete = gr.Button("Delete document", variant="stop", size="sm", scale=1, elem_id="docs-delete")
+        deleted = gr.Markdown()
+    with gr.Accordion("Search", open=True):
+        with gr.Row():
+            query = gr.Textbox(
+                placeholder="Search your documents…", show_label=False, scale=4, elem_id="docs-query"
+            )
+            go = gr.Button("Search", scale=1, elem_id="docs-search")
+        with gr.Row():
+            k = gr.Slider(1, 20, value=5, step=1, label="Results")
+            mode = gr.Radio(["hybrid", "dense", "bm25"], value="hybrid", label="Mode")
+            multi = gr.Checkbox(label="Multi-query (uses the chat model)")
+            hyde = gr.Checkbox(label="HyDE (uses the chat model)")
+        results = gr.Markdown(elem_id="docs-results")
+    with gr.Accordion("Retrieval in chat", open=False):
+        chat_multi = gr.Checkbox(label="Rewrite chat questions into several queries (multi-query)")
+        chat_hyde = gr.Checkbox(label="Search with a hypothetical answer (HyDE)")
+        chat_note = gr.Markdown()
+
+    def show(name):
+        return dh.documents_table(s, name), gr.update(choices=dh.document_choices(s, name), value=None)
+
+    def do_upload(paths, name, progress=gr.Progress()):
+        def tick(done, total, file_name):
+            progress(done / max(total, 1), desc=f"{done}/{total} {file_name}")
+
+        return dh.upload(s, paths, name, progress=tick)
+
+    def do_create(name):
+        message, created = dh.create_collection(s, name)
+        choices = dh.collection_choices(s)
+        return message, gr.update(choices=choices, value=created) if created else gr.update(choices=choices)
+
+    def do_drop(name):
+        message = dh.delete_collection(s, name)
+        return message, gr.update(choices=dh.collection_choices(s), value=dh.DEFAULT_COLLECTION)
+
+    add.click(do_upload, [files, collection], added, concurrency_id="documents").then(
+        show, [collection], [table, chosen]
+    )
+    create.click(do_create, [new_name], [collection_note, collection])
+    drop.click(do_drop, [collection], [collection_note, collection])
+    collection.change(show, [collection], [table, chosen])
+    refresh.click(show, [collection], [table, chosen])
+    delete.click(partial(dh.delete_document, s), [chosen], deleted).then(show, [collection], [table, chosen])
+    for trigger in (go.click, query.submit):
+        trigger(
+            partial(dh.search, s),
+            [query, collection, k, mode, multi, hyde],
+            results,
+            concurrency_id="documents",
+        )
+    for box in (chat_multi, chat_hyde):
+        box.change(partial(dh.set_chat_rewriting, s), [chat_multi, chat_hyde], chat_note)

@@ -1,0 +1,217 @@
+"""ingest, search, ask, documents, reindex: the Documents feature on the command line."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from .common import add_generation_flags, generation_config_from, print_json
+
+ASK_SYSTEM = (
+    "Answer the question using the numbered reference passages. Cite the passages you use "
+    "like [1]. If the passages do not contain the answer, say so."
+)
+
+
+def register(sub) -> None:
+    p = sub.add_parser("ingest", help="add documents (files or folders) to a collection")
+    p.add_argument("paths", nargs="+", type=Path, help="files or folders (walked recursively)")
+    p.add_argument("--collection", default="library", help="collection to add to (default: library)")
+    p.add_argument(
+        "--max-upload-mb", type=float, default=None, help="refuse files larger than this (default 50)"
+    )
+    p.add_argument(
+        "--chunk-tokens", type=int, default=None, help="chunk size in embedding tokens (default 200)"
+    )
+    p.add_argument(
+        "--chunk-overlap", type=int, default=None, help="tokens shared by neighbouring chunks (default 30)"
+    )
+    p.add_argument("--json", action="store_true", help="print one result per file as JSON")
+    p.set_defaults(handler=ingest)
+
+    p = sub.add_parser("search", help="search documents (or images) and print ranked hits")
+    p.add_argument("query", nargs="?", default="", help="what to look for")
+    p.add_argument("--k", type=int, default=5, help="how many hits (default 5)")
+    p.add_argument(
+        "--collection", action="append", default=None, help="search only this collection (repeatable)"
+    )
+    p.add_argument("--mode", choices=["hybrid", "dense", "bm25"], default="hybrid")
+    p.add_argument(
+        "--multi-query", action="store_true", help="also search phrasings written by the chat model"
+    )
+    p.add_argument(
+        "--hyde", action="store_true", help="also embed a hypothetical answer written by the chat model"
+    )
+    p.add_argument("--images", action="store_true", help="search images by this text instead (CLIP)")
+    p.add_argument("--image", type=Path, default=None, help="search images similar to this image file")
+    p.add_argument("--json", action="store_true", help="print hits as a JSON list")
+    p.set_defaults(handler=search)
+
+    p = sub.add_parser("ask", help="answer a question from your documents, with sources")
+    p.add_argument("question")
+    p.add_argument("--collection", action="append", default=None, help="draw on this collection (repeatable)")
+    p.add_argument("--json", action="store_true", help="print answer and sources as JSON")
+    add_generation_flags(p)
+    p.set_defaults(handler=ask)
+
+    p = sub.add_parser("documents", help="list documents, or delete one")
+    p.add_argument("--collection", default=None, help="only this collection")
+    p.add_argument("--delete", metavar="DOCUMENT_ID", default=None, help="delete this document everywhere")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(handler=documents)
+
+    p = sub.add_parser(
+        "reindex", help="re-embed chunks missing from the vector index (new embedding model, crash)"
+    )
+    p.set_defaults(handler=reindex)
+
+
+def _services(args: argparse.Namespace, *, load_model: bool = False):
+    from engine.factory import build
+
+    from . import settings_from
+
+    settings = settings_from(args)
+    changes = {
+        "max_upload_bytes": int(args.max_upload_mb * 1024 * 1024)
+        if getattr(args, "max_upload_mb", None)
+        else None,
+        "chunk_tokens": getattr(args, "chunk_tokens", None),
+        "chunk_overlap_tokens": getattr(args, "chunk_overlap", None),
+    }
+    settings = settings.replace(**{k: v for k, v in changes.items() if v is not None})
+    services = build(settings, load_model=load_model)
+    for warning in services.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return services
+
+
+def ingest(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from engine.rag.routing import add_files
+
+    services = _services(args)
+    try:
+        with tqdm(total=0, unit="file", file=sys.stderr, disable=None, desc="Adding") as bar:
+
+            def progress(done: int, total: int, name: str) -> None:
+                bar.total = total
+                bar.set_postfix_str(name[-40:], refresh=False)
+                bar.update(done - bar.n)
+
+            results = add_files(services.documents, services.images, args.paths,
+                                collection=args.collection, progress=progress)  # fmt: skip
+        if args.json:
+            print_json([dataclasses.asdict(r) for r in results])
+        else:
+            for r in results:
+                print(f"{r.status:>9}  {r.message or r.path}")
+            counts = {
+                s: sum(r.status == s for r in results) for s in ("added", "replaced", "unchanged", "error")
+            }
+            print(", ".join(f"{n} {s}" for s, n in counts.items()), file=sys.stderr)
+        return 1 if any(r.status == "error" for r in results) else 0
+    finally:
+        services.close()
+
+
+def search(args: argparse.Namespace) -> int:
+    services = _services(args, load_model=args.multi_query or args.hyde)
+    try:
+        collection = args.collection[0] if args.collection else None
+        if args.images or args.image is not None:
+            if services.images is None:
+                print("Image search is not available in this installation.", file=sys.stderr)
+                return 2
+            if args.image is not None:
+                hits = services.images.search_image(args.image, k=args.k, collection=collection)
+            else:
+                hits = services.images.search_text(args.query, k=args.k, collection=collection)
+        else:
+            from engine.rag import SearchOptions
+
+            options = SearchOptions(multi_query=args.multi_query, hyde=args.hyde)
+            hits = services.documents.search(args.query, k=args.k, collections=args.collection, mode=args.mode,
+                                             options=options)  # fmt: skip
+        _print_hits(hits, as_json=args.json)
+        return 0
+    finally:
+        services.close()
+
+
+def _print_hits(hits, *, as_json: bool) -> None:
+    if as_json:
+        print_json([dataclasses.asdict(h) for h in hits])
+        return
+    if not hits:
+        print("No matches.", file=sys.stderr)
+    for rank, h in enumerate(hits, start=1):
+        where = h.source + (f", page {h.page}" if h.page is not None else "")
+        span = f" [{h.start}:{h.end}]" if h.start is not None else ""
+        print(f"{rank}. {where}{span}  score {h.score:.4f}")
+        print("   " + " ".join(h.text.split())[:300])
+
+
+def ask(args: argparse.Namespace) -> int:
+    from engine.types import Done, Sources, TextDelta
+
+    services = _services(args, load_model=True)
+    try:
+        config = generation_config_from(args, services)
+        conversation = services.chat.new_conversation(
+            title=args.question[:60], system_prompt=f"{services.settings.system_prompt}\n\n{ASK_SYSTEM}"
+        )
+        if args.collection:
+            services.documents.resolve_collections(args.collection)  # unknown names fail here, clearly
+            services.conversations.update(conversation.id, collections=args.collection)
+        done, sources = None, []
+        for event in services.chat.stream_turn(conversation.id, args.question, config):
+            if isinstance(event, TextDelta) and not args.json:
+                sys.stdout.write(event.text)
+                sys.stdout.flush()
+            elif isinstance(event, Sources):
+                sources = [h for h in event.hits if h.kind == "chunk"]
+            elif isinstance(event, Done):
+                done = event
+        if args.json:
+            print_json({"conversation_id": conversation.id, "answer": done.text if done else "",
+                        "sources": [dataclasses.asdict(h) for h in sources]})  # fmt: skip
+            return 0
+        print("\n\nSources:" if sources else "\n\n(No passage in your documents matched this question.)")
+        for n, h in enumerate(sources, start=1):
+            where = h.source + (f", page {h.page}" if h.page is not None else "")
+            print(f"[{n}] {where}: {' '.join(h.text.split())[:160]}")
+        return 0
+    finally:
+        services.close()
+
+
+def documents(args: argparse.Namespace) -> int:
+    services = _services(args)
+    try:
+        if args.delete:
+            services.documents.delete(args.delete)
+            print(f"Deleted {args.delete}.", file=sys.stderr)
+            return 0
+        docs = services.documents.documents(args.collection)
+        if args.json:
+            print_json([dataclasses.asdict(d) for d in docs])
+        else:
+            for d in docs:
+                print(f"{d.id}  {d.collection:<12} {d.n_chunks:>5} chunks  {d.name}")
+        return 0
+    finally:
+        services.close()
+
+
+def reindex(args: argparse.Namespace) -> int:
+    services = _services(args)
+    try:
+        counts = services.documents.repair()
+        print(f"Embedded {counts['embedded']} chunk(s); removed {counts['removed']} stale vector(s).")
+        return 0
+    finally:
+        services.close()

@@ -1,0 +1,95 @@
+"""PDF: text per page. The only module importing pypdf."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from ...errors import IngestError
+from ..blocks import Block, LoadedDocument
+from .text import paragraphs
+
+_HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
+
+
+def load_pdf(data: bytes, name: str) -> LoadedDocument:
+    if b"%PDF" not in data[:1024]:
+        raise IngestError(f"{name}: not a PDF file (no %PDF header). If it is another format, rename it.")
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        _unlock(reader, name)
+        pages = list(reader.pages)
+    except IngestError:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, AttributeError, RecursionError, OSError) as e:
+        raise IngestError(
+            f"{name}: the PDF is damaged and cannot be read ({type(e).__name__}: {e}). "
+            "Re-save or re-export it and try again."
+        ) from e
+    blocks: list[Block] = []
+    empty: list[int] = []
+    for number, page in enumerate(pages, start=1):
+        text = _page_text(page)
+        page_blocks = [Block(text=p, page=number) for p in _page_paragraphs(text)]
+        if not page_blocks:
+            empty.append(number)
+        blocks.extend(page_blocks)
+    if not blocks:
+        raise IngestError(
+            f"{name}: no text could be extracted from its {len(pages)} page(s); it may be "
+            "scanned images. Run it through OCR first (for example ocrmypdf)."
+        )
+    doc = LoadedDocument(kind="pdf", blocks=blocks, n_pages=len(pages))
+    if empty:
+        doc.notes.append(f"no text on page(s) {_ranges(empty)} (images only?)")
+    return doc
+
+
+def _unlock(reader, name: str) -> None:
+    """Open PDFs encrypted with an empty user password (common); refuse real passwords."""
+    if not reader.is_encrypted:
+        return
+    from pypdf import PasswordType
+    from pypdf.errors import DependencyError
+
+    try:
+        unlocked = reader.decrypt("") != PasswordType.NOT_DECRYPTED
+    except DependencyError as e:
+        raise IngestError(
+            f"{name}: encrypted with a method that needs the 'cryptography' package "
+            "(pip install cryptography)."
+        ) from e
+    if not unlocked:
+        raise IngestError(
+            f"{name}: the PDF is password-protected. Remove the password "
+            "(print or export it to a new PDF) and add it again."
+        )
+
+
+def _page_text(page) -> str:
+    try:
+        text = page.extract_text() or ""
+    except Exception:  # noqa: BLE001 - one bad page must not lose the others; reported as empty
+        return ""
+    return _HYPHEN_BREAK.sub(r"\1\2", text.replace("\r\n", "\n").replace("\x00", ""))
+
+
+def _page_paragraphs(text: str) -> list[str]:
+    """Lines inside a paragraph are layout, not meaning: join them with spaces."""
+    return [" ".join(line.strip() for line in p.split("\n") if line.strip()) for p in paragraphs(text)]
+
+
+def _ranges(numbers: list[int]) -> str:
+    out: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ", ".join(out)

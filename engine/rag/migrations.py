@@ -1,0 +1,73 @@
+"""Schema of the Documents feature (the ``hearth.rag`` migration set).
+
+SQLite holds every document's extracted text and its chunks: the source of truth.
+The Chroma vectors and the BM25 keyword index are rebuilt from these tables.
+Never edit a migration that has shipped; add a new one.
+"""
+
+from __future__ import annotations
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from ..store.conversations import now_iso
+
+rag = Migrations("hearth.rag")
+
+DEFAULT_COLLECTION = "library"
+
+
+@rag(name="0001_collections_documents_chunks")
+def _collections_documents_chunks(db: Database) -> None:
+    db["rag_collections"].create(
+        {
+            "name": str,
+            "created_at": str,
+            # bumped in the same transaction as every change to the collection's chunks,
+            # so a keyword index built at an older generation is known to be stale
+            "generation": int,
+        },
+        pk="name",
+        defaults={"generation": 0},
+    )
+    db["rag_documents"].create(
+        {
+            "id": str,  # derived from (collection, content hash): the same bytes get the same id
+            "collection": str,
+            "source": str,  # identity of the file within the collection (absolute path or upload name)
+            "name": str,  # file name shown to the user and cited
+            "kind": str,  # pdf, docx, html, markdown, text, csv, json, code
+            "content_hash": str,  # sha256 of the file's bytes
+            "size_bytes": int,
+            "n_chunks": int,
+            "n_pages": int,
+            "encoding": str,  # detected text encoding, when the file was text
+            "text": str,  # the full extracted text; chunk offsets point into it
+            "embed_model": str,
+            "created_at": str,
+            "updated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("collection", "rag_collections", "name")],
+    )
+    db["rag_documents"].create_index(["collection", "source"], unique=True)
+    db["rag_documents"].create_index(["collection", "content_hash"], unique=True)
+    db["rag_chunks"].create(
+        {
+            "id": str,
+            "document_id": str,
+            "collection": str,
+            "seq": int,
+            "text": str,  # exactly documents.text[start:end]
+            "heading": str,  # the headings (or CSV header) above this chunk, for context
+            "page": int,  # 1-based PDF page, else null
+            "start": int,
+            "end": int,
+            "n_tokens": int,
+        },
+        pk="id",
+        foreign_keys=[("document_id", "rag_documents", "id")],
+    )
+    db["rag_chunks"].create_index(["document_id", "seq"])
+    db["rag_chunks"].create_index(["collection"])
+    db["rag_collections"].insert({"name": DEFAULT_COLLECTION, "created_at": now_iso(), "generation": 0})

@@ -1,0 +1,53 @@
+"""One entry for "add these files": documents to the text index, images to the image index.
+
+Used by the ``ingest`` command and the Documents panel, so a folder mixing both is split
+the same way everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..types import FileResult
+from .files import SourceFile, expand, split_images
+from .ingest import Progress
+from .migrations import DEFAULT_COLLECTION
+
+
+def add_files(
+    documents,
+    images,
+    paths: Sequence[Path | str],
+    *,
+    collection: str = DEFAULT_COLLECTION,
+    progress: Progress | None = None,
+    names: Sequence[str] | None = None,
+) -> list[FileResult]:
+    """Ingest ``paths`` (files and folders); images go to ``images.add_files`` when the Images
+    feature is there, and get a clear per-file message when it is not."""
+    files = expand(paths, names)
+    image_files, rest = split_images(files)
+    total = len(files)
+    done_before = 0
+
+    def tick(done: int, _total: int, name: str) -> None:
+        if progress is not None:
+            progress(done_before + done, total, name)
+
+    results = documents.ingest_files(rest, collection=collection, progress=tick) if rest else []
+    done_before = len(results)
+    if image_files and images is not None:
+        results += images.add_files([f.path for f in image_files], collection=collection, progress=tick)
+    elif image_files:
+        results += [_no_images(f) for f in image_files]
+        tick(len(image_files), total, "")
+    return results
+
+
+def _no_images(file: SourceFile) -> FileResult:
+    return FileResult(
+        path=file.given,
+        status="error",
+        message=f"{file.name}: images need the Images feature, which is not available here.",
+    )

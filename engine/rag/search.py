@@ -1,0 +1,117 @@
+"""Hybrid search: dense vectors (Chroma) and BM25 (bm25s), fused by reciprocal rank.
+
+Only chunks that SQLite knows are returned: vectors left behind by an interrupted
+ingest, or written by an ingest still in flight, are skipped (never deleted here, since
+an in-flight ingest is about to commit them; ``DocumentService.repair`` removes real
+leftovers).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ..types import Hit
+from .fusion import reciprocal_rank_fusion
+from .keyword import KeywordIndex
+from .rewrite import Generate, SearchOptions, expand_queries, hypothetical_answer, safe
+from .store import DocumentStore
+
+
+class HybridSearcher:
+    def __init__(
+        self,
+        *,
+        store: DocumentStore,
+        keywords: KeywordIndex,
+        embedder,
+        index: Callable,
+        generate: Generate | None = None,
+    ):
+        self.store = store
+        self.keywords = keywords
+        self.embedder = embedder
+        self.index = index
+        self.generate = generate
+
+    def search(
+        self, query: str, *, k: int, generations: dict[str, int], mode: str, options: SearchOptions
+    ) -> list[Hit]:
+        names = list(generations)
+        if not names or self.store.count_chunks(names) == 0:
+            return []
+        queries = [query, *self._expansions(query, options)]
+        n = max(options.candidates, k)
+        rankings: list[list[str]] = []
+        dense: dict[str, float] = {}
+        keyword: dict[str, float] = {}
+        if mode != "bm25":
+            rankings += self._dense(queries + self._hyde(query, options), n, names, dense)
+        if mode != "dense":
+            for q in queries:
+                hits = self.keywords.search(q, k=n, collections=generations)
+                rankings.append([i for i, _ in hits])
+                for i, s in hits:
+                    keyword[i] = max(keyword.get(i, 0.0), s)
+        if len(rankings) == 1:
+            native = dense if mode == "dense" else keyword
+            scored = [(i, native[i]) for i in rankings[0]]
+        else:
+            scored = reciprocal_rank_fusion(rankings)
+        return self._hits(scored, k, dense, keyword)
+
+    def _expansions(self, query: str, options: SearchOptions) -> list[str]:
+        if not (options.multi_query and self.generate):
+            return []
+        return safe(lambda: expand_queries(query, self.generate), [])
+
+    def _hyde(self, query: str, options: SearchOptions) -> list[str]:
+        if not (options.hyde and self.generate):
+            return []
+        passage = safe(lambda: hypothetical_answer(query, self.generate), "")
+        return [passage] if passage else []
+
+    def _dense(self, texts: list[str], n: int, names: list[str], scores: dict[str, float]) -> list[list[str]]:
+        """One ranking per text; collections are separate indexes, merged by cosine similarity
+        (comparable: one model made every vector)."""
+        indexes = [self.index(name) for name in names]
+        rankings = []
+        for vector in self.embedder.embed(texts):
+            matches = [m for index in indexes for m in index.query(vector, n)]
+            matches.sort(key=lambda m: -m.score)
+            rankings.append([m.id for m in matches[:n]])
+            for m in matches[:n]:
+                scores[m.id] = max(scores.get(m.id, -1.0), m.score)
+        return rankings
+
+    def _hits(self, scored: list[tuple[str, float]], k: int, dense: dict, keyword: dict) -> list[Hit]:
+        rows = self.store.chunks([i for i, _ in scored[: max(k * 3, k + 10)]])
+        if len([i for i, _ in scored[:k] if i in rows]) < k:  # leftovers skipped: look further down
+            rows = self.store.chunks([i for i, _ in scored])
+        hits: list[Hit] = []
+        for chunk_id, score in scored:
+            row = rows.get(chunk_id)
+            if row is None:
+                continue
+            meta = {"document_id": row["document_id"], "collection": row["collection"]}
+            if row["heading"]:
+                meta["heading"] = row["heading"]
+            if chunk_id in dense:
+                meta["dense_score"] = round(dense[chunk_id], 4)
+            if chunk_id in keyword:
+                meta["bm25_score"] = round(keyword[chunk_id], 4)
+            hits.append(
+                Hit(
+                    kind="chunk",
+                    id=chunk_id,
+                    text=row["text"],
+                    score=float(score),
+                    source=row["name"],
+                    page=row["page"],
+                    start=row["start"],
+                    end=row["end"],
+                    meta=meta,
+                )
+            )
+            if len(hits) == k:
+                break
+        return hits

@@ -1,0 +1,319 @@
+"""DocumentService: the Documents feature's public face (ingest, search, delete, chat retrieval)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from ..errors import ConfigError, EngineError, NotFoundError
+from ..store.db import Database
+from ..types import FileResult, Hit
+from ..vectors import VectorStore, collection_name
+from . import ingest
+from .chunking import embedding_text
+from .files import SourceFile, expand
+from .keyword import KeywordIndex
+from .migrations import DEFAULT_COLLECTION
+from .rewrite import Generate, SearchOptions
+from .search import HybridSearcher
+from .store import DocumentInfo, DocumentStore
+
+Mode = str  # "hybrid" | "dense" | "bm25"
+
+
+@dataclass(frozen=True, kw_only=True)
+class IngestLimits:
+    #: files larger than this are refused
+    max_bytes: int = 50 * 1024 * 1024
+    #: chunk size, in tokens of the embedding model
+    chunk_tokens: int = 200
+    #: tokens repeated between neighbouring chunks of the same section
+    chunk_overlap: int = 30
+
+
+class DocumentService:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        vectors: VectorStore,
+        embedder,
+        data_dir: Path,
+        limits: IngestLimits = IngestLimits(),
+        generate: Generate | None = None,
+        chat_k: int = 4,
+    ):
+        self.store = DocumentStore(database)
+        self.vectors = vectors
+        self.embedder = embedder
+        self.limits = limits
+        self.keywords = KeywordIndex(Path(data_dir) / "bm25", self.store.keyword_rows)
+        self.searcher = HybridSearcher(
+            store=self.store,
+            keywords=self.keywords,
+            embedder=embedder,
+            index=self.vector_index,
+            generate=generate,
+        )
+        #: what chat retrieval uses (the Documents panel may change it)
+        self.chat_options = SearchOptions()
+        self.chat_k = chat_k
+        self._ingest_lock = threading.Lock()
+        #: why the last chat retrieval came back empty-handed, when it failed
+        self.last_error: str | None = None
+
+    def vector_index(self, collection: str):
+        """The Chroma collection holding ``collection``'s vectors for the current embedding model.
+
+        One per (model, collection): models differ in dimension, and searching a whole Chroma
+        collection is several times faster than filtering a shared one by metadata. The names
+        are hashes, so any collection name is safe.
+        """
+        return self.vectors.collection(self._index_name(collection))
+
+    def _index_name(self, collection: str) -> str:
+        model = self.embedder.name
+        tag = hashlib.sha256(f"{model}\0{collection}".encode()).hexdigest()[:16]
+        return collection_name("hearth-docs", re.sub(r"\W+", "_", model)[-40:], tag)
+
+    # collections and documents
+
+    def collections(self) -> list[str]:
+        return self.store.collections()
+
+    def create_collection(self, name: str) -> str:
+        return self.store.ensure_collection(name)
+
+    def delete_collection(self, name: str) -> None:
+        if name == DEFAULT_COLLECTION:
+            raise ConfigError(
+                f"{DEFAULT_COLLECTION!r} is the default collection and stays; delete its documents instead.",
+                field="collection",
+            )
+        self.store.delete_collection(name)
+        self.vectors.delete_collection(self._index_name(name))
+        self.keywords.drop(name)
+
+    def documents(self, collection: str | None = None) -> list[DocumentInfo]:
+        return self.store.documents(collection)
+
+    def delete(self, document_id: str) -> None:
+        """Remove a document from SQLite, its vectors from Chroma and the collection's keyword index."""
+        collection, ids = self.store.delete_document(document_id)
+        self._drop_vectors(collection, ids)
+        self.keywords.drop(collection)  # rebuilt from SQLite on the next search
+
+    def document_text(self, document_id: str) -> str:
+        return self.store.document_text(document_id)
+
+    def all_chunks(self, collection: str | None = None) -> Iterator[tuple[str, str, str]]:
+        """(chunk id, text, source file name) for every chunk, streamed."""
+        for row in self.store.iter_chunks(collection):
+            yield row["id"], row["text"], row["name"]
+
+    # ingest
+
+    def ingest_paths(
+        self,
+        paths: Sequence[Path],
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        progress: ingest.Progress | None = None,
+        names: Sequence[str] | None = None,
+    ) -> list[FileResult]:
+        """Add files and folders; one FileResult per file, in order. A bad file never stops the
+        others. ``names`` (one per path) gives uploads their real names and identities."""
+        return self.ingest_files(expand(paths, names), collection=collection, progress=progress)
+
+    def ingest_files(
+        self,
+        files: Sequence[SourceFile | tuple[str, EngineError]],
+        *,
+        collection: str = DEFAULT_COLLECTION,
+        progress: ingest.Progress | None = None,
+    ) -> list[FileResult]:
+        """``ingest_paths`` after folder expansion (see ``files.expand``)."""
+        collection = self.store.ensure_collection(collection)
+        results: list[FileResult | None] = [None] * len(files)
+        done = 0
+
+        def finish(i: int, result: FileResult, name: str) -> None:
+            nonlocal done
+            results[i] = result
+            done += 1
+            if progress is not None:
+                progress(done, len(files), name)
+
+        with self._ingest_lock:
+            pending: list[tuple[int, ingest.Prepared]] = []
+            for i, file in enumerate(files):
+                if isinstance(file, tuple):  # (what was given, why it cannot be read)
+                    finish(i, ingest.error_result(*file), file[0])
+                    continue
+                outcome = self._prepare(file, collection)
+                if isinstance(outcome, FileResult):
+                    finish(i, outcome, file.name)
+                    continue
+                pending.append((i, outcome))
+                if sum(len(p.chunks) for _, p in pending) >= ingest.FLUSH_CHUNKS:
+                    self._flush(pending, finish)
+            self._flush(pending, finish)
+        return [r for r in results if r is not None]
+
+    def _prepare(self, file: SourceFile, collection: str) -> ingest.Prepared | FileResult:
+        try:
+            return ingest.prepare(
+                file, collection, store=self.store, embedder=self.embedder, limits=self.limits
+            )
+        except EngineError as e:
+            return ingest.error_result(file.given, e)
+
+    def _flush(self, pending: list[tuple[int, ingest.Prepared]], finish) -> None:
+        """Embed every pending file's chunks in one call, then commit file by file."""
+        if not pending:
+            return
+        batch = [(p, ingest.chunk_rows(p)) for _, p in pending]
+        texts = [embedding_text(c.text, c.heading) for _, p in pending for c in p.chunks]
+        try:
+            index = self.vector_index(pending[0][1].document["collection"])
+            ingest.write_vectors(batch, self.embedder.embed(texts), index)
+        except EngineError as e:
+            for i, p in pending:
+                finish(i, ingest.error_result(p.file.given, e), p.file.name)
+            pending.clear()
+            return
+        for (i, p), (_, rows) in zip(pending, batch):
+            try:
+                result = ingest.commit(p, rows, store=self.store, index=index)
+            except EngineError as e:
+                result = ingest.error_result(p.file.given, e)
+            finish(i, result, p.file.name)
+        pending.clear()
+
+    # search
+
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 5,
+        collections: list[str] | None = None,
+        mode: Mode = "hybrid",
+        options: SearchOptions | None = None,
+    ) -> list[Hit]:
+        """Ranked chunks for ``query``: "hybrid" (dense + BM25 fused by reciprocal rank),
+        "dense" or "bm25". ``collections`` None or empty means all."""
+        if mode not in ("hybrid", "dense", "bm25"):
+            raise ConfigError(f"Unknown search mode {mode!r}: use hybrid, dense or bm25.", field="mode")
+        if not query or not query.strip():
+            raise ConfigError("Type something to search for.", field="query")
+        if not 1 <= k <= 100:
+            raise ConfigError(f"k must be between 1 and 100; got {k}.", field="k")
+        names = self.resolve_collections(collections)
+        return self.searcher.search(
+            query.strip(),
+            k=k,
+            generations=self.store.generations(names),
+            mode=mode,
+            options=options or SearchOptions(),
+        )
+
+    def resolve_collections(self, collections: list[str] | None) -> list[str] | None:
+        if not collections:
+            return None
+        known = set(self.store.collections())
+        missing = [c for c in collections if c not in known]
+        if missing:
+            raise NotFoundError(
+                f"No collection named {missing[0]!r}. Collections: {', '.join(sorted(known))}."
+            )
+        return list(collections)
+
+    def retrieve_for_chat(self, query: str, conversation) -> list[Hit]:
+        """Hits for a chat turn from the conversation's collections (empty list = all),
+        keeping only passages that are plausibly about the question."""
+        wanted = list(getattr(conversation, "collections", None) or [])
+        known = set(self.store.collections())
+        names = [c for c in wanted if c in known] if wanted else None
+        if (wanted and not names) or not query.strip() or self.store.count_chunks(names) == 0:
+            return []  # nothing to search: do not even load the embedding model
+        options = self.chat_options
+        try:
+            hits = self.searcher.search(
+                query.strip(),
+                k=self.chat_k,
+                generations=self.store.generations(names),
+                mode="hybrid",
+                options=replace(options, candidates=max(options.candidates, 20)),
+            )
+        except EngineError as e:
+            # a broken index must not break the conversation: answer without documents, say why
+            self.last_error = str(e)
+            return []
+        return [h for h in hits if _relevant(h, query, options.min_similarity)]
+
+    # upkeep
+
+    def repair(self, *, progress: ingest.Progress | None = None) -> dict[str, int]:
+        """Make the vector index match SQLite: embed chunks that have no vector (a new embedding
+        model, a crash) and drop vectors SQLite no longer knows."""
+        embedded = removed = 0
+        with self._ingest_lock:
+            for collection in self.store.collections():
+                index = self.vector_index(collection)
+                have = set(index.ids())
+                known: set[str] = set()
+                missing = []
+                for row in self.store.iter_chunks(collection):
+                    known.add(row["id"])
+                    if row["id"] not in have:
+                        missing.append(row)
+                self._drop_vectors(collection, sorted(have - known))
+                removed += len(have - known)
+                self._embed_rows(index, missing, progress)
+                embedded += len(missing)
+        return {"embedded": embedded, "removed": removed}
+
+    def _embed_rows(self, index, rows: list[dict], progress: ingest.Progress | None) -> None:
+        for start in range(0, len(rows), ingest.FLUSH_CHUNKS):
+            part = rows[start : start + ingest.FLUSH_CHUNKS]
+            vectors = self.embedder.embed([embedding_text(r["text"], r["heading"] or "") for r in part])
+            metadata = [{"document_id": r["document_id"], "collection": r["collection"]} for r in part]
+            index.upsert([r["id"] for r in part], vectors, metadata)
+            if progress is not None:
+                progress(start + len(part), len(rows), "embedding")
+
+    def _drop_vectors(self, collection: str, ids: list[str]) -> None:
+        if ids:
+            try:
+                self.vector_index(collection).delete(ids=ids)
+            except EngineError:
+                pass  # invisible without their SQLite rows; repair() removes them later
+
+    def close(self) -> None:
+        pass
+
+
+_WORDISH = re.compile(r"\w[\w.:-]*\w")
+
+
+def identifiers(text: str) -> set[str]:
+    """Codes and names a small embedding model cannot know: ZX-4471, parse_args, HbA1c, NASA."""
+    out: set[str] = set()
+    for token in _WORDISH.findall(text):
+        mixed = any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
+        if len(token) >= 3 and (mixed or "_" in token or "-" in token or token[1:] != token[1:].lower()):
+            out.add(token.lower())
+    return out
+
+
+def _relevant(hit: Hit, query: str, min_similarity: float) -> bool:
+    dense = hit.meta.get("dense_score")
+    if dense is not None and dense >= min_similarity:
+        return True
+    text = hit.text.lower()
+    return any(term in text for term in identifiers(query))
