@@ -191,7 +191,13 @@ def respond_with_attachment(
     if not conversation_id and (message or "").strip() and collections:
         conversation_id = services.chat.new_conversation(system_prompt=system_prompt or "").id
         services.conversations.update(conversation_id, collections=list(collections))
-    yield from _respond(services, conversation_id, message, edit_mode, system_prompt, controls, preface)
+    images = [Path(attachment)] if attachment and _model_sees_images(services) else []
+    yield from _respond(services, conversation_id, message, edit_mode, system_prompt, controls, preface, images)
+
+
+def _model_sees_images(services) -> bool:
+    info = services.models.info
+    return info is not None and bool(getattr(services.models.backend, "supports_images", False))
 
 
 def conversation_collections(services, conversation_id: str | None) -> list[str]:
@@ -216,7 +222,7 @@ def attachment_messages(services, path: str, labels: str) -> ChatHistory:
     ]
 
 
-def _respond(services, conversation_id, message, edit_mode, system_prompt, controls, preface):
+def _respond(services, conversation_id, message, edit_mode, system_prompt, controls, preface, images=()):
     mode = "edit" if edit_mode else "new"
     try:
         config_from_controls(controls)  # bad settings: say so before anything is created
@@ -226,7 +232,7 @@ def _respond(services, conversation_id, message, edit_mode, system_prompt, contr
         return
     if not conversation_id and message.strip():
         conversation_id = services.chat.new_conversation(system_prompt=system_prompt or "").id
-    yield from _turn(services, conversation_id, message, [], mode, controls, preface)
+    yield from _turn(services, conversation_id, message, [], mode, controls, preface, images)
 
 
 def regenerate(services, conversation_id: str | None, history: ChatHistory | None, *controls):
@@ -234,14 +240,14 @@ def regenerate(services, conversation_id: str | None, history: ChatHistory | Non
     yield from _turn(services, conversation_id, "", history or [], "regenerate", controls)
 
 
-def _turn(services, conversation_id, message, history, mode, controls, preface=()):
+def _turn(services, conversation_id, message, history, mode, controls, preface=(), images=()):
     shown = [*_history_before_turn(services, conversation_id, history, mode), *preface]
     if mode != "regenerate":
         shown = [*shown, {"role": "user", "content": message}]
     try:
         config = config_from_controls(controls)
         report, text = None, ""
-        for event in services.chat.stream_turn(conversation_id, message, config, mode=mode):
+        for event in services.chat.stream_turn(conversation_id, message, config, mode=mode, images=images):
             if isinstance(event, TurnStarted):
                 conversation_id = event.conversation_id
                 if mode == "regenerate":

@@ -31,6 +31,7 @@ def model_facts(services) -> str:
         f"| context | {info.n_ctx:,} tokens (trained on {info.n_ctx_train:,}) |\n"
         f"| layers | {info.n_layers} |\n"
         f"| chat template | {info.chat_template_source} |\n"
+        f"| images | {'yes (projector loaded)' if getattr(services.models.backend, 'supports_images', False) else 'no (text only)'} |\n"
         f"| compute | {gpu} |\n"
         f"| backend | {info.backend} |"
     )
@@ -62,6 +63,7 @@ def load_model(
     use_mmap: bool,
     use_mlock: bool,
     chat_template: str,
+    mmproj: str = "",
 ) -> tuple[str, str]:
     """Load a model; on failure keep the previous one. Returns (facts markdown, status message)."""
     try:
@@ -80,6 +82,7 @@ def load_model(
             use_mmap=bool(use_mmap),
             use_mlock=bool(use_mlock),
             chat_template=(chat_template or "").strip() or None,
+            mmproj=(mmproj or "").strip() or None,
         )
         info = services.models.load(**changes)
         return model_facts(services), f"✅ Loaded {info.name}."

@@ -184,11 +184,16 @@ def _model_tab(s) -> None:
         lines=3,
         value=settings.chat_template or "",
     )
+    mmproj = gr.Textbox(
+        label="Vision projector (mmproj GGUF) — lets a vision model see attached images; empty = text only",
+        value=settings.mmproj or "",
+        elem_id="model-mmproj",
+    )
     load = gr.Button("Load / reload model", variant="primary", elem_id="load-model")
     status = gr.Markdown(elem_id="model-status")
     load.click(
         partial(mh.load_model, s),
-        [path, upload, n_ctx, n_gpu, n_threads, n_batch, flash, type_k, type_v, mmap, mlock, template],
+        [path, upload, n_ctx, n_gpu, n_threads, n_batch, flash, type_k, type_v, mmap, mlock, template, mmproj],
         [facts, status],
         concurrency_limit=1,
     )

@@ -7,13 +7,14 @@ stream from the backend -> save the answer in ``finally`` (a partial one after S
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
 from .config import GenerationConfig
-from .errors import ConfigError, NotFoundError
+from .errors import ConfigError, GenerationError, NotFoundError
 from .models import ModelManager
 from .prompt import PromptPlan, build_messages
 from .store import ConversationStore, StoredConversation, StoredMessage
@@ -49,6 +50,9 @@ class TurnContext:
     core_memory: str = ""
     summary: str = ""
     hits: list[Hit] = field(default_factory=list)
+    #: messages with seq <= this are folded into ``summary`` and stay out of the window
+    #: (they remain in recall memory); keeps the window start, and the KV cache, stable
+    history_after_seq: int = 0
 
 
 class MemoryHooks(Protocol):
@@ -103,14 +107,21 @@ class ChatService:
         config: GenerationConfig,
         *,
         mode: Mode = "new",
+        images: Sequence[Path] = (),
     ) -> Iterator[Event]:
         """Yield TurnStarted, ContextReport, TextDelta..., Sources, Done.
 
         ``mode``: "new" adds ``text`` as a user message; "regenerate" answers the last
         user message again (``text`` ignored); "edit" replaces the last user message with
-        ``text``. Replaced messages stay in the database, marked inactive.
+        ``text``. Replaced messages stay in the database, marked inactive. ``images`` go to
+        the model with the message (only a vision model loaded with its projector sees images).
         """
         backend = self.models.backend  # fail before saving anything if no model is loaded
+        if images and not getattr(backend, "supports_images", False):
+            raise GenerationError(
+                "The loaded model cannot see images. Load a vision model with its projector "
+                "(--mmproj FILE, or the Model tab) to send images to it."
+            )
         conversation, user_msg = self._prepare(conversation_id, text, mode)
         yield TurnStarted(conversation_id=conversation.id, user_message_id=user_msg.id)
 
@@ -127,7 +138,8 @@ class ChatService:
         first: float | None = None
         saved: StoredMessage | None = None
         try:
-            for chunk in backend.stream_chat(plan.messages, config, cancel=cancel):
+            extra = {"images": list(images)} if images else {}  # only vision backends take images
+            for chunk in backend.stream_chat(plan.messages, config, cancel=cancel, **extra):
                 if chunk.text:
                     if first is None:
                         first = time.perf_counter()
@@ -206,7 +218,9 @@ class ChatService:
             core_memory=context.core_memory,
             summary=context.summary,
             history=[
-                Message(role=m.role, content=m.content) for m in history if m.role in ("user", "assistant")
+                Message(role=m.role, content=m.content)
+                for m in history
+                if m.role in ("user", "assistant") and m.seq > context.history_after_seq
             ],
             user_message=query,
             references=hits,

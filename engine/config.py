@@ -175,6 +175,8 @@ class Settings:
     use_mlock: bool = False
     #: a Jinja chat template overriding the one in the GGUF metadata
     chat_template: str | None = None
+    #: multimodal projector GGUF (mmproj) of a vision model; with it, attached images go to the model
+    mmproj: str | None = None
     #: sentence-transformers model name or path; None = bundled all-MiniLM-L6-v2
     embed_model: str | None = None
     #: open_clip architecture name or "local-dir:PATH"

@@ -8,7 +8,7 @@ import pytest
 from conftest import GREEDY, run_turn
 
 from app import model_handlers as mh
-from engine import ModelError, Settings, build
+from engine import GenerationError, ModelError, Settings, build
 from engine.backends.llama_cpp import bundled_model_path
 
 
@@ -102,3 +102,35 @@ def test_chat_template_override_is_used(services):
     assert info.chat_template_source == "override"
     done, _ = run_turn(services, "Hi", GREEDY.replace(max_tokens=3))
     assert done.usage.completion_tokens > 0
+
+
+def _png(tmp_path):
+    from PIL import Image
+
+    path = tmp_path / "red.png"
+    Image.new("RGB", (32, 32), "red").save(path)
+    return path
+
+
+def test_text_only_model_refuses_images_before_saving_anything(services, tmp_path):
+    assert services.models.backend.supports_images is False
+    with pytest.raises(GenerationError, match="cannot see images"):
+        next(services.chat.stream_turn(None, "What is this?", GREEDY, images=[_png(tmp_path)]))
+    assert services.conversations.list() == []
+    assert "no (text only)" in mh.model_facts(services)
+
+
+def test_vision_projector_problems_are_clear_and_keep_the_app_up(services, tmp_path):
+    before = services.models.info
+    with pytest.raises(ModelError, match="not found"):
+        services.models.load(mmproj=str(tmp_path / "missing-mmproj.gguf"))
+    assert services.models.info is before
+    # a GGUF that is not a projector for this model: loads, then fails clearly when an image is sent
+    services.models.load(mmproj=str(bundled_model_path()))
+    assert services.models.backend.supports_images
+    with pytest.raises(GenerationError, match="projector"):
+        run_turn(services, "What is this?", GREEDY, images=[_png(tmp_path)])
+    [conv] = services.conversations.list()
+    assert [m.content for m in services.conversations.messages(conv.id)] == ["What is this?"]
+    done, _ = run_turn(services, "Hello", GREEDY.replace(max_tokens=3))  # text still works
+    assert done.usage.completion_tokens == 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from ..config import GenerationConfig
@@ -51,6 +52,8 @@ class ModelInfo:
 @runtime_checkable
 class Backend(Protocol):
     info: ModelInfo
+    #: whether ``stream_chat`` accepts images (a vision model with its projector)
+    supports_images: bool
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes, without special tokens."""
@@ -67,8 +70,12 @@ class Backend(Protocol):
         *,
         cancel: threading.Event | None = None,
         grammar: str | None = None,
+        images: Sequence[Path] = (),
     ) -> Iterator[Chunk]:
         """Stream the answer; the last chunk carries finish_reason and usage.
+
+        ``images`` go with the last user message; only backends whose ``supports_images``
+        is true accept them.
 
         Concurrent calls queue; setting ``cancel`` ends the stream at the next token
         with finish_reason "cancelled".

@@ -9,6 +9,7 @@ cache for the longest unchanged token prefix of the conversation.
 
 from __future__ import annotations
 
+import base64
 import codecs
 import ctypes
 import importlib.util
@@ -130,6 +131,9 @@ class LlamaCppBackend:
             value = getattr(settings, name)
             if value:
                 kwargs[name] = _ggml_type(llama_cpp, value)
+        kwargs["chat_handler"] = _image_handler(settings.mmproj, gpu_ok)
+        #: whether attached images reach the model (a vision GGUF loaded with its mmproj)
+        self.supports_images = kwargs["chat_handler"] is not None
         try:
             self._llm = llama_cpp.Llama(**kwargs)
         except (ValueError, RuntimeError, OSError) as e:
@@ -204,7 +208,11 @@ class LlamaCppBackend:
         *,
         cancel: threading.Event | None = None,
         grammar: str | None = None,
+        images: Sequence[Path] = (),
     ) -> Iterator[Chunk]:
+        if images:
+            yield from self._stream_with_images(messages, config, images, cancel)
+            return
         prompt = self.render(messages)
         n_ctx = self.info.n_ctx
         room = n_ctx - len(prompt)
@@ -271,6 +279,45 @@ class LlamaCppBackend:
         )
         yield Chunk(text=tail, finish_reason=finish, usage=usage)
 
+    def _stream_with_images(self, messages, config, images, cancel) -> Iterator[Chunk]:
+        """Images attached to the last user message, through llama.cpp's multimodal handler."""
+        if not self.supports_images:
+            raise GenerationError(
+                "The loaded model cannot see images. Load a vision model with its projector "
+                "(--mmproj FILE, or the Model tab) to send images to it."
+            )
+        parts = [{"type": "text", "text": messages[-1].content}]
+        parts += [{"type": "image_url", "image_url": {"url": _data_uri(Path(p))}} for p in images]
+        payload = [{"role": m.role, "content": m.content} for m in messages[:-1]]
+        payload.append({"role": messages[-1].role, "content": parts})
+        finish, produced = "stop", 0
+        with self._lock:
+            try:
+                stream = self._llm.create_chat_completion(
+                    messages=payload, stream=True, max_tokens=config.max_tokens, temperature=config.temperature,
+                    top_k=config.top_k, top_p=config.top_p, min_p=config.min_p, typical_p=config.typical_p,
+                    repeat_penalty=config.repeat_penalty, presence_penalty=config.presence_penalty,
+                    frequency_penalty=config.frequency_penalty, stop=list(config.stop) or None,
+                    seed=config.seed if config.seed >= 0 else None,
+                )  # fmt: skip
+                for part in stream:
+                    choice = part["choices"][0]
+                    text = choice["delta"].get("content") or ""
+                    if text:
+                        produced += 1
+                        yield Chunk(text=text)
+                    finish = choice.get("finish_reason") or finish
+                    if cancel is not None and cancel.is_set():
+                        finish = "cancelled"
+                        break
+            except (RuntimeError, ValueError) as e:
+                raise GenerationError(
+                    f"The image could not go to the model ({e}). Check that the projector (mmproj) "
+                    "file is the one made for the loaded model."
+                ) from e
+        usage = Usage(completion_tokens=produced, n_ctx=self.info.n_ctx)
+        yield Chunk(text="", finish_reason=finish, usage=usage)
+
     def _piece(self, token: int) -> bytes:
         piece = self._pieces.get(token)
         if piece is None:
@@ -291,6 +338,26 @@ class LlamaCppBackend:
             llm, self._llm = self._llm, None
             if llm is not None:
                 llm.close()
+
+
+def _image_handler(mmproj: str | None, use_gpu: bool):
+    if not mmproj:
+        return None
+    path = Path(mmproj).expanduser()
+    check_gguf_file(path)
+    from llama_cpp.llama_chat_format import MTMDChatHandler
+
+    try:
+        return MTMDChatHandler(clip_model_path=str(path), verbose=False, use_gpu=use_gpu)
+    except (ValueError, RuntimeError, OSError) as e:
+        raise ModelError(f"Could not load the projector {path.name}: {e}") from e
+
+
+def _data_uri(path: Path) -> str:
+    kind = {".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp", ".gif": "gif", ".bmp": "bmp"}.get(
+        path.suffix.lower(), "png"
+    )
+    return f"data:image/{kind};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 def _common_prefix(a, b) -> int:
