@@ -12,10 +12,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import chat_cmds, serve_cmd
+from . import chat_cmds, docs_cmds, memory_cmds, serve_cmd
 
 #: modules that add subcommands; each has register(subparsers) -> None
-COMMAND_MODULES = [serve_cmd, chat_cmds]
+COMMAND_MODULES = [serve_cmd, chat_cmds, docs_cmds, memory_cmds]
 
 DEFAULT_DATA_DIR = Path.home() / ".hearth"
 
@@ -58,6 +58,11 @@ def global_parser() -> argparse.ArgumentParser:
         help="file holding a Jinja chat template overriding the model's (HEARTH_CHAT_TEMPLATE)",
     )
     g.add_argument(
+        "--mmproj",
+        default=os.environ.get("HEARTH_MMPROJ") or None,
+        help="projector GGUF of a vision model, so attached images reach it (HEARTH_MMPROJ)",
+    )
+    g.add_argument(
         "--embed-model",
         default=os.environ.get("HEARTH_EMBED_MODEL") or None,
         help="sentence-transformers model name or path (HEARTH_EMBED_MODEL)",
@@ -71,6 +76,17 @@ def global_parser() -> argparse.ArgumentParser:
         "--clip-pretrained",
         default=os.environ.get("HEARTH_CLIP_PRETRAINED") or "laion2b_s34b_b79k",
         help="open_clip pretrained tag or checkpoint file (HEARTH_CLIP_PRETRAINED)",
+    )
+    g.add_argument(
+        "--clip-device",
+        default=os.environ.get("HEARTH_CLIP_DEVICE") or None,
+        help="torch device for CLIP: cpu, cuda, cuda:1 (HEARTH_CLIP_DEVICE; default: CUDA when available)",
+    )
+    g.add_argument(
+        "--clip-batch-size",
+        type=int,
+        default=_env_int("HEARTH_CLIP_BATCH_SIZE") or 16,
+        help="images per CLIP batch at ingest (HEARTH_CLIP_BATCH_SIZE)",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
@@ -91,9 +107,12 @@ def settings_from(args: argparse.Namespace):
         n_gpu_layers=args.n_gpu_layers,
         n_threads=args.n_threads,
         chat_template=template,
+        mmproj=args.mmproj,
         embed_model=args.embed_model,
         clip_model=args.clip_model,
         clip_pretrained=args.clip_pretrained,
+        clip_device=args.clip_device,
+        clip_batch_size=args.clip_batch_size,
     )
 
 

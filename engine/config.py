@@ -204,7 +204,7 @@ class Settings:
     #: share of the prompt budget the history window may fill before its oldest messages are summarized
     memory_summary_threshold: float = 0.75
     #: recall + archival memories retrieved into each turn's prompt (automatic mode)
-    memory_hits: int = 4
+    memory_hits: int = 3
     #: agent mode: before answering, the model may call memory tools (grammar-constrained, capped)
     memory_agent: bool = False
 

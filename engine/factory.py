@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .chat import ChatService
-from .embeddings import TextEmbedder
 from .config import Settings
+from .embeddings import TextEmbedder
 from .errors import ModelError
 from .models import BackendFactory, ModelManager, llama_cpp_factory
 from .store import ConversationStore, Database, PresetStore, core_migrations
@@ -50,6 +50,15 @@ class Services:
 def migration_sets() -> list:
     """Every subsystem's named migrations, in the order they apply."""
     sets = [core_migrations]
+    from .memory import memory_migrations
+
+    sets.append(memory_migrations)
+    from .rag import rag_migrations
+
+    sets.append(rag_migrations)
+    from .vision import vision_migrations
+
+    sets.append(vision_migrations)
     return sets
 
 
@@ -71,8 +80,23 @@ def build(
             warnings.append(str(e))
     vectors = VectorStore(settings.chroma_dir)
     embedder = TextEmbedder(settings.embed_model)
+    from .memory import MemoryOptions, MemoryService
+
+    memory = MemoryService(
+        database=database,
+        conversations=conversations,
+        models=models,
+        vectors=vectors,
+        embedder=embedder,
+        options=MemoryOptions(
+            threshold=settings.memory_summary_threshold,
+            max_hits=settings.memory_hits,
+            agent=settings.memory_agent,
+        ),
+    )
     chat = ChatService(
-        models=models, conversations=conversations, default_system_prompt=settings.system_prompt
+        models=models, conversations=conversations, default_system_prompt=settings.system_prompt,
+        memory=memory if settings.memory else None,  # the Memory panel and CLI work either way
     )
     services = Services(
         settings=settings,
@@ -83,6 +107,29 @@ def build(
         chat=chat,
         vectors=vectors,
         embedder=embedder,
+        memory=memory,
         warnings=warnings,
     )
+    from .rag import DocumentService, IngestLimits, model_generator
+
+    services.documents = DocumentService(
+        database=database,
+        vectors=vectors,
+        embedder=embedder,
+        data_dir=settings.data_dir,
+        limits=IngestLimits(
+            max_bytes=settings.max_upload_bytes,
+            chunk_tokens=settings.chunk_tokens,
+            chunk_overlap=settings.chunk_overlap_tokens,
+        ),
+        generate=model_generator(models),  # query rewriting (off unless asked for) uses the chat model
+    )
+    chat.retrievers.append(services.documents)
+    from .vision import ImageService
+
+    # lazy: CLIP loads on the first image feature used; documents are looked up when needed
+    services.images = ImageService.from_settings(
+        settings, database=database, vectors=vectors, documents=lambda: services.documents
+    )
+    chat.retrievers.append(services.images)
     return services

@@ -1,0 +1,200 @@
+"""Archival memory: facts and passages kept on purpose, searched by meaning.
+
+Rows live in SQLite (the source of truth, with an FTS index for keyword fallback);
+vectors live in a Chroma collection of their own and are rebuilt from the rows when
+the collection is missing or was built by another embedding model.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from ..embeddings import TextEmbedder
+from ..errors import EngineError, MemoryError_, NotFoundError
+from ..store.conversations import new_id, now_iso
+from ..store.db import Database
+from ..types import Hit
+from ..vectors import VectorCollection, VectorStore, collection_name
+from .provenance import Origin, record_write
+from .recall import keywords
+
+log = logging.getLogger("hearth.memory")
+
+MAX_ENTRY_CHARS = 4000
+
+
+@dataclass(frozen=True, kw_only=True)
+class ArchivalEntry:
+    id: str
+    text: str
+    created_at: str
+    origin: str
+    conversation_id: str = ""
+    message_id: str = ""
+    indexed: bool = False
+    #: cosine similarity to the query (search results only)
+    score: float = 0.0
+
+    def to_hit(self) -> Hit:
+        return Hit(
+            kind="memory", id=self.id, text=self.text, score=self.score,
+            source=f"archival memory, saved {self.created_at[:10]} ({self.origin})",
+            meta={"conversation_id": self.conversation_id, "message_id": self.message_id, "origin": self.origin},
+        )  # fmt: skip
+
+
+class ArchivalMemory:
+    def __init__(self, database: Database, vectors: VectorStore, embedder: TextEmbedder):
+        self._database = database
+        self._vectors = vectors
+        self._embedder = embedder
+        self._collection: VectorCollection | None = None
+
+    # writing
+
+    def insert(self, text: str, *, origin: Origin) -> ArchivalEntry:
+        """Save ``text``; the row is committed before its vector is written (never lost)."""
+        text = (text or "").strip()
+        if not text:
+            raise MemoryError_("There is nothing to save: the text is empty.")
+        if len(text) > MAX_ENTRY_CHARS:
+            raise MemoryError_(
+                f"An archival memory holds at most {MAX_ENTRY_CHARS} characters; this one has {len(text)}. "
+                "Split it into smaller facts."
+            )
+        entry_id = new_id()
+        with self._database.tx() as db:
+            write_id = record_write(db, action="archival_insert", target=f"archival:{entry_id}",
+                                    args={"text": text}, origin=origin)  # fmt: skip
+            db["memory_archival"].insert({
+                "id": entry_id, "text": text, "created_at": now_iso(), "origin": origin.kind,
+                "conversation_id": origin.conversation_id, "message_id": origin.message_id,
+                "write_id": write_id, "indexed": 0,
+            })  # fmt: skip
+        self._index([self.get(entry_id)])
+        return self.get(entry_id)
+
+    def delete(self, entry_id: str, *, origin: Origin) -> None:
+        entry = self.get(entry_id)
+        with self._database.tx() as db:
+            db["memory_archival"].delete(entry.id)
+            record_write(db, action="archival_delete", target=f"archival:{entry.id}",
+                         args={"text": entry.text}, origin=origin)  # fmt: skip
+        try:
+            self._col().delete(ids=[entry.id])
+        except EngineError as e:  # the row is gone; a stale vector is skipped at search time
+            log.warning("archival vector not deleted: %s", e)
+
+    # reading
+
+    def get(self, entry_id: str) -> ArchivalEntry:
+        with self._database.read() as db:
+            rows = list(db["memory_archival"].rows_where("id = ?", [entry_id]))
+        if not rows:
+            raise NotFoundError(f"No archival memory with id {entry_id!r}.")
+        return _entry(rows[0])
+
+    def list(self, *, limit: int = 100, offset: int = 0) -> list[ArchivalEntry]:
+        with self._database.read() as db:
+            rows = db["memory_archival"].rows_where(order_by="created_at desc", limit=limit, offset=offset)
+            return [_entry(r) for r in rows]
+
+    def count(self) -> int:
+        with self._database.read() as db:
+            return db["memory_archival"].count
+
+    def search(self, query: str, *, k: int = 5, min_score: float = 0.0) -> list[ArchivalEntry]:
+        """Best matches by meaning; keyword matches when the vector index is unusable."""
+        if not query.strip() or self.count() == 0:
+            return []
+        try:
+            self._sync_index()
+            matches = self._col().query(self._embedder.embed_one(query), k)
+        except EngineError as e:
+            log.warning("archival vector search failed, using keywords: %s", e)
+            return self.keyword_search(query, k=k)
+        found = []
+        for match in matches:
+            if match.score < min_score:
+                continue
+            try:
+                found.append(_with_score(self.get(match.id), match.score))
+            except NotFoundError:  # a vector whose row was deleted while Chroma was unreachable
+                continue
+        return found
+
+    def keyword_search(self, query: str, *, k: int = 5) -> list[ArchivalEntry]:
+        words = keywords(query)
+        if not words:
+            return []
+        sql = (
+            "select a.*, -f.rank as score from memory_archival a join memory_archival_fts f on f.rowid = a.rowid"
+            " where memory_archival_fts match ? order by f.rank limit ?"
+        )
+        with self._database.read() as db:
+            cur = db.execute(sql, [" OR ".join(f'"{w}"' for w in words), k])
+            cols = [c[0] for c in cur.description]
+            rows = [dict(zip(cols, r)) for r in cur.fetchall()]
+        return [_with_score(_entry(row), float(row["score"])) for row in rows]
+
+    # the vector index
+
+    def rebuild_index(self) -> int:
+        """Re-embed every row into a fresh collection; returns how many were indexed."""
+        self._vectors.delete_collection(self._collection_name())
+        self._collection = None
+        with self._database.tx() as db:
+            db.execute("update memory_archival set indexed = 0")
+        return self._sync_index()
+
+    def _sync_index(self) -> int:
+        col = self._col()
+        with self._database.read() as db:
+            total = db["memory_archival"].count
+            rows = list(db["memory_archival"].rows_where("indexed = 0"))
+        if col.count() < total - len(rows):  # the collection was lost or belongs to another model
+            with self._database.tx() as db:
+                db.execute("update memory_archival set indexed = 0")
+                rows = list(db["memory_archival"].rows_where())
+        self._index([_entry(r) for r in rows])
+        return len(rows)
+
+    def _index(self, entries: list[ArchivalEntry]) -> None:
+        if not entries:
+            return
+        try:
+            vectors = self._embedder.embed([e.text for e in entries])
+            self._col().upsert(
+                [e.id for e in entries], vectors, [{"created_at": e.created_at} for e in entries]
+            )
+        except EngineError as e:  # the rows are saved; the next search retries the vectors
+            log.warning("archival memory saved but not indexed yet: %s", e)
+            return
+        with self._database.tx() as db:
+            for entry in entries:  # a row deleted meanwhile is simply not matched
+                db.execute("update memory_archival set indexed = 1 where id = ?", [entry.id])
+
+    def close(self) -> None:
+        self._collection = None  # the shared VectorStore closes the client itself
+
+    def _collection_name(self) -> str:
+        return collection_name("hearth-archival", self._embedder.name)
+
+    def _col(self) -> VectorCollection:
+        if self._collection is None:
+            self._collection = self._vectors.collection(self._collection_name())
+        return self._collection
+
+
+def _entry(row: dict[str, Any]) -> ArchivalEntry:
+    return ArchivalEntry(
+        id=row["id"], text=row["text"] or "", created_at=row["created_at"], origin=row["origin"] or "",
+        conversation_id=row["conversation_id"] or "", message_id=row["message_id"] or "",
+        indexed=bool(row["indexed"]),
+    )  # fmt: skip
+
+
+def _with_score(entry: ArchivalEntry, score: float) -> ArchivalEntry:
+    return ArchivalEntry(**{**entry.__dict__, "score": score})

@@ -1,0 +1,105 @@
+"""The ``hearth.memory`` migration set: core blocks, archival rows, summaries, provenance.
+
+Never edit a migration that has shipped; add a new one. Recall memory needs no table of
+its own: it searches the ``messages`` table and its FTS index (``hearth.core``).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+memory_migrations = Migrations("hearth.memory")
+
+#: blocks every installation starts with; users add more (and may empty these, not delete them)
+DEFAULT_BLOCKS = (
+    ("persona", "Who the assistant is and how it should behave.",
+     "I am Hearth, a private assistant on this computer. I remember what the user tells me."),
+    ("human", "What the assistant knows about the user.", ""),
+)  # fmt: skip
+
+DEFAULT_BLOCK_LIMIT = 2000
+
+
+@memory_migrations(name="0001_memory_tables")
+def _memory_tables(db: Database) -> None:
+    db["memory_blocks"].create(
+        {
+            "id": str,  # label for global blocks, "<conversation_id>:<label>" for per-conversation ones
+            "label": str,
+            "conversation_id": str,  # "" = global (shown in every conversation)
+            "value": str,
+            "char_limit": int,
+            "description": str,
+            "created_at": str,
+            "updated_at": str,
+            "updated_by": str,  # provenance of the last change, e.g. "model in conversation X"
+        },
+        pk="id",
+    )
+    db["memory_blocks"].create_index(["conversation_id", "label"], unique=True)
+    db["memory_archival"].create(
+        {
+            "id": str,
+            "text": str,
+            "created_at": str,
+            "origin": str,  # user | model | cli | system
+            "conversation_id": str,
+            "message_id": str,
+            "write_id": str,  # the memory_writes row that created it
+            "indexed": int,  # 1 once its vector is in Chroma; 0 rows are re-embedded on rebuild
+        },
+        pk="id",
+    )
+    db["memory_archival"].enable_fts(["text"], create_triggers=True, tokenize="porter")
+    db["memory_summaries"].create(
+        {
+            "conversation_id": str,
+            "text": str,
+            "through_seq": int,  # messages with seq <= this are folded in and leave the window
+            "folded": int,  # how many messages the summary covers
+            "updated_at": str,
+        },
+        pk="conversation_id",
+    )
+    db["memory_writes"].create(
+        {
+            "id": str,
+            "created_at": str,
+            "action": str,  # block_set | block_append | block_replace | block_create | block_delete |
+            # archival_insert | archival_delete | summary
+            "target": str,  # "block:human", "block:<conv>:todo", "archival:<id>", "summary:<conv>"
+            "args": str,  # JSON arguments, enough to apply a pending write later
+            "origin": str,  # user | model | cli | system
+            "conversation_id": str,
+            "message_id": str,
+            "status": str,  # applied | pending | approved | rejected | failed | fallback
+            "note": str,  # why it is pending, what failed, what was approved
+            "resolved_at": str,
+        },
+        pk="id",
+    )
+    db["memory_writes"].create_index(["status"])
+    db["memory_writes"].create_index(["conversation_id"])
+
+
+@memory_migrations(name="0002_default_blocks")
+def _default_blocks(db: Database) -> None:
+    now = datetime.now(UTC).isoformat(timespec="milliseconds")
+    for label, description, value in DEFAULT_BLOCKS:
+        db["memory_blocks"].insert(
+            {
+                "id": label,
+                "label": label,
+                "conversation_id": "",
+                "value": value,
+                "char_limit": DEFAULT_BLOCK_LIMIT,
+                "description": description,
+                "created_at": now,
+                "updated_at": now,
+                "updated_by": "default",
+            },
+            ignore=True,
+        )

@@ -1,0 +1,161 @@
+"""MemoryService: the memory tiers behind one object, and ChatService's MemoryHooks.
+
+Tiers: ``core`` (blocks in every prompt), ``recall`` (every message, FTS5 and dates),
+``archival`` (kept facts, vectors in Chroma). ``summaries`` holds each conversation's
+running summary; ``log`` every write's provenance. Writes from the user, the command
+line and the model all go through ``apply``; the model's writes after it read
+retrieved text go through ``propose`` and wait for ``approve``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from ..chat import TurnContext
+from ..embeddings import TextEmbedder
+from ..errors import MemoryError_
+from ..models import ModelManager
+from ..prompt import PromptPlan
+from ..store import ConversationStore, Database, StoredConversation, StoredMessage
+from ..types import Hit
+from ..vectors import VectorStore
+from .archival import ArchivalMemory
+from .context import ContextManager, MemoryOptions
+from .core import CoreMemory
+from .provenance import USER, Origin, WriteLog
+from .recall import RecallMemory
+from .summary import SummaryStore
+from .tools import ToolBox
+
+#: memory hit kinds (Hit.kind) as stored in an answer's sources
+MEMORY_KINDS = ("memory", "recall")
+
+
+class MemoryService:
+    def __init__(
+        self,
+        *,
+        database: Database,
+        conversations: ConversationStore,
+        models: ModelManager,
+        vectors: VectorStore,
+        embedder: TextEmbedder,
+        options: MemoryOptions | None = None,
+    ):
+        self.database = database
+        self.conversations = conversations
+        self.models = models
+        self.core = CoreMemory(database)
+        self.recall = RecallMemory(database)
+        self.archival = ArchivalMemory(database, vectors, embedder)
+        self.summaries = SummaryStore(database)
+        self.log = WriteLog(database)
+        self.toolbox = ToolBox()
+        self.context = ContextManager(self, options or MemoryOptions())
+
+    # MemoryHooks (called by ChatService)
+
+    def context_for_turn(self, conversation: StoredConversation, query: str) -> TurnContext:
+        return self.context.context_for_turn(conversation, query)
+
+    def after_turn(
+        self, conversation: StoredConversation, plan: PromptPlan, history: Sequence[StoredMessage]
+    ) -> None:
+        self.context.after_turn(conversation, plan)
+
+    # writes
+
+    def apply(self, action: str, args: dict[str, Any], *, origin: Origin) -> str:
+        """Perform a write now; returns a short description of what changed."""
+        conversation_id = origin.conversation_id or None
+        if action == "block_append":
+            block = self.core.append(
+                args["label"], args["content"], conversation_id=conversation_id, origin=origin
+            )
+            return f"Added to '{block.label}' ({block.fill})."
+        if action == "block_replace":
+            block = self.core.replace(args["label"], args["old_content"], args["new_content"],
+                                      conversation_id=conversation_id, origin=origin)  # fmt: skip
+            return f"Updated '{block.label}' ({block.fill})."
+        if action == "block_set":
+            block = self.core.set(
+                args["label"], args["value"], conversation_id=conversation_id, origin=origin
+            )
+            return f"Set '{block.label}' ({block.fill})."
+        if action == "archival_insert":
+            entry = self.archival.insert(args["text"], origin=origin)
+            return f"Saved to archival memory as {entry.id[:8]}."
+        raise MemoryError_(f"Unknown memory action {action!r}.")
+
+    def propose(self, action: str, args: dict[str, Any], *, origin: Origin, note: str) -> str:
+        """Queue a write for the user's approval; returns the pending write's id."""
+        target = f"block:{args['label']}" if "label" in args else "archival:new"
+        return self.log.record(
+            action=action, target=target, args=args, origin=origin, status="pending", note=note
+        )
+
+    def approve(self, write_id: str) -> str:
+        """Apply a pending write on the user's say-so (recorded as a user write naming the suggestion)."""
+        record = self.log.get(write_id)
+        if record.status != "pending":
+            raise MemoryError_(
+                f"Memory write {write_id} is {record.status}, not pending; nothing to approve."
+            )
+        origin = Origin(kind="user", conversation_id=record.conversation_id, message_id=record.message_id,
+                        note=f"approved suggestion {write_id}")  # fmt: skip
+        result = self.apply(record.action, record.args, origin=origin)
+        with self.database.tx() as db:
+            self.log.resolve(db, write_id, "approved", f"approved by the user: {result}")
+        return result
+
+    def reject(self, write_id: str) -> None:
+        with self.database.tx() as db:
+            self.log.resolve(db, write_id, "rejected", "rejected by the user")
+
+    def log_failed_call(self, output: str, error: str, *, origin: Origin) -> str:
+        """Keep a record of a tool call that could not run (malformed, unknown tool, refused)."""
+        return self.log.record(action="tool_call", target="", args={"output": output[:2000]}, origin=origin,
+                               status="failed", note=error)  # fmt: skip
+
+    # user-facing reads
+
+    def set_block(self, label: str, value: str, *, conversation_id: str | None = None, origin: Origin = USER):
+        return self.core.set(label, value, conversation_id=conversation_id, origin=origin)
+
+    def search(self, query: str, *, k: int = 10, start: str | None = None, end: str | None = None,
+               conversation_id: str | None = None) -> list[Hit]:  # fmt: skip
+        """Archival memories (by meaning) then messages (by keywords and dates)."""
+        hits: list[Hit] = []
+        if query.strip() and not (start or end or conversation_id):
+            hits += [e.to_hit() for e in self.archival.search(query, k=k)]
+        hits += [r.to_hit() for r in self.recall.search(query, start=start, end=end,
+                                                         conversation_id=conversation_id, limit=k)]  # fmt: skip
+        return hits
+
+    def memories_for_answer(self, message_id: str) -> list[dict[str, Any]]:
+        """The memory hits an assistant answer was given (as stored with it)."""
+        message = self.conversations.message(message_id)
+        return [h for h in message.sources if h.get("kind") in MEMORY_KINDS]
+
+    def last_user_message_id(self, conversation_id: str) -> str:
+        messages = self.conversations.messages(conversation_id)
+        return next((m.id for m in reversed(messages) if m.role == "user"), "")
+
+    def overview(self, conversation_id: str | None = None) -> dict[str, Any]:
+        """Everything ``memory show`` prints: blocks with fill levels, counts, pending writes."""
+        return {
+            "blocks": [
+                {"label": b.label, "value": b.value, "chars": len(b.value), "limit": b.limit, "fill": b.fill,
+                 "scope": b.conversation_id or "global", "updated_at": b.updated_at, "updated_by": b.updated_by}
+                for b in self.core.blocks(conversation_id)
+            ],
+            "archival_count": self.archival.count(),
+            "recall_count": self.recall.count(),
+            "summaries": len(self.summaries.all()),
+            "pending": [{"id": w.id, "action": w.action, "args": w.args, "origin": w.origin, "note": w.note}
+                        for w in self.log.pending()],
+        }  # fmt: skip
+
+    def close(self) -> None:
+        self.archival.close()
