@@ -32,7 +32,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from engine import GenerationConfig, Settings, build  # noqa: E402
 from engine.memory.provenance import USER  # noqa: E402
-from engine.models import llama_cpp_factory  # noqa: E402
 from engine.types import Done, TextDelta  # noqa: E402
 
 TURN = GenerationConfig(temperature=0.0, max_tokens=16)
@@ -60,19 +59,9 @@ LONG = [f"Question {i}: tell me one short fact about {topic}." for i, topic in e
     "honey,autumn,glaciers,ships,fog,bridges,lakes,soap".split(","))]  # fmt: skip
 
 
-def factory(threads: int | None):
-    def make(settings):
-        backend = llama_cpp_factory(settings)
-        if threads:  # prompt batches too (Settings.n_threads does not reach n_threads_batch yet)
-            backend._llm._ctx.set_n_threads(threads, threads)
-        return backend
-
-    return make
-
-
 def services_for(root: Path, name: str, *, memory: bool, n_ctx: int, threads: int | None):
     settings = Settings(data_dir=root / name, n_ctx=n_ctx, memory=memory, n_threads=threads)
-    return build(settings, backend_factory=factory(threads))
+    return build(settings)
 
 
 def seeded_chat(services) -> str:

@@ -7,10 +7,10 @@ stream from the backend -> save the answer in ``finally`` (a partial one after S
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Literal, Protocol
 
 from .config import GenerationConfig
@@ -127,6 +127,8 @@ class ChatService:
 
         history = [m for m in self.conversations.messages(conversation.id) if m.seq < user_msg.seq]
         plan = self._plan(backend, conversation, history, user_msg.content, config)
+        sent = plan.messages[-1].content
+        self.conversations.set_prompt_content(user_msg.id, sent if sent != user_msg.content else None)
         yield ContextReport(sections=plan.sections, budget=plan.budget, n_ctx=backend.info.n_ctx)
 
         cancel = threading.Event()
@@ -157,8 +159,6 @@ class ChatService:
             timings = _timings(started, first, time.perf_counter(), usage.completion_tokens)
             if parts or finish != "error":
                 saved = self._save_answer(conversation, "".join(parts), config, usage, timings, finish, plan)
-        if self.memory is not None:
-            self.memory.after_turn(conversation, plan, history)
         if plan.cited:
             yield Sources(hits=plan.cited)
         yield Done(
@@ -170,6 +170,11 @@ class ChatService:
             timings=timings,
             model=backend.info.name,
         )
+        # after Done, so the answer's status shows at once; a summary that evicts old
+        # messages may take the model a few seconds (skipped if the client goes away,
+        # and caught up on the next turn)
+        if self.memory is not None:
+            self.memory.after_turn(conversation, plan, history)
 
     # steps
 
@@ -218,7 +223,8 @@ class ChatService:
             core_memory=context.core_memory,
             summary=context.summary,
             history=[
-                Message(role=m.role, content=m.content)
+                # as sent before (references included): an unchanged prefix keeps the KV cache valid
+                Message(role=m.role, content=m.sent)
                 for m in history
                 if m.role in ("user", "assistant") and m.seq > context.history_after_seq
             ],

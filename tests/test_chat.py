@@ -198,3 +198,15 @@ def test_a_new_chat_takes_the_collections_chosen_on_the_page(services):
     )
     assert h.conversation_collections(services, cid) == ["research"]
     assert [m.role for m in services.conversations.messages(cid)] == ["user", "assistant"]
+
+
+def test_turns_with_retrieved_references_still_reuse_the_kv_prefix(services, tmp_path):
+    doc = tmp_path / "pump.md"
+    doc.write_text("# Pump ZX-4471\n\nThe ZX-4471 pump must be primed with 2 litres of water before use.\n")
+    assert [r.status for r in services.documents.ingest_paths([doc])] == ["added"]
+    first, _ = run_turn(services, "How do I prime the ZX-4471 pump?")
+    sent = services.conversations.messages(first.conversation_id)[0]
+    assert "ZX-4471 pump must be primed" in sent.sent and sent.content == "How do I prime the ZX-4471 pump?"
+    second, _ = run_turn(services, "And the ZX-4471 pump water amount?", conversation_id=first.conversation_id)
+    # the first question is resent exactly as before (with its references), so only the new turn is evaluated
+    assert second.usage.cached_tokens >= first.usage.prompt_tokens

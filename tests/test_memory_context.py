@@ -81,13 +81,11 @@ def make_services(data_dir, fail_if=None, **settings):
 
     def factory(s):
         inner = LlamaCppBackend(s)
-        # One thread for generation AND prompt batches: this machine's 2 cores are shared, and
-        # llama.cpp's threads spin when oversubscribed (5-10x slower). Settings.n_threads does not
-        # reach n_threads_batch yet, so set both on the loaded context.
-        inner._llm._ctx.set_n_threads(1, 1)
         box["backend"] = RecordingBackend(inner, fail_if)
         return box["backend"]
 
+    # one thread for generation and prompt batches: llama.cpp's threads spin when the
+    # machine's cores are oversubscribed (5-10x slower on shared CI machines)
     settings = {"n_threads": 1, **settings}
     services = build(Settings(data_dir=data_dir, n_ctx=N_CTX, **settings), backend_factory=factory)
     return services, box["backend"]

@@ -125,8 +125,8 @@ class LlamaCppBackend:
             flash_attn=settings.flash_attn,
             verbose=False,
         )
-        if settings.n_threads:
-            kwargs["n_threads"] = settings.n_threads
+        if settings.n_threads:  # generation and prompt batches alike
+            kwargs["n_threads"] = kwargs["n_threads_batch"] = settings.n_threads
         for name in ("type_k", "type_v"):
             value = getattr(settings, name)
             if value:

@@ -48,6 +48,13 @@ class StoredMessage:
     tokens_per_s: float | None = None
     finish_reason: str | None = None
     sources: list[dict[str, Any]] = field(default_factory=list)
+    #: for a user message: the text the model was sent, when it differs from ``content``
+    prompt_content: str | None = None
+
+    @property
+    def sent(self) -> str:
+        """What the model saw for this message (the question plus any quoted references)."""
+        return self.prompt_content if self.prompt_content is not None else self.content
 
 
 def _conversation(row: dict[str, Any]) -> StoredConversation:
@@ -79,6 +86,7 @@ def _message(row: dict[str, Any]) -> StoredMessage:
         tokens_per_s=row["tokens_per_s"],
         finish_reason=row["finish_reason"],
         sources=json.loads(row["sources"]) if row["sources"] else [],
+        prompt_content=row.get("prompt_content"),
     )
 
 
@@ -184,6 +192,11 @@ class ConversationStore:
         with self._database.read() as db:
             rows = db["messages"].rows_where(where, [conversation_id], order_by="seq")
             return [_message(r) for r in rows]
+
+    def set_prompt_content(self, message_id: str, text: str | None) -> None:
+        """Record what the model was sent for a user message (None: its content as typed)."""
+        with self._database.tx() as db:
+            db["messages"].update(message_id, {"prompt_content": text})
 
     def deactivate(self, message_ids: list[str]) -> None:
         """Hide messages from the conversation (regenerate, edit); they stay searchable."""

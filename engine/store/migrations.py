@@ -54,3 +54,10 @@ def _conversations_messages(db: Database) -> None:
 @core(name="0002_presets")
 def _presets(db: Database) -> None:
     db["presets"].create({"name": str, "config": str, "builtin": int, "created_at": str}, pk="name")
+
+
+@core(name="0003_prompt_content")
+def _prompt_content(db: Database) -> None:
+    # what the model was actually sent for a user message (retrieved references quoted above
+    # the question); later turns resend exactly this, so llama.cpp reuses the cached KV prefix
+    db["messages"].add_column("prompt_content", str)
