@@ -6,8 +6,8 @@ Each takes ``services`` first; app/ui.py binds it with functools.partial.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from engine.config import GenerationConfig
@@ -192,7 +192,9 @@ def respond_with_attachment(
         conversation_id = services.chat.new_conversation(system_prompt=system_prompt or "").id
         services.conversations.update(conversation_id, collections=list(collections))
     images = [Path(attachment)] if attachment and _model_sees_images(services) else []
-    yield from _respond(services, conversation_id, message, edit_mode, system_prompt, controls, preface, images)
+    yield from _respond(
+        services, conversation_id, message, edit_mode, system_prompt, controls, preface, images
+    )
 
 
 def _model_sees_images(services) -> bool:
@@ -218,7 +220,11 @@ def attachment_messages(services, path: str, labels: str) -> ChatHistory:
             text += "\n\n" + friendly(e)
     return [
         {"role": "user", "content": {"path": path}},
-        {"role": "assistant", "content": text, "metadata": {"title": "🖼 About the attached image", "status": "done"}},
+        {
+            "role": "assistant",
+            "content": text,
+            "metadata": {"title": "🖼 About the attached image", "status": "done"},
+        },
     ]
 
 
@@ -228,7 +234,12 @@ def _respond(services, conversation_id, message, edit_mode, system_prompt, contr
         config_from_controls(controls)  # bad settings: say so before anything is created
     except EngineError as e:
         shown = conversation_history(services, conversation_id) if conversation_id else []
-        yield [*shown, *preface, {"role": "assistant", "content": friendly(e)}], conversation_id, message, edit_mode
+        yield (
+            [*shown, *preface, {"role": "assistant", "content": friendly(e)}],
+            conversation_id,
+            message,
+            edit_mode,
+        )
         return
     if not conversation_id and message.strip():
         conversation_id = services.chat.new_conversation(system_prompt=system_prompt or "").id

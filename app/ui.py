@@ -7,8 +7,8 @@ from pathlib import Path
 
 import gradio as gr
 
-from . import handlers as h
 from . import documents_handlers as dh
+from . import handlers as h
 from . import model_handlers as mh
 from .controls import build_controls
 from .documents_panel import build_documents_panel
@@ -61,10 +61,18 @@ def build_ui(services) -> gr.Blocks:
                             send = gr.Button("Send", variant="primary", scale=1, elem_id="send")
                         with gr.Accordion("🖼 Attach an image", open=False):
                             with gr.Row():
-                                attachment = gr.Image(type="filepath", label="Image", height=160,
-                                                      elem_id="attach-image", sources=["upload", "clipboard"])
-                                labels = gr.Textbox(label="Labels to try (comma-separated, optional)",
-                                                    placeholder="cat, dog, diagram", elem_id="attach-labels")
+                                attachment = gr.Image(
+                                    type="filepath",
+                                    label="Image",
+                                    height=160,
+                                    elem_id="attach-image",
+                                    sources=["upload", "clipboard"],
+                                )
+                                labels = gr.Textbox(
+                                    label="Labels to try (comma-separated, optional)",
+                                    placeholder="cat, dog, diagram",
+                                    elem_id="attach-labels",
+                                )
                         with gr.Row():
                             stop = gr.Button("⏹ Stop", elem_id="stop", size="sm")
                             regen = gr.Button("↻ Regenerate", elem_id="regenerate", size="sm")
@@ -78,7 +86,10 @@ def build_ui(services) -> gr.Blocks:
                         )
                         with gr.Accordion("📚 Documents for this chat", open=False):
                             chat_collections = gr.Dropdown(
-                                choices=_collections(s), value=[], multiselect=True, label="Collections",
+                                choices=_collections(s),
+                                value=[],
+                                multiselect=True,
+                                label="Collections",
                                 info="Answers draw on these; none chosen = all collections.",
                                 elem_id="chat-collections",
                             )
@@ -111,8 +122,17 @@ def build_ui(services) -> gr.Blocks:
         for trigger in (send.click, message.submit):
             trigger(
                 partial(h.respond_with_attachment, s),
-                [conversation_id, message, chatbot, edit_mode, system_prompt, attachment, labels, chat_collections,
-                 *controls],
+                [
+                    conversation_id,
+                    message,
+                    chatbot,
+                    edit_mode,
+                    system_prompt,
+                    attachment,
+                    labels,
+                    chat_collections,
+                    *controls,
+                ],
                 chat_outputs,
                 concurrency_limit=4,
                 concurrency_id="chat",
@@ -138,7 +158,9 @@ def build_ui(services) -> gr.Blocks:
         )
         search.change(refresh_list, [search, conversation_id], chats)
         new_btn.click(
-            lambda: ([], None, "", False, []), None, [chatbot, conversation_id, message, edit_mode, chat_collections]
+            lambda: ([], None, "", False, []),
+            None,
+            [chatbot, conversation_id, message, edit_mode, chat_collections],
         ).then(refresh_list, [search, conversation_id], chats)
         rename_btn.click(partial(h.rename_conversation, s), [conversation_id, title_box], None).then(
             refresh_list, [search, conversation_id], chats
@@ -193,7 +215,21 @@ def _model_tab(s) -> None:
     status = gr.Markdown(elem_id="model-status")
     load.click(
         partial(mh.load_model, s),
-        [path, upload, n_ctx, n_gpu, n_threads, n_batch, flash, type_k, type_v, mmap, mlock, template, mmproj],
+        [
+            path,
+            upload,
+            n_ctx,
+            n_gpu,
+            n_threads,
+            n_batch,
+            flash,
+            type_k,
+            type_v,
+            mmap,
+            mlock,
+            template,
+            mmproj,
+        ],
         [facts, status],
         concurrency_limit=1,
     )

@@ -95,7 +95,9 @@ def build(
         ),
     )
     chat = ChatService(
-        models=models, conversations=conversations, default_system_prompt=settings.system_prompt,
+        models=models,
+        conversations=conversations,
+        default_system_prompt=settings.system_prompt,
         memory=memory if settings.memory else None,  # the Memory panel and CLI work either way
     )
     services = Services(

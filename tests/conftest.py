@@ -33,7 +33,9 @@ def services(settings):
 GREEDY = GenerationConfig(temperature=0.0, max_tokens=40)
 
 
-def run_turn(services, text: str, config: GenerationConfig = GREEDY, conversation_id=None, mode="new", images=()):
+def run_turn(
+    services, text: str, config: GenerationConfig = GREEDY, conversation_id=None, mode="new", images=()
+):
     """Run one turn to the end; return (Done event, streamed text)."""
     streamed, done = [], None
     for event in services.chat.stream_turn(conversation_id, text, config, mode=mode, images=images):

@@ -207,6 +207,8 @@ def test_turns_with_retrieved_references_still_reuse_the_kv_prefix(services, tmp
     first, _ = run_turn(services, "How do I prime the ZX-4471 pump?")
     sent = services.conversations.messages(first.conversation_id)[0]
     assert "ZX-4471 pump must be primed" in sent.sent and sent.content == "How do I prime the ZX-4471 pump?"
-    second, _ = run_turn(services, "And the ZX-4471 pump water amount?", conversation_id=first.conversation_id)
+    second, _ = run_turn(
+        services, "And the ZX-4471 pump water amount?", conversation_id=first.conversation_id
+    )
     # the first question is resent exactly as before (with its references), so only the new turn is evaluated
     assert second.usage.cached_tokens >= first.usage.prompt_tokens

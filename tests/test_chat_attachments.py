@@ -25,11 +25,15 @@ def test_attached_image_shows_similar_images_labels_then_answers(vision_settings
         values = control_values(GenerationConfig(temperature=0.0, max_tokens=8))
 
         history, cid, box, _ = _final(
-            h.respond_with_attachment(services, None, "What is this?", [], False, "", str(stored), "boat, tree", [], *values)
+            h.respond_with_attachment(
+                services, None, "What is this?", [], False, "", str(stored), "boat, tree", [], *values
+            )
         )
         about = next(m for m in history if m.get("metadata", {}).get("title", "").startswith("🖼"))
         assert about["content"].index("harbour.png") < about["content"].index("forest.png")  # duplicate first
-        assert "**Labels**: " in about["content"] and "boat" in about["content"] and "tree" in about["content"]
+        assert (
+            "**Labels**: " in about["content"] and "boat" in about["content"] and "tree" in about["content"]
+        )
         assert history[0] == {"role": "user", "content": {"path": str(stored)}}
         titles = [m.get("metadata", {}).get("title", "") for m in history]
         assert any(t.startswith("📊") for t in titles)  # and the model answered the text

@@ -107,7 +107,9 @@ def test_model_output_never_runs_html_or_script(server, page):
     page.reload()
     page.wait_for_selector("#chat-list")
     page.get_by_text("hostile").click()
-    page.wait_for_function("document.querySelector('#hearth-chat').innerText.includes('bold')", timeout=30_000)
+    page.wait_for_function(
+        "document.querySelector('#hearth-chat').innerText.includes('bold')", timeout=30_000
+    )
     for link in page.locator("#hearth-chat a").all():
         if "click" in link.inner_text():
             link.click(no_wait_after=True)
