@@ -88,6 +88,18 @@ def global_parser() -> argparse.ArgumentParser:
         default=_env_int("HEARTH_CLIP_BATCH_SIZE") or 16,
         help="images per CLIP batch at ingest (HEARTH_CLIP_BATCH_SIZE)",
     )
+    g.add_argument(
+        "--no-memory",
+        action="store_true",
+        default=os.environ.get("HEARTH_MEMORY", "1").strip().lower() in ("0", "false", "no", "off"),
+        help="answer without memory: no core blocks, summaries or retrieved memories (HEARTH_MEMORY=0)",
+    )
+    g.add_argument(
+        "--memory-agent",
+        action="store_true",
+        default=os.environ.get("HEARTH_MEMORY_AGENT", "").strip().lower() in ("1", "true", "yes", "on"),
+        help="let the model call memory tools before answering (HEARTH_MEMORY_AGENT=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(sub)
@@ -113,6 +125,8 @@ def settings_from(args: argparse.Namespace):
         clip_pretrained=args.clip_pretrained,
         clip_device=args.clip_device,
         clip_batch_size=args.clip_batch_size,
+        memory=not args.no_memory,
+        memory_agent=args.memory_agent,
     )
 
 

@@ -101,7 +101,7 @@ def build_messages(
     remaining = budget - prefix_cost - user_cost
     if remaining < 0:
         # the question itself does not fit: keep the prefix, cut the question's start
-        user_message = _truncate_to(user_message, budget - prefix_cost - MESSAGE_OVERHEAD, count_tokens)
+        user_message = keep_tail(user_message, budget - prefix_cost - MESSAGE_OVERHEAD, count_tokens)
         user_cost = cost(user_message)
         remaining = max(0, budget - prefix_cost - user_cost)
 
@@ -169,10 +169,12 @@ def _fit_references(
     return header + "\n\n" + "\n".join(parts), cited, used
 
 
-def _truncate_to(text: str, max_tokens: int, count_tokens: Callable[[str], int]) -> str:
-    """Keep the end of ``text`` (where the question usually is) within ``max_tokens``."""
-    if max_tokens <= 0:
+def keep_tail(text: str, max_tokens: int, count_tokens: Callable[[str], int]) -> str:
+    """The longest end of ``text`` within ``max_tokens`` (where a question or the newest text is)."""
+    if max_tokens <= 0 or not text:
         return ""
+    if count_tokens(text) <= max_tokens:
+        return text
     lo, hi = 0, len(text)
     while lo < hi:  # smallest cut such that the rest fits
         mid = (lo + hi) // 2
@@ -180,4 +182,4 @@ def _truncate_to(text: str, max_tokens: int, count_tokens: Callable[[str], int])
             hi = mid
         else:
             lo = mid + 1
-    return text[lo:]
+    return text[lo:].lstrip()

@@ -87,3 +87,14 @@ def test_help_does_not_import_heavy_libraries():
     )
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr
+
+
+def test_memory_switches_reach_the_settings(monkeypatch):
+    import cli
+
+    monkeypatch.setenv("HEARTH_MEMORY", "0")
+    args = cli.global_parser().parse_args(["--memory-agent", "conversations"])
+    settings = cli.settings_from(args)
+    assert settings.memory is False and settings.memory_agent is True
+    monkeypatch.delenv("HEARTH_MEMORY")
+    assert cli.settings_from(cli.global_parser().parse_args(["conversations"])).memory is True

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import MemoryError_, NotFoundError
+from ..prompt import keep_tail
 from ..store.conversations import now_iso
 from ..store.db import Database
 from .migrations import DEFAULT_BLOCK_LIMIT, DEFAULT_BLOCKS
@@ -281,15 +282,6 @@ def _one_line(text: str) -> str:
 
 
 def _tail_within(text: str, max_tokens: int, count_tokens: Callable[[str], int]) -> str:
-    if max_tokens <= 0 or not text:
-        return ""
-    if count_tokens(text) <= max_tokens:
-        return text
-    lo, hi = 0, len(text)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if count_tokens(text[mid:]) <= max_tokens:
-            hi = mid
-        else:
-            lo = mid + 1
-    return "…" + text[lo:]
+    """The end of a block that fits, marked as cut when it is."""
+    tail = keep_tail(text, max_tokens, count_tokens)
+    return tail if tail == text or not tail else "…" + tail

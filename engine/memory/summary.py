@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from ..backends.base import Backend
 from ..config import GenerationConfig
 from ..errors import EngineError, GenerationError
+from ..prompt import keep_tail
 from ..store.conversations import StoredMessage, now_iso
 from ..store.db import Database
 from ..types import Message
@@ -153,22 +154,6 @@ def extractive_summary(previous: str, messages: Sequence[StoredMessage], cap_tok
     lines = [f"{m.role}: {' '.join(m.content.split()[:16])}" for m in messages if m.content.strip()]
     text = " ".join(filter(None, [previous.strip(), " | ".join(lines)]))
     return keep_tail(text, cap_tokens, count_tokens)
-
-
-def keep_tail(text: str, max_tokens: int, count_tokens: Callable[[str], int]) -> str:
-    """The longest end of ``text`` within ``max_tokens``."""
-    if max_tokens <= 0 or not text:
-        return ""
-    if count_tokens(text) <= max_tokens:
-        return text
-    lo, hi = 0, len(text)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if count_tokens(text[mid:]) <= max_tokens:
-            hi = mid
-        else:
-            lo = mid + 1
-    return text[lo:].lstrip()
 
 
 def _batches(messages: Sequence[StoredMessage], room: int, count_tokens: Callable[[str], int]) -> list[str]:
