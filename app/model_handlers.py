@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import shutil
 from pathlib import Path
 
@@ -24,7 +25,7 @@ def model_facts(services) -> str:
     )
     return (
         f"**{info.name}**\n\n"
-        f"| | |\n|---|---|\n"
+        f"| | {info.backend} |\n|---|---|\n"
         f"| file | `{Path(info.path).name}` ({info.size_bytes / 1e6:,.0f} MB) |\n"
         f"| quantization | {info.quantization} |\n"
         f"| parameters | {info.n_params / 1e6:,.1f} M |\n"
@@ -38,13 +39,13 @@ def model_facts(services) -> str:
 
 
 def _int_or_none(value, name: str) -> int | None:
-    if value in (None, ""):
+    if value is None or str(value).strip() == "":
         return None
     try:
         number = float(value)
     except (TypeError, ValueError) as e:
         raise ConfigError(f"{name} must be a whole number.", field=name) from e
-    if number != int(number):
+    if not math.isfinite(number) or number != int(number):
         raise ConfigError(f"{name} must be a whole number.", field=name)
     return int(number)
 

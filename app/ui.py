@@ -189,10 +189,17 @@ def _model_tab(s) -> None:
         upload = gr.File(label="…or upload a .gguf", file_types=[".gguf"], type="filepath", scale=2)
     with gr.Row():
         n_ctx = gr.Number(label="Context (n_ctx)", value=settings.n_ctx, precision=0)
-        n_gpu = gr.Number(
-            label="GPU layers (-1 = all, empty = auto)", value=settings.n_gpu_layers, precision=0
+        # text boxes: empty means "auto", which a number box cannot show (it shows 0, a real choice)
+        n_gpu = gr.Textbox(
+            label="GPU layers (-1 = all, empty = auto)",
+            elem_id="model-gpu-layers",
+            value="" if settings.n_gpu_layers is None else str(settings.n_gpu_layers),
         )
-        n_threads = gr.Number(label="CPU threads (empty = auto)", value=settings.n_threads, precision=0)
+        n_threads = gr.Textbox(
+            label="CPU threads (empty = auto)",
+            elem_id="model-threads",
+            value="" if settings.n_threads is None else str(settings.n_threads),
+        )
         n_batch = gr.Number(label="Batch size", value=settings.n_batch, precision=0)
     with gr.Row():
         flash = gr.Checkbox(label="Flash attention", value=settings.flash_attn)

@@ -213,6 +213,8 @@ class Settings:
             raise ConfigError("n_ctx must be between 64 and 1048576.", field="n_ctx")
         if self.n_gpu_layers is not None and self.n_gpu_layers < -1:
             raise ConfigError("n_gpu_layers must be -1 (all), 0 or more.", field="n_gpu_layers")
+        if self.n_threads is not None and not 1 <= self.n_threads <= 1024:
+            raise ConfigError("n_threads must be empty (auto) or between 1 and 1024.", field="n_threads")
         if self.n_batch < 1:
             raise ConfigError("n_batch must be at least 1.", field="n_batch")
         if not 16 <= self.chunk_tokens <= 8192:

@@ -91,6 +91,14 @@ def test_model_panel_loads_another_file_and_reports_failures(services, tmp_path)
         services, str(copy), None, "abc", None, None, 256, False, "f16", "f16", True, False, ""
     )
     assert "whole number" in status
+    for bad_threads in ("-3", "inf", "2.5"):
+        _, status = mh.load_model(services, str(copy), None, 1024, "", bad_threads, 256, False, "f16", "f16", True,
+                                  False, "")  # fmt: skip
+        assert status.startswith("⚠️") and "Still using" in status
+    _, status = mh.load_model(
+        services, str(copy), None, 1024, " ", "", 256, False, "f16", "f16", True, False, ""
+    )
+    assert status.startswith("✅")  # empty boxes mean auto
 
 
 def test_chat_template_override_is_used(services):
