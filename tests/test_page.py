@@ -127,3 +127,24 @@ def test_model_output_never_runs_html_or_script(server, page):
     )
     assert dangerous == {"scripts": 0, "handlers": 0, "jsLinks": 0}
     assert page.locator("#hearth-chat strong").count() >= 1  # markdown still renders
+
+
+def test_upload_a_document_on_the_page_then_the_answer_cites_it(server, page, tmp_path):
+    services, _ = server
+    doc = tmp_path / "heron-manual.md"
+    doc.write_text("# Heron pump\n\nThe HX-9931 heron pump must be primed with 3 litres of rainwater.\n")
+    page.get_by_role("tab", name="Documents").click()
+    page.locator("#docs-upload input[type=file]").set_input_files(str(doc))
+    page.wait_for_timeout(1000)  # the upload reaches the server before the button is pressed
+    page.click("#docs-add")
+    page.wait_for_selector("#docs-added >> text=heron-manual.md", timeout=120_000)
+    assert [d.name for d in services.documents.documents()] == ["heron-manual.md"]
+
+    page.get_by_role("tab", name="Chat").click()
+    page.click("#new-chat")
+    _send(page, "How is the HX-9931 heron pump primed?")
+    page.wait_for_selector("#hearth-chat >> text=Sources (", timeout=30_000)
+    page.get_by_text("Sources (").first.click()
+    page.wait_for_selector("#hearth-chat >> text=heron-manual.md", timeout=10_000)
+    answer = services.conversations.messages(services.conversations.list()[0].id)[-1]
+    assert answer.sources and answer.sources[0]["source"] == "heron-manual.md"
