@@ -148,3 +148,21 @@ def test_upload_a_document_on_the_page_then_the_answer_cites_it(server, page, tm
     page.wait_for_selector("#hearth-chat >> text=heron-manual.md", timeout=10_000)
     answer = services.conversations.messages(services.conversations.list()[0].id)[-1]
     assert answer.sources and answer.sources[0]["source"] == "heron-manual.md"
+
+
+def test_stop_button_keeps_the_partial_answer(server, page):
+    services, _ = server
+    _set_number(page, "ctl-max_tokens", "1500")
+    page.click("#new-chat")
+    page.fill("#message-box textarea", "Write a very long story about a dragon, a knight and a wizard.")
+    page.click("#send")
+    page.wait_for_function(
+        "[...document.querySelectorAll('#hearth-chat [data-testid=bot]')].some(e => e.innerText.length > 40)",
+        timeout=60_000,
+    )
+    page.click("#stop")
+    page.wait_for_selector("#hearth-chat >> text=stopped", timeout=60_000)
+    conv = services.conversations.list()[0]
+    answer = services.conversations.messages(conv.id)[-1]
+    assert answer.finish_reason == "cancelled"
+    assert 0 < answer.completion_tokens < 1500 and answer.content.strip()
