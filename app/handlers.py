@@ -354,6 +354,8 @@ def rename_conversation(services, conversation_id: str | None, title: str) -> No
 def delete_conversation(services, conversation_id: str | None) -> None:
     if conversation_id:
         services.conversations.delete(conversation_id)
+        if services.memory is not None:
+            services.memory.forget_conversation(conversation_id)
 
 
 def set_system_prompt(services, conversation_id: str | None, system_prompt: str) -> None:

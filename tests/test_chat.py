@@ -212,3 +212,18 @@ def test_turns_with_retrieved_references_still_reuse_the_kv_prefix(services, tmp
     )
     # the first question is resent exactly as before (with its references), so only the new turn is evaluated
     assert second.usage.cached_tokens >= first.usage.prompt_tokens
+
+
+def test_deleting_a_chat_removes_its_own_memory_but_keeps_global_memory(services):
+    first, _ = run_turn(services, "Hello")
+    cid = first.conversation_id
+    services.memory.set_block("human", "Only for this chat", conversation_id=cid)
+    services.memory.set_block("human", "Everywhere")
+    with services.database.tx() as db:
+        db["memory_summaries"].insert({"conversation_id": cid, "text": "s", "through_seq": 1, "folded": 1,
+                                       "updated_at": "2026-01-01"})  # fmt: skip
+    h.delete_conversation(services, cid)
+    with services.database.read() as db:
+        assert db["memory_summaries"].count_where("conversation_id = ?", [cid]) == 0
+        assert db["memory_blocks"].count_where("conversation_id = ?", [cid]) == 0
+        assert [r["value"] for r in db["memory_blocks"].rows_where("label = 'human'")] == ["Everywhere"]

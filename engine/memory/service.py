@@ -157,5 +157,14 @@ class MemoryService:
                         for w in self.log.pending()],
         }  # fmt: skip
 
+    def forget_conversation(self, conversation_id: str) -> None:
+        """A deleted chat's summary and its own core blocks go with it.
+
+        Archival facts stay (someone chose to keep them), and so does the write log.
+        """
+        with self.database.tx() as db:
+            db["memory_summaries"].delete_where("conversation_id = ?", [conversation_id])
+            db["memory_blocks"].delete_where("conversation_id = ?", [conversation_id])
+
     def close(self) -> None:
         self.archival.close()
