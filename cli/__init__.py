@@ -130,11 +130,21 @@ def settings_from(args: argparse.Namespace):
     )
 
 
+def _with_default_command(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """No command means serve: ``python run.py --port 8000`` is ``python run.py serve --port 8000``."""
+    commands = next(a.choices for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    if any(token in commands or token in ("-h", "--help") for token in argv):
+        return argv
+    global_options = {option for action in parser._actions for option in action.option_strings}
+    for i, token in enumerate(argv):
+        if token.startswith("-") and token.split("=", 1)[0] not in global_options:
+            return [*argv[:i], "serve", *argv[i:]]  # the first option only serve knows
+    return [*argv, "serve"]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = global_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args([*(argv if argv is not None else sys.argv[1:]), "serve"])
+    args = parser.parse_args(_with_default_command(parser, list(sys.argv[1:] if argv is None else argv)))
     from engine.errors import EngineError
 
     try:

@@ -98,3 +98,35 @@ def test_memory_switches_reach_the_settings(monkeypatch):
     assert settings.memory is False and settings.memory_agent is True
     monkeypatch.delenv("HEARTH_MEMORY")
     assert cli.settings_from(cli.global_parser().parse_args(["conversations"])).memory is True
+
+
+def test_no_command_means_serve(tmp_path):
+    result = hearth("--host", "0.0.0.0", data_dir=tmp_path, check=False)
+    assert result.returncode != 0 and "Refusing to listen on 0.0.0.0" in result.stderr
+
+
+def test_python_run_py_serves_the_page(tmp_path):
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "HEARTH_DATA_DIR": str(tmp_path)}
+    server = subprocess.Popen([sys.executable, "run.py", "--port", str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    try:
+        deadline, status = time.monotonic() + 120, None
+        while time.monotonic() < deadline and server.poll() is None and status is None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/config", timeout=5) as response:
+                    status, config = response.status, json.loads(response.read())
+            except OSError:
+                time.sleep(0.5)
+        assert status == 200, server.stderr.read() if server.poll() is not None else "no answer"
+        assert config["title"] == "Hearth"
+        assert any(c.get("props", {}).get("elem_id") == "hearth-chat" for c in config["components"])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
