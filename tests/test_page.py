@@ -166,3 +166,22 @@ def test_stop_button_keeps_the_partial_answer(server, page):
     answer = services.conversations.messages(conv.id)[-1]
     assert answer.finish_reason == "cancelled"
     assert 0 < answer.completion_tokens < 1500 and answer.content.strip()
+
+
+def test_core_memory_edited_on_the_page_reaches_the_next_prompt(server, page):
+    services, _ = server
+    page.get_by_role("tab", name="Memory").click()
+    page.fill("#mem-block-text textarea", "The user's name is Orla and she keeps bees.")
+    page.click("#mem-save")
+    page.wait_for_selector("#mem-block-info >> text=43/2000", timeout=30_000)
+    [human] = [b for b in services.memory.core.blocks() if b.label == "human"]
+    assert human.value == "The user's name is Orla and she keeps bees."
+
+    page.get_by_role("tab", name="Chat").click()
+    page.click("#new-chat")
+    _send(page, "What do I keep?")
+    cid = services.conversations.list()[0].id
+    # the stable system message now carries the block: the answer's prompt grew by its tokens
+    assert services.memory.context_for_turn(services.conversations.get(cid), "bees").core_memory.count("Orla") == 1
+    page.get_by_text("📊").last.click()
+    page.wait_for_selector("#hearth-chat >> text=core memory", timeout=10_000)
