@@ -182,6 +182,9 @@ def test_core_memory_edited_on_the_page_reaches_the_next_prompt(server, page):
     _send(page, "What do I keep?")
     cid = services.conversations.list()[0].id
     # the stable system message now carries the block: the answer's prompt grew by its tokens
-    assert services.memory.context_for_turn(services.conversations.get(cid), "bees").core_memory.count("Orla") == 1
+    assert (
+        services.memory.context_for_turn(services.conversations.get(cid), "bees").core_memory.count("Orla")
+        == 1
+    )
     page.get_by_text("📊").last.click()
     page.wait_for_selector("#hearth-chat >> text=core memory", timeout=10_000)
