@@ -97,3 +97,17 @@ def test_references_are_quoted_data_not_instructions():
     assert final.count("</reference>") == 1  # the document cannot close the quote early
     assert 'source="evil.txt, page 2"' in final
     assert plan.cited == hits
+
+
+def test_context_breakdown_splits_memories_from_documents():
+    hits = [
+        Hit(kind="chunk", id="1", text="The pump needs water.", score=1.0, source="manual.md"),
+        Hit(kind="memory", id="2", text="The user owns a pump.", score=0.9),
+    ]
+    mixed = build_messages(system_prompt="S", user_message="Q?", references=hits, count_tokens=_count, budget=500)
+    only_memory = build_messages(system_prompt="S", user_message="Q?", references=hits[1:], count_tokens=_count,
+                                 budget=500)  # fmt: skip
+    assert mixed.sections["memories"] > 0 and mixed.sections["documents"] > mixed.sections["memories"]
+    assert only_memory.sections["documents"] == 0
+    refs = only_memory.messages[-1].content.split("\n\nQuestion:")[0]
+    assert only_memory.sections["memories"] >= _count(refs)  # the whole quoted block, preamble included
