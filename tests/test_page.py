@@ -24,16 +24,26 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
+def _serve(data_dir, **settings):
     from app.ui import launch
 
-    services = build(Settings(data_dir=tmp_path_factory.mktemp("page"), n_ctx=2048))
+    services = build(Settings(data_dir=data_dir, n_ctx=2048, **settings))
     port = _free_port()
     demo = launch(services, port=port, block=False)
     yield services, f"http://127.0.0.1:{port}"
     demo.close()
     services.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    yield from _serve(tmp_path_factory.mktemp("page"))
+
+
+@pytest.fixture(scope="module")
+def quiet_server(tmp_path_factory):
+    """Memory off: recall from other chats would change the prompt, and so the answer's length."""
+    yield from _serve(tmp_path_factory.mktemp("quiet"), memory=False)
 
 
 @pytest.fixture(scope="module")
@@ -150,11 +160,14 @@ def test_upload_a_document_on_the_page_then_the_answer_cites_it(server, page, tm
     assert answer.sources and answer.sources[0]["source"] == "heron-manual.md"
 
 
-def test_stop_button_keeps_the_partial_answer(server, page):
-    services, _ = server
+def test_stop_button_keeps_the_partial_answer(browser, quiet_server):
+    services, url = quiet_server
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.wait_for_selector("#message-box textarea")
     _set_number(page, "ctl-max_tokens", "1500")
-    page.click("#new-chat")
-    page.fill("#message-box textarea", "Write a very long story about a dragon, a knight and a wizard.")
+    _set_number(page, "ctl-temperature", "0")  # greedy: this prompt then runs to max_tokens (checked)
+    page.fill("#message-box textarea", "List the numbers from 1 to 300 separated by commas.")
     page.click("#send")
     page.wait_for_function(
         "[...document.querySelectorAll('#hearth-chat [data-testid=bot]')].some(e => e.innerText.length > 40)",
@@ -166,6 +179,7 @@ def test_stop_button_keeps_the_partial_answer(server, page):
     answer = services.conversations.messages(conv.id)[-1]
     assert answer.finish_reason == "cancelled"
     assert 0 < answer.completion_tokens < 1500 and answer.content.strip()
+    page.close()
 
 
 def test_core_memory_edited_on_the_page_reaches_the_next_prompt(server, page):

@@ -104,7 +104,9 @@ def test_context_breakdown_splits_memories_from_documents():
         Hit(kind="chunk", id="1", text="The pump needs water.", score=1.0, source="manual.md"),
         Hit(kind="memory", id="2", text="The user owns a pump.", score=0.9),
     ]
-    mixed = build_messages(system_prompt="S", user_message="Q?", references=hits, count_tokens=_count, budget=500)
+    mixed = build_messages(
+        system_prompt="S", user_message="Q?", references=hits, count_tokens=_count, budget=500
+    )
     only_memory = build_messages(system_prompt="S", user_message="Q?", references=hits[1:], count_tokens=_count,
                                  budget=500)  # fmt: skip
     assert mixed.sections["memories"] > 0 and mixed.sections["documents"] > mixed.sections["memories"]
