@@ -5,6 +5,7 @@ Each takes ``services`` first; app/ui.py binds it with functools.partial.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 from engine.config import GenerationConfig
 from engine.errors import EngineError
-from engine.types import ContextReport, Done, TextDelta, TurnStarted
+from engine.types import ContextReport, Done, Sources, TextDelta, TurnStarted
 
 from .controls import CONTROL_FIELDS, control_values
 
@@ -243,21 +244,21 @@ def _respond(services, conversation_id, message, edit_mode, system_prompt, contr
         return
     if not conversation_id and message.strip():
         conversation_id = services.chat.new_conversation(system_prompt=system_prompt or "").id
-    yield from _turn(services, conversation_id, message, [], mode, controls, preface, images)
+    yield from _turn(services, conversation_id, message, mode, controls, preface, images)
 
 
-def regenerate(services, conversation_id: str | None, history: ChatHistory | None, *controls):
+def regenerate(services, conversation_id: str | None, *controls):
     """Answer the last user message again with the current settings."""
-    yield from _turn(services, conversation_id, "", history or [], "regenerate", controls)
+    yield from _turn(services, conversation_id, "", "regenerate", controls)
 
 
-def _turn(services, conversation_id, message, history, mode, controls, preface=(), images=()):
-    shown = [*_history_before_turn(services, conversation_id, history, mode), *preface]
+def _turn(services, conversation_id, message, mode, controls, preface=(), images=()):
+    shown = [*_history_before_turn(services, conversation_id, mode), *preface]
     if mode != "regenerate":
         shown = [*shown, {"role": "user", "content": message}]
     try:
         config = config_from_controls(controls)
-        report, text = None, ""
+        report, text, sources = None, "", []
         for event in services.chat.stream_turn(conversation_id, message, config, mode=mode, images=images):
             if isinstance(event, TurnStarted):
                 conversation_id = event.conversation_id
@@ -267,6 +268,8 @@ def _turn(services, conversation_id, message, history, mode, controls, preface=(
                 yield [*shown, {"role": "assistant", "content": "…"}], conversation_id, "", False
             elif isinstance(event, ContextReport):
                 report = event
+            elif isinstance(event, Sources):
+                sources = [dataclasses.asdict(hit) for hit in event.hits]
             elif isinstance(event, TextDelta):
                 text += event.text
                 yield [*shown, {"role": "assistant", "content": text}], conversation_id, "", False
@@ -278,8 +281,6 @@ def _turn(services, conversation_id, message, history, mode, controls, preface=(
                     n_ctx=event.usage.n_ctx,
                     finish_reason=event.finish_reason,
                 )
-                stored = services.conversations.message(event.message_id) if event.message_id else None
-                sources = stored.sources if stored else []
                 final = assistant_messages(
                     event.text, title=title, details=context_markdown(report), sources=sources
                 )
@@ -289,15 +290,11 @@ def _turn(services, conversation_id, message, history, mode, controls, preface=(
             [*shown, {"role": "assistant", "content": friendly(e)}],
             conversation_id,
             (message if mode != "regenerate" else ""),
-            edit_mode_after_error(mode),
+            mode == "edit",
         )
 
 
-def edit_mode_after_error(mode: str) -> bool:
-    return mode == "edit"
-
-
-def _history_before_turn(services, conversation_id, history, mode) -> ChatHistory:
+def _history_before_turn(services, conversation_id, mode) -> ChatHistory:
     if not conversation_id:
         return []
     shown = conversation_history(services, conversation_id)

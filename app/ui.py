@@ -139,7 +139,7 @@ def build_ui(services) -> gr.Blocks:
             ).then(refresh_list, [search, conversation_id], chats).then(lambda: None, None, attachment)
         regen.click(
             partial(h.regenerate, s),
-            [conversation_id, chatbot, *controls],
+            [conversation_id, *controls],
             chat_outputs,
             concurrency_limit=4,
             concurrency_id="chat",

@@ -6,6 +6,7 @@ stream from the backend -> save the answer in ``finally`` (a partial one after S
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -247,7 +248,7 @@ class ChatService:
             ttft_s=timings.ttft_s,
             tokens_per_s=timings.tokens_per_s,
             finish_reason=finish,
-            sources=[_hit_dict(h) for h in plan.cited],
+            sources=[dataclasses.asdict(h) for h in plan.cited],
         )
 
 
@@ -262,10 +263,3 @@ def _timings(started: float, first: float | None, ended: float, tokens: int) -> 
 def _title_from(text: str) -> str:
     line = " ".join(text.split())
     return (line[:57] + "...") if len(line) > 60 else (line or "New chat")
-
-
-def _hit_dict(hit: Hit) -> dict:
-    return {
-        "kind": hit.kind, "id": hit.id, "text": hit.text, "score": hit.score, "source": hit.source,
-        "page": hit.page, "start": hit.start, "end": hit.end, "meta": hit.meta,
-    }  # fmt: skip

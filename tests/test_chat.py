@@ -227,3 +227,12 @@ def test_deleting_a_chat_removes_its_own_memory_but_keeps_global_memory(services
         assert db["memory_summaries"].count_where("conversation_id = ?", [cid]) == 0
         assert db["memory_blocks"].count_where("conversation_id = ?", [cid]) == 0
         assert [r["value"] for r in db["memory_blocks"].rows_where("label = 'human'")] == ["Everywhere"]
+
+
+def test_regenerate_handler_shows_the_new_answer_with_its_status(services):
+    values = control_values(GREEDY.replace(max_tokens=6))
+    _, cid, _, _ = _final(h.respond(services, None, "Name a bird.", [], False, "", *values))
+    history, same, _, _ = _final(h.regenerate(services, cid, *values))
+    assert same == cid and history[0] == {"role": "user", "content": "Name a bird."}
+    assert [m["role"] for m in history if "metadata" not in m] == ["user", "assistant"]
+    assert len(services.conversations.messages(cid, include_inactive=True)) == 3
