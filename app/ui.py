@@ -54,7 +54,9 @@ def build_ui(services) -> gr.Blocks:
                                 placeholder="Message Hearth…",
                                 show_label=False,
                                 scale=5,
-                                lines=2,
+                                # lines=1: Gradio then sends on Enter and leaves Shift+Enter to
+                                # the textarea (a newline); with lines>1 it is the other way round
+                                lines=1,
                                 max_lines=12,
                                 elem_id="message-box",
                             )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
+import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,7 +82,9 @@ class ChatService:
         self.retrievers = list(retrievers)
         self.memory = memory
         self.default_system_prompt = default_system_prompt
-        self._cancels: dict[str, threading.Event] = {}
+        #: running turns: turn id -> (conversation id, its Stop event); two turns of one
+        #: chat (two tabs, a double click) each keep their own
+        self._cancels: dict[str, tuple[str, threading.Event]] = {}
         self._cancels_lock = threading.Lock()
 
     # public API
@@ -92,14 +95,20 @@ class ChatService:
         prompt = self.default_system_prompt if system_prompt is None else system_prompt
         return self.conversations.create(title=title, system_prompt=prompt)
 
-    def stop(self, conversation_id: str) -> bool:
-        """Ask the running answer in this conversation to stop; its text so far is kept."""
+    def stop(self, conversation_id: str, turn_id: str | None = None) -> bool:
+        """Ask the running answers in this conversation (or only turn ``turn_id``) to stop.
+
+        Their text so far is kept. Returns whether any answer was running.
+        """
         with self._cancels_lock:
-            event = self._cancels.get(conversation_id)
-        if event is None:
-            return False
-        event.set()
-        return True
+            events = [
+                event
+                for turn, (conversation, event) in self._cancels.items()
+                if conversation == conversation_id and turn_id in (None, turn)
+            ]
+        for event in events:
+            event.set()
+        return bool(events)
 
     def stream_turn(
         self,
@@ -117,14 +126,19 @@ class ChatService:
         ``text``. Replaced messages stay in the database, marked inactive. ``images`` go to
         the model with the message (only a vision model loaded with its projector sees images).
         """
-        backend = self.models.backend  # fail before saving anything if no model is loaded
+        # the lease keeps this model open until the turn ends, even if another one is loaded
+        with self.models.lease() as backend:  # fails before saving anything if no model is loaded
+            yield from self._turn(backend, conversation_id, text, config, mode, images)
+
+    def _turn(self, backend, conversation_id, text, config, mode, images) -> Iterator[Event]:
         if images and not getattr(backend, "supports_images", False):
             raise GenerationError(
                 "The loaded model cannot see images. Load a vision model with its projector "
                 "(--mmproj FILE, or the Model tab) to send images to it."
             )
         conversation, user_msg = self._prepare(conversation_id, text, mode)
-        yield TurnStarted(conversation_id=conversation.id, user_message_id=user_msg.id)
+        turn_id = uuid.uuid4().hex
+        yield TurnStarted(conversation_id=conversation.id, user_message_id=user_msg.id, turn_id=turn_id)
 
         history = [m for m in self.conversations.messages(conversation.id) if m.seq < user_msg.seq]
         plan = self._plan(backend, conversation, history, user_msg.content, config)
@@ -134,7 +148,7 @@ class ChatService:
 
         cancel = threading.Event()
         with self._cancels_lock:
-            self._cancels[conversation.id] = cancel
+            self._cancels[turn_id] = (conversation.id, cancel)
         parts: list[str] = []
         usage, finish = Usage(n_ctx=backend.info.n_ctx), "error"
         started = time.perf_counter()
@@ -156,7 +170,7 @@ class ChatService:
             raise
         finally:
             with self._cancels_lock:
-                self._cancels.pop(conversation.id, None)
+                self._cancels.pop(turn_id, None)
             timings = _timings(started, first, time.perf_counter(), usage.completion_tokens)
             if parts or finish != "error":
                 saved = self._save_answer(conversation, "".join(parts), config, usage, timings, finish, plan)

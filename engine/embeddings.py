@@ -7,7 +7,6 @@ loaded offline. Any other sentence-transformers model by name or path.
 from __future__ import annotations
 
 import importlib.util
-import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,12 +45,13 @@ class TextEmbedder:
     def _load(self):
         with self._lock:
             if self._model is None:
-                if Path(self.model_ref).exists():
-                    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local path never needs the hub
+                # a local folder never needs the hub: say so to this call only (never through
+                # os.environ, which would also cut off CLIP and hf: model downloads)
+                offline = {"local_files_only": True} if Path(self.model_ref).exists() else {}
                 try:
                     from sentence_transformers import SentenceTransformer
 
-                    self._model = SentenceTransformer(self.model_ref, device=self.device or "cpu")
+                    self._model = SentenceTransformer(self.model_ref, device=self.device or "cpu", **offline)
                 except Exception as e:  # missing model, no network, bad files
                     raise RetrievalError(f"Could not load the embedding model {self.model_ref!r}: {e}") from e
             return self._model

@@ -1,15 +1,24 @@
-"""ModelManager: holds the loaded backend and swaps it safely."""
+"""ModelManager: holds the loaded backend and swaps it safely.
+
+A turn holds its backend under a lease from start to end (prompt tokenizing included):
+swapping the model installs the new one at once for new turns, and closes the old one
+only when its last lease ends, so no turn ever sees its model closed under it.
+"""
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from .backends.base import Backend, ModelInfo
 from .config import Settings
 from .errors import ModelError
 
 BackendFactory = Callable[[Settings], Backend]
+
+#: how long closing the app waits for running turns before closing the model under them
+CLOSE_WAIT_S = 30.0
 
 
 def llama_cpp_factory(settings: Settings) -> Backend:
@@ -25,11 +34,14 @@ class ModelManager:
         self.settings = settings
         self._factory = factory
         self._backend: Backend | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # one load at a time
+        self._leases = threading.Condition()  # guards _backend swaps and _in_use
+        self._in_use: dict[int, int] = {}  # id(backend) -> running leases
         self.last_error: str | None = None
 
     @property
     def backend(self) -> Backend:
+        """The current backend, for short calls; a whole turn should use ``lease()``."""
         backend = self._backend
         if backend is None:
             raise ModelError(
@@ -43,6 +55,21 @@ class ModelManager:
     def info(self) -> ModelInfo | None:
         return self._backend.info if self._backend is not None else None
 
+    @contextmanager
+    def lease(self) -> Iterator[Backend]:
+        """The current backend, kept open until the ``with`` block ends, even across a swap."""
+        with self._leases:
+            backend = self.backend
+            self._in_use[id(backend)] = self._in_use.get(id(backend), 0) + 1
+        try:
+            yield backend
+        finally:
+            with self._leases:
+                left = self._in_use.pop(id(backend)) - 1
+                if left:
+                    self._in_use[id(backend)] = left
+                self._leases.notify_all()
+
     def load(self, **changes) -> ModelInfo:
         """Load a model with these Settings changes; on failure keep the old one and raise."""
         settings = self.settings.replace(**changes)
@@ -52,14 +79,32 @@ class ModelManager:
             except ModelError as e:
                 self.last_error = str(e)
                 raise
-            old, self._backend, self.settings = self._backend, backend, settings
+            with self._leases:
+                old, self._backend, self.settings = self._backend, backend, settings
             self.last_error = None
         if old is not None:
-            old.close()
+            self._retire(old)
         return backend.info
 
+    def _retire(self, old: Backend) -> None:
+        """Close ``old`` now if no turn uses it, else when its last turn ends (in the background)."""
+        with self._leases:
+            idle = id(old) not in self._in_use
+        if idle:
+            old.close()
+            return
+        threading.Thread(target=self._close_when_idle, args=(old, None), daemon=True,
+                         name="hearth-retire-model").start()  # fmt: skip
+
+    def _close_when_idle(self, backend: Backend, timeout: float | None) -> None:
+        with self._leases:
+            self._leases.wait_for(lambda: id(backend) not in self._in_use, timeout=timeout)
+        backend.close()
+
     def close(self) -> None:
+        """Unload the model; running turns get up to CLOSE_WAIT_S to finish first."""
         with self._lock:
-            if self._backend is not None:
-                self._backend.close()
-                self._backend = None
+            with self._leases:
+                backend, self._backend = self._backend, None
+            if backend is not None:
+                self._close_when_idle(backend, CLOSE_WAIT_S)

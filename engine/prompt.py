@@ -53,14 +53,15 @@ def format_reference(number: int, hit: Hit, text: str | None = None) -> str:
     where = hit.source or hit.kind
     if hit.page is not None:
         where += f", page {hit.page}"
-    # a passage must not be able to close its own quote and speak outside it
-    body = _CLOSE_TAG.sub("</ reference", text if text is not None else hit.text)
+    body = escape_closing_tag(text if text is not None else hit.text, "reference")
     section = hit.meta.get("heading") if hit.kind == "chunk" else None
     extra = f' section="{_attr(section)}"' if section else ""
     return f'<reference id="{number}" source="{_attr(where)}"{extra} kind="{hit.kind}">\n{body}\n</reference>'
 
 
-_CLOSE_TAG = re.compile(r"</\s*reference", re.IGNORECASE)
+def escape_closing_tag(text: str, tag: str) -> str:
+    """``text`` quoted inside ``<tag>...</tag>``: it must not close its own quote and speak outside it."""
+    return re.sub(rf"</\s*{re.escape(tag)}", f"</ {tag}", text, flags=re.IGNORECASE)
 
 
 def _attr(text: str) -> str:
@@ -114,18 +115,8 @@ def build_messages(
     sections["memories"] = memory_tokens
     sections["documents"] = ref_tokens - memory_tokens
 
-    kept: list[Message] = []
-    dropped: list[int] = []
-    history_tokens = 0
-    for index in range(len(history) - 1, -1, -1):
-        c = cost(history[index].content)
-        if dropped or c > remaining - history_tokens:
-            dropped.append(index)
-            continue
-        kept.append(history[index])
-        history_tokens += c
-    kept.reverse()
-    dropped.sort()
+    kept, dropped = _fit_history(history, remaining, cost)
+    history_tokens = sum(cost(m.content) for m in kept)
     sections["history"] = history_tokens
     sections["user"] = user_cost
 
@@ -133,6 +124,49 @@ def build_messages(
     messages = ([Message(role="system", content=system_text)] if system_text else []) + kept
     messages.append(Message(role="user", content=final_user))
     return PromptPlan(messages=messages, sections=sections, budget=budget, dropped=dropped, cited=cited)
+
+
+def _fit_history(
+    history: Sequence[Message], room: int, cost: Callable[[str], int]
+) -> tuple[list[Message], list[int]]:
+    """The newest history that fits, as strict user/assistant turns (kept, dropped indexes).
+
+    Templates such as Llama-2's, Mistral's and Gemma's raise unless roles alternate, and a
+    crash, Stop or error can leave a user message without a reply: such a message is left
+    out of the prompt (it stays in the database), and the window never starts with an answer.
+    """
+    turns = _alternating(history)
+    kept: list[int] = []
+    used = 0
+    for index in reversed(turns):
+        c = cost(history[index].content)
+        if c > room - used:
+            break
+        kept.append(index)
+        used += c
+    kept.reverse()
+    while kept and history[kept[0]].role != "user":
+        kept.pop(0)
+    chosen = set(kept)  # "dropped" means left out for room (memory folds those), not unanswered
+    return [history[i] for i in kept], [i for i in turns if i not in chosen]
+
+
+def _alternating(history: Sequence[Message]) -> list[int]:
+    """Indexes of ``history`` forming user, assistant, user, ..., assistant (a new user message follows)."""
+    turns: list[int] = []
+    for index, message in enumerate(history):
+        if message.role not in ("user", "assistant"):
+            continue
+        if turns and history[turns[-1]].role == message.role:
+            if message.role == "assistant":
+                continue  # a second answer in a row: the first one already answered
+            turns.pop()  # the earlier user message got no reply
+        elif not turns and message.role == "assistant":
+            continue
+        turns.append(index)
+    if turns and history[turns[-1]].role == "user":
+        turns.pop()  # unanswered, and the new user message comes next
+    return turns
 
 
 def _fit_references(

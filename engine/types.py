@@ -67,6 +67,8 @@ class Hit:
 class TurnStarted:
     conversation_id: str
     user_message_id: str
+    #: this turn's own id: ``ChatService.stop(conversation_id, turn_id)`` stops only it
+    turn_id: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -27,6 +27,9 @@ from .streaming import StopScanner
 
 GGUF_MAGIC = b"GGUF"
 
+#: zero-width space: a control token's spelling with it inside reads the same but is plain text
+_BREAK = "\u200b"
+
 #: used when a GGUF carries no chat template and none is configured
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
@@ -142,6 +145,8 @@ class LlamaCppBackend:
                 "or made for a newer llama.cpp; try re-downloading it."
             ) from e
         self._lock = threading.Lock()
+        #: cache positions evaluated inside full n_batch chunks from 0: the only reusable ones
+        self._clean = 0
         self._pieces: dict[int, bytes] = {}
         self._formatter, template_source = self._make_formatter(settings.chat_template)
         self.info = self._describe(path, template_source, gpu_ok, n_gpu_layers)
@@ -185,18 +190,60 @@ class LlamaCppBackend:
 
     # Backend protocol
 
+    def _live(self):
+        """The llama.cpp model, or a typed error once this backend was closed (model swapped)."""
+        llm = self._llm
+        if llm is None:
+            raise ModelError("That model was unloaded (another one was loaded): send the message again.")
+        return llm
+
     def count_tokens(self, text: str) -> int:
         if not text:
             return 0
-        return len(self._llm.tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))
+        return len(self._live().tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))
 
     def render(self, messages: Sequence[Message]) -> list[int]:
+        """The templated prompt's tokens; message contents can never become control tokens.
+
+        The template's own text is tokenized with special tokens parsed (that is how
+        ``<|im_start|>`` becomes a role marker); a message that spells a control token
+        (a document, a memory, a stored answer) gets that spelling broken first, so it
+        stays plain text whatever the template. Other contents are left byte for byte.
+        """
+        llm = self._live()
+        payload = [{"role": m.role, "content": self._defuse(m.content)} for m in messages]
         try:
-            result = self._formatter(messages=[{"role": m.role, "content": m.content} for m in messages])
+            result = self._formatter(messages=payload)
         except Exception as e:  # a template may raise_exception() on e.g. role order
             raise GenerationError(f"The model's chat template rejected the conversation: {e}") from e
         add_bos = not result.added_special
-        return self._llm.tokenize(result.prompt.encode("utf-8", "replace"), add_bos=add_bos, special=True)
+        return llm.tokenize(result.prompt.encode("utf-8", "replace"), add_bos=add_bos, special=True)
+
+    def _defuse(self, text: str) -> str:
+        for _ in range(16):  # each pass breaks every spelling found; nested spellings take a few
+            spellings = self._control_spellings(text)
+            if not spellings:
+                return text
+            before = text
+            for spelling in spellings:
+                text = text.replace(spelling, spelling[:1] + _BREAK + spelling[1:])
+            if text == before:
+                break
+        raise GenerationError(
+            "A message holds text this model's tokenizer reads as a control token and it could "
+            "not be made plain text; remove the <|...|>-style markers from it."
+        )
+
+    def _control_spellings(self, text: str) -> set[str]:
+        """Control-token texts that ``text`` spells (tokenized with special parsing on)."""
+        llm = self._live()
+        data = text.encode("utf-8", "replace")
+        parsed = llm.tokenize(data, add_bos=False, special=True)
+        if not text or parsed == llm.tokenize(data, add_bos=False, special=False):
+            return set()
+        lc, model = self._llama_cpp, llm._model
+        dangerous = lc.LLAMA_TOKEN_ATTR_CONTROL | lc.LLAMA_TOKEN_ATTR_UNKNOWN  # what only special parsing makes
+        return {model.token_get_text(t) for t in parsed if model.token_get_attr(t) & dangerous} - {""}
 
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
         return len(self.render(messages))
@@ -222,19 +269,18 @@ class LlamaCppBackend:
                 "Start a new chat or load the model with a larger context."
             )
         with self._lock:
+            self._live()  # closed while this turn waited for the lock
             yield from self._generate(prompt, config, min(config.max_tokens, room), cancel, grammar)
 
     def _generate(self, prompt, config, max_new, cancel, grammar) -> Iterator[Chunk]:
         llm, lc = self._llm, self._llama_cpp
-        if config.seed >= 0 and config.temperature > 0:
-            # Evaluating a prompt in one batch or as cached prefix + suffix differs in the
-            # last bits of the logits, enough to flip a sampled token: a fixed seed promises
-            # the same answer, so it always evaluates the whole prompt the same way.
-            llm.reset()
-        cached = _common_prefix(llm.input_ids[: llm.n_tokens], prompt)
+        cached = self._start_at(prompt)
         llm.set_seed(config.seed if config.seed >= 0 else random.randrange(2**31))
+        # reset=False: llama-cpp-python's own prefix matching would reuse any cached token,
+        # including generated ones; _start_at already chose what may be reused
         tokens = llm.generate(
-            prompt,
+            prompt[cached:],
+            reset=False,
             temp=config.temperature,
             top_k=config.top_k,
             top_p=config.top_p,
@@ -273,11 +319,45 @@ class LlamaCppBackend:
             raise GenerationError(f"llama.cpp failed while generating: {e}") from e
         finally:
             tokens.close()
+            self._clean = self._aligned(min(len(prompt), llm.n_tokens))
         tail = stops.flush() + decoder.decode(b"", final=True)
         usage = Usage(
             prompt_tokens=len(prompt), completion_tokens=produced, cached_tokens=cached, n_ctx=self.info.n_ctx
         )
         yield Chunk(text=tail, finish_reason=finish, usage=usage)
+
+    # KV-cache reuse. The same prompt must give the same logits whatever the cache holds
+    # (temperature 0 and a fixed seed promise the same answer), and llama.cpp's results
+    # depend in the last bits on how the tokens were split into batches. So a prompt is
+    # always evaluated in n_batch-sized chunks counted from position 0, and only positions
+    # that were evaluated inside such a full chunk ("clean") are reused. The partial last
+    # chunk of a prompt and generated tokens (evaluated one by one) are evaluated again.
+
+    def _aligned(self, n: int) -> int:
+        return n - n % self._llm.n_batch
+
+    def reusable_prefix(self, prompt: Sequence[int]) -> int:
+        """How many leading tokens of ``prompt`` the KV cache holds, evaluated exactly as a
+        fresh evaluation would: a multiple of n_batch, and always short of the whole prompt
+        (the last chunk is evaluated again to give the logits of the next token)."""
+        llm = self._llm
+        shared = _common_prefix(llm.input_ids[: min(llm.n_tokens, self._clean)], prompt)
+        reuse = self._aligned(shared)
+        if reuse >= len(prompt):
+            reuse = self._aligned(len(prompt) - 1)
+        return reuse
+
+    def _start_at(self, prompt: Sequence[int]) -> int:
+        """Cut the cache back to the reusable prefix of ``prompt``; returns its length."""
+        llm = self._llm
+        reuse = self.reusable_prefix(prompt)
+        self._clean = 0  # until this evaluation ends (an error may leave it half done)
+        if reuse > 0 and not llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
+            reuse = 0  # this model's memory cannot drop a tail (recurrent): start over
+        if reuse == 0:
+            llm.reset()
+        llm.n_tokens = reuse
+        return reuse
 
     def _stream_with_images(self, messages, config, images, cancel) -> Iterator[Chunk]:
         """Images attached to the last user message, through llama.cpp's multimodal handler."""
@@ -292,8 +372,9 @@ class LlamaCppBackend:
         payload.append({"role": messages[-1].role, "content": parts})
         finish, produced = "stop", 0
         with self._lock:
+            self._clean = 0  # llama-cpp-python's own prefix reuse runs here: nothing is clean after it
             try:
-                stream = self._llm.create_chat_completion(
+                stream = self._live().create_chat_completion(
                     messages=payload, stream=True, max_tokens=config.max_tokens, temperature=config.temperature,
                     top_k=config.top_k, top_p=config.top_p, min_p=config.min_p, typical_p=config.typical_p,
                     repeat_penalty=config.repeat_penalty, presence_penalty=config.presence_penalty,
@@ -330,8 +411,10 @@ class LlamaCppBackend:
     def clear_cache(self) -> None:
         """Forget the KV cache (benchmarks compare against a cold prefix)."""
         with self._lock:
-            self._llm.reset()
-            self._llm._ctx.kv_cache_clear() if hasattr(self._llm._ctx, "kv_cache_clear") else None
+            self._clean = 0
+            llm = self._live()
+            llm.reset()
+            llm._ctx.kv_cache_clear() if hasattr(llm._ctx, "kv_cache_clear") else None
 
     def close(self) -> None:
         with self._lock:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from ..backends.base import Backend
 from ..config import GenerationConfig
 from ..errors import EngineError, GenerationError
-from ..prompt import keep_tail
+from ..prompt import escape_closing_tag, keep_tail
 from ..store.conversations import StoredMessage, now_iso
 from ..store.db import Database
 from ..types import Message
@@ -161,7 +161,8 @@ def _batches(messages: Sequence[StoredMessage], room: int, count_tokens: Callabl
     lines: list[str] = []
     used = 0
     for m in messages:
-        line = f"{m.role}: {m.content.strip()}"
+        # quoted inside <messages>: a message must not close the quote and give instructions
+        line = f"{m.role}: {escape_closing_tag(m.content.strip(), 'messages')}"
         cost = count_tokens(line) + 1
         if cost > room:  # one long message: its start is enough for a summary (all of it stays in recall)
             line = _head_within(line, room - 1, count_tokens)

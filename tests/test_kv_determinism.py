@@ -1,0 +1,73 @@
+"""Temperature 0 gives one answer per prompt, whatever the KV cache holds (issue 8, item 1).
+
+llama.cpp's logits depend in the last bits on how a prompt was split into batches; a tiny
+n_batch makes every prompt many batches, so a cached prefix plus a short tail, evaluated
+differently from a fresh prompt, would show up at once.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from engine import GenerationConfig, Settings, build
+from engine.types import Message
+
+GREEDY = GenerationConfig(temperature=0.0, max_tokens=48)
+SYSTEM = Message(role="system", content="You are a helpful assistant.")
+QUESTION = "Write three sentences about the sea."
+
+
+@pytest.fixture(params=[7, 512], ids=["n_batch=7", "n_batch=512"])
+def backend(request, tmp_path):
+    services = build(Settings(data_dir=tmp_path / "data", n_ctx=2048, n_batch=request.param, memory=False))
+    yield services.models.backend
+    services.close()
+
+
+def _answer(backend, *messages: Message, config: GenerationConfig = GREEDY) -> tuple[str, int]:
+    text, cached = [], 0
+    for chunk in backend.stream_chat([SYSTEM, *messages], config):
+        text.append(chunk.text)
+        if chunk.usage:
+            cached = chunk.usage.cached_tokens
+    return "".join(text), cached
+
+
+def test_greedy_answer_is_the_same_fresh_cached_after_another_chat_and_cleared(backend):
+    ask = Message(role="user", content=QUESTION)
+    backend.clear_cache()
+    fresh, _ = _answer(backend, ask)
+    same_prompt_cached, _ = _answer(backend, ask)
+    _answer(backend, Message(role="user", content="Tell me a joke about cats and dogs, please."))
+    other_chat_cached, _ = _answer(backend, ask)
+    backend.clear_cache()
+    cleared, _ = _answer(backend, ask)
+    assert fresh.strip()
+    assert same_prompt_cached == fresh
+    assert other_chat_cached == fresh
+    assert cleared == fresh
+
+
+def test_a_follow_up_turn_reuses_the_prefix_and_answers_as_a_fresh_prompt_would(backend):
+    first = Message(role="user", content=QUESTION)
+    reply, _ = _answer(backend, first)
+    follow_up = [first, Message(role="assistant", content=reply), Message(role="user", content="Now a haiku.")]
+    warm, cached = _answer(backend, *follow_up)
+    backend.clear_cache()
+    cold, cold_cached = _answer(backend, *follow_up)
+    assert warm == cold
+    assert cold_cached == 0
+    n_batch = backend._llm.n_batch
+    # reuse stays: every full n_batch chunk of the earlier prompt is kept (none at n_batch=512)
+    assert cached % n_batch == 0
+    assert cached > 0 or backend.count_prompt_tokens([SYSTEM, first]) < n_batch
+
+
+def test_a_fixed_seed_reproduces_a_sampled_answer_with_the_prompt_cached(backend):
+    config = GenerationConfig(temperature=1.0, top_k=100, top_p=1.0, min_p=0.0, seed=42, max_tokens=40)
+    ask = Message(role="user", content=QUESTION)
+    backend.clear_cache()
+    fresh, _ = _answer(backend, ask, config=config)
+    cached, reused = _answer(backend, ask, config=config)
+    assert cached == fresh
+    assert reused > 0 or backend.count_prompt_tokens([SYSTEM, ask]) < backend._llm.n_batch
