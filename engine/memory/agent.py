@@ -143,10 +143,15 @@ def run_agent(
         call_text = json.dumps({"tool": step.call.name, "arguments": step.call.arguments})
         messages += [
             Message(role="assistant", content=call_text),
-            Message(role="user", content=RESULT_NOTE.format(name=step.call.name, result=escape_closing_tag(step.result, "result"))),
+            Message(role="user", content=result_note(step.call.name, step.result)),
         ]
     run.ended = "cap"
     return run
+
+
+def result_note(name: str, result: str) -> str:
+    """A tool's result, quoted: text it found (memories, messages) must not close the quote."""
+    return RESULT_NOTE.format(name=name, result=escape_closing_tag(result, "result"))
 
 
 def execute(toolbox: ToolBox, call: ToolCall, ctx: ToolContext) -> str:
