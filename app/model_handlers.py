@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 from engine.errors import ConfigError, EngineError, ModelError
@@ -34,7 +36,7 @@ def model_facts(services) -> str:
         f"| chat template | {info.chat_template_source} |\n"
         f"| images | {'yes (projector loaded)' if getattr(services.models.backend, 'supports_images', False) else 'no (text only)'} |\n"
         f"| compute | {gpu} |\n"
-        f"| backend | {info.backend} |"
+        f"| backend | {info.backend} |" + (f"\n\n⚠️ {info.note}" if info.note else "")
     )
 
 
@@ -68,7 +70,7 @@ def load_model(
 ) -> tuple[str, str]:
     """Load a model; on failure keep the previous one. Returns (facts markdown, status message)."""
     try:
-        model = (path or "").strip() or None
+        model = _page_model(services, (path or "").strip() or None)
         if uploaded:
             model = str(_keep_upload(services, Path(uploaded)))
         changes = dict(
@@ -83,10 +85,10 @@ def load_model(
             use_mmap=bool(use_mmap),
             use_mlock=bool(use_mlock),
             chat_template=(chat_template or "").strip() or None,
-            mmproj=(mmproj or "").strip() or None,
+            mmproj=_page_projector(services, (mmproj or "").strip() or None),
         )
         info = services.models.load(**changes)
-        return model_facts(services), f"✅ Loaded {info.name}."
+        return model_facts(services), f"✅ Loaded {info.name}." + (f" {info.note}" if info.note else "")
     except EngineError as e:
         kept = services.models.info
         still = f" Still using {kept.name}." if kept else " No model is loaded."
@@ -95,15 +97,77 @@ def load_model(
         return model_facts(services), f"⚠️ Could not load the model: {e}"
 
 
+#: the one answer for any path the page may not load: it says nothing about the file
+NOT_ALLOWED = (
+    "From this page Hearth loads only models in its models folder ({folder}), uploads, and the "
+    "model it was started with. Put the .gguf file in that folder, or upload it."
+)
+
+
+def _page_model(services, spec: str | None) -> str | None:
+    """The page is reachable by anyone who can reach the port: it loads no arbitrary server path."""
+    start = services.settings.model
+    if spec is None or spec == start or spec.startswith("hf:"):  # hf: downloads into the models folder
+        return spec
+    from engine.backends.llama_cpp import bundled_model_path
+
+    allowed = {_normal(bundled_model_path())}
+    if start:
+        allowed.add(_normal(Path(start).expanduser()))
+    if _normal(Path(spec).expanduser()) in allowed or _in_models(services, spec):
+        return spec
+    raise ModelError(NOT_ALLOWED.format(folder=services.settings.models_dir))
+
+
+def _page_projector(services, spec: str | None) -> str | None:
+    if spec is None or spec == services.settings.mmproj or _in_models(services, spec):
+        return spec
+    raise ModelError(NOT_ALLOWED.format(folder=services.settings.models_dir))
+
+
+def _normal(path: Path) -> str:
+    # lexical: "models/../../etc/x" is outside; a link the user put in the folder is theirs
+    return os.path.normpath(os.path.abspath(path))
+
+
+def _in_models(services, spec: str) -> bool:
+    folder = _normal(services.settings.models_dir)
+    return _normal(Path(spec).expanduser()).startswith(folder + os.sep)
+
+
 def _keep_upload(services, uploaded: Path) -> Path:
-    """Copy an uploaded GGUF into the data directory under its (sanitised) name."""
+    """Copy an uploaded GGUF into the models folder under a new name, atomically.
+
+    Never over an existing file: the loaded model's file is memory-mapped, and writing into
+    it would crash the server (SIGBUS) and lose the old model.
+    """
     if uploaded.suffix.lower() != ".gguf":
         raise ModelError(f"{uploaded.name} is not a .gguf file.")
     name = (
         "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in uploaded.name).lstrip(".")
         or "model.gguf"
     )
-    target = services.settings.models_dir / name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(uploaded, target)
-    return target
+    folder = services.settings.models_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=".upload-", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, uploaded.open("rb") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+            out.flush()
+            os.fsync(out.fileno())
+        return _link_new_name(tmp, folder / name)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _link_new_name(tmp: Path, wanted: Path) -> Path:
+    """Give ``tmp`` the first free name like ``wanted`` (name.gguf, name-2.gguf, ...)."""
+    for n in range(1, 1000):
+        target = wanted if n == 1 else wanted.with_name(f"{wanted.stem}-{n}{wanted.suffix}")
+        try:
+            os.link(tmp, target)  # atomic, and fails rather than replace an existing file
+            return target
+        except FileExistsError:
+            continue
+    raise ModelError("The models folder already holds too many files of that name; rename the upload.")

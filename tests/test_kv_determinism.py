@@ -51,7 +51,11 @@ def test_greedy_answer_is_the_same_fresh_cached_after_another_chat_and_cleared(b
 def test_a_follow_up_turn_reuses_the_prefix_and_answers_as_a_fresh_prompt_would(backend):
     first = Message(role="user", content=QUESTION)
     reply, _ = _answer(backend, first)
-    follow_up = [first, Message(role="assistant", content=reply), Message(role="user", content="Now a haiku.")]
+    follow_up = [
+        first,
+        Message(role="assistant", content=reply),
+        Message(role="user", content="Now a haiku."),
+    ]
     warm, cached = _answer(backend, *follow_up)
     backend.clear_cache()
     cold, cold_cached = _answer(backend, *follow_up)

@@ -63,7 +63,11 @@ def test_history_is_sent_as_strict_turns_starting_with_the_user():
         Message(role="user", content="q3 (never answered)"),
     ]
     plan = build_messages(
-        system_prompt="sys", user_message="q4", count_tokens=lambda t: len(t.split()), budget=1000, history=history
+        system_prompt="sys",
+        user_message="q4",
+        count_tokens=lambda t: len(t.split()),
+        budget=1000,
+        history=history,
     )
     assert [(m.role, m.content) for m in plan.messages] == [
         ("system", "sys"),
@@ -119,7 +123,10 @@ def test_stop_reaches_both_turns_running_in_one_chat(plain):
     b.join(timeout=300)
     done_b = next(e for e in b_events if isinstance(e, Done))
     assert done_a.finish_reason == "cancelled" and done_b.finish_reason == "cancelled"
-    assert started_a.turn_id and started_a.turn_id != next(e for e in b_events if isinstance(e, TurnStarted)).turn_id
+    assert (
+        started_a.turn_id
+        and started_a.turn_id != next(e for e in b_events if isinstance(e, TurnStarted)).turn_id
+    )
     assert not chat._cancels
 
 

@@ -33,6 +33,8 @@ class ModelInfo:
     gpu_offload_supported: bool
     n_gpu_layers: int
     backend: str = "llama.cpp"
+    #: what was adjusted while loading and why (e.g. a context clamped to the model or to memory)
+    note: str = ""
 
     @property
     def on_gpu(self) -> bool:

@@ -23,6 +23,7 @@ from ..config import GenerationConfig, Settings
 from ..errors import GenerationError, ModelError
 from ..types import Chunk, Message, Usage
 from .base import ModelInfo
+from .limits import available_memory, call_with_deadline, fit_context, kv_bytes_per_token
 from .streaming import StopScanner
 
 GGUF_MAGIC = b"GGUF"
@@ -118,11 +119,12 @@ class LlamaCppBackend:
         n_gpu_layers = settings.n_gpu_layers
         if n_gpu_layers is None:
             n_gpu_layers = -1 if gpu_ok else 0
+        n_ctx, self.note = self._fit_context(path, settings, on_gpu=gpu_ok and n_gpu_layers != 0)
         kwargs: dict[str, Any] = dict(
             model_path=str(path),
-            n_ctx=settings.n_ctx,
+            n_ctx=n_ctx,
             n_gpu_layers=n_gpu_layers,
-            n_batch=min(settings.n_batch, settings.n_ctx),
+            n_batch=min(settings.n_batch, n_ctx),
             use_mmap=settings.use_mmap,
             use_mlock=settings.use_mlock,
             flash_attn=settings.flash_attn,
@@ -152,6 +154,37 @@ class LlamaCppBackend:
         self.info = self._describe(path, template_source, gpu_ok, n_gpu_layers)
 
     # loading helpers
+
+    def _fit_context(self, path: Path, settings: Settings, *, on_gpu: bool) -> tuple[int, str]:
+        """n_ctx within what the model was trained on and what memory holds (from the GGUF's
+        hyperparameters, read without loading the weights), and why when less than asked."""
+        lc = self._llama_cpp
+        params = lc.llama_model_default_params()
+        params.vocab_only = True
+        try:
+            probe = lc._internals.LlamaModel(path_model=str(path), params=params, verbose=False)
+        except (ValueError, RuntimeError, OSError) as e:
+            raise ModelError(f"llama.cpp could not read {path.name}: {e}. The file may be damaged.") from e
+        try:  # vocab_only loads no hyperparameters: read them from the metadata
+            meta = probe.metadata()
+        finally:
+            probe.close()
+        arch = meta.get("general.architecture", "")
+
+        def number(key: str) -> int:
+            return _int(meta.get(f"{arch}.{key}"))
+
+        per_token = kv_bytes_per_token(
+            n_layer=number("block_count"), n_head=number("attention.head_count"),
+            n_head_kv=number("attention.head_count_kv") or number("attention.head_count"),
+            n_embd=number("embedding_length"), key_length=number("attention.key_length"),
+            value_length=number("attention.value_length"), type_k=settings.type_k, type_v=settings.type_v,
+        )  # fmt: skip
+        n_ctx_train = number("context_length")
+        # on a GPU the cache lives in its memory, which llama.cpp checks itself when it allocates
+        available = None if on_gpu else available_memory()
+        return fit_context(settings.n_ctx, n_ctx_train=n_ctx_train, per_token=per_token,
+                           available=available, model_bytes=path.stat().st_size)  # fmt: skip
 
     def _make_formatter(self, override: str | None):
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -186,6 +219,7 @@ class LlamaCppBackend:
             chat_template_source=template_source,
             gpu_offload_supported=gpu_ok,
             n_gpu_layers=n_gpu_layers if gpu_ok else 0,
+            note=self.note,
         )
 
     # Backend protocol
@@ -212,8 +246,10 @@ class LlamaCppBackend:
         """
         llm = self._live()
         payload = [{"role": m.role, "content": self._defuse(m.content)} for m in messages]
-        try:
-            result = self._formatter(messages=payload)
+        try:  # a template is untrusted code: nested loops could render for hours
+            result = call_with_deadline(lambda: self._formatter(messages=payload))
+        except GenerationError:
+            raise
         except Exception as e:  # a template may raise_exception() on e.g. role order
             raise GenerationError(f"The model's chat template rejected the conversation: {e}") from e
         add_bos = not result.added_special
@@ -242,7 +278,9 @@ class LlamaCppBackend:
         if not text or parsed == llm.tokenize(data, add_bos=False, special=False):
             return set()
         lc, model = self._llama_cpp, llm._model
-        dangerous = lc.LLAMA_TOKEN_ATTR_CONTROL | lc.LLAMA_TOKEN_ATTR_UNKNOWN  # what only special parsing makes
+        dangerous = (
+            lc.LLAMA_TOKEN_ATTR_CONTROL | lc.LLAMA_TOKEN_ATTR_UNKNOWN
+        )  # what only special parsing makes
         return {model.token_get_text(t) for t in parsed if model.token_get_attr(t) & dangerous} - {""}
 
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
@@ -450,6 +488,13 @@ def _common_prefix(a, b) -> int:
             break
         n += 1
     return n
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or 0)
+    except ValueError:
+        return 0
 
 
 def _ggml_type(llama_cpp, name: str) -> int:
