@@ -14,7 +14,7 @@ import pytest
 from conftest import GREEDY, run_turn
 
 from app import model_handlers as mh
-from engine import GenerationError, Settings
+from engine import GenerationError
 from engine.backends.limits import fit_context, kv_bytes_per_token
 from engine.backends.llama_cpp import bundled_model_path
 
