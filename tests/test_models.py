@@ -64,7 +64,8 @@ def test_app_starts_without_a_model_and_says_why(tmp_path):
 
 
 def test_model_panel_loads_another_file_and_reports_failures(services, tmp_path):
-    copy = tmp_path / "copy.gguf"
+    copy = services.settings.models_dir / "copy.gguf"  # the page loads files from the models folder
+    copy.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(bundled_model_path(), copy)
     facts, status = mh.load_model(
         services, str(copy), None, 1024, None, None, 256, False, "f16", "f16", True, False, ""
@@ -73,7 +74,7 @@ def test_model_panel_loads_another_file_and_reports_failures(services, tmp_path)
     assert services.models.info.path == str(copy)
     facts, status = mh.load_model(
         services,
-        str(tmp_path / "gone.gguf"),
+        str(services.settings.models_dir / "gone.gguf"),
         None,
         1024,
         None,

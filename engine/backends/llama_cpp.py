@@ -164,7 +164,10 @@ class LlamaCppBackend:
         try:
             probe = lc._internals.LlamaModel(path_model=str(path), params=params, verbose=False)
         except (ValueError, RuntimeError, OSError) as e:
-            raise ModelError(f"llama.cpp could not read {path.name}: {e}. The file may be damaged.") from e
+            raise ModelError(
+                f"llama.cpp could not load {path.name}: {e}. The file may be truncated, "
+                "or made for a newer llama.cpp; try re-downloading it."
+            ) from e
         try:  # vocab_only loads no hyperparameters: read them from the metadata
             meta = probe.metadata()
         finally:
