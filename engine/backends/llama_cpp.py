@@ -296,7 +296,7 @@ class LlamaCppBackend:
         shared = _common_prefix(llm.input_ids[: min(llm.n_tokens, self._clean)], prompt)
         reuse = self._aligned(shared)
         if reuse >= len(prompt):
-            reuse = self._aligned(len(prompt) - 1)
+            reuse = self._aligned(max(0, len(prompt) - 1))
         return reuse
 
     def _start_at(self, prompt: Sequence[int]) -> int:
