@@ -122,12 +122,19 @@ def write_vectors(
     batch: list[tuple[Prepared, list[dict[str, Any]]]], vectors: list[list[float]], index
 ) -> None:
     """One upsert for a whole batch of files (Chroma's per-call cost is high). Invisible until
-    each file's SQLite commit; ids derive from the content, so rewriting a twin's is harmless."""
-    ids = [r["id"] for _, rows in batch for r in rows]
-    meta = [
-        {"document_id": r["document_id"], "collection": r["collection"]} for _, rows in batch for r in rows
-    ]
-    index.upsert(ids, vectors, meta)
+    each file's SQLite commit; ids derive from the content, so rewriting a twin's is harmless.
+    Twins inside one batch (the same bytes under two names) are written once: Chroma refuses
+    an upsert that repeats an id."""
+    rows = [r for _, file_rows in batch for r in file_rows]
+    first: dict[str, int] = {}
+    for n, r in enumerate(rows):
+        first.setdefault(r["id"], n)
+    keep = sorted(first.values())
+    index.upsert(
+        [rows[n]["id"] for n in keep],
+        [vectors[n] for n in keep],
+        [{"document_id": rows[n]["document_id"], "collection": rows[n]["collection"]} for n in keep],
+    )
 
 
 def commit(prepared: Prepared, rows: list[dict[str, Any]], *, store: DocumentStore, index) -> FileResult:

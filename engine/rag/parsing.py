@@ -47,15 +47,15 @@ class ParserWorker:
 
     def load(self, data: bytes, *, name: str, kind: str, limits: ParseLimits) -> LoadedDocument:
         """The loaded document, or IngestError saying why not (too slow, crashed, damaged...)."""
+        job = (data, name, kind, LoadLimits(max_pages=limits.max_pages, max_chars=limits.max_chars))
         with self._lock:
-            conn = self._ready(limits)
             try:
-                conn.send(
-                    (data, name, kind, LoadLimits(max_pages=limits.max_pages, max_chars=limits.max_chars))
-                )
-            except (OSError, ValueError) as e:  # the worker died since the last file
+                conn = self._ready(limits)
+                conn.send(job)
+            except (OSError, ValueError):  # the worker died while idle: this file is not to blame
                 self._stop()
-                raise IngestError(f"{name}: the file reader stopped unexpectedly ({e}); try again.") from e
+                conn = self._ready(limits)
+                conn.send(job)
             if not conn.poll(limits.seconds):
                 self._stop()
                 raise IngestError(
