@@ -186,7 +186,7 @@ def test_a_reader_crash_costs_one_file(strict, tmp_path):
 
     first = _write(tmp_path / "first.txt", "The kea is an alpine parrot.")
     assert strict.documents.ingest_paths([first], collection="crash")[0].status == "added"  # worker up
-    worker = strict.documents._parser
+    (worker,) = strict.documents._parser.workers
     process = worker._process
 
     def kill_while_reading():
@@ -221,3 +221,26 @@ def test_uploads_are_deleted_after_ingest_whether_they_went_in_or_not(strict, tm
     assert not good.exists() and not bad.exists()
     assert not good.parent.exists() and not bad.parent.exists()  # Gradio's per-upload folders too
     assert [d.name for d in strict.documents.documents("uploads")] == ["minutes.txt"]
+
+
+def test_a_slow_file_does_not_hold_up_another_ingest(tmp_path):
+    import threading
+
+    services = build(Settings(data_dir=tmp_path / "data", ingest_parse_seconds=600), load_model=False)
+    slow = tmp_path / "slow.pdf"
+    slow.write_bytes(shared_stream_pdf(pages=400))  # minutes of parsing
+    outcome: list = []
+    busy = threading.Thread(
+        target=lambda: outcome.extend(services.documents.ingest_paths([slow])), daemon=True
+    )
+    try:
+        busy.start()
+        good = _write(tmp_path / "quick.txt", "The dugong grazes on seagrass.")
+        quick = services.documents.ingest_paths([good])
+        assert busy.is_alive()  # the slow file is still being read...
+        assert quick[0].status == "added"  # ...and this one went in meanwhile
+        assert services.documents.search("dugong seagrass", k=1)[0].source == "quick.txt"
+    finally:
+        services.close()  # kills the worker still reading the slow file
+        busy.join(timeout=60)
+    assert not busy.is_alive() and outcome[0].status == "error"

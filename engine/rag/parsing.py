@@ -125,9 +125,51 @@ class ParserWorker:
             process.kill()
         return process.wait()
 
+    def kill(self) -> None:
+        """Stop the worker now, even mid-file (that file then fails as a crash); for shutdown."""
+        process = self._process
+        if process is not None and process.poll() is None:
+            process.kill()
+
     def close(self) -> None:
+        self.kill()
         with self._lock:
             self._stop()
+
+
+class ParserPool:
+    """Up to ``size`` workers, started when needed and reused: a slow file occupies one of
+    them, so another upload meanwhile is read by the next."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self.workers: list[ParserWorker] = []
+        self._idle: list[ParserWorker] = []
+        self._free = threading.Condition()
+
+    def load(self, data: bytes, *, name: str, kind: str, limits: ParseLimits) -> LoadedDocument:
+        worker = self._take()
+        try:
+            return worker.load(data, name=name, kind=kind, limits=limits)
+        finally:
+            with self._free:
+                self._idle.append(worker)
+                self._free.notify()
+
+    def _take(self) -> ParserWorker:
+        with self._free:
+            while not self._idle and len(self.workers) >= self.size:
+                self._free.wait()
+            if self._idle:
+                return self._idle.pop()
+            self.workers.append(ParserWorker())
+            return self.workers[-1]
+
+    def close(self) -> None:
+        with self._free:
+            workers = list(self.workers)
+        for worker in workers:
+            worker.close()
 
 
 #: the repository root, so the worker imports this very engine whatever its working directory

@@ -19,7 +19,7 @@ from .chunking import embedding_text
 from .files import Entry, Skipped, SourceFile, expand
 from .keyword import KeywordIndex
 from .migrations import DEFAULT_COLLECTION
-from .parsing import ParseLimits, ParserWorker
+from .parsing import ParseLimits, ParserPool
 from .rewrite import Generate, SearchOptions
 from .search import HybridSearcher
 from .store import DocumentInfo, DocumentStore
@@ -78,7 +78,7 @@ class DocumentService:
         self.chat_k = chat_k
         #: held while embedding and writing, never while parsing (a slow file must not block others)
         self._ingest_lock = threading.Lock()
-        self._parser = ParserWorker()
+        self._parser = ParserPool()
         #: why the last chat retrieval came back empty-handed, when it failed
         self.last_error: str | None = None
 
