@@ -30,6 +30,8 @@ Progress = Callable[[int, int, str], None]
 
 #: chunks gathered (across files) before one embedding call: small files share batches
 FLUSH_CHUNKS = 256
+#: files from this size on are ingested after the smaller ones of their batch, which are committed first
+BIG_FILE_BYTES = 64 * 1024
 
 
 @dataclass(kw_only=True)

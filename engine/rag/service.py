@@ -23,6 +23,7 @@ from .parsing import ParseLimits, ParserPool
 from .rewrite import Generate, SearchOptions
 from .search import HybridSearcher
 from .store import DocumentInfo, DocumentStore
+from .vector_cache import CachedEmbedder
 
 Mode = str  # "hybrid" | "dense" | "bm25"
 
@@ -64,6 +65,8 @@ class DocumentService:
         self.store = DocumentStore(database)
         self.vectors = vectors
         self.embedder = embedder
+        #: what ingest and repair embed with: never the same text twice
+        self.cached = CachedEmbedder(embedder, database)
         self.limits = limits
         self.keywords = KeywordIndex(private_dir(Path(data_dir) / "bm25"), self.store.keyword_rows)
         self.searcher = HybridSearcher(
@@ -110,6 +113,7 @@ class DocumentService:
                 f"{DEFAULT_COLLECTION!r} is the default collection and stays; delete its documents instead.",
                 field="collection",
             )
+        self._forget("collection = ?", name)
         self.store.delete_collection(name)
         self.vectors.delete_collection(self._index_name(name))
         self.keywords.drop(name)
@@ -118,10 +122,17 @@ class DocumentService:
         return self.store.documents(collection)
 
     def delete(self, document_id: str) -> None:
-        """Remove a document from SQLite, its vectors from Chroma and the collection's keyword index."""
+        """Remove a document from SQLite, its vectors from Chroma and the cache, and the collection's
+        keyword index."""
+        self._forget("document_id = ?", document_id)
         collection, ids = self.store.delete_document(document_id)
         self._drop_vectors(collection, ids)
         self.keywords.drop(collection)  # rebuilt from SQLite on the next search
+
+    def _forget(self, where: str, value: str) -> None:
+        with self.cached.database.read() as db:
+            rows = db.execute(f"select text, heading from rag_chunks where {where}", [value]).fetchall()
+        self.cached.forget(embedding_text(text, heading or "") for text, heading in rows)
 
     def document_text(self, document_id: str) -> str:
         return self.store.document_text(document_id)
@@ -166,7 +177,13 @@ class DocumentService:
                 progress(done, len(files), name)
 
         pending: list[tuple[int, ingest.Prepared]] = []
-        for i, file in enumerate(files):
+        sizes = [_size(f) for f in files]
+        # small files first, and committed before a big one is read: they become searchable in
+        # seconds, not after the big one's minutes of parsing and embedding (results keep their order)
+        for i in sorted(range(len(files)), key=sizes.__getitem__):
+            file = files[i]
+            if sizes[i] >= ingest.BIG_FILE_BYTES:
+                self._flush(pending, finish)
             if isinstance(file, Skipped):
                 finish(i, FileResult(path=file.given, status="skipped", message=file.message), file.given)
                 continue
@@ -212,7 +229,7 @@ class DocumentService:
         texts = [embedding_text(c.text, c.heading) for _, p in pending for c in p.chunks]
         try:
             index = self.vector_index(pending[0][1].document["collection"])
-            ingest.write_vectors(batch, self.embedder.embed(texts), index)
+            ingest.write_vectors(batch, self.cached.embed(texts), index)
         except Exception as e:  # noqa: BLE001 - EngineError or not, every file of the batch is told
             for i, p in pending:
                 bad = ingest.error_result(p.file.given, e) if isinstance(e, EngineError) else None
@@ -314,7 +331,7 @@ class DocumentService:
     def _embed_rows(self, index, rows: list[dict], progress: ingest.Progress | None) -> None:
         for start in range(0, len(rows), ingest.FLUSH_CHUNKS):
             part = rows[start : start + ingest.FLUSH_CHUNKS]
-            vectors = self.embedder.embed([embedding_text(r["text"], r["heading"] or "") for r in part])
+            vectors = self.cached.embed([embedding_text(r["text"], r["heading"] or "") for r in part])
             metadata = [{"document_id": r["document_id"], "collection": r["collection"]} for r in part]
             index.upsert([r["id"] for r in part], vectors, metadata)
             if progress is not None:
@@ -329,6 +346,15 @@ class DocumentService:
 
     def close(self) -> None:
         self._parser.close()
+
+
+def _size(entry: Entry) -> int:
+    if not isinstance(entry, SourceFile):
+        return 0
+    try:
+        return entry.path.stat().st_size
+    except OSError:
+        return 0  # read_limited reports why
 
 
 _WORDISH = re.compile(r"\w[\w.:-]*\w")
