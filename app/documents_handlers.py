@@ -22,6 +22,7 @@ from engine.types import FileResult, Hit
 UPLOAD_TYPES = sorted({*SUFFIX_KINDS, *IMAGE_SUFFIXES})
 TABLE_HEADERS = ["Name", "Type", "Chunks", "Pages", "Size", "Updated", "ID"]
 _ICONS = {"added": "✅", "replaced": "🔁", "unchanged": "＝", "skipped": "⤼", "error": "❌"}
+ALREADY_ADDED = "These files were already added (their uploaded copies are deleted once read). Choose them again to add them again."
 #: characters of the document shown on each side of a passage when it is expanded
 CONTEXT_CHARS = 400
 
@@ -56,6 +57,8 @@ def upload(
     paths = [Path(getattr(f, "name", f)) for f in (files or [])]
     if not paths:
         return "Choose one or more files first."
+    if not any(p.exists() for p in paths):  # "Add" pressed again: the uploads were used and deleted
+        return ALREADY_ADDED
     try:
         results = add_files(services.documents, services.images, paths, collection=collection or DEFAULT_COLLECTION,
                             progress=progress, names=[p.name for p in paths])  # fmt: skip

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from app.documents_handlers import discard_uploads
+from app.documents_handlers import ALREADY_ADDED, discard_uploads
 from engine.errors import EngineError
 from engine.types import FileResult, Hit
 
@@ -57,6 +57,8 @@ def upload(
     paths = [_path(f) for f in (files or [])]
     if not paths:
         return "Choose one or more images first (PNG, JPEG, WebP, GIF or BMP)."
+    if not any(p.exists() for p in paths):  # "Add" pressed again: the uploads were used and deleted
+        return ALREADY_ADDED
     try:
         results = services.images.add_files(
             paths, collection=collection or DEFAULT_COLLECTION, progress=progress

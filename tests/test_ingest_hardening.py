@@ -222,6 +222,8 @@ def test_uploads_are_deleted_after_ingest_whether_they_went_in_or_not(strict, tm
     assert not good.exists() and not bad.exists()
     assert not good.parent.exists() and not bad.parent.exists()  # Gradio's per-upload folders too
     assert [d.name for d in strict.documents.documents("uploads")] == ["minutes.txt"]
+    again = dh.upload(strict, [str(good), str(bad)], "uploads")  # "Add" pressed a second time
+    assert again == dh.ALREADY_ADDED and str(tmp_path) not in again
 
 
 def test_a_slow_file_does_not_hold_up_another_ingest(tmp_path):
