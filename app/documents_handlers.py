@@ -21,7 +21,8 @@ from engine.types import FileResult, Hit
 #: what the upload box offers (images are routed to the Images feature)
 UPLOAD_TYPES = sorted({*SUFFIX_KINDS, *IMAGE_SUFFIXES})
 TABLE_HEADERS = ["Name", "Type", "Chunks", "Pages", "Size", "Updated", "ID"]
-_ICONS = {"added": "✅", "replaced": "🔁", "unchanged": "＝", "error": "❌"}
+_ICONS = {"added": "✅", "replaced": "🔁", "unchanged": "＝", "skipped": "⤼", "error": "❌"}
+ALREADY_ADDED = "These files were already added (their uploaded copies are deleted once read). Choose them again to add them again."
 #: characters of the document shown on each side of a passage when it is expanded
 CONTEXT_CHARS = 400
 
@@ -49,16 +50,33 @@ def upload(
     collection: str | None,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> str:
-    """Add uploaded files (documents and images) to a collection; one report line per file."""
+    """Add uploaded files (documents and images) to a collection; one report line per file.
+
+    ``files`` are Gradio's temporary copies of the uploads: they are deleted once ingested
+    (or refused), so no copy of a user's document outlives its upload."""
     paths = [Path(getattr(f, "name", f)) for f in (files or [])]
     if not paths:
         return "Choose one or more files first."
+    if not any(p.exists() for p in paths):  # "Add" pressed again: the uploads were used and deleted
+        return ALREADY_ADDED
     try:
         results = add_files(services.documents, services.images, paths, collection=collection or DEFAULT_COLLECTION,
                             progress=progress, names=[p.name for p in paths])  # fmt: skip
     except EngineError as e:
         return _error(e)
+    finally:
+        discard_uploads(paths)
     return report(results)
+
+
+def discard_uploads(paths: list[Path]) -> None:
+    """Delete upload temp files, and the per-upload folder Gradio made for each when now empty."""
+    for path in paths:
+        try:
+            path.unlink(missing_ok=True)
+            path.parent.rmdir()  # Gradio keeps each upload in a folder of its own
+        except OSError:
+            pass  # not empty (another upload) or already gone: nothing of this file is left
 
 
 def report(results: list[FileResult]) -> str:

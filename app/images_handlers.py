@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from app.documents_handlers import ALREADY_ADDED, discard_uploads
 from engine.errors import EngineError
 from engine.types import FileResult, Hit
 
@@ -49,23 +50,30 @@ def upload(
     collection: str,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> str:
-    """Add uploaded files to a collection; a markdown report with one line per file."""
+    """Add uploaded files to a collection; a markdown report with one line per file.
+
+    ``files`` are Gradio's temporary copies of the uploads: deleted once ingested or refused
+    (the image index keeps its own copy in the data directory)."""
     paths = [_path(f) for f in (files or [])]
     if not paths:
         return "Choose one or more images first (PNG, JPEG, WebP, GIF or BMP)."
+    if not any(p.exists() for p in paths):  # "Add" pressed again: the uploads were used and deleted
+        return ALREADY_ADDED
     try:
         results = services.images.add_files(
             paths, collection=collection or DEFAULT_COLLECTION, progress=progress
         )
     except EngineError as e:
         return _error(e)
+    finally:
+        discard_uploads(paths)
     return report(results)
 
 
 def report(results: list[FileResult]) -> str:
-    counts = {s: sum(r.status == s for r in results) for s in ("added", "replaced", "unchanged", "error")}
+    icons = {"added": "✅", "replaced": "🔁", "unchanged": "＝", "skipped": "⤼", "error": "❌"}
+    counts = {s: sum(r.status == s for r in results) for s in icons}
     head = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to add"
-    icons = {"added": "✅", "replaced": "🔁", "unchanged": "＝", "error": "❌"}
     lines = []
     for r in results:
         name = Path(r.path).name

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import chat_cmds, docs_cmds, memory_cmds, serve_cmd
+from .common import check_data_dir
 
 #: modules that add subcommands; each has register(subparsers) -> None
 COMMAND_MODULES = [serve_cmd, chat_cmds, docs_cmds, memory_cmds]
@@ -148,6 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from engine.errors import EngineError
 
     try:
+        check_data_dir(args)
         return int(args.handler(args) or 0)
     except EngineError as e:
         print(f"{e.title}: {e}", file=sys.stderr)

@@ -47,12 +47,33 @@ def print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
-def build_services(args: argparse.Namespace, *, load_model: bool = True):
+def build_services(args: argparse.Namespace, *, load_model: bool = True, settings: Any = None):
+    """Services for a command, holding the data directory (refused while another process has it)."""
     from engine.factory import build
 
     from . import settings_from
 
-    services = build(settings_from(args), load_model=load_model)
+    services = build(settings or settings_from(args), load_model=load_model, owner=owner_of(args))
     for warning in services.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return services
+
+
+def owner_of(args: argparse.Namespace) -> dict[str, Any]:
+    """How this process describes itself in the data directory's lock file."""
+    owner: dict[str, Any] = {"command": f"python run.py {getattr(args, 'command', None) or 'serve'}"}
+    if getattr(args, "port", None) is not None and getattr(args, "host", None):
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        owner.update(port=args.port, url=f"http://{host}:{args.port}")
+    return owner
+
+
+def check_data_dir(args: argparse.Namespace) -> None:
+    """Refuse at once when another process holds the data directory, before any slow import
+    (a second server must say so within seconds, not after loading gradio and a model)."""
+    data_dir = getattr(args, "data_dir", None)
+    if data_dir is None:
+        return
+    from engine.store.datadir import probe
+
+    probe(data_dir.expanduser())

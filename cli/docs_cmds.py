@@ -7,7 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from .common import add_generation_flags, generation_config_from, print_json
+from .common import add_generation_flags, build_services, generation_config_from, print_json
 
 ASK_SYSTEM = (
     "Answer the question using the numbered reference passages. Cite the passages you use "
@@ -27,6 +27,15 @@ def register(sub) -> None:
     )
     p.add_argument(
         "--chunk-overlap", type=int, default=None, help="tokens shared by neighbouring chunks (default 30)"
+    )
+    p.add_argument(
+        "--max-pages", type=int, default=None, help="refuse PDFs with more pages than this (default 2000)"
+    )
+    p.add_argument(
+        "--max-chars", type=int, default=None, help="refuse documents with more text than this (default 10M)"
+    )
+    p.add_argument(
+        "--parse-seconds", type=float, default=None, help="stop reading a file after this long (default 120)"
     )
     p.add_argument("--json", action="store_true", help="print one result per file as JSON")
     p.set_defaults(handler=ingest)
@@ -69,8 +78,6 @@ def register(sub) -> None:
 
 
 def _services(args: argparse.Namespace, *, load_model: bool = False):
-    from engine.factory import build
-
     from . import settings_from
 
     settings = settings_from(args)
@@ -80,12 +87,12 @@ def _services(args: argparse.Namespace, *, load_model: bool = False):
         else None,
         "chunk_tokens": getattr(args, "chunk_tokens", None),
         "chunk_overlap_tokens": getattr(args, "chunk_overlap", None),
+        "ingest_max_pages": getattr(args, "max_pages", None),
+        "ingest_max_chars": getattr(args, "max_chars", None),
+        "ingest_parse_seconds": getattr(args, "parse_seconds", None),
     }
     settings = settings.replace(**{k: v for k, v in changes.items() if v is not None})
-    services = build(settings, load_model=load_model)
-    for warning in services.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
-    return services
+    return build_services(args, load_model=load_model, settings=settings)
 
 
 def ingest(args: argparse.Namespace) -> int:
@@ -110,7 +117,8 @@ def ingest(args: argparse.Namespace) -> int:
             for r in results:
                 print(f"{r.status:>9}  {r.message or r.path}")
             counts = {
-                s: sum(r.status == s for r in results) for s in ("added", "replaced", "unchanged", "error")
+                s: sum(r.status == s for r in results)
+                for s in ("added", "replaced", "unchanged", "skipped", "error")
             }
             print(", ".join(f"{n} {s}" for s, n in counts.items()), file=sys.stderr)
         return 1 if any(r.status == "error" for r in results) else 0

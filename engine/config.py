@@ -192,6 +192,12 @@ class Settings:
     clip_chat_min_score: float = 0.24
     #: largest file accepted for ingest, in bytes
     max_upload_bytes: int = 50 * 1024 * 1024
+    #: ingest refuses PDFs with more pages than this (checked before any page is read)
+    ingest_max_pages: int = 2000
+    #: ingest refuses documents with more text than this, in characters
+    ingest_max_chars: int = 10_000_000
+    #: a file still being parsed after this many seconds is stopped (its worker process killed)
+    ingest_parse_seconds: float = 120.0
     #: document chunk size in tokens of the embedding model (MiniLM reads at most 256)
     chunk_tokens: int = 200
     #: tokens repeated between neighbouring chunks of one section, so no sentence loses its context
@@ -217,6 +223,9 @@ class Settings:
             raise ConfigError("n_threads must be empty (auto) or between 1 and 1024.", field="n_threads")
         if self.n_batch < 1:
             raise ConfigError("n_batch must be at least 1.", field="n_batch")
+        if self.ingest_max_pages < 1 or self.ingest_max_chars < 1 or not self.ingest_parse_seconds > 0:
+            raise ConfigError("ingest limits (pages, characters, parse seconds) must be positive.",
+                              field="ingest_parse_seconds")  # fmt: skip
         if not 16 <= self.chunk_tokens <= 8192:
             raise ConfigError("chunk_tokens must be between 16 and 8192.", field="chunk_tokens")
         if not 0 <= self.chunk_overlap_tokens <= self.chunk_tokens // 2:

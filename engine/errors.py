@@ -9,7 +9,8 @@ EngineError
 ├── ModelError           no model loaded, or a model file is missing / truncated / not GGUF
 ├── GenerationError      the backend failed while generating
 ├── StoreError           the database could not be read or written
-│   └── NotFoundError    a conversation, message, preset or document does not exist
+│   ├── NotFoundError    a conversation, message, preset or document does not exist
+│   └── DataDirInUseError another Hearth process holds the data directory (names it)
 ├── IngestError          a file could not be ingested (corrupt, encrypted, too big, ...)
 ├── RetrievalError       the document or image index could not be searched
 ├── VisionError          CLIP is unavailable or an image could not be read
@@ -48,6 +49,10 @@ class StoreError(EngineError):
 
 class NotFoundError(StoreError, LookupError):
     title = "Not found"
+
+
+class DataDirInUseError(StoreError):
+    title = "Data directory in use"
 
 
 class IngestError(EngineError):

@@ -14,6 +14,7 @@ from .embeddings import TextEmbedder
 from .errors import ModelError
 from .models import BackendFactory, ModelManager, llama_cpp_factory
 from .store import ConversationStore, Database, PresetStore, core_migrations
+from .store.datadir import DataDirLock, private_dir
 from .vectors import VectorStore
 
 
@@ -36,15 +37,21 @@ class Services:
     memory: Any = None
     #: what went wrong at start-up but left the app running (e.g. the model failed to load)
     warnings: list[str] = field(default_factory=list)
+    #: this process's exclusive hold on the data directory (released last, by close)
+    lock: DataDirLock | None = None
 
     def close(self) -> None:
-        for part in (self.images, self.documents, self.memory):
-            close = getattr(part, "close", None)
-            if close:
-                close()
-        self.models.close()
-        self.vectors.close()
-        self.database.close()
+        try:
+            for part in (self.images, self.documents, self.memory):
+                close = getattr(part, "close", None)
+                if close:
+                    close()
+            self.models.close()
+            self.vectors.close()
+            self.database.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
 
 def migration_sets() -> list:
@@ -67,8 +74,30 @@ def build(
     *,
     load_model: bool = True,
     backend_factory: BackendFactory = llama_cpp_factory,
+    owner: dict[str, Any] | None = None,
 ) -> Services:
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    """Every service, over ``settings.data_dir``, which this process then holds alone until
+    ``Services.close()``; raises DataDirInUseError (naming the holder) when another process has it.
+    ``owner`` describes this process in the lock file, e.g. {"command": "serve", "url": ...}."""
+    prepare_data_dir(settings)
+    lock = DataDirLock(settings.data_dir, owner)  # first: a second server refuses at once
+    try:
+        services = _build(settings, load_model=load_model, backend_factory=backend_factory)
+    except BaseException:
+        lock.release()
+        raise
+    services.lock = lock
+    return services
+
+
+def prepare_data_dir(settings: Settings) -> None:
+    """The data directory and the folders Hearth keeps in it, private to this user (0700)."""
+    private_dir(settings.data_dir)
+    for folder in (settings.chroma_dir, settings.files_dir, settings.models_dir):
+        private_dir(folder)
+
+
+def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFactory) -> Services:
     database = Database(settings.db_path, migration_sets())
     conversations = ConversationStore(database)
     models = ModelManager(settings, backend_factory)
@@ -123,6 +152,9 @@ def build(
             max_bytes=settings.max_upload_bytes,
             chunk_tokens=settings.chunk_tokens,
             chunk_overlap=settings.chunk_overlap_tokens,
+            max_pages=settings.ingest_max_pages,
+            max_chars=settings.ingest_max_chars,
+            parse_seconds=settings.ingest_parse_seconds,
         ),
         generate=model_generator(models),  # query rewriting (off unless asked for) uses the chat model
     )

@@ -109,8 +109,8 @@ class FileResult:
     """The outcome of adding one file (a document or an image)."""
 
     path: str
-    #: "added", "replaced", "unchanged" or "error"
-    status: Literal["added", "replaced", "unchanged", "error"]
+    #: "added", "replaced", "unchanged", "skipped" (left out on purpose, e.g. a link out of the folder) or "error"
+    status: Literal["added", "replaced", "unchanged", "skipped", "error"]
     #: for errors, what went wrong and what to do; otherwise a short summary
     message: str = ""
     #: the stored document or image id

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from test_vision_support import bomb_png, make_image
@@ -10,13 +11,23 @@ from app import images_handlers as ih
 from engine import Settings, build
 
 
+def upload_like_gradio(path: Path, folder: Path) -> Path:
+    """Gradio hands the handler a copy in a temp folder of its own, which the handler deletes."""
+    folder.mkdir(parents=True)
+    return Path(shutil.copy(path, folder / path.name))
+
+
 def test_upload_search_and_delete_through_the_handlers(vservices, tmp_path):
     paths = [make_image(tmp_path / f"p{i}.png", i) for i in range(4)]
+    uploads = [upload_like_gradio(p, tmp_path / "gradio" / f"u{i}") for i, p in enumerate(paths)]
     bomb = bomb_png(tmp_path / "bomb.png")
     ticks = []
-    report = ih.upload(vservices, [*map(str, paths), str(bomb)], "trips", progress=lambda *a: ticks.append(a))
+    report = ih.upload(
+        vservices, [*map(str, uploads), str(bomb)], "trips", progress=lambda *a: ticks.append(a)
+    )
     assert "4 added" in report and "1 error" in report and "bomb.png" in report and "decompression" in report
     assert ticks[-1][:2] == (5, 5)
+    assert not any(Path(u).exists() for u in uploads) and not bomb.exists()  # temp uploads are deleted
     assert "trips" in ih.collection_choices(vservices)
 
     items, note = ih.search_by_text(vservices, "a green circle", "trips", 3)

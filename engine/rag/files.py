@@ -32,6 +32,20 @@ class SourceFile:
     given: str
     #: an upload name that had to be cleaned (path parts, control characters)
     renamed: bool = False
+    #: the folder a walk found it in: it must still resolve inside it when read
+    root: Path | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Skipped:
+    """A folder entry deliberately left out (a link leading out of the folder), reported as such."""
+
+    given: str
+    message: str
+
+
+#: what ``expand`` yields per entry: a file to read, a reason it cannot be, or a deliberate skip
+Entry = SourceFile | tuple[str, IngestError] | Skipped
 
 
 def clean_name(name: str) -> str:
@@ -42,15 +56,15 @@ def clean_name(name: str) -> str:
     return last if len(last) <= MAX_NAME else last[: MAX_NAME - 3] + "..."
 
 
-def expand(
-    paths: Sequence[Path | str], names: Sequence[str] | None = None
-) -> list[SourceFile | tuple[str, IngestError]]:
-    """Files to ingest, in order; folders are walked (hidden entries skipped).
+def expand(paths: Sequence[Path | str], names: Sequence[str] | None = None) -> list[Entry]:
+    """Files to ingest, in order; folders are walked (hidden entries skipped, and links that
+    lead out of the folder or to folders skipped and reported: a folder of notes must never
+    pull in ``~/.ssh/id_rsa`` through ``notes.txt -> ~/.ssh/id_rsa``).
 
     ``names`` (one per path) overrides the display name and the identity, for uploads
     whose temporary paths mean nothing to the user.
     """
-    out: list[SourceFile | tuple[str, IngestError]] = []
+    out: list[Entry] = []
     for i, raw in enumerate(paths):
         given = str(raw)
         path = Path(raw).expanduser()
@@ -72,22 +86,48 @@ def expand(
     return out
 
 
-def _walk(folder: Path) -> list[SourceFile]:
+def _walk(folder: Path) -> list[SourceFile | Skipped]:
     root = folder.resolve()
-    found: list[SourceFile] = []
+    found: list[SourceFile | Skipped] = []
     for dirpath, dirnames, filenames in os.walk(root):  # does not follow links: no loops
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS)
+        here = Path(dirpath)
+        wanted = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS)
+        linked = [d for d in wanted if (here / d).is_symlink()]
+        found += [_skip(here / d, root, LINKED_FOLDER) for d in linked]
+        dirnames[:] = [d for d in wanted if d not in linked]
         for filename in sorted(filenames):
             if filename.startswith("."):
                 continue
-            path = Path(dirpath) / filename
-            if not path.is_file():
-                continue
-            relative = path.relative_to(root.parent).as_posix()
-            found.append(
-                SourceFile(path=path, source=str(path), name=_clean_relative(relative), given=str(path))
-            )
+            path = here / filename
+            if path.is_symlink() and not _inside(path, root):
+                found.append(_skip(path, root, LINK_OUTSIDE))
+            elif path.is_file():
+                found.append(
+                    SourceFile(
+                        path=path, source=str(path), name=_shown(path, root), given=str(path), root=root
+                    )
+                )
     return found
+
+
+LINK_OUTSIDE = "skipped: link outside the folder (only files inside the folder you chose are read)."
+LINKED_FOLDER = "skipped: a link to a folder (linked folders are not followed)."
+
+
+def _skip(path: Path, root: Path, why: str) -> Skipped:
+    return Skipped(given=str(path), message=f"{_shown(path, root)}: {why}")
+
+
+def _inside(path: Path, root: Path) -> bool:
+    """Whether ``path`` (a link, perhaps to a link) ends up inside ``root``."""
+    try:
+        return path.resolve(strict=True).is_relative_to(root)
+    except (OSError, RuntimeError):  # broken link or a loop
+        return False
+
+
+def _shown(path: Path, root: Path) -> str:
+    return _clean_relative(path.relative_to(root.parent).as_posix())
 
 
 def _clean_relative(relative: str) -> str:
@@ -103,6 +143,8 @@ def split_images(files: list) -> tuple[list[SourceFile], list]:
 
 def read_limited(file: SourceFile, max_bytes: int) -> bytes:
     """The file's bytes; refuses empty files and files over ``max_bytes``."""
+    if file.root is not None and not _inside(file.path, file.root):  # became a link since the walk
+        raise IngestError(f"{file.name}: skipped: it now leads outside the folder {file.root}.")
     try:
         size = file.path.stat().st_size
         if size == 0:

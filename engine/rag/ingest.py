@@ -11,21 +11,27 @@ by search and removed by ``DocumentService.repair``.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import EngineError, IngestError
 from ..types import FileResult
+from .blocks import LoadedDocument
 from .chunking import ChunkSpec, chunk_blocks
 from .files import SourceFile, read_limited
 from .loaders import file_kind, load_bytes
 from .store import DocumentStore
 
+log = logging.getLogger(__name__)
+
 Progress = Callable[[int, int, str], None]
 
 #: chunks gathered (across files) before one embedding call: small files share batches
 FLUSH_CHUNKS = 256
+#: files from this size on are ingested after the smaller ones of their batch, which are committed first
+BIG_FILE_BYTES = 64 * 1024
 
 
 @dataclass(kw_only=True)
@@ -43,10 +49,15 @@ def document_id(collection: str, content_hash: str) -> str:
     return hashlib.sha256(f"{collection}\0{content_hash}".encode()).hexdigest()[:32]
 
 
+#: parse a file's bytes: (data, name, kind) -> LoadedDocument (in a worker process, in the app)
+Load = Callable[[bytes, str, str], LoadedDocument]
+
+
 def prepare(
-    file: SourceFile, collection: str, *, store: DocumentStore, embedder, limits
+    file: SourceFile, collection: str, *, store: DocumentStore, embedder, limits, load: Load | None = None
 ) -> Prepared | FileResult:
-    """Everything before embedding; a FileResult when there is nothing to embed."""
+    """Everything before embedding; a FileResult when there is nothing to embed. Holds no lock:
+    ``commit`` re-checks what this decided from the store (twins, the old version)."""
     data = read_limited(file, limits.max_bytes)
     content_hash = hashlib.sha256(data).hexdigest()
     previous = store.find(collection, source=file.source)
@@ -67,7 +78,8 @@ def prepare(
             items=twin["n_chunks"],
             message=f"{file.name}: identical to {twin['name']!r}, already in {collection!r}.",
         )
-    loaded = load_bytes(data, name=file.name, kind=file_kind(_named(file)))
+    kind = file_kind(_named(file))
+    loaded = load(data, file.name, kind) if load else load_bytes(data, name=file.name, kind=kind)
     text, chunks = chunk_blocks(
         loaded.blocks,
         count_tokens=embedder.count_tokens,
@@ -112,12 +124,19 @@ def write_vectors(
     batch: list[tuple[Prepared, list[dict[str, Any]]]], vectors: list[list[float]], index
 ) -> None:
     """One upsert for a whole batch of files (Chroma's per-call cost is high). Invisible until
-    each file's SQLite commit; ids derive from the content, so rewriting a twin's is harmless."""
-    ids = [r["id"] for _, rows in batch for r in rows]
-    meta = [
-        {"document_id": r["document_id"], "collection": r["collection"]} for _, rows in batch for r in rows
-    ]
-    index.upsert(ids, vectors, meta)
+    each file's SQLite commit; ids derive from the content, so rewriting a twin's is harmless.
+    Twins inside one batch (the same bytes under two names) are written once: Chroma refuses
+    an upsert that repeats an id."""
+    rows = [r for _, file_rows in batch for r in file_rows]
+    first: dict[str, int] = {}
+    for n, r in enumerate(rows):
+        first.setdefault(r["id"], n)
+    keep = sorted(first.values())
+    index.upsert(
+        [rows[n]["id"] for n in keep],
+        [vectors[n] for n in keep],
+        [{"document_id": rows[n]["document_id"], "collection": rows[n]["collection"]} for n in keep],
+    )
 
 
 def commit(prepared: Prepared, rows: list[dict[str, Any]], *, store: DocumentStore, index) -> FileResult:
@@ -125,8 +144,10 @@ def commit(prepared: Prepared, rows: list[dict[str, Any]], *, store: DocumentSto
 
     ``index`` is the vector collection of the document's collection, already holding ``rows``."""
     doc = prepared.document
+    previous = store.find(doc["collection"], source=doc["source"])  # another ingest may have replaced it
+    prepared.old_id = previous["id"] if previous else None
     twin = store.find(doc["collection"], content_hash=doc["content_hash"])
-    if twin is not None and twin["id"] != prepared.old_id:  # the same bytes came twice in this batch
+    if twin is not None:  # the same bytes came twice in this batch, or in another ingest meanwhile
         return FileResult(
             path=prepared.file.given,
             status="unchanged",
@@ -172,3 +193,14 @@ def _quietly(fn: Callable[[], Any]) -> None:
 
 def error_result(given: str, error: Exception) -> FileResult:
     return FileResult(path=given, status="error", message=str(error))
+
+
+def unexpected_result(given: str, name: str, error: Exception) -> FileResult:
+    """A per-file message for an exception no loader or store anticipated (the traceback is logged)."""
+    log.error("adding %s failed unexpectedly", given, exc_info=error)
+    return FileResult(
+        path=given,
+        status="error",
+        message=f"{name}: could not be added ({type(error).__name__}: {error}). The other files were not "
+        "affected; if this file opens elsewhere, this is a bug in Hearth (details are in the log).",
+    )

@@ -71,3 +71,10 @@ def _collections_documents_chunks(db: Database) -> None:
     db["rag_chunks"].create_index(["document_id", "seq"])
     db["rag_chunks"].create_index(["collection"])
     db["rag_collections"].insert({"name": DEFAULT_COLLECTION, "created_at": now_iso(), "generation": 0})
+
+
+@rag(name="0002_embedding_cache")
+def _embedding_cache(db: Database) -> None:
+    # vectors by content: the same text under the same model is never embedded twice
+    # (a re-added file with a small edit, boilerplate shared by many files, a re-index)
+    db["rag_vector_cache"].create({"key": str, "vector": bytes}, pk="key")

@@ -10,17 +10,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import ConfigError, EngineError, NotFoundError
+from ..store.datadir import private_dir
 from ..store.db import Database
 from ..types import FileResult, Hit
 from ..vectors import VectorStore, collection_name
 from . import ingest
 from .chunking import embedding_text
-from .files import SourceFile, expand
+from .files import Entry, Skipped, SourceFile, expand
 from .keyword import KeywordIndex
 from .migrations import DEFAULT_COLLECTION
+from .parsing import ParseLimits, ParserPool
 from .rewrite import Generate, SearchOptions
 from .search import HybridSearcher
 from .store import DocumentInfo, DocumentStore
+from .vector_cache import CachedEmbedder
 
 Mode = str  # "hybrid" | "dense" | "bm25"
 
@@ -33,6 +36,18 @@ class IngestLimits:
     chunk_tokens: int = 200
     #: tokens repeated between neighbouring chunks of the same section
     chunk_overlap: int = 30
+    #: PDFs with more pages are refused before any page is read
+    max_pages: int = 2000
+    #: documents with more text than this (in characters) are refused
+    max_chars: int = 10_000_000
+    #: a file still being parsed after this many seconds is stopped and refused
+    parse_seconds: float = 120.0
+    #: memory the parser process may use (bytes); None = no limit
+    parse_memory_bytes: int | None = 4 * 1024**3
+
+    def parse_limits(self) -> ParseLimits:
+        return ParseLimits(max_pages=self.max_pages, max_chars=self.max_chars, seconds=self.parse_seconds,
+                           memory_bytes=self.parse_memory_bytes)  # fmt: skip
 
 
 class DocumentService:
@@ -50,8 +65,10 @@ class DocumentService:
         self.store = DocumentStore(database)
         self.vectors = vectors
         self.embedder = embedder
+        #: what ingest and repair embed with: never the same text twice
+        self.cached = CachedEmbedder(embedder, database)
         self.limits = limits
-        self.keywords = KeywordIndex(Path(data_dir) / "bm25", self.store.keyword_rows)
+        self.keywords = KeywordIndex(private_dir(Path(data_dir) / "bm25"), self.store.keyword_rows)
         self.searcher = HybridSearcher(
             store=self.store,
             keywords=self.keywords,
@@ -62,7 +79,9 @@ class DocumentService:
         #: what chat retrieval uses (the Documents panel may change it)
         self.chat_options = SearchOptions()
         self.chat_k = chat_k
+        #: held while embedding and writing, never while parsing (a slow file must not block others)
         self._ingest_lock = threading.Lock()
+        self._parser = ParserPool()
         #: why the last chat retrieval came back empty-handed, when it failed
         self.last_error: str | None = None
 
@@ -94,6 +113,7 @@ class DocumentService:
                 f"{DEFAULT_COLLECTION!r} is the default collection and stays; delete its documents instead.",
                 field="collection",
             )
+        self._forget("collection = ?", name)
         self.store.delete_collection(name)
         self.vectors.delete_collection(self._index_name(name))
         self.keywords.drop(name)
@@ -102,10 +122,17 @@ class DocumentService:
         return self.store.documents(collection)
 
     def delete(self, document_id: str) -> None:
-        """Remove a document from SQLite, its vectors from Chroma and the collection's keyword index."""
+        """Remove a document from SQLite, its vectors from Chroma and the cache, and the collection's
+        keyword index."""
+        self._forget("document_id = ?", document_id)
         collection, ids = self.store.delete_document(document_id)
         self._drop_vectors(collection, ids)
         self.keywords.drop(collection)  # rebuilt from SQLite on the next search
+
+    def _forget(self, where: str, value: str) -> None:
+        with self.cached.database.read() as db:
+            rows = db.execute(f"select text, heading from rag_chunks where {where}", [value]).fetchall()
+        self.cached.forget(embedding_text(text, heading or "") for text, heading in rows)
 
     def document_text(self, document_id: str) -> str:
         return self.store.document_text(document_id)
@@ -131,12 +158,13 @@ class DocumentService:
 
     def ingest_files(
         self,
-        files: Sequence[SourceFile | tuple[str, EngineError]],
+        files: Sequence[Entry],
         *,
         collection: str = DEFAULT_COLLECTION,
         progress: ingest.Progress | None = None,
     ) -> list[FileResult]:
-        """``ingest_paths`` after folder expansion (see ``files.expand``)."""
+        """``ingest_paths`` after folder expansion (see ``files.expand``). Every entry gets its own
+        result whatever goes wrong with it."""
         collection = self.store.ensure_collection(collection)
         results: list[FileResult | None] = [None] * len(files)
         done = 0
@@ -148,51 +176,73 @@ class DocumentService:
             if progress is not None:
                 progress(done, len(files), name)
 
-        with self._ingest_lock:
-            pending: list[tuple[int, ingest.Prepared]] = []
-            for i, file in enumerate(files):
-                if isinstance(file, tuple):  # (what was given, why it cannot be read)
-                    finish(i, ingest.error_result(*file), file[0])
-                    continue
-                outcome = self._prepare(file, collection)
-                if isinstance(outcome, FileResult):
-                    finish(i, outcome, file.name)
-                    continue
-                pending.append((i, outcome))
-                if sum(len(p.chunks) for _, p in pending) >= ingest.FLUSH_CHUNKS:
-                    self._flush(pending, finish)
-            self._flush(pending, finish)
+        pending: list[tuple[int, ingest.Prepared]] = []
+        sizes = [_size(f) for f in files]
+        # small files first, and committed before a big one is read: they become searchable in
+        # seconds, not after the big one's minutes of parsing and embedding (results keep their order)
+        for i in sorted(range(len(files)), key=sizes.__getitem__):
+            file = files[i]
+            if sizes[i] >= ingest.BIG_FILE_BYTES:
+                self._flush(pending, finish)
+            if isinstance(file, Skipped):
+                finish(i, FileResult(path=file.given, status="skipped", message=file.message), file.given)
+                continue
+            if isinstance(file, tuple):  # (what was given, why it cannot be read)
+                finish(i, ingest.error_result(*file), file[0])
+                continue
+            outcome = self._prepare(file, collection)
+            if isinstance(outcome, FileResult):
+                finish(i, outcome, file.name)
+                continue
+            pending.append((i, outcome))
+            if sum(len(p.chunks) for _, p in pending) >= ingest.FLUSH_CHUNKS:
+                self._flush(pending, finish)
+        self._flush(pending, finish)
         return [r for r in results if r is not None]
 
     def _prepare(self, file: SourceFile, collection: str) -> ingest.Prepared | FileResult:
+        """Read, parse (in the worker process) and chunk one file; no lock held."""
+        limits = self.limits.parse_limits()
+
+        def load(data: bytes, name: str, kind: str):
+            return self._parser.load(data, name=name, kind=kind, limits=limits)
+
         try:
             return ingest.prepare(
-                file, collection, store=self.store, embedder=self.embedder, limits=self.limits
+                file, collection, store=self.store, embedder=self.embedder, limits=self.limits, load=load
             )
         except EngineError as e:
             return ingest.error_result(file.given, e)
+        except Exception as e:  # noqa: BLE001 - one file's surprise must not cost the batch
+            return ingest.unexpected_result(file.given, file.name, e)
 
     def _flush(self, pending: list[tuple[int, ingest.Prepared]], finish) -> None:
         """Embed every pending file's chunks in one call, then commit file by file."""
         if not pending:
             return
+        with self._ingest_lock:
+            self._write(pending, finish)
+        pending.clear()
+
+    def _write(self, pending: list[tuple[int, ingest.Prepared]], finish) -> None:
         batch = [(p, ingest.chunk_rows(p)) for _, p in pending]
         texts = [embedding_text(c.text, c.heading) for _, p in pending for c in p.chunks]
         try:
             index = self.vector_index(pending[0][1].document["collection"])
-            ingest.write_vectors(batch, self.embedder.embed(texts), index)
-        except EngineError as e:
+            ingest.write_vectors(batch, self.cached.embed(texts), index)
+        except Exception as e:  # noqa: BLE001 - EngineError or not, every file of the batch is told
             for i, p in pending:
-                finish(i, ingest.error_result(p.file.given, e), p.file.name)
-            pending.clear()
+                bad = ingest.error_result(p.file.given, e) if isinstance(e, EngineError) else None
+                finish(i, bad or ingest.unexpected_result(p.file.given, p.file.name, e), p.file.name)
             return
         for (i, p), (_, rows) in zip(pending, batch):
             try:
                 result = ingest.commit(p, rows, store=self.store, index=index)
             except EngineError as e:
                 result = ingest.error_result(p.file.given, e)
+            except Exception as e:  # noqa: BLE001
+                result = ingest.unexpected_result(p.file.given, p.file.name, e)
             finish(i, result, p.file.name)
-        pending.clear()
 
     # search
 
@@ -281,7 +331,7 @@ class DocumentService:
     def _embed_rows(self, index, rows: list[dict], progress: ingest.Progress | None) -> None:
         for start in range(0, len(rows), ingest.FLUSH_CHUNKS):
             part = rows[start : start + ingest.FLUSH_CHUNKS]
-            vectors = self.embedder.embed([embedding_text(r["text"], r["heading"] or "") for r in part])
+            vectors = self.cached.embed([embedding_text(r["text"], r["heading"] or "") for r in part])
             metadata = [{"document_id": r["document_id"], "collection": r["collection"]} for r in part]
             index.upsert([r["id"] for r in part], vectors, metadata)
             if progress is not None:
@@ -295,7 +345,16 @@ class DocumentService:
                 pass  # invisible without their SQLite rows; repair() removes them later
 
     def close(self) -> None:
-        pass
+        self._parser.close()
+
+
+def _size(entry: Entry) -> int:
+    if not isinstance(entry, SourceFile):
+        return 0
+    try:
+        return entry.path.stat().st_size
+    except OSError:
+        return 0  # read_limited reports why
 
 
 _WORDISH = re.compile(r"\w[\w.:-]*\w")

@@ -16,6 +16,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from ..errors import StoreError
+from .datadir import private_file, tighten
 
 
 class Database:
@@ -24,8 +25,11 @@ class Database:
     def __init__(self, path: Path | str, migration_sets: Iterable[Migrations]):
         self.path = Path(path)
         try:
-            if str(path) != ":memory:":
+            on_disk = str(path) != ":memory:"
+            if on_disk:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                # created 0600 before SQLite opens it: SQLite gives -wal and -shm the same mode
+                private_file(self.path)
             conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -34,6 +38,9 @@ class Database:
             self.lock = threading.RLock()
             for migrations in migration_sets:
                 migrations.apply(self.db)
+            if on_disk:  # files left by an older Hearth that did not protect them
+                for suffix in ("-wal", "-shm"):
+                    tighten(self.path.with_name(self.path.name + suffix))
         except sqlite3.DatabaseError as e:
             raise StoreError(
                 f"Could not open the database at {path}: {e}. If the file is damaged, "

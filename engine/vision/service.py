@@ -8,6 +8,7 @@ listing, deleting and chats without images never load it.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -26,6 +27,8 @@ from .clip import ClipConfig, ClipEmbedder
 from .labels import clean_labels, zero_shot
 from .loading import LoadedImage, decode_image, read_bytes, read_image
 from .store import ImageRecords, StoredImage
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 
@@ -164,6 +167,10 @@ class ImageService:
             tensor = self.embedder.preprocess(loaded.image)
         except EngineError as e:
             return FileResult(path=str(path), status="error", message=str(e))
+        except Exception as e:  # noqa: BLE001 - one file's surprise must not cost the batch
+            log.error("adding the image %s failed unexpectedly", path, exc_info=e)
+            return FileResult(path=str(path), status="error", message=f"{path.name}: could not be added "
+                              f"({type(e).__name__}: {e}); the other files were not affected.")  # fmt: skip
         text = " · ".join(t for t in (caption.strip(), loaded.caption) if t)
         return _Prepared(path=path, loaded=loaded, tensor=tensor, caption=text)
 

@@ -52,11 +52,13 @@ class ImageRecords:
     def write_file(self, data: bytes, extension: str) -> tuple[str, Path]:
         """Store ``data`` under a new generated name; return (id, path)."""
         image_id = uuid.uuid4().hex
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         final = self.folder / f"{image_id}{extension}"
         partial = self.folder / f".{image_id}.partial"
         try:
-            partial.write_bytes(data)
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)  # private copy
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
             os.replace(partial, final)
         finally:
             partial.unlink(missing_ok=True)

@@ -6,10 +6,22 @@ its type arrives: pdf (pypdf), docx (python-docx), html (bs4), text (charset_nor
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import IngestError
 from ..blocks import LoadedDocument
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadLimits:
+    """Bounds on what one untrusted file may make a loader produce."""
+
+    #: PDFs with more pages are refused before any page is read
+    max_pages: int = 2000
+    #: documents whose text runs past this many characters are refused
+    max_chars: int = 10_000_000
+
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"})
 CODE_SUFFIXES = frozenset(
@@ -57,8 +69,25 @@ def is_image(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_SUFFIXES
 
 
-def load_bytes(data: bytes, *, name: str, kind: str) -> LoadedDocument:
-    """Parse ``data`` (the bytes of a file called ``name``) with the loader for ``kind``."""
+def load_bytes(data: bytes, *, name: str, kind: str, limits: LoadLimits = LoadLimits()) -> LoadedDocument:
+    """Parse ``data`` (the bytes of a file called ``name``) with the loader for ``kind``.
+
+    Untrusted input: run it in a worker process with a time limit (``engine.rag.parsing``)."""
+    document = _load(data, name=name, kind=kind, limits=limits)
+    chars = sum(len(b.text) for b in document.blocks)
+    if chars > limits.max_chars:
+        raise too_much_text(name, limits.max_chars)
+    return document
+
+
+def too_much_text(name: str, max_chars: int) -> IngestError:
+    return IngestError(
+        f"{name}: refused, it has more than {max_chars:,} characters of text (the limit per document). "
+        "Split it into smaller files, or raise the limit (--max-chars)."
+    )
+
+
+def _load(data: bytes, *, name: str, kind: str, limits: LoadLimits) -> LoadedDocument:
     suffix = Path(name).suffix.lower()
     if kind == "image":
         raise IngestError(
@@ -69,7 +98,7 @@ def load_bytes(data: bytes, *, name: str, kind: str) -> LoadedDocument:
     if kind == "pdf":
         from .pdf import load_pdf
 
-        return load_pdf(data, name)
+        return load_pdf(data, name, max_pages=limits.max_pages, max_chars=limits.max_chars)
     if kind == "docx":
         from .docx import load_docx
 
@@ -80,10 +109,11 @@ def load_bytes(data: bytes, *, name: str, kind: str) -> LoadedDocument:
         return load_html(data, name)
     from . import structured, text
 
+    if kind == "json":
+        return structured.load_json(data, name, max_chars=limits.max_chars)
     loader = {
         "markdown": structured.load_markdown,
         "code": structured.load_code,
         "csv": structured.load_csv,
-        "json": structured.load_json,
     }.get(kind, text.load_text)
     return loader(data, name)

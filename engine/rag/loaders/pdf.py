@@ -12,7 +12,7 @@ from .text import paragraphs
 _HYPHEN_BREAK = re.compile(r"(\w)-\n(\w)")
 
 
-def load_pdf(data: bytes, name: str) -> LoadedDocument:
+def load_pdf(data: bytes, name: str, *, max_pages: int = 2000, max_chars: int = 10_000_000) -> LoadedDocument:
     if b"%PDF" not in data[:1024]:
         raise IngestError(f"{name}: not a PDF file (no %PDF header). If it is another format, rename it.")
     from pypdf import PdfReader
@@ -29,10 +29,21 @@ def load_pdf(data: bytes, name: str) -> LoadedDocument:
             f"{name}: the PDF is damaged and cannot be read ({type(e).__name__}: {e}). "
             "Re-save or re-export it and try again."
         ) from e
+    if len(pages) > max_pages:
+        raise IngestError(
+            f"{name}: refused, too many pages: {len(pages):,}, over the limit of {max_pages:,}. "
+            "Split the PDF, or raise the limit (--max-pages)."
+        )
     blocks: list[Block] = []
     empty: list[int] = []
+    chars = 0
     for number, page in enumerate(pages, start=1):
         text = _page_text(page)
+        chars += len(text)
+        if chars > max_chars:  # stop reading at once: the rest could be far bigger
+            from . import too_much_text
+
+            raise too_much_text(name, max_chars)
         page_blocks = [Block(text=p, page=number) for p in _page_paragraphs(text)]
         if not page_blocks:
             empty.append(number)

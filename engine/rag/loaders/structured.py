@@ -62,13 +62,24 @@ def load_csv(data: bytes, name: str) -> LoadedDocument:
     """The header row becomes the heading every chunk of rows carries as context."""
     text, encoding = decode_text(data, name)
     delimiter = "\t" if name.lower().endswith(".tsv") else _sniff_delimiter(text)
-    rows = [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if any(c.strip() for c in r)]
+    try:
+        rows = _rows(text, delimiter)
+    except csv.Error as e:
+        # malformed, or a field over the csv module's limit (128 KB); raising that limit would
+        # change process-wide state, so the file is kept whole as plain text instead
+        doc = LoadedDocument(kind="csv", blocks=[Block(text=p) for p in paragraphs(text)], encoding=encoding)
+        doc.notes.append(f"not readable as CSV ({e}); indexed as plain text")
+        return doc
     if not rows:
         return LoadedDocument(kind="csv", blocks=[], encoding=encoding)
     header = " | ".join(c.strip() for c in rows[0])
     blocks = [Block(text=header, kind="heading", level=1)]
     blocks += [Block(text=" | ".join(c.strip() for c in row), kind="row") for row in rows[1:]]
     return LoadedDocument(kind="csv", blocks=blocks, encoding=encoding)
+
+
+def _rows(text: str, delimiter: str) -> list[list[str]]:
+    return [r for r in csv.reader(io.StringIO(text), delimiter=delimiter) if any(c.strip() for c in r)]
 
 
 def _sniff_delimiter(text: str) -> str:
@@ -78,7 +89,7 @@ def _sniff_delimiter(text: str) -> str:
         return ","
 
 
-def load_json(data: bytes, name: str) -> LoadedDocument:
+def load_json(data: bytes, name: str, *, max_chars: int = 10_000_000) -> LoadedDocument:
     """Flatten to ``path: value`` lines so each fact is findable; invalid JSON is text."""
     text, encoding = decode_text(data, name)
     try:
@@ -89,11 +100,17 @@ def load_json(data: bytes, name: str) -> LoadedDocument:
         return doc
     prefix_each = len(values) > 1
     rows: list[Block] = []
+    chars = 0
     for i, value in enumerate(values):
         for path, leaf in _leaves(value, f"[{i}]" if prefix_each else ""):
             if len(rows) >= MAX_JSON_LEAVES:
                 break
             rows.append(Block(text=f"{path or '(value)'}: {leaf}", kind="row"))
+            chars += len(rows[-1].text)
+            if chars > max_chars:  # deep paths repeat on every leaf: flattening can explode
+                from . import too_much_text
+
+                raise too_much_text(name, max_chars)
     return LoadedDocument(kind="json", blocks=rows, encoding=encoding)
 
 

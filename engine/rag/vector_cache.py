@@ -1,0 +1,63 @@
+"""Vectors by content: the same text, embedded by the same model, is embedded once.
+
+Keys are sha256(model, text), values float32 vectors in SQLite, beside the chunks they
+came from. A document's entries go when the document does: vectors can give away
+something of the text they were made from.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from array import array
+from collections.abc import Iterable, Sequence
+
+from ..store.db import Database
+
+
+class CachedEmbedder:
+    """``embed`` through the cache; everything else is the wrapped embedder's."""
+
+    def __init__(self, embedder, database: Database):
+        self.embedder = embedder
+        self.database = database
+        #: texts embedded / served from the cache since this object was made (for benchmarks)
+        self.misses = self.hits = 0
+
+    def key(self, text: str) -> str:
+        return hashlib.sha256(f"{self.embedder.name}\0{text}".encode()).hexdigest()
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        keys = [self.key(t) for t in texts]
+        found = self._get(set(keys))
+        todo = {k: t for k, t in zip(keys, texts) if k not in found}  # duplicates in a batch: once
+        if todo:
+            fresh = dict(zip(todo, self.embedder.embed(list(todo.values()))))
+            self._put(fresh)
+            found.update(fresh)
+        self.misses += len(todo)
+        self.hits += len(texts) - len(todo)
+        return [found[k] for k in keys]
+
+    def forget(self, texts: Iterable[str]) -> None:
+        """Drop the entries of these texts (a deleted document's chunks)."""
+        keys = [(self.key(t),) for t in texts]
+        with self.database.tx() as db:
+            db.conn.executemany("delete from rag_vector_cache where key = ?", keys)
+
+    def _get(self, keys: set[str]) -> dict[str, list[float]]:
+        out: dict[str, list[float]] = {}
+        ordered = sorted(keys)
+        with self.database.read() as db:
+            for start in range(0, len(ordered), 500):  # SQLite caps the number of parameters
+                part = ordered[start : start + 500]
+                marks = ",".join("?" * len(part))
+                for key, blob in db.execute(
+                    f"select key, vector from rag_vector_cache where key in ({marks})", part
+                ):
+                    out[key] = array("f", blob).tolist()
+        return out
+
+    def _put(self, vectors: dict[str, list[float]]) -> None:
+        rows = [(k, array("f", v).tobytes()) for k, v in vectors.items()]
+        with self.database.tx() as db:
+            db.conn.executemany("insert or replace into rag_vector_cache (key, vector) values (?, ?)", rows)
