@@ -5,6 +5,7 @@ fetch URLs, the temp folder, login backoff and the credential flags."""
 from __future__ import annotations
 
 import re
+import socket
 import stat
 import subprocess
 import sys
@@ -36,7 +37,9 @@ def _prepare(data_dir: Path) -> None:
 def base(tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("guarded") / "data"
     _prepare(data_dir)
-    with served(data_dir, "--max-upload-mb", "1") as url:
+    # Gradio's own switches in the environment must not open a tunnel or turn features on
+    gradio_env = {"GRADIO_SHARE": "True", "GRADIO_RUN_HISTORY": "True", "GRADIO_MCP_SERVER": "True"}
+    with served(data_dir, "--max-upload-mb", "1", env=gradio_env) as url:
         yield url, data_dir
 
 
@@ -157,6 +160,16 @@ def test_routes_that_fetch_urls_or_read_other_files_are_refused(base, attacker):
     attacker.requests.clear()
 
 
+def test_gradio_environment_opens_no_tunnel_and_no_extra_routes(base):
+    url, data_dir = base
+    for path in ("/gradio_api/runs", "/gradio_api/mcp/sse", "/monitoring"):
+        assert httpx.get(url + path).status_code == 404
+    config = httpx.get(url + "/config").json()
+    assert config.get("footer_links") == [] and not config.get("mcp_server")
+    logs = " ".join(p.read_text(errors="replace") for p in data_dir.parent.glob("server-*.log")).lower()
+    assert "gradio.live" not in logs and "share" not in logs and "public url" not in logs
+
+
 def test_failed_logins_slow_down_and_the_right_password_still_works(tmp_path):
     data_dir = tmp_path / "data"
     with served(data_dir, env={"HEARTH_AUTH": "orla:correct-horse"}) as url:
@@ -194,3 +207,49 @@ def test_short_passwords_and_open_network_listening_are_refused(tmp_path):
     assert exposed.returncode != 0 and "without credentials" in exposed.stderr
     half_tls = _serve_cli("--ssl-certfile", "cert.pem")
     assert half_tls.returncode != 0 and "go together" in half_tls.stderr
+
+
+def test_extra_routers_sit_behind_the_same_guard(tmp_path):
+    """The /v1 API (or any router passed in) gets the Host, Origin and header rules too;
+    API clients send no Origin and pass."""
+    from fastapi import APIRouter
+    from serving import free_port
+
+    from app.server import create_app, serve
+
+    router = APIRouter(prefix="/v1")
+
+    @router.get("/models")
+    def models() -> dict:
+        return {"data": [{"id": "secret-model"}]}
+
+    @router.post("/chat/completions")
+    def complete(body: dict) -> dict:
+        return {"echo": body}
+
+    services = build(Settings(data_dir=tmp_path / "data", n_ctx=2048), load_model=False)
+    port = free_port()
+    server = serve(
+        create_app(services, port=port, routers=[router]), host="127.0.0.1", port=port, block=False
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        ok = httpx.get(url + "/v1/models")
+        assert ok.status_code == 200 and "secret-model" in ok.text
+        assert "frame-ancestors 'none'" in ok.headers["content-security-policy"]
+        rebound = httpx.get(url + "/v1/models", headers={"Host": "attacker.example"})
+        assert rebound.status_code == 400 and "secret-model" not in rebound.text
+        assert httpx.post(url + "/v1/chat/completions", json={"a": 1}).status_code == 200
+        foreign = httpx.post(
+            url + "/v1/chat/completions", json={"a": 1}, headers={"Origin": "https://evil.example"}
+        )
+        assert foreign.status_code == 403
+        with socket.create_connection(("127.0.0.1", port)) as raw:  # a declared 1 TB body: refused unread
+            raw.sendall(
+                f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {2**40}\r\n\r\n{{}}".encode()
+            )
+            assert raw.recv(200).startswith(b"HTTP/1.1 413")
+    finally:
+        server.close()
+        services.close()
