@@ -27,7 +27,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @contextmanager
-def served(data_dir: Path, *flags: str, env: dict[str, str] | None = None) -> Iterator[str]:
+def served(
+    data_dir: Path, *flags: str, env: dict[str, str] | None = None, scheme: str = "http"
+) -> Iterator[str]:
     """A real server process on a free loopback port; yields its base URL, stops it after."""
     port = free_port()
     child_env = {**os.environ, **(env or {})}  # the child's environment only
@@ -36,7 +38,7 @@ def served(data_dir: Path, *flags: str, env: dict[str, str] | None = None) -> It
         [sys.executable, "run.py", "--data-dir", str(data_dir), "serve", "--port", str(port), *flags],
         cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    base = f"{scheme}://127.0.0.1:{port}"
     try:
         _wait_until_up(proc, base, data_dir.parent / f"server-{port}.log")
         yield base
@@ -55,7 +57,7 @@ def _wait_until_up(proc: subprocess.Popen, base: str, log: Path) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"server exited {proc.returncode}: {log.read_text(errors='replace')[-3000:]}")
         try:
-            httpx.get(base + "/gradio_api/info", timeout=2)
+            httpx.get(base + "/gradio_api/info", timeout=2, verify=False)
             return
         except httpx.HTTPError:
             time.sleep(0.2)

@@ -15,7 +15,7 @@ HOSTILE = [
     "<IMG SRC=https://evil.example/b.png>",
     "![r][ref]\n\n[ref]: https://evil.example/ref.png",
     "<picture><source srcset=https://evil.example/s.png></picture>",
-    "<!-- c --><script>fetch(\"https://evil.example\")</script>",
+    '<!-- c --><script>fetch("https://evil.example")</script>',
     # tricks that make a naive code-block detector leave HTML unescaped
     "```a`\n<img src=https://evil.example/fence-info.png>\n```",
     "```\ncode\n````\n<img src=https://evil.example/long-close.png>\n",

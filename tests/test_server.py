@@ -253,3 +253,42 @@ def test_extra_routers_sit_behind_the_same_guard(tmp_path):
     finally:
         server.close()
         services.close()
+
+
+def test_tls_and_extra_host_names(tmp_path):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=hearth.lan",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    flags = ("--ssl-certfile", str(cert), "--ssl-keyfile", str(key), "--allowed-host", "hearth.lan")
+    with served(tmp_path / "data", *flags, scheme="https") as url:
+        port = _port(url)
+        with httpx.Client(verify=False) as client:
+            assert client.get(url + "/config").status_code == 200
+            assert client.get(url + "/config", headers={"Host": f"hearth.lan:{port}"}).status_code == 200
+            assert (
+                client.get(url + "/config", headers={"Host": "hearth.lan"}).status_code == 200
+            )  # behind a proxy
+            assert client.get(url + "/config", headers={"Host": f"other.lan:{port}"}).status_code == 400
+            origin = {"Origin": f"https://hearth.lan:{port}"}
+            assert (
+                client.post(
+                    url + "/gradio_api/upload", files={"files": ("a.txt", b"a")}, headers=origin
+                ).status_code
+                == 200
+            )
+        with pytest.raises(httpx.HTTPError):
+            httpx.get(url.replace("https://", "http://") + "/config")  # no plain http on that port
+
+
+def test_listening_beyond_loopback_warns_without_tls(capsys):
+    from cli.serve_cmd import check_exposure
+
+    check_exposure("192.168.1.20", [("orla", "correct-horse")], tls=False)
+    assert "without TLS" in capsys.readouterr().err
+    check_exposure("192.168.1.20", [("orla", "correct-horse")], tls=True)
+    assert "TLS" not in capsys.readouterr().err
+    check_exposure("127.0.0.1", None)
+    assert capsys.readouterr().err == ""
