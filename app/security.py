@@ -188,7 +188,7 @@ class Guard:
         path = scope["path"].lower()
         if path.startswith(BLOCKED_PREFIXES):
             return 404, "Not available in Hearth."
-        if path.startswith(FILE_ROUTES) and _is_url(path.split("=", 1)[-1].removeprefix("/gradio_api/file/")):
+        if any(path.startswith(route) and _is_url(path[len(route) :]) for route in FILE_ROUTES):
             return 403, "Hearth does not fetch URLs."
         length = headers.get("content-length", "0")
         if not length.isdigit() or int(length) > self.config.max_body_bytes:

@@ -145,7 +145,12 @@ def test_every_response_has_the_security_headers(base):
 def test_routes_that_fetch_urls_or_read_other_files_are_refused(base, attacker):
     url, _ = base
     target = f"{attacker.url}/leak.png"
-    for path in (f"/gradio_api/file={target}", f"/gradio_api/file/{target}", f"/gradio_api/proxy={target}"):
+    paths = [
+        f"/gradio_api/file={target}",
+        f"/gradio_api/file/{target}",
+        f"/gradio_api/file/{attacker.url}/a=b.png",
+    ]
+    for path in [*paths, f"/gradio_api/proxy={target}"]:
         assert httpx.get(url + path).status_code in (403, 404)
     api = endpoint(url, "send")
     image = {"path": target, "meta": {"_type": "gradio.FileData"}, "orig_name": "leak.png"}
