@@ -16,6 +16,7 @@ from engine.errors import EngineError
 from engine.types import ContextReport, Done, Sources, TextDelta, TurnStarted
 
 from .controls import CONTROL_FIELDS, control_values
+from .markup import escape_inline, escape_text, safe_markdown
 
 log = logging.getLogger("hearth.app")
 
@@ -25,7 +26,7 @@ ChatHistory = list[dict[str, Any]]
 def friendly(error: BaseException) -> str:
     """What the user sees for an error: the engine's message, never a traceback."""
     if isinstance(error, EngineError):
-        return f"⚠️ **{error.title}**: {error}"
+        return f"⚠️ **{escape_text(error.title)}**: {escape_text(error)}"
     log.exception("unexpected error", exc_info=error)
     return "⚠️ **Unexpected error**: something went wrong inside Hearth (details are in the server log)."
 
@@ -68,19 +69,8 @@ def sources_markdown(hits: list[dict[str, Any]]) -> str:
             where += f", page {hit['page']}"
         snippet = " ".join(str(hit.get("text", "")).split())
         snippet = snippet[:400] + ("…" if len(snippet) > 400 else "")
-        lines.append(f"**[{number}] {_md_escape(where)}**\n\n> {_md_escape(snippet)}")
+        lines.append(f"**[{number}] {escape_inline(where)}**\n\n> {escape_text(snippet)}")
     return "\n\n".join(lines)
-
-
-def _md_escape(text: str) -> str:
-    """Neutralise markdown/HTML control characters in untrusted snippets."""
-    return (
-        text.replace("\\", "\\\\")
-        .replace("<", "&lt;")
-        .replace(">", "&gt;")
-        .replace("[", "\\[")
-        .replace("`", "\\`")
-    )
 
 
 def context_markdown(report: ContextReport | None) -> str:
@@ -102,7 +92,7 @@ def assistant_messages(
     text: str, *, title: str | None, details: str = "", sources: list[dict] | None = None
 ) -> ChatHistory:
     """The answer, a collapsible status line, sources and images, as chatbot messages."""
-    out: ChatHistory = [{"role": "assistant", "content": text or "…"}]
+    out: ChatHistory = [{"role": "assistant", "content": safe_markdown(text) or "…"}]
     if title:
         out.append(
             {"role": "assistant", "content": details or title, "metadata": {"title": title, "status": "done"}}
@@ -136,7 +126,7 @@ def conversation_history(services, conversation_id: str | None) -> ChatHistory:
     history: ChatHistory = []
     for m in services.conversations.messages(conversation_id):
         if m.role == "user":
-            history.append({"role": "user", "content": m.content})
+            history.append({"role": "user", "content": safe_markdown(m.content)})
         elif m.role == "assistant":
             used = (m.prompt_tokens or 0) + (m.completion_tokens or 0)
             title = status_title(
@@ -146,7 +136,10 @@ def conversation_history(services, conversation_id: str | None) -> ChatHistory:
                 n_ctx=n_ctx,
                 finish_reason=m.finish_reason,
             )
-            details = f"Model: {m.model or '?'} · finish: {m.finish_reason or '?'} · cached prompt tokens: {m.cached_tokens or 0}"
+            details = (
+                f"Model: {escape_inline(m.model or '?')} · finish: {escape_inline(m.finish_reason or '?')}"
+                f" · cached prompt tokens: {m.cached_tokens or 0}"
+            )
             history.extend(assistant_messages(m.content, title=title, details=details, sources=m.sources))
     return history
 
@@ -216,7 +209,7 @@ def attachment_messages(services, path: str, labels: str) -> ChatHistory:
     if len(names) >= 2:
         try:
             scored = services.images.classify(Path(path), names)
-            text += "\n\n**Labels**: " + " · ".join(f"{_md_escape(n)} {p:.0%}" for n, p in scored)
+            text += "\n\n**Labels**: " + " · ".join(f"{escape_inline(n)} {p:.0%}" for n, p in scored)
         except EngineError as e:
             text += "\n\n" + friendly(e)
     return [
@@ -255,7 +248,7 @@ def regenerate(services, conversation_id: str | None, *controls):
 def _turn(services, conversation_id, message, mode, controls, preface=(), images=()):
     shown = [*_history_before_turn(services, conversation_id, mode), *preface]
     if mode != "regenerate":
-        shown = [*shown, {"role": "user", "content": message}]
+        shown = [*shown, {"role": "user", "content": safe_markdown(message)}]
     try:
         config = config_from_controls(controls)
         report, text, sources = None, "", []
@@ -272,7 +265,12 @@ def _turn(services, conversation_id, message, mode, controls, preface=(), images
                 sources = [dataclasses.asdict(hit) for hit in event.hits]
             elif isinstance(event, TextDelta):
                 text += event.text
-                yield [*shown, {"role": "assistant", "content": text}], conversation_id, "", False
+                yield (
+                    [*shown, {"role": "assistant", "content": safe_markdown(text)}],
+                    conversation_id,
+                    "",
+                    False,
+                )
             elif isinstance(event, Done):
                 title = status_title(
                     ttft_s=event.timings.ttft_s,

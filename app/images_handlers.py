@@ -14,6 +14,8 @@ from app.documents_handlers import ALREADY_ADDED, discard_uploads
 from engine.errors import EngineError
 from engine.types import FileResult, Hit
 
+from .markup import escape_inline, escape_text
+
 Gallery = list[tuple[str, str]]
 DEFAULT_COLLECTION = "library"
 
@@ -30,13 +32,15 @@ def _path(value: Any) -> Path:
 
 
 def _error(e: EngineError) -> str:
-    return f"**{e.title}:** {e}"
+    return f"**{escape_text(e.title)}:** {escape_text(e)}"
 
 
 def status(services) -> str:
     """The panel's first line: whether CLIP can load, and how to provide it if not."""
     ok, message = services.images.available()
-    return f"✅ {message}" if ok else f"⚠️ **Image search is unavailable.** {message}"
+    return (
+        f"✅ {escape_text(message)}" if ok else f"⚠️ **Image search is unavailable.** {escape_text(message)}"
+    )
 
 
 def collection_choices(services) -> list[str]:
@@ -78,7 +82,7 @@ def report(results: list[FileResult]) -> str:
     for r in results:
         name = Path(r.path).name
         detail = r.message.removeprefix(f"{name}: ") if r.message else r.status
-        lines.append(f"- {icons[r.status]} `{_name(name)}`: {detail}")
+        lines.append(f"- {icons[r.status]} `{_name(name)}`: {escape_inline(detail)}")
     return f"**{head}**\n\n" + "\n".join(lines)
 
 
@@ -90,7 +94,7 @@ def gallery(hits: list[Hit]) -> Gallery:
 def _results(hits: list[Hit], what: str) -> tuple[Gallery, str]:
     if not hits:
         return [], f"No images found for {what}. Add some in *Add images* first."
-    rows = "\n".join(f"| {i} | {h.source} | {h.meta.get('collection', '')} | {h.score:.3f} |"
+    rows = "\n".join(f"| {i} | {escape_inline(h.source)} | {escape_inline(h.meta.get('collection', ''))} | {h.score:.3f} |"
                      for i, h in enumerate(hits, 1))  # fmt: skip
     return gallery(
         hits
@@ -102,7 +106,7 @@ def search_by_text(services, query: str, collection: str | None = None, k: int =
         hits = services.images.search_text(query, k=int(k), collection=collection or None)
     except EngineError as e:
         return [], _error(e)
-    return _results(hits, f"“{query.strip()}”")
+    return _results(hits, f"“{escape_inline(query)}”")
 
 
 def search_by_image(services, image: Any, collection: str | None = None, k: int = 8) -> tuple[Gallery, str]:
@@ -113,7 +117,7 @@ def search_by_image(services, image: Any, collection: str | None = None, k: int 
         hits = services.images.search_image(path, k=int(k), collection=collection or None)
     except EngineError as e:
         return [], _error(e)
-    return _results(hits, f"the example image {path.name}")
+    return _results(hits, f"the example image {escape_inline(path.name)}")
 
 
 def parse_labels(text: str) -> list[str]:
@@ -131,7 +135,7 @@ def classify(services, image: Any, labels_text: str) -> tuple[dict[str, float], 
     except EngineError as e:
         return {}, _error(e)
     best, p = ranked[0]
-    return dict(ranked), f"Most likely: **{best}** ({p:.0%}) among {len(ranked)} labels."
+    return dict(ranked), f"Most likely: **{escape_inline(best)}** ({p:.0%}) among {len(ranked)} labels."
 
 
 def library(services, collection: str | None = None) -> tuple[Gallery, list[tuple[str, str]], str]:
@@ -139,7 +143,7 @@ def library(services, collection: str | None = None) -> tuple[Gallery, list[tupl
     images = services.images.list(collection or None)
     items = [(str(i.path), i.file_name) for i in images]
     choices = [(f"{i.file_name} ({i.collection})", i.id) for i in images]
-    where = f"in {collection!r}" if collection else "in all collections"
+    where = f"in {escape_inline(repr(collection))}" if collection else "in all collections"
     return items, choices, f"{len(images)} images {where}."
 
 
@@ -178,13 +182,13 @@ def describe_attachment(services, path: Path | str) -> str:
         return f"{_error(e)}\n\n{note}"
     parts = [f"**Attached image:** `{_name(found['file_name'])}` ({found['width']}×{found['height']})"]
     if found["caption"]:
-        parts.append(f"Text in the file: {found['caption']}")
+        parts.append(f"Text in the file: {escape_text(found['caption'])}")
     images = found["images"]
     if images:
         parts.append(
             "**Most similar images**\n"
             + "\n".join(
-                f"{i}. `{_name(h.source)}` ({h.meta.get('collection', '')}) · {h.score:.3f}"
+                f"{i}. `{_name(h.source)}` ({escape_inline(h.meta.get('collection', ''))}) · {h.score:.3f}"
                 for i, h in enumerate(images, 1)
             )
         )
@@ -195,17 +199,19 @@ def describe_attachment(services, path: Path | str) -> str:
         parts.append(
             "**Closest passages (CLIP space)**\n"
             + "\n".join(
-                f"{i}. *{h.source}* · {h.score:.3f}: {_quote(h.text)}" for i, h in enumerate(chunks, 1)
+                f"{i}. *{escape_inline(h.source)}* · {h.score:.3f}: {escape_text(_quote(h.text))}"
+                for i, h in enumerate(chunks, 1)
             )
         )
     elif found["note"]:
-        parts.append(found["note"])
+        parts.append(escape_text(found["note"]))
     parts.append(f"_{note}_")
     return "\n\n".join(parts)
 
 
 def _name(name: str) -> str:
-    return name.replace("`", "'")
+    """A file name for a code span: nothing can end the span (a backtick, a blank line)."""
+    return " ".join(str(name).replace("`", "'").split()) or "?"
 
 
 def _quote(text: str, limit: int = 160) -> str:

@@ -12,6 +12,7 @@ from engine.errors import EngineError, NotFoundError
 from engine.memory.provenance import USER
 
 from .handlers import friendly
+from .markup import escape_inline, escape_text
 
 GLOBAL = ""
 ARCHIVAL_HEADERS = ["id", "text", "saved", "from"]
@@ -56,9 +57,7 @@ def block_view(services, label: str | None, scope: str | None = GLOBAL) -> tuple
     except EngineError as e:
         return "", friendly(e), 0
     where = "this conversation only" if block.conversation_id else "every conversation"
-    info = (
-        f"{fill_label(block.value, block.limit)} · {where} · last changed by {block.updated_by or 'nobody'}"
-    )
+    info = f"{fill_label(block.value, block.limit)} · {where} · last changed by {escape_inline(block.updated_by or 'nobody')}"
     if block.updated_at:
         info += f" at {block.updated_at[:19].replace('T', ' ')}"
     return block.value, info, block.limit
@@ -73,7 +72,7 @@ def save_block(services, label: str | None, text: str, scope: str | None = GLOBA
         )
     except EngineError as e:
         return friendly(e)
-    return f"✅ Saved **{block.label}** ({block.fill})."
+    return f"✅ Saved **{escape_inline(block.label)}** ({block.fill})."
 
 
 def create_block(services, label: str, limit: float | int | None, scope: str | None = GLOBAL) -> str:
@@ -88,7 +87,7 @@ def create_block(services, label: str, limit: float | int | None, scope: str | N
             if isinstance(e, EngineError)
             else f"⚠️ The limit must be a whole number; got {limit!r}."
         )
-    return f"✅ Created **{block.label}** ({block.fill}, {'this conversation' if scope else 'global'})."
+    return f"✅ Created **{escape_inline(block.label)}** ({block.fill}, {'this conversation' if scope else 'global'})."
 
 
 def delete_block(services, label: str | None, scope: str | None = GLOBAL) -> str:
@@ -98,7 +97,7 @@ def delete_block(services, label: str | None, scope: str | None = GLOBAL) -> str
         _memory(services).core.delete(label, conversation_id=scope or None, origin=_user(scope))
     except EngineError as e:
         return friendly(e)
-    return f"🗑️ Deleted **{label}**."
+    return f"🗑️ Deleted **{escape_inline(label)}**."
 
 
 def _user(scope: str | None):
@@ -125,7 +124,8 @@ def search(services, query: str, start: str = "", end: str = "", limit: int = 10
 def _hit_line(number: int, hit: dict[str, Any]) -> str:
     kind = {"memory": "archival", "recall": "message"}.get(hit.get("kind", ""), hit.get("kind", ""))
     text = " ".join(str(hit.get("text", "")).split())
-    return f"**{number}. {kind}** · {hit.get('source', '')} · score {float(hit.get('score') or 0):.2f}\n\n> {text}"
+    source = escape_inline(hit.get("source", ""))
+    return f"**{number}. {escape_inline(kind)}** · {source} · score {float(hit.get('score') or 0):.2f}\n\n> {escape_text(text)}"
 
 
 # archival
@@ -142,7 +142,7 @@ def add_archival(services, text: str) -> str:
     except EngineError as e:
         return friendly(e)
     note = "" if entry.indexed else " (saved; it will be searchable by meaning once the index is reachable)"
-    return f"✅ Kept in archival memory as `{entry.id}`{note}."
+    return f"✅ Kept in archival memory as {escape_inline(entry.id)}{note}."
 
 
 def delete_archival(services, entry_id: str) -> str:
@@ -153,7 +153,7 @@ def delete_archival(services, entry_id: str) -> str:
         _memory(services).archival.delete(entry_id, origin=USER)
     except EngineError as e:
         return friendly(e)
-    return f"🗑️ Deleted `{entry_id}`."
+    return f"🗑️ Deleted {escape_inline(entry_id)}."
 
 
 # suggestions waiting for approval, and the provenance log
@@ -170,11 +170,11 @@ def resolve_pending(services, write_id: str, approve: bool) -> str:
         return "⚠️ Paste the id of a suggestion (first column)."
     try:
         if approve:
-            return f"✅ {_memory(services).approve(write_id)}"
+            return f"✅ {escape_text(_memory(services).approve(write_id))}"
         _memory(services).reject(write_id)
     except EngineError as e:
         return friendly(e)
-    return f"🗑️ Rejected `{write_id}`; nothing was written."
+    return f"🗑️ Rejected {escape_inline(write_id)}; nothing was written."
 
 
 def log_table(services, limit: int = 100) -> list[list[str]]:
@@ -237,4 +237,7 @@ def summary_text(services, conversation_id: str | None) -> str:
     summary = _memory(services).summaries.get(conversation_id)
     if not summary.text:
         return "No summary yet: the whole conversation still fits in the context window."
-    return f"**Running summary** (covers {summary.folded} messages, up to #{summary.through_seq}):\n\n> {summary.text}"
+    return (
+        f"**Running summary** (covers {summary.folded} messages, up to #{summary.through_seq}):\n\n"
+        f"> {escape_text(' '.join(summary.text.split()))}"
+    )

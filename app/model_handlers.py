@@ -25,10 +25,12 @@ def model_facts(services) -> str:
             else "CPU (0 GPU layers)"
         )
     )
+    from .markup import escape_inline as esc  # the GGUF's name and file name are untrusted
+
     return (
-        f"**{info.name}**\n\n"
+        f"**{esc(info.name)}**\n\n"
         f"| | {info.backend} |\n|---|---|\n"
-        f"| file | `{Path(info.path).name}` ({info.size_bytes / 1e6:,.0f} MB) |\n"
+        f"| file | {esc(Path(info.path).name)} ({info.size_bytes / 1e6:,.0f} MB) |\n"
         f"| quantization | {info.quantization} |\n"
         f"| parameters | {info.n_params / 1e6:,.1f} M |\n"
         f"| context | {info.n_ctx:,} tokens (trained on {info.n_ctx_train:,}) |\n"

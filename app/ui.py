@@ -275,21 +275,27 @@ def launch(
     *,
     host: str = "127.0.0.1",
     port: int = 7860,
-    auth: tuple[str, str] | None = None,
+    auth: tuple[str, str] | list[tuple[str, str]] | None = None,
+    allowed_hosts: tuple[str, ...] = (),
+    max_upload_bytes: int | None = None,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+    routers: tuple = (),
     block: bool = True,
 ):
-    demo = build_ui(services)
-    demo.queue(default_concurrency_limit=4)
-    demo.launch(
-        server_name=host,
-        server_port=port,
+    """Serve the page (app/server.py: our FastAPI app, guarded, Gradio mounted in it).
+
+    With ``block=False`` the server runs in a thread; the returned handle has ``close()``.
+    """
+    from .server import DEFAULT_MAX_UPLOAD_MB, create_app, serve
+
+    app = create_app(
+        services,
+        host=host,
+        port=port,
         auth=auth,
-        prevent_thread_lock=not block,
-        show_error=False,
-        allowed_paths=[str(services.settings.files_dir)],
-        css_paths=[CSS_PATH],
-        theme="soft",
-        footer_links=[],
-        quiet=not block,
+        allowed_hosts=allowed_hosts,
+        max_upload_bytes=max_upload_bytes or DEFAULT_MAX_UPLOAD_MB * 2**20,
+        routers=routers,
     )
-    return demo
+    return serve(app, host=host, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile, block=block)

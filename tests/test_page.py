@@ -29,9 +29,9 @@ def _serve(data_dir, **settings):
 
     services = build(Settings(data_dir=data_dir, n_ctx=2048, **settings))
     port = _free_port()
-    demo = launch(services, port=port, block=False)
+    server = launch(services, port=port, block=False)
     yield services, f"http://127.0.0.1:{port}"
-    demo.close()
+    server.close()
     services.close()
 
 

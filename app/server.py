@@ -1,0 +1,138 @@
+"""The web server: our own FastAPI app, the Gradio page mounted in it, the guard in front.
+
+``create_app`` composes it; ``serve`` runs it with uvicorn. Gradio is configured here so that
+it keeps to the machine: no share tunnel (``launch`` is never called, so GRADIO_SHARE has
+nothing to open), no analytics or version pings, no run history, no SSR node server, no MCP,
+no monitoring, and its temp files (uploads, copies of shown files) in ``data_dir/tmp``
+(mode 0700) instead of the system temp folder.
+
+Gradio reads its temp folder from GRADIO_TEMP_DIR once, when each component is created
+(``Block.GRADIO_CACHE``) and when its app is created (``App.uploaded_file_dir``). Hearth
+never changes process environment, so it sets those two attributes after building the page.
+Gradio then checks uploaded file paths against the environment's folder only after a
+``launch()``, which a mounted app never does: the guard (app/security.py) checks instead
+that every file object a request hands to a function lies inside ``data_dir/tmp``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import security
+from .security import Guard, GuardConfig, LoginThrottle
+
+DEFAULT_MAX_UPLOAD_MB = 1024
+#: Gradio deletes the temp files it made every hour once they are a day old, and all at exit
+DELETE_CACHE = (3600, 86400)
+Credentials = Sequence[tuple[str, str]]
+
+
+def temp_dir(data_dir: Path) -> Path:
+    """``data_dir/tmp``, mode 0700, emptied of what an earlier run (or a crash) left there."""
+    tmp = Path(data_dir) / "tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True, mode=0o700, exist_ok=True)
+    tmp.chmod(0o700)  # mkdir's mode is masked by the umask
+    return tmp
+
+
+def create_app(
+    services: Any,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 7860,
+    auth: tuple[str, str] | Credentials | None = None,
+    allowed_hosts: Iterable[str] = (),
+    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20,
+    routers: Iterable[Any] = (),
+):
+    """The FastAPI app serving the page (and ``routers``, e.g. the /v1 API), guarded."""
+    import gradio as gr
+    from fastapi import FastAPI
+
+    from .ui import CSS_PATH, build_ui
+
+    tmp = temp_dir(services.settings.data_dir)
+    demo = build_ui(services)
+    demo.queue(default_concurrency_limit=4)
+    _keep_temp_files_in(demo, tmp)
+    demo.delete_cache = DELETE_CACHE
+    app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+    for router in routers:
+        app.include_router(router)
+    credentials = [auth] if isinstance(auth, tuple) else (list(auth) if auth else None)
+    gr.mount_gradio_app(
+        app, demo, path="/", server_name=host, server_port=port, auth=credentials,
+        allowed_paths=[str(services.settings.files_dir)], css_paths=[CSS_PATH], theme="soft",
+        footer_links=[], show_error=False, max_file_size=max_upload_bytes, run_history=False,
+        ssr_mode=False, mcp_server=False, pwa=False, enable_monitoring=False,
+        js=demo._deprecated_js, head=demo._deprecated_head,  # what build_ui gave gr.Blocks(js=, head=)
+    )  # fmt: skip
+    _gradio_app(app).uploaded_file_dir = str(tmp)
+    config = GuardConfig(
+        hosts=security.allowed_hosts(host, port, allowed_hosts),
+        max_body_bytes=max_upload_bytes,
+        upload_root=tmp,
+        script_sources=security.script_hashes(demo.head or ""),
+    )
+    app.add_middleware(Guard, config=config, throttle=LoginThrottle())
+    app.state.blocks = demo
+    return app
+
+
+def _keep_temp_files_in(demo: Any, tmp: Path) -> None:
+    for block in [demo, *demo.blocks.values()]:
+        block.GRADIO_CACHE = str(tmp)
+
+
+def _gradio_app(app: Any) -> Any:
+    from starlette.routing import Mount
+
+    return next(r.app for r in app.routes if isinstance(r, Mount) and hasattr(r.app, "uploaded_file_dir"))
+
+
+class Server:
+    """A running uvicorn server in a thread (tests and ``launch(block=False)``)."""
+
+    def __init__(self, server: Any, thread: threading.Thread) -> None:
+        self.server, self.thread = server, thread
+
+    def close(self) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def serve(
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    ssl_certfile: str | None = None,
+    ssl_keyfile: str | None = None,
+    block: bool = True,
+) -> Server | None:
+    """Run ``app`` with uvicorn; with ``block=False`` in a thread, returned once it listens."""
+    import uvicorn
+
+    config = uvicorn.Config(
+        app, host=host, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
+        log_level="warning", server_header=False, proxy_headers=False, ws="none",
+        timeout_graceful_shutdown=5,
+    )  # fmt: skip
+    server = uvicorn.Server(config)
+    if block:
+        server.run()
+        return None
+    thread = threading.Thread(target=server.run, name="hearth-server", daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError(f"the server did not start on {host}:{port}")
+        time.sleep(0.05)
+    return Server(server, thread)
