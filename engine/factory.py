@@ -78,7 +78,7 @@ def build(
             models.load()
         except ModelError as e:
             warnings.append(str(e))
-    vectors = VectorStore(settings.chroma_dir)
+    vectors = VectorStore(settings.chroma_dir, url=settings.chroma_url, token=settings.chroma_token)
     embedder = TextEmbedder(settings.embed_model)
     from .memory import MemoryOptions, MemoryService
 
