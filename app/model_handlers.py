@@ -152,7 +152,7 @@ def connect_remote(services, url: str, key: str, model: str, n_ctx) -> tuple[str
         url = (url or "").strip()
         if not url:
             raise ConfigError("Type the server's URL, e.g. http://127.0.0.1:8080.", field="backend_url")
-        settings = services.settings
+        settings = services.models.settings  # what is loaded now, not what the app started with
         # an empty key box keeps the key, but only for the same server: it must not leak to another
         same_server = settings.backend_url and settings.backend_url.rstrip("/") == url.rstrip("/")
         key = (key or "").strip() or (settings.backend_key if same_server else None)
