@@ -33,6 +33,7 @@ class ServerProcess:
     def __init__(self, args: list[str], log: Path, ready_path: str, port: int, headers: dict | None = None):
         self.url = f"http://127.0.0.1:{port}"
         self.log = log
+        log.parent.mkdir(parents=True, exist_ok=True)
         self._log_file = log.open("wb")
         self.proc = subprocess.Popen(args, stdout=self._log_file, stderr=subprocess.STDOUT)
         self._wait_ready(ready_path, headers or {})
