@@ -13,7 +13,9 @@ from engine.errors import ConfigError, RetrievalError
 from engine.memory.provenance import USER
 from engine.vectors import VectorStore, check_chroma_server
 
-MANUAL = "# Heron 7 manual\n\nError E-47 means the drain filter is blocked. Rinse the filter under warm water.\n"
+MANUAL = (
+    "# Heron 7 manual\n\nError E-47 means the drain filter is blocked. Rinse the filter under warm water.\n"
+)
 
 
 @pytest.mark.parametrize(
@@ -46,7 +48,9 @@ def test_the_token_is_sent_as_a_bearer_header(tmp_path):
             store.collection("hearth-test").count()
         store.close()
     assert seen and all(headers.get("Authorization") == "Bearer s3cret-token" for _, _, headers, _ in seen)
-    assert "s3cret-token" not in repr(Settings(data_dir=tmp_path, chroma_url=url, chroma_token="s3cret-token"))
+    assert "s3cret-token" not in repr(
+        Settings(data_dir=tmp_path, chroma_url=url, chroma_token="s3cret-token")
+    )
 
 
 def test_a_server_that_is_down_is_a_clear_retrieval_error(tmp_path):
@@ -81,7 +85,9 @@ def test_reindex_rebuilds_a_lost_server_from_sqlite(tmp_path, capsys):
         assert "Embedded 1 chunk(s)" in capsys.readouterr().out
         services = build(Settings(data_dir=data, chroma_url=second.url), load_model=False)
         try:
-            assert services.documents.search("drain filter blocked", k=1, mode="dense")[0].source == "heron7.md"
+            assert (
+                services.documents.search("drain filter blocked", k=1, mode="dense")[0].source == "heron7.md"
+            )
             found = services.memory.archival.search("what pet do I have?", k=1)
             assert found and "Pickles" in found[0].text, "archival memory re-indexes itself from SQLite"
             assert services.vectors.collection(services.memory.archival._collection_name()).count() == 1
