@@ -184,7 +184,9 @@ def _model_tab(s) -> None:
             label="GGUF file path (or hf:OWNER/REPO/FILE.gguf)",
             scale=3,
             elem_id="model-path",
-            value=s.models.info.path if s.models.info else (settings.model or ""),
+            value=s.models.info.path
+            if s.models.info and s.models.info.backend != "remote"  # a remote model's path is its URL
+            else (settings.model or ""),
         )
         upload = gr.File(label="…or upload a .gguf", file_types=[".gguf"], type="filepath", scale=2)
     with gr.Row():

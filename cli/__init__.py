@@ -136,7 +136,7 @@ def _add_remote_options(parser: argparse.ArgumentParser) -> None:
         "--backend-n-ctx",
         type=int,
         default=_env_int("HEARTH_BACKEND_N_CTX"),
-        help="its context length when the server does not say (HEARTH_BACKEND_N_CTX)",
+        help="its context length when the server does not say, or less to reserve room (HEARTH_BACKEND_N_CTX)",
     )
     g.add_argument(
         "--backend-timeout",
