@@ -161,3 +161,9 @@ def models_route(owned_by: str = "tiny", model: str = "tiny-model") -> Handler:
 def delta(text: str, finish: str | None = None) -> str:
     choice = {"index": 0, "delta": {"content": text} if text else {}, "finish_reason": finish}
     return "data: " + json.dumps({"object": "chat.completion.chunk", "choices": [choice]})
+
+
+def reasoning(text: str) -> str:
+    """A delta as vLLM's and llama.cpp's reasoning parsers stream a thinking model's thoughts."""
+    choice = {"index": 0, "delta": {"reasoning_content": text}, "finish_reason": None}
+    return "data: " + json.dumps({"object": "chat.completion.chunk", "choices": [choice]})

@@ -10,7 +10,15 @@ import time
 
 import pytest
 from conftest import GREEDY
-from remote_servers import delta, models_route, send_json, send_stream, start_llama_server, tiny_server
+from remote_servers import (
+    delta,
+    models_route,
+    reasoning,
+    send_json,
+    send_stream,
+    start_llama_server,
+    tiny_server,
+)
 
 from app import handlers as h
 from app.controls import control_values
@@ -237,4 +245,32 @@ def test_a_plain_openai_server_gets_standard_names_and_estimated_counts(tmp_path
                                           "top_p", "presence_penalty", "frequency_penalty"}  # fmt: skip
         with pytest.raises(GenerationError, match="cannot constrain output with a grammar"):
             list(backend.stream_chat(HELLO, GREEDY, grammar='root ::= "x"'))
+        backend.close()
+
+
+def test_thoughts_stream_between_think_tags_and_missing_tokenizers_fall_back_to_estimates(tmp_path):
+    def chat(h):
+        send_stream(
+            h,
+            [
+                reasoning("Let me think"),
+                reasoning(" more."),
+                delta("Answer"),
+                delta("", "stop"),
+                "data: [DONE]",
+            ],
+        )
+
+    routes = {
+        ("GET", "/v1/models"): models_route("llamacpp", "qwen3"),
+        ("GET", "/props"): lambda h: send_json(h, {"default_generation_settings": {"n_ctx": 4096}}),
+        ("POST", "/v1/chat/completions"): chat,
+    }  # no /tokenize or /apply-template: e.g. a proxy that passes only /v1
+    with tiny_server(routes) as (url, _):
+        backend = RemoteBackend(Settings(data_dir=tmp_path, backend_url=url))
+        assert (
+            "".join(c.text for c in backend.stream_chat(HELLO, GREEDY))
+            == "<think>Let me think more.</think>Answer"
+        )
+        assert not backend.token_counts_exact and backend.count_tokens("x" * 8) == 2
         backend.close()

@@ -70,6 +70,8 @@ class RemoteBackend:
             self._client.close()
             raise
         self.kind: ServerKind = self.facts.kind
+        self._tokenizer = self.kind.tokenizer
+        self._exact_prompts = True
         #: GenerationConfig fields this server drops; the page lists them
         self.ignored_settings: tuple[str, ...] = ignored_settings(self.kind)
         self.info = ModelInfo(
@@ -94,7 +96,8 @@ class RemoteBackend:
 
     @property
     def token_counts_exact(self) -> bool:
-        return self.kind.tokenizer is not None
+        """False: counts are estimates (~4 characters per token); the page says so."""
+        return self._tokenizer is not None
 
     # token counts
 
@@ -113,37 +116,46 @@ class RemoteBackend:
         return n
 
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
-        tokenizer = self.kind.tokenizer
         payload = [{"role": m.role, "content": m.content} for m in messages]
-        if tokenizer == "vllm":
-            body = {"model": self.facts.model, "messages": payload, "add_generation_prompt": True}
-            return int(self._post_json("/tokenize", body, "count the prompt's tokens")["count"])
-        if tokenizer == "llama.cpp":
-            prompt = self._post_json("/apply-template", {"messages": payload}, "render the chat template")
-            body = {"content": prompt["prompt"], "add_special": True}
-            return len(self._post_json("/tokenize", body, "count the prompt's tokens")["tokens"])
+        try:
+            if self._tokenizer == "vllm" and self._exact_prompts:
+                body = {"model": self.facts.model, "messages": payload, "add_generation_prompt": True}
+                return int(self._post_json("/tokenize", body, "count", "count the prompt's tokens"))
+            if self._tokenizer == "llama.cpp" and self._exact_prompts:
+                prompt = self._post_json(
+                    "/apply-template", {"messages": payload}, "prompt", "render the template"
+                )
+                body = {"content": prompt, "add_special": True}
+                return len(self._post_json("/tokenize", body, "tokens", "count the prompt's tokens"))
+        except _MissingEndpointError:
+            self._exact_prompts = False  # an older server: estimate around exact per-message counts
         return sum(self.count_tokens(m.content) + MESSAGE_OVERHEAD for m in messages) + MESSAGE_OVERHEAD
 
     def _count_remote(self, text: str) -> int:
-        tokenizer = self.kind.tokenizer
-        if tokenizer == "llama.cpp":
-            found = self._post_json("/tokenize", {"content": text, "add_special": False}, "count tokens")
-            return len(found["tokens"])
-        if tokenizer == "vllm":
-            body = {"model": self.facts.model, "prompt": text, "add_special_tokens": False}
-            return int(self._post_json("/tokenize", body, "count tokens")["count"])
-        if tokenizer == "llama-cpp-python":
-            # it always adds the BOS token where the model has one: the probe measured that offset
-            found = self._post_json("/extras/tokenize/count", {"input": text}, "count tokens")
-            return max(0, int(found["count"]) - self.facts.count_offset)
+        try:
+            if self._tokenizer == "llama.cpp":
+                body = {"content": text, "add_special": False}
+                return len(self._post_json("/tokenize", body, "tokens", "count tokens"))
+            if self._tokenizer == "vllm":
+                body = {"model": self.facts.model, "prompt": text, "add_special_tokens": False}
+                return int(self._post_json("/tokenize", body, "count", "count tokens"))
+            if self._tokenizer == "llama-cpp-python":
+                # it always adds the BOS token where the model has one: the probe measured that offset
+                found = self._post_json("/extras/tokenize/count", {"input": text}, "count", "count tokens")
+                return max(0, int(found) - self.facts.count_offset)
+        except _MissingEndpointError:
+            self._tokenizer = None  # e.g. a proxy in front of the server: estimate from now on
         return math.ceil(len(text) / CHARS_PER_TOKEN)
 
-    def _post_json(self, path: str, body: dict[str, Any], doing: str) -> dict[str, Any]:
+    def _post_json(self, path: str, body: dict[str, Any], key: str, doing: str) -> Any:
+        """``key`` of the JSON answer to a POST; _MissingEndpointError when the server lacks ``path``."""
         httpx = self._httpx
         try:
             response = self._client.post(path, json=body)
+            if response.status_code in (404, 405, 501):
+                raise _MissingEndpointError(path)
             response.raise_for_status()
-            return response.json()
+            return response.json()[key]
         except httpx.HTTPError as e:
             raise GenerationError(f"Could not {doing} on the model server at {self.url}: {e}") from e
         except (ValueError, KeyError, TypeError) as e:
@@ -199,6 +211,7 @@ class RemoteBackend:
 
     def _events(self, response, prompt_tokens: int, cancel) -> Iterator[Chunk]:
         finish, produced, usage, ended = None, 0, None, False
+        thinking = _Thinking()
         for line in response.iter_lines():
             if cancel is not None and cancel.is_set():
                 finish = "cancelled"
@@ -212,7 +225,7 @@ class RemoteBackend:
             event = _parse_event(data, self.url)
             usage = event.get("usage") or usage
             for choice in event["choices"][:1]:
-                text = (choice.get("delta") or {}).get("content") or ""
+                text = thinking.text(choice.get("delta") or {})
                 if text:
                     produced += 1  # one streamed event per token on llama.cpp and vLLM
                     yield Chunk(text=text)
@@ -221,7 +234,8 @@ class RemoteBackend:
             raise GenerationError(
                 f"The model server at {self.url} ended the answer mid-stream. The text so far is kept."
             )
-        yield Chunk(text="", finish_reason=_finish(finish), usage=self._usage(usage, prompt_tokens, produced))
+        usage = self._usage(usage, prompt_tokens, produced)
+        yield Chunk(text=thinking.close(), finish_reason=_finish(finish), usage=usage)
 
     def _usage(self, usage: dict[str, Any] | None, prompt_tokens: int, produced: int) -> Usage:
         usage = usage if isinstance(usage, dict) else {}
@@ -241,6 +255,33 @@ class RemoteBackend:
 
     def close(self) -> None:
         self._client.close()
+
+
+class _Thinking:
+    """Servers that parse reasoning (vLLM, llama.cpp) stream it as ``reasoning_content``: put it
+    back between <think> tags, which the page shows as a collapsible block."""
+
+    def __init__(self) -> None:
+        self.open = False
+
+    def text(self, delta: dict[str, Any]) -> str:
+        reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+        content = delta.get("content") or ""
+        out = ""
+        if reasoning:
+            out += ("" if self.open else "<think>") + str(reasoning)
+            self.open = True
+        if content:
+            out += self.close() + str(content)
+        return out
+
+    def close(self) -> str:
+        was, self.open = self.open, False
+        return "</think>" if was else ""
+
+
+class _MissingEndpointError(Exception):
+    """The server has no such endpoint (an older version, or a proxy that passes only /v1)."""
 
 
 def _sse_data(line: str, url: str) -> str | None:
