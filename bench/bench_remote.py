@@ -58,12 +58,12 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
     raise SystemExit("the server did not start; see " + str(tmp / "server.log"))
 
 
-def direct_stream(url: str, body: dict) -> tuple[float, float]:
+def direct_stream(client: httpx.Client, body: dict) -> tuple[float, float]:
     """(ttft, tokens/s) of one plain httpx client request, timed as Hearth times a turn:
     from the request to the first text, and from the first text to the end of the stream."""
     stamps: list[float] = []
     started = time.perf_counter()
-    with httpx.stream("POST", url + "/v1/chat/completions", json=body, timeout=120) as response:
+    with client.stream("POST", "/v1/chat/completions", json=body) as response:
         for line in response.iter_lines():
             if line.startswith("data:") and line[5:].strip() != "[DONE]":
                 choice = json.loads(line[5:])["choices"][0]
@@ -101,25 +101,28 @@ def hearth_turn(services, config: GenerationConfig) -> tuple[float, float, int]:
 
 def overhead(services, url: str, runs: int, config: GenerationConfig) -> None:
     body = recorded_body(services, config)  # also warms both paths
-    direct_stream(url, body)
-    h_rates, d_rates, h_ttft, d_ttft = [], [], [], []
-    for _ in range(runs):  # interleaved, so load on the machine hits both alike
-        ttft, tps, tokens = hearth_turn(services, config)
-        h_rates.append(tps)
-        h_ttft.append(ttft)
-        ttft, tps = direct_stream(url, body)
-        d_rates.append(tps)
-        d_ttft.append(ttft)
-    h, d = statistics.median(h_rates), statistics.median(d_rates)
-    print(f"1. remote overhead ({runs} runs, {tokens} tokens each, medians)")
-    print(
-        f"   Hearth turn via --backend-url: {h:7.1f} tok/s   TTFT {statistics.median(h_ttft) * 1000:6.0f} ms"
-    )
-    print(
-        f"   direct httpx client:           {d:7.1f} tok/s   TTFT {statistics.median(d_ttft) * 1000:6.0f} ms"
-    )
-    print(f"   tokens/s ratio Hearth/direct = {h / d:.3f}  (target >= 0.95)")
-    print(f"   per-run ratios: {', '.join(f'{a / b:.2f}' for a, b in zip(h_rates, d_rates))}")
+    # one persistent client, as Hearth's backend keeps one (a new client per request costs TTFT)
+    client = httpx.Client(base_url=url, timeout=120)
+    direct_stream(client, body)
+    hearth, direct = [], []
+    for i in range(runs):  # pairs in alternating order (ABBA), so drifting load hits both alike
+        for side in ("hearth", "direct") if i % 2 == 0 else ("direct", "hearth"):
+            if side == "hearth":
+                ttft, tps, tokens = hearth_turn(services, config)
+                hearth.append((ttft, tps))
+            else:
+                direct.append(direct_stream(client, body))
+    client.close()
+    h = statistics.median(tps for _, tps in hearth)
+    d = statistics.median(tps for _, tps in direct)
+    pairs = [a[1] / b[1] for a, b in zip(hearth, direct)]
+    print(f"1. remote overhead ({runs} pairs, {tokens} tokens each, medians)")
+    for name, runs_ in (("Hearth turn via --backend-url", hearth), ("direct httpx client", direct)):
+        ttft = statistics.median(t for t, _ in runs_) * 1000
+        print(f"   {name:<30} {statistics.median(r for _, r in runs_):7.1f} tok/s   TTFT {ttft:6.0f} ms")
+    print(f"   tokens/s ratio Hearth/direct: {h / d:.3f} (of medians), {statistics.median(pairs):.3f} "
+          "(median of pairs)  (target >= 0.95)")  # fmt: skip
+    print(f"   per-pair ratios: {', '.join(f'{r:.2f}' for r in pairs)}")
 
 
 def aggregate(backend, clients: int, config: GenerationConfig) -> float:
@@ -144,6 +147,9 @@ def aggregate(backend, clients: int, config: GenerationConfig) -> float:
 def concurrency(remote_backend, local_backend, config: GenerationConfig) -> None:
     print(f"2. concurrency: aggregate tokens/s ({config.max_tokens} tokens per client)")
     print("   clients   remote server   in-process engine (queues)")
+    for backend in (remote_backend, local_backend):  # warm: page in the model, fill caches
+        if backend is not None:
+            aggregate(backend, 1, config.replace(max_tokens=4))
     for clients in (1, 2, 4, 8):
         remote = aggregate(remote_backend, clients, config)
         local = aggregate(local_backend, clients, config) if local_backend is not None else float("nan")
