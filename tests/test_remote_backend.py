@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import chromadb
+import httpx
 import pytest
 from conftest import GREEDY, run_turn
 from remote_servers import start_chroma_server, start_llama_server
@@ -139,10 +139,8 @@ def test_a_document_question_cites_its_source_with_vectors_on_the_chroma_server(
     assert any(h["source"] == "heron7-manual.md" for h in saved)
     # the vectors live on the server, not in the data directory
     assert not remote.settings.chroma_dir.exists()
-    port = int(servers[1].url.rsplit(":", 1)[1])
-    on_server = {
-        c.name: c.count() for c in chromadb.HttpClient(host="127.0.0.1", port=port).list_collections()
-    }
+    api = servers[1].url + "/api/v2/tenants/default_tenant/databases/default_database/collections"
+    on_server = {c["name"]: httpx.get(f"{api}/{c['id']}/count").json() for c in httpx.get(api).json()}
     assert any(name.startswith("hearth-docs") and n > 0 for name, n in on_server.items()), on_server
 
 
