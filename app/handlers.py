@@ -249,9 +249,10 @@ def _turn(services, conversation_id, message, mode, controls, preface=(), images
     shown = [*_history_before_turn(services, conversation_id, mode), *preface]
     if mode != "regenerate":
         shown = [*shown, {"role": "user", "content": safe_markdown(message)}]
+    text = ""
     try:
         config = config_from_controls(controls)
-        report, text, sources = None, "", []
+        report, sources = None, []
         for event in services.chat.stream_turn(conversation_id, message, config, mode=mode, images=images):
             if isinstance(event, TurnStarted):
                 conversation_id = event.conversation_id
@@ -284,8 +285,9 @@ def _turn(services, conversation_id, message, mode, controls, preface=(), images
                 )
                 yield [*shown, *final], conversation_id, "", False
     except Exception as e:  # noqa: BLE001 - every failure becomes a message, never a traceback
+        kept = text + "\n\n" if text else ""  # a stream that broke mid-answer: its text is saved, show it
         yield (
-            [*shown, {"role": "assistant", "content": friendly(e)}],
+            [*shown, {"role": "assistant", "content": kept + friendly(e)}],
             conversation_id,
             (message if mode != "regenerate" else ""),
             mode == "edit",

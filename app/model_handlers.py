@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from engine.errors import ConfigError, EngineError, ModelError
+from .markup import escape_inline
 
 
 def model_facts(services) -> str:
@@ -16,6 +17,8 @@ def model_facts(services) -> str:
     if info is None:
         why = services.models.last_error or "no model file chosen"
         return f"**No model loaded.** {why}"
+    if info.backend == "remote":
+        return remote_facts(services)
     gpu = (
         f"{'all' if info.n_gpu_layers < 0 else info.n_gpu_layers} layers on the GPU"
         if info.on_gpu
@@ -88,6 +91,7 @@ def load_model(
             use_mlock=bool(use_mlock),
             chat_template=(chat_template or "").strip() or None,
             mmproj=_page_projector(services, (mmproj or "").strip() or None),
+            backend_url=None,  # a local file replaces a remote server
         )
         info = services.models.load(**changes)
         return model_facts(services), f"✅ Loaded {info.name}." + (f" {info.note}" if info.note else "")
@@ -173,3 +177,61 @@ def _link_new_name(tmp: Path, wanted: Path) -> Path:
         except FileExistsError:
             continue
     raise ModelError("The models folder already holds too many files of that name; rename the upload.")
+
+
+# A remote model server (an OpenAI-compatible API) instead of a local GGUF
+
+
+def remote_facts(services) -> str:
+    """The remote server, its models, its context, and what it ignores."""
+    backend = services.models.backend
+    info, facts = backend.info, backend.facts
+    ignored = ", ".join(escape_inline(name) for name in backend.ignored_settings) or "none"
+    counts = (
+        "exact (the server's tokenizer)"
+        if backend.token_counts_exact
+        else "**estimated** (~4 characters per token; the server has no tokenize endpoint)"
+    )
+    # the server's own words (model names, its URL echo) are untrusted: rendered inert
+    models = ", ".join(escape_inline(m) + (" (in use)" if m == info.name else "") for m in facts.models)
+    return (
+        f"**{escape_inline(info.name)}** on a remote server\n\n"
+        f"| | remote |\n|---|---|\n"
+        f"| server | {escape_inline(info.path)} ({escape_inline(facts.kind.label)}) |\n"
+        f"| models there | {models} |\n"
+        f"| context | {info.n_ctx:,} tokens (from {facts.n_ctx_source}) |\n"
+        f"| token counts | {counts} |\n"
+        f"| settings this server ignores | {ignored} |\n"
+        f"| images | no (text only) |\n"
+        f"| backend | remote |"
+    )
+
+
+def remote_models(services) -> list[str]:
+    """Models the connected server offers (empty when a local model is loaded)."""
+    if services.models.info is None:
+        return []
+    return list(getattr(services.models.backend, "models", []))
+
+
+def connect_remote(services, url: str, key: str, model: str, n_ctx) -> tuple[str, str]:
+    """Use an OpenAI-compatible server; on failure keep the current model. Returns (facts, status)."""
+    try:
+        url = (url or "").strip()
+        if not url:
+            raise ConfigError("Type the server's URL, e.g. http://127.0.0.1:8080.", field="backend_url")
+        settings = services.models.settings  # what is loaded now, not what the app started with
+        # an empty key box keeps the key, but only for the same server: it must not leak to another
+        same_server = settings.backend_url and settings.backend_url.rstrip("/") == url.rstrip("/")
+        key = (key or "").strip() or (settings.backend_key if same_server else None)
+        info = services.models.load(
+            backend_url=url,
+            backend_key=key,
+            backend_model=(model or "").strip() or None,
+            backend_n_ctx=_int_or_none(n_ctx, "backend_n_ctx") or None,
+        )
+        return model_facts(services), f"✅ Connected: {info.name} at {info.path}."
+    except EngineError as e:
+        kept = services.models.info
+        still = f" Still using {kept.name}." if kept else " No model is loaded."
+        return model_facts(services), f"⚠️ **{e.title}**: {e}{still}"

@@ -186,7 +186,9 @@ def _model_tab(s) -> None:
             label="GGUF file path (or hf:OWNER/REPO/FILE.gguf)",
             scale=3,
             elem_id="model-path",
-            value=s.models.info.path if s.models.info else (settings.model or ""),
+            value=s.models.info.path
+            if s.models.info and s.models.info.backend != "remote"  # a remote model's path is its URL
+            else (settings.model or ""),
         )
         upload = gr.File(label="…or upload a .gguf", file_types=[".gguf"], type="filepath", scale=2)
     with gr.Row():
@@ -242,6 +244,46 @@ def _model_tab(s) -> None:
         [facts, status],
         concurrency_limit=1,
     )
+    _remote_server_box(s, facts, status)
+
+
+def _remote_server_box(s, facts, status) -> None:
+    """Connect to an OpenAI-compatible server instead; "Load / reload model" goes back to a local file."""
+    settings = s.settings
+    with gr.Accordion(
+        "Remote model server (vLLM, llama.cpp server, Ollama …)", open=bool(settings.backend_url)
+    ):
+        with gr.Row():
+            url = gr.Textbox(
+                label="Server URL",
+                value=settings.backend_url or "",
+                scale=3,
+                placeholder="http://gpu-box:8000",
+                elem_id="remote-url",
+            )
+            key = gr.Textbox(
+                label="API key (empty = none, or keep the current one)",
+                type="password",
+                scale=2,
+                elem_id="remote-key",
+            )
+        with gr.Row():
+            model = gr.Dropdown(
+                mh.remote_models(s),
+                value=settings.backend_model,
+                label="Model (empty = first)",
+                allow_custom_value=True,
+                elem_id="remote-model",
+            )
+            n_ctx = gr.Number(
+                label="Context if the server does not say",
+                value=settings.backend_n_ctx,
+                precision=0,
+                elem_id="remote-n-ctx",
+            )
+        connect = gr.Button("Connect to server", elem_id="remote-connect")
+    connect.click(partial(mh.connect_remote, s), [url, key, model, n_ctx], [facts, status],
+                  concurrency_limit=1).then(lambda: gr.Dropdown(choices=mh.remote_models(s)), None, model)  # fmt: skip
 
 
 def _collections(s) -> list[str]:

@@ -101,10 +101,78 @@ def global_parser() -> argparse.ArgumentParser:
         default=os.environ.get("HEARTH_MEMORY_AGENT", "").strip().lower() in ("1", "true", "yes", "on"),
         help="let the model call memory tools before answering (HEARTH_MEMORY_AGENT=1)",
     )
+    _add_remote_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(sub)
     return parser
+
+
+def _add_remote_options(parser: argparse.ArgumentParser) -> None:
+    env = os.environ.get
+    g = parser.add_argument_group("scaling out: a remote model server and a Chroma server")
+    g.add_argument(
+        "--backend-url",
+        default=env("HEARTH_BACKEND_URL") or None,
+        help="OpenAI-compatible server that runs the model instead of a local GGUF: vLLM, "
+        "llama.cpp's server, Ollama ... e.g. http://gpu-box:8000 (HEARTH_BACKEND_URL)",
+    )
+    g.add_argument(
+        "--backend-key",
+        default=env("HEARTH_BACKEND_KEY") or None,
+        help="its API key (HEARTH_BACKEND_KEY; prefer --backend-key-file: flags show in ps)",
+    )
+    g.add_argument(
+        "--backend-key-file",
+        type=Path,
+        default=env("HEARTH_BACKEND_KEY_FILE") or None,
+        help="file holding the API key (HEARTH_BACKEND_KEY_FILE)",
+    )
+    g.add_argument(
+        "--backend-model",
+        default=env("HEARTH_BACKEND_MODEL") or None,
+        help="which of the server's models (HEARTH_BACKEND_MODEL; default: the first it lists)",
+    )
+    g.add_argument(
+        "--backend-n-ctx",
+        type=int,
+        default=_env_int("HEARTH_BACKEND_N_CTX"),
+        help="its context length when the server does not say, or less to reserve room (HEARTH_BACKEND_N_CTX)",
+    )
+    g.add_argument(
+        "--backend-timeout",
+        type=float,
+        default=float(env("HEARTH_BACKEND_TIMEOUT") or 120),
+        help="seconds the server may stay silent mid-answer (HEARTH_BACKEND_TIMEOUT; default 120)",
+    )
+    g.add_argument(
+        "--chroma-url",
+        default=env("HEARTH_CHROMA_URL") or None,
+        help="Chroma server holding the vectors, e.g. http://127.0.0.1:8001; beyond loopback "
+        "it needs https or a token (HEARTH_CHROMA_URL)",
+    )
+    g.add_argument(
+        "--chroma-token",
+        default=env("HEARTH_CHROMA_TOKEN") or None,
+        help="its bearer token (HEARTH_CHROMA_TOKEN; prefer --chroma-token-file)",
+    )
+    g.add_argument("--chroma-token-file", type=Path, default=env("HEARTH_CHROMA_TOKEN_FILE") or None,
+                   help="file holding the Chroma token (HEARTH_CHROMA_TOKEN_FILE)")  # fmt: skip
+
+
+def _secret(value: str | None, path: Path | None, name: str) -> str | None:
+    """A secret from its flag or, so that it stays out of ``ps``, from a file."""
+    if path is None:
+        return value
+    from engine.errors import ConfigError
+
+    try:
+        text = Path(path).expanduser().read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeError) as e:
+        raise ConfigError(f"Could not read the {name} file {path}: {e}", field=name) from e
+    if not text:
+        raise ConfigError(f"The {name} file {path} is empty.", field=name)
+    return text
 
 
 def settings_from(args: argparse.Namespace):
@@ -128,6 +196,13 @@ def settings_from(args: argparse.Namespace):
         clip_batch_size=args.clip_batch_size,
         memory=not args.no_memory,
         memory_agent=args.memory_agent,
+        backend_url=args.backend_url,
+        backend_key=_secret(args.backend_key, args.backend_key_file, "backend key"),
+        backend_model=args.backend_model,
+        backend_n_ctx=args.backend_n_ctx,
+        backend_timeout=args.backend_timeout,
+        chroma_url=args.chroma_url,
+        chroma_token=_secret(args.chroma_token, args.chroma_token_file, "chroma token"),
     )
 
 

@@ -149,6 +149,20 @@ def parse_stop_strings(text: str) -> tuple[str, ...]:
     return tuple(s for s in lines if s.strip("\r") != "")
 
 
+def _check_url(url: str | None, name: str) -> None:
+    from urllib.parse import urlsplit
+
+    if url is None:
+        return
+    try:
+        parts = urlsplit(url.strip())
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+    except ValueError:  # e.g. a port that is not a number
+        ok = False
+    if not ok:
+        raise ConfigError(f"{name} must look like http://HOST:PORT or https://HOST; got {url!r}.", field=name)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Settings:
     """What is fixed when the app starts or a model loads."""
@@ -213,6 +227,21 @@ class Settings:
     memory_hits: int = 3
     #: agent mode: before answering, the model may call memory tools (grammar-constrained, capped)
     memory_agent: bool = False
+    #: an OpenAI-compatible server (vLLM, llama.cpp's server, Ollama ...) that runs the model
+    #: instead of a local GGUF; None = load ``model`` in this process
+    backend_url: str | None = None
+    #: its API key, sent as a bearer token (kept out of repr and logs)
+    backend_key: str | None = field(default=None, repr=False)
+    #: which of its models to use; None = the first one it lists
+    backend_model: str | None = None
+    #: its context length when the server does not say (or less, to reserve some)
+    backend_n_ctx: int | None = None
+    #: seconds the server may go silent mid-request (prompt processing included)
+    backend_timeout: float = 120.0
+    #: a Chroma server (http[s]://HOST:PORT) holding the vectors instead of the data directory
+    chroma_url: str | None = None
+    #: its token, sent as a bearer token (kept out of repr and logs)
+    chroma_token: str | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.n_ctx < 64 or self.n_ctx > 1_048_576:
@@ -231,6 +260,12 @@ class Settings:
         if not 0 <= self.chunk_overlap_tokens <= self.chunk_tokens // 2:
             raise ConfigError("chunk_overlap_tokens must be between 0 and half of chunk_tokens.",
                               field="chunk_overlap_tokens")  # fmt: skip
+        if self.backend_n_ctx is not None and not 64 <= self.backend_n_ctx <= 1_048_576:
+            raise ConfigError("backend_n_ctx must be between 64 and 1048576.", field="backend_n_ctx")
+        for name in ("backend_url", "chroma_url"):
+            _check_url(getattr(self, name), name)
+        if not 0 < self.backend_timeout <= 86_400:
+            raise ConfigError("backend_timeout must be between 0 and 86400 seconds.", field="backend_timeout")
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)

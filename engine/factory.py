@@ -107,7 +107,7 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
             models.load()
         except ModelError as e:
             warnings.append(str(e))
-    vectors = VectorStore(settings.chroma_dir)
+    vectors = VectorStore(settings.chroma_dir, url=settings.chroma_url, token=settings.chroma_token)
     embedder = TextEmbedder(settings.embed_model)
     from .memory import MemoryOptions, MemoryService
 

@@ -27,12 +27,25 @@ def llama_cpp_factory(settings: Settings) -> Backend:
     return LlamaCppBackend(settings)
 
 
+def remote_factory(settings: Settings) -> Backend:
+    from .backends.remote import RemoteBackend  # lazy: httpx only when a server is configured
+
+    return RemoteBackend(settings)
+
+
 class ModelManager:
     """The current model. A failed load keeps the previous model (or none) loaded."""
 
-    def __init__(self, settings: Settings, factory: BackendFactory = llama_cpp_factory):
+    def __init__(
+        self,
+        settings: Settings,
+        factory: BackendFactory = llama_cpp_factory,
+        remote: BackendFactory = remote_factory,
+    ):
         self.settings = settings
         self._factory = factory
+        #: used instead of ``factory`` while ``settings.backend_url`` names a model server
+        self._remote = remote
         self._backend: Backend | None = None
         self._lock = threading.Lock()  # one load at a time
         self._leases = threading.Condition()  # guards _backend swaps and _in_use
@@ -75,7 +88,8 @@ class ModelManager:
         settings = self.settings.replace(**changes)
         with self._lock:
             try:
-                backend = self._factory(settings)
+                factory = self._remote if settings.backend_url else self._factory
+                backend = factory(settings)
             except ModelError as e:
                 self.last_error = str(e)
                 raise

@@ -1,20 +1,24 @@
 """Vector storage over ChromaDB: the only module that imports chromadb.
 
 SQLite stays the source of truth; every collection here can be rebuilt from it.
-Embedded (``PersistentClient`` in the data directory) by default; a Chroma server
-later plugs in behind the same two classes.
+Embedded (``PersistentClient`` in the data directory) by default, or a client of a
+Chroma server (``--chroma-url``) behind the same two classes. A server is accepted only
+on loopback, over https, or with a token: Chroma's server API has had pre-auth
+vulnerabilities, so an open one on the network is not something to send documents to.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
-from .errors import RetrievalError
+from .errors import ConfigError, RetrievalError
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 
@@ -39,13 +43,42 @@ def collection_name(*parts: str) -> str:
     return name
 
 
-class VectorStore:
-    """One Chroma client for the data directory; hands out collections."""
+def check_chroma_server(url: str, token: str | None) -> None:
+    """Refuse a plain-http Chroma server beyond loopback that has no token."""
+    parts = urlsplit(url)
+    if parts.scheme == "http" and not token and not _is_loopback(parts.hostname or ""):
+        raise ConfigError(
+            f"Refusing the Chroma server at {url}: plain http beyond this machine needs a token "
+            "(--chroma-token), or use https. Chroma's server API has had pre-auth vulnerabilities.",
+            field="chroma_url",
+        )
 
-    def __init__(self, path: Path):
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class VectorStore:
+    """One Chroma client (embedded in the data directory, or of a server); hands out collections."""
+
+    def __init__(self, path: Path, *, url: str | None = None, token: str | None = None):
         self.path = Path(path)
+        self.url = url
+        self._token = token
+        if url:
+            check_chroma_server(url, token)
         self._client = None
         self._lock = threading.Lock()
+
+    @property
+    def where(self) -> str:
+        """For messages and the page: the server's URL or the local directory."""
+        return f"Chroma server {self.url}" if self.url else f"local index {self.path}"
 
     def _chroma(self):
         with self._lock:
@@ -55,12 +88,32 @@ class VectorStore:
                     from chromadb.config import Settings as ChromaSettings
                 except ImportError as e:
                     raise RetrievalError("chromadb is not installed: pip install -r requirements.txt") from e
-                self.path.mkdir(parents=True, exist_ok=True)
-                self._client = chromadb.PersistentClient(
-                    path=str(self.path),
-                    settings=ChromaSettings(anonymized_telemetry=False, allow_reset=False),
+                settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+                self._client = (
+                    self._server(chromadb, settings) if self.url else self._embedded(chromadb, settings)
                 )
             return self._client
+
+    def _embedded(self, chromadb, settings):
+        self.path.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(path=str(self.path), settings=settings)
+
+    def _server(self, chromadb, settings):
+        parts = urlsplit(self.url or "")
+        ssl = parts.scheme == "https"
+        headers = {"Authorization": f"Bearer {self._token}"} if self._token else None
+        try:
+            return chromadb.HttpClient(
+                host=parts.hostname or "localhost",
+                port=parts.port or (443 if ssl else 8000),
+                ssl=ssl,
+                headers=headers,
+                settings=settings,
+            )
+        except Exception as e:  # connection refused, auth refused, a version mismatch: all unusable
+            raise RetrievalError(
+                f"Could not use the Chroma server at {self.url}: {e}. Is it running, and is the token right?"
+            ) from e
 
     def collection(self, name: str) -> VectorCollection:
         """A cosine-space collection; created on first use. ``name`` must be valid."""
@@ -132,10 +185,16 @@ class VectorCollection:
         ]
 
     def ids(self, where: dict[str, Any] | None = None) -> list[str]:
-        return list(self._col.get(where=where, include=[])["ids"])
+        try:
+            return list(self._col.get(where=where, include=[])["ids"])
+        except Exception as e:  # a Chroma server that went away, mostly
+            raise RetrievalError(f"Could not read the vector index: {e}") from e
 
     def count(self) -> int:
-        return int(self._col.count())
+        try:
+            return int(self._col.count())
+        except Exception as e:
+            raise RetrievalError(f"Could not read the vector index: {e}") from e
 
 
 def _clean(meta: dict[str, Any]) -> dict[str, Any]:
