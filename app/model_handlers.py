@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from engine.errors import ConfigError, EngineError, ModelError
+
 from .markup import escape_inline
 
 
