@@ -93,7 +93,8 @@ def build(
 def prepare_data_dir(settings: Settings) -> None:
     """The data directory and the folders Hearth keeps in it, private to this user (0700)."""
     private_dir(settings.data_dir)
-    for folder in (settings.chroma_dir, settings.files_dir, settings.models_dir):
+    local_vectors = () if settings.chroma_url else (settings.chroma_dir,)  # a Chroma server keeps them
+    for folder in (*local_vectors, settings.files_dir, settings.models_dir):
         private_dir(folder)
 
 
