@@ -95,11 +95,13 @@ def load_model(
             backend_url=None,  # a local file replaces a remote server
         )
         info = services.models.load(**changes)
-        return model_facts(services), f"✅ Loaded {info.name}." + (f" {info.note}" if info.note else "")
+        return model_facts(services), f"✅ Loaded {escape_inline(info.name)}." + (
+            f" {info.note}" if info.note else ""
+        )
     except EngineError as e:
         kept = services.models.info
         still = f" Still using {kept.name}." if kept else " No model is loaded."
-        return model_facts(services), f"⚠️ **{e.title}**: {e}{still}"
+        return model_facts(services), f"⚠️ **{e.title}**: {escape_inline(str(e))}{escape_inline(still)}"
     except Exception as e:  # noqa: BLE001 - a bad value must never take the app down
         return model_facts(services), f"⚠️ Could not load the model: {e}"
 
@@ -231,8 +233,10 @@ def connect_remote(services, url: str, key: str, model: str, n_ctx) -> tuple[str
             backend_model=(model or "").strip() or None,
             backend_n_ctx=_int_or_none(n_ctx, "backend_n_ctx") or None,
         )
-        return model_facts(services), f"✅ Connected: {info.name} at {info.path}."
+        return model_facts(
+            services
+        ), f"✅ Connected: {escape_inline(info.name)} at {escape_inline(info.path)}."
     except EngineError as e:
         kept = services.models.info
         still = f" Still using {kept.name}." if kept else " No model is loaded."
-        return model_facts(services), f"⚠️ **{e.title}**: {e}{still}"
+        return model_facts(services), f"⚠️ **{e.title}**: {escape_inline(str(e))}{escape_inline(still)}"
