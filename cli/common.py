@@ -72,7 +72,7 @@ def check_data_dir(args: argparse.Namespace) -> None:
     """Refuse at once when another process holds the data directory, before any slow import
     (a second server must say so within seconds, not after loading gradio and a model)."""
     data_dir = getattr(args, "data_dir", None)
-    if data_dir is None:
+    if data_dir is None or getattr(args, "reads_beside_a_server", False):
         return
     from engine.store.datadir import probe
 

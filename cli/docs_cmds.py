@@ -69,7 +69,8 @@ def register(sub) -> None:
     p.add_argument("--collection", default=None, help="only this collection")
     p.add_argument("--delete", metavar="DOCUMENT_ID", default=None, help="delete this document everywhere")
     p.add_argument("--json", action="store_true")
-    p.set_defaults(handler=documents)
+    # listing only reads SQLite, so it also works beside a running server (read-only)
+    p.set_defaults(handler=documents, reads_beside_a_server=True)
 
     p = sub.add_parser(
         "reindex", help="re-embed chunks missing from the vector index (new embedding model, crash)"
@@ -198,21 +199,47 @@ def ask(args: argparse.Namespace) -> int:
 
 
 def documents(args: argparse.Namespace) -> int:
-    services = _services(args)
+    from engine.errors import DataDirInUseError
+
+    try:
+        services = _services(args)
+    except DataDirInUseError as busy:
+        if args.delete:
+            raise
+        return _documents_read_only(args, busy)
     try:
         if args.delete:
             services.documents.delete(args.delete)
             print(f"Deleted {args.delete}.", file=sys.stderr)
             return 0
-        docs = services.documents.documents(args.collection)
-        if args.json:
-            print_json([dataclasses.asdict(d) for d in docs])
-        else:
-            for d in docs:
-                print(f"{d.id}  {d.collection:<12} {d.n_chunks:>5} chunks  {d.name}")
+        _print_documents(services.documents.documents(args.collection), as_json=args.json)
         return 0
     finally:
         services.close()
+
+
+def _print_documents(docs, *, as_json: bool) -> None:
+    if as_json:
+        print_json([dataclasses.asdict(d) for d in docs])
+        return
+    for d in docs:
+        print(f"{d.id}  {d.collection:<12} {d.n_chunks:>5} chunks  {d.name}")
+
+
+def _documents_read_only(args: argparse.Namespace, busy: Exception) -> int:
+    """The list straight from SQLite, opened read-only: no migrations, no Chroma, no lock."""
+    from engine.rag.store import DocumentStore
+    from engine.store.db import Database
+
+    from . import settings_from
+
+    database = Database.read_only(settings_from(args).db_path)
+    try:
+        _print_documents(DocumentStore(database).documents(args.collection), as_json=args.json)
+    finally:
+        database.close()
+    print(f"(read-only: {str(busy).split(':')[0]}, so nothing can be changed now)", file=sys.stderr)
+    return 0
 
 
 def reindex(args: argparse.Namespace) -> int:

@@ -45,6 +45,14 @@ def test_commands_are_refused_while_another_process_holds_the_data_dir(tmp_path)
             assert f"process {os.getpid()}" in message and "http://127.0.0.1:7999" in message
             assert "Traceback" not in message
         assert holder.documents.documents() == []  # the refused ingest wrote nothing
+        holder.documents.ingest_paths([note])
+        listed = hearth("documents", "--json", data_dir=data)  # listing only reads: allowed, read-only
+        assert listed.returncode == 0 and [d["name"] for d in json.loads(listed.stdout)] == ["note.txt"]
+        assert "read-only" in listed.stderr
+        refused = hearth("documents", "--delete", json.loads(listed.stdout)[0]["id"], data_dir=data)
+        assert refused.returncode != 0 and "Another Hearth" in refused.stderr
+        assert len(holder.documents.documents()) == 1
+        holder.documents.delete(holder.documents.documents()[0].id)
     finally:
         holder.close()
     added = hearth("ingest", str(note), "--json", data_dir=data)  # released: now it works

@@ -49,7 +49,7 @@ def document_id(collection: str, content_hash: str) -> str:
     return hashlib.sha256(f"{collection}\0{content_hash}".encode()).hexdigest()[:32]
 
 
-#: parse a file's bytes: (data, name, kind) -> LoadedDocument (in a worker process, in the app)
+#: parse a file's bytes: (data, name, kind) -> LoadedDocument; the service's runs in a worker process
 Load = Callable[[bytes, str, str], LoadedDocument]
 
 

@@ -11,6 +11,7 @@ only the engine's loaders and talks over a socket pair.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import traceback
 from dataclasses import dataclass
@@ -101,7 +102,12 @@ class ParserWorker:
                 str(theirs.fileno()),
                 str(limits.memory_bytes or 0),
             ]
-            self._process = subprocess.Popen(command, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL)
+            # one thread per math library: the worker never computes, and idle thread pools would
+            # eat into its address-space limit
+            env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+            self._process = subprocess.Popen(
+                command, pass_fds=[theirs.fileno()], stdin=subprocess.DEVNULL, env=env
+            )
             self._conn = Connection(mine.detach())
         if not self._conn.poll(START_SECONDS):
             self._stop()

@@ -47,6 +47,25 @@ class Database:
                 "move it aside and Hearth will start a new one."
             ) from e
 
+    @classmethod
+    def read_only(cls, path: Path | str) -> Database:
+        """An existing database opened for reading only, without migrations: what a command may
+        do while another process holds the data directory (in WAL mode readers run beside the
+        one writer, each seeing the last committed state)."""
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise StoreError(f"There is no database at {self.path} yet.")
+        try:
+            uri = f"{self.path.resolve().as_uri()}?mode=ro"
+            conn = sqlite3.connect(uri, uri=True, check_same_thread=False, timeout=30, isolation_level=None)
+            conn.execute("PRAGMA query_only=ON")
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"Could not open the database at {self.path} for reading: {e}.") from e
+        self.db = sqlite_utils.Database(conn)
+        self.lock = threading.RLock()
+        return self
+
     @contextmanager
     def tx(self) -> Iterator[sqlite_utils.Database]:
         """Run a block atomically, holding the lock."""
