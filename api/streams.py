@@ -1,0 +1,132 @@
+"""Blocking model work on its own thread, awaited from the event loop.
+
+A generation holds the model lock for seconds; run on the event loop it would freeze every
+other request (the page included). Each call gets a thread that iterates the engine's stream
+and hands items to the loop through an asyncio queue (no thread-pool slot is held while a
+request waits its turn for the model). A watcher sets ``cancel`` when the client disconnects;
+the backend checks it at every token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+
+from engine.types import Chunk
+
+from .errors import from_exception
+
+#: most request bytes accepted (413 above); a long chat fits many times over
+MAX_BODY_BYTES = 8 * 1024 * 1024
+
+_END = object()
+
+
+class _Failed:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+class Generation:
+    """One engine stream running on its own thread, cancelled when the client goes away.
+
+    ``produce(cancel)`` returns the blocking iterator of Chunks; the last one carries
+    finish_reason. Always ``close()`` it (the routes do, in ``finally``).
+    """
+
+    def __init__(self, request: Request, produce: Callable[[threading.Event], Iterator[Chunk]]):
+        self.cancel = threading.Event()
+        self._loop = asyncio.get_running_loop()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._held: list[Chunk] = []
+        self._watcher = asyncio.create_task(_watch_disconnect(request, self.cancel))
+        thread = threading.Thread(
+            target=self._pump, args=(produce,), name="hearth-api-generation", daemon=True
+        )
+        thread.start()
+
+    def _pump(self, produce: Callable[[threading.Event], Iterator[Chunk]]) -> None:
+        try:
+            for item in produce(self.cancel):
+                self._put(item)
+        except BaseException as e:  # handed to the request, which answers in OpenAI's shape
+            self._put(_Failed(e))
+        finally:
+            self._put(_END)
+
+    def _put(self, item: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is gone: the server is shutting down
+            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
+
+    async def _next(self) -> Chunk | None:
+        if self._held:
+            return self._held.pop()
+        item = await self._queue.get()
+        if item is _END:
+            return None
+        if isinstance(item, _Failed):
+            raise item.error
+        return item
+
+    async def start(self) -> None:
+        """Wait for the first chunk, so that an error before any output (a bad grammar, no
+        model) is answered with its own status code rather than inside a 200 stream."""
+        first = await self._next()
+        if first is not None:
+            self._held.append(first)
+
+    async def chunks(self) -> AsyncIterator[Chunk]:
+        """The chunks up to and including the one with finish_reason."""
+        while (chunk := await self._next()) is not None:
+            yield chunk
+            if chunk.finish_reason:
+                return
+
+    async def collect(self) -> list[Chunk]:
+        return [chunk async for chunk in self.chunks()]
+
+    def close(self) -> None:
+        """Stop generating (a no-op once the answer is complete) and stop watching."""
+        self.cancel.set()
+        self._watcher.cancel()
+
+
+async def _watch_disconnect(request: Request, cancel: threading.Event) -> None:
+    # the body is read already: the next message the server sends is the disconnect
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            cancel.set()
+            return
+
+
+def sse_response(events: AsyncIterator[dict[str, Any]], generation: Generation) -> StreamingResponse:
+    """Server-sent events, one JSON object each, ending in ``data: [DONE]``.
+
+    An error after the stream started is sent as an ``{"error": ...}`` event (the openai client
+    raises it), without [DONE]. The generation is closed whatever happens.
+    """
+
+    async def body() -> AsyncIterator[str]:
+        try:
+            async for event in events:
+                yield f"data: {dumps(event)}\n\n"
+            yield "data: [DONE]\n\n"
+        except Exception as e:  # after the 200 went out, errors travel as an event
+            yield f"data: {dumps(from_exception(e).body())}\n\n"
+        finally:
+            generation.close()
+
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(body(), media_type="text/event-stream", headers=headers)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
