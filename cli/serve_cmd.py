@@ -6,6 +6,8 @@ import argparse
 import os
 import sys
 
+from api.keys import add_api_arguments
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -24,6 +26,7 @@ def register(sub) -> None:
         default=os.environ.get("HEARTH_AUTH") or None,
         help="USER:PASSWORD required to open the page (HEARTH_AUTH)",
     )
+    add_api_arguments(p)  # --api-key, --api-key-file; the key: api.api_key_from(args)
     p.set_defaults(handler=serve)
 
 

@@ -151,7 +151,9 @@ def test_raw_completion_skips_the_chat_template(client, model, services):
     reply = client.completions.create(model=model, prompt="The capital of France is", max_tokens=6,
                                       logprobs=2, **_extra(GREEDY))  # fmt: skip
     config = GenerationConfig(temperature=0.0, repeat_penalty=1.0, max_tokens=6)
-    direct = "".join(c.text for c in services.models.backend.stream_completion("The capital of France is", config))
+    direct = "".join(
+        c.text for c in services.models.backend.stream_completion("The capital of France is", config)
+    )
     choice = reply.choices[0]
     assert choice.text == direct and "Paris" in direct
     assert reply.usage.prompt_tokens == services.models.backend.count_tokens("The capital of France is")
@@ -169,7 +171,9 @@ def test_embeddings_are_the_configured_embedder(client, services, base_url):
     as_floats = httpx.post(f"{base_url}/v1/embeddings", json={"input": texts[0], "encoding_format": "float"},
                            headers=_auth()).json()  # fmt: skip
     assert _cos(as_floats["data"][0]["embedding"], vectors[0]) == pytest.approx(1.0, abs=1e-5)
-    assert as_floats["data"][0]["embedding"] == pytest.approx(services.embedder.embed([texts[0]])[0], abs=1e-6)
+    assert as_floats["data"][0]["embedding"] == pytest.approx(
+        services.embedder.embed([texts[0]])[0], abs=1e-6
+    )
 
 
 def test_calls_are_stateless_unless_hearth_is_asked_for(client, model, services):
@@ -218,7 +222,9 @@ def test_hearth_turn_retrieves_from_collections_with_sources(client, model, serv
 def test_disconnect_cancels_the_generation_and_frees_the_model(client, model, services):
     backend = services.models.backend
     backend.finishes.clear()
-    stream = client.completions.create(model=model, prompt=COUNTING, max_tokens=1500, stream=True, **_extra(GREEDY))
+    stream = client.completions.create(
+        model=model, prompt=COUNTING, max_tokens=1500, stream=True, **_extra(GREEDY)
+    )
     received = 0
     for chunk in stream:
         received += len(chunk.choices[0].text) if chunk.choices else 0
@@ -236,7 +242,9 @@ def test_disconnect_cancels_the_generation_and_frees_the_model(client, model, se
 def test_other_requests_are_served_while_a_long_call_generates(client, model, services, base_url):
     """The event loop stays free: models and health answer while the model is busy."""
     backend = services.models.backend
-    stream = client.completions.create(model=model, prompt=COUNTING, max_tokens=1500, stream=True, **_extra(GREEDY))
+    stream = client.completions.create(
+        model=model, prompt=COUNTING, max_tokens=1500, stream=True, **_extra(GREEDY)
+    )
     next(iter(stream))
     try:
         assert httpx.get(f"{base_url}/health").json() == {"status": "ok"}
@@ -249,24 +257,30 @@ def test_other_requests_are_served_while_a_long_call_generates(client, model, se
 def test_api_calls_and_page_turns_share_the_model(client, model, services):
     from conftest import run_turn
 
+    backend = services.models.backend
+    backend.finishes.clear()
     answers: dict[str, str] = {}
 
     def page_turn():
         done, text = run_turn(services, "Name a colour.", GenerationConfig(temperature=0.0, max_tokens=12))
-        answers["page"] = text if done.finish_reason in ("stop", "length") else ""
+        answers["page"] = services.conversations.messages(done.conversation_id)[-1].content
 
     def api_call(i: int):
         reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Name a colour."}],
                                                max_tokens=12, temperature=0.0)  # fmt: skip
         answers[f"api{i}"] = reply.choices[0].message.content
 
-    threads = [threading.Thread(target=page_turn)] + [threading.Thread(target=api_call, args=(i,)) for i in range(2)]
+    threads = [threading.Thread(target=page_turn)] + [
+        threading.Thread(target=api_call, args=(i,)) for i in range(2)
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join(timeout=300)
     assert set(answers) == {"page", "api0", "api1"} and all(answers.values())
-    assert answers["api0"] == answers["api1"]  # queued, not interleaved: identical greedy answers
+    # one after the other, each to its end: the lock queued them
+    assert backend.finishes.count("length") + backend.finishes.count("stop") == 3, backend.finishes
+    assert not backend._lock.locked()
 
 
 def _extra(fields: dict) -> dict:
