@@ -20,6 +20,7 @@ from fastapi.responses import JSONResponse
 
 from engine.chat import ChatService
 from engine.config import GenerationConfig
+from engine.errors import GenerationError
 from engine.types import Chunk, Done, Message, Sources, TextDelta, TokenLogprob, TurnStarted
 
 from .catalog import resolve_chat_model
@@ -117,7 +118,10 @@ def to_messages(messages: list[ChatMessageIn]) -> list[Message]:
 def _stateless(services: Any, messages: list[Message], config: GenerationConfig, grammar, top):
     def produce(cancel: threading.Event) -> Iterator[Chunk]:
         backend = services.models.backend
-        needed = backend.count_prompt_tokens(messages)
+        try:
+            needed = backend.count_prompt_tokens(messages)
+        except GenerationError as e:  # the chat template refused these messages (e.g. role order)
+            raise APIError(400, str(e), param="messages") from e
         if needed >= backend.info.n_ctx:
             raise APIError(400, f"The messages take {needed} tokens; the model's context holds "
                            f"{backend.info.n_ctx}.", param="messages", code="context_length_exceeded")  # fmt: skip
