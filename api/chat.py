@@ -16,7 +16,6 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse
 
 from engine.chat import ChatService
 from engine.config import GenerationConfig
@@ -26,7 +25,7 @@ from engine.types import Chunk, Done, Message, Sources, TextDelta, TokenLogprob,
 from .catalog import resolve_chat_model
 from .errors import APIError, bad_request
 from .schemas import MAX_TOP_LOGPROBS, ChatCompletionRequest, ChatMessageIn, ResponseFormat, read_json
-from .streams import MAX_BODY_BYTES, Generation, sse_response
+from .streams import MAX_BODY_BYTES, Generation, answer
 
 
 @dataclasses.dataclass
@@ -54,20 +53,9 @@ async def create_chat_completion(request: Request, services: Any) -> Response:
                               param="hearth")  # fmt: skip
         hearth = HearthResult()
         produce = _hearth_turn(services, body, config, hearth)
-    generation = Generation(request, produce)
-    try:
-        await generation.start()
-    except BaseException:
-        generation.close()
-        raise
     reply = _Reply(model=model, hearth=hearth, logprobs=top is not None)
-    if body.stream:
-        return sse_response(reply.events(generation, include_usage=body.include_usage), generation)
-    try:
-        chunks = await generation.collect()
-    finally:
-        generation.close()
-    return JSONResponse(reply.whole(chunks))
+    return await answer(request, produce, stream=body.stream, whole=reply.whole,
+                        events=lambda g: reply.events(g, include_usage=body.include_usage))  # fmt: skip
 
 
 def check_n(n: int | None) -> None:

@@ -9,15 +9,15 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from fastapi import Request, Response
-from fastapi.responses import JSONResponse
 
+from engine.config import GenerationConfig
 from engine.types import Chunk, TokenLogprob
 
 from .catalog import resolve_chat_model
 from .chat import check_n, finish_reason, usage
 from .errors import APIError, bad_request
 from .schemas import MAX_TOP_LOGPROBS, CompletionRequest, read_json
-from .streams import MAX_BODY_BYTES, Generation, sse_response
+from .streams import MAX_BODY_BYTES, Generation, answer
 
 
 async def create_completion(request: Request, services: Any) -> Response:
@@ -31,6 +31,23 @@ async def create_completion(request: Request, services: Any) -> Response:
     config = body.generation_config()
     model = resolve_chat_model(services, body.model)
 
+    produce = _raw(services, prompt, config, body.logprobs)
+    head = {"id": "cmpl-" + uuid.uuid4().hex, "object": "text_completion", "created": int(time.time()),
+            "model": model}  # fmt: skip
+    want_logprobs = body.logprobs is not None
+
+    def whole(chunks: list[Chunk]) -> dict[str, Any]:
+        last = chunks[-1] if chunks else Chunk(text="", finish_reason="stop")
+        scored = [t for c in chunks for t in (c.logprobs or ())]
+        logprobs = _legacy_logprobs(scored, 0) if want_logprobs else None
+        choice = _choice("".join(c.text for c in chunks), logprobs, last.finish_reason)
+        return {**head, "choices": [choice], "usage": usage(last.usage)}
+
+    return await answer(request, produce, stream=body.stream, whole=whole,
+                        events=lambda g: _events(g, head, want_logprobs, body.include_usage))  # fmt: skip
+
+
+def _raw(services: Any, prompt: str, config: GenerationConfig, logprobs: int | None):
     def produce(cancel: threading.Event) -> Iterator[Chunk]:
         backend = services.models.backend
         if not hasattr(backend, "stream_completion"):
@@ -40,30 +57,10 @@ async def create_completion(request: Request, services: Any) -> Response:
         if needed >= backend.info.n_ctx:
             raise APIError(400, f"The prompt takes {needed} tokens; the model's context holds "
                            f"{backend.info.n_ctx}.", param="prompt", code="context_length_exceeded")  # fmt: skip
-        extra = {"logprobs": body.logprobs} if body.logprobs is not None else {}
+        extra = {"logprobs": logprobs} if logprobs is not None else {}
         return backend.stream_completion(prompt, config, cancel=cancel, **extra)
 
-    generation = Generation(request, produce)
-    try:
-        await generation.start()
-    except BaseException:
-        generation.close()
-        raise
-    head = {"id": "cmpl-" + uuid.uuid4().hex, "object": "text_completion", "created": int(time.time()),
-            "model": model}  # fmt: skip
-    want_logprobs = body.logprobs is not None
-    if body.stream:
-        events = _events(generation, head, want_logprobs, body.include_usage)
-        return sse_response(events, generation)
-    try:
-        chunks = await generation.collect()
-    finally:
-        generation.close()
-    last = chunks[-1] if chunks else Chunk(text="", finish_reason="stop")
-    text = "".join(c.text for c in chunks)
-    scored = [t for c in chunks for t in (c.logprobs or ())]
-    choice = _choice(text, _legacy_logprobs(scored, 0) if want_logprobs else None, last.finish_reason)
-    return JSONResponse({**head, "choices": [choice], "usage": usage(last.usage)})
+    return produce
 
 
 def _single_prompt(prompt: str | list[str]) -> str:

@@ -16,8 +16,8 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
-from fastapi import Request
-from fastapi.responses import StreamingResponse
+from fastapi import Request, Response
+from fastapi.responses import JSONResponse, StreamingResponse
 
 from engine.types import Chunk
 
@@ -105,6 +105,30 @@ async def _watch_disconnect(request: Request, cancel: threading.Event) -> None:
         if message["type"] == "http.disconnect":
             cancel.set()
             return
+
+
+async def answer(
+    request: Request,
+    produce: Callable[[threading.Event], Iterator[Chunk]],
+    *,
+    stream: bool,
+    events: Callable[[Generation], AsyncIterator[dict[str, Any]]],
+    whole: Callable[[list[Chunk]], dict[str, Any]],
+) -> Response:
+    """Run ``produce`` on its thread and reply: server-sent ``events`` or one JSON ``whole``."""
+    generation = Generation(request, produce)
+    try:
+        await generation.start()
+    except BaseException:
+        generation.close()
+        raise
+    if stream:
+        return sse_response(events(generation), generation)
+    try:
+        chunks = await generation.collect()
+    finally:
+        generation.close()
+    return JSONResponse(whole(chunks))
 
 
 def sse_response(events: AsyncIterator[dict[str, Any]], generation: Generation) -> StreamingResponse:

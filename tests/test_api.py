@@ -101,10 +101,10 @@ def test_stream_is_server_sent_events_ending_in_done(base_url, model):
 
 def test_json_schema_output_always_parses(client, model):
     fmt = {"type": "json_schema", "json_schema": {"name": "city", "schema": CITY, "strict": True}}
-    for seed in range(20):  # sampled, not greedy: each seed a different answer
+    for _ in range(20):  # sampled, not greedy: a different answer each time (no seed keeps the KV cache)
         reply = client.chat.completions.create(
             model=model, messages=[{"role": "user", "content": "Describe a city as JSON."}],
-            response_format=fmt, max_tokens=80, temperature=0.9, seed=seed,
+            response_format=fmt, max_tokens=80, temperature=0.9,
         )  # fmt: skip
         value = json.loads(reply.choices[0].message.content)
         assert set(value) == {"name", "population", "coastal"}, value
