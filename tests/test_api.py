@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 
 import httpx
 import openai
@@ -87,6 +88,29 @@ def test_streaming_gives_the_same_text_then_usage(client, model):
     assert chunks[0].choices[0].delta.role == "assistant"
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 16
+
+
+def test_openai_and_hearth_fields_reach_the_engine(client, model):
+    messages = [{"role": "user", "content": "Tell me about the sea."}]
+    greedy = client.chat.completions.create(model=model, messages=messages, max_tokens=24, **_extra(GREEDY))
+    text = greedy.choices[0].message.content
+    word = text.split()[3]
+    cut = client.chat.completions.create(
+        model=model, messages=messages, max_tokens=24, stop=word, **_extra(GREEDY)
+    )
+    assert cut.choices[0].message.content == text[: text.index(word)]
+    assert cut.choices[0].finish_reason == "stop"
+    short = client.chat.completions.create(model=model, messages=messages, max_completion_tokens=5)
+    assert short.usage.completion_tokens == 5 and short.choices[0].finish_reason == "length"
+    # top_k=1 (a Hearth sampler, sent as an extra field) makes even a hot temperature greedy
+    top1 = client.chat.completions.create(model=model, messages=messages, max_tokens=24, temperature=1.5,
+                                          extra_body={"top_k": 1, "repeat_penalty": 1.0})  # fmt: skip
+    assert top1.choices[0].message.content == text
+    seeded = [
+        client.chat.completions.create(model=model, messages=messages, max_tokens=12, temperature=1.0, seed=7)
+        for _ in range(2)
+    ]
+    assert seeded[0].choices[0].message.content == seeded[1].choices[0].message.content
 
 
 def test_stream_is_server_sent_events_ending_in_done(base_url, model):
@@ -237,6 +261,22 @@ def test_disconnect_cancels_the_generation_and_frees_the_model(client, model, se
     assert backend.finishes == ["cancelled"]
     reply = client.completions.create(model=model, prompt="Hello", max_tokens=3)
     assert reply.choices[0].finish_reason in ("length", "stop")
+
+
+def test_a_client_that_gives_up_on_a_whole_reply_cancels_it_too(base_url, model, services):
+    backend = services.models.backend
+    backend.finishes.clear()
+    body = {"model": model, "prompt": COUNTING, "max_tokens": 1500, **GREEDY}
+    with pytest.raises(httpx.ReadTimeout):  # the client leaves long before 1500 tokens are ready
+        httpx.post(
+            f"{base_url}/v1/completions", json=body, headers=_auth(), timeout=httpx.Timeout(60, read=3)
+        )
+    deadline = time.monotonic() + 120  # a guard against hanging, not a speed check
+    while not backend.finishes and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert backend.finishes == ["cancelled"]
+    assert backend._lock.acquire(timeout=120), "the abandoned generation kept the model"
+    backend._lock.release()
 
 
 def test_other_requests_are_served_while_a_long_call_generates(client, model, services, base_url):
