@@ -25,7 +25,7 @@ from engine.types import Chunk, Done, Message, Sources, TextDelta, TokenLogprob,
 from .catalog import resolve_chat_model
 from .errors import APIError, bad_request
 from .schemas import MAX_TOP_LOGPROBS, ChatCompletionRequest, ChatMessageIn, ResponseFormat, read_json
-from .streams import MAX_BODY_BYTES, Generation, answer
+from .streams import MAX_BODY_BYTES, Gate, Generation, answer
 
 
 @dataclasses.dataclass
@@ -37,7 +37,7 @@ class HearthResult:
     sources: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
-async def create_chat_completion(request: Request, services: Any) -> Response:
+async def create_chat_completion(request: Request, services: Any, gate: Gate) -> Response:
     body = await read_json(request, ChatCompletionRequest, max_bytes=MAX_BODY_BYTES)
     check_n(body.n)
     config = body.generation_config()
@@ -54,7 +54,7 @@ async def create_chat_completion(request: Request, services: Any) -> Response:
         hearth = HearthResult()
         produce = _hearth_turn(services, body, config, hearth)
     reply = _Reply(model=model, hearth=hearth, logprobs=top is not None)
-    return await answer(request, produce, stream=body.stream, whole=reply.whole,
+    return await answer(request, produce, gate=gate, stream=body.stream, whole=reply.whole,
                         events=lambda g: reply.events(g, include_usage=body.include_usage))  # fmt: skip
 
 

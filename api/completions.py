@@ -17,10 +17,10 @@ from .catalog import resolve_chat_model
 from .chat import check_n, finish_reason, usage
 from .errors import APIError, bad_request
 from .schemas import MAX_TOP_LOGPROBS, CompletionRequest, read_json
-from .streams import MAX_BODY_BYTES, Generation, answer
+from .streams import MAX_BODY_BYTES, Gate, Generation, answer
 
 
-async def create_completion(request: Request, services: Any) -> Response:
+async def create_completion(request: Request, services: Any, gate: Gate) -> Response:
     body = await read_json(request, CompletionRequest, max_bytes=MAX_BODY_BYTES)
     check_n(body.n)
     prompt = _single_prompt(body.prompt)
@@ -43,7 +43,7 @@ async def create_completion(request: Request, services: Any) -> Response:
         choice = _choice("".join(c.text for c in chunks), logprobs, last.finish_reason)
         return {**head, "choices": [choice], "usage": usage(last.usage)}
 
-    return await answer(request, produce, stream=body.stream, whole=whole,
+    return await answer(request, produce, gate=gate, stream=body.stream, whole=whole,
                         events=lambda g: _events(g, head, want_logprobs, body.include_usage))  # fmt: skip
 
 

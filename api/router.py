@@ -13,9 +13,11 @@ from .chat import create_chat_completion
 from .completions import create_completion
 from .embeddings import create_embeddings
 from .errors import APIError, OpenAIRoute, model_not_found
+from .streams import Gate
 
 
 def build_router(services: Any, *, api_key: str | None) -> APIRouter:
+    gate = Gate()  # shared by chat and completions: both hold a thread while they wait for the model
     v1 = APIRouter(prefix="/v1", route_class=OpenAIRoute, dependencies=[Depends(bearer_auth(api_key))])
 
     @v1.get("/models")
@@ -32,11 +34,11 @@ def build_router(services: Any, *, api_key: str | None) -> APIRouter:
 
     @v1.post("/chat/completions")
     async def chat_completions(request: Request) -> Response:
-        return await create_chat_completion(request, services)
+        return await create_chat_completion(request, services, gate)
 
     @v1.post("/completions")
     async def completions(request: Request) -> Response:
-        return await create_completion(request, services)
+        return await create_completion(request, services, gate)
 
     @v1.post("/embeddings")
     async def embeddings(request: Request) -> Response:

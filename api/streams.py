@@ -21,12 +21,36 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from engine.types import Chunk
 
-from .errors import from_exception
+from .errors import APIError, from_exception
 
 #: most request bytes accepted (413 above); a long chat fits many times over
 MAX_BODY_BYTES = 8 * 1024 * 1024
 
+#: most API generations running or queued for the model at once (each holds a thread)
+MAX_WAITING = 64
+
 _END = object()
+
+
+class Gate:
+    """Admits at most ``limit`` generations at a time; one more is a 503, not another thread."""
+
+    def __init__(self, limit: int = MAX_WAITING):
+        self._limit = limit
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def enter(self) -> None:
+        with self._lock:
+            if self._count >= self._limit:
+                raise APIError(503, f"The server is busy: {self._count} calls are waiting for the model. "
+                               "Retry shortly.", type="server_error", code="server_busy",
+                               headers={"Retry-After": "2"})  # fmt: skip
+            self._count += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._count -= 1
 
 
 class _Failed:
@@ -41,7 +65,9 @@ class Generation:
     finish_reason. Always ``close()`` it (the routes do, in ``finally``).
     """
 
-    def __init__(self, request: Request, produce: Callable[[threading.Event], Iterator[Chunk]]):
+    def __init__(self, request: Request, produce: Callable[[threading.Event], Iterator[Chunk]], gate: Gate):
+        gate.enter()
+        self._gate = gate
         self.cancel = threading.Event()
         self._loop = asyncio.get_running_loop()
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -59,6 +85,7 @@ class Generation:
         except BaseException as e:  # handed to the request, which answers in OpenAI's shape
             self._put(_Failed(e))
         finally:
+            self._gate.leave()
             self._put(_END)
 
     def _put(self, item: Any) -> None:
@@ -111,12 +138,13 @@ async def answer(
     request: Request,
     produce: Callable[[threading.Event], Iterator[Chunk]],
     *,
+    gate: Gate,
     stream: bool,
     events: Callable[[Generation], AsyncIterator[dict[str, Any]]],
     whole: Callable[[list[Chunk]], dict[str, Any]],
 ) -> Response:
     """Run ``produce`` on its thread and reply: server-sent ``events`` or one JSON ``whole``."""
-    generation = Generation(request, produce)
+    generation = Generation(request, produce, gate)
     try:
         await generation.start()
     except BaseException:

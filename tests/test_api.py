@@ -115,7 +115,9 @@ def test_openai_and_hearth_fields_reach_the_engine(client, model):
 
 def test_stream_is_server_sent_events_ending_in_done(base_url, model):
     body = {"model": model, "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 4, "stream": True}
-    with httpx.stream("POST", f"{base_url}/v1/chat/completions", json=body, headers=_auth()) as r:
+    with httpx.stream(
+        "POST", f"{base_url}/v1/chat/completions", json=body, headers=_auth(), timeout=120
+    ) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         lines = [line for line in r.iter_lines() if line]
     assert all(line.startswith("data: ") for line in lines)
@@ -193,7 +195,7 @@ def test_embeddings_are_the_configured_embedder(client, services, base_url):
     assert [len(v) for v in vectors] == [384] * 3 and result.usage.prompt_tokens > 0
     assert _cos(vectors[0], vectors[1]) > _cos(vectors[0], vectors[2]) + 0.2
     as_floats = httpx.post(f"{base_url}/v1/embeddings", json={"input": texts[0], "encoding_format": "float"},
-                           headers=_auth()).json()  # fmt: skip
+                           headers=_auth(), timeout=120).json()  # fmt: skip
     assert _cos(as_floats["data"][0]["embedding"], vectors[0]) == pytest.approx(1.0, abs=1e-5)
     assert as_floats["data"][0]["embedding"] == pytest.approx(
         services.embedder.embed([texts[0]])[0], abs=1e-6

@@ -162,3 +162,17 @@ def test_a_key_is_required_beyond_loopback():
         with pytest.raises(ConfigError):
             require_api_key_for(host, None)
         require_api_key_for(host, "some-key-123")
+
+
+def test_the_gate_turns_away_calls_beyond_its_limit():
+    from api.errors import APIError
+    from api.streams import Gate
+
+    gate = Gate(limit=2)
+    gate.enter()
+    gate.enter()
+    with pytest.raises(APIError) as refused:
+        gate.enter()
+    assert refused.value.status == 503 and refused.value.code == "server_busy"
+    gate.leave()
+    gate.enter()  # a finished call frees its place
