@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from api.keys import add_api_arguments
+
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MIN_PASSWORD = 8
 DEFAULT_MAX_UPLOAD_MB = 1024  # app/server.py has the same default; no import: --help stays instant
@@ -60,6 +62,7 @@ def register(sub) -> None:
         default=env("HEARTH_SSL_KEYFILE") or None,
         help="TLS private key (PEM) for --ssl-certfile (HEARTH_SSL_KEYFILE)",
     )
+    add_api_arguments(p)  # --api-key, --api-key-file; the key: api.api_key_from(args)
     p.set_defaults(handler=serve)
 
 
@@ -134,11 +137,16 @@ def serve(args: argparse.Namespace) -> int:
     if args.max_upload_mb <= 0:
         raise SystemExit("--max-upload-mb must be positive")
     check_exposure(args.host, auth, tls=bool(args.ssl_certfile))
+    from api.keys import api_key_from, require_api_key_for
+
+    api_key = api_key_from(args)
+    require_api_key_for(args.host, api_key)
     from app.ui import launch
 
     from .common import build_services
 
     services = build_services(args)
+    routers = _api_routers(services, api_key, page_login=auth is not None)
     scheme = "https" if args.ssl_certfile else "http"
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"Hearth on {scheme}://{shown}:{args.port}  (data: {services.settings.data_dir})", file=sys.stderr)
@@ -152,7 +160,20 @@ def serve(args: argparse.Namespace) -> int:
             max_upload_bytes=int(args.max_upload_mb * 2**20),
             ssl_certfile=args.ssl_certfile,
             ssl_keyfile=args.ssl_keyfile,
+            routers=routers,
         )
     finally:
         services.close()
     return 0
+
+
+def _api_routers(services, api_key: str | None, *, page_login: bool) -> tuple:
+    """The /v1 API on the page's port. The page's login does not cover it, so a page behind a
+    password serves the API only with a key of its own."""
+    if page_login and api_key is None:
+        print("The /v1 API is off: the page needs a login, so give the API a key (--api-key-file).",
+              file=sys.stderr)  # fmt: skip
+        return ()
+    from api import build_router
+
+    return (build_router(services, api_key=api_key),)

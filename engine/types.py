@@ -26,6 +26,18 @@ class Usage:
 
 
 @dataclass(frozen=True, kw_only=True)
+class TokenLogprob:
+    """One generated token and its log-probability under the model (natural log, <= 0)."""
+
+    token: str
+    #: the token's raw bytes (a token may hold part of a UTF-8 character)
+    token_bytes: bytes
+    logprob: float
+    #: the most likely alternatives at this position, most likely first
+    top: tuple[TokenLogprob, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
 class Chunk:
     """A piece of streamed model output."""
 
@@ -34,6 +46,8 @@ class Chunk:
     finish_reason: str | None = None
     #: set on the last chunk
     usage: Usage | None = None
+    #: the tokens behind this chunk, when logprobs were asked for
+    logprobs: tuple[TokenLogprob, ...] | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -73,15 +73,29 @@ class Backend(Protocol):
         cancel: threading.Event | None = None,
         grammar: str | None = None,
         images: Sequence[Path] = (),
+        logprobs: int | None = None,
     ) -> Iterator[Chunk]:
         """Stream the answer; the last chunk carries finish_reason and usage.
 
         ``images`` go with the last user message; only backends whose ``supports_images``
-        is true accept them.
+        is true accept them. ``logprobs`` (0-20 alternatives per token) attaches each
+        token's log-probability to the chunks; None leaves them out.
 
         Concurrent calls queue; setting ``cancel`` ends the stream at the next token
         with finish_reason "cancelled".
         """
+        ...
+
+    def stream_completion(
+        self,
+        prompt: str,
+        config: GenerationConfig,
+        *,
+        cancel: threading.Event | None = None,
+        grammar: str | None = None,
+        logprobs: int | None = None,
+    ) -> Iterator[Chunk]:
+        """Continue raw ``prompt`` text (no chat template); otherwise as ``stream_chat``."""
         ...
 
     def close(self) -> None: ...

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from ..config import GenerationConfig, Settings
-from ..errors import GenerationError, ModelError
-from ..types import Chunk, Message, Usage
+from ..errors import ConfigError, GenerationError, ModelError
+from ..types import Chunk, Message, TokenLogprob, Usage
 from .base import ModelInfo
 from .control_tokens import defuse
 from .gguf_files import bundled_model_path, check_gguf_file, resolve_model  # noqa: F401 - bundled_model_path: re-exported
@@ -208,6 +208,7 @@ class LlamaCppBackend:
         cancel: threading.Event | None = None,
         grammar: str | None = None,
         images: Sequence[Path] = (),
+        logprobs: int | None = None,
     ) -> Iterator[Chunk]:
         if images:
             yield from self._stream_with_images(messages, config, images, cancel)
@@ -222,9 +223,38 @@ class LlamaCppBackend:
             )
         with self._lock:
             self._live()  # closed while this turn waited for the lock
-            yield from self._generate(prompt, config, min(config.max_tokens, room), cancel, grammar)
+            if cancel is not None and cancel.is_set():  # cancelled while queued: evaluate nothing
+                yield Chunk(text="", finish_reason="cancelled", usage=Usage(prompt_tokens=len(prompt)))
+                return
+            yield from self._generate(prompt, config, min(config.max_tokens, room), cancel, grammar, logprobs)
 
-    def _generate(self, prompt, config, max_new, cancel, grammar) -> Iterator[Chunk]:
+    def stream_completion(
+        self,
+        prompt: str,
+        config: GenerationConfig,
+        *,
+        cancel: threading.Event | None = None,
+        grammar: str | None = None,
+        logprobs: int | None = None,
+    ) -> Iterator[Chunk]:
+        """Continue raw text: no chat template; special-token text in ``prompt`` is parsed as
+        such (the caller writes the whole prompt, as with llama.cpp's /completion)."""
+        tokens = self._llm.tokenize(prompt.encode("utf-8", "replace"), add_bos=True, special=True)
+        if not tokens:
+            raise ConfigError("The prompt is empty.", field="prompt")
+        room = self.info.n_ctx - len(tokens)
+        if room <= 0:
+            raise GenerationError(
+                f"The prompt needs {len(tokens)} tokens but the context holds {self.info.n_ctx}."
+            )
+        with self._lock:
+            self._live()
+            if cancel is not None and cancel.is_set():  # cancelled while queued: evaluate nothing
+                yield Chunk(text="", finish_reason="cancelled", usage=Usage(prompt_tokens=len(tokens)))
+                return
+            yield from self._generate(tokens, config, min(config.max_tokens, room), cancel, grammar, logprobs)
+
+    def _generate(self, prompt, config, max_new, cancel, grammar, logprobs=None) -> Iterator[Chunk]:
         llm, lc = self._llm, self._llama_cpp
         cached = self._start_at(prompt)
         llm.set_seed(config.seed if config.seed >= 0 else random.randrange(2**31))
@@ -250,15 +280,18 @@ class LlamaCppBackend:
         stops = StopScanner(config.stop)
         vocab = llm._model.vocab
         finish, produced = "length", 0
+        scored: list[TokenLogprob] = []  # stays empty unless logprobs were asked for
         try:
             for token in tokens:
                 if lc.llama_vocab_is_eog(vocab, token):
                     finish = "stop"
                     break
                 produced += 1
+                if logprobs is not None:
+                    scored.append(self._token_logprob(token, logprobs))
                 text = stops.feed(decoder.decode(self._piece(token)))
                 if text:
-                    yield Chunk(text=text)
+                    yield Chunk(text=text, logprobs=_drain(scored))
                 if stops.stopped:
                     finish = "stop"
                     break
@@ -276,7 +309,33 @@ class LlamaCppBackend:
         usage = Usage(
             prompt_tokens=len(prompt), completion_tokens=produced, cached_tokens=cached, n_ctx=self.info.n_ctx
         )
-        yield Chunk(text=tail, finish_reason=finish, usage=usage)
+        yield Chunk(text=tail, finish_reason=finish, usage=usage, logprobs=_drain(scored))
+
+    def _token_logprob(self, token: int, top_n: int) -> TokenLogprob:
+        """The model's log-probability of ``token`` and its ``top_n`` best alternatives.
+
+        Read from the logits that produced ``token``: ``generate`` is suspended at its yield,
+        so the context still holds them (no logits_all needed). These are the model's raw
+        probabilities, before temperature and the other samplers, as OpenAI reports them.
+        """
+        import numpy as np
+
+        n_vocab = self._llm.n_vocab()
+        logits = np.ctypeslib.as_array(self._llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
+        logits = logits.astype(np.float64)
+        peak = logits.max()
+        logprobs = logits - (peak + np.log(np.exp(logits - peak).sum()))
+        top: tuple[TokenLogprob, ...] = ()
+        if top_n > 0:
+            best = np.argpartition(-logprobs, min(top_n, n_vocab - 1))[:top_n]
+            best = best[np.argsort(-logprobs[best], kind="stable")]
+            top = tuple(self._scored(int(t), float(logprobs[t])) for t in best)
+        return self._scored(token, float(logprobs[token]), top)
+
+    def _scored(self, token: int, logprob: float, top: tuple[TokenLogprob, ...] = ()) -> TokenLogprob:
+        piece = self._piece(token)
+        text = piece.decode("utf-8", errors="replace")
+        return TokenLogprob(token=text, token_bytes=piece, logprob=min(logprob, 0.0), top=top)
 
     # KV-cache reuse. The same prompt must give the same logits whatever the cache holds
     # (temperature 0 and a fixed seed promise the same answer), and llama.cpp's results
@@ -393,6 +452,35 @@ def _data_uri(path: Path) -> str:
         path.suffix.lower(), "png"
     )
     return f"data:image/{kind};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
+
+def _drain(scored: list[TokenLogprob]) -> tuple[TokenLogprob, ...] | None:
+    if not scored:
+        return None
+    out = tuple(scored)
+    scored.clear()
+    return out
+
+
+def json_schema_grammar(schema: Any) -> str:
+    """A GBNF grammar that only lets the model write JSON valid under ``schema``."""
+    import json
+
+    from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+    try:
+        return json_schema_to_gbnf(json.dumps(schema))
+    except (ValueError, TypeError, KeyError, RecursionError, NotImplementedError) as e:
+        raise ConfigError(
+            f"This JSON schema cannot be turned into a grammar: {e}", field="response_format"
+        ) from e
+
+
+def json_object_grammar() -> str:
+    """A GBNF grammar for any JSON object."""
+    from llama_cpp.llama_grammar import JSON_GBNF
+
+    return JSON_GBNF
 
 
 def _common_prefix(a, b) -> int:

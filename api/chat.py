@@ -1,0 +1,244 @@
+"""POST /v1/chat/completions: stateless by default, a whole Hearth turn when asked.
+
+Stateless calls go straight to the backend (nothing saved, no memory), like OpenAI's.
+With ``"hearth": {...}`` in the body the call runs ChatService.stream_turn: the last user
+message joins a saved conversation, memory and retrieval feed it, and the answer carries the
+conversation id and its sources in an extra ``hearth`` field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from fastapi import Request, Response
+
+from engine.chat import ChatService
+from engine.config import GenerationConfig
+from engine.errors import GenerationError
+from engine.types import Chunk, Done, Message, Sources, TextDelta, TokenLogprob, TurnStarted
+
+from .catalog import resolve_chat_model
+from .errors import APIError, bad_request
+from .schemas import MAX_TOP_LOGPROBS, ChatCompletionRequest, ChatMessageIn, ResponseFormat, read_json
+from .streams import MAX_BODY_BYTES, Gate, Generation, answer
+
+
+@dataclasses.dataclass
+class HearthResult:
+    """Filled by the generation thread before it hands over the last chunk."""
+
+    conversation_id: str = ""
+    message_id: str = ""
+    sources: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+async def create_chat_completion(request: Request, services: Any, gate: Gate) -> Response:
+    body = await read_json(request, ChatCompletionRequest, max_bytes=MAX_BODY_BYTES)
+    check_n(body.n)
+    config = body.generation_config()
+    model = resolve_chat_model(services, body.model)
+    top = top_logprobs(body)
+    grammar = response_grammar(body.response_format)
+    hearth: HearthResult | None = None
+    if body.hearth is None:
+        produce = _stateless(services, to_messages(body.messages), config, grammar, top)
+    else:
+        if grammar or top is not None:
+            raise bad_request("response_format and logprobs are not available with \"hearth\" turns.",
+                              param="hearth")  # fmt: skip
+        hearth = HearthResult()
+        produce = _hearth_turn(services, body, config, hearth)
+    reply = _Reply(model=model, hearth=hearth, logprobs=top is not None)
+    return await answer(request, produce, gate=gate, stream=body.stream, whole=reply.whole,
+                        events=lambda g: reply.events(g, include_usage=body.include_usage))  # fmt: skip
+
+
+def check_n(n: int | None) -> None:
+    if n is not None and n != 1:
+        raise bad_request("Only n=1 is supported: this server generates one answer per call.", param="n")
+
+
+def top_logprobs(body: ChatCompletionRequest) -> int | None:
+    """Alternatives per token for the backend; None when logprobs are off."""
+    if not body.logprobs:
+        if body.top_logprobs:
+            raise bad_request("top_logprobs needs logprobs set to true.", param="top_logprobs")
+        return None
+    top = body.top_logprobs or 0
+    if not 0 <= top <= MAX_TOP_LOGPROBS:
+        raise bad_request(f"top_logprobs must be between 0 and {MAX_TOP_LOGPROBS}.", param="top_logprobs")
+    return top
+
+
+def response_grammar(fmt: ResponseFormat | None) -> str | None:
+    """The GBNF grammar that enforces ``response_format`` (None for plain text)."""
+    if fmt is None or fmt.type == "text":
+        return None
+    from engine.backends.llama_cpp import json_object_grammar, json_schema_grammar
+
+    if fmt.type == "json_schema":
+        if fmt.json_schema is None or not fmt.json_schema.schema_:
+            raise bad_request(
+                "response_format json_schema needs a json_schema.schema.", param="response_format"
+            )
+        return json_schema_grammar(fmt.json_schema.schema_)
+    return json_schema_grammar(fmt.schema_) if fmt.schema_ else json_object_grammar()
+
+
+def to_messages(messages: list[ChatMessageIn]) -> list[Message]:
+    out = []
+    for i, m in enumerate(messages):
+        if isinstance(m.content, list):
+            if any(part.type != "text" for part in m.content):
+                raise bad_request("Only text content is supported here.", param=f"messages.{i}.content")
+            text = "\n".join(part.text or "" for part in m.content)
+        else:
+            text = m.content or ""
+        out.append(Message(role="system" if m.role == "developer" else m.role, content=text))
+    return out
+
+
+def _stateless(services: Any, messages: list[Message], config: GenerationConfig, grammar, top):
+    def produce(cancel: threading.Event) -> Iterator[Chunk]:
+        backend = services.models.backend
+        try:
+            needed = backend.count_prompt_tokens(messages)
+        except GenerationError as e:  # the chat template refused these messages (e.g. role order)
+            raise APIError(400, str(e), param="messages") from e
+        if needed >= backend.info.n_ctx:
+            raise APIError(400, f"The messages take {needed} tokens; the model's context holds "
+                           f"{backend.info.n_ctx}.", param="messages", code="context_length_exceeded")  # fmt: skip
+        extra = {"logprobs": top} if top is not None else {}  # backends without logprobs still serve
+        return backend.stream_chat(messages, config, cancel=cancel, grammar=grammar, **extra)
+
+    return produce
+
+
+def _hearth_turn(services: Any, body: ChatCompletionRequest, config: GenerationConfig, result: HearthResult):
+    options = body.hearth
+    assert options is not None
+    last = body.messages[-1]
+    if last.role != "user":
+        raise bad_request("A \"hearth\" turn answers the last message, which must be the user's.",
+                          param="messages")  # fmt: skip
+    text = to_messages([last])[0].content
+    system = next((m for m in to_messages(body.messages) if m.role == "system"), None)
+    chat: ChatService = services.chat
+    if not options.memory and chat.memory is not None:
+        # same conversations and retrievers, no memory hooks
+        chat = ChatService(models=chat.models, conversations=chat.conversations, retrievers=chat.retrievers,
+                           default_system_prompt=chat.default_system_prompt)  # fmt: skip
+
+    def produce(cancel: threading.Event) -> Iterator[Chunk]:
+        conversation_id = _prepare_conversation(services, chat, options, system)
+        events = chat.stream_turn(conversation_id, text, config)
+        try:
+            for event in events:
+                if isinstance(event, TurnStarted):
+                    result.conversation_id = event.conversation_id
+                elif isinstance(event, TextDelta):
+                    yield Chunk(text=event.text)
+                elif isinstance(event, Sources):
+                    result.sources = [_source(h) for h in event.hits]
+                elif isinstance(event, Done):
+                    result.message_id = event.message_id
+                    yield Chunk(text="", finish_reason=event.finish_reason, usage=event.usage)
+                    continue  # memory upkeep runs after Done: let it finish
+                if cancel.is_set():
+                    break  # closing the turn keeps the partial answer (as Stop on the page)
+        finally:
+            events.close()
+
+    return produce
+
+
+def _prepare_conversation(services: Any, chat: ChatService, options, system: Message | None) -> str | None:
+    conversation_id = options.conversation_id
+    if conversation_id is None and (system is not None or options.collections is not None):
+        prompt = system.content if system is not None else None
+        conversation_id = chat.new_conversation(system_prompt=prompt).id
+    if options.collections is not None:
+        names = services.documents.resolve_collections(options.collections) or []
+        services.conversations.update(conversation_id, collections=names)
+    return conversation_id
+
+
+def _source(hit) -> dict[str, Any]:
+    return {"kind": hit.kind, "id": hit.id, "source": hit.source, "page": hit.page,
+            "score": hit.score, "text": hit.text}  # fmt: skip
+
+
+@dataclasses.dataclass
+class _Reply:
+    """Turns engine chunks into OpenAI's chat.completion(.chunk) objects."""
+
+    model: str
+    hearth: HearthResult | None
+    logprobs: bool
+    id: str = dataclasses.field(default_factory=lambda: "chatcmpl-" + uuid.uuid4().hex)
+    created: int = dataclasses.field(default_factory=lambda: int(time.time()))
+
+    def _head(self, kind: str) -> dict[str, Any]:
+        return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
+
+    async def events(self, generation: Generation, *, include_usage: bool) -> AsyncIterator[dict[str, Any]]:
+        head = self._head("chat.completion.chunk")
+        yield {**head, "choices": [_choice_delta({"role": "assistant", "content": ""}, None, None)]}
+        async for chunk in generation.chunks():
+            logprobs = {"content": _logprobs(chunk.logprobs), "refusal": None} if self.logprobs else None
+            if chunk.text or chunk.logprobs:
+                yield {**head, "choices": [_choice_delta({"content": chunk.text}, logprobs, None)]}
+            if chunk.finish_reason:
+                last = {**head, "choices": [_choice_delta({}, None, finish_reason(chunk.finish_reason))]}
+                if self.hearth is not None:
+                    last["hearth"] = dataclasses.asdict(self.hearth)
+                yield last
+                if include_usage:
+                    yield {**head, "choices": [], "usage": usage(chunk.usage)}
+
+    def whole(self, chunks: list[Chunk]) -> dict[str, Any]:
+        last = chunks[-1] if chunks else Chunk(text="", finish_reason="stop")
+        message = {"role": "assistant", "content": "".join(c.text for c in chunks), "refusal": None}
+        scored = [t for c in chunks for t in (c.logprobs or ())]
+        choice = {
+            "index": 0,
+            "message": message,
+            "logprobs": {"content": _logprobs(scored), "refusal": None} if self.logprobs else None,
+            "finish_reason": finish_reason(last.finish_reason),
+        }
+        reply = {**self._head("chat.completion"), "choices": [choice], "usage": usage(last.usage)}
+        if self.hearth is not None:
+            reply["hearth"] = dataclasses.asdict(self.hearth)
+        return reply
+
+
+def _choice_delta(delta: dict[str, Any], logprobs: Any, finish: str | None) -> dict[str, Any]:
+    return {"index": 0, "delta": delta, "logprobs": logprobs, "finish_reason": finish}
+
+
+def _logprobs(tokens) -> list[dict[str, Any]]:
+    def one(t: TokenLogprob) -> dict[str, Any]:
+        return {"token": t.token, "logprob": t.logprob, "bytes": list(t.token_bytes)}
+
+    return [{**one(t), "top_logprobs": [one(alt) for alt in t.top]} for t in (tokens or ())]
+
+
+def finish_reason(reason: str | None) -> str:
+    # "cancelled" only reaches a client that is still listening after a Stop on the page
+    return "length" if reason == "length" else "stop"
+
+
+def usage(u) -> dict[str, Any]:
+    if u is None:
+        return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+    return {
+        "prompt_tokens": u.prompt_tokens,
+        "completion_tokens": u.completion_tokens,
+        "total_tokens": u.prompt_tokens + u.completion_tokens,
+        "prompt_tokens_details": {"cached_tokens": u.cached_tokens},
+    }

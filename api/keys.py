@@ -1,0 +1,73 @@
+"""API keys: where the key comes from, and when one is required. No FastAPI here (the
+command line imports this module before any web library loads)."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from pathlib import Path
+
+from engine.errors import ConfigError
+
+ENV_KEY = "HEARTH_API_KEY"
+
+
+def add_api_arguments(parser: argparse.ArgumentParser) -> None:
+    """The serve command's API flags: --api-key and --api-key-file."""
+    g = parser.add_argument_group("OpenAI-compatible API (/v1 on the page's port)")
+    keys = g.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--api-key",
+        default=None,
+        help=f"Bearer key every /v1 call must send ({ENV_KEY}); required beyond loopback. "
+        "Prefer --api-key-file: a command line is visible to other users of this machine",
+    )
+    keys.add_argument(
+        "--api-key-file", type=Path, default=None, help="read the API key from this file (first line)"
+    )
+
+
+def api_key_from(args: argparse.Namespace) -> str | None:
+    """The configured key: --api-key-file, else --api-key, else $HEARTH_API_KEY; None = no key."""
+    path: Path | None = getattr(args, "api_key_file", None)
+    if path is not None:
+        try:
+            text = path.expanduser().read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError(f"Could not read the API key file {path}: {e}", field="api_key_file") from e
+        lines = text.strip().splitlines()
+        return _checked(lines[0] if lines else "", "api_key_file")
+    key = getattr(args, "api_key", None)
+    if key is None:
+        key = os.environ.get(ENV_KEY) or None
+    return None if key is None else _checked(key, "api_key")
+
+
+def _checked(key: str, field: str) -> str:
+    key = key.strip()
+    if len(key) < 8:
+        raise ConfigError("The API key must be at least 8 characters.", field=field)
+    if any(c.isspace() or not c.isprintable() for c in key):
+        raise ConfigError("The API key must be printable characters without spaces.", field=field)
+    return key
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` is reachable only from this machine."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name or 0.0.0.0-style wildcard: assume reachable from outside
+
+
+def require_api_key_for(host: str, key: str | None) -> None:
+    """Refuse to serve the API beyond loopback without a key: it reads and writes the user's data."""
+    if key is None and not is_loopback(host):
+        raise ConfigError(
+            f"Listening on {host} exposes the /v1 API to the network: set an API key with "
+            f"--api-key-file PATH, --api-key KEY or {ENV_KEY}, or listen on 127.0.0.1.",
+            field="api_key",
+        )

@@ -1,0 +1,67 @@
+"""A real uvicorn server on a random loopback port serving only the API router (no Gradio),
+over real services built on the bundled model; used by tests/test_api*.py and bench/bench_api.py."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+API_KEY = "test-key-0123456789"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def serve_api(services, *, api_key: str | None = API_KEY) -> Iterator[str]:
+    """Serve ``build_router(services)`` under uvicorn in a thread; yield the base URL."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    from api import build_router
+
+    app = FastAPI()
+    app.include_router(build_router(services, api_key=api_key))
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="test-api-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the API server did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+class RecordingBackend:
+    """The real backend, with a note of how each generation ended (to see cancellations)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.finishes: list[str] = []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def _record(self, chunks):
+        for chunk in chunks:
+            if chunk.finish_reason:
+                self.finishes.append(chunk.finish_reason)
+            yield chunk
+
+    def stream_chat(self, messages, config, **kwargs):
+        return self._record(self.inner.stream_chat(messages, config, **kwargs))
+
+    def stream_completion(self, prompt, config, **kwargs):
+        return self._record(self.inner.stream_completion(prompt, config, **kwargs))
