@@ -106,11 +106,17 @@ class Server:
 # one Hearth turn through /v1
 
 
+def model_id(url: str, _known: dict[str, str] = {}) -> str:  # noqa: B006 - a cache, on purpose
+    if url not in _known:
+        _known[url] = httpx.get(url + "/v1/models", timeout=30).json()["data"][0]["id"]
+    return _known[url]
+
+
 def hearth_turn(url: str, text: str, conversation_id: str | None, *, stream: bool, max_tokens: int = 48,
                 on_chunk=None, timeout: float = 300) -> dict:  # fmt: skip
     """Returns {"conversation_id", "content", "ttft", "acked_user", "done"}."""
     body = {
-        "model": "hearth",
+        "model": model_id(url),
         "messages": [{"role": "user", "content": text}],
         "max_tokens": max_tokens,
         "temperature": 0.7,
@@ -188,7 +194,7 @@ def half_indexed(data_dir: Path, acked: set[str] = frozenset()) -> int:
     acknowledged documents that are missing."""
     code = (
         "import json,sys; from engine import Settings, build; "
-        "s = build(Settings(data_dir=sys.argv[1]), load_model=False); "
+        "from pathlib import Path; s = build(Settings(data_dir=Path(sys.argv[1])), load_model=False); "
         "print(json.dumps(s.documents.consistency())); s.close()"
     )
     done = subprocess.run([sys.executable, "-c", code, str(data_dir)], cwd=ROOT, env=clean_env(),
@@ -397,7 +403,7 @@ def check_hostile(work: Path) -> dict:
         query = query.replace("{collector}", where)
         try:
             r = httpx.post(server.url + "/v1/chat/completions", timeout=300, json={
-                "model": "hearth", "max_tokens": 16, "messages": [{"role": "user", "content": query}],
+                "model": model_id(server.url), "max_tokens": 16, "messages": [{"role": "user", "content": query}],
                 "hearth": {"memory": True, "collections": ["hostile"]}})  # fmt: skip
             errors += r.status_code >= 500
         except httpx.HTTPError:
@@ -425,9 +431,9 @@ def foreign_origin_leaks(url: str, port: int, marker: str) -> int:
         ("GET", "/config", {"Host": "attacker.example"}, None),
         ("GET", "/gradio_api/info", {"Host": "attacker.example"}, None),
         ("POST", "/v1/chat/completions", {"Host": "attacker.example", "Origin": evil},
-         {"model": "hearth", "messages": [{"role": "user", "content": "PIN?"}], "hearth": {"memory": True}}),
+         {"model": model_id(url), "messages": [{"role": "user", "content": "PIN?"}], "hearth": {"memory": True}}),
         ("POST", "/v1/chat/completions", {"Origin": evil},
-         {"model": "hearth", "messages": [{"role": "user", "content": "PIN?"}], "hearth": {"memory": True}}),
+         {"model": model_id(url), "messages": [{"role": "user", "content": "PIN?"}], "hearth": {"memory": True}}),
         ("POST", "/gradio_api/queue/join", {"Origin": evil}, {"data": [], "fn_index": 0}),
         ("OPTIONS", "/v1/chat/completions", {"Origin": evil, "Access-Control-Request-Method": "POST"}, None),
     ]  # fmt: skip
