@@ -100,6 +100,12 @@ def global_parser() -> argparse.ArgumentParser:
         default=os.environ.get("HEARTH_MEMORY_AGENT", "").strip().lower() in ("1", "true", "yes", "on"),
         help="let the model call memory tools before answering (HEARTH_MEMORY_AGENT=1)",
     )
+    g.add_argument(
+        "--no-auto-memory",
+        action="store_true",
+        default=os.environ.get("HEARTH_AUTO_MEMORY", "1").strip().lower() in ("0", "false", "no", "off"),
+        help="never keep what you say about yourself as memories on its own (HEARTH_AUTO_MEMORY=0)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(sub)
@@ -127,6 +133,7 @@ def settings_from(args: argparse.Namespace):
         clip_batch_size=args.clip_batch_size,
         memory=not args.no_memory,
         memory_agent=args.memory_agent,
+        auto_memory=not args.no_auto_memory,
     )
 
 

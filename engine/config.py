@@ -207,6 +207,9 @@ class Settings:
     memory_hits: int = 3
     #: agent mode: before answering, the model may call memory tools (grammar-constrained, capped)
     memory_agent: bool = False
+    #: after each turn, keep what the user says about themselves as archival memories
+    #: (also switchable in the Memory tab; False here keeps it off whatever the tab says)
+    auto_memory: bool = True
 
     def __post_init__(self) -> None:
         if self.n_ctx < 64 or self.n_ctx > 1_048_576:

@@ -92,6 +92,7 @@ def build(
             threshold=settings.memory_summary_threshold,
             max_hits=settings.memory_hits,
             agent=settings.memory_agent,
+            auto=settings.auto_memory,
         ),
     )
     chat = ChatService(
