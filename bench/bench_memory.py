@@ -175,13 +175,16 @@ def main() -> int:
     parser.add_argument("--paraphrase", action="store_true", help="also run the paraphrased-questions set")
     parser.add_argument("--tune", action="store_true", help="with --paraphrase: grid weight and threshold")
     parser.add_argument("--only-paraphrase", action="store_true", help="skip the TTFT and KV parts")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="paraphrase: reuse (or keep) this data dir"
+    )
     args = parser.parse_args()
     paraphrase = None
     with tempfile.TemporaryDirectory() as tmp:
         if args.paraphrase or args.only_paraphrase:
             from memory_paraphrase import report, run
 
-            paraphrase = run(Path(tmp), args.threads, do_tune=args.tune)
+            paraphrase = run(Path(tmp), args.threads, do_tune=args.tune, data_dir=args.data_dir)
             report(paraphrase)
             print()
         if args.only_paraphrase:

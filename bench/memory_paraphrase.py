@@ -6,25 +6,26 @@ memories and message vectors are made by the real after-turn step. Then:
 
 * ``candidates``: every question's scored memory candidates (no threshold), in a new chat;
   the tuning grid and the dense / keyword / fused comparison are computed from these;
-* ``turns``: every question asked for real in a new chat (then deleted): the fact counts
-  as reached when its key is in the prompt sent to the model; an unrelated question
-  counts as leaking when any personal memory was quoted into its prompt.
+* ``prompts``: every question's real prompt in a new chat (ChatService's planning step,
+  without generating): the fact counts as reached when its key is in the prompt; an
+  unrelated question counts as leaking when any personal memory was quoted into it.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from engine import GenerationConfig, Settings, build
-from engine.memory.hybrid import fused
+from engine.memory.hybrid import MIN_RELEVANCE, fused, min_relevance, question_kind
 from engine.types import Done, TurnStarted
 
 DATA = Path(__file__).resolve().parent / "data" / "memory_eval.json"
 TELL = GenerationConfig(temperature=0.0, max_tokens=24)
 ASK = GenerationConfig(temperature=0.0, max_tokens=1)
-WEIGHTS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 1.0)
-THRESHOLDS = tuple(round(0.1 + 0.02 * i, 2) for i in range(26))
+WEIGHTS = (0.0, 0.05, 0.1, 0.15, 0.2, 0.3)
+THRESHOLDS = tuple(round(0.1 + 0.01 * i, 2) for i in range(51))
 
 
 def load() -> dict:
@@ -42,18 +43,32 @@ def turn(services, conversation_id, text, config) -> tuple[str, Done]:
 
 
 def tell(services, data: dict) -> set[str]:
-    """Each fact in its own chat, a chat about something else after every third; returns the fact chats."""
+    """Each fact in its own chat, a chat about something else after every third; returns the fact chats.
+
+    Facts already told in this data directory (an earlier run's ``--data-dir``) are not told again.
+    """
+    told = {c.title: c.id for c in services.conversations.list(limit=10_000)}
     chats, chatter = set(), iter(data["chatter"] * 5)
     for n, fact in enumerate(data["facts"]):
+        key = " ".join(fact["say"].split())  # a chat title is its first message, cut at 57 characters
+        known = next((cid for t, cid in told.items() if key.startswith(t.removesuffix("..."))), None)
+        if known:
+            chats.add(known)
+            continue
         _, done = turn(services, None, fact["say"], TELL)
         chats.add(done.conversation_id)
+        print(f"  told {n + 1}/{len(data['facts'])}", file=sys.stderr, flush=True)
         if n % 3 == 2:
             turn(services, None, next(chatter), TELL)
     return chats
 
 
 def questions(data: dict, split: str | None = None) -> list[dict]:
-    rows = [{"fact": f["id"], "key": f["key"], "ask": q, "split": f["split"]} for f in data["facts"] for q in f["ask"]]
+    rows = [
+        {"fact": f["id"], "key": f["key"], "ask": q, "split": f["split"]}
+        for f in data["facts"]
+        for q in f["ask"]
+    ]
     rows += [{"fact": "", "key": "", "ask": u["ask"], "split": u["split"]} for u in data["unrelated"]]
     return [r for r in rows if split is None or r["split"] == split]
 
@@ -77,10 +92,11 @@ def rescore(hits: list[dict], weight: float) -> list[tuple[float, dict]]:
     return sorted(scored, key=lambda p: p[0], reverse=True)
 
 
-def rates(rows: list[dict], fact_chats: set[str], weight: float, threshold: float, k: int = 3) -> tuple[float, float]:
+def rates(rows: list[dict], fact_chats: set[str], weight: float, thresholds: dict[str, float], k: int = 3):
     """(share of fact questions whose key is among the top k kept, share of unrelated ones quoting a personal memory)."""
     reached, leaked, n_fact, n_unrel = 0, 0, 0, 0
     for row in rows:
+        threshold = min_relevance(row["ask"], thresholds)
         kept = [h for s, h in rescore(row["hits"], weight) if s >= threshold][:k]
         if row["fact"]:
             n_fact += 1
@@ -102,36 +118,47 @@ def ranking_recall(rows: list[dict], order, k: int = 3) -> float:
 
 
 def tune(rows: list[dict], fact_chats: set[str]) -> dict:
-    """Best (weight, threshold) on the tuning rows: most facts reached with no leak, middle of the safe range."""
+    """Per weight, per kind of question: the threshold reaching most facts with no unrelated leak.
+
+    Among thresholds that tie, the middle one (the widest margin both ways); then the weight
+    reaching most facts overall.
+    """
     best = None
     for weight in WEIGHTS:
-        safe = [t for t in THRESHOLDS if rates(rows, fact_chats, weight, t)[1] == 0.0]
-        if not safe:
-            continue
-        reach = {t: rates(rows, fact_chats, weight, t)[0] for t in safe}
-        top = max(reach.values())
-        band = [t for t in safe if reach[t] == top]
-        pick = band[len(band) // 2]
-        if best is None or (top, len(band)) > (best["reach"], best["band"]):
-            best = {"weight": weight, "threshold": pick, "reach": top, "band": len(band)}
+        chosen, reach_total = {}, 0
+        for kind in ("self", "first_person", "general"):
+            part = [r for r in rows if question_kind(r["ask"]) == kind]
+            scores = {t: rates(part, fact_chats, weight, dict.fromkeys(MIN_RELEVANCE, t)) for t in THRESHOLDS}
+            safe = [t for t, (_, leak) in scores.items() if leak == 0.0] or [THRESHOLDS[-1]]
+            top = max(scores[t][0] for t in safe)
+            band = [t for t in safe if scores[t][0] == top]
+            chosen[kind] = band[len(band) // 2] if kind != "general" or top else band[0]
+            reach_total += top * sum(1 for r in part if r["fact"])
+        print(
+            f"  weight {weight}: thresholds {chosen}, {reach_total:.0f} tuning facts reached", file=sys.stderr
+        )
+        if best is None or reach_total > best["facts_reached"]:
+            best = {"weight": weight, "thresholds": chosen, "facts_reached": reach_total}
     return best or {}
 
 
-def real_turns(services, rows: list[dict], fact_chats: set[str]) -> list[dict]:
-    out = []
+def prompts(services, rows: list[dict], fact_chats: set[str]) -> list[dict]:
+    """Each question's real prompt in a new chat (ChatService's own planning, no generation, nothing saved)."""
+    chat = services.chat.new_conversation(title="bench question")
+    backend, out = services.models.backend, []
     for row in rows:
-        user_id, done = turn(services, None, row["ask"], ASK)
-        prompt = services.conversations.message(user_id).sent
-        quoted = services.conversations.message(done.message_id).sources if done.message_id else []
+        plan = services.chat._plan(backend, chat, [], row["ask"], ASK)
+        prompt = plan.messages[-1].content
+        quoted = [{"kind": h.kind, "meta": h.meta} for h in plan.cited if h.kind in ("memory", "recall")]
         out.append({**row, "reached": bool(row["key"]) and row["key"].lower() in prompt.lower(),
-                    "leaked": any(personal(h, fact_chats) for h in quoted if h["kind"] in ("memory", "recall"))})  # fmt: skip
-        services.conversations.delete(done.conversation_id)  # the question must not become a memory itself
+                    "leaked": any(personal(h, fact_chats) for h in quoted)})  # fmt: skip
+    services.conversations.delete(chat.id)
     return out
 
 
-def run(root: Path, threads: int | None, *, do_tune: bool) -> dict:
+def run(root: Path, threads: int | None, *, do_tune: bool, data_dir: Path | None = None) -> dict:
     data = load()
-    services = build(Settings(data_dir=root / "paraphrase", n_ctx=2048, n_threads=threads))
+    services = build(Settings(data_dir=data_dir or root / "paraphrase", n_ctx=2048, n_threads=threads))
     try:
         fact_chats = tell(services, data)
         auto = sum(1 for e in services.memory.archival.list(limit=1000) if e.auto)
@@ -143,12 +170,14 @@ def run(root: Path, threads: int | None, *, do_tune: bool) -> dict:
         for split in ("tune", "heldout"):
             rows = [r for r in scored if r["split"] == split]
             result[f"recall@3_{split}"] = {
-                "dense": ranking_recall(rows, lambda h: h["meta"]["cosine"] if h["meta"]["cosine"] is not None else -1),
+                "dense": ranking_recall(
+                    rows, lambda h: h["meta"]["cosine"] if h["meta"]["cosine"] is not None else -1
+                ),
                 "keyword": ranking_recall(rows, lambda h: h["meta"]["coverage"]),
                 "fused": ranking_recall(rows, lambda h: fused(h["meta"]["cosine"], h["meta"]["coverage"])),
             }
         for split in ("tune", "heldout"):
-            rows = real_turns(services, questions(data, split), fact_chats)
+            rows = prompts(services, questions(data, split), fact_chats)
             facts = [r for r in rows if r["fact"]]
             unrelated = [r for r in rows if not r["fact"]]
             result[f"turns_{split}"] = {
@@ -165,7 +194,9 @@ def run(root: Path, threads: int | None, *, do_tune: bool) -> dict:
 
 
 def report(result: dict) -> None:
-    print(f"paraphrased personal questions ({result['facts']} facts; {result['auto_memories']} automatic memories kept)")
+    print(
+        f"paraphrased personal questions ({result['facts']} facts; {result['auto_memories']} automatic memories kept)"
+    )
     for split in ("tune", "heldout"):
         row = result[f"turns_{split}"]
         print(f"  {split:<8} fact reached the prompt: {row['reached']:.3f} of {row['questions']} questions; "

@@ -6,7 +6,6 @@ from engine import Settings, build
 from engine.memory import memory_migrations
 from engine.store import Database, core_migrations
 
-
 ALL = ["0001_memory_tables", "0002_default_blocks", "0003_automatic_memory"]
 
 

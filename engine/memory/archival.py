@@ -81,7 +81,9 @@ class ArchivalMemory:
         self._index([self.get(entry_id)], [vector] if vector is not None else None)
         return self.get(entry_id)
 
-    def update(self, entry_id: str, text: str, *, origin: Origin, vector: list[float] | None = None) -> ArchivalEntry:
+    def update(
+        self, entry_id: str, text: str, *, origin: Origin, vector: list[float] | None = None
+    ) -> ArchivalEntry:
         """Replace an entry's text (a user edit, or a newer statement of the same fact)."""
         entry, text = self.get(entry_id), _checked(text)
         with self._database.tx() as db:

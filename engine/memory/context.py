@@ -15,7 +15,7 @@ so the window start, and with it the cache, stays put between them.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..chat import SAFETY_MARGIN, TurnContext
@@ -24,7 +24,7 @@ from ..prompt import MESSAGE_OVERHEAD, PromptPlan
 from ..store import StoredConversation, StoredMessage
 from ..types import Hit
 from .agent import run_agent
-from .hybrid import MIN_RELEVANCE
+from .hybrid import MIN_RELEVANCE, min_relevance
 from .provenance import Origin
 from .recall import keywords
 from .retrieve import MemoryRetriever
@@ -49,8 +49,8 @@ class MemoryOptions:
     threshold: float = 0.75
     #: recall + archival memories retrieved into each turn (automatic mode)
     max_hits: int = 3
-    #: memories below this fused relevance (meaning and words, engine/memory/hybrid.py) stay out
-    min_relevance: float = MIN_RELEVANCE
+    #: fused relevance (meaning and words) a memory needs, by kind of question (engine/memory/hybrid.py)
+    min_relevance: dict[str, float] = field(default_factory=lambda: dict(MIN_RELEVANCE))
     #: keep what the user says about themselves as archival memories after each turn
     auto: bool = True
     #: let the model call memory tools before it answers (grammar-constrained)
@@ -63,8 +63,10 @@ class MemoryOptions:
             raise ConfigError(
                 "The summary threshold must be between 0.2 and 0.95 of the budget.", field="threshold"
             )
-        if not 0.0 <= self.min_relevance <= 1.0:
-            raise ConfigError("The memory relevance threshold must be between 0 and 1.", field="min_relevance")
+        if not all(0.0 <= t <= 1.0 for t in self.min_relevance.values()):
+            raise ConfigError(
+                "The memory relevance threshold must be between 0 and 1.", field="min_relevance"
+            )
         if not 0 <= self.max_hits <= 20:
             raise ConfigError("Memory hits per turn must be between 0 and 20.", field="max_hits")
         if not 1 <= self.agent_max_calls <= 8:
@@ -117,7 +119,8 @@ class ContextManager:
         """Archival memories and older messages about the question, best first; failures cost only hits."""
         k = max(8, 3 * self.options.max_hits)
         found = self.retriever.candidates(query, conversation_id, through_seq, k=k)
-        return [h for h in found if h.score >= self.options.min_relevance][: self.options.max_hits]
+        threshold = min_relevance(query, self.options.min_relevance)
+        return [h for h in found if h.score >= threshold]  # cut to max_hits after the redundancy filter
 
     def _window_texts(self, conversation_id: str, through_seq: int) -> list[str]:
         return [m.content for m in self._window(conversation_id, through_seq)]

@@ -34,6 +34,8 @@ MAX_MODEL_FACTS = 3
 MAX_FACT_CHARS = 110
 #: tokens of the facts JSON besides the strings, worst case
 FACTS_OVERHEAD = 24
+#: the most tokens one fact proposal may take (three facts of a dozen words fit)
+MAX_FACT_TOKENS = 120
 
 # "my <up to 5 words> <verb>": a short list, plus any -s / -ed word after at least one word
 _MY = (
@@ -88,7 +90,7 @@ def looks_personal(text: str) -> bool:
 
 def facts_grammar(max_facts: int = MAX_MODEL_FACTS, max_chars: int = MAX_FACT_CHARS) -> str:
     """GBNF for {"facts":[]} or {"facts":["...",...]} with at most ``max_facts`` bounded strings."""
-    more = " ".join([f'( {literal(",")} fact' for _ in range(max_facts - 1)]) + " )?" * (max_facts - 1)
+    more = " ".join([f"( {literal(',')} fact" for _ in range(max_facts - 1)]) + " )?" * (max_facts - 1)
     opening, closing = literal('{"facts":['), literal("]}")
     return "\n".join([
         f"root ::= {opening} ( fact {more} )? {closing}",
@@ -99,12 +101,19 @@ def facts_grammar(max_facts: int = MAX_MODEL_FACTS, max_chars: int = MAX_FACT_CH
 
 def model_facts(backend: Backend, prompt: list[Message], answer: str, user_text: str) -> list[str]:
     """Facts the model finds in ``user_text``, kept only if grounded in it; [] on any failure."""
-    messages = [*prompt, Message(role="assistant", content=answer), Message(role="user", content=FACTS_REQUEST)]
+    messages = [
+        *prompt,
+        Message(role="assistant", content=answer),
+        Message(role="user", content=FACTS_REQUEST),
+    ]
     room = backend.info.n_ctx - backend.count_prompt_tokens(messages) - 8
     max_chars = min(MAX_FACT_CHARS, (room - FACTS_OVERHEAD) // MAX_MODEL_FACTS)
     if max_chars < 24:
         return []  # the turn filled the context; the deterministic facts still count
-    config = GenerationConfig(temperature=0.0, top_k=1, max_tokens=room, repeat_penalty=1.0)
+    # a cut-off list does not parse and counts as none: cheaper than letting a small model ramble
+    config = GenerationConfig(
+        temperature=0.0, top_k=1, max_tokens=min(room, MAX_FACT_TOKENS), repeat_penalty=1.0
+    )
     try:
         chunks = backend.stream_chat(messages, config, grammar=facts_grammar(max_chars=max_chars))
         output = "".join(c.text for c in chunks)

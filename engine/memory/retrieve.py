@@ -72,9 +72,13 @@ class MemoryRetriever:
                 cosines.update(_cosines(vector, archival.vectors_of(missing)))
         except EngineError as e:
             log.warning("archival memory unavailable this turn: %s", e)
-        return [_scored(e.to_hit(), cosines.get(e.id), coverage(query_stems, e.text)) for e in entries.values()]
+        return [
+            _scored(e.to_hit(), cosines.get(e.id), coverage(query_stems, e.text)) for e in entries.values()
+        ]
 
-    def _recall(self, query: str, query_stems: set[str], vector, k: int, window: tuple[str, int]) -> list[Hit]:
+    def _recall(
+        self, query: str, query_stems: set[str], vector, k: int, window: tuple[str, int]
+    ) -> list[Hit]:
         memory = self._memory
         cosines: dict[str, float] = {}
         try:

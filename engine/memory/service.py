@@ -87,7 +87,9 @@ class MemoryService:
 
     def set_auto(self, enabled: bool) -> bool:
         if enabled and not self.context.options.auto:
-            raise MemoryError_("Hearth was started with --no-auto-memory; restart without it to turn this on.")
+            raise MemoryError_(
+                "Hearth was started with --no-auto-memory; restart without it to turn this on."
+            )
         with self.database.tx() as db:
             db["memory_settings"].upsert({"key": "auto_memory", "value": "1" if enabled else "0"}, pk="key")
         return self.auto_enabled
@@ -162,13 +164,11 @@ class MemoryService:
 
     def search(self, query: str, *, k: int = 10, start: str | None = None, end: str | None = None,
                conversation_id: str | None = None) -> list[Hit]:  # fmt: skip
-        """Archival memories (by meaning) then messages (by keywords and dates)."""
-        hits: list[Hit] = []
+        """Archival memories and messages by meaning and keywords (best first); with dates or a chat, messages only."""
         if query.strip() and not (start or end or conversation_id):
-            hits += [e.to_hit() for e in self.archival.search(query, k=k)]
-        hits += [r.to_hit() for r in self.recall.search(query, start=start, end=end,
-                                                         conversation_id=conversation_id, limit=k)]  # fmt: skip
-        return hits
+            return self.context.retriever.candidates(query, "", 0, k=k)[:k]
+        return [r.to_hit() for r in self.recall.search(query, start=start, end=end,
+                                                       conversation_id=conversation_id, limit=k)]  # fmt: skip
 
     def memories_for_answer(self, message_id: str) -> list[dict[str, Any]]:
         """The memory hits an assistant answer was given (as stored with it)."""
