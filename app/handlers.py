@@ -350,9 +350,7 @@ def rename_conversation(services, conversation_id: str | None, title: str) -> No
 
 def delete_conversation(services, conversation_id: str | None) -> None:
     if conversation_id:
-        services.conversations.delete(conversation_id)
-        if services.memory is not None:
-            services.memory.forget_conversation(conversation_id)
+        services.conversations.delete(conversation_id)  # memory forgets it too (a delete hook)
 
 
 def set_system_prompt(services, conversation_id: str | None, system_prompt: str) -> None:

@@ -132,8 +132,41 @@ def _hit_line(number: int, hit: dict[str, Any]) -> str:
 
 
 def archival_table(services, limit: int = 200) -> list[list[str]]:
-    return [[e.id, e.text, e.created_at[:19].replace("T", " "), e.origin]
-            for e in _memory(services).archival.list(limit=limit)]  # fmt: skip
+    memory = _memory(services)
+    return [[e.id, e.text, (e.updated_at or e.created_at)[:19].replace("T", " "), _from(memory, e)]
+            for e in memory.archival.list(limit=limit)]  # fmt: skip
+
+
+def _from(memory, entry) -> str:
+    if not entry.auto:
+        return entry.origin
+    chats = {s["conversation_id"] for s in memory.archival.sources(entry.id)}
+    return f"automatic · said in {len(chats)} chat{'s' if len(chats) != 1 else ''}"
+
+
+def edit_archival(services, entry_id: str, text: str) -> str:
+    entry_id = (entry_id or "").strip()
+    if not entry_id:
+        return "⚠️ Paste the id of the memory to edit (first column of the table)."
+    try:
+        entry = _memory(services).archival.update(entry_id, text or "", origin=USER)
+    except EngineError as e:
+        return friendly(e)
+    return f"✅ Updated `{entry.id}`; it is yours now and stays if its chats are deleted."
+
+
+def auto_memory_on(services) -> bool:
+    return _memory(services).auto_enabled
+
+
+def set_auto_memory(services, enabled: bool) -> str:
+    try:
+        on = _memory(services).set_auto(bool(enabled))
+    except EngineError as e:
+        return friendly(e)
+    if on:
+        return "✅ Hearth keeps what you say about yourself as memories (listed under Archival memory)."
+    return "⏸️ Automatic memories are off: nothing new is kept unless you add it."
 
 
 def add_archival(services, text: str) -> str:

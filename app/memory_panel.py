@@ -13,6 +13,7 @@ def build_memory_panel(services) -> None:
     """Called inside ``with gr.Tab("Memory"):``."""
     gr.Markdown("What Hearth remembers. **Core** blocks are in every prompt; **archival** memories and past "
                 "**messages** are searched and quoted when relevant. Every change records who made it.")  # fmt: skip
+    _auto_switch(services)
     _core_blocks(services)
     _search(services)
     archive = _archival(services)
@@ -24,6 +25,17 @@ def build_memory_panel(services) -> None:
         refresh = gr.Button("Refresh", size="sm")
     refresh.click(lambda: (mh.log_table(services), mh.pending_table(services), mh.archival_table(services)),
                   None, [log, pending, archive])  # fmt: skip
+
+
+def _auto_switch(s) -> None:
+    auto = gr.Checkbox(value=lambda: mh.auto_memory_on(s), label="Remember what I say about myself automatically",
+                       info="After each answer, facts you state about yourself, your people, work and preferences "
+                            "become archival memories (deduplicated; deleting a chat deletes what only it said).",
+                       elem_id="mem-auto")  # fmt: skip
+    status = gr.Markdown(elem_id="mem-auto-status")
+    auto.input(partial(mh.set_auto_memory, s), [auto], [status]).then(
+        lambda: mh.auto_memory_on(s), None, [auto]
+    )
 
 
 def _core_blocks(s) -> None:
@@ -92,12 +104,18 @@ def _archival(s) -> gr.Dataframe:
             fact = gr.Textbox(placeholder="A fact to keep…", show_label=False, scale=4, elem_id="mem-fact")
             add = gr.Button("Keep", size="sm", scale=1, elem_id="mem-add")
         with gr.Row():
-            entry_id = gr.Textbox(placeholder="id to delete", show_label=False, scale=4)
+            entry_id = gr.Textbox(placeholder="id to edit or delete", show_label=False, scale=4,
+                                  elem_id="mem-entry-id")  # fmt: skip
             remove = gr.Button("Delete", variant="stop", size="sm", scale=1, elem_id="mem-remove")
+        with gr.Row():
+            new_text = gr.Textbox(placeholder="new text for that memory", show_label=False, scale=4,
+                                  elem_id="mem-entry-text")  # fmt: skip
+            edit = gr.Button("Save edit", size="sm", scale=1, elem_id="mem-edit")
         status = gr.Markdown()
     table = partial(mh.archival_table, s)
     add.click(partial(mh.add_archival, s), [fact], [status]).then(table, None, [archive])
     remove.click(partial(mh.delete_archival, s), [entry_id], [status]).then(table, None, [archive])
+    edit.click(partial(mh.edit_archival, s), [entry_id, new_text], [status]).then(table, None, [archive])
     return archive
 
 

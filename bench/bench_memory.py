@@ -7,11 +7,18 @@
    off, each on its own copy of the model so each keeps its own KV cache. Turns
    alternate between the two so machine noise hits both alike. Time to first token is
    measured from the call to the first streamed text: memory retrieval, prompt
-   assembly and prompt evaluation all count. Target: memory on / off <= 1.2.
+   assembly and prompt evaluation all count. Target: memory on / off <= 1.1 (issue 11).
 2. KV prefix reuse after summaries. A long chat at n_ctx 512, memory on and off: the
    share of each turn's prompt tokens served from the reused KV prefix, on the turns
    after the first summary was written (memory off: the same turns, where the window
    slides by one exchange each turn).
+
+3. Paraphrased personal questions (bench/memory_paraphrase.py, ``--paraphrase``): 36
+   facts told in their own chats, 61 questions in other words and 22 unrelated ones, on
+   tuning and held-out splits: the share of facts that reach the prompt (target >= 0.9),
+   the share of unrelated questions that get a personal memory quoted (target 0), and
+   recall@3 of dense, keyword and fused scores. ``--tune`` also grids the fusion weight and
+   threshold on the tuning split (the held-out split never takes part).
 
 Prints ratios side by side; nothing here asserts on time.
 """
@@ -28,6 +35,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from engine import GenerationConfig, Settings, build  # noqa: E402
@@ -164,8 +172,23 @@ def main() -> int:
     parser.add_argument("--long-turns", type=int, default=30, help="turns of the long chat at n_ctx 512")
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (and batch threads)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
+    parser.add_argument("--paraphrase", action="store_true", help="also run the paraphrased-questions set")
+    parser.add_argument("--tune", action="store_true", help="with --paraphrase: grid weight and threshold")
+    parser.add_argument("--only-paraphrase", action="store_true", help="skip the TTFT and KV parts")
+    parser.add_argument(
+        "--data-dir", type=Path, default=None, help="paraphrase: reuse (or keep) this data dir"
+    )
     args = parser.parse_args()
+    paraphrase = None
     with tempfile.TemporaryDirectory() as tmp:
+        if args.paraphrase or args.only_paraphrase:
+            from memory_paraphrase import report, run
+
+            paraphrase = run(Path(tmp), args.threads, do_tune=args.tune, data_dir=args.data_dir)
+            report(paraphrase)
+            print()
+        if args.only_paraphrase:
+            return 0
         ttft = bench_ttft(Path(tmp), args.turns, args.threads)
         kv = bench_kv_reuse(Path(tmp), args.long_turns, args.threads)
     print("time to first token (s), memory on vs off, same history and questions")
@@ -176,7 +199,7 @@ def main() -> int:
     tokens = ttft["evaluated_prompt_tokens_median"]
     print(f"{'prompt tokens evaluated':<26}{tokens['on']:>12.0f}{tokens['off']:>12.0f}")
     print(
-        f"target: later turns on/off <= 1.2 -> {'met' if ttft['warm_ttft_s']['ratio'] <= 1.2 else 'NOT met'}"
+        f"target: later turns on/off <= 1.1 -> {'met' if ttft['warm_ttft_s']['ratio'] <= 1.1 else 'NOT met'}"
     )
     print()
     print(f"KV prefix reuse at n_ctx 512, {args.long_turns}-turn chat (cached / prompt tokens)")
@@ -195,7 +218,7 @@ def main() -> int:
         print(f"{'  the other turns':<40}{other['on']:>12.1%}{other['off']:>12.1%}")
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({"ttft": ttft, "kv_reuse": kv}, indent=2))
+        args.json.write_text(json.dumps({"ttft": ttft, "kv_reuse": kv, "paraphrase": paraphrase}, indent=2))
     return 0
 
 

@@ -102,6 +102,12 @@ def global_parser() -> argparse.ArgumentParser:
         help="let the model call memory tools before answering (HEARTH_MEMORY_AGENT=1)",
     )
     _add_remote_options(parser)
+    g.add_argument(
+        "--no-auto-memory",
+        action="store_true",
+        default=os.environ.get("HEARTH_AUTO_MEMORY", "1").strip().lower() in ("0", "false", "no", "off"),
+        help="never keep what you say about yourself as memories on its own (HEARTH_AUTO_MEMORY=0)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(sub)
@@ -203,6 +209,7 @@ def settings_from(args: argparse.Namespace):
         backend_timeout=args.backend_timeout,
         chroma_url=args.chroma_url,
         chroma_token=_secret(args.chroma_token, args.chroma_token_file, "chroma token"),
+        auto_memory=not args.no_auto_memory,
     )
 
 

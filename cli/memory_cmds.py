@@ -1,4 +1,4 @@
-"""memory show | search | set | add | delete | pending | approve | reject | log."""
+"""memory show | search | set | add | edit | delete | pending | approve | reject | log | auto | reindex."""
 
 from __future__ import annotations
 
@@ -41,6 +41,22 @@ def register(sub) -> None:
     s.add_argument("fact")
     s.add_argument("--json", action="store_true")
     s.set_defaults(handler=add)
+
+    s = msub.add_parser(
+        "edit", help="replace an archival memory's text (it becomes yours: kept if its chats go)"
+    )
+    s.add_argument("id")
+    s.add_argument("text")
+    s.set_defaults(handler=edit)
+
+    s = msub.add_parser("auto", help="automatic memories: show, or switch on/off (kept across restarts)")
+    s.add_argument("state", nargs="?", choices=["on", "off"], default=None)
+    s.set_defaults(handler=auto)
+
+    s = msub.add_parser(
+        "reindex", help="rebuild the memory vector indexes (archival, past messages) from SQLite"
+    )
+    s.set_defaults(handler=reindex)
 
     s = msub.add_parser("delete", help="delete an archival memory by id")
     s.add_argument("id")
@@ -126,6 +142,30 @@ def add(args: argparse.Namespace) -> int:
             print_json(dataclasses.asdict(entry))
         else:
             print(f"saved {entry.id}")
+    return 0
+
+
+def edit(args: argparse.Namespace) -> int:
+    from engine.memory.provenance import CLI
+
+    with _memory(args) as memory:
+        entry = memory.archival.update(args.id, args.text, origin=CLI)
+        print(f"updated {entry.id}")
+    return 0
+
+
+def auto(args: argparse.Namespace) -> int:
+    with _memory(args) as memory:
+        if args.state is not None:
+            memory.set_auto(args.state == "on")
+        print(f"automatic memories: {'on' if memory.auto_enabled else 'off'}")
+    return 0
+
+
+def reindex(args: argparse.Namespace) -> int:
+    with _memory(args) as memory:
+        counts = memory.reindex()
+        print(f"re-embedded {counts['archival']} archival memories and {counts['messages']} messages")
     return 0
 
 

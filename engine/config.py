@@ -242,6 +242,9 @@ class Settings:
     chroma_url: str | None = None
     #: its token, sent as a bearer token (kept out of repr and logs)
     chroma_token: str | None = field(default=None, repr=False)
+    #: after each turn, keep what the user says about themselves as archival memories
+    #: (also switchable in the Memory tab; False here keeps it off whatever the tab says)
+    auto_memory: bool = True
 
     def __post_init__(self) -> None:
         if self.n_ctx < 64 or self.n_ctx > 1_048_576:

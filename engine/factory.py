@@ -122,6 +122,7 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
             threshold=settings.memory_summary_threshold,
             max_hits=settings.memory_hits,
             agent=settings.memory_agent,
+            auto=settings.auto_memory,
         ),
     )
     chat = ChatService(

@@ -184,6 +184,16 @@ class VectorCollection:
             for i, d, m in zip(res["ids"][0], res["distances"][0], res["metadatas"][0])
         ]
 
+    def vectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
+        """Stored vectors by id (ids not in the collection are left out)."""
+        if not ids:
+            return {}
+        try:
+            res = self._col.get(ids=list(ids), include=["embeddings"])
+        except Exception as e:
+            raise RetrievalError(f"Could not read the vector index: {e}") from e
+        return {i: [float(x) for x in v] for i, v in zip(res["ids"], res["embeddings"])}
+
     def ids(self, where: dict[str, Any] | None = None) -> list[str]:
         try:
             return list(self._col.get(where=where, include=[])["ids"])

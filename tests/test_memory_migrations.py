@@ -6,6 +6,8 @@ from engine import Settings, build
 from engine.memory import memory_migrations
 from engine.store import Database, core_migrations
 
+ALL = ["0001_memory_tables", "0002_default_blocks", "0003_automatic_memory"]
+
 
 def applied(db) -> list[str]:
     return [m.name for m in memory_migrations.applied(db)]
@@ -21,9 +23,12 @@ def test_an_empty_database_gets_every_table_and_the_default_blocks(tmp_path):
             "memory_summaries",
             "memory_writes",
             "memory_archival_fts",
+            "memory_archival_sources",
+            "memory_message_vectors",
+            "memory_settings",
         ):
             assert db[table].exists(), table
-        assert applied(db) == ["0001_memory_tables", "0002_default_blocks"]
+        assert applied(db) == ALL
         assert [b.label for b in services.memory.core.blocks()] == ["persona", "human"]
     finally:
         services.close()
@@ -62,7 +67,7 @@ def test_a_database_with_only_the_first_memory_migration_is_upgraded_without_los
     old.close()
     services = build(settings, load_model=False)
     try:
-        assert applied(services.database.db) == ["0001_memory_tables", "0002_default_blocks"]
+        assert applied(services.database.db) == ALL
         human = services.memory.core.get("human")
         assert (human.value, human.limit) == ("Ana, nurse.", 500), "the user's block is kept as it was"
         assert services.memory.core.get("persona").value, "the missing default block was added"
@@ -78,6 +83,6 @@ def test_reopening_never_resets_memory(tmp_path):
     second = build(settings, load_model=False)
     try:
         assert second.memory.core.get("persona").value == ""
-        assert applied(second.database.db) == ["0001_memory_tables", "0002_default_blocks"]
+        assert applied(second.database.db) == ALL
     finally:
         second.close()

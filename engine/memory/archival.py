@@ -34,14 +34,20 @@ class ArchivalEntry:
     conversation_id: str = ""
     message_id: str = ""
     indexed: bool = False
+    #: written by the automatic step after a turn (updated and deleted with its sources)
+    auto: bool = False
+    updated_at: str = ""
     #: cosine similarity to the query (search results only)
     score: float = 0.0
 
-    def to_hit(self) -> Hit:
+    def to_hit(self, score: float | None = None) -> Hit:
+        source = (f"what the user said, remembered automatically {(self.updated_at or self.created_at)[:10]}"
+                  if self.auto else f"archival memory, saved {self.created_at[:10]} ({self.origin})")  # fmt: skip
         return Hit(
-            kind="memory", id=self.id, text=self.text, score=self.score,
-            source=f"archival memory, saved {self.created_at[:10]} ({self.origin})",
-            meta={"conversation_id": self.conversation_id, "message_id": self.message_id, "origin": self.origin},
+            kind="memory", id=self.id, text=self.text, score=self.score if score is None else score,
+            source=source,
+            meta={"conversation_id": self.conversation_id, "message_id": self.message_id, "origin": self.origin,
+                  "auto": self.auto},
         )  # fmt: skip
 
 
@@ -54,32 +60,96 @@ class ArchivalMemory:
 
     # writing
 
-    def insert(self, text: str, *, origin: Origin) -> ArchivalEntry:
-        """Save ``text``; the row is committed before its vector is written (never lost)."""
-        text = (text or "").strip()
-        if not text:
-            raise MemoryError_("There is nothing to save: the text is empty.")
-        if len(text) > MAX_ENTRY_CHARS:
-            raise MemoryError_(
-                f"An archival memory holds at most {MAX_ENTRY_CHARS} characters; this one has {len(text)}. "
-                "Split it into smaller facts."
-            )
-        entry_id = new_id()
+    def insert(self, text: str, *, origin: Origin, vector: list[float] | None = None) -> ArchivalEntry:
+        """Save ``text``; the row is committed before its vector is written (never lost).
+
+        An automatic memory (``origin.kind == "auto"``) also records its source message, so
+        deleting that chat deletes the memory (unless another chat said it too).
+        """
+        text = _checked(text)
+        entry_id, auto = new_id(), origin.kind == "auto"
         with self._database.tx() as db:
             write_id = record_write(db, action="archival_insert", target=f"archival:{entry_id}",
                                     args={"text": text}, origin=origin)  # fmt: skip
             db["memory_archival"].insert({
                 "id": entry_id, "text": text, "created_at": now_iso(), "origin": origin.kind,
                 "conversation_id": origin.conversation_id, "message_id": origin.message_id,
-                "write_id": write_id, "indexed": 0,
+                "write_id": write_id, "indexed": 0, "auto": int(auto), "updated_at": now_iso(),
             })  # fmt: skip
-        self._index([self.get(entry_id)])
+            if auto:
+                _add_source(db, entry_id, origin, text)
+        self._index([self.get(entry_id)], [vector] if vector is not None else None)
         return self.get(entry_id)
+
+    def update(
+        self, entry_id: str, text: str, *, origin: Origin, vector: list[float] | None = None
+    ) -> ArchivalEntry:
+        """Replace an entry's text (a user edit, or a newer statement of the same fact)."""
+        entry, text = self.get(entry_id), _checked(text)
+        with self._database.tx() as db:
+            record_write(db, action="archival_update", target=f"archival:{entry.id}",
+                         args={"old_text": entry.text, "text": text}, origin=origin)  # fmt: skip
+            # an edit by the user makes the memory theirs: it no longer goes with its source chats
+            db["memory_archival"].update(entry.id, {"text": text, "indexed": 0, "updated_at": now_iso(),
+                                                    "auto": int(entry.auto and origin.kind == "auto")})  # fmt: skip
+            if origin.kind == "auto" and entry.auto:
+                _add_source(db, entry.id, origin, text)
+        self._index([self.get(entry.id)], [vector] if vector is not None else None)
+        return self.get(entry.id)
+
+    def add_source(self, entry_id: str, origin: Origin, text: str) -> None:
+        """Another message said the same thing: keep the text, remember where else it came from."""
+        with self._database.tx() as db:
+            _add_source(db, entry_id, origin, text)
+
+    def sources(self, entry_id: str) -> list[dict[str, Any]]:
+        with self._database.read() as db:
+            return list(db["memory_archival_sources"].rows_where("archival_id = ?", [entry_id],
+                                                                 order_by="created_at, rowid"))  # fmt: skip
+
+    def forget_conversation(self, conversation_id: str) -> list[str]:
+        """Drop that chat's sources of automatic memories; a memory left with none goes. Returns deleted ids."""
+        with self._database.tx() as db:
+            ids = [r[0] for r in db.execute("select distinct archival_id from memory_archival_sources"
+                                            " where conversation_id = ?", [conversation_id]).fetchall()]  # fmt: skip
+            db["memory_archival_sources"].delete_where("conversation_id = ?", [conversation_id])
+            gone, changed = [], []
+            for entry_id in ids:
+                rest = list(db["memory_archival_sources"].rows_where("archival_id = ?", [entry_id],
+                                                                     order_by="created_at desc, rowid desc"))  # fmt: skip
+                if not rest:
+                    db["memory_archival"].delete_where("id = ? and auto = 1", [entry_id])
+                    gone.append(entry_id)
+                else:  # the text as the newest remaining chat said it
+                    db["memory_archival"].update(entry_id, {"text": rest[0]["text"], "indexed": 0,
+                                                            "conversation_id": rest[0]["conversation_id"],
+                                                            "message_id": rest[0]["message_id"]})  # fmt: skip
+                    changed.append(entry_id)
+        try:
+            self._col().delete(ids=gone)
+        except EngineError as e:  # the rows are gone; a stale vector is skipped at search time
+            log.warning("archival vectors of a deleted chat not removed yet: %s", e)
+        self._index([self.get(i) for i in changed])
+        return gone
+
+    def nearest(self, vector: list[float], k: int = 1) -> list[ArchivalEntry]:
+        """Entries closest to ``vector`` (cosine similarity in ``score``)."""
+        if self.count() == 0:
+            return []
+        self._sync_index()
+        found = []
+        for match in self._col().query(vector, k):
+            try:
+                found.append(_with_score(self.get(match.id), match.score))
+            except NotFoundError:
+                continue
+        return found
 
     def delete(self, entry_id: str, *, origin: Origin) -> None:
         entry = self.get(entry_id)
         with self._database.tx() as db:
             db["memory_archival"].delete(entry.id)
+            db["memory_archival_sources"].delete_where("archival_id = ?", [entry.id])
             record_write(db, action="archival_delete", target=f"archival:{entry.id}",
                          args={"text": entry.text}, origin=origin)  # fmt: skip
         try:
@@ -105,13 +175,15 @@ class ArchivalMemory:
         with self._database.read() as db:
             return db["memory_archival"].count
 
-    def search(self, query: str, *, k: int = 5, min_score: float = 0.0) -> list[ArchivalEntry]:
+    def search(
+        self, query: str, *, k: int = 5, min_score: float = 0.0, vector: list[float] | None = None
+    ) -> list[ArchivalEntry]:
         """Best matches by meaning; keyword matches when the vector index is unusable."""
         if not query.strip() or self.count() == 0:
             return []
         try:
             self._sync_index()
-            matches = self._col().query(self._embedder.embed_one(query), k)
+            matches = self._col().query(vector if vector is not None else self._embedder.embed_one(query), k)
         except EngineError as e:
             log.warning("archival vector search failed, using keywords: %s", e)
             return self.keyword_search(query, k=k)
@@ -124,6 +196,9 @@ class ArchivalMemory:
             except NotFoundError:  # a vector whose row was deleted while Chroma was unreachable
                 continue
         return found
+
+    def vectors_of(self, ids: list[str]) -> dict[str, list[float]]:
+        return self._col().vectors(ids) if ids else {}
 
     def keyword_search(self, query: str, *, k: int = 5) -> list[ArchivalEntry]:
         words = keywords(query)
@@ -161,11 +236,11 @@ class ArchivalMemory:
         self._index([_entry(r) for r in rows])
         return len(rows)
 
-    def _index(self, entries: list[ArchivalEntry]) -> None:
+    def _index(self, entries: list[ArchivalEntry], vectors: list[list[float]] | None = None) -> None:
         if not entries:
             return
         try:
-            vectors = self._embedder.embed([e.text for e in entries])
+            vectors = vectors or self._embedder.embed([e.text for e in entries])
             self._col().upsert(
                 [e.id for e in entries], vectors, [{"created_at": e.created_at} for e in entries]
             )
@@ -192,8 +267,32 @@ def _entry(row: dict[str, Any]) -> ArchivalEntry:
     return ArchivalEntry(
         id=row["id"], text=row["text"] or "", created_at=row["created_at"], origin=row["origin"] or "",
         conversation_id=row["conversation_id"] or "", message_id=row["message_id"] or "",
-        indexed=bool(row["indexed"]),
+        indexed=bool(row["indexed"]), auto=bool(row.get("auto")), updated_at=row.get("updated_at") or "",
     )  # fmt: skip
+
+
+def _checked(text: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise MemoryError_("There is nothing to save: the text is empty.")
+    if len(text) > MAX_ENTRY_CHARS:
+        raise MemoryError_(
+            f"An archival memory holds at most {MAX_ENTRY_CHARS} characters; this one has {len(text)}. "
+            "Split it into smaller facts."
+        )
+    return text
+
+
+def _add_source(db, entry_id: str, origin: Origin, text: str) -> None:
+    known = db.execute("select 1 from memory_archival_sources where archival_id = ? and message_id = ?",
+                       [entry_id, origin.message_id]).fetchone()  # fmt: skip
+    if known:  # the same message again (a regenerated answer): update its text only
+        db.execute("update memory_archival_sources set text = ? where archival_id = ? and message_id = ?",
+                   [text, entry_id, origin.message_id])  # fmt: skip
+        return
+    db["memory_archival_sources"].insert({"id": new_id(), "archival_id": entry_id,
+                                          "conversation_id": origin.conversation_id,
+                                          "message_id": origin.message_id, "text": text, "created_at": now_iso()})  # fmt: skip
 
 
 def _with_score(entry: ArchivalEntry, score: float) -> ArchivalEntry:

@@ -15,7 +15,7 @@ so the window start, and with it the cache, stays put between them.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..chat import SAFETY_MARGIN, TurnContext
@@ -24,8 +24,10 @@ from ..prompt import MESSAGE_OVERHEAD, PromptPlan
 from ..store import StoredConversation, StoredMessage
 from ..types import Hit
 from .agent import run_agent
+from .hybrid import MIN_RELEVANCE, min_relevance
 from .provenance import Origin
 from .recall import keywords
+from .retrieve import MemoryRetriever
 from .summary import choose_eviction, extractive_summary, fold_messages, keep_tail
 from .tools import ToolContext
 
@@ -35,14 +37,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("hearth.memory")
 
-#: a recall hit must score at least this share of the best keyword match this turn
-RECALL_RELATIVE_SCORE = 0.5
-#: an archival hit must score at least this share of the best cosine similarity this turn
-ARCHIVAL_RELATIVE_SCORE = 0.8
 #: a hit whose content words are at least this much already in the prompt is left out
 REDUNDANT_SHARE = 0.8
-#: characters of a past message quoted into the prompt (the whole message stays in recall)
-RECALL_CHARS = 240
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -53,8 +49,10 @@ class MemoryOptions:
     threshold: float = 0.75
     #: recall + archival memories retrieved into each turn (automatic mode)
     max_hits: int = 3
-    #: archival memories below this cosine similarity are not shown to the model
-    min_archival_score: float = 0.35
+    #: fused relevance (meaning and words) a memory needs, by kind of question (engine/memory/hybrid.py)
+    min_relevance: dict[str, float] = field(default_factory=lambda: dict(MIN_RELEVANCE))
+    #: keep what the user says about themselves as archival memories after each turn
+    auto: bool = True
     #: let the model call memory tools before it answers (grammar-constrained)
     agent: bool = False
     #: the most tool calls the agent may make in one turn
@@ -64,6 +62,10 @@ class MemoryOptions:
         if not 0.2 <= self.threshold <= 0.95:
             raise ConfigError(
                 "The summary threshold must be between 0.2 and 0.95 of the budget.", field="threshold"
+            )
+        if not all(0.0 <= t <= 1.0 for t in self.min_relevance.values()):
+            raise ConfigError(
+                "The memory relevance threshold must be between 0 and 1.", field="min_relevance"
             )
         if not 0 <= self.max_hits <= 20:
             raise ConfigError("Memory hits per turn must be between 0 and 20.", field="max_hits")
@@ -85,6 +87,7 @@ class ContextManager:
     def __init__(self, memory: MemoryService, options: MemoryOptions):
         self._memory = memory
         self.options = options
+        self.retriever = MemoryRetriever(memory)
 
     # before the answer
 
@@ -113,36 +116,11 @@ class ContextManager:
         )
 
     def _retrieve(self, query: str, conversation_id: str, through_seq: int) -> list[Hit]:
-        """Archival memories by meaning, then older messages by keywords; failures cost only hits."""
-        archival, recall = self._archival_hits(query), self._recall_hits(query, conversation_id, through_seq)
-        half = (self.options.max_hits + 1) // 2
-        take_archival = max(half, self.options.max_hits - len(recall))
-        return archival[:take_archival] + recall
-
-    def _archival_hits(self, query: str) -> list[Hit]:
-        try:
-            if not self._memory.archival.count():
-                return []  # no embedding work at all while archival memory is empty
-            entries = self._memory.archival.search(query, k=self.options.max_hits,
-                                                   min_score=self.options.min_archival_score)  # fmt: skip
-        except EngineError as e:
-            log.warning("archival memory unavailable this turn: %s", e)
-            return []
-        best = max((e.score for e in entries), default=0.0)
-        return [e.to_hit() for e in entries if e.score >= ARCHIVAL_RELATIVE_SCORE * best]
-
-    def _recall_hits(self, query: str, conversation_id: str, through_seq: int) -> list[Hit]:
-        try:
-            results = self._memory.recall.search(
-                query, limit=self.options.max_hits, include_inactive=False,
-                exclude_after=(conversation_id, through_seq),  # those are in the window already
-            )  # fmt: skip
-        except EngineError as e:
-            log.warning("recall memory unavailable this turn: %s", e)
-            return []
-        best = max((r.score for r in results), default=0.0)
-        # weak keyword matches (one common word in a long message) cost tokens and help nothing
-        return [r.to_hit(max_chars=RECALL_CHARS) for r in results if r.score >= RECALL_RELATIVE_SCORE * best]
+        """Archival memories and older messages about the question, best first; failures cost only hits."""
+        k = max(8, 3 * self.options.max_hits)
+        found = self.retriever.candidates(query, conversation_id, through_seq, k=k)
+        threshold = min_relevance(query, self.options.min_relevance)
+        return [h for h in found if h.score >= threshold]  # cut to max_hits after the redundancy filter
 
     def _window_texts(self, conversation_id: str, through_seq: int) -> list[str]:
         return [m.content for m in self._window(conversation_id, through_seq)]
@@ -162,6 +140,30 @@ class ContextManager:
         return ctx.found
 
     # after the answer (the backend's lock is free again)
+
+    def remember(self, conversation: StoredConversation, plan: PromptPlan) -> None:
+        """Index this turn's user message by meaning, and keep what it says about the user."""
+        memory = self._memory
+        try:
+            memory.messages.check_collection()
+            memory.messages.index_pending()
+        except EngineError as e:  # indexed on a later turn, or by `memory reindex`
+            log.warning("message vectors not updated this turn: %s", e)
+        if not memory.auto_enabled:
+            return
+        messages = memory.conversations.messages(conversation.id)
+        user = next((m for m in reversed(messages) if m.role == "user"), None)
+        if user is None:
+            return
+        answer = next((m.content for m in messages if m.role == "assistant" and m.seq > user.seq), "")
+        try:
+            backend = memory.models.backend
+        except EngineError:  # no model loaded: the deterministic facts still count
+            backend = None
+        try:
+            memory.auto.capture(conversation, user, backend=backend, prompt=plan.messages, answer=answer)
+        except EngineError as e:
+            log.warning("automatic memory skipped this turn: %s", e)
 
     def after_turn(self, conversation: StoredConversation, plan: PromptPlan) -> None:
         try:

@@ -103,3 +103,30 @@ def _default_blocks(db: Database) -> None:
             },
             ignore=True,
         )
+
+
+@memory_migrations(name="0003_automatic_memory")
+def _automatic_memory(db: Database) -> None:
+    # archival rows written by the automatic step (1) may be updated and deleted with their sources
+    db["memory_archival"].add_column("auto", int, not_null_default=0)
+    db["memory_archival"].add_column("updated_at", str, not_null_default="")
+    db["memory_archival_sources"].create(
+        {
+            "id": str,
+            "archival_id": str,
+            "conversation_id": str,
+            "message_id": str,
+            "text": str,  # the memory's text as this message put it (restored if a later source goes)
+            "created_at": str,
+        },
+        pk="id",
+    )
+    db["memory_archival_sources"].create_index(["archival_id"])
+    db["memory_archival_sources"].create_index(["conversation_id"])
+    # which messages have a vector in the messages collection (Chroma is rebuilt from this and `messages`)
+    db["memory_message_vectors"].create(
+        {"message_id": str, "conversation_id": str, "indexed_at": str}, pk="message_id"
+    )
+    db["memory_message_vectors"].create_index(["conversation_id"])
+    # switches the user flips in the Memory tab (kept across restarts)
+    db["memory_settings"].create({"key": str, "value": str}, pk="key")

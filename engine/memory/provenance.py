@@ -18,7 +18,7 @@ from ..errors import MemoryError_, NotFoundError
 from ..store.conversations import new_id, now_iso
 from ..store.db import Database
 
-OriginKind = Literal["user", "model", "cli", "system"]
+OriginKind = Literal["user", "model", "cli", "system", "auto"]
 Status = Literal["applied", "pending", "approved", "rejected", "failed", "fallback"]
 
 
@@ -33,9 +33,8 @@ class Origin:
     note: str = ""
 
     def describe(self) -> str:
-        text = {"user": "user edit", "model": "model tool call", "cli": "command line", "system": "Hearth"}[
-            self.kind
-        ]
+        text = {"user": "user edit", "model": "model tool call", "cli": "command line", "system": "Hearth",
+                "auto": "automatic memory"}[self.kind]  # fmt: skip
         if self.conversation_id:
             text += f" in conversation {self.conversation_id}"
         if self.message_id:

@@ -134,6 +134,19 @@ class RecallMemory:
             raise MemoryError_("Give a start date, an end date, or both (like 2025-01-31).")
         return self.search("", start=start, end=end, conversation_id=conversation_id, limit=limit)
 
+    def by_ids(self, ids: list[str]) -> dict[str, RecallResult]:
+        """Messages by id (those that no longer exist are left out)."""
+        if not ids:
+            return {}
+        sql = (
+            "select m.*, c.title as conversation_title, 0.0 as score from messages m"
+            f" join conversations c on c.id = m.conversation_id where m.id in ({','.join('?' * len(ids))})"
+        )
+        with self._database.read() as db:
+            cur = db.execute(sql, list(ids))
+            cols = [c[0] for c in cur.description]
+            return {r.message_id: r for r in (_result(dict(zip(cols, row))) for row in cur.fetchall())}
+
     def count(self) -> int:
         with self._database.read() as db:
             return db["messages"].count

@@ -21,8 +21,10 @@ from ..store import ConversationStore, Database, StoredConversation, StoredMessa
 from ..types import Hit
 from ..vectors import VectorStore
 from .archival import ArchivalMemory
+from .auto import AutoMemory
 from .context import ContextManager, MemoryOptions
 from .core import CoreMemory
+from .message_vectors import MessageVectors, QueryVectors
 from .provenance import USER, Origin, WriteLog
 from .recall import RecallMemory
 from .summary import SummaryStore
@@ -49,10 +51,16 @@ class MemoryService:
         self.core = CoreMemory(database)
         self.recall = RecallMemory(database)
         self.archival = ArchivalMemory(database, vectors, embedder)
+        #: one embedding per distinct text, shared by archival search, message vectors and indexing
+        self.queries = QueryVectors(embedder)
+        self.messages = MessageVectors(database, vectors, self.queries)
+        self.auto = AutoMemory(self.archival, self.queries)
         self.summaries = SummaryStore(database)
         self.log = WriteLog(database)
         self.toolbox = ToolBox()
         self.context = ContextManager(self, options or MemoryOptions())
+        # deleting a chat deletes its memory, whoever deletes it (page, CLI, API)
+        conversations.on_delete(self.forget_conversation)
 
     # MemoryHooks (called by ChatService)
 
@@ -62,7 +70,38 @@ class MemoryService:
     def after_turn(
         self, conversation: StoredConversation, plan: PromptPlan, history: Sequence[StoredMessage]
     ) -> None:
+        """After the answer: index the new messages, keep automatic memories, then summarize.
+
+        Automatic memories first: their model request continues this turn's prompt, so it
+        reuses the KV cache, which a summary request would replace.
+        """
+        self.context.remember(conversation, plan)
         self.context.after_turn(conversation, plan)
+
+    # automatic memories
+
+    @property
+    def auto_enabled(self) -> bool:
+        """Automatic memories are on unless started with --no-auto-memory or switched off in the Memory tab."""
+        return self.context.options.auto and self._setting("auto_memory", "1") == "1"
+
+    def set_auto(self, enabled: bool) -> bool:
+        if enabled and not self.context.options.auto:
+            raise MemoryError_(
+                "Hearth was started with --no-auto-memory; restart without it to turn this on."
+            )
+        with self.database.tx() as db:
+            db["memory_settings"].upsert({"key": "auto_memory", "value": "1" if enabled else "0"}, pk="key")
+        return self.auto_enabled
+
+    def _setting(self, key: str, default: str) -> str:
+        with self.database.read() as db:
+            row = db.execute("select value from memory_settings where key = ?", [key]).fetchone()
+        return row[0] if row else default
+
+    def reindex(self) -> dict[str, int]:
+        """Rebuild both vector indexes from SQLite (new embedding model, lost or damaged index)."""
+        return {"archival": self.archival.rebuild_index(), "messages": self.messages.rebuild()}
 
     # writes
 
@@ -125,13 +164,11 @@ class MemoryService:
 
     def search(self, query: str, *, k: int = 10, start: str | None = None, end: str | None = None,
                conversation_id: str | None = None) -> list[Hit]:  # fmt: skip
-        """Archival memories (by meaning) then messages (by keywords and dates)."""
-        hits: list[Hit] = []
+        """Archival memories and messages by meaning and keywords (best first); with dates or a chat, messages only."""
         if query.strip() and not (start or end or conversation_id):
-            hits += [e.to_hit() for e in self.archival.search(query, k=k)]
-        hits += [r.to_hit() for r in self.recall.search(query, start=start, end=end,
-                                                         conversation_id=conversation_id, limit=k)]  # fmt: skip
-        return hits
+            return self.context.retriever.candidates(query, "", 0, k=k)[:k]
+        return [r.to_hit() for r in self.recall.search(query, start=start, end=end,
+                                                       conversation_id=conversation_id, limit=k)]  # fmt: skip
 
     def memories_for_answer(self, message_id: str) -> list[dict[str, Any]]:
         """The memory hits an assistant answer was given (as stored with it)."""
@@ -158,13 +195,24 @@ class MemoryService:
         }  # fmt: skip
 
     def forget_conversation(self, conversation_id: str) -> None:
-        """A deleted chat's summary and its own core blocks go with it.
+        """Everything memory holds of a deleted chat goes with it.
 
-        Archival facts stay (someone chose to keep them), and so does the write log.
+        Its summary, its own core blocks, its message vectors, the automatic memories only
+        it gave (one that other chats said too keeps their version), and its rows in the
+        write log (pending suggestions included). Archival facts someone chose to keep stay,
+        with the log row that says where they came from.
         """
+        self.archival.forget_conversation(conversation_id)
         with self.database.tx() as db:
             db["memory_summaries"].delete_where("conversation_id = ?", [conversation_id])
             db["memory_blocks"].delete_where("conversation_id = ?", [conversation_id])
+            db.execute(
+                "delete from memory_writes where conversation_id = ? and id not in"
+                " (select write_id from memory_archival where auto = 0 and write_id is not null)",
+                [conversation_id],
+            )
+        self.messages.forget_conversation(conversation_id)
 
     def close(self) -> None:
         self.archival.close()
+        self.messages.close()

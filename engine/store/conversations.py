@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -93,6 +94,11 @@ def _message(row: dict[str, Any]) -> StoredMessage:
 class ConversationStore:
     def __init__(self, database: Database):
         self._database = database
+        #: called with the id after a conversation is deleted (memory forgets what it held of it)
+        self._delete_hooks: list[Callable[[str], None]] = []
+
+    def on_delete(self, hook: Callable[[str], None]) -> None:
+        self._delete_hooks.append(hook)
 
     # conversations
 
@@ -152,6 +158,8 @@ class ConversationStore:
         with self._database.tx() as db:
             db["messages"].delete_where("conversation_id = ?", [conversation_id])
             db["conversations"].delete(conversation_id)
+        for hook in self._delete_hooks:
+            hook(conversation_id)
 
     # messages
 

@@ -1,0 +1,124 @@
+"""Memory candidates for a question: archival memories and past messages, by meaning and by words.
+
+Each tier is searched both ways (Chroma vectors, SQLite FTS5 keywords); every candidate
+gets one fused score (engine/memory/hybrid.py), so a paraphrase ("my gran") finds what
+keywords miss ("my grandmother") and an exact name finds what vectors blur. The query is
+embedded once per distinct text (``QueryVectors``), shared by both tiers and by the
+after-turn indexing of the same user message.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..errors import EngineError
+from ..types import Hit
+from .hybrid import coverage, fused, stems
+
+if TYPE_CHECKING:
+    from .service import MemoryService
+
+log = logging.getLogger("hearth.memory")
+
+#: characters of a past message quoted into the prompt (the whole message stays in recall)
+RECALL_CHARS = 240
+
+
+class MemoryRetriever:
+    def __init__(self, memory: MemoryService):
+        self._memory = memory
+
+    def candidates(self, query: str, conversation_id: str, through_seq: int, *, k: int) -> list[Hit]:
+        """Every candidate with its fused relevance as ``score``, best first, one per fact.
+
+        No threshold here (the caller applies it; the bench tunes it on these scores).
+        Messages after ``through_seq`` of this conversation are in the window: left out.
+        """
+        query_stems = stems(query)
+        vector = self._query_vector(query)
+        hits = self._archival(query, query_stems, vector, k) + self._recall(
+            query, query_stems, vector, k, (conversation_id, through_seq)
+        )
+        hits.sort(key=lambda h: h.score, reverse=True)
+        return _one_per_fact(hits)
+
+    def _query_vector(self, query: str) -> list[float] | None:
+        memory = self._memory
+        if not query.strip() or not (memory.archival.count() or memory.messages.count()):
+            return None  # nothing has a vector: no embedding work at all
+        try:
+            return memory.queries.get(query)
+        except EngineError as e:
+            log.warning("memory search by meaning unavailable this turn: %s", e)
+            return None
+
+    def _archival(self, query: str, query_stems: set[str], vector, k: int) -> list[Hit]:
+        archival = self._memory.archival
+        if not archival.count():
+            return []
+        cosines: dict[str, float] = {}
+        entries = {}
+        try:
+            if vector is not None:
+                for e in archival.nearest(vector, k):
+                    entries[e.id], cosines[e.id] = e, e.score
+            for e in archival.keyword_search(query, k=k):
+                entries.setdefault(e.id, e)
+            if vector is not None:
+                missing = [i for i in entries if i not in cosines]
+                cosines.update(_cosines(vector, archival.vectors_of(missing)))
+        except EngineError as e:
+            log.warning("archival memory unavailable this turn: %s", e)
+        return [
+            _scored(e.to_hit(), cosines.get(e.id), coverage(query_stems, e.text)) for e in entries.values()
+        ]
+
+    def _recall(
+        self, query: str, query_stems: set[str], vector, k: int, window: tuple[str, int]
+    ) -> list[Hit]:
+        memory = self._memory
+        cosines: dict[str, float] = {}
+        try:
+            found = {r.message_id: r for r in memory.recall.search(query, limit=k, include_inactive=False,
+                                                                    exclude_after=window)}  # fmt: skip
+            if vector is not None:
+                matches = memory.messages.search(vector, k=k, exclude_after=window)
+                cosines = {m.message_id: m.score for m in matches}
+                found.update(memory.recall.by_ids([i for i in cosines if i not in found]))
+                missing = [i for i, r in found.items() if i not in cosines and r.role == "user"]
+                cosines.update(_cosines(vector, memory.messages.vectors_of(missing)))
+        except EngineError as e:
+            log.warning("recall memory unavailable this turn: %s", e)
+            return []
+        return [
+            _scored(r.to_hit(max_chars=RECALL_CHARS), cosines.get(i), coverage(query_stems, r.content))
+            for i, r in found.items()
+        ]
+
+
+def _scored(hit: Hit, cosine: float | None, cover: float) -> Hit:
+    # the parts stay with the hit (and with the answer's sources): why it was quoted
+    meta = {**hit.meta, "cosine": None if cosine is None else round(cosine, 4), "coverage": round(cover, 4)}
+    return dataclasses.replace(hit, score=fused(cosine, cover), meta=meta)
+
+
+def _cosines(vector: Sequence[float], stored: dict[str, list[float]]) -> dict[str, float]:
+    return {i: float(sum(a * b for a, b in zip(vector, v))) for i, v in stored.items()}
+
+
+def _one_per_fact(hits: list[Hit]) -> list[Hit]:
+    """An automatic memory and the message it came from say the same: keep the better-scored one."""
+    kept, seen = [], set()
+    for hit in hits:
+        if hit.kind == "memory":
+            keys = {("memory", hit.id), ("recall", hit.meta.get("message_id") or "")}
+        else:
+            keys = {("recall", hit.id)}
+        if keys & seen:
+            continue
+        seen |= keys
+        kept.append(hit)
+    return kept
