@@ -1,7 +1,7 @@
 """Schema of the Documents feature (the ``hearth.rag`` migration set).
 
 SQLite holds every document's extracted text and its chunks: the source of truth.
-The Chroma vectors and the BM25 keyword index are rebuilt from these tables.
+The Chroma vectors are rebuilt from these tables; the keyword index (FTS5) lives beside them.
 Never edit a migration that has shipped; add a new one.
 """
 
@@ -71,3 +71,13 @@ def _collections_documents_chunks(db: Database) -> None:
     db["rag_chunks"].create_index(["document_id", "seq"])
     db["rag_chunks"].create_index(["collection"])
     db["rag_collections"].insert({"name": DEFAULT_COLLECTION, "created_at": now_iso(), "generation": 0})
+
+
+@rag(name="0002_keyword_fts5")
+def _keyword_fts5(db: Database) -> None:
+    """The keyword index moves into SQLite (FTS5), filled from the chunks already there; it is
+    written with the chunks from now on (bm25s indexes under data_dir/bm25 are no longer read)."""
+    from . import keyword
+
+    keyword.create_table(db)
+    keyword.rebuild(db)

@@ -51,7 +51,7 @@ class DocumentService:
         self.vectors = vectors
         self.embedder = embedder
         self.limits = limits
-        self.keywords = KeywordIndex(Path(data_dir) / "bm25", self.store.keyword_rows)
+        self.keywords = KeywordIndex(database)
         self.searcher = HybridSearcher(
             store=self.store,
             keywords=self.keywords,
@@ -96,16 +96,14 @@ class DocumentService:
             )
         self.store.delete_collection(name)
         self.vectors.delete_collection(self._index_name(name))
-        self.keywords.drop(name)
 
     def documents(self, collection: str | None = None) -> list[DocumentInfo]:
         return self.store.documents(collection)
 
     def delete(self, document_id: str) -> None:
-        """Remove a document from SQLite, its vectors from Chroma and the collection's keyword index."""
+        """Remove a document (with its keyword index rows) from SQLite, then its vectors from Chroma."""
         collection, ids = self.store.delete_document(document_id)
         self._drop_vectors(collection, ids)
-        self.keywords.drop(collection)  # rebuilt from SQLite on the next search
 
     def document_text(self, document_id: str) -> str:
         return self.store.document_text(document_id)
