@@ -79,7 +79,11 @@ def build(
         except ModelError as e:
             warnings.append(str(e))
     vectors = VectorStore(settings.chroma_dir)
-    embedder = TextEmbedder(settings.embed_model)
+    embedder = TextEmbedder(
+        settings.embed_model,
+        query_prefix=settings.embed_query_prefix,
+        passage_prefix=settings.embed_passage_prefix,
+    )
     from .memory import MemoryOptions, MemoryService
 
     memory = MemoryService(
@@ -125,6 +129,7 @@ def build(
             chunk_overlap=settings.chunk_overlap_tokens,
         ),
         generate=model_generator(models),  # query rewriting (off unless asked for) uses the chat model
+        reranker=_reranker(settings),
     )
     chat.retrievers.append(services.documents)
     from .vision import ImageService
@@ -135,3 +140,11 @@ def build(
     )
     chat.retrievers.append(services.images)
     return services
+
+
+def _reranker(settings: Settings):
+    if not settings.rerank_model:
+        return None
+    from .rerank import CrossEncoderReranker
+
+    return CrossEncoderReranker(settings.rerank_model)

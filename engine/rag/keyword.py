@@ -133,7 +133,9 @@ def add_chunks(db, rows: Iterable[dict[str, Any]]) -> None:
 
 
 def delete_document(db, document_id: str) -> None:
-    db.execute(f"delete from {TABLE} where {TABLE} match ?", ["{doc} : " + _term(document_token(document_id))])
+    db.execute(
+        f"delete from {TABLE} where {TABLE} match ?", ["{doc} : " + _term(document_token(document_id))]
+    )
 
 
 def delete_collection(db, name: str) -> None:

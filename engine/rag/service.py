@@ -46,6 +46,7 @@ class DocumentService:
         limits: IngestLimits = IngestLimits(),
         generate: Generate | None = None,
         chat_k: int = 4,
+        reranker=None,
     ):
         self.store = DocumentStore(database)
         self.vectors = vectors
@@ -58,6 +59,7 @@ class DocumentService:
             embedder=embedder,
             index=self.vector_index,
             generate=generate,
+            reranker=reranker,
         )
         #: what chat retrieval uses (the Documents panel may change it)
         self.chat_options = SearchOptions()
