@@ -14,7 +14,6 @@ import argparse
 import itertools
 import json
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -102,11 +101,10 @@ def main() -> int:
     args = parser.parse_args()
     args.cache_dir.mkdir(parents=True, exist_ok=True)
     data = collect(args.cache_dir)
-    grid = itertools.product([0.3, 0.4, 0.5, 0.6, 0.7], [0.0, 0.1, 0.2, 0.3], [0.0, 0.1, 0.2, 0.3, 0.4],
-                             [0.0, 0.1, 0.2])  # fmt: skip
+    grid = itertools.product([0.3, 0.4, 0.5, 0.6, 0.7], [0.0, 0.1, 0.2, 0.3, 0.4], [0.0, 0.1, 0.2, 0.3])
     scored = []
-    for dense, ident, cjk, short in grid:
-        weights = replace(FusionWeights(), dense=dense, identifier=ident, cjk=cjk, short=short)
+    for dense, cjk, identifier in grid:
+        weights = FusionWeights(dense=dense, cjk=cjk, identifier=identifier)
         scored.append((objective(data, weights), weights))
     scored.sort(key=lambda s: s[0], reverse=True)
     for score, weights in scored[:8]:

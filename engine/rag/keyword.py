@@ -43,6 +43,7 @@ _NOSPACE_RUN = rf"[{_NOSPACE}](?:\s*[{_NOSPACE}])*"
 _TOKEN = re.compile(rf"({_NOSPACE_RUN})|({_WORD}(?:[-_.:/+#@]{_WORD})*)")
 _PART = re.compile(rf"(?:[^\W_]|[{_MARKS}])+")
 _SPACE = re.compile(r"\s+")
+_NOSPACE_CHAR = re.compile(f"[{_NOSPACE}]")
 
 #: most frequent function words of the languages Hearth is most used in: they say nothing
 #: about what a question is about, and cost time in long OR queries
@@ -86,11 +87,17 @@ def _term(token: str) -> str:
 def match_expression(tokens: Sequence[str], collections: Iterable[str] | None = None) -> str:
     """An FTS5 query: any of ``tokens`` in the text, within ``collections`` (None: all).
 
-    A lone character of a no-space script matches as a prefix (the index holds pairs)."""
+    A lone character of a no-space script matches as a prefix (the index holds pairs). A
+    word of 5+ letters also matches by its stem-like prefix (all but its last two letters,
+    at least 4): "compressing" finds "compression", "Pakete" finds "Paketdateien"; an exact
+    match scores both terms, so it still ranks first. (Prefix lengths tuned on the tuning
+    splits of bench/data/eval.)"""
     terms = []
     for token in dict.fromkeys(tokens):
-        single = len(token) == 1 and re.match(f"[{_NOSPACE}]", token)
+        single = len(token) == 1 and _NOSPACE_CHAR.match(token)
         terms.append(_term(token) + (" *" if single else ""))
+        if len(token) >= 5 and token.isalpha() and not _NOSPACE_CHAR.search(token):
+            terms.append(_term(token[: max(4, len(token) - 2)]) + " *")
     expression = "{body} : (" + " OR ".join(terms) + ")"
     if collections is not None:
         expression += " AND {coll} : (" + " OR ".join(_term(collection_token(c)) for c in collections) + ")"

@@ -31,26 +31,62 @@ SETS: dict[str, list[tuple[str, str]]] = {
     "de_man": [
         (f"de/{sec}/{p}.gz", f"{p}.{'md' if i % 2 else 'txt'}")
         for i, (sec, p) in enumerate(
-            [("man8", "apt-get.8"), ("man8", "apt-cache.8"), ("man8", "apt-mark.8"), ("man8", "apt.8"),
-             ("man5", "sources.list.5"), ("man5", "apt_preferences.5"), ("man1", "dpkg.1"),
-             ("man1", "dpkg-query.1"), ("man1", "dpkg-deb.1"), ("man8", "adduser.8"), ("man8", "deluser.8"),
-             ("man8", "useradd.8"), ("man1", "passwd.1"), ("man1", "ps.1"), ("man1", "free.1"),
-             ("man1", "kill.1"), ("man1", "pgrep.1"), ("man1", "watch.1"), ("man1", "xz.1"),
-             ("man8", "sysctl.8"), ("man1", "update-alternatives.1"), ("man8", "start-stop-daemon.8"),
-             ("man8", "run-parts.8")]
+            [
+                ("man8", "apt-get.8"),
+                ("man8", "apt-cache.8"),
+                ("man8", "apt-mark.8"),
+                ("man8", "apt.8"),
+                ("man5", "sources.list.5"),
+                ("man5", "apt_preferences.5"),
+                ("man1", "dpkg.1"),
+                ("man1", "dpkg-query.1"),
+                ("man1", "dpkg-deb.1"),
+                ("man8", "adduser.8"),
+                ("man8", "deluser.8"),
+                ("man8", "useradd.8"),
+                ("man1", "passwd.1"),
+                ("man1", "ps.1"),
+                ("man1", "free.1"),
+                ("man1", "kill.1"),
+                ("man1", "pgrep.1"),
+                ("man1", "watch.1"),
+                ("man1", "xz.1"),
+                ("man8", "sysctl.8"),
+                ("man1", "update-alternatives.1"),
+                ("man8", "start-stop-daemon.8"),
+                ("man8", "run-parts.8"),
+            ]
         )
     ],  # fmt: skip
     "zh_mixed": [
         (f"{lang}/{sec}/{p}.gz", f"{lang}-{p}.{'md' if i % 2 else 'txt'}")
         for i, (lang, sec, p) in enumerate(
-            [("zh_CN", "man1", "man.1"), ("zh_CN", "man1", "apropos.1"), ("zh_CN", "man1", "whatis.1"),
-             ("zh_CN", "man1", "manpath.1"), ("zh_CN", "man5", "manpath.5"), ("zh_CN", "man8", "mandb.8"),
-             ("zh_CN", "man8", "catman.8"), ("zh_CN", "man1", "lexgrog.1"), ("zh_CN", "man1", "zsoelim.1"),
-             ("zh_CN", "man1", "manconv.1"), ("zh_CN", "man8", "accessdb.8"), ("zh_CN", "man1", "passwd.1"),
-             ("zh_CN", "man5", "shadow.5"), ("zh_CN", "man5", "gshadow.5"), ("zh_CN", "man8", "chpasswd.8"),
-             ("zh_CN", "man8", "chgpasswd.8"), ("zh_CN", "man8", "newusers.8"), ("zh_CN", "man8", "pwck.8"),
-             ("zh_CN", "man8", "useradd.8"), ("zh_TW", "man8", "useradd.8"), ("zh_TW", "man8", "usermod.8"),
-             ("zh_TW", "man5", "passwd.5"), ("zh_TW", "man8", "groupadd.8"), ("zh_TW", "man8", "chpasswd.8")]
+            [
+                ("zh_CN", "man1", "man.1"),
+                ("zh_CN", "man1", "apropos.1"),
+                ("zh_CN", "man1", "whatis.1"),
+                ("zh_CN", "man1", "manpath.1"),
+                ("zh_CN", "man5", "manpath.5"),
+                ("zh_CN", "man8", "mandb.8"),
+                ("zh_CN", "man8", "catman.8"),
+                ("zh_CN", "man1", "lexgrog.1"),
+                ("zh_CN", "man1", "zsoelim.1"),
+                ("zh_CN", "man1", "manconv.1"),
+                ("zh_CN", "man8", "accessdb.8"),
+                ("zh_CN", "man1", "passwd.1"),
+                ("zh_CN", "man5", "shadow.5"),
+                ("zh_CN", "man5", "gshadow.5"),
+                ("zh_CN", "man8", "chpasswd.8"),
+                ("zh_CN", "man8", "chgpasswd.8"),
+                ("zh_CN", "man8", "newusers.8"),
+                ("zh_CN", "man8", "pwck.8"),
+                ("zh_CN", "man8", "useradd.8"),
+                ("zh_TW", "man8", "useradd.8"),
+                ("zh_TW", "man8", "usermod.8"),
+                ("zh_TW", "man5", "passwd.5"),
+                ("zh_TW", "man8", "groupadd.8"),
+                ("zh_TW", "man8", "chpasswd.8"),
+            ]
         )
     ],  # fmt: skip
 }
@@ -83,7 +119,9 @@ def main() -> None:
         folder.mkdir(parents=True, exist_ok=True)
         for page, out_name in pages:
             text = render(MAN / page)
-            (folder / out_name).write_text(markdown(text) if out_name.endswith(".md") else text, encoding="utf-8")
+            (folder / out_name).write_text(
+                markdown(text) if out_name.endswith(".md") else text, encoding="utf-8"
+            )
         print(name, len(pages), "documents")
 
 
