@@ -62,7 +62,12 @@ def ranks_for(rows: list[dict], weights: FusionWeights | None, mode: str = "hybr
             order = sorted(row["keyword"], key=lambda i: -row["keyword"][i])
         else:
             share = dense_weight(row["q"], weights)
-            order = [i for i, _ in score_fusion(row["dense"], row["keyword"], dense_share=share)]
+            order = [
+                i
+                for i, _ in score_fusion(
+                    row["dense"], row["keyword"], dense_share=share, candidates=CANDIDATES
+                )
+            ]
         ranks.append(first_rank(order, set(row["relevant"])))
     return ranks
 

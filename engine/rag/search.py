@@ -59,7 +59,7 @@ class HybridSearcher:
             share = dense_weight(
                 query, self.weights, multilingual=getattr(self.embedder, "multilingual", False)
             )
-            scored = score_fusion(dense, keyword, dense_share=share)
+            scored = score_fusion(dense, keyword, dense_share=share, candidates=n)
         else:
             native = dense if mode == "dense" else keyword
             scored = sorted(native.items(), key=lambda kv: -kv[1])
