@@ -207,10 +207,10 @@ def after_add(
     return {"normal_ms": statistics.median(normal), "first_after_add_ms": statistics.median(first)}
 
 
-def quality(tmp: Path, sets: list[str] | None, rerank_model: str | None) -> dict:
+def quality(data_dir: Path, sets: list[str] | None, rerank_model: str | None) -> dict:
     """Recall@5 and MRR of dense, keyword and hybrid search (and reranked hybrid when a
     cross-encoder is given) on each evaluation set, per split; then the old rag_qa.json set."""
-    services = build(Settings(data_dir=tmp / "eval-data", rerank_model=rerank_model), load_model=False)
+    services = build(Settings(data_dir=data_dir, rerank_model=rerank_model), load_model=False)
     modes = ["dense", "bm25", "hybrid"] + (["rerank"] if rerank_model else [])
     out: dict = {}
     try:
@@ -269,6 +269,11 @@ def main() -> int:
         "--sets", nargs="*", help="evaluation sets to run (default: all under bench/data/eval)"
     )
     parser.add_argument("--rerank-model", help="also measure hybrid reordered by this CrossEncoder")
+    parser.add_argument(
+        "--eval-data",
+        type=Path,
+        help="data dir for the evaluation sets, kept between runs (default: temporary)",
+    )
     args = parser.parse_args()
     small, large = (1_000, 10_000) if args.quick else (10_000, 100_000)
     large = args.large or large
@@ -283,7 +288,7 @@ def main() -> int:
             lat = latency(tmp, (small, large), n_queries=100)
         if args.only in (None, "quality"):
             print("3/3 retrieval quality…", file=sys.stderr)
-            qa = quality(tmp, args.sets, args.rerank_model)
+            qa = quality(args.eval_data or tmp / "eval-data", args.sets, args.rerank_model)
     report(ing, lat, qa)
     return 0
 

@@ -5,7 +5,7 @@
 Ingests the evaluation sets once (kept in DIR between runs), collects each question's dense
 and keyword candidates with their scores, then tries a grid of weights offline. The best
 weights maximise the worst margin over all sets of hybrid recall@5 against the better single
-retriever, then mean MRR; they are printed with their held-out numbers, which played no part.
+retriever, then mean MRR (ties: the larger CJK shift); they are printed with their held-out numbers, which played no part.
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ def main() -> int:
     for dense, cjk, identifier in grid:
         weights = FusionWeights(dense=dense, cjk=cjk, identifier=identifier)
         scored.append((objective(data, weights), weights))
-    scored.sort(key=lambda s: s[0], reverse=True)
+    # ties: the larger CJK shift (an English-only embedder cannot read Chinese questions)
+    scored.sort(key=lambda s: (*s[0], s[1].cjk), reverse=True)
     for score, weights in scored[:8]:
         print(f"{score[0]:+.3f} {score[1]:+.3f}  {weights}")
     best = scored[0][1]

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from test_rag_support import open_services
 
-from engine.rag.keyword import TABLE, match_expression, tokenize
+from engine.rag.keyword import TABLES, match_expression, tokenize
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,8 +54,7 @@ def test_match_expression_quotes_tokens_and_prefixes_a_lone_cjk_character():
 
 def _fts_ids(services, collection: str | None = None) -> set[str]:
     with services.database.read() as db:
-        rows = db.execute(f"select chunk_id from {TABLE}").fetchall()
-    ids = {r[0] for r in rows}
+        ids = {r[0] for table in TABLES for r in db.execute(f"select chunk_id from {table}")}
     if collection is None:
         return ids
     return ids & {i for i, _, _ in services.documents.all_chunks(collection)}
@@ -155,7 +154,7 @@ def test_kill_between_chunk_write_and_commit_leaves_neither_chunks_nor_keyword_r
     try:
         with services.database.read() as db:
             n_chunks = db.execute("select count(*) from rag_chunks").fetchone()[0]
-            n_keyword = db.execute(f"select count(*) from {TABLE}").fetchone()[0]
+            n_keyword = sum(db.execute(f"select count(*) from {t}").fetchone()[0] for t in TABLES)
         assert (n_chunks, n_keyword) == (0, 0)
         assert services.documents.search("HX-5521", k=3, mode="bm25") == []
         # and the same ingest, uninterrupted, writes both
@@ -175,7 +174,7 @@ def test_migration_builds_the_keyword_index_from_existing_chunks(tmp_path):
     db = sqlite_utils.Database(tmp_path / "old.db")
     core_migrations.apply(db)
     rag.apply(db, stop_before="0002_keyword_fts5")  # a database from before the FTS index
-    assert TABLE not in db.table_names()
+    assert not set(TABLES) & set(db.table_names())
     db["rag_documents"].insert({"id": "d1", "collection": "library", "source": "s", "name": "n.txt",
                                 "kind": "text", "content_hash": "h", "text": "x"})  # fmt: skip
     db["rag_chunks"].insert_all(

@@ -31,17 +31,16 @@ _QUOTED = re.compile(r"[\"“”«»„`'][^\"“”«»„`']{2,}[\"“”«»�
 class FusionWeights:
     """How much the dense list counts, in [0, 1] (keywords get the rest), for a question.
 
-    Defaults: the best on the tuning splits of bench/data/eval (bench/tune_fusion.py), where
-    the identifier shift came out at 0: after dividing by the best BM25 score, an exact
-    identifier's keyword peak already outweighs the dense list. It stays for corpora where
-    it helps."""
+    Defaults: the best on the tuning splits of bench/data/eval (bench/tune_fusion.py); among
+    equally good weights, the largest CJK shift (an English-only embedder has no vocabulary
+    for Chinese, so a Chinese question is left to keywords)."""
 
     #: a question in a language the embedder reads (or any question, for a multilingual one)
     dense: float = 0.4
     #: taken off when the question holds CJK text and the embedder reads only English
-    cjk: float = 0.3
+    cjk: float = 0.4
     #: taken off when the question holds an identifier, a flag, a path, a code or a quote
-    identifier: float = 0.0
+    identifier: float = 0.1
 
 
 def dense_weight(

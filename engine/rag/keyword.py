@@ -7,6 +7,12 @@ text is tokenised here (``tokenize``) and stored pre-tokenised, space-separated;
 tokeniser only splits on white space (every other character category is a token character).
 Queries go through the same ``tokenize``. Ranking is FTS5's ``bm25()``.
 
+Words and character pairs live in two tables, each with its own BM25 length normalisation,
+and a chunk's score is the sum of both. In one table a chunk of Chinese prose would count
+every character pair as a word and look several times longer than an English chunk of the
+same size, so BM25 would bury mixed-language chunks; apart, a mixed chunk's few English words
+are weighed against the English words of other chunks, its Chinese against their Chinese.
+
 If ``tokenize`` ever changes what it emits, add a migration that calls ``rebuild`` (stored
 tokens and query tokens must agree).
 """
@@ -22,7 +28,10 @@ from typing import Any
 from ..store.db import Database
 from .chunking import embedding_text
 
+#: words and identifiers / character pairs of no-space scripts
 TABLE = "rag_chunks_fts"
+PAIRS_TABLE = "rag_chunks_fts_pairs"
+TABLES = (TABLE, PAIRS_TABLE)
 
 # every category but separators (Z*) and controls (C*) is a token character: tokens are
 # exactly what ``tokenize`` emitted
@@ -76,6 +85,15 @@ def tokenize(text: str, stopwords: frozenset[str] = STOPWORDS) -> list[str]:
     return out
 
 
+def split_tokens(tokens: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(words, character pairs of no-space scripts): the two tables' shares of ``tokens``."""
+    words: list[str] = []
+    pairs: list[str] = []
+    for token in tokens:
+        (pairs if _NOSPACE_CHAR.match(token) else words).append(token)
+    return words, pairs
+
+
 def _char_pairs(run: str) -> list[str]:
     return [run] if len(run) < 2 else [a + b for a, b in zip(run, run[1:])]
 
@@ -116,42 +134,45 @@ def document_token(document_id: str) -> str:
 # writes: always inside the caller's transaction (DocumentStore), beside the chunk rows
 
 
-def create_table(db) -> None:
-    db.execute(
-        f"create virtual table if not exists {TABLE} using fts5("
-        f'body, doc, coll, chunk_id unindexed, tokenize="{_FTS_TOKENIZER}")'
-    )
+def create_tables(db) -> None:
+    for table in TABLES:
+        db.execute(
+            f"create virtual table if not exists {table} using fts5("
+            f'body, doc, coll, chunk_id unindexed, tokenize="{_FTS_TOKENIZER}")'
+        )
 
 
 def add_chunks(db, rows: Iterable[dict[str, Any]]) -> None:
     """Index chunk rows (``id``, ``document_id``, ``collection``, ``text``, ``heading``)."""
-    db.conn.executemany(
-        f"insert into {TABLE}(body, doc, coll, chunk_id) values (?, ?, ?, ?)",
-        (
-            (
-                " ".join(tokenize(embedding_text(r["text"], r.get("heading") or ""))),
-                document_token(r["document_id"]),
-                collection_token(r["collection"]),
-                r["id"],
-            )
-            for r in rows
-        ),
-    )
+    out: dict[str, list[tuple[str, str, str, str]]] = {TABLE: [], PAIRS_TABLE: []}
+    for r in rows:
+        tokens = tokenize(embedding_text(r["text"], r.get("heading") or ""))
+        keys = (document_token(r["document_id"]), collection_token(r["collection"]), r["id"])
+        for table, part in zip(TABLES, split_tokens(tokens)):
+            if part:  # a chunk without CJK has no pairs row (it would skew that table's lengths)
+                out[table].append((" ".join(part), *keys))
+    for table, values in out.items():
+        db.conn.executemany(f"insert into {table}(body, doc, coll, chunk_id) values (?, ?, ?, ?)", values)
 
 
 def delete_document(db, document_id: str) -> None:
-    db.execute(
-        f"delete from {TABLE} where {TABLE} match ?", ["{doc} : " + _term(document_token(document_id))]
-    )
+    for table in TABLES:
+        db.execute(
+            f"delete from {table} where {table} match ?", ["{doc} : " + _term(document_token(document_id))]
+        )
 
 
 def delete_collection(db, name: str) -> None:
-    db.execute(f"delete from {TABLE} where {TABLE} match ?", ["{coll} : " + _term(collection_token(name))])
+    for table in TABLES:
+        db.execute(
+            f"delete from {table} where {table} match ?", ["{coll} : " + _term(collection_token(name))]
+        )
 
 
 def rebuild(db, *, batch: int = 2000) -> None:
-    """Re-index every chunk from ``rag_chunks`` (the migration that creates the table uses it)."""
-    db.execute(f"delete from {TABLE}")
+    """Re-index every chunk from ``rag_chunks`` (the migration that creates the tables uses it)."""
+    for table in TABLES:
+        db.execute(f"delete from {table}")
     last = ""
     while True:
         cur = db.execute(
@@ -184,11 +205,19 @@ class KeywordIndex:
         names = None if collections is None else list(collections)
         if names == []:
             return []
-        expression = match_expression(tokens, names)
+        # each table's best, then summed per chunk: a chunk matching both gets both shares
+        selects, params = [], []
+        for table, part in zip(TABLES, split_tokens(tokens)):
+            if part:
+                selects.append(
+                    f"select * from (select chunk_id, bm25({table}, 1.0, 0.0, 0.0) as s from {table} "
+                    f"where {table} match ? order by s limit ?)"
+                )
+                params += [match_expression(part, names), max(4 * k, 100)]
         with self._database.read() as db:
             rows = db.execute(
-                f"select chunk_id, bm25({TABLE}, 1.0, 0.0, 0.0) as score from {TABLE} "
-                f"where {TABLE} match ? order by score limit ?",
-                [expression, k],
+                f"select chunk_id, sum(s) as score from ({' union all '.join(selects)}) "
+                "group by chunk_id order by score limit ?",
+                [*params, k],
             ).fetchall()
         return [(chunk_id, -score) for chunk_id, score in rows]

@@ -75,9 +75,10 @@ def _collections_documents_chunks(db: Database) -> None:
 
 @rag(name="0002_keyword_fts5")
 def _keyword_fts5(db: Database) -> None:
-    """The keyword index moves into SQLite (FTS5), filled from the chunks already there; it is
+    """The keyword index moves into SQLite (two FTS5 tables: words, CJK character pairs), filled
+    from the chunks already there; it is
     written with the chunks from now on (bm25s indexes under data_dir/bm25 are no longer read)."""
     from . import keyword
 
-    keyword.create_table(db)
+    keyword.create_tables(db)
     keyword.rebuild(db)
