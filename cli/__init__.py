@@ -66,7 +66,25 @@ def global_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--embed-model",
         default=os.environ.get("HEARTH_EMBED_MODEL") or None,
-        help="sentence-transformers model name or path (HEARTH_EMBED_MODEL)",
+        help="sentence-transformers model name or path (HEARTH_EMBED_MODEL); for many languages "
+        "intfloat/multilingual-e5-small",
+    )
+    g.add_argument(
+        "--embed-query-prefix",
+        default=os.environ.get("HEARTH_EMBED_QUERY_PREFIX"),
+        help="text put before each search question before embedding (default: from the model name, "
+        "e.g. 'query: ' for e5)",
+    )
+    g.add_argument(
+        "--embed-passage-prefix",
+        default=os.environ.get("HEARTH_EMBED_PASSAGE_PREFIX"),
+        help="text put before each passage before embedding (default: from the model name)",
+    )
+    g.add_argument(
+        "--rerank-model",
+        default=os.environ.get("HEARTH_RERANK_MODEL") or None,
+        help="sentence-transformers CrossEncoder that reorders the best search results "
+        "(HEARTH_RERANK_MODEL; default: none)",
     )
     g.add_argument(
         "--clip-model",
@@ -196,6 +214,9 @@ def settings_from(args: argparse.Namespace):
         chat_template=template,
         mmproj=args.mmproj,
         embed_model=args.embed_model,
+        embed_query_prefix=args.embed_query_prefix,
+        embed_passage_prefix=args.embed_passage_prefix,
+        rerank_model=args.rerank_model,
         clip_model=args.clip_model,
         clip_pretrained=args.clip_pretrained,
         clip_device=args.clip_device,

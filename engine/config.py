@@ -193,6 +193,12 @@ class Settings:
     mmproj: str | None = None
     #: sentence-transformers model name or path; None = bundled all-MiniLM-L6-v2
     embed_model: str | None = None
+    #: text put before every search question / every passage before embedding; None = what the
+    #: model was trained with ("query: "/"passage: " for e5, an instruction for bge), by its name
+    embed_query_prefix: str | None = None
+    embed_passage_prefix: str | None = None
+    #: sentence-transformers CrossEncoder that reorders the best fused passages; None = no reranking
+    rerank_model: str | None = None
     #: open_clip architecture name or "local-dir:PATH"
     clip_model: str = "ViT-B-32"
     #: open_clip pretrained tag or checkpoint file

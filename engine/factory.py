@@ -109,7 +109,11 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
         except ModelError as e:
             warnings.append(str(e))
     vectors = VectorStore(settings.chroma_dir, url=settings.chroma_url, token=settings.chroma_token)
-    embedder = TextEmbedder(settings.embed_model)
+    embedder = TextEmbedder(
+        settings.embed_model,
+        query_prefix=settings.embed_query_prefix,
+        passage_prefix=settings.embed_passage_prefix,
+    )
     from .memory import MemoryOptions, MemoryService
 
     memory = MemoryService(
@@ -159,6 +163,7 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
             parse_seconds=settings.ingest_parse_seconds,
         ),
         generate=model_generator(models),  # query rewriting (off unless asked for) uses the chat model
+        reranker=_reranker(settings),
     )
     chat.retrievers.append(services.documents)
     from .vision import ImageService
@@ -169,3 +174,11 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
     )
     chat.retrievers.append(services.images)
     return services
+
+
+def _reranker(settings: Settings):
+    if not settings.rerank_model:
+        return None
+    from .rerank import CrossEncoderReranker
+
+    return CrossEncoderReranker(settings.rerank_model)

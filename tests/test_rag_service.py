@@ -1,4 +1,4 @@
-"""DocumentService on real parts: SQLite, Chroma in a temp dir, the bundled MiniLM, bm25s."""
+"""DocumentService on real parts: SQLite, Chroma in a temp dir, the bundled MiniLM, SQLite FTS5."""
 
 from __future__ import annotations
 

@@ -1,165 +1,223 @@
-"""BM25 keyword search over chunks, with bm25s: the only module importing it.
+"""Keyword search over chunks: an SQLite FTS5 table written in the same transaction as the
+chunks it indexes, so it is never stale, never rebuilt at search time, and an interrupted
+ingest leaves both or neither.
 
-One index per collection, built from SQLite (the source of truth) on the first search
-after the collection changed, and saved under the data directory so a restart does
-not rebuild it. A collection's ``generation`` (bumped with every change, in the same
-transaction) says whether a built index is current. bm25s indexes are static, so a
-change rebuilds that collection's index; collections keep the cost local.
+FTS5's own tokenisers split ``RLHF:PPO近端`` badly for mixed Chinese/English text, so the
+text is tokenised here (``tokenize``) and stored pre-tokenised, space-separated; the table's
+tokeniser only splits on white space (every other character category is a token character).
+Queries go through the same ``tokenize``. Ranking is FTS5's ``bm25()``.
+
+Words and character pairs live in two tables, each with its own BM25 length normalisation,
+and a chunk's score is the sum of both. In one table a chunk of Chinese prose would count
+every character pair as a word and look several times longer than an English chunk of the
+same size, so BM25 would bury mixed-language chunks; apart, a mixed chunk's few English words
+are weighed against the English words of other chunks, its Chinese against their Chinese.
+
+If ``tokenize`` ever changes what it emits, add a migration that calls ``rebuild`` (stored
+tokens and query tokens must agree).
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import re
-import shutil
-import threading
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from pathlib import Path
+import unicodedata
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-#: (chunk id, indexed text) rows of one collection
-RowSource = Callable[[str], Iterable[tuple[str, str]]]
+from ..store.db import Database
+from .chunking import embedding_text
 
-# identifiers survive whole ("zx-4471-qk", "parse_args", "v2.3.1") and also as their parts
-_TOKEN = re.compile(r"\w+(?:[-_.:/]\w+)*")
-_PART = re.compile(r"[^\W_]+")
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af]")
+#: words and identifiers / character pairs of no-space scripts
+TABLE = "rag_chunks_fts"
+PAIRS_TABLE = "rag_chunks_fts_pairs"
+TABLES = (TABLE, PAIRS_TABLE)
+
+# every category but separators (Z*) and controls (C*) is a token character: tokens are
+# exactly what ``tokenize`` emitted
+_FTS_TOKENIZER = "unicode61 remove_diacritics 0 categories 'L* N* Co M* P* S*'"
+
+# scripts written without spaces between words: indexed as overlapping character pairs.
+# Han (and its extensions/compatibility block), kana, Hangul, Thai, Lao, Khmer, Myanmar
+_NOSPACE = (
+    "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
+    "\u1100-\u11ff\u0e00-\u0eff\u1780-\u17ff\u1000-\u109f"
+)
+# combining marks Python's \w does not count as word characters (Devanagari vowel signs...)
+_MARKS = "\u0300-\u036f\u0483-\u0489\u0591-\u05c7\u0610-\u061a\u064b-\u065f\u0900-\u0dff"
+_WORD = rf"(?:(?![{_NOSPACE}])[\w{_MARKS}])+"
+# a run of no-space script; white space inside it (hard-wrapped lines, "帳 號 建 立") is ignored
+_NOSPACE_RUN = rf"[{_NOSPACE}](?:\s*[{_NOSPACE}])*"
+# identifiers survive whole ("zx-4471-qk", "parse_args", "v2.3.1", "/etc/skel") and as parts
+_TOKEN = re.compile(rf"({_NOSPACE_RUN})|({_WORD}(?:[-_.:/+#@]{_WORD})*)")
+_PART = re.compile(rf"(?:[^\W_]|[{_MARKS}])+")
+_SPACE = re.compile(r"\s+")
+_NOSPACE_CHAR = re.compile(f"[{_NOSPACE}]")
+
+#: most frequent function words of the languages Hearth is most used in: they say nothing
+#: about what a question is about, and cost time in long OR queries
+STOPWORDS = frozenset(
+    """a an and are as at be but by do does for from has have how i if in into is it its me my
+    no not of on or our so such that the their then there these they this to was we what when
+    where which who why will with you your can should would could about than them he she
+    der die das den dem des ein eine einen einem einer eines und oder ist sind wie was wo wer
+    mit von zu zum zur im in auf für nicht auch als bei aus nach an ich sie es man kann soll
+    le la les un une des du de et ou est sont que qui pour dans sur par avec ne pas
+    el los las una unos y o es son para con por del al se lo""".split()
+)
 
 
-def tokenize(text: str, stopwords: frozenset[str] = frozenset()) -> list[str]:
-    """Lower-cased words and identifiers; CJK runs as character bigrams (no spaces to split on)."""
+def tokenize(text: str, stopwords: frozenset[str] = STOPWORDS) -> list[str]:
+    """Lower-cased words and identifiers (whole and in parts), and character pairs of scripts
+    written without spaces: ``RLHF:PPO近端`` gives ``rlhf:ppo``, ``rlhf``, ``ppo``, ``近端``."""
     out: list[str] = []
-    for match in _TOKEN.finditer(text.lower()):
-        token = match.group()
-        if _CJK.search(token):
-            out.extend(_cjk_grams(token))
+    for match in _TOKEN.finditer(unicodedata.normalize("NFKC", text).lower()):
+        nospace, word = match.groups()
+        if nospace:
+            out.extend(_char_pairs(_SPACE.sub("", nospace)))
             continue
-        parts = _PART.findall(token)
-        if len(parts) > 1:
-            out.append(token)
+        parts = _PART.findall(word)
+        if not parts:
+            continue
+        if len(parts) > 1 or parts != [word]:
+            out.append(word)
         out.extend(p for p in parts if p not in stopwords)
     return out
 
 
-def _cjk_grams(token: str) -> list[str]:
-    chars = [c for c in token if not c.isspace()]
-    return chars if len(chars) < 2 else [a + b for a, b in zip(chars, chars[1:])]
+def split_tokens(tokens: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(words, character pairs of no-space scripts): the two tables' shares of ``tokens``."""
+    words: list[str] = []
+    pairs: list[str] = []
+    for token in tokens:
+        (pairs if _NOSPACE_CHAR.match(token) else words).append(token)
+    return words, pairs
 
 
-@dataclass
-class _Shard:
-    generation: int
-    ids: list[str]
-    retriever: object | None  # bm25s.BM25, None when the collection is empty
+def _char_pairs(run: str) -> list[str]:
+    return [run] if len(run) < 2 else [a + b for a, b in zip(run, run[1:])]
+
+
+def _term(token: str) -> str:
+    return '"' + token.replace('"', '""') + '"'
+
+
+def match_expression(tokens: Sequence[str], collections: Iterable[str] | None = None) -> str:
+    """An FTS5 query: any of ``tokens`` in the text, within ``collections`` (None: all).
+
+    A lone character of a no-space script matches as a prefix (the index holds pairs). A
+    word of 5+ letters also matches by its stem-like prefix (all but its last two letters,
+    at least 4): "compressing" finds "compression", "Pakete" finds "Paketdateien"; an exact
+    match scores both terms, so it still ranks first. (Prefix lengths tuned on the tuning
+    splits of bench/data/eval.)"""
+    terms = []
+    for token in dict.fromkeys(tokens):
+        single = len(token) == 1 and _NOSPACE_CHAR.match(token)
+        terms.append(_term(token) + (" *" if single else ""))
+        if len(token) >= 5 and token.isalpha() and not _NOSPACE_CHAR.search(token):
+            terms.append(_term(token[: max(4, len(token) - 2)]) + " *")
+    expression = "{body} : (" + " OR ".join(terms) + ")"
+    if collections is not None:
+        expression += " AND {coll} : (" + " OR ".join(_term(collection_token(c)) for c in collections) + ")"
+    return expression
+
+
+def collection_token(name: str) -> str:
+    # hashed: any collection name becomes one plain token
+    return "c" + hashlib.sha256(name.encode()).hexdigest()[:20]
+
+
+def document_token(document_id: str) -> str:
+    return "d" + hashlib.sha256(document_id.encode()).hexdigest()[:20]
+
+
+# writes: always inside the caller's transaction (DocumentStore), beside the chunk rows
+
+
+def create_tables(db) -> None:
+    for table in TABLES:
+        db.execute(
+            f"create virtual table if not exists {table} using fts5("
+            f'body, doc, coll, chunk_id unindexed, tokenize="{_FTS_TOKENIZER}")'
+        )
+
+
+def add_chunks(db, rows: Iterable[dict[str, Any]]) -> None:
+    """Index chunk rows (``id``, ``document_id``, ``collection``, ``text``, ``heading``)."""
+    out: dict[str, list[tuple[str, str, str, str]]] = {TABLE: [], PAIRS_TABLE: []}
+    for r in rows:
+        tokens = tokenize(embedding_text(r["text"], r.get("heading") or ""))
+        keys = (document_token(r["document_id"]), collection_token(r["collection"]), r["id"])
+        for table, part in zip(TABLES, split_tokens(tokens)):
+            if part:  # a chunk without CJK has no pairs row (it would skew that table's lengths)
+                out[table].append((" ".join(part), *keys))
+    for table, values in out.items():
+        db.conn.executemany(f"insert into {table}(body, doc, coll, chunk_id) values (?, ?, ?, ?)", values)
+
+
+def delete_document(db, document_id: str) -> None:
+    for table in TABLES:
+        db.execute(
+            f"delete from {table} where {table} match ?", ["{doc} : " + _term(document_token(document_id))]
+        )
+
+
+def delete_collection(db, name: str) -> None:
+    for table in TABLES:
+        db.execute(
+            f"delete from {table} where {table} match ?", ["{coll} : " + _term(collection_token(name))]
+        )
+
+
+def rebuild(db, *, batch: int = 2000) -> None:
+    """Re-index every chunk from ``rag_chunks`` (the migration that creates the tables uses it)."""
+    for table in TABLES:
+        db.execute(f"delete from {table}")
+    last = ""
+    while True:
+        cur = db.execute(
+            "select id, document_id, collection, text, heading from rag_chunks where id > ? order by id limit ?",
+            [last, batch],
+        )
+        rows = [dict(zip(("id", "document_id", "collection", "text", "heading"), r)) for r in cur.fetchall()]
+        add_chunks(db, rows)
+        if len(rows) < batch:
+            return
+        last = rows[-1]["id"]
 
 
 class KeywordIndex:
-    def __init__(self, root: Path, rows: RowSource):
-        self.root = Path(root)
-        self._rows = rows
-        self._shards: dict[str, _Shard] = {}
-        self._lock = threading.Lock()
-        self._stopwords: frozenset[str] | None = None
+    """BM25 search over the FTS table; nothing to build, nothing cached."""
 
-    def search(self, query: str, *, k: int, collections: dict[str, int]) -> list[tuple[str, float]]:
-        """Best ``k`` (chunk id, BM25 score) over ``collections`` (name -> current generation)."""
-        tokens = tokenize(query, self.stopwords())
+    def __init__(self, database: Database, *, max_terms: int = 64):
+        self._database = database
+        #: a long chat message becomes at most this many distinct search terms
+        self.max_terms = max_terms
+
+    def search(
+        self, query: str, *, k: int, collections: Iterable[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """Best ``k`` (chunk id, BM25 score; higher is better) within ``collections`` (names;
+        a dict of name -> anything works too; None: all)."""
+        tokens = list(dict.fromkeys(tokenize(query)))[: self.max_terms]
         if not tokens:
             return []
-        hits: list[tuple[str, float]] = []
-        for name, generation in collections.items():
-            hits.extend(self._search_shard(self._shard(name, generation), tokens, k))
-        hits.sort(key=lambda h: -h[1])
-        return hits[:k]
-
-    def stopwords(self) -> frozenset[str]:
-        if self._stopwords is None:
-            from bm25s.stopwords import STOPWORDS_EN
-
-            self._stopwords = frozenset(STOPWORDS_EN)
-        return self._stopwords
-
-    def drop(self, collection: str) -> None:
-        with self._lock:
-            self._shards.pop(collection, None)
-            shutil.rmtree(self._dir(collection), ignore_errors=True)
-
-    def _search_shard(self, shard: _Shard, tokens: list[str], k: int) -> list[tuple[str, float]]:
-        if shard.retriever is None:
+        names = None if collections is None else list(collections)
+        if names == []:
             return []
-        import numpy as np
-
-        vocab = shard.retriever.vocab_dict
-        known = [t for t in tokens if t in vocab]
-        if not known:
-            return []
-        scores = shard.retriever.get_scores(known)
-        n = min(k, int(np.count_nonzero(scores > 0)))
-        if n == 0:
-            return []
-        top = np.argpartition(-scores, n - 1)[:n]
-        return [(shard.ids[i], float(scores[i])) for i in top]
-
-    def _shard(self, collection: str, generation: int) -> _Shard:
-        with self._lock:
-            shard = self._shards.get(collection)
-            if shard is None or shard.generation != generation:
-                shard = self._load(collection, generation) or self._build(collection, generation)
-                self._shards[collection] = shard
-            return shard
-
-    def _dir(self, collection: str) -> Path:
-        # named by a hash: a collection name never becomes a path
-        return self.root / hashlib.sha256(collection.encode()).hexdigest()[:24]
-
-    def _load(self, collection: str, generation: int) -> _Shard | None:
-        folder = self._dir(collection) / f"gen-{generation}"
-        if not (folder / "ids.json").exists():
-            return None
-        try:
-            import bm25s
-
-            ids = json.loads((folder / "ids.json").read_text(encoding="utf-8"))
-            retriever = bm25s.BM25.load(str(folder), show_progress=False) if ids else None
-        except (OSError, ValueError, KeyError):  # damaged files: rebuild from SQLite
-            return None
-        return _Shard(generation, ids, retriever)
-
-    def _build(self, collection: str, generation: int) -> _Shard:
-        stop = self.stopwords()
-        ids: list[str] = []
-        corpus: list[list[str]] = []
-        for chunk_id, text in self._rows(collection):
-            ids.append(chunk_id)
-            corpus.append(tokenize(text, stop))
-        retriever = None
-        if ids:
-            import bm25s
-
-            retriever = bm25s.BM25()
-            retriever.index(corpus, show_progress=False)
-        shard = _Shard(generation, ids, retriever)
-        self._save(collection, shard)
-        return shard
-
-    def _save(self, collection: str, shard: _Shard) -> None:
-        """Write to a temporary folder, then rename: a crash never leaves a half index."""
-        base = self._dir(collection)
-        final = base / f"gen-{shard.generation}"
-        tmp = base / f".tmp-{shard.generation}-{os.getpid()}-{threading.get_ident()}"
-        try:
-            shutil.rmtree(tmp, ignore_errors=True)
-            tmp.mkdir(parents=True)
-            if shard.retriever is not None:
-                shard.retriever.save(str(tmp), show_progress=False)
-            (tmp / "ids.json").write_text(json.dumps(shard.ids), encoding="utf-8")
-            shutil.rmtree(final, ignore_errors=True)
-            os.replace(tmp, final)
-            for old in base.iterdir():
-                if old != final and old.name.startswith("gen-"):
-                    shutil.rmtree(old, ignore_errors=True)
-        except OSError:
-            # the saved copy only spares a rebuild after a restart; the index in memory serves
-            shutil.rmtree(tmp, ignore_errors=True)
+        # each table's best, then summed per chunk: a chunk matching both gets both shares
+        selects, params = [], []
+        for table, part in zip(TABLES, split_tokens(tokens)):
+            if part:
+                selects.append(
+                    f"select * from (select chunk_id, bm25({table}, 1.0, 0.0, 0.0) as s from {table} "
+                    f"where {table} match ? order by s limit ?)"
+                )
+                params += [match_expression(part, names), max(4 * k, 100)]
+        with self._database.read() as db:
+            rows = db.execute(
+                f"select chunk_id, sum(s) as score from ({' union all '.join(selects)}) "
+                "group by chunk_id order by score limit ?",
+                [*params, k],
+            ).fetchall()
+        return [(chunk_id, -score) for chunk_id, score in rows]

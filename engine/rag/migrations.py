@@ -1,7 +1,7 @@
 """Schema of the Documents feature (the ``hearth.rag`` migration set).
 
 SQLite holds every document's extracted text and its chunks: the source of truth.
-The Chroma vectors and the BM25 keyword index are rebuilt from these tables.
+The Chroma vectors are rebuilt from these tables; the keyword index (FTS5) lives beside them.
 Never edit a migration that has shipped; add a new one.
 """
 
@@ -78,3 +78,14 @@ def _embedding_cache(db: Database) -> None:
     # vectors by content: the same text under the same model is never embedded twice
     # (a re-added file with a small edit, boilerplate shared by many files, a re-index)
     db["rag_vector_cache"].create({"key": str, "vector": bytes}, pk="key")
+
+
+@rag(name="0003_keyword_fts5")
+def _keyword_fts5(db: Database) -> None:
+    """The keyword index moves into SQLite (two FTS5 tables: words, CJK character pairs), filled
+    from the chunks already there; it is
+    written with the chunks from now on (bm25s indexes under data_dir/bm25 are no longer read)."""
+    from . import keyword
+
+    keyword.create_tables(db)
+    keyword.rebuild(db)

@@ -39,6 +39,10 @@ class SearchOptions:
     hyde: bool = False
     #: candidates taken from each ranked list before fusion
     candidates: int = 40
+    #: reorder the best fused passages with the cross-encoder, when one is configured
+    rerank: bool = True
+    #: how many of the best fused passages the cross-encoder reorders
+    rerank_candidates: int = 20
     #: chat only: drop passages less similar than this to the question (cosine), unless they
     #: share an identifier-like term with it (what keyword search is for)
     min_similarity: float = 0.25

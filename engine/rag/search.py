@@ -1,4 +1,5 @@
-"""Hybrid search: dense vectors (Chroma) and BM25 (bm25s), fused by reciprocal rank.
+"""Hybrid search: dense vectors (Chroma) and BM25 (SQLite FTS5), fused by normalised scores
+weighted per question (see fusion.py), then optionally reordered by a cross-encoder.
 
 Only chunks that SQLite knows are returned: vectors left behind by an interrupted
 ingest, or written by an ingest still in flight, are skipped (never deleted here, since
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..types import Hit
-from .fusion import reciprocal_rank_fusion
+from .fusion import FusionWeights, dense_weight, score_fusion
 from .keyword import KeywordIndex
 from .rewrite import Generate, SearchOptions, expand_queries, hypothetical_answer, safe
 from .store import DocumentStore
@@ -26,12 +27,17 @@ class HybridSearcher:
         embedder,
         index: Callable,
         generate: Generate | None = None,
+        reranker=None,
+        weights: FusionWeights = FusionWeights(),
     ):
         self.store = store
         self.keywords = keywords
         self.embedder = embedder
         self.index = index
         self.generate = generate
+        #: a CrossEncoderReranker (engine/rerank.py) or None
+        self.reranker = reranker
+        self.weights = weights
 
     def search(
         self, query: str, *, k: int, generations: dict[str, int], mode: str, options: SearchOptions
@@ -41,22 +47,25 @@ class HybridSearcher:
             return []
         queries = [query, *self._expansions(query, options)]
         n = max(options.candidates, k)
-        rankings: list[list[str]] = []
         dense: dict[str, float] = {}
         keyword: dict[str, float] = {}
         if mode != "bm25":
-            rankings += self._dense(queries + self._hyde(query, options), n, names, dense)
+            self._dense(queries + self._hyde(query, options), n, names, dense)
         if mode != "dense":
             for q in queries:
-                hits = self.keywords.search(q, k=n, collections=generations)
-                rankings.append([i for i, _ in hits])
-                for i, s in hits:
+                for i, s in self.keywords.search(q, k=n, collections=names):
                     keyword[i] = max(keyword.get(i, 0.0), s)
-        if len(rankings) == 1:
-            native = dense if mode == "dense" else keyword
-            scored = [(i, native[i]) for i in rankings[0]]
+        if mode == "hybrid":
+            share = dense_weight(
+                query, self.weights, multilingual=getattr(self.embedder, "multilingual", False)
+            )
+            scored = score_fusion(dense, keyword, dense_share=share, candidates=n)
         else:
-            scored = reciprocal_rank_fusion(rankings)
+            native = dense if mode == "dense" else keyword
+            scored = sorted(native.items(), key=lambda kv: -kv[1])
+        if self.reranker is not None and options.rerank:
+            hits = self._hits(scored, max(k, options.rerank_candidates), dense, keyword)
+            return self.reranker.rerank(query, hits)[:k]
         return self._hits(scored, k, dense, keyword)
 
     def _expansions(self, query: str, options: SearchOptions) -> list[str]:
@@ -70,18 +79,16 @@ class HybridSearcher:
         passage = safe(lambda: hypothetical_answer(query, self.generate), "")
         return [passage] if passage else []
 
-    def _dense(self, texts: list[str], n: int, names: list[str], scores: dict[str, float]) -> list[list[str]]:
-        """One ranking per text; collections are separate indexes, merged by cosine similarity
-        (comparable: one model made every vector)."""
+    def _dense(self, texts: list[str], n: int, names: list[str], scores: dict[str, float]) -> None:
+        """Best cosine per chunk over ``texts``; collections are separate indexes, merged by
+        cosine similarity (comparable: one model made every vector)."""
         indexes = [self.index(name) for name in names]
-        rankings = []
-        for vector in self.embedder.embed(texts):
+        embed = getattr(self.embedder, "embed_queries", None) or self.embedder.embed
+        for vector in embed(texts):
             matches = [m for index in indexes for m in index.query(vector, n)]
             matches.sort(key=lambda m: -m.score)
-            rankings.append([m.id for m in matches[:n]])
             for m in matches[:n]:
                 scores[m.id] = max(scores.get(m.id, -1.0), m.score)
-        return rankings
 
     def _hits(self, scored: list[tuple[str, float]], k: int, dense: dict, keyword: dict) -> list[Hit]:
         rows = self.store.chunks([i for i, _ in scored[: max(k * 3, k + 10)]])

@@ -10,7 +10,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import ConfigError, EngineError, NotFoundError
-from ..store.datadir import private_dir
 from ..store.db import Database
 from ..types import FileResult, Hit
 from ..vectors import VectorStore, collection_name
@@ -61,6 +60,7 @@ class DocumentService:
         limits: IngestLimits = IngestLimits(),
         generate: Generate | None = None,
         chat_k: int = 4,
+        reranker=None,
     ):
         self.store = DocumentStore(database)
         self.vectors = vectors
@@ -68,13 +68,14 @@ class DocumentService:
         #: what ingest and repair embed with: never the same text twice
         self.cached = CachedEmbedder(embedder, database)
         self.limits = limits
-        self.keywords = KeywordIndex(private_dir(Path(data_dir) / "bm25"), self.store.keyword_rows)
+        self.keywords = KeywordIndex(database)
         self.searcher = HybridSearcher(
             store=self.store,
             keywords=self.keywords,
             embedder=embedder,
             index=self.vector_index,
             generate=generate,
+            reranker=reranker,
         )
         #: what chat retrieval uses (the Documents panel may change it)
         self.chat_options = SearchOptions()
@@ -116,18 +117,16 @@ class DocumentService:
         self._forget("collection = ?", name)
         self.store.delete_collection(name)
         self.vectors.delete_collection(self._index_name(name))
-        self.keywords.drop(name)
 
     def documents(self, collection: str | None = None) -> list[DocumentInfo]:
         return self.store.documents(collection)
 
     def delete(self, document_id: str) -> None:
-        """Remove a document from SQLite, its vectors from Chroma and the cache, and the collection's
-        keyword index."""
+        """Remove a document (with its keyword index rows) from SQLite and the vector cache, then
+        its vectors from Chroma."""
         self._forget("document_id = ?", document_id)
         collection, ids = self.store.delete_document(document_id)
         self._drop_vectors(collection, ids)
-        self.keywords.drop(collection)  # rebuilt from SQLite on the next search
 
     def _forget(self, where: str, value: str) -> None:
         with self.cached.database.read() as db:

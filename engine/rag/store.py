@@ -10,7 +10,7 @@ from typing import Any
 from ..errors import ConfigError, NotFoundError
 from ..store.conversations import now_iso
 from ..store.db import Database
-from .chunking import embedding_text
+from . import keyword
 
 _CHUNK_COLUMNS = (
     'c.id, c.document_id, c.collection, c.seq, c.text, c.heading, c.page, c.start, c."end", d.name, d.source'
@@ -78,6 +78,7 @@ class DocumentStore:
             if not db["rag_collections"].count_where("name = ?", [name]):
                 raise NotFoundError(f"There is no collection named {name!r}.")
             ids = [r[0] for r in db.execute("select id from rag_chunks where collection = ?", [name])]
+            keyword.delete_collection(db, name)
             db["rag_chunks"].delete_where("collection = ?", [name])
             db["rag_documents"].delete_where("collection = ?", [name])
             db["rag_collections"].delete_where("name = ?", [name])
@@ -113,10 +114,12 @@ class DocumentStore:
                 old_chunks = [
                     r[0] for r in db.execute("select id from rag_chunks where document_id = ?", [old_id])
                 ]
+                keyword.delete_document(db, old_id)
                 db["rag_chunks"].delete_where("document_id = ?", [old_id])
                 db["rag_documents"].delete_where("id = ?", [old_id])
             db["rag_documents"].insert({**document, "created_at": now, "updated_at": now}, replace=True)
             db["rag_chunks"].insert_all(chunks, batch_size=500)
+            keyword.add_chunks(db, chunks)  # same transaction: the keyword index is never out of step
             self._bump(db, document["collection"])
         return old_chunks
 
@@ -127,6 +130,7 @@ class DocumentStore:
             if not rows:
                 raise NotFoundError(f"Document {document_id!r} does not exist (already deleted?).")
             ids = [r[0] for r in db.execute("select id from rag_chunks where document_id = ?", [document_id])]
+            keyword.delete_document(db, document_id)
             db["rag_chunks"].delete_where("document_id = ?", [document_id])
             db["rag_documents"].delete_where("id = ?", [document_id])
             self._bump(db, rows[0]["collection"])
@@ -193,10 +197,6 @@ class DocumentStore:
             if len(rows) < batch:
                 return
             last = rows[-1]["id"]
-
-    def keyword_rows(self, collection: str) -> Iterator[tuple[str, str]]:
-        for row in self.iter_chunks(collection):
-            yield row["id"], embedding_text(row["text"], row["heading"] or "")
 
     @staticmethod
     def _bump(db, collection: str) -> None:
