@@ -60,7 +60,7 @@ def test_data_dir_and_everything_in_it_are_private(tmp_path):
             services.documents.ingest_paths([_write(tmp_path / "a.txt", "Private notes about herons.")])
             data = services.settings.data_dir
             assert mode(data) == 0o700
-            for folder in ("chroma", "files", "models", "bm25"):
+            for folder in ("chroma", "files", "models"):
                 assert mode(data / folder) == 0o700, folder
             for name in ("hearth.db", "hearth.db-wal", "hearth.db-shm", "hearth.lock"):
                 assert (data / name).exists() and mode(data / name) == 0o600, name
