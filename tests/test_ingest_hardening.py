@@ -247,3 +247,20 @@ def test_a_slow_file_does_not_hold_up_another_ingest(tmp_path):
         services.close()  # kills the worker still reading the slow file
         busy.join(timeout=60)
     assert not busy.is_alive() and outcome[0].status == "error"
+
+
+def test_consistency_names_a_document_missing_from_an_index(tmp_path):
+    """The fault battery's check: a document whose vectors are gone is reported, and repair fixes it."""
+    services = build(Settings(data_dir=tmp_path / "data"), load_model=False)
+    try:
+        doc = tmp_path / "pump.txt"
+        doc.write_text("The Ferrovia pump must be primed with two litres of water.\n" * 30)
+        [result] = services.documents.ingest_paths([doc], collection="checks")
+        assert services.documents.consistency() == {"documents": [result.id], "inconsistent": []}
+        index = services.documents.vector_index("checks")
+        index.delete(ids=index.ids()[:1])
+        assert services.documents.consistency()["inconsistent"] == [result.id]
+        services.documents.repair()
+        assert services.documents.consistency()["inconsistent"] == []
+    finally:
+        services.close()

@@ -169,6 +169,18 @@ def delete_collection(db, name: str) -> None:
         )
 
 
+def indexed_chunks(db, collection: str) -> set[str]:
+    """Chunk ids of ``collection`` that the keyword index holds (in either table)."""
+    found: set[str] = set()
+    for table in TABLES:
+        cur = db.execute(
+            f"select chunk_id from {table} where {table} match ?",
+            ["{coll} : " + _term(collection_token(collection))],
+        )
+        found.update(row[0] for row in cur.fetchall())
+    return found
+
+
 def rebuild(db, *, batch: int = 2000) -> None:
     """Re-index every chunk from ``rag_chunks`` (the migration that creates the tables uses it)."""
     for table in TABLES:

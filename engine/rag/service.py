@@ -327,6 +327,25 @@ class DocumentService:
                 embedded += len(missing)
         return {"embedded": embedded, "removed": removed}
 
+    def consistency(self) -> dict[str, list[str]]:
+        """Every document SQLite shows (``documents``), and those whose chunks are not all in
+        both indexes (``inconsistent``): vectors in Chroma, words in the keyword index. After
+        any crash the second list must be empty (the fault battery checks it)."""
+        documents: list[str] = []
+        inconsistent: list[str] = []
+        for collection in self.store.collections():
+            vectors = set(self.vector_index(collection).ids())
+            words = self.store.keyword_chunks(collection)
+            chunks: dict[str, set[str]] = {}
+            for row in self.store.iter_chunks(collection):
+                chunks.setdefault(row["document_id"], set()).add(row["id"])
+            for info in self.store.documents(collection):
+                documents.append(info.id)
+                mine = chunks.get(info.id, set())
+                if len(mine) != info.n_chunks or not mine <= vectors or not mine <= words:
+                    inconsistent.append(info.id)
+        return {"documents": documents, "inconsistent": inconsistent}
+
     def _embed_rows(self, index, rows: list[dict], progress: ingest.Progress | None) -> None:
         for start in range(0, len(rows), ingest.FLUSH_CHUNKS):
             part = rows[start : start + ingest.FLUSH_CHUNKS]

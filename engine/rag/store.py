@@ -55,6 +55,11 @@ class DocumentStore:
         with self._database.read() as db:
             return [r["name"] for r in db["rag_collections"].rows_where(order_by="name")]
 
+    def keyword_chunks(self, collection: str) -> set[str]:
+        """Chunk ids of ``collection`` in the keyword index."""
+        with self._database.read() as db:
+            return keyword.indexed_chunks(db, collection)
+
     def ensure_collection(self, name: str) -> str:
         name = check_collection_name(name)
         with self._database.tx() as db:
