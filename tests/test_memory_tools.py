@@ -214,7 +214,11 @@ def test_agent_mode_turn_completes_and_records_what_the_model_did(tmp_path):
         calls = [g for _, g in backend.requests if g is not None and "facts" not in g]  # not the facts step
         assert 1 <= len(calls) <= 3, "the agent asked for at most the capped number of tool calls"
         for write in services.memory.log.list():  # tool calls, and the automatic memories after the turn
-            assert write.conversation_id == done.conversation_id and write.origin in ("model", "system", "auto")
+            assert write.conversation_id == done.conversation_id and write.origin in (
+                "model",
+                "system",
+                "auto",
+            )
     finally:
         services.close()
 
