@@ -139,7 +139,7 @@ def archival_table(services, limit: int = 200) -> list[list[str]]:
 
 def _from(memory, entry) -> str:
     if not entry.auto:
-        return entry.origin
+        return "automatic, edited by you" if entry.origin == "auto" else entry.origin
     chats = {s["conversation_id"] for s in memory.archival.sources(entry.id)}
     return f"automatic · said in {len(chats)} chat{'s' if len(chats) != 1 else ''}"
 

@@ -14,7 +14,7 @@
    slides by one exchange each turn).
 
 3. Paraphrased personal questions (bench/memory_paraphrase.py, ``--paraphrase``): 36
-   facts told in their own chats, 61 questions in other words and 22 unrelated ones, on
+   facts told in their own chats, 61 questions in other words and 28 unrelated ones, on
    tuning and held-out splits: the share of facts that reach the prompt (target >= 0.9),
    the share of unrelated questions that get a personal memory quoted (target 0), and
    recall@3 of dense, keyword and fused scores. ``--tune`` also grids the fusion weight and

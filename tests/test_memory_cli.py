@@ -75,3 +75,15 @@ def test_empty_database_and_bad_dates(run):
     code, _, err = run("search", "x", "--from", "yesterday")
     assert code == 2 and "2025-01-31" in err
     assert "No suggestions" in run("pending")[1]
+
+
+def test_auto_switch_edit_and_reindex(run):
+    assert run("auto")[1].strip() == "automatic memories: on"
+    assert run("auto", "off")[1].strip() == "automatic memories: off"
+    assert run("auto")[1].strip() == "automatic memories: off", "kept in the data directory"
+    entry = json.loads(run("add", "Ana's cat is called Pickles.", "--json")[1])
+    assert run("edit", entry["id"], "Ana's cat is called Miso.")[0] == 0
+    code, out, _ = run("reindex")
+    assert code == 0 and "re-embedded 1 archival memories and 0 messages" in out
+    hits = json.loads(run("search", "what is the name of my pet?", "--json")[1])
+    assert hits[0]["text"] == "Ana's cat is called Miso."

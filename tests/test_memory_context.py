@@ -147,7 +147,7 @@ def test_a_summary_replaces_evicted_messages(long_chat):
     assert "Summary of the earlier part of this conversation" in last_prompt[0].content
     assert used.text.strip()[:30] in last_prompt[0].content
     messages = services.conversations.messages(conversation_id)
-    window = [m.content for m in messages[:-2] if m.seq > used.through_seq]
+    window = [m.sent for m in messages[:-2] if m.seq > used.through_seq]  # as sent (quoted memories kept)
     history = [m.content for m in last_prompt[1:-1]]
     assert history and window[-len(history) :] == history
     writes = services.memory.log.list(target=f"summary:{conversation_id}")

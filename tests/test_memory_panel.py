@@ -24,7 +24,16 @@ def test_the_tab_builds(services):
         with gr.Tab("Memory"):
             build_memory_panel(services)
     ids = {getattr(b, "elem_id", None) for b in demo.blocks.values()}
-    assert {"mem-block-text", "mem-save", "mem-search", "mem-archival", "mem-pending", "mem-fed"} <= ids
+    assert {
+        "mem-block-text",
+        "mem-save",
+        "mem-search",
+        "mem-archival",
+        "mem-pending",
+        "mem-fed",
+        "mem-auto",
+        "mem-edit",
+    } <= ids
 
 
 def test_edit_a_block_with_a_live_counter(services):
@@ -59,6 +68,26 @@ def test_archival_and_search(services):
     assert "Deleted" in mh.delete_archival(services, row[0])
     assert mh.archival_table(services) == []
     assert "Not found" in mh.delete_archival(services, row[0])
+
+
+def test_edit_an_automatic_memory_and_switch_automatic_memories_off(services):
+    chat = services.conversations.create(title="Dog")
+    origin = Origin(kind="auto", conversation_id=chat.id, message_id="m1")
+    entry = services.memory.archival.insert("My dog Rex is a beagle.", origin=origin)
+    [row] = mh.archival_table(services)
+    assert row[3] == "automatic · said in 1 chat"
+    assert "Updated" in mh.edit_archival(services, entry.id, "My dog Rex is a old beagle.")
+    [row] = mh.archival_table(services)
+    assert row[1] == "My dog Rex is a old beagle." and row[3] == "automatic, edited by you", (
+        "edited: the user's"
+    )
+    services.conversations.delete(chat.id)
+    assert [r[0] for r in mh.archival_table(services)] == [entry.id], "so it stays when its chat goes"
+    assert "Paste the id" in mh.edit_archival(services, "", "x")
+    assert mh.auto_memory_on(services) is True
+    assert "off" in mh.set_auto_memory(services, False)
+    assert mh.auto_memory_on(services) is False and services.memory.auto_enabled is False
+    assert "keeps what you say" in mh.set_auto_memory(services, True)
 
 
 def test_approve_a_suggestion(services):

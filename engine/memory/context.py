@@ -120,7 +120,10 @@ class ContextManager:
         k = max(8, 3 * self.options.max_hits)
         found = self.retriever.candidates(query, conversation_id, through_seq, k=k)
         threshold = min_relevance(query, self.options.min_relevance)
-        return [h for h in found if h.score >= threshold]  # cut to max_hits after the redundancy filter
+        # a past question says nothing about the user ("What is a river?" for "What is a lake?")
+        return [
+            h for h in found if h.score >= threshold and not _question(h)
+        ]  # cut after the redundancy filter
 
     def _window_texts(self, conversation_id: str, through_seq: int) -> list[str]:
         return [m.content for m in self._window(conversation_id, through_seq)]
@@ -202,6 +205,10 @@ class ContextManager:
     def _window(self, conversation_id: str, through_seq: int) -> list[StoredMessage]:
         messages = self._memory.conversations.messages(conversation_id)
         return [m for m in messages if m.role in ("user", "assistant") and m.seq > through_seq]
+
+
+def _question(hit: Hit) -> bool:
+    return hit.kind == "recall" and hit.meta.get("role") == "user" and hit.text.rstrip().endswith("?")
 
 
 def _content_words(text: str) -> set[str]:

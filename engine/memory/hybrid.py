@@ -26,7 +26,7 @@ from .recall import keywords
 #: that vectors rank low, and scores the messages that have no vector.
 KEYWORD_WEIGHT = 0.0
 #: a candidate known only by its words counts this share of its coverage
-KEYWORD_ONLY_FACTOR = 0.6
+KEYWORD_ONLY_FACTOR = 0.4
 #: a question about the user ("my", "our") welcomes personal memories; one that merely says
 #: "I" or "me" ("how do I boil an egg", "give me tips") less so; a general question needs a
 #: close match. Fused score each kind of question needs (tuned; see the module doc).
