@@ -177,8 +177,12 @@ class Settings:
     n_gpu_layers: int | None = None
     #: CPU threads; None = llama.cpp's choice
     n_threads: int | None = None
-    #: prompt-processing batch size
-    n_batch: int = 512
+    #: prompt-processing batch size. Prompts are evaluated in n_batch chunks from the start and
+    #: the KV cache is reused in whole chunks (so answers never depend on what was cached): a
+    #: small n_batch reuses more of a conversation (each turn re-evaluates at most n_batch - 1
+    #: tokens besides the last answer and the new message); a large one evaluates long cold
+    #: prompts faster on a GPU
+    n_batch: int = 64
     #: flash attention (faster, less memory on GPU builds that support it)
     flash_attn: bool = False
     #: KV-cache element types, e.g. "f16", "q8_0", "q4_0"; None = f16
