@@ -3,6 +3,12 @@
 ``build_router(services, api_key=...)`` returns the router the web server mounts next to the
 page. Nothing here imports gradio. Importing this package stays cheap (FastAPI loads only when
 the router is built), so the command line can use ``api.keys`` for its flags.
+
+Wiring, in ``serve``::
+
+    key = api_key_from(args)                 # --api-key-file, --api-key or $HEARTH_API_KEY
+    require_api_key_for(args.host, key)      # ConfigError beyond loopback without a key
+    app = create_app(services, ..., routers=[build_router(services, api_key=key)])
 """
 
 from __future__ import annotations
