@@ -194,7 +194,7 @@ def test_the_model_tab_shows_the_server_and_switches_to_a_local_file_and_back(se
     try:
         facts, status = mh.connect_remote(services, llama.url, KEY, "", 2048)
         assert "Connected" in status and services.models.info.backend == "remote"
-        assert "llama-cpp-python server" in facts and "`typical_p`" in facts and "2,048 tokens" in facts
+        assert "llama-cpp-python server" in facts and "typical\\_p" in facts and "2,048 tokens" in facts
         assert (
             "exact" in facts
             and llama.url in facts
