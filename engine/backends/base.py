@@ -33,6 +33,11 @@ class ModelInfo:
     gpu_offload_supported: bool
     n_gpu_layers: int
     backend: str = "llama.cpp"
+    #: CPU threads for generation and for prompt batches (0 = not known, e.g. a remote backend)
+    n_threads: int = 0
+    n_threads_batch: int = 0
+    #: how the thread counts were chosen
+    threads_note: str = ""
 
     @property
     def on_gpu(self) -> bool:
@@ -46,6 +51,7 @@ class ModelInfo:
             f"{self.name} · {self.quantization} · {self.n_params / 1e6:,.0f}M params · "
             f"context {self.n_ctx} (trained {self.n_ctx_train}) · template: "
             f"{self.chat_template_source} · {gpu}"
+            + (f" · threads {self.n_threads} gen / {self.n_threads_batch} batch" if self.n_threads else "")
         )
 
 
@@ -71,8 +77,12 @@ class Backend(Protocol):
         cancel: threading.Event | None = None,
         grammar: str | None = None,
         images: Sequence[Path] = (),
+        cache_key: str | None = None,
     ) -> Iterator[Chunk]:
         """Stream the answer; the last chunk carries finish_reason and usage.
+
+        ``cache_key`` names the conversation the turn belongs to, so a backend may keep and
+        restore that conversation's KV cache; None for one-off calls (summaries, tools).
 
         ``images`` go with the last user message; only backends whose ``supports_images``
         is true accept them.
