@@ -47,12 +47,12 @@ def print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
-def build_services(args: argparse.Namespace, *, load_model: bool = True):
+def build_services(args: argparse.Namespace, *, load_model: bool = True, warm_up: bool = False):
     from engine.factory import build
 
     from . import settings_from
 
-    services = build(settings_from(args), load_model=load_model)
+    services = build(settings_from(args), load_model=load_model, warm_up=warm_up)
     for warning in services.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return services

@@ -52,7 +52,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from .common import build_services
 
-    services = build_services(args)
+    services = build_services(args, warm_up=True)  # the page comes up while the first turn's parts load
     print(f"Hearth on http://{args.host}:{args.port}  (data: {services.settings.data_dir})", file=sys.stderr)
     try:
         launch(services, host=args.host, port=args.port, auth=auth)

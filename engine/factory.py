@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .chat import ChatService
-from .config import Settings
+from .config import GenerationConfig, Settings
 from .embeddings import TextEmbedder
 from .errors import ModelError
-from .models import BackendFactory, ModelManager, llama_cpp_factory
+from .models import BackendFactory, ModelManager, WarmUp, llama_cpp_factory
 from .store import ConversationStore, Database, PresetStore, core_migrations
 from .vectors import VectorStore
 
@@ -36,8 +36,12 @@ class Services:
     memory: Any = None
     #: what went wrong at start-up but left the app running (e.g. the model failed to load)
     warnings: list[str] = field(default_factory=list)
+    #: background loading started by build(warm_up=True)
+    warm_up: WarmUp | None = None
 
     def close(self) -> None:
+        if self.warm_up is not None:
+            self.warm_up.wait()  # never close a store a warm-up step is still opening
         for part in (self.images, self.documents, self.memory):
             close = getattr(part, "close", None)
             if close:
@@ -67,7 +71,9 @@ def build(
     *,
     load_model: bool = True,
     backend_factory: BackendFactory = llama_cpp_factory,
+    warm_up: bool = False,
 ) -> Services:
+    """Wire every service; ``warm_up`` loads what the first turn needs in a background thread."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     database = Database(settings.db_path, migration_sets())
     conversations = ConversationStore(database)
@@ -134,4 +140,29 @@ def build(
         settings, database=database, vectors=vectors, documents=lambda: services.documents
     )
     chat.retrievers.append(services.images)
+    if warm_up:
+        services.warm_up = WarmUp(warm_up_steps(services)).start()
     return services
+
+
+def warm_up_steps(services: Services) -> list[tuple[str, Any]]:
+    """What a first turn would otherwise load lazily, cheapest first."""
+    from .types import Message
+
+    settings = services.settings
+    steps: list[tuple[str, Any]] = []
+    if services.models.info is not None:
+        backend = services.models.backend
+        config = GenerationConfig(temperature=0.0, max_tokens=1)
+        hello = [Message(role="system", content=settings.system_prompt), Message(role="user", content="Hi")]
+        # pages the weights in and sets up llama.cpp's compute buffers
+        steps.append(("model", lambda: list(backend.stream_chat(hello, config))))
+    documents = services.documents
+    has_chunks = documents is not None and documents.store.count_chunks(None) > 0
+    if settings.memory or has_chunks:
+        steps.append(("embedder", lambda: services.embedder.embed_one("warm-up")))
+    if settings.memory and services.memory is not None:
+        steps.append(("memory", lambda: services.memory.search("warm-up", k=1)))
+    if has_chunks:
+        steps.append(("documents", lambda: documents.search("warm-up", k=1)))
+    return steps

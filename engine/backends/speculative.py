@@ -31,6 +31,8 @@ class PromptLookup:
         self._misses = 0
         self._skip = 0
         self._index: dict[tuple[int, ...], int] | None = None  # built on first use, after the first token
+        #: totals over the answer, for tests and benchmarks
+        self.proposed_total = self.accepted_total = 0
 
     def append(self, token: int) -> None:
         self.ids.append(token)
@@ -65,6 +67,8 @@ class PromptLookup:
 
     def record(self, proposed: int, accepted: int) -> None:
         """Adapt: longer drafts while they are accepted, exponential back-off after misses."""
+        self.proposed_total += proposed
+        self.accepted_total += accepted
         if accepted == proposed:
             self.draft_len = min(self.max_draft, self.draft_len * 2)
             self._misses = 0
