@@ -191,7 +191,10 @@ def test_clean_boundary_rule():
 def test_chat_service_turns_are_keyed_by_conversation(tmp_path):
     services = build(Settings(data_dir=tmp_path / "d", n_ctx=2048, n_batch=64, memory=False))
     try:
-        done_a, _ = run_turn(services, "Tell me about rivers and lakes in detail.", GREEDY)
+        long_question = (
+            "Tell me about rivers and lakes in detail: " + "their sources, mouths and floods, " * 12
+        )
+        done_a, _ = run_turn(services, long_question, GREEDY)  # over two n_batch chunks: a clean prefix
         done_b, _ = run_turn(services, "Tell me about mountains.", GREEDY)
         done, _ = run_turn(services, "And the longest river?", GREEDY, conversation_id=done_a.conversation_id)
         kv = services.models.backend._kv

@@ -130,7 +130,9 @@ class KvSnapshotStore:
             if snap is not None:
                 if key in self._ram:
                     self._ram.move_to_end(key)
-                return snap
+        if snap is not None:
+            self._touch(key)  # the disk tier follows use too
+            return snap
         snap = self._read(key)
         if snap is not None:
             with self._lock:
@@ -194,6 +196,13 @@ class KvSnapshotStore:
     def _path(self, key: str) -> Path:
         assert self.directory is not None
         return self.directory / (hashlib.sha256(key.encode("utf-8")).hexdigest()[:40] + SUFFIX)
+
+    def _touch(self, key: str) -> None:
+        if self.directory is not None:
+            try:
+                os.utime(self._path(key))
+            except OSError:  # not written yet, or evicted: nothing to refresh
+                pass
 
     def _write_pending(self) -> None:
         while True:
