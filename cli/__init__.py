@@ -144,10 +144,10 @@ def _speed_options(parser: argparse.ArgumentParser) -> None:
         help="disk for KV snapshots in MB, in DATA_DIR/kv (HEARTH_KV_CACHE_DISK_MB; default: 5%% of free disk, 256-4096)",
     )
     g.add_argument(
-        "--no-prompt-lookup",
+        "--prompt-lookup",
         action="store_true",
-        default=_off("HEARTH_PROMPT_LOOKUP"),
-        help="no prompt-lookup speculative decoding of sampled answers (HEARTH_PROMPT_LOOKUP=0)",
+        default=os.environ.get("HEARTH_PROMPT_LOOKUP", "").strip().lower() in ("1", "true", "yes", "on"),
+        help="prompt-lookup speculative decoding of sampled answers (HEARTH_PROMPT_LOOKUP=1)",
     )
 
 
@@ -167,7 +167,7 @@ def settings_from(args: argparse.Namespace):
         kv_snapshots=not args.no_kv_snapshots,
         kv_cache_ram_mb=args.kv_cache_ram_mb,
         kv_cache_disk_mb=args.kv_cache_disk_mb,
-        prompt_lookup=not args.no_prompt_lookup,
+        prompt_lookup=args.prompt_lookup,
         chat_template=template,
         mmproj=args.mmproj,
         embed_model=args.embed_model,

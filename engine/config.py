@@ -182,8 +182,9 @@ class Settings:
     #: budgets of the two snapshot tiers in MB; None = sized from the machine (5% of RAM / free disk)
     kv_cache_ram_mb: int | None = None
     kv_cache_disk_mb: int | None = None
-    #: prompt-lookup speculative decoding: draft tokens copied from the context, verified in one batch
-    prompt_lookup: bool = True
+    #: prompt-lookup speculative decoding of sampled answers: draft tokens copied from the context,
+    #: verified in one batch (off by default: bench_speed did not show it paying on this CPU)
+    prompt_lookup: bool = False
     #: a Jinja chat template overriding the one in the GGUF metadata
     chat_template: str | None = None
     #: multimodal projector GGUF (mmproj) of a vision model; with it, attached images go to the model

@@ -43,7 +43,7 @@ def test_greedy_answer_is_identical_with_and_without_drafting(tmp_path):
 
 
 def test_sampled_answer_accepts_drafts_from_the_prompt(tmp_path):
-    backend = LlamaCppBackend(Settings(data_dir=tmp_path, n_ctx=2048))
+    backend = LlamaCppBackend(Settings(data_dir=tmp_path, n_ctx=2048, prompt_lookup=True))
     try:
         llm = backend._llm
         prompt = backend.render(QUOTE)
