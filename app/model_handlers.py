@@ -42,6 +42,7 @@ def model_facts(services) -> str:
         f"| chat template | {info.chat_template_source} |\n"
         f"| images | {'yes (projector loaded)' if getattr(services.models.backend, 'supports_images', False) else 'no (text only)'} |\n"
         f"| compute | {gpu} |\n"
+        f"| CPU threads | {info.threads_note or 'n/a'} |\n"
         f"| backend | {info.backend} |" + (f"\n\n⚠️ {info.note}" if info.note else "")
     )
 

@@ -52,7 +52,12 @@ def global_parser() -> argparse.ArgumentParser:
         default=_env_int("HEARTH_N_GPU_LAYERS"),
         help="layers on the GPU, -1 = all (HEARTH_N_GPU_LAYERS; default: all when supported)",
     )
-    g.add_argument("--n-threads", type=int, default=_env_int("HEARTH_N_THREADS"), help="CPU threads")
+    g.add_argument(
+        "--n-threads",
+        type=int,
+        default=_env_int("HEARTH_N_THREADS"),
+        help="CPU threads for generation (HEARTH_N_THREADS; default: one per available physical core)",
+    )
     g.add_argument(
         "--chat-template",
         default=os.environ.get("HEARTH_CHAT_TEMPLATE") or None,
@@ -126,6 +131,7 @@ def global_parser() -> argparse.ArgumentParser:
         default=os.environ.get("HEARTH_AUTO_MEMORY", "1").strip().lower() in ("0", "false", "no", "off"),
         help="never keep what you say about yourself as memories on its own (HEARTH_AUTO_MEMORY=0)",
     )
+    _speed_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(sub)
@@ -199,6 +205,45 @@ def _secret(value: str | None, path: Path | None, name: str) -> str | None:
     return text
 
 
+def _off(name: str) -> bool:
+    return os.environ.get(name, "1").strip().lower() in ("0", "false", "no", "off")
+
+
+def _speed_options(parser: argparse.ArgumentParser) -> None:
+    """Threads, KV snapshots and speculative decoding: the engine's speed knobs, in one group."""
+    g = parser.add_argument_group("speed (each has an environment variable fallback)")
+    g.add_argument(
+        "--n-threads-batch",
+        type=int,
+        default=_env_int("HEARTH_N_THREADS_BATCH"),
+        help="CPU threads for prompt batches (HEARTH_N_THREADS_BATCH; default: every available CPU)",
+    )
+    g.add_argument(
+        "--no-kv-snapshots",
+        action="store_true",
+        default=_off("HEARTH_KV_SNAPSHOTS"),
+        help="do not keep each conversation's KV cache in RAM and on disk (HEARTH_KV_SNAPSHOTS=0)",
+    )
+    g.add_argument(
+        "--kv-cache-ram-mb",
+        type=int,
+        default=_env_int("HEARTH_KV_CACHE_RAM_MB"),
+        help="RAM for KV snapshots in MB (HEARTH_KV_CACHE_RAM_MB; default: 5%% of RAM, 64-2048)",
+    )
+    g.add_argument(
+        "--kv-cache-disk-mb",
+        type=int,
+        default=_env_int("HEARTH_KV_CACHE_DISK_MB"),
+        help="disk for KV snapshots in MB, in DATA_DIR/kv (HEARTH_KV_CACHE_DISK_MB; default: 5%% of free disk, 256-4096)",
+    )
+    g.add_argument(
+        "--prompt-lookup",
+        action="store_true",
+        default=os.environ.get("HEARTH_PROMPT_LOOKUP", "").strip().lower() in ("1", "true", "yes", "on"),
+        help="prompt-lookup speculative decoding of sampled answers (HEARTH_PROMPT_LOOKUP=1)",
+    )
+
+
 def settings_from(args: argparse.Namespace):
     from engine.config import Settings
 
@@ -211,6 +256,11 @@ def settings_from(args: argparse.Namespace):
         n_ctx=args.n_ctx,
         n_gpu_layers=args.n_gpu_layers,
         n_threads=args.n_threads,
+        n_threads_batch=args.n_threads_batch,
+        kv_snapshots=not args.no_kv_snapshots,
+        kv_cache_ram_mb=args.kv_cache_ram_mb,
+        kv_cache_disk_mb=args.kv_cache_disk_mb,
+        prompt_lookup=args.prompt_lookup,
         chat_template=template,
         mmproj=args.mmproj,
         embed_model=args.embed_model,

@@ -47,13 +47,17 @@ def print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
-def build_services(args: argparse.Namespace, *, load_model: bool = True, settings: Any = None):
+def build_services(
+    args: argparse.Namespace, *, load_model: bool = True, settings: Any = None, warm_up: bool = False
+):
     """Services for a command, holding the data directory (refused while another process has it)."""
     from engine.factory import build
 
     from . import settings_from
 
-    services = build(settings or settings_from(args), load_model=load_model, owner=owner_of(args))
+    services = build(
+        settings or settings_from(args), load_model=load_model, owner=owner_of(args), warm_up=warm_up
+    )
     for warning in services.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     return services

@@ -145,7 +145,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from .common import build_services
 
-    services = build_services(args)
+    services = build_services(args, warm_up=True)  # the page comes up while the first turn's parts load
     routers = _api_routers(services, api_key, page_login=auth is not None)
     scheme = "https" if args.ssl_certfile else "http"
     shown = f"[{args.host}]" if ":" in args.host else args.host

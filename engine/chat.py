@@ -156,7 +156,10 @@ class ChatService:
         saved: StoredMessage | None = None
         try:
             extra = {"images": list(images)} if images else {}  # only vision backends take images
-            for chunk in backend.stream_chat(plan.messages, config, cancel=cancel, **extra):
+            chunks = backend.stream_chat(
+                plan.messages, config, cancel=cancel, cache_key=conversation.id, **extra
+            )
+            for chunk in chunks:
                 if chunk.text:
                     if first is None:
                         first = time.perf_counter()

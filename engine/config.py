@@ -175,8 +175,11 @@ class Settings:
     n_ctx: int = 4096
     #: layers to offload to a GPU; None = all when this build can offload, else 0
     n_gpu_layers: int | None = None
-    #: CPU threads; None = llama.cpp's choice
+    #: CPU threads for generation (and for prompt batches unless n_threads_batch is set);
+    #: None = one per physical core this process may use (affinity, cgroup quota)
     n_threads: int | None = None
+    #: CPU threads for prompt batches; None = every logical CPU this process may use
+    n_threads_batch: int | None = None
     #: prompt-processing batch size. Prompts are evaluated in n_batch chunks from the start and
     #: the KV cache is reused in whole chunks (so answers never depend on what was cached): a
     #: small n_batch reuses more of a conversation (each turn re-evaluates at most n_batch - 1
@@ -191,6 +194,15 @@ class Settings:
     #: memory-map the model file / lock it in RAM
     use_mmap: bool = True
     use_mlock: bool = False
+    #: keep each conversation's KV cache (RAM, then disk in data_dir/kv) so switching back or
+    #: continuing after a restart does not re-evaluate the prompt
+    kv_snapshots: bool = True
+    #: budgets of the two snapshot tiers in MB; None = sized from the machine (5% of RAM / free disk)
+    kv_cache_ram_mb: int | None = None
+    kv_cache_disk_mb: int | None = None
+    #: prompt-lookup speculative decoding of sampled answers: draft tokens copied from the context,
+    #: verified in one batch (off by default: bench_speed did not show it paying on this CPU)
+    prompt_lookup: bool = False
     #: a Jinja chat template overriding the one in the GGUF metadata
     chat_template: str | None = None
     #: multimodal projector GGUF (mmproj) of a vision model; with it, attached images go to the model
@@ -263,6 +275,13 @@ class Settings:
             raise ConfigError("n_gpu_layers must be -1 (all), 0 or more.", field="n_gpu_layers")
         if self.n_threads is not None and not 1 <= self.n_threads <= 1024:
             raise ConfigError("n_threads must be empty (auto) or between 1 and 1024.", field="n_threads")
+        if self.n_threads_batch is not None and not 1 <= self.n_threads_batch <= 1024:
+            raise ConfigError(
+                "n_threads_batch must be empty (auto) or between 1 and 1024.", field="n_threads_batch"
+            )
+        for name in ("kv_cache_ram_mb", "kv_cache_disk_mb"):
+            if getattr(self, name) is not None and getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be empty (auto), 0 (off) or more.", field=name)
         if self.n_batch < 1:
             raise ConfigError("n_batch must be at least 1.", field="n_batch")
         if self.ingest_max_pages < 1 or self.ingest_max_chars < 1 or not self.ingest_parse_seconds > 0:
@@ -294,6 +313,10 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.data_dir / "models"
+
+    @property
+    def kv_dir(self) -> Path:
+        return self.data_dir / "kv"
 
     @property
     def files_dir(self) -> Path:

@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .chat import ChatService
-from .config import Settings
+from .config import GenerationConfig, Settings
 from .embeddings import TextEmbedder
 from .errors import ModelError
-from .models import BackendFactory, ModelManager, llama_cpp_factory
+from .models import BackendFactory, ModelManager, WarmUp, llama_cpp_factory
 from .store import ConversationStore, Database, PresetStore, core_migrations
 from .store.datadir import DataDirLock, private_dir
 from .vectors import VectorStore
@@ -39,8 +39,12 @@ class Services:
     warnings: list[str] = field(default_factory=list)
     #: this process's exclusive hold on the data directory (released last, by close)
     lock: DataDirLock | None = None
+    #: background loading started by build(warm_up=True)
+    warm_up: WarmUp | None = None
 
     def close(self) -> None:
+        if self.warm_up is not None:
+            self.warm_up.wait()  # never close a store a warm-up step is still opening
         try:
             for part in (self.images, self.documents, self.memory):
                 close = getattr(part, "close", None)
@@ -75,6 +79,7 @@ def build(
     load_model: bool = True,
     backend_factory: BackendFactory = llama_cpp_factory,
     owner: dict[str, Any] | None = None,
+    warm_up: bool = False,
 ) -> Services:
     """Every service, over ``settings.data_dir``, which this process then holds alone until
     ``Services.close()``; raises DataDirInUseError (naming the holder) when another process has it.
@@ -87,6 +92,8 @@ def build(
         lock.release()
         raise
     services.lock = lock
+    if warm_up:
+        services.warm_up = WarmUp(warm_up_steps(services)).start()
     return services
 
 
@@ -182,3 +189,26 @@ def _reranker(settings: Settings):
     from .rerank import CrossEncoderReranker
 
     return CrossEncoderReranker(settings.rerank_model)
+
+
+def warm_up_steps(services: Services) -> list[tuple[str, Any]]:
+    """What a first turn would otherwise load lazily, cheapest first."""
+    from .types import Message
+
+    settings = services.settings
+    steps: list[tuple[str, Any]] = []
+    if services.models.info is not None:
+        backend = services.models.backend
+        config = GenerationConfig(temperature=0.0, max_tokens=1)
+        hello = [Message(role="system", content=settings.system_prompt), Message(role="user", content="Hi")]
+        # pages the weights in and sets up llama.cpp's compute buffers
+        steps.append(("model", lambda: list(backend.stream_chat(hello, config))))
+    documents = services.documents
+    has_chunks = documents is not None and documents.store.count_chunks(None) > 0
+    if settings.memory or has_chunks:
+        steps.append(("embedder", lambda: services.embedder.embed_one("warm-up")))
+    if settings.memory and services.memory is not None:
+        steps.append(("memory", lambda: services.memory.search("warm-up", k=1)))
+    if has_chunks:
+        steps.append(("documents", lambda: documents.search("warm-up", k=1)))
+    return steps

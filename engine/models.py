@@ -7,6 +7,7 @@ only when its last lease ends, so no turn ever sees its model closed under it.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ BackendFactory = Callable[[Settings], Backend]
 
 #: how long closing the app waits for running turns before closing the model under them
 CLOSE_WAIT_S = 30.0
+log = logging.getLogger("hearth.models")
 
 
 def llama_cpp_factory(settings: Settings) -> Backend:
@@ -122,3 +124,42 @@ class ModelManager:
                 backend, self._backend = self._backend, None
             if backend is not None:
                 self._close_when_idle(backend, CLOSE_WAIT_S)
+
+
+class WarmUp:
+    """Start-up work done in the background, so the first turn finds everything loaded.
+
+    Each step loads something the first turn needs (the embedder, the vector store, the
+    model's weights). A turn that arrives meanwhile simply waits on the lock of the part
+    it needs; a step that fails is logged and left for the turn to report.
+    """
+
+    def __init__(self, steps: list[tuple[str, Callable[[], object]]]):
+        self.steps = steps
+        self.done_steps: list[str] = []
+        self.errors: list[str] = []
+        self._thread = threading.Thread(target=self._run, name="hearth-warm-up", daemon=True)
+
+    def start(self) -> WarmUp:
+        self._thread.start()
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """True once every step has run."""
+        if self._thread.ident is None:
+            return True
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        for name, step in self.steps:
+            try:
+                step()
+                self.done_steps.append(name)
+            except Exception as e:  # noqa: BLE001 - warm-up is best effort; the turn reports real errors
+                self.errors.append(f"{name}: {e}")
+                log.info("warm-up step %s failed: %s", name, e)

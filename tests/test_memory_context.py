@@ -53,7 +53,7 @@ class RecordingBackend:
     def count_prompt_tokens(self, messages) -> int:
         return self.inner.count_prompt_tokens(messages)
 
-    def stream_chat(self, messages, config, *, cancel=None, grammar=None):
+    def stream_chat(self, messages, config, *, cancel=None, grammar=None, cache_key=None):
         with self.lock:
             self.requests.append((list(messages), grammar))
         if self.fail_if and self.fail_if(messages, grammar):
@@ -62,7 +62,9 @@ class RecordingBackend:
         if instead is not None:
             yield Chunk(text=instead, finish_reason="stop", usage=Usage(n_ctx=self.info.n_ctx))
             return
-        yield from self.inner.stream_chat(messages, config, cancel=cancel, grammar=grammar)
+        yield from self.inner.stream_chat(
+            messages, config, cancel=cancel, grammar=grammar, cache_key=cache_key
+        )
 
     def chat_prompts(self) -> list[list[Message]]:
         """Requests that were answers (not summaries or tool calls)."""

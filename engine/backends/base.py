@@ -35,6 +35,11 @@ class ModelInfo:
     backend: str = "llama.cpp"
     #: what was adjusted while loading and why (e.g. a context clamped to the model or to memory)
     note: str = ""
+    #: CPU threads for generation and for prompt batches (0 = not known, e.g. a remote backend)
+    n_threads: int = 0
+    n_threads_batch: int = 0
+    #: how the thread counts were chosen
+    threads_note: str = ""
 
     @property
     def on_gpu(self) -> bool:
@@ -48,6 +53,7 @@ class ModelInfo:
             f"{self.name} · {self.quantization} · {self.n_params / 1e6:,.0f}M params · "
             f"context {self.n_ctx} (trained {self.n_ctx_train}) · template: "
             f"{self.chat_template_source} · {gpu}"
+            + (f" · threads {self.n_threads} gen / {self.n_threads_batch} batch" if self.n_threads else "")
         )
 
 
@@ -74,8 +80,12 @@ class Backend(Protocol):
         grammar: str | None = None,
         images: Sequence[Path] = (),
         logprobs: int | None = None,
+        cache_key: str | None = None,
     ) -> Iterator[Chunk]:
         """Stream the answer; the last chunk carries finish_reason and usage.
+
+        ``cache_key`` names the conversation the turn belongs to, so a backend may keep and
+        restore that conversation's KV cache; None for one-off calls (summaries, tools).
 
         ``images`` go with the last user message; only backends whose ``supports_images``
         is true accept them. ``logprobs`` (0-20 alternatives per token) attaches each

@@ -24,8 +24,12 @@ from ..types import Chunk, Message, TokenLogprob, Usage
 from .base import ModelInfo
 from .control_tokens import defuse
 from .gguf_files import bundled_model_path, check_gguf_file, resolve_model  # noqa: F401 - bundled_model_path: re-exported
+from .kv_hook import ConversationKv
+from .kv_snapshots import KvSnapshotStore, default_budgets, fingerprint, template_hash
 from .limits import available_memory, call_with_deadline, fit_context, kv_bytes_per_token
+from .speculative import PromptLookup, drafted
 from .streaming import StopScanner
+from .threads import plan_threads
 
 #: used when a GGUF carries no chat template and none is configured
 CHATML_TEMPLATE = (
@@ -69,8 +73,8 @@ class LlamaCppBackend:
             flash_attn=settings.flash_attn,
             verbose=False,
         )
-        if settings.n_threads:  # generation and prompt batches alike
-            kwargs["n_threads"] = kwargs["n_threads_batch"] = settings.n_threads
+        threads = plan_threads(n_threads=settings.n_threads, n_threads_batch=settings.n_threads_batch)
+        kwargs["n_threads"], kwargs["n_threads_batch"] = threads.generation, threads.batch
         for name in ("type_k", "type_v"):
             value = getattr(settings, name)
             if value:
@@ -90,7 +94,9 @@ class LlamaCppBackend:
         self._clean = 0
         self._pieces: dict[int, bytes] = {}
         self._formatter, template_source = self._make_formatter(settings.chat_template)
-        self.info = self._describe(path, template_source, gpu_ok, n_gpu_layers)
+        self.info = self._describe(path, template_source, gpu_ok, n_gpu_layers, threads)
+        self._kv = self._conversation_kv(settings, path, kwargs) if settings.kv_snapshots else None
+        self._prompt_lookup = settings.prompt_lookup
 
     # loading helpers
 
@@ -142,7 +148,29 @@ class LlamaCppBackend:
         )
         return formatter, source
 
-    def _describe(self, path: Path, template_source: str, gpu_ok: bool, n_gpu_layers: int) -> ModelInfo:
+    def _conversation_kv(self, settings: Settings, path: Path, kwargs: dict[str, Any]) -> ConversationKv:
+        """KV snapshots, valid only for this exact model file, context and template."""
+        stat = path.stat()
+        ram, disk = default_budgets(settings.data_dir)
+        mb = 1024 * 1024
+        parts = {
+            "model": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
+            "n_ctx": self._llm.n_ctx(), "n_batch": self._llm.n_batch, "type_k": settings.type_k,
+            "type_v": settings.type_v, "flash_attn": settings.flash_attn, "n_gpu_layers": kwargs["n_gpu_layers"],
+            "template": template_hash("\0".join(getattr(self._formatter, k, "") for k in ("template", "bos_token", "eos_token"))),
+            "llama_cpp": getattr(self._llama_cpp, "__version__", ""),
+        }  # fmt: skip
+        store = KvSnapshotStore(
+            settings.kv_dir,
+            fingerprint=fingerprint(parts),
+            ram_bytes=settings.kv_cache_ram_mb * mb if settings.kv_cache_ram_mb is not None else ram,
+            disk_bytes=settings.kv_cache_disk_mb * mb if settings.kv_cache_disk_mb is not None else disk,
+        )
+        return ConversationKv(self._llama_cpp, store, self._llm.n_batch)
+
+    def _describe(
+        self, path: Path, template_source: str, gpu_ok: bool, n_gpu_layers: int, threads
+    ) -> ModelInfo:
         meta = self._llm.metadata
         arch = meta.get("general.architecture", "")
         try:
@@ -162,6 +190,9 @@ class LlamaCppBackend:
             gpu_offload_supported=gpu_ok,
             n_gpu_layers=n_gpu_layers if gpu_ok else 0,
             note=self.note,
+            n_threads=threads.generation,
+            n_threads_batch=threads.batch,
+            threads_note=threads.describe(),
         )
 
     # Backend protocol
@@ -209,6 +240,7 @@ class LlamaCppBackend:
         grammar: str | None = None,
         images: Sequence[Path] = (),
         logprobs: int | None = None,
+        cache_key: str | None = None,
     ) -> Iterator[Chunk]:
         if images:
             yield from self._stream_with_images(messages, config, images, cancel)
@@ -226,7 +258,11 @@ class LlamaCppBackend:
             if cancel is not None and cancel.is_set():  # cancelled while queued: evaluate nothing
                 yield Chunk(text="", finish_reason="cancelled", usage=Usage(prompt_tokens=len(prompt)))
                 return
+            if self._kv is not None:  # this conversation's snapshot, when it reuses more
+                self._clean = self._kv.before_turn(self._llm, cache_key, prompt, clean=self._clean)
             yield from self._generate(prompt, config, min(config.max_tokens, room), cancel, grammar, logprobs)
+            if self._kv is not None:
+                self._kv.after_turn(self._llm, cache_key, clean=self._clean)
 
     def stream_completion(
         self,
@@ -276,6 +312,8 @@ class LlamaCppBackend:
             mirostat_eta=config.mirostat_eta,
             grammar=lc.LlamaGrammar.from_string(grammar, verbose=False) if grammar else None,
         )
+        if not logprobs:  # drafted tokens are scored in batches: no per-token logits to read
+            tokens = self._with_drafts(tokens, prompt, max_new, config)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stops = StopScanner(config.stop)
         vocab = llm._model.vocab
@@ -370,6 +408,17 @@ class LlamaCppBackend:
         llm.n_tokens = reuse
         return reuse
 
+    def _with_drafts(self, tokens, prompt: list[int], max_new: int, config: GenerationConfig):
+        """Prompt-lookup speculative decoding for sampled answers (same distribution, fewer decodes).
+
+        Not for greedy ones: llama.cpp's CPU kernels give a batch's positions logits that
+        differ from one-token decodes (measured up to 0.85), enough to flip a near-tie, and
+        a greedy answer must not depend on whether drafting was on.
+        """
+        if not self._prompt_lookup or config.temperature == 0:
+            return tokens
+        return drafted(self._llm, tokens, max_new, PromptLookup(prompt))
+
     def _stream_with_images(self, messages, config, images, cancel) -> Iterator[Chunk]:
         """Images attached to the last user message, through llama.cpp's multimodal handler."""
         if not self.supports_images:
@@ -383,6 +432,8 @@ class LlamaCppBackend:
         payload.append({"role": messages[-1].role, "content": parts})
         finish, produced = "stop", 0
         with self._lock:
+            if self._kv is not None:
+                self._kv.leave(self._llm, clean=self._clean)
             self._clean = 0  # llama-cpp-python's own prefix reuse runs here: nothing is clean after it
             try:
                 stream = self._live().create_chat_completion(
@@ -425,10 +476,14 @@ class LlamaCppBackend:
             self._clean = 0
             llm = self._live()
             llm.reset()
+            if self._kv is not None:
+                self._kv.forget_live()
             llm._ctx.kv_cache_clear() if hasattr(llm._ctx, "kv_cache_clear") else None
 
     def close(self) -> None:
         with self._lock:
+            if self._kv is not None:
+                self._kv.close(self._llm, clean=self._clean)
             llm, self._llm = self._llm, None
             if llm is not None:
                 llm.close()

@@ -171,12 +171,16 @@ class RemoteBackend:
         cancel: threading.Event | None = None,
         grammar: str | None = None,
         images: Sequence[Path] = (),
+        logprobs: int | None = None,
+        cache_key: str | None = None,  # the server keeps its own prefix cache
     ) -> Iterator[Chunk]:
         if images:
             raise GenerationError(
                 "Images are not sent to a remote model server. Load a local vision GGUF with its "
                 "projector to ask about images."
             )
+        if logprobs is not None:
+            raise GenerationError("Token log-probabilities are not relayed from a remote model server.")
         prompt_tokens = self.count_prompt_tokens(messages)
         room = self.info.n_ctx - prompt_tokens
         if room <= 0:

@@ -1,0 +1,210 @@
+"""Speed benchmark (issue 11): ratios measured side by side in one run, on the bundled model.
+
+  python bench/bench_speed.py [--runs 2] [--skip cold,threads,...]
+
+1. switch-back TTFT: conversation A (8 turns, ~1,000 tokens), then B, then A again:
+   A's next turn with KV snapshots / without (target <= 0.15), and after a restart
+   of the services (disk tier; target <= 0.25); sampled (default settings) and greedy turns
+2. prompt-lookup drafting: tokens/s with / without on grounded answers (target >= 1.3)
+   and on free chat (target >= 0.97); sampled answers (greedy answers never draft)
+3. cold start: first-turn TTFT / second-turn TTFT of a fresh process, with and without the
+   warm-up (target <= 1.2)
+4. default threads tokens/s / --n-threads 1
+
+Item 6 of the issue (llama.cpp's own llama-server built from the vendored source) is not
+part of this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from engine import GenerationConfig, Settings, build  # noqa: E402
+from engine.backends.llama_cpp import LlamaCppBackend  # noqa: E402
+from engine.types import Done, Message, TextDelta  # noqa: E402
+
+SAMPLED = GenerationConfig(max_tokens=60)
+GREEDY = GenerationConfig(temperature=0.0, max_tokens=60)
+TOPICS = ["rivers", "mountains", "deserts", "forests", "oceans", "volcanoes", "glaciers", "islands"]
+
+
+def ttft(services, conversation_id, text, config, mode="new") -> tuple[float, str, int]:
+    start, first = time.perf_counter(), None
+    for event in services.chat.stream_turn(conversation_id, text, config, mode=mode):
+        if isinstance(event, TextDelta) and first is None:
+            first = time.perf_counter()
+        if isinstance(event, Done):
+            return (first or time.perf_counter()) - start, event.conversation_id, event.usage.prompt_tokens
+    raise RuntimeError("no answer")
+
+
+def switch_back(runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(data_dir=Path(tmp), memory=False)
+        services = build(settings)
+        a = b = None
+        for topic in TOPICS:
+            _, a, _ = ttft(
+                services, a, f"Tell me about {topic}, in detail.", GenerationConfig(max_tokens=110)
+            )
+        _, b, _ = ttft(services, b, "Write a short poem about the sea.", SAMPLED)
+        _, a, n_prompt = ttft(services, a, "Which of these is the coldest?", SAMPLED)
+        backend = services.models.backend
+        results = {}
+        for name, config in (("sampled", SAMPLED), ("greedy", GREEDY)):
+            on, off = [], []
+            for _ in range(runs):  # interleaved: noise hits both alike
+                for keep, into in ((True, on), (False, off)):
+                    kv = backend._kv
+                    backend._kv = kv if keep else None  # snapshots off = this process without them
+                    ttft(services, b, "Write a short poem about the sea.", config, mode="edit")
+                    into.append(ttft(services, a, "Which of these is the coldest?", config, mode="edit")[0])
+                    backend._kv = kv
+            results[name] = (statistics.median(on), statistics.median(off))
+        services.close()
+        # restart: new services on the same data dir; the disk tier holds A
+        restarted = []
+        for _ in range(runs):
+            services = build(settings)
+            restarted.append(ttft(services, a, "Which of these is the coldest?", SAMPLED, mode="edit")[0])
+            ttft(
+                services, b, "Write a short poem about the sea.", SAMPLED, mode="edit"
+            )  # A leaves the live KV
+            services.close()
+    for name, (on, off) in results.items():
+        print(f"1. switch-back TTFT ({name})  snapshots {on * 1000:6.0f} ms  off {off * 1000:6.0f} ms  "
+              f"ratio {on / off:.3f}  (prompt {n_prompt} tokens; target <= 0.15)")  # fmt: skip
+    r = statistics.median(restarted)
+    off = results["sampled"][1]
+    print(f"1. after restart (disk tier, sampled)  {r * 1000:6.0f} ms  vs off {off * 1000:6.0f} ms  "
+          f"ratio {r / off:.3f}  (target <= 0.25)")  # fmt: skip
+
+
+PASSAGE = (
+    "The lighthouse stood on a rock at the edge of the bay. Every night the keeper climbed ninety-nine "
+    "steps to light the lamp, and every morning he wrote the weather in a small green book. In the "
+    "winter of 1893 a storm broke the glass, and he kept the flame alive with his coat for six hours."
+)
+CODE = """def total(items):
+    result = 0
+    for item in items:
+        if item.price > 0:
+            result = result + item.price * item.quantity
+    return result
+"""
+GROUNDED = [
+    f"Quote the passage below word for word.\n\n{PASSAGE}",
+    f"Summarise the passage below, reusing its own words.\n\n{PASSAGE}",
+    f"Rewrite this Python function with the variable `result` renamed to `amount`:\n\n{CODE}",
+]
+FREE = ["Write a short story about a cat who learns to fly.", "What are good habits for sleeping well?"]
+
+
+def rate(backend, prompt: str, config: GenerationConfig) -> float:
+    backend.clear_cache()
+    msgs = [
+        Message(role="system", content="You are a helpful assistant."),
+        Message(role="user", content=prompt),
+    ]
+    stamps = [time.perf_counter() for c in backend.stream_chat(msgs, config) if c.text]
+    return (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 2 else 0.0
+
+
+def drafting(runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        backend = LlamaCppBackend(Settings(data_dir=Path(tmp), kv_snapshots=False))
+        config = GenerationConfig(temperature=0.3, repeat_penalty=1.0, max_tokens=150, seed=11)
+        for label, prompts in (("grounded", GROUNDED), ("free chat", FREE)):
+            ratios = []
+            for prompt in prompts:
+                with_d, without = [], []
+                for _ in range(runs):
+                    backend._prompt_lookup = True
+                    with_d.append(rate(backend, prompt, config))
+                    backend._prompt_lookup = False
+                    without.append(rate(backend, prompt, config))
+                ratios.append(statistics.median(with_d) / statistics.median(without))
+            target = ">= 1.3" if label == "grounded" else ">= 0.97"
+            print(f"2. drafting tokens/s with / without, {label}: "
+                  f"{' '.join(f'{r:.2f}' for r in ratios)}  median {statistics.median(ratios):.3f}  (target {target})")  # fmt: skip
+        backend.close()
+
+
+COLD = """
+import json, sys, tempfile, time
+from pathlib import Path
+sys.path.insert(0, {root!r})
+from engine import GenerationConfig, Settings, build
+from engine.types import TextDelta
+warm = sys.argv[1] == "1"
+services = build(Settings(data_dir=Path(tempfile.mkdtemp())), warm_up=warm)
+if warm:
+    services.warm_up.wait()  # the page is up; the user types after start-up finished
+out = []
+for text in ("Hello! What can you do?", "Name three colours."):
+    start = time.perf_counter()
+    for event in services.chat.stream_turn(None, text, GenerationConfig(temperature=0.0, max_tokens=8)):
+        if isinstance(event, TextDelta):
+            out.append(time.perf_counter() - start)
+            break
+services.close()
+print(json.dumps(out))
+"""
+
+
+def cold_start(runs: int) -> None:
+    for warm in (True, False):
+        ratios = []
+        for _ in range(runs):
+            proc = subprocess.run([sys.executable, "-c", COLD.format(root=str(ROOT)), "1" if warm else "0"],
+                                  capture_output=True, text=True, timeout=600, check=True)  # fmt: skip
+            first, second = json.loads(proc.stdout.strip().splitlines()[-1])
+            ratios.append(first / second)
+        print(f"3. cold start first-turn / second-turn TTFT, {'with' if warm else 'without'} warm-up: "
+              f"{statistics.median(ratios):.2f}  (runs {' '.join(f'{r:.2f}' for r in ratios)}; target <= 1.2)")  # fmt: skip
+
+
+def threads(runs: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        auto = LlamaCppBackend(Settings(data_dir=Path(tmp), kv_snapshots=False))
+        one = LlamaCppBackend(Settings(data_dir=Path(tmp), kv_snapshots=False, n_threads=1))
+        config = GenerationConfig(temperature=0.0, repeat_penalty=1.0, max_tokens=150)
+        a, b = [], []
+        for _ in range(runs):
+            a.append(rate(auto, FREE[0], config))
+            b.append(rate(one, FREE[0], config))
+        print(f"4. tokens/s default threads ({auto.info.n_threads} gen / {auto.info.n_threads_batch} batch) "
+              f"{statistics.median(a):6.1f}  --n-threads 1 {statistics.median(b):6.1f}  "
+              f"ratio {statistics.median(a) / statistics.median(b):.3f}")  # fmt: skip
+        auto.close()
+        one.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--skip", default="", help="comma-separated: switch,drafting,cold,threads")
+    args = parser.parse_args()
+    skip = set(args.skip.split(","))
+    for name, fn in (
+        ("switch", switch_back),
+        ("drafting", drafting),
+        ("cold", cold_start),
+        ("threads", threads),
+    ):
+        if name not in skip:
+            fn(args.runs)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,82 @@
+"""Prompt-lookup drafting and the start-up warm-up, on the bundled model."""
+
+from __future__ import annotations
+
+from conftest import GREEDY, run_turn
+
+from engine import GenerationConfig, Settings, build
+from engine.backends.llama_cpp import LlamaCppBackend
+from engine.backends.speculative import PromptLookup, drafted
+from engine.types import Message
+
+PASSAGE = (
+    "The lighthouse stood on a rock at the edge of the bay. Every night the keeper climbed ninety-nine "
+    "steps to light the lamp, and every morning he wrote the weather in a small green book."
+)
+QUOTE = [
+    Message(role="system", content="You repeat text exactly when asked."),
+    Message(role="user", content=f"Repeat this passage word for word:\n\n{PASSAGE}"),
+]
+
+
+def test_prompt_lookup_finds_the_latest_continuation_and_backs_off():
+    lookup = PromptLookup([5, 6, 7, 8, 9, 1, 2, 5, 6, 3, 4], min_ngram=2, max_draft=4)
+    lookup.append(5)
+    lookup.append(6)  # suffix (5, 6) occurred twice; the latest was followed by 3, 4, 5, 6
+    assert lookup.propose(limit=10) == [3, 4, 5, 6]
+    assert lookup.propose(limit=2) == [3, 4]
+    lookup.record(proposed=4, accepted=0)
+    assert lookup.propose(limit=10) == []  # backing off after a miss
+    assert PromptLookup([1, 2, 3]).propose(limit=5) == []  # nothing repeats
+
+
+def test_greedy_answer_is_identical_with_and_without_drafting(tmp_path):
+    answers = []
+    for on in (True, False):
+        backend = LlamaCppBackend(Settings(data_dir=tmp_path / str(on), n_ctx=2048, prompt_lookup=on))
+        try:
+            config = GenerationConfig(temperature=0.0, repeat_penalty=1.0, max_tokens=60)
+            answers.append("".join(c.text for c in backend.stream_chat(QUOTE, config)))
+        finally:
+            backend.close()
+    assert answers[0] == answers[1] and "lighthouse" in answers[0]
+
+
+def test_sampled_answer_accepts_drafts_from_the_prompt(tmp_path):
+    backend = LlamaCppBackend(Settings(data_dir=tmp_path, n_ctx=2048, prompt_lookup=True))
+    try:
+        llm = backend._llm
+        prompt = backend.render(QUOTE)
+        llm.set_seed(7)
+        lookup = PromptLookup(prompt)
+        tokens = llm.generate(prompt, temp=0.2, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0)
+        out = []
+        for token in drafted(llm, tokens, 60, lookup):
+            out.append(token)
+            if len(out) >= 60:
+                break
+        assert lookup.accepted_total > 10  # many tokens came from verified drafts
+        assert "lighthouse" in llm.detokenize(out).decode("utf-8", "replace")
+        assert "eval" not in llm.__dict__  # the shadowed eval is gone again
+        # the backend's own path drafts for sampled turns and still answers
+        config = GenerationConfig(temperature=0.2, max_tokens=40, seed=-1)
+        text = "".join(c.text for c in backend.stream_chat(QUOTE, config))
+        assert text.strip()
+    finally:
+        backend.close()
+
+
+def test_first_turn_during_warm_up_waits_and_answers(tmp_path):
+    services = build(Settings(data_dir=tmp_path / "d", n_ctx=2048), warm_up=True)
+    try:
+        assert services.warm_up is not None
+        still_running = services.warm_up.running  # the embedder alone takes seconds to load
+        done, text = run_turn(services, "Hello! Who are you?", GREEDY)
+        assert done.finish_reason in ("stop", "length") and text
+        assert still_running
+        assert services.warm_up.wait(timeout=300)
+        assert services.warm_up.errors == []
+        assert {"model", "embedder", "memory"} <= set(services.warm_up.done_steps)
+        assert services.embedder._model is not None  # loaded by the warm-up or the turn, once
+    finally:
+        services.close()

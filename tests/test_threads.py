@@ -1,0 +1,114 @@
+"""Thread counts from the cores a process may use: fake /proc and cgroup trees, then the real machine."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from engine.backends.threads import cgroup_cpu_quota, physical_cores, plan_threads
+
+
+def cpuinfo(cores: list[tuple[int, int]]) -> str:
+    """/proc/cpuinfo text; one (physical id, core id) per logical CPU."""
+    return (
+        "\n\n".join(
+            f"processor\t: {i}\nmodel name\t: Fake CPU\nphysical id\t: {p}\ncore id\t\t: {c}\ncpu cores\t: 4"
+            for i, (p, c) in enumerate(cores)
+        )
+        + "\n"
+    )
+
+
+def fake_root(tmp_path: Path, *, cores, cgroup_lines: str, files: dict[str, str] = {}) -> Path:  # noqa: B006
+    (tmp_path / "proc/self").mkdir(parents=True)
+    (tmp_path / "proc/cpuinfo").write_text(cpuinfo(cores))
+    (tmp_path / "proc/self/cgroup").write_text(cgroup_lines)
+    for rel, text in files.items():
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+    return tmp_path
+
+
+SMT_4C8T = [(0, 0), (0, 1), (0, 2), (0, 3), (0, 0), (0, 1), (0, 2), (0, 3)]  # 4 cores, 2 threads each
+
+
+def test_smt_machine_generation_gets_physical_cores_batches_get_all(tmp_path):
+    root = fake_root(tmp_path, cores=SMT_4C8T, cgroup_lines="0::/\n")
+    plan = plan_threads(root=root, affinity=set(range(8)))
+    assert (plan.generation, plan.batch, plan.physical, plan.quota) == (4, 8, 4, None)
+    assert "4 generation / 8 batch" in plan.describe()
+
+
+def test_affinity_mask_limits_both(tmp_path):
+    root = fake_root(tmp_path, cores=SMT_4C8T, cgroup_lines="0::/\n")
+    # CPUs 0 and 4 are the two hyper-threads of core 0; CPU 1 is core 1
+    plan = plan_threads(root=root, affinity={0, 4, 1})
+    assert (plan.generation, plan.batch, plan.physical) == (2, 3, 2)
+
+
+def test_cgroup_v2_quota_caps_threads(tmp_path):
+    root = fake_root(tmp_path, cores=SMT_4C8T, cgroup_lines="0::/app.slice/hearth\n",
+                     files={"sys/fs/cgroup/app.slice/hearth/cpu.max": "250000 100000\n",
+                            "sys/fs/cgroup/cpu.max": "max 100000\n"})  # fmt: skip
+    assert cgroup_cpu_quota(root) == 2.5
+    plan = plan_threads(root=root, affinity=set(range(8)))
+    assert (plan.generation, plan.batch, plan.quota) == (2, 2, 2.5)
+
+
+def test_cgroup_v2_parent_limit_applies(tmp_path):
+    root = fake_root(tmp_path, cores=SMT_4C8T, cgroup_lines="0::/outer/inner\n",
+                     files={"sys/fs/cgroup/outer/cpu.max": "100000 100000\n",
+                            "sys/fs/cgroup/outer/inner/cpu.max": "max 100000\n"})  # fmt: skip
+    assert plan_threads(root=root, affinity=set(range(8))).generation == 1
+
+
+def test_cgroup_v1_cfs_quota(tmp_path):
+    lines = "4:memory:/x\n3:cpu,cpuacct:/docker/abc\n0::/\n"
+    root = fake_root(tmp_path, cores=SMT_4C8T, cgroup_lines=lines,
+                     files={"sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "300000\n",
+                            "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n"})  # fmt: skip
+    plan = plan_threads(root=root, affinity=set(range(8)))
+    assert (plan.quota, plan.generation, plan.batch) == (3.0, 3, 3)
+
+
+def test_unlimited_v1_quota_and_a_tiny_one(tmp_path):
+    unlimited = fake_root(tmp_path / "a", cores=SMT_4C8T, cgroup_lines="1:cpu:/\n",
+                          files={"sys/fs/cgroup/cpu/cpu.cfs_quota_us": "-1\n",
+                                 "sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n"})  # fmt: skip
+    assert cgroup_cpu_quota(unlimited) is None
+    tiny = fake_root(tmp_path / "b", cores=SMT_4C8T, cgroup_lines="0::/\n",
+                     files={"sys/fs/cgroup/cpu.max": "50000 100000\n"})  # fmt: skip
+    plan = plan_threads(root=tiny, affinity=set(range(8)))
+    assert (plan.generation, plan.batch) == (1, 1)  # never zero
+
+
+def test_no_topology_counts_logical_cpus(tmp_path):
+    root = tmp_path
+    (root / "proc/self").mkdir(parents=True)
+    (root / "proc/cpuinfo").write_text("processor\t: 0\nBogoMIPS\t: 50\n\nprocessor\t: 1\nBogoMIPS\t: 50\n")
+    (root / "proc/self/cgroup").write_text("0::/\n")
+    assert physical_cores(root, {0, 1}) == 2
+    assert physical_cores(tmp_path / "missing", {0, 1, 2}) == 3
+
+
+def test_explicit_settings_win(tmp_path):
+    root = fake_root(tmp_path, cores=SMT_4C8T, cgroup_lines="0::/\n")
+    assert (plan_threads(n_threads=3, root=root, affinity=set(range(8))).batch) == 3
+    plan = plan_threads(n_threads=3, n_threads_batch=6, root=root, affinity=set(range(8)))
+    assert (plan.generation, plan.batch, plan.source) == (3, 6, "settings")
+
+
+def test_real_machine_and_the_loaded_model(services):
+    plan = plan_threads()
+    cpus = os.sched_getaffinity(0)
+    assert 1 <= plan.generation <= len(cpus) and plan.batch == min(len(cpus), plan.batch)
+    assert plan.generation <= plan.batch
+    info = services.models.info
+    assert (info.n_threads, info.n_threads_batch) == (plan.generation, plan.batch)
+    llm = services.models.backend._llm  # what llama.cpp was really given
+    assert (llm.n_threads, llm.n_threads_batch) == (plan.generation, plan.batch)
+    from app import model_handlers as mh
+
+    assert f"{plan.generation} generation / {plan.batch} batch" in mh.model_facts(services)
+    assert f"threads {plan.generation} gen / {plan.batch} batch" in info.summary()
