@@ -14,7 +14,7 @@ import logging
 from array import array
 from typing import Any
 
-from .kv_snapshots import KvSnapshotStore, Snapshot, reusable_prefix
+from .kv_snapshots import KvSnapshotStore, Snapshot, common_prefix, reusable_prefix
 
 log = logging.getLogger("hearth.kv")
 
@@ -42,12 +42,12 @@ class ConversationKv:
         if self.live_key is not None and self.live_key != key and not self.saved:
             self.capture(llm, self.live_key, clean=clean)  # switching away: keep what the live KV holds
         n_prompt, nb = len(prompt), self.n_batch
-        live_common = _common_prefix(llm.input_ids[: llm.n_tokens], prompt)
+        live_common = common_prefix(llm.input_ids[: llm.n_tokens], prompt)
         reuse = reusable_prefix(live_common, clean, nb, n_prompt)
         self.last_source = "live" if reuse else "fresh"
         snap = self.store.get(key) if key is not None and key != self.live_key else None
         if snap is not None:
-            snap_reuse = reusable_prefix(_common_prefix(snap.tokens, prompt), snap.clean, nb, n_prompt)
+            snap_reuse = reusable_prefix(common_prefix(snap.tokens, prompt), snap.clean, nb, n_prompt)
             if snap_reuse > reuse:
                 restored = self._restore(llm, snap)
                 clean = snap.clean if restored else 0
@@ -109,12 +109,3 @@ class ConversationKv:
         llm.n_tokens = n
         llm._requires_eval = True  # logits must come from a live decode before sampling
         return True
-
-
-def _common_prefix(a, b) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n

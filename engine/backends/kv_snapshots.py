@@ -66,6 +66,16 @@ def template_hash(template: str) -> str:
     return hashlib.sha256(template.encode("utf-8", "replace")).hexdigest()[:16]
 
 
+def common_prefix(a, b) -> int:
+    """How many leading tokens two token sequences share."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    return n
+
+
 def reusable_prefix(common: int, clean: int, n_batch: int, prompt_len: int) -> int:
     """Positions a greedy turn may keep: clean, shared with the prompt, n_batch-aligned.
 

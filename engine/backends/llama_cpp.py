@@ -25,7 +25,7 @@ from .base import ModelInfo
 from .control_tokens import defuse
 from .gguf_files import bundled_model_path, check_gguf_file, resolve_model  # noqa: F401 - bundled_model_path: re-exported
 from .kv_hook import ConversationKv
-from .kv_snapshots import KvSnapshotStore, default_budgets, fingerprint, template_hash
+from .kv_snapshots import KvSnapshotStore, common_prefix, default_budgets, fingerprint, template_hash
 from .limits import available_memory, call_with_deadline, fit_context, kv_bytes_per_token
 from .speculative import PromptLookup, drafted
 from .streaming import StopScanner
@@ -390,7 +390,7 @@ class LlamaCppBackend:
         fresh evaluation would: a multiple of n_batch, and always short of the whole prompt
         (the last chunk is evaluated again to give the logits of the next token)."""
         llm = self._llm
-        shared = _common_prefix(llm.input_ids[: min(llm.n_tokens, self._clean)], prompt)
+        shared = common_prefix(llm.input_ids[: min(llm.n_tokens, self._clean)], prompt)
         reuse = self._aligned(shared)
         if reuse >= len(prompt):
             reuse = self._aligned(max(0, len(prompt) - 1))
@@ -536,15 +536,6 @@ def json_object_grammar() -> str:
     from llama_cpp.llama_grammar import JSON_GBNF
 
     return JSON_GBNF
-
-
-def _common_prefix(a, b) -> int:
-    n = 0
-    for x, y in zip(a, b):
-        if x != y:
-            break
-        n += 1
-    return n
 
 
 def _int(value: str | None) -> int:
