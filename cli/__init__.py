@@ -21,9 +21,26 @@ COMMAND_MODULES = [serve_cmd, chat_cmds, docs_cmds, memory_cmds]
 DEFAULT_DATA_DIR = Path.home() / ".hearth"
 
 
-def _env_int(name: str) -> int | None:
-    value = os.environ.get(name)
-    return int(value) if value not in (None, "") else None
+def _env_int(name: str) -> str | None:
+    """The variable's text, or None when unset: argparse converts it with the flag's ``type``
+    when it parses, so a bad value is a usage error naming the flag (and ``--help`` still works)."""
+    return os.environ.get(name) or None
+
+
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def env_flag(name: str, default: bool) -> bool:
+    """One reading of every boolean HEARTH_* variable: 1/true/yes/on or 0/false/no/off."""
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in TRUE_WORDS or value in FALSE_WORDS:
+        return value in TRUE_WORDS
+    sys.stderr.write(
+        f"python run.py: error: {name}={value!r}: use one of {', '.join(TRUE_WORDS + FALSE_WORDS)}\n"
+    )
+    raise SystemExit(2)
 
 
 def global_parser() -> argparse.ArgumentParser:
@@ -115,20 +132,20 @@ def global_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--no-memory",
         action="store_true",
-        default=os.environ.get("HEARTH_MEMORY", "1").strip().lower() in ("0", "false", "no", "off"),
+        default=not env_flag("HEARTH_MEMORY", True),
         help="answer without memory: no core blocks, summaries or retrieved memories (HEARTH_MEMORY=0)",
     )
     g.add_argument(
         "--memory-agent",
         action="store_true",
-        default=os.environ.get("HEARTH_MEMORY_AGENT", "").strip().lower() in ("1", "true", "yes", "on"),
+        default=env_flag("HEARTH_MEMORY_AGENT", False),
         help="let the model call memory tools before answering (HEARTH_MEMORY_AGENT=1)",
     )
     _add_remote_options(parser)
     g.add_argument(
         "--no-auto-memory",
         action="store_true",
-        default=os.environ.get("HEARTH_AUTO_MEMORY", "1").strip().lower() in ("0", "false", "no", "off"),
+        default=not env_flag("HEARTH_AUTO_MEMORY", True),
         help="never keep what you say about yourself as memories on its own (HEARTH_AUTO_MEMORY=0)",
     )
     _speed_options(parser)
@@ -172,7 +189,7 @@ def _add_remote_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--backend-timeout",
         type=float,
-        default=float(env("HEARTH_BACKEND_TIMEOUT") or 120),
+        default=env("HEARTH_BACKEND_TIMEOUT") or 120.0,
         help="seconds the server may stay silent mid-answer (HEARTH_BACKEND_TIMEOUT; default 120)",
     )
     g.add_argument(
@@ -205,10 +222,6 @@ def _secret(value: str | None, path: Path | None, name: str) -> str | None:
     return text
 
 
-def _off(name: str) -> bool:
-    return os.environ.get(name, "1").strip().lower() in ("0", "false", "no", "off")
-
-
 def _speed_options(parser: argparse.ArgumentParser) -> None:
     """Threads, KV snapshots and speculative decoding: the engine's speed knobs, in one group."""
     g = parser.add_argument_group("speed (each has an environment variable fallback)")
@@ -221,7 +234,7 @@ def _speed_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--no-kv-snapshots",
         action="store_true",
-        default=_off("HEARTH_KV_SNAPSHOTS"),
+        default=not env_flag("HEARTH_KV_SNAPSHOTS", True),
         help="do not keep each conversation's KV cache in RAM and on disk (HEARTH_KV_SNAPSHOTS=0)",
     )
     g.add_argument(
@@ -239,7 +252,7 @@ def _speed_options(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--prompt-lookup",
         action="store_true",
-        default=os.environ.get("HEARTH_PROMPT_LOOKUP", "").strip().lower() in ("1", "true", "yes", "on"),
+        default=env_flag("HEARTH_PROMPT_LOOKUP", False),
         help="prompt-lookup speculative decoding of sampled answers (HEARTH_PROMPT_LOOKUP=1)",
     )
 

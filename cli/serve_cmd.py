@@ -24,7 +24,7 @@ def register(sub) -> None:
         default=env("HEARTH_HOST") or "127.0.0.1",
         help="address to listen on (HEARTH_HOST); anything but loopback needs credentials",
     )
-    p.add_argument("--port", type=int, default=int(env("HEARTH_PORT") or 7860), help="port (HEARTH_PORT)")
+    p.add_argument("--port", type=int, default=env("HEARTH_PORT") or 7860, help="port (HEARTH_PORT)")
     p.add_argument(
         "--auth",
         default=None,
@@ -48,7 +48,7 @@ def register(sub) -> None:
     p.add_argument(
         "--max-upload-mb",
         type=float,
-        default=float(env("HEARTH_MAX_UPLOAD_MB") or DEFAULT_MAX_UPLOAD_MB),
+        default=env("HEARTH_MAX_UPLOAD_MB") or float(DEFAULT_MAX_UPLOAD_MB),
         help=f"largest upload (one request) in MB (HEARTH_MAX_UPLOAD_MB; default {DEFAULT_MAX_UPLOAD_MB}; "
         "raise it to upload bigger GGUF models on the Model tab)",
     )

@@ -130,3 +130,39 @@ def test_python_run_py_serves_the_page(tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def _run_with_env(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    full = {**os.environ, "HEARTH_DATA_DIR": str(tmp_path / "data"), **env}
+    return subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, env=full, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+
+
+def test_a_malformed_environment_variable_is_a_usage_error_and_help_still_works(tmp_path):
+    assert _run_with_env(tmp_path, "--help", HEARTH_N_CTX="abc").returncode == 0
+    bad_int = _run_with_env(tmp_path, "conversations", HEARTH_N_CTX="abc")
+    assert bad_int.returncode == 2 and "--n-ctx: invalid int value: 'abc'" in bad_int.stderr
+    assert "Traceback" not in bad_int.stderr
+    bad_port = _run_with_env(tmp_path, "serve", HEARTH_PORT="x")
+    assert bad_port.returncode == 2 and "--port: invalid int value" in bad_port.stderr
+    bad_flag = _run_with_env(tmp_path, "conversations", HEARTH_MEMORY="maybe")
+    assert (
+        bad_flag.returncode == 2 and "HEARTH_MEMORY" in bad_flag.stderr and "Traceback" not in bad_flag.stderr
+    )
+
+
+def test_every_boolean_variable_reads_the_same_words(monkeypatch):
+    from cli import global_parser
+
+    for word, on in (
+        ("1", True),
+        ("yes", True),
+        ("ON", True),
+        ("0", False),
+        ("off", False),
+        ("False", False),
+    ):
+        monkeypatch.setenv("HEARTH_MEMORY_AGENT", word)
+        monkeypatch.setenv("HEARTH_KV_SNAPSHOTS", word)
+        args = global_parser().parse_args(["conversations"])
+        assert args.memory_agent is on and args.no_kv_snapshots is (not on)
