@@ -46,6 +46,9 @@ def env_flag(name: str, default: bool) -> bool:
 def global_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python run.py",
+        # no abbreviations: a command's own flag (search --k) must never be read as a prefix
+        # of a global one (--kv-cache-ram-mb), whatever flags are added later
+        allow_abbrev=False,
         description="Hearth: a private ChatGPT on your own machine.",
     )
     g = parser.add_argument_group("global options (each has an environment variable fallback)")

@@ -166,3 +166,11 @@ def test_every_boolean_variable_reads_the_same_words(monkeypatch):
         monkeypatch.setenv("HEARTH_KV_SNAPSHOTS", word)
         args = global_parser().parse_args(["conversations"])
         assert args.memory_agent is on and args.no_kv_snapshots is (not on)
+
+
+def test_a_command_flag_is_never_read_as_a_global_prefix():
+    """search --k once collided with the global --kv-cache-* flags through argparse's abbreviations."""
+    from cli import global_parser
+
+    args = global_parser().parse_args(["search", "pump", "--k", "3"])
+    assert args.command == "search" and args.k == 3
