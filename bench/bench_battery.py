@@ -328,13 +328,13 @@ def check_fault_ingests(work: Path, ingests: int, rng: random.Random) -> dict:
     data = work / "ingest-data"
     acked: set[str] = set()
     for i in range(ingests):
-        corpus = real_corpus(work / f"corpus-{i}", files=12 + 6 * i)
+        corpus = real_corpus(work / f"corpus-{i}", files=3 + 4 * i)
         cmd = [sys.executable, "run.py", "--data-dir", str(data), "ingest", str(corpus), "--collection",
                f"battery{i}", "--json"]  # fmt: skip
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                 env=clean_env())  # fmt: skip
         threading.Timer(
-            rng.uniform(2.0, 15.0), lambda p=proc: p.poll() is None and os.kill(p.pid, signal.SIGKILL)
+            rng.uniform(3.0, 40.0), lambda p=proc: p.poll() is None and os.kill(p.pid, signal.SIGKILL)
         ).start()
         out = proc.stdout.read()
         proc.wait()
