@@ -246,23 +246,8 @@ class LlamaCppBackend:
             yield from self._stream_with_images(messages, config, images, cancel)
             return
         prompt = self.render(messages)
-        n_ctx = self.info.n_ctx
-        room = n_ctx - len(prompt)
-        if room <= 0:
-            raise GenerationError(
-                f"The prompt needs {len(prompt)} tokens but the context holds {n_ctx}. "
-                "Start a new chat or load the model with a larger context."
-            )
-        with self._lock:
-            self._live()  # closed while this turn waited for the lock
-            if cancel is not None and cancel.is_set():  # cancelled while queued: evaluate nothing
-                yield Chunk(text="", finish_reason="cancelled", usage=Usage(prompt_tokens=len(prompt)))
-                return
-            if self._kv is not None:  # this conversation's snapshot, when it reuses more
-                self._clean = self._kv.before_turn(self._llm, cache_key, prompt, clean=self._clean)
-            yield from self._generate(prompt, config, min(config.max_tokens, room), cancel, grammar, logprobs)
-            if self._kv is not None:
-                self._kv.after_turn(self._llm, cache_key, clean=self._clean)
+        advice = " Start a new chat or load the model with a larger context."
+        yield from self._run(prompt, config, cancel, grammar, logprobs, cache_key, advice)
 
     def stream_completion(
         self,
@@ -278,17 +263,26 @@ class LlamaCppBackend:
         tokens = self._llm.tokenize(prompt.encode("utf-8", "replace"), add_bos=True, special=True)
         if not tokens:
             raise ConfigError("The prompt is empty.", field="prompt")
-        room = self.info.n_ctx - len(tokens)
+        yield from self._run(tokens, config, cancel, grammar, logprobs, None, "")
+
+    def _run(self, prompt, config, cancel, grammar, logprobs, cache_key, advice: str) -> Iterator[Chunk]:
+        """One generation over prompt tokens: room check, queue on the lock, KV snapshot hooks."""
+        n_ctx = self.info.n_ctx
+        room = n_ctx - len(prompt)
         if room <= 0:
             raise GenerationError(
-                f"The prompt needs {len(tokens)} tokens but the context holds {self.info.n_ctx}."
+                f"The prompt needs {len(prompt)} tokens but the context holds {n_ctx}.{advice}"
             )
         with self._lock:
-            self._live()
+            self._live()  # closed while this turn waited for the lock
             if cancel is not None and cancel.is_set():  # cancelled while queued: evaluate nothing
-                yield Chunk(text="", finish_reason="cancelled", usage=Usage(prompt_tokens=len(tokens)))
+                yield Chunk(text="", finish_reason="cancelled", usage=Usage(prompt_tokens=len(prompt)))
                 return
-            yield from self._generate(tokens, config, min(config.max_tokens, room), cancel, grammar, logprobs)
+            if self._kv is not None:  # this conversation's snapshot, when it reuses more
+                self._clean = self._kv.before_turn(self._llm, cache_key, prompt, clean=self._clean)
+            yield from self._generate(prompt, config, min(config.max_tokens, room), cancel, grammar, logprobs)
+            if self._kv is not None:
+                self._kv.after_turn(self._llm, cache_key, clean=self._clean)
 
     def _generate(self, prompt, config, max_new, cancel, grammar, logprobs=None) -> Iterator[Chunk]:
         llm, lc = self._llm, self._llama_cpp
