@@ -160,7 +160,6 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
         database=database,
         vectors=vectors,
         embedder=embedder,
-        data_dir=settings.data_dir,
         limits=IngestLimits(
             max_bytes=settings.max_upload_bytes,
             chunk_tokens=settings.chunk_tokens,

@@ -56,9 +56,7 @@ class HybridSearcher:
                 for i, s in self.keywords.search(q, k=n, collections=names):
                     keyword[i] = max(keyword.get(i, 0.0), s)
         if mode == "hybrid":
-            share = dense_weight(
-                query, self.weights, multilingual=getattr(self.embedder, "multilingual", False)
-            )
+            share = dense_weight(query, self.weights, multilingual=self.embedder.multilingual)
             scored = score_fusion(dense, keyword, dense_share=share, candidates=n)
         else:
             native = dense if mode == "dense" else keyword
@@ -83,8 +81,7 @@ class HybridSearcher:
         """Best cosine per chunk over ``texts``; collections are separate indexes, merged by
         cosine similarity (comparable: one model made every vector)."""
         indexes = [self.index(name) for name in names]
-        embed = getattr(self.embedder, "embed_queries", None) or self.embedder.embed
-        for vector in embed(texts):
+        for vector in self.embedder.embed_queries(texts):
             matches = [m for index in indexes for m in index.query(vector, n)]
             matches.sort(key=lambda m: -m.score)
             for m in matches[:n]:

@@ -56,7 +56,6 @@ class DocumentService:
         database: Database,
         vectors: VectorStore,
         embedder,
-        data_dir: Path,
         limits: IngestLimits = IngestLimits(),
         generate: Generate | None = None,
         chat_k: int = 4,
