@@ -258,6 +258,11 @@ def _speed_options(parser: argparse.ArgumentParser) -> None:
         default=env_flag("HEARTH_PROMPT_LOOKUP", False),
         help="prompt-lookup speculative decoding of sampled answers (HEARTH_PROMPT_LOOKUP=1)",
     )
+    g.add_argument(
+        "--draft-model",
+        default=os.environ.get("HEARTH_DRAFT_MODEL") or None,
+        help="small GGUF of the same family that drafts tokens for sampled answers (HEARTH_DRAFT_MODEL)",
+    )
 
 
 def settings_from(args: argparse.Namespace):
@@ -277,6 +282,7 @@ def settings_from(args: argparse.Namespace):
         kv_cache_ram_mb=args.kv_cache_ram_mb,
         kv_cache_disk_mb=args.kv_cache_disk_mb,
         prompt_lookup=args.prompt_lookup,
+        draft_model=args.draft_model,
         chat_template=template,
         mmproj=args.mmproj,
         embed_model=args.embed_model,

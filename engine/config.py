@@ -203,6 +203,9 @@ class Settings:
     #: prompt-lookup speculative decoding of sampled answers: draft tokens copied from the context,
     #: verified in one batch (off by default: bench_speed did not show it paying on this CPU)
     prompt_lookup: bool = False
+    #: a small GGUF of the same model family (same tokenizer) that drafts tokens for sampled
+    #: answers, verified by the main model in one batch; None = no draft model
+    draft_model: str | None = None
     #: a Jinja chat template overriding the one in the GGUF metadata
     chat_template: str | None = None
     #: multimodal projector GGUF (mmproj) of a vision model; with it, attached images go to the model
@@ -285,13 +288,17 @@ class Settings:
         if self.n_batch < 1:
             raise ConfigError("n_batch must be at least 1.", field="n_batch")
         if self.ingest_max_pages < 1 or self.ingest_max_chars < 1 or not self.ingest_parse_seconds > 0:
-            raise ConfigError("ingest limits (pages, characters, parse seconds) must be positive.",
-                              field="ingest_parse_seconds")  # fmt: skip
+            raise ConfigError(
+                "ingest limits (pages, characters, parse seconds) must be positive.",
+                field="ingest_parse_seconds",
+            )
         if not 16 <= self.chunk_tokens <= 8192:
             raise ConfigError("chunk_tokens must be between 16 and 8192.", field="chunk_tokens")
         if not 0 <= self.chunk_overlap_tokens <= self.chunk_tokens // 2:
-            raise ConfigError("chunk_overlap_tokens must be between 0 and half of chunk_tokens.",
-                              field="chunk_overlap_tokens")  # fmt: skip
+            raise ConfigError(
+                "chunk_overlap_tokens must be between 0 and half of chunk_tokens.",
+                field="chunk_overlap_tokens",
+            )
         if self.backend_n_ctx is not None and not 64 <= self.backend_n_ctx <= 1_048_576:
             raise ConfigError("backend_n_ctx must be between 64 and 1048576.", field="backend_n_ctx")
         for name in ("backend_url", "chroma_url"):

@@ -5,15 +5,16 @@ Nothing else constructs services; tests call ``build`` with a temp data director
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .chat import ChatService
+from .chat import ChatService, TurnContext
 from .config import GenerationConfig, Settings
 from .embeddings import TextEmbedder
 from .errors import ModelError
 from .models import BackendFactory, ModelManager, WarmUp, llama_cpp_factory
-from .store import ConversationStore, Database, PresetStore, core_migrations
+from .store import ConversationStore, Database, PresetStore, StoredConversation, core_migrations
 from .store.datadir import DataDirLock, private_dir
 from .vectors import VectorStore
 
@@ -190,18 +191,11 @@ def _reranker(settings: Settings):
     return CrossEncoderReranker(settings.rerank_model)
 
 
-def warm_up_steps(services: Services) -> list[tuple[str, Any]]:
-    """What a first turn would otherwise load lazily, cheapest first."""
-    from .types import Message
-
+def warm_up_steps(services: Services) -> list[tuple[str, Callable[[], object]]]:
+    """What a first turn would otherwise load lazily: the embedder and the stores first, then
+    the model evaluates the prompt prefix every new conversation starts with."""
     settings = services.settings
-    steps: list[tuple[str, Any]] = []
-    if services.models.info is not None:
-        backend = services.models.backend
-        config = GenerationConfig(temperature=0.0, max_tokens=1)
-        hello = [Message(role="system", content=settings.system_prompt), Message(role="user", content="Hi")]
-        # pages the weights in and sets up llama.cpp's compute buffers
-        steps.append(("model", lambda: list(backend.stream_chat(hello, config))))
+    steps: list[tuple[str, Callable[[], object]]] = []
     documents = services.documents
     has_chunks = documents is not None and documents.store.count_chunks(None) > 0
     if settings.memory or has_chunks:
@@ -210,4 +204,51 @@ def warm_up_steps(services: Services) -> list[tuple[str, Any]]:
         steps.append(("memory", lambda: services.memory.search("warm-up", k=1)))
     if has_chunks:
         steps.append(("documents", lambda: documents.search("warm-up", k=1)))
+    if services.images is not None and services.images.records.count(None) > 0:
+        # CLIP's text tower: a turn in a chat with images embeds the question with it
+        steps.append(
+            ("images", lambda: services.images.retrieve_for_chat("warm-up", _unsaved_chat(settings)))
+        )
+    if services.models.info is not None:
+        steps.append(("model", lambda: _prefill_new_chat(services)))
     return steps
+
+
+def _unsaved_chat(settings: Settings) -> StoredConversation:
+    """A conversation that exists only in memory: warm-up reads with it and saves nothing."""
+    return StoredConversation(
+        id="hearth-warm-up",
+        title="",
+        system_prompt=settings.system_prompt,
+        collections=[],
+        created_at="",
+        updated_at="",
+    )
+
+
+def _prefill_new_chat(services: Services) -> None:
+    """Evaluate the prompt of a new conversation's first turn, so its prefix (system prompt and
+    core memory, the same in every new chat) is in the live KV cache and the first real turn
+    reuses it like every later one does. Also pages the weights in and sets up llama.cpp's
+    compute buffers. Nothing is saved."""
+    from .prompt import build_messages
+    from .types import Message
+
+    settings = services.settings
+    with services.models.lease() as backend:
+        context = TurnContext()
+        # the memory agent would run tools (and may write) on this fake turn: prefix only then
+        if services.chat.memory is not None and not settings.memory_agent:
+            context = services.chat.memory.context_for_turn(_unsaved_chat(settings), "Hi")
+        n_ctx = backend.info.n_ctx
+        plan = build_messages(
+            system_prompt=settings.system_prompt,
+            core_memory=context.core_memory,
+            summary=context.summary,
+            user_message="Hi",
+            count_tokens=backend.count_tokens,
+            budget=n_ctx - n_ctx // 2,
+        )
+        messages = plan.messages or [Message(role="user", content="Hi")]
+        for _ in backend.stream_chat(messages, GenerationConfig(temperature=0.0, max_tokens=1)):
+            pass

@@ -80,3 +80,18 @@ def test_first_turn_during_warm_up_waits_and_answers(tmp_path):
         assert services.embedder._model is not None  # loaded by the warm-up or the turn, once
     finally:
         services.close()
+
+
+def test_warm_up_leaves_the_new_chat_prefix_cached_for_the_first_turn(tmp_path):
+    """The first turn of a fresh process reuses the system prompt and core memory like the second."""
+    services = build(Settings(data_dir=tmp_path / "d", n_ctx=2048), warm_up=True)
+    try:
+        assert services.warm_up is not None and services.warm_up.wait(timeout=300)
+        assert services.warm_up.errors == []
+        first, _ = run_turn(services, "Hello! What can you do?", GREEDY)
+        second, _ = run_turn(services, "Name three colours.", GREEDY)
+        assert second.usage.cached_tokens > 0  # new chats share this prefix
+        assert first.usage.cached_tokens == second.usage.cached_tokens
+        assert len(services.conversations.list()) == 2  # the warm-up saved no conversation
+    finally:
+        services.close()

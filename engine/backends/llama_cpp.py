@@ -23,6 +23,7 @@ from ..errors import ConfigError, GenerationError, ModelError
 from ..types import Chunk, Message, TokenLogprob, Usage
 from .base import ModelInfo
 from .control_tokens import defuse
+from .draft_model import DraftModel
 from .gguf_files import bundled_model_path, check_gguf_file, resolve_model  # noqa: F401 - bundled_model_path: re-exported
 from .kv_hook import ConversationKv
 from .kv_snapshots import KvSnapshotStore, common_prefix, default_budgets, fingerprint, template_hash
@@ -40,11 +41,33 @@ CHATML_TEMPLATE = (
 
 # llama.cpp's LLAMA_FTYPE values, for the model panel
 _FILE_TYPES = {
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
-    11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
-    17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 23: "IQ3_XXS", 24: "IQ1_S",
-    25: "IQ4_NL", 26: "IQ3_S", 29: "IQ4_XS", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0",
-}  # fmt: skip
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    10: "Q2_K",
+    11: "Q3_K_S",
+    12: "Q3_K_M",
+    13: "Q3_K_L",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
+    19: "IQ2_XXS",
+    20: "IQ2_XS",
+    23: "IQ3_XXS",
+    24: "IQ1_S",
+    25: "IQ4_NL",
+    26: "IQ3_S",
+    29: "IQ4_XS",
+    32: "BF16",
+    36: "TQ1_0",
+    37: "TQ2_0",
+}
 
 
 class LlamaCppBackend:
@@ -97,6 +120,7 @@ class LlamaCppBackend:
         self.info = self._describe(path, template_source, gpu_ok, n_gpu_layers, threads)
         self._kv = self._conversation_kv(settings, path, kwargs) if settings.kv_snapshots else None
         self._prompt_lookup = settings.prompt_lookup
+        self._draft = self._load_draft(settings, kwargs) if settings.draft_model else None
 
     # loading helpers
 
@@ -123,16 +147,25 @@ class LlamaCppBackend:
             return _int(meta.get(f"{arch}.{key}"))
 
         per_token = kv_bytes_per_token(
-            n_layer=number("block_count"), n_head=number("attention.head_count"),
+            n_layer=number("block_count"),
+            n_head=number("attention.head_count"),
             n_head_kv=number("attention.head_count_kv") or number("attention.head_count"),
-            n_embd=number("embedding_length"), key_length=number("attention.key_length"),
-            value_length=number("attention.value_length"), type_k=settings.type_k, type_v=settings.type_v,
-        )  # fmt: skip
+            n_embd=number("embedding_length"),
+            key_length=number("attention.key_length"),
+            value_length=number("attention.value_length"),
+            type_k=settings.type_k,
+            type_v=settings.type_v,
+        )
         n_ctx_train = number("context_length")
         # on a GPU the cache lives in its memory, which llama.cpp checks itself when it allocates
         available = None if on_gpu else available_memory()
-        return fit_context(settings.n_ctx, n_ctx_train=n_ctx_train, per_token=per_token,
-                           available=available, model_bytes=path.stat().st_size)  # fmt: skip
+        return fit_context(
+            settings.n_ctx,
+            n_ctx_train=n_ctx_train,
+            per_token=per_token,
+            available=available,
+            model_bytes=path.stat().st_size,
+        )
 
     def _make_formatter(self, override: str | None):
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -148,18 +181,43 @@ class LlamaCppBackend:
         )
         return formatter, source
 
+    def _load_draft(self, settings: Settings, kwargs: dict[str, Any]) -> DraftModel:
+        """The --draft-model GGUF, on the same device and threads as the main model."""
+        path = resolve_model(settings.draft_model or "", settings.models_dir)
+        check_gguf_file(path)
+        draft_kwargs = {**kwargs, "model_path": str(path), "chat_handler": None}
+        try:
+            llm = self._llama_cpp.Llama(**draft_kwargs)
+        except (ValueError, RuntimeError, OSError) as e:
+            self._llm.close()
+            raise ModelError(f"llama.cpp could not load the draft model {path.name}: {e}") from e
+        try:
+            return DraftModel(llm, target_vocab=self._llm.n_vocab())
+        except ModelError:
+            llm.close()
+            self._llm.close()
+            raise
+
     def _conversation_kv(self, settings: Settings, path: Path, kwargs: dict[str, Any]) -> ConversationKv:
         """KV snapshots, valid only for this exact model file, context and template."""
         stat = path.stat()
         ram, disk = default_budgets(settings.data_dir)
         mb = 1024 * 1024
         parts = {
-            "model": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "n_ctx": self._llm.n_ctx(), "n_batch": self._llm.n_batch, "type_k": settings.type_k,
-            "type_v": settings.type_v, "flash_attn": settings.flash_attn, "n_gpu_layers": kwargs["n_gpu_layers"],
-            "template": template_hash("\0".join(getattr(self._formatter, k, "") for k in ("template", "bos_token", "eos_token"))),
+            "model": str(path.resolve()),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "n_ctx": self._llm.n_ctx(),
+            "n_batch": self._llm.n_batch,
+            "type_k": settings.type_k,
+            "type_v": settings.type_v,
+            "flash_attn": settings.flash_attn,
+            "n_gpu_layers": kwargs["n_gpu_layers"],
+            "template": template_hash(
+                "\0".join(getattr(self._formatter, k, "") for k in ("template", "bos_token", "eos_token"))
+            ),
             "llama_cpp": getattr(self._llama_cpp, "__version__", ""),
-        }  # fmt: skip
+        }
         store = KvSnapshotStore(
             settings.kv_dir,
             fingerprint=fingerprint(parts),
@@ -409,9 +467,13 @@ class LlamaCppBackend:
         differ from one-token decodes (measured up to 0.85), enough to flip a near-tie, and
         a greedy answer must not depend on whether drafting was on.
         """
-        if not self._prompt_lookup or config.temperature == 0:
+        if config.temperature == 0:
             return tokens
-        return drafted(self._llm, tokens, max_new, PromptLookup(prompt))
+        if self._draft is not None:
+            return drafted(self._llm, tokens, max_new, self._draft.session(prompt))
+        if self._prompt_lookup:
+            return drafted(self._llm, tokens, max_new, PromptLookup(prompt))
+        return tokens
 
     def _stream_with_images(self, messages, config, images, cancel) -> Iterator[Chunk]:
         """Images attached to the last user message, through llama.cpp's multimodal handler."""
@@ -431,12 +493,20 @@ class LlamaCppBackend:
             self._clean = 0  # llama-cpp-python's own prefix reuse runs here: nothing is clean after it
             try:
                 stream = self._live().create_chat_completion(
-                    messages=payload, stream=True, max_tokens=config.max_tokens, temperature=config.temperature,
-                    top_k=config.top_k, top_p=config.top_p, min_p=config.min_p, typical_p=config.typical_p,
-                    repeat_penalty=config.repeat_penalty, presence_penalty=config.presence_penalty,
-                    frequency_penalty=config.frequency_penalty, stop=list(config.stop) or None,
+                    messages=payload,
+                    stream=True,
+                    max_tokens=config.max_tokens,
+                    temperature=config.temperature,
+                    top_k=config.top_k,
+                    top_p=config.top_p,
+                    min_p=config.min_p,
+                    typical_p=config.typical_p,
+                    repeat_penalty=config.repeat_penalty,
+                    presence_penalty=config.presence_penalty,
+                    frequency_penalty=config.frequency_penalty,
+                    stop=list(config.stop) or None,
                     seed=config.seed if config.seed >= 0 else None,
-                )  # fmt: skip
+                )
                 for part in stream:
                     choice = part["choices"][0]
                     text = choice["delta"].get("content") or ""
@@ -478,9 +548,14 @@ class LlamaCppBackend:
         with self._lock:
             if self._kv is not None:
                 self._kv.close(self._llm, clean=self._clean)
-            llm, self._llm = self._llm, None
+            # None marks this backend closed (_live() raises then); every other method runs
+            # only while it is open, so the attribute keeps its loaded type
+            llm, self._llm = self._llm, None  # type: ignore[assignment]
             if llm is not None:
                 llm.close()
+            if self._draft is not None:
+                self._draft.close()
+                self._draft = None
 
 
 def _image_handler(mmproj: str | None, use_gpu: bool):

@@ -14,7 +14,20 @@ after misses keep free chat at its normal speed.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
-from typing import Any
+from typing import Any, Protocol
+
+
+class Drafter(Protocol):
+    """Guesses the next tokens of one answer: PromptLookup, or a draft model's session."""
+
+    #: the context so far (the prompt, then every token of the answer)
+    ids: list[int]
+
+    def append(self, token: int) -> None: ...
+
+    def propose(self, limit: int) -> list[int]: ...
+
+    def record(self, proposed: int, accepted: int) -> None: ...
 
 
 class PromptLookup:
@@ -42,6 +55,8 @@ class PromptLookup:
     def _add(self, end: int) -> None:
         """Index the n-grams that end just before ``end`` as followed by position ``end``."""
         ids, index = self.ids, self._index
+        if index is None:
+            return
         for n in range(self.min_ngram, self.max_ngram + 1):
             if end - n >= 0:
                 index[tuple(ids[end - n : end])] = end
@@ -81,7 +96,7 @@ class PromptLookup:
             self.draft_len = max(1, accepted + 1)
 
 
-def drafted(llm: Any, tokens: Generator[int, Any, None], max_new: int, lookup: PromptLookup) -> Iterator[int]:
+def drafted(llm: Any, tokens: Generator[int, Any, None], max_new: int, lookup: Drafter) -> Iterator[int]:
     """Wrap ``llm.generate(...)``: send drafts into it and have their batches keep every logit.
 
     ``lookup`` starts with the prompt. Closing this generator closes ``tokens`` and puts
