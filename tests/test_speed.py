@@ -95,3 +95,47 @@ def test_warm_up_leaves_the_new_chat_prefix_cached_for_the_first_turn(tmp_path):
         assert len(services.conversations.list()) == 2  # the warm-up saved no conversation
     finally:
         services.close()
+
+
+def test_draft_model_keeps_greedy_answers_and_drafts_sampled_ones(tmp_path):
+    """The bundled model as its own draft: greedy answers never change; sampled ones accept drafts."""
+    from engine.backends.gguf_files import bundled_model_path
+
+    bundled = str(bundled_model_path())
+    config = GenerationConfig(temperature=0.0, repeat_penalty=1.0, max_tokens=60)
+    answers = []
+    for draft in (bundled, None):
+        backend = LlamaCppBackend(
+            Settings(data_dir=tmp_path / str(bool(draft)), n_ctx=2048, draft_model=draft)
+        )
+        try:
+            answers.append("".join(c.text for c in backend.stream_chat(QUOTE, config)))
+            if draft is None:
+                continue
+            assert backend._draft is not None
+            prompt = backend.render(QUOTE)
+            session = backend._draft.session(prompt)
+            backend._llm.set_seed(7)
+            tokens = backend._llm.generate(
+                prompt, temp=0.2, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0
+            )
+            out = []
+            for token in drafted(backend._llm, tokens, 60, session):
+                out.append(token)
+                if len(out) >= 60:
+                    break
+            assert session.accepted_total > 10  # the draft guessed what the model then sampled
+            sampled = "".join(
+                c.text for c in backend.stream_chat(QUOTE, GenerationConfig(temperature=0.3, max_tokens=30))
+            )
+            assert sampled.strip()
+        finally:
+            backend.close()
+    assert answers[0] == answers[1] and "lighthouse" in answers[0]
+
+
+def test_draft_model_flag_reaches_the_settings():
+    from cli import global_parser, settings_from
+
+    args = global_parser().parse_args(["--draft-model", "small.gguf", "chat", "hi"])
+    assert settings_from(args).draft_model == "small.gguf"

@@ -1,0 +1,189 @@
+"""The peer (issue 11, benchmark 6): Hearth against llama.cpp's own server, out of the box.
+
+  bench/build_llama_server.sh                      # once: builds llama-server (minutes)
+  python bench/bench_peer.py [--server PATH] [--runs 3] [--max-tokens 128]
+
+Same bundled GGUF, same prompts, same generation and batch threads (Hearth's defaults for
+this machine, passed to llama-server as -t/-tb), same context size, greedy answers:
+
+- Hearth engine: the in-process backend's stream_chat (what the page and the CLI use)
+- Hearth API: /v1/chat/completions on Hearth's server, streamed with the openai client
+- llama-server: its /v1/chat/completions, streamed with the same client
+
+Prompts: free chat, and grounded answers (quote / summarise a passage, rewrite a code
+block). Each run puts a different number in front of the question, so neither side answers
+from a cached prompt beyond the shared system prompt (both reuse a cached prefix out of the
+box). Tokens/s counts from the first token to the last; TTFT from the request. Runs are
+interleaved; medians. Hearth / llama-server ratios are printed: tokens/s (higher is better,
+targets >= 0.9 free chat, >= 1.0 grounded) and TTFT (lower is better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from api_support import API_KEY, serve_api  # noqa: E402
+from bench_speed import FREE, GROUNDED  # noqa: E402
+from serving import free_port  # noqa: E402
+
+from engine import GenerationConfig, Settings, build  # noqa: E402
+from engine.backends.gguf_files import bundled_model_path  # noqa: E402
+from engine.types import Message  # noqa: E402
+
+SYSTEM = "You are a helpful assistant."
+Sample = tuple[float, float]  # (TTFT s, tokens/s)
+
+
+def engine_run(backend, prompt: str, max_tokens: int) -> Sample:
+    config = GenerationConfig(temperature=0.0, max_tokens=max_tokens)
+    messages = [Message(role="system", content=SYSTEM), Message(role="user", content=prompt)]
+    start = time.perf_counter()
+    stamps, tokens = [], 0
+    for chunk in backend.stream_chat(messages, config):
+        if chunk.text:
+            stamps.append(time.perf_counter())
+        if chunk.usage:
+            tokens = chunk.usage.completion_tokens
+    return stamps[0] - start, (tokens - 1) / (stamps[-1] - stamps[0])
+
+
+def api_run(client, model: str, prompt: str, max_tokens: int) -> Sample:
+    start = time.perf_counter()
+    stamps: list[float] = []
+    tokens = 0
+    stream = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+        max_tokens=max_tokens,
+        temperature=0.0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    for chunk in stream:
+        if chunk.choices and chunk.choices[0].delta.content:
+            stamps.append(time.perf_counter())
+        if chunk.usage:
+            tokens = chunk.usage.completion_tokens
+    tokens = tokens or len(stamps)  # a server without usage in streams: one chunk per token
+    return stamps[0] - start, (tokens - 1) / (stamps[-1] - stamps[0])
+
+
+@contextmanager
+def llama_server(binary: Path, model: Path, threads: int, threads_batch: int, n_ctx: int) -> Iterator[str]:
+    import httpx
+
+    port = free_port()
+    command = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port)]
+    command += ["-t", str(threads), "-tb", str(threads_batch), "-c", str(n_ctx)]
+    with tempfile.TemporaryFile() as log:
+        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            for _ in range(1200):
+                if proc.poll() is not None:
+                    log.seek(0)
+                    raise RuntimeError(log.read().decode(errors="replace")[-3000:])
+                try:
+                    if httpx.get(base + "/health", timeout=2).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.25)
+            yield base
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+
+
+def server_binary(given: str | None) -> Path:
+    if given:
+        return Path(given)
+    script = ROOT / "bench" / "build_llama_server.sh"
+    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=True)
+    return Path(out.stdout.strip().splitlines()[-1])
+
+
+def compare(args: argparse.Namespace) -> None:
+    import openai
+
+    with tempfile.TemporaryDirectory() as tmp:
+        services = build(Settings(data_dir=Path(tmp) / "data", memory=False))
+        backend = services.models.backend
+        info = backend.info
+        threads = f"threads {info.n_threads} generation / {info.n_threads_batch} batch"
+        print(f"{threads}, n_ctx {info.n_ctx}, model {Path(info.path).name}")
+        binary = server_binary(args.server)
+        try:
+            peer_server = llama_server(
+                binary, bundled_model_path(), info.n_threads, info.n_threads_batch, info.n_ctx
+            )
+            with (
+                serve_api(services) as url,
+                openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY) as hearth,
+                peer_server as peer_url,
+                openai.OpenAI(base_url=f"{peer_url}/v1", api_key="none") as peer,
+            ):
+                hearth_model = hearth.models.list().data[0].id
+                peer_model = peer.models.list().data[0].id
+                paths = {
+                    "engine": lambda p: engine_run(backend, p, args.max_tokens),
+                    "api": lambda p: api_run(hearth, hearth_model, p, args.max_tokens),
+                    "peer": lambda p: api_run(peer, peer_model, p, args.max_tokens),
+                }
+                for run in paths.values():  # untimed: first requests set up buffers on both sides
+                    run("Hello!")
+                for label, prompts in (("free chat", FREE), ("grounded", GROUNDED)):
+                    report(label, measure(paths, prompts, args.runs))
+        finally:
+            services.close()
+
+
+def measure(paths, prompts: list[str], runs: int) -> dict[str, list[Sample]]:
+    results: dict[str, list[Sample]] = {name: [] for name in paths}
+    for i in range(runs):
+        for prompt in prompts:
+            for name, run in paths.items():  # interleaved: noise hits every path alike
+                results[name].append(run(f"Request {i + 1}. {prompt}"))
+    return results
+
+
+def report(label: str, results: dict[str, list[Sample]]) -> None:
+    ttft = {name: statistics.median(s[0] for s in samples) for name, samples in results.items()}
+    rate = {name: statistics.median(s[1] for s in samples) for name, samples in results.items()}
+    target = ">= 1.0" if label == "grounded" else ">= 0.9"
+    r, t = rate, {name: value * 1e3 for name, value in ttft.items()}
+    print(
+        f"{label}: tokens/s  engine {r['engine']:6.1f}  API {r['api']:6.1f}  llama-server {r['peer']:6.1f}"
+        f"  | Hearth/peer: engine {r['engine'] / r['peer']:.3f}  API {r['api'] / r['peer']:.3f}"
+        f"  (target {target})"
+    )
+    print(
+        f"{label}: TTFT ms   engine {t['engine']:6.0f}  API {t['api']:6.0f}  llama-server {t['peer']:6.0f}"
+        f"  | Hearth/peer: engine {t['engine'] / t['peer']:.3f}  API {t['api'] / t['peer']:.3f}"
+        "  (lower is better)"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--server", default=None, help="llama-server binary (default: build_llama_server.sh)")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--max-tokens", type=int, default=128)
+    compare(parser.parse_args())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
