@@ -102,6 +102,7 @@ def call_with_deadline(fn: Callable[[], T], seconds: float = TEMPLATE_SECONDS) -
     worker.start()
     worker.join(seconds)
     if worker.is_alive():
+        assert worker.ident is not None  # a started thread has one
         ctypes.pythonapi.PyThreadState_SetAsyncExc(
             ctypes.c_ulong(worker.ident), ctypes.py_object(_TemplateTimeoutError)
         )

@@ -16,7 +16,7 @@ import random
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import GenerationConfig, Settings
 from ..errors import ConfigError, GenerationError, ModelError
@@ -30,6 +30,9 @@ from .limits import available_memory, call_with_deadline, fit_context, kv_bytes_
 from .speculative import PromptLookup, drafted
 from .streaming import StopScanner
 from .threads import plan_threads
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
 
 #: used when a GGUF carries no chat template and none is configured
 CHATML_TEMPLATE = (
@@ -83,7 +86,7 @@ class LlamaCppBackend:
         #: whether attached images reach the model (a vision GGUF loaded with its mmproj)
         self.supports_images = kwargs["chat_handler"] is not None
         try:
-            self._llm = llama_cpp.Llama(**kwargs)
+            self._loaded: Llama | None = llama_cpp.Llama(**kwargs)  # None once closed
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelError(
                 f"llama.cpp could not load {path.name}: {e}. The file may be truncated, "
@@ -197,9 +200,13 @@ class LlamaCppBackend:
 
     # Backend protocol
 
-    def _live(self):
+    @property
+    def _llm(self) -> Llama:
+        return self._live()
+
+    def _live(self) -> Llama:
         """The llama.cpp model, or a typed error once this backend was closed (model swapped)."""
-        llm = self._llm
+        llm = self._loaded
         if llm is None:
             raise ModelError("That model was unloaded (another one was loaded): send the message again.")
         return llm
@@ -430,7 +437,9 @@ class LlamaCppBackend:
                 self._kv.leave(self._llm, clean=self._clean)
             self._clean = 0  # llama-cpp-python's own prefix reuse runs here: nothing is clean after it
             try:
-                stream = self._live().create_chat_completion(
+                # llama-cpp-python types messages as TypedDicts and stream=True's result as a union
+                llm: Any = self._live()
+                stream = llm.create_chat_completion(
                     messages=payload, stream=True, max_tokens=config.max_tokens, temperature=config.temperature,
                     top_k=config.top_k, top_p=config.top_p, min_p=config.min_p, typical_p=config.typical_p,
                     repeat_penalty=config.repeat_penalty, presence_penalty=config.presence_penalty,
@@ -477,8 +486,8 @@ class LlamaCppBackend:
     def close(self) -> None:
         with self._lock:
             if self._kv is not None:
-                self._kv.close(self._llm, clean=self._clean)
-            llm, self._llm = self._llm, None
+                self._kv.close(self._loaded, clean=self._clean)
+            llm, self._loaded = self._loaded, None
             if llm is not None:
                 llm.close()
 

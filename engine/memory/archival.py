@@ -7,6 +7,7 @@ the collection is missing or was built by another embedding model.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -71,7 +72,7 @@ class ArchivalMemory:
         with self._database.tx() as db:
             write_id = record_write(db, action="archival_insert", target=f"archival:{entry_id}",
                                     args={"text": text}, origin=origin)  # fmt: skip
-            db["memory_archival"].insert({
+            db.table("memory_archival").insert({
                 "id": entry_id, "text": text, "created_at": now_iso(), "origin": origin.kind,
                 "conversation_id": origin.conversation_id, "message_id": origin.message_id,
                 "write_id": write_id, "indexed": 0, "auto": int(auto), "updated_at": now_iso(),
@@ -90,7 +91,7 @@ class ArchivalMemory:
             record_write(db, action="archival_update", target=f"archival:{entry.id}",
                          args={"old_text": entry.text, "text": text}, origin=origin)  # fmt: skip
             # an edit by the user makes the memory theirs: it no longer goes with its source chats
-            db["memory_archival"].update(entry.id, {"text": text, "indexed": 0, "updated_at": now_iso(),
+            db.table("memory_archival").update(entry.id, {"text": text, "indexed": 0, "updated_at": now_iso(),
                                                     "auto": int(entry.auto and origin.kind == "auto")})  # fmt: skip
             if origin.kind == "auto" and entry.auto:
                 _add_source(db, entry.id, origin, text)
@@ -112,16 +113,16 @@ class ArchivalMemory:
         with self._database.tx() as db:
             ids = [r[0] for r in db.execute("select distinct archival_id from memory_archival_sources"
                                             " where conversation_id = ?", [conversation_id]).fetchall()]  # fmt: skip
-            db["memory_archival_sources"].delete_where("conversation_id = ?", [conversation_id])
+            db.table("memory_archival_sources").delete_where("conversation_id = ?", [conversation_id])
             gone, changed = [], []
             for entry_id in ids:
                 rest = list(db["memory_archival_sources"].rows_where("archival_id = ?", [entry_id],
                                                                      order_by="created_at desc, rowid desc"))  # fmt: skip
                 if not rest:
-                    db["memory_archival"].delete_where("id = ? and auto = 1", [entry_id])
+                    db.table("memory_archival").delete_where("id = ? and auto = 1", [entry_id])
                     gone.append(entry_id)
                 else:  # the text as the newest remaining chat said it
-                    db["memory_archival"].update(entry_id, {"text": rest[0]["text"], "indexed": 0,
+                    db.table("memory_archival").update(entry_id, {"text": rest[0]["text"], "indexed": 0,
                                                             "conversation_id": rest[0]["conversation_id"],
                                                             "message_id": rest[0]["message_id"]})  # fmt: skip
                     changed.append(entry_id)
@@ -148,8 +149,8 @@ class ArchivalMemory:
     def delete(self, entry_id: str, *, origin: Origin) -> None:
         entry = self.get(entry_id)
         with self._database.tx() as db:
-            db["memory_archival"].delete(entry.id)
-            db["memory_archival_sources"].delete_where("archival_id = ?", [entry.id])
+            db.table("memory_archival").delete(entry.id)
+            db.table("memory_archival_sources").delete_where("archival_id = ?", [entry.id])
             record_write(db, action="archival_delete", target=f"archival:{entry.id}",
                          args={"text": entry.text}, origin=origin)  # fmt: skip
         try:
@@ -176,8 +177,8 @@ class ArchivalMemory:
             return db["memory_archival"].count
 
     def search(
-        self, query: str, *, k: int = 5, min_score: float = 0.0, vector: list[float] | None = None
-    ) -> list[ArchivalEntry]:
+        self, query: str, *, k: int = 5, min_score: float = 0.0, vector: builtins.list[float] | None = None
+    ) -> builtins.list[ArchivalEntry]:
         """Best matches by meaning; keyword matches when the vector index is unusable."""
         if not query.strip() or self.count() == 0:
             return []
@@ -197,10 +198,10 @@ class ArchivalMemory:
                 continue
         return found
 
-    def vectors_of(self, ids: list[str]) -> dict[str, list[float]]:
+    def vectors_of(self, ids: builtins.list[str]) -> dict[str, builtins.list[float]]:
         return self._col().vectors(ids) if ids else {}
 
-    def keyword_search(self, query: str, *, k: int = 5) -> list[ArchivalEntry]:
+    def keyword_search(self, query: str, *, k: int = 5) -> builtins.list[ArchivalEntry]:
         words = keywords(query)
         if not words:
             return []
@@ -236,7 +237,7 @@ class ArchivalMemory:
         self._index([_entry(r) for r in rows])
         return len(rows)
 
-    def _index(self, entries: list[ArchivalEntry], vectors: list[list[float]] | None = None) -> None:
+    def _index(self, entries: builtins.list[ArchivalEntry], vectors: builtins.list[builtins.list[float]] | None = None) -> None:
         if not entries:
             return
         try:

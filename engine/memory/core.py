@@ -137,7 +137,7 @@ class CoreMemory:
         with self._database.tx() as db:
             if db["memory_blocks"].count_where("id = ?", [_row_id(block)]):
                 raise MemoryError_(f"A block named '{label}' already exists here; edit it instead.")
-            db["memory_blocks"].insert({
+            db.table("memory_blocks").insert({
                 "id": _row_id(block), "label": label, "conversation_id": block.conversation_id, "value": value,
                 "char_limit": limit, "description": description, "created_at": now, "updated_at": now,
                 "updated_by": origin.describe(),
@@ -207,7 +207,7 @@ class CoreMemory:
         with self._database.tx() as db:
             block = self.get(label, conversation_id)
             value = check_fits(block, make_value(block))
-            db["memory_blocks"].update(
+            db.table("memory_blocks").update(
                 _row_id(block), {"value": value, "updated_at": now_iso(), "updated_by": origin.describe()}
             )
             record_write(db, action=action, target=block.target, origin=origin, args=make_args(block))
@@ -224,7 +224,7 @@ class CoreMemory:
                 f"its limit to {limit}."
             )
         with self._database.tx() as db:
-            db["memory_blocks"].update(_row_id(block), {"char_limit": limit, "updated_at": now_iso()})
+            db.table("memory_blocks").update(_row_id(block), {"char_limit": limit, "updated_at": now_iso()})
             record_write(
                 db,
                 action="block_limit",
@@ -239,7 +239,7 @@ class CoreMemory:
         if block.label in REQUIRED_LABELS and not block.conversation_id:
             raise MemoryError_(f"'{block.label}' is a built-in block: empty it instead of deleting it.")
         with self._database.tx() as db:
-            db["memory_blocks"].delete(_row_id(block))
+            db.table("memory_blocks").delete(_row_id(block))
             record_write(
                 db,
                 action="block_delete",

@@ -8,6 +8,7 @@ applied only when the user approves it.
 
 from __future__ import annotations
 
+import builtins
 import json
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -73,7 +74,7 @@ def record_write(
 ) -> str:
     """Insert one provenance row; call inside the transaction that makes the change."""
     write_id = new_id()
-    db["memory_writes"].insert(
+    db.table("memory_writes").insert(
         {
             "id": write_id,
             "created_at": now_iso(),
@@ -124,7 +125,7 @@ class WriteLog:
             )
             return [_record(r) for r in rows]
 
-    def pending(self) -> list[WriteRecord]:
+    def pending(self) -> builtins.list[WriteRecord]:
         return self.list(status="pending")
 
     def resolve(self, db: sqlite_utils.Database, write_id: str, status: Status, note: str) -> None:
@@ -137,7 +138,7 @@ class WriteLog:
                 f"Memory write {write_id} is {rows[0]['status']}, not pending; only pending writes can be "
                 "approved or rejected."
             )
-        db["memory_writes"].update(write_id, {"status": status, "note": note, "resolved_at": now_iso()})
+        db.table("memory_writes").update(write_id, {"status": status, "note": note, "resolved_at": now_iso()})
 
 
 def _record(row: dict[str, Any]) -> WriteRecord:

@@ -8,6 +8,7 @@ listing, deleting and chats without images never load it.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import os
 import threading
@@ -112,7 +113,7 @@ class ImageService:
     def list(self, collection: str | None = None) -> list[StoredImage]:
         return self.records.list([collection] if collection else None)
 
-    def collections(self) -> list[str]:
+    def collections(self) -> builtins.list[str]:
         return self.records.collections()
 
     # adding
@@ -124,7 +125,7 @@ class ImageService:
         collection: str = "library",
         progress: Progress | None = None,
         captions: dict[str, str] | None = None,
-    ) -> list[FileResult]:
+    ) -> builtins.list[FileResult]:
         """Add image files; one FileResult per path, in order. Bad files never stop the batch.
 
         ``captions`` maps a path (as given) to text found near the image (alt text, a caption).
@@ -174,7 +175,7 @@ class ImageService:
         text = " · ".join(t for t in (caption.strip(), loaded.caption) if t)
         return _Prepared(path=path, loaded=loaded, tensor=tensor, caption=text)
 
-    def _store_batch(self, prepared: list[_Prepared | FileResult], collection: str) -> list[FileResult]:
+    def _store_batch(self, prepared: builtins.list[_Prepared | FileResult], collection: str) -> builtins.list[FileResult]:
         ready = [p for p in prepared if isinstance(p, _Prepared)]
         try:
             vectors = iter(self.embedder.embed_tensors([p.tensor for p in ready]))
@@ -187,7 +188,7 @@ class ImageService:
             ]
             return self._commit(staged, collection)
 
-    def _stage(self, p: _Prepared, vector: list[float], collection: str) -> FileResult | tuple:
+    def _stage(self, p: _Prepared, vector: builtins.list[float], collection: str) -> FileResult | tuple:
         """Copy the file and insert its row; the vector is written for the whole batch after."""
         same = self.records.find(collection, sha256=p.loaded.sha256)  # a twin earlier in this batch
         if same is not None:
@@ -211,7 +212,7 @@ class ImageService:
             return FileResult(path=str(p.path), status="error", message=str(e))
         return (p.path, record, vector, old)
 
-    def _commit(self, staged: list, collection: str) -> list[FileResult]:
+    def _commit(self, staged: list, collection: str) -> builtins.list[FileResult]:
         rows = [s for s in staged if isinstance(s, tuple)]
         try:
             self._index().upsert(
@@ -239,17 +240,17 @@ class ImageService:
 
     # searching
 
-    def search_text(self, query: str, *, k: int = 8, collection: str | None = None) -> list[Hit]:
+    def search_text(self, query: str, *, k: int = 8, collection: str | None = None) -> builtins.list[Hit]:
         if not query or not query.strip():
             raise ConfigError("Type what the images should show.", field="query")
         vector = self._ready().embed_texts([query.strip()])[0]
         return self._search(vector, k, [collection] if collection else None)
 
-    def search_image(self, path: Path, *, k: int = 8, collection: str | None = None) -> list[Hit]:
+    def search_image(self, path: Path, *, k: int = 8, collection: str | None = None) -> builtins.list[Hit]:
         self._ready()
         return self._search(self._embed_file(Path(path)), k, [collection] if collection else None)
 
-    def classify(self, path: Path, labels: Iterable[str]) -> list[tuple[str, float]]:
+    def classify(self, path: Path, labels: Iterable[str]) -> builtins.list[tuple[str, float]]:
         """Zero-shot labels: (label, probability) best first; probabilities sum to 1."""
         names = clean_labels(labels)
         self._ready()
@@ -276,7 +277,7 @@ class ImageService:
                 "caption": loaded.caption, "images": self._search(vector, k, None),
                 "chunks": chunks, "note": note}  # fmt: skip
 
-    def retrieve_for_chat(self, query: str, conversation: StoredConversation) -> list[Hit]:
+    def retrieve_for_chat(self, query: str, conversation: StoredConversation) -> builtins.list[Hit]:
         """Images relevant to a chat turn (ChatService's Retriever protocol).
 
         Collections without images cost nothing (CLIP is not loaded); if CLIP cannot load,
@@ -338,12 +339,12 @@ class ImageService:
                 [record.id], [vector], [{"collection": record.collection, "file_name": record.file_name}]
             )
 
-    def _embed_file(self, path: Path) -> list[float]:
+    def _embed_file(self, path: Path) -> builtins.list[float]:
         """Callers load CLIP first (``_ready``); the index sync calls this while loading."""
         loaded = read_image(path, max_bytes=self.max_upload_bytes, decode_size=self.embedder.image_size)
         return self.embedder.embed_tensors([self.embedder.preprocess(loaded.image)])[0]
 
-    def _search(self, vector: list[float], k: int, collections: list[str] | None) -> list[Hit]:
+    def _search(self, vector: builtins.list[float], k: int, collections: builtins.list[str] | None) -> builtins.list[Hit]:
         if k <= 0:
             return []
         where = None
