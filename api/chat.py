@@ -113,8 +113,7 @@ def _stateless(services: Any, messages: list[Message], config: GenerationConfig,
         if needed >= backend.info.n_ctx:
             raise APIError(400, f"The messages take {needed} tokens; the model's context holds "
                            f"{backend.info.n_ctx}.", param="messages", code="context_length_exceeded")  # fmt: skip
-        extra = {"logprobs": top} if top is not None else {}  # backends without logprobs still serve
-        return backend.stream_chat(messages, config, cancel=cancel, grammar=grammar, **extra)
+        return backend.stream_chat(messages, config, cancel=cancel, grammar=grammar, logprobs=top)
 
     return produce
 

@@ -50,15 +50,14 @@ async def create_completion(request: Request, services: Any, gate: Gate) -> Resp
 def _raw(services: Any, prompt: str, config: GenerationConfig, logprobs: int | None):
     def produce(cancel: threading.Event) -> Iterator[Chunk]:
         backend = services.models.backend
-        if not hasattr(backend, "stream_completion"):
+        if not backend.supports_completion:
             raise APIError(400, "The loaded backend cannot continue raw text; use /v1/chat/completions.",
                            code="unsupported")  # fmt: skip
         needed = backend.count_tokens(prompt)
         if needed >= backend.info.n_ctx:
             raise APIError(400, f"The prompt takes {needed} tokens; the model's context holds "
                            f"{backend.info.n_ctx}.", param="prompt", code="context_length_exceeded")  # fmt: skip
-        extra = {"logprobs": logprobs} if logprobs is not None else {}
-        return backend.stream_completion(prompt, config, cancel=cancel, **extra)
+        return backend.stream_completion(prompt, config, cancel=cancel, logprobs=logprobs)
 
     return produce
 

@@ -193,7 +193,7 @@ def respond_with_attachment(
 
 def _model_sees_images(services) -> bool:
     info = services.models.info
-    return info is not None and bool(getattr(services.models.backend, "supports_images", False))
+    return info is not None and services.models.backend.supports_images
 
 
 def conversation_collections(services, conversation_id: str | None) -> list[str]:

@@ -160,10 +160,10 @@ def delete_image(services, image_id: str | None) -> str:
 def vision_model_note(services) -> tuple[bool, str]:
     """Whether the loaded chat model can look at images itself (a vision GGUF with its mmproj)."""
     try:
-        backend = services.models.backend
+        sees = services.models.backend.supports_images
     except EngineError:  # no model loaded: nothing can see the image
-        backend = None
-    if getattr(backend, "supports_images", False):
+        sees = False
+    if sees:
         return (
             True,
             "The loaded model can see images: the attached image goes to the model with your message.",

@@ -40,7 +40,7 @@ def model_facts(services) -> str:
         f"| context | {info.n_ctx:,} tokens (trained on {info.n_ctx_train:,}) |\n"
         f"| layers | {info.n_layers} |\n"
         f"| chat template | {info.chat_template_source} |\n"
-        f"| images | {'yes (projector loaded)' if getattr(services.models.backend, 'supports_images', False) else 'no (text only)'} |\n"
+        f"| images | {'yes (projector loaded)' if services.models.backend.supports_images else 'no (text only)'} |\n"
         f"| compute | {gpu} |\n"
         f"| CPU threads | {info.threads_note or 'n/a'} |\n"
         f"| backend | {info.backend} |" + (f"\n\n⚠️ {info.note}" if info.note else "")
@@ -218,7 +218,9 @@ def remote_models(services) -> list[str]:
     return list(getattr(services.models.backend, "models", []))
 
 
-def connect_remote(services, url: str, key: str, model: str, n_ctx) -> tuple[str, str]:
+def connect_remote(
+    services: Services, url: str | None, key: str | None, model: str | None, n_ctx: float | str | None
+) -> tuple[str, str]:
     """Use an OpenAI-compatible server; on failure keep the current model. Returns (facts, status)."""
     try:
         url = (url or "").strip()

@@ -132,9 +132,6 @@ def search(args: argparse.Namespace) -> int:
     try:
         collection = args.collection[0] if args.collection else None
         if args.images or args.image is not None:
-            if services.images is None:
-                print("Image search is not available in this installation.", file=sys.stderr)
-                return 2
             if args.image is not None:
                 hits = services.images.search_image(args.image, k=args.k, collection=collection)
             else:

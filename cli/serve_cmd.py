@@ -34,7 +34,7 @@ def register(sub) -> None:
     p.add_argument(
         "--auth-file",
         type=Path,
-        default=Path(env("HEARTH_AUTH_FILE")) if env("HEARTH_AUTH_FILE") else None,
+        default=Path(auth_file) if (auth_file := env("HEARTH_AUTH_FILE")) else None,
         help="file with one USER:PASSWORD per line, # for comments (HEARTH_AUTH_FILE); keep it chmod 600",
     )
     p.add_argument(
@@ -66,10 +66,8 @@ def register(sub) -> None:
     p.set_defaults(handler=serve)
 
 
-def parse_auth(value: str | None) -> tuple[str, str] | None:
+def parse_auth(value: str) -> tuple[str, str]:
     """USER:PASSWORD (the password may contain ':'), with a password of at least 8 characters."""
-    if not value:
-        return None
     user, sep, password = value.strip().partition(":")
     if not sep or not user.strip() or not password:
         raise SystemExit("credentials must be USER:PASSWORD")
@@ -86,8 +84,7 @@ def read_auth_file(path: Path) -> Credentials:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise SystemExit(f"cannot read --auth-file {path}: {e.strerror or e}") from e
-    found = [parse_auth(line) for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    credentials = [c for c in found if c]
+    credentials = [parse_auth(line) for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not credentials:
         raise SystemExit(f"--auth-file {path} holds no USER:PASSWORD line")
     if path.stat().st_mode & 0o077:

@@ -131,7 +131,7 @@ class ChatService:
             yield from self._turn(backend, conversation_id, text, config, mode, images)
 
     def _turn(self, backend, conversation_id, text, config, mode, images) -> Iterator[Event]:
-        if images and not getattr(backend, "supports_images", False):
+        if images and not backend.supports_images:
             raise GenerationError(
                 "The loaded model cannot see images. Load a vision model with its projector "
                 "(--mmproj FILE, or the Model tab) to send images to it."

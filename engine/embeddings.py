@@ -136,9 +136,8 @@ class TextEmbedder:
 
     @property
     def dimension(self) -> int:
-        model = self._load()
-        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(get_dim())
+        dim = self._load().get_embedding_dimension()
+        return dim if dim is not None else len(self.embed_one("dimension"))  # not in its config: measure
 
     def max_tokens(self) -> int:
         return int(getattr(self._load(), "max_seq_length", 256) or 256)

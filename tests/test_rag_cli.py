@@ -92,15 +92,7 @@ def test_search_errors_are_clear(capsys, data_dir, monkeypatch):
     code, _, err = run(capsys, data_dir, "search", "  ")
     assert code == 2 and "Type something" in err
 
-    import engine.factory
-
-    real_build = engine.factory.build
-
-    def build_without_images(settings, **kwargs):
-        services = real_build(settings, **kwargs)
-        services.images = None
-        return services
-
-    monkeypatch.setattr(engine.factory, "build", build_without_images)
-    code, _, err = run(capsys, data_dir, "search", "a red square", "--images")
-    assert code == 2 and "not available" in err
+    # without CLIP weights image search is not available, and says what is missing
+    missing = str(data_dir / "no-such-clip.safetensors")
+    code, _, err = run(capsys, data_dir, "--clip-pretrained", missing, "search", "a red square", "--images")
+    assert code == 2 and "--clip-pretrained" in err and "Traceback" not in err

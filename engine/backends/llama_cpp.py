@@ -53,6 +53,8 @@ _FILE_TYPES = {
 class LlamaCppBackend:
     """One loaded model; one generation at a time (a lock queues the others)."""
 
+    supports_completion = True
+
     def __init__(self, settings: Settings, path: Path | None = None):
         path = path or resolve_model(settings.model, settings.models_dir)
         check_gguf_file(path)

@@ -49,6 +49,8 @@ class RemoteBackend:
 
     #: attached images are not sent to remote servers (yet)
     supports_images = False
+    #: raw text completion is not relayed (yet): only the chat API is
+    supports_completion = False
 
     def __init__(self, settings: Settings, *, transport: Any = None):
         import httpx  # lazy: keeps `run.py --help` instant
@@ -191,6 +193,19 @@ class RemoteBackend:
         body = request_body(self.kind, model=self.facts.model, messages=messages, config=config,
                             max_tokens=min(config.max_tokens, room), grammar=grammar)  # fmt: skip
         yield from self._stream(body, prompt_tokens, cancel)
+
+    def stream_completion(
+        self,
+        prompt: str,
+        config: GenerationConfig,
+        *,
+        cancel: threading.Event | None = None,
+        grammar: str | None = None,
+        logprobs: int | None = None,
+    ) -> Iterator[Chunk]:
+        raise GenerationError(
+            f"Raw text completion is not relayed to the model server at {self.url}; use chat completions."
+        )
 
     def _stream(self, body: dict[str, Any], prompt_tokens: int, cancel) -> Iterator[Chunk]:
         httpx = self._httpx

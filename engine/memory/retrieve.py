@@ -111,7 +111,8 @@ def _cosines(vector: Sequence[float], stored: dict[str, list[float]]) -> dict[st
 
 def _one_per_fact(hits: list[Hit]) -> list[Hit]:
     """An automatic memory and the message it came from say the same: keep the better-scored one."""
-    kept, seen = [], set()
+    kept: list[Hit] = []
+    seen: set[tuple[str, str]] = set()
     for hit in hits:
         if hit.kind == "memory":
             keys = {("memory", hit.id), ("recall", hit.meta.get("message_id") or "")}

@@ -67,14 +67,16 @@ class HybridSearcher:
         return self._hits(scored, k, dense, keyword)
 
     def _expansions(self, query: str, options: SearchOptions) -> list[str]:
-        if not (options.multi_query and self.generate):
+        generate = self.generate
+        if not (options.multi_query and generate):
             return []
-        return safe(lambda: expand_queries(query, self.generate), [])
+        return safe(lambda: expand_queries(query, generate), [])
 
     def _hyde(self, query: str, options: SearchOptions) -> list[str]:
-        if not (options.hyde and self.generate):
+        generate = self.generate
+        if not (options.hyde and generate):
             return []
-        passage = safe(lambda: hypothetical_answer(query, self.generate), "")
+        passage = safe(lambda: hypothetical_answer(query, generate), "")
         return [passage] if passage else []
 
     def _dense(self, texts: list[str], n: int, names: list[str], scores: dict[str, float]) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from ..config import Settings
 from ..errors import ConfigError, EngineError, VisionError
@@ -32,6 +32,8 @@ from .store import ImageRecords, StoredImage
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
+#: an image copied and its row inserted, waiting for its vector: (source, row, vector, row it replaces)
+_Staged = tuple[Path, StoredImage, list[float], StoredImage | None]
 
 #: images shown with a chat answer, at most
 CHAT_K = 3
@@ -188,7 +190,7 @@ class ImageService:
             ]
             return self._commit(staged, collection)
 
-    def _stage(self, p: _Prepared, vector: builtins.list[float], collection: str) -> FileResult | tuple:
+    def _stage(self, p: _Prepared, vector: builtins.list[float], collection: str) -> FileResult | _Staged:
         """Copy the file and insert its row; the vector is written for the whole batch after."""
         same = self.records.find(collection, sha256=p.loaded.sha256)  # a twin earlier in this batch
         if same is not None:
@@ -212,7 +214,7 @@ class ImageService:
             return FileResult(path=str(p.path), status="error", message=str(e))
         return (p.path, record, vector, old)
 
-    def _commit(self, staged: list, collection: str) -> builtins.list[FileResult]:
+    def _commit(self, staged: builtins.list[FileResult | _Staged], collection: str) -> builtins.list[FileResult]:
         rows = [s for s in staged if isinstance(s, tuple)]
         try:
             self._index().upsert(
@@ -233,7 +235,7 @@ class ImageService:
             path, record, _, old = s
             if old is not None and old.id != record.id:
                 self._remove(old)
-            status = "replaced" if old is not None else "added"
+            status: Literal["replaced", "added"] = "replaced" if old is not None else "added"
             out.append(FileResult(path=str(path), status=status, id=record.id, items=1,
                                   message=f"{path.name}: {status}, {record.width}x{record.height} {record.format}"))  # fmt: skip
         return out
