@@ -13,7 +13,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request, Response
 
@@ -27,6 +27,9 @@ from .errors import APIError, bad_request
 from .schemas import MAX_TOP_LOGPROBS, ChatCompletionRequest, ChatMessageIn, ResponseFormat, read_json
 from .streams import MAX_BODY_BYTES, Gate, Generation, answer
 
+if TYPE_CHECKING:
+    from engine.factory import Services
+
 
 @dataclasses.dataclass
 class HearthResult:
@@ -37,7 +40,7 @@ class HearthResult:
     sources: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
-async def create_chat_completion(request: Request, services: Any, gate: Gate) -> Response:
+async def create_chat_completion(request: Request, services: Services, gate: Gate) -> Response:
     body = await read_json(request, ChatCompletionRequest, max_bytes=MAX_BODY_BYTES)
     check_n(body.n)
     config = body.generation_config()
@@ -103,7 +106,7 @@ def to_messages(messages: list[ChatMessageIn]) -> list[Message]:
     return out
 
 
-def _stateless(services: Any, messages: list[Message], config: GenerationConfig, grammar, top):
+def _stateless(services: Services, messages: list[Message], config: GenerationConfig, grammar, top):
     def produce(cancel: threading.Event) -> Iterator[Chunk]:
         backend = services.models.backend
         try:
@@ -118,7 +121,9 @@ def _stateless(services: Any, messages: list[Message], config: GenerationConfig,
     return produce
 
 
-def _hearth_turn(services: Any, body: ChatCompletionRequest, config: GenerationConfig, result: HearthResult):
+def _hearth_turn(
+    services: Services, body: ChatCompletionRequest, config: GenerationConfig, result: HearthResult
+):
     options = body.hearth
     assert options is not None
     last = body.messages[-1]
@@ -156,7 +161,9 @@ def _hearth_turn(services: Any, body: ChatCompletionRequest, config: GenerationC
     return produce
 
 
-def _prepare_conversation(services: Any, chat: ChatService, options, system: Message | None) -> str | None:
+def _prepare_conversation(
+    services: Services, chat: ChatService, options, system: Message | None
+) -> str | None:
     conversation_id = options.conversation_id
     if conversation_id is None and (system is not None or options.collections is not None):
         prompt = system.content if system is not None else None

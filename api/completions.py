@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request, Response
 
@@ -19,8 +19,11 @@ from .errors import APIError, bad_request
 from .schemas import MAX_TOP_LOGPROBS, CompletionRequest, read_json
 from .streams import MAX_BODY_BYTES, Gate, Generation, answer
 
+if TYPE_CHECKING:
+    from engine.factory import Services
 
-async def create_completion(request: Request, services: Any, gate: Gate) -> Response:
+
+async def create_completion(request: Request, services: Services, gate: Gate) -> Response:
     body = await read_json(request, CompletionRequest, max_bytes=MAX_BODY_BYTES)
     check_n(body.n)
     prompt = _single_prompt(body.prompt)
@@ -47,7 +50,7 @@ async def create_completion(request: Request, services: Any, gate: Gate) -> Resp
                         events=lambda g: _events(g, head, want_logprobs, body.include_usage))  # fmt: skip
 
 
-def _raw(services: Any, prompt: str, config: GenerationConfig, logprobs: int | None):
+def _raw(services: Services, prompt: str, config: GenerationConfig, logprobs: int | None):
     def produce(cancel: threading.Event) -> Iterator[Chunk]:
         backend = services.models.backend
         if not backend.supports_completion:

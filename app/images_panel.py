@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from . import images_handlers as ih
 
+if TYPE_CHECKING:
+    from engine.factory import Services
+
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"]
 
 
-def build_images_panel(services) -> None:
+def build_images_panel(services: Services) -> None:
     """Called inside ``with gr.Tab("Images"):``. CLIP is checked when the page loads, not at start-up."""
     s = services
     status = gr.Markdown(partial(ih.status, s), elem_id="images-status")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from . import memory_handlers as mh
 
+if TYPE_CHECKING:
+    from engine.factory import Services
 
-def build_memory_panel(services) -> None:
+
+def build_memory_panel(services: Services) -> None:
     """Called inside ``with gr.Tab("Memory"):``."""
     gr.Markdown("What Hearth remembers. **Core** blocks are in every prompt; **archival** memories and past "
                 "**messages** are searched and quoted when relevant. Every change records who made it.")  # fmt: skip

@@ -21,10 +21,13 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import security
 from .security import Guard, GuardConfig, LoginThrottle
+
+if TYPE_CHECKING:
+    from engine.factory import Services
 
 DEFAULT_MAX_UPLOAD_MB = 1024
 #: Gradio deletes the temp files it made every hour once they are a day old, and all at exit
@@ -43,7 +46,7 @@ def temp_dir(data_dir: Path) -> Path:
 
 
 def create_app(
-    services: Any,
+    services: Services,
     *,
     host: str = "127.0.0.1",
     port: int = 7860,

@@ -6,8 +6,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from api.keys import add_api_arguments
+
+if TYPE_CHECKING:
+    from engine.factory import Services
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MIN_PASSWORD = 8
@@ -164,7 +168,7 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _api_routers(services, api_key: str | None, *, page_login: bool) -> tuple:
+def _api_routers(services: Services, api_key: str | None, *, page_login: bool) -> tuple:
     """The /v1 API on the page's port. The page's login does not cover it, so a page behind a
     password serves the API only with a key of its own."""
     if page_login and api_key is None:
