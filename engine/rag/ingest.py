@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineError, IngestError
 from ..types import FileResult
@@ -23,6 +23,11 @@ from .chunking import ChunkSpec, chunk_blocks
 from .files import SourceFile, read_limited
 from .loaders import file_kind, load_bytes
 from .store import DocumentStore
+
+if TYPE_CHECKING:
+    from ..embeddings import TextEmbedder
+    from ..vectors import VectorCollection
+    from .service import IngestLimits
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +59,13 @@ Load = Callable[[bytes, str, str], LoadedDocument]
 
 
 def prepare(
-    file: SourceFile, collection: str, *, store: DocumentStore, embedder, limits, load: Load | None = None
+    file: SourceFile,
+    collection: str,
+    *,
+    store: DocumentStore,
+    embedder: TextEmbedder,
+    limits: IngestLimits,
+    load: Load | None = None,
 ) -> Prepared | FileResult:
     """Everything before embedding; a FileResult when there is nothing to embed. Holds no lock:
     ``commit`` re-checks what this decided from the store (twins, the old version)."""
@@ -121,7 +132,7 @@ def chunk_rows(prepared: Prepared) -> list[dict[str, Any]]:
 
 
 def write_vectors(
-    batch: list[tuple[Prepared, list[dict[str, Any]]]], vectors: list[list[float]], index
+    batch: list[tuple[Prepared, list[dict[str, Any]]]], vectors: list[list[float]], index: VectorCollection
 ) -> None:
     """One upsert for a whole batch of files (Chroma's per-call cost is high). Invisible until
     each file's SQLite commit; ids derive from the content, so rewriting a twin's is harmless.
@@ -139,7 +150,9 @@ def write_vectors(
     )
 
 
-def commit(prepared: Prepared, rows: list[dict[str, Any]], *, store: DocumentStore, index) -> FileResult:
+def commit(
+    prepared: Prepared, rows: list[dict[str, Any]], *, store: DocumentStore, index: VectorCollection
+) -> FileResult:
     """Make one file visible: the SQLite swap, then the old version's vectors out.
 
     ``index`` is the vector collection of the document's collection, already holding ``rows``."""

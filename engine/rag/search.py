@@ -10,12 +10,18 @@ leftovers).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..types import Hit
 from .fusion import FusionWeights, dense_weight, score_fusion
 from .keyword import KeywordIndex
 from .rewrite import Generate, SearchOptions, expand_queries, hypothetical_answer, safe
 from .store import DocumentStore
+
+if TYPE_CHECKING:
+    from ..embeddings import TextEmbedder
+    from ..rerank import CrossEncoderReranker
+    from ..vectors import VectorCollection
 
 
 class HybridSearcher:
@@ -24,10 +30,10 @@ class HybridSearcher:
         *,
         store: DocumentStore,
         keywords: KeywordIndex,
-        embedder,
-        index: Callable,
+        embedder: TextEmbedder,
+        index: Callable[[str], VectorCollection],
         generate: Generate | None = None,
-        reranker=None,
+        reranker: CrossEncoderReranker | None = None,
         weights: FusionWeights = FusionWeights(),
     ):
         self.store = store
