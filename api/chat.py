@@ -20,7 +20,7 @@ from fastapi import Request, Response
 from engine.chat import ChatService
 from engine.config import GenerationConfig
 from engine.errors import GenerationError
-from engine.types import Chunk, Done, Message, Sources, TextDelta, TokenLogprob, TurnStarted
+from engine.types import Chunk, Done, Message, Sources, TextDelta, TokenLogprob, TurnStarted, Usage
 
 from .catalog import resolve_chat_model
 from .errors import APIError, bad_request
@@ -239,7 +239,7 @@ def finish_reason(reason: str | None) -> str:
     return "length" if reason == "length" else "stop"
 
 
-def usage(u) -> dict[str, Any]:
+def usage(u: Usage | None) -> dict[str, Any]:
     if u is None:
         return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
     return {

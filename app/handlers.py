@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("hearth.app")
 
 ChatHistory = list[dict[str, Any]]
+#: what a turn streams to the page: (history, conversation_id, textbox value, edit_mode)
+TurnUpdates = Iterator[tuple[ChatHistory, str | None, str, bool]]
 
 
 def friendly(error: BaseException) -> str:
@@ -157,8 +159,8 @@ def respond(
     history: ChatHistory | None,
     edit_mode: bool,
     system_prompt: str,
-    *controls,
-) -> Iterator[tuple[ChatHistory, str | None, str, bool]]:
+    *controls: object,
+) -> TurnUpdates:
     """Stream one answer. Yields (history, conversation_id, textbox value, edit_mode).
 
     A first message starts a conversation with ``system_prompt``.
@@ -176,8 +178,8 @@ def respond_with_attachment(
     attachment: str | None,
     labels: str,
     collections: list[str] | None,
-    *controls,
-):
+    *controls: object,
+) -> TurnUpdates:
     """Like ``respond``, with an optional attached image shown first: the most similar stored
     images, the closest passages in CLIP space, and zero-shot labels when some are typed."""
     preface = attachment_messages(services, attachment, labels) if attachment else []
@@ -245,7 +247,7 @@ def _respond(
     yield from _turn(services, conversation_id, message, mode, controls, preface, images)
 
 
-def regenerate(services: Services, conversation_id: str | None, *controls):
+def regenerate(services: Services, conversation_id: str | None, *controls: object) -> TurnUpdates:
     """Answer the last user message again with the current settings."""
     yield from _turn(services, conversation_id, "", "regenerate", controls)
 
@@ -374,7 +376,7 @@ def apply_preset(services: Services, name: str) -> list:
     return control_values(services.presets.get(name))
 
 
-def save_preset(services: Services, name: str, *controls) -> list[str]:
+def save_preset(services: Services, name: str, *controls: object) -> list[str]:
     services.presets.save(name, config_from_controls(controls))
     return services.presets.names()
 

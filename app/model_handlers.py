@@ -17,6 +17,9 @@ from .markup import escape_inline
 if TYPE_CHECKING:
     from engine.factory import Services
 
+#: a number box's value: empty is None (or "" from a textbox)
+NumberBox = float | str | None
+
 
 def model_facts(services: Services) -> str:
     info = services.models.info
@@ -53,7 +56,7 @@ def model_facts(services: Services) -> str:
     )
 
 
-def _int_or_none(value, name: str) -> int | None:
+def _int_or_none(value: NumberBox, name: str) -> int | None:
     if value is None or str(value).strip() == "":
         return None
     try:
@@ -69,10 +72,10 @@ def load_model(
     services: Services,
     path: str,
     uploaded: str | None,
-    n_ctx,
-    n_gpu_layers,
-    n_threads,
-    n_batch,
+    n_ctx: NumberBox,
+    n_gpu_layers: NumberBox,
+    n_threads: NumberBox,
+    n_batch: NumberBox,
     flash_attn: bool,
     type_k: str,
     type_v: str,
@@ -225,7 +228,7 @@ def remote_models(services: Services) -> list[str]:
 
 
 def connect_remote(
-    services: Services, url: str | None, key: str | None, model: str | None, n_ctx: float | str | None
+    services: Services, url: str | None, key: str | None, model: str | None, n_ctx: NumberBox
 ) -> tuple[str, str]:
     """Use an OpenAI-compatible server; on failure keep the current model. Returns (facts, status)."""
     try:

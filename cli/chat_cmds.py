@@ -9,7 +9,7 @@ import sys
 from .common import add_generation_flags, build_services, generation_config_from, print_json
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("chat", help="stream an answer to stdout")
     p.add_argument("message", help="what to say")
     p.add_argument("--conversation", default=None, help="continue this conversation id")

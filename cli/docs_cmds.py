@@ -15,7 +15,7 @@ ASK_SYSTEM = (
 )
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ingest", help="add documents (files or folders) to a collection")
     p.add_argument("paths", nargs="+", type=Path, help="files or folders (walked recursively)")
     p.add_argument("--collection", default="library", help="collection to add to (default: library)")

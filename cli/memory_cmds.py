@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from .common import build_services, print_json
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("memory", help="view and edit long-term memory (core blocks, recall, archival)")
     msub = p.add_subparsers(dest="memory_command", metavar="ACTION", required=True)
 

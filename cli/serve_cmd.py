@@ -20,7 +20,7 @@ DEFAULT_MAX_UPLOAD_MB = 1024  # app/server.py has the same default; no import: -
 Credentials = list[tuple[str, str]]
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="serve the chat page (default command)")
     env = os.environ.get
     p.add_argument(
