@@ -12,11 +12,13 @@ from __future__ import annotations
 import ctypes
 import logging
 from array import array
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .kv_snapshots import KvSnapshotStore, Snapshot, common_prefix, reusable_prefix
 
 if TYPE_CHECKING:
+    from types import ModuleType
+
     from llama_cpp import Llama
 
 log = logging.getLogger("hearth.kv")
@@ -27,7 +29,7 @@ SEQ = 0  # llama-cpp-python keeps the conversation in sequence 0
 class ConversationKv:
     """Which conversation the live KV cells belong to, how far they are clean, and its snapshots."""
 
-    def __init__(self, llama_cpp: Any, store: KvSnapshotStore, n_batch: int):
+    def __init__(self, llama_cpp: ModuleType, store: KvSnapshotStore, n_batch: int):
         self._lc = llama_cpp
         self.store = store
         self.n_batch = n_batch

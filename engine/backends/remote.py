@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..config import GenerationConfig, Settings
@@ -23,6 +23,9 @@ from ..types import Chunk, Message, Usage
 from .base import ModelInfo
 from .server_kinds import ServerKind, ignored_settings, request_body
 from .server_probe import ServerFacts, probe_server
+
+if TYPE_CHECKING:
+    import httpx
 
 CONNECT_TIMEOUT_S = 5.0
 #: tokens a chat template adds around each message, when the server cannot render the template
@@ -52,7 +55,7 @@ class RemoteBackend:
     #: raw text completion is not relayed (yet): only the chat API is
     supports_completion = False
 
-    def __init__(self, settings: Settings, *, transport: Any = None):
+    def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None):
         import httpx  # lazy: keeps `run.py --help` instant
 
         self._httpx = httpx

@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from ..config import Settings
 from ..errors import ConfigError, EngineError, VisionError
@@ -28,6 +28,9 @@ from .clip import ClipConfig, ClipEmbedder
 from .labels import clean_labels, zero_shot
 from .loading import LoadedImage, decode_image, read_bytes, read_image
 from .store import ImageRecords, StoredImage
+
+if TYPE_CHECKING:
+    from ..rag import DocumentService
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ class ImageService:
         files_dir: Path,
         max_upload_bytes: int,
         chat_min_score: float = 0.24,
-        documents: Callable[[], Any] = lambda: None,
+        documents: Callable[[], DocumentService | None] = lambda: None,
         workers: int | None = None,
     ):
         self.records = ImageRecords(database, Path(files_dir) / "images")
@@ -77,7 +80,7 @@ class ImageService:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, database: Database, vectors: VectorStore, documents: Callable[[], Any]
+        cls, settings: Settings, *, database: Database, vectors: VectorStore, documents: Callable[[], DocumentService | None]
     ) -> ImageService:
         config = ClipConfig(
             model=settings.clip_model, pretrained=settings.clip_pretrained,
