@@ -4,9 +4,9 @@ provenance, and writes suggested by retrieved text waiting for approval."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
+from backend_doubles import ScriptedBackend
 from test_memory_context import make_services, turn
 
 from engine import Settings, build
@@ -16,7 +16,6 @@ from engine.memory import TOOLS, Origin, ToolBox, ToolContext, function_schema
 from engine.memory.agent import call_room, fit_agent_prompt, run_agent
 from engine.memory.grammar import tool_call_grammar
 from engine.memory.provenance import USER
-from engine.types import Chunk, Usage
 
 
 @pytest.fixture
@@ -223,32 +222,24 @@ def test_agent_mode_turn_completes_and_records_what_the_model_did(tmp_path):
         services.close()
 
 
-class ScriptedBackend:
-    """Pure-logic stand-in: replies with fixed tool-call texts, like a remote server ignoring the grammar."""
+class ToolCallBackend(ScriptedBackend):
+    """Replies with fixed tool-call texts, like a remote server ignoring the grammar."""
 
     def __init__(self, replies):
-        self.replies = list(replies)
-        self.info = SimpleNamespace(n_ctx=4096)
-
-    def count_prompt_tokens(self, messages) -> int:
-        return sum(len(m.content.split()) + 4 for m in messages)
-
-    def stream_chat(self, messages, config, *, cancel=None, grammar=None):
-        text = self.replies.pop(0) if self.replies else '{"tool":"none"}'
-        yield Chunk(text=text, finish_reason="stop", usage=Usage())
+        super().__init__(replies, fallback='{"tool":"none"}')
 
 
 def test_the_chain_is_capped_and_bad_calls_end_it(services):
     search = '{"tool":"archival_memory_search","arguments":{"query":"cats"}}'
     ctx = model_context(services)
-    run = run_agent(ScriptedBackend([search] * 10), services.memory.toolbox, ctx, core_memory="", user_message="hi",
+    run = run_agent(ToolCallBackend([search] * 10), services.memory.toolbox, ctx, core_memory="", user_message="hi",
                     labels=["human"], max_calls=3)  # fmt: skip
     assert run.ended == "cap" and len(run.steps) == 3
     for bad, ended in (
         ("I think I should save this.", "malformed"),
         ('{"tool":"rm_rf","arguments":{}}', "malformed"),
     ):
-        run = run_agent(ScriptedBackend([bad]), services.memory.toolbox, ctx, core_memory="", user_message="hi",
+        run = run_agent(ToolCallBackend([bad]), services.memory.toolbox, ctx, core_memory="", user_message="hi",
                         labels=["human"], max_calls=3)  # fmt: skip
         assert run.ended == ended and run.steps[0].error
     failed = services.memory.log.list(status="failed")
@@ -256,7 +247,7 @@ def test_the_chain_is_capped_and_bad_calls_end_it(services):
     refused = (
         '{"tool":"core_memory_replace","arguments":{"label":"human","old_content":"x","new_content":"y"}}'
     )
-    run = run_agent(ScriptedBackend([refused]), services.memory.toolbox, ctx, core_memory="", user_message="hi",
+    run = run_agent(ToolCallBackend([refused]), services.memory.toolbox, ctx, core_memory="", user_message="hi",
                     labels=["human"], max_calls=1)  # fmt: skip
     assert run.steps[0].result.startswith("Error:") and "does not contain" in run.steps[0].result
 
