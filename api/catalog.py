@@ -49,6 +49,8 @@ def _resolve(requested: str | None, ids: list[str]) -> str:
 
 def model_list(services: Services) -> dict[str, Any]:
     created = int(time.time())
-    entries = [{"id": i, "object": "model", "created": created, "owned_by": "hearth"}
-               for i in (chat_model_ids(services)[:1] + embedding_model_ids(services)[:1])]  # fmt: skip
+    entries = [
+        {"id": i, "object": "model", "created": created, "owned_by": "hearth"}
+        for i in (chat_model_ids(services)[:1] + embedding_model_ids(services)[:1])
+    ]
     return {"object": "list", "data": entries}

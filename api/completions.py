@@ -35,8 +35,12 @@ async def create_completion(request: Request, services: Services, gate: Gate) ->
     model = resolve_chat_model(services, body.model)
 
     produce = _raw(services, prompt, config, body.logprobs)
-    head = {"id": "cmpl-" + uuid.uuid4().hex, "object": "text_completion", "created": int(time.time()),
-            "model": model}  # fmt: skip
+    head = {
+        "id": "cmpl-" + uuid.uuid4().hex,
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+    }
     want_logprobs = body.logprobs is not None
 
     def whole(chunks: list[Chunk]) -> dict[str, Any]:
@@ -46,20 +50,33 @@ async def create_completion(request: Request, services: Services, gate: Gate) ->
         choice = _choice("".join(c.text for c in chunks), logprobs, last.finish_reason)
         return {**head, "choices": [choice], "usage": usage(last.usage)}
 
-    return await answer(request, produce, gate=gate, stream=body.stream, whole=whole,
-                        events=lambda g: _events(g, head, want_logprobs, body.include_usage))  # fmt: skip
+    return await answer(
+        request,
+        produce,
+        gate=gate,
+        stream=body.stream,
+        whole=whole,
+        events=lambda g: _events(g, head, want_logprobs, body.include_usage),
+    )
 
 
 def _raw(services: Services, prompt: str, config: GenerationConfig, logprobs: int | None):
     def produce(cancel: threading.Event) -> Iterator[Chunk]:
         backend = services.models.backend
         if not backend.supports_completion:
-            raise APIError(400, "The loaded backend cannot continue raw text; use /v1/chat/completions.",
-                           code="unsupported")  # fmt: skip
+            raise APIError(
+                400,
+                "The loaded backend cannot continue raw text; use /v1/chat/completions.",
+                code="unsupported",
+            )
         needed = backend.count_tokens(prompt)
         if needed >= backend.info.n_ctx:
-            raise APIError(400, f"The prompt takes {needed} tokens; the model's context holds "
-                           f"{backend.info.n_ctx}.", param="prompt", code="context_length_exceeded")  # fmt: skip
+            raise APIError(
+                400,
+                f"The prompt takes {needed} tokens; the model's context holds {backend.info.n_ctx}.",
+                param="prompt",
+                code="context_length_exceeded",
+            )
         return backend.stream_completion(prompt, config, cancel=cancel, logprobs=logprobs)
 
     return produce
@@ -90,8 +107,12 @@ async def _events(
 
 
 def _choice(text: str, logprobs: Any, reason: str | None, *, final: bool = True) -> dict[str, Any]:
-    return {"index": 0, "text": text, "logprobs": logprobs,
-            "finish_reason": finish_reason(reason) if final else None}  # fmt: skip
+    return {
+        "index": 0,
+        "text": text,
+        "logprobs": logprobs,
+        "finish_reason": finish_reason(reason) if final else None,
+    }
 
 
 def _legacy_logprobs(tokens: tuple[TokenLogprob, ...] | list[TokenLogprob], offset: int) -> dict[str, Any]:

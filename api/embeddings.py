@@ -39,8 +39,10 @@ async def create_embeddings(request: Request, services: Services) -> Response:
     # encoding is CPU-bound (and loads the model on first use): never on the event loop
     vectors, tokens = await anyio.to_thread.run_sync(embed)
     if body.dimensions is not None and vectors and body.dimensions != len(vectors[0]):
-        raise bad_request(f"{model} makes {len(vectors[0])}-dimensional vectors; it cannot shorten them.",
-                          param="dimensions")  # fmt: skip
+        raise bad_request(
+            f"{model} makes {len(vectors[0])}-dimensional vectors; it cannot shorten them.",
+            param="dimensions",
+        )
     data = [
         {"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)}
         for i, v in enumerate(vectors)
@@ -51,7 +53,7 @@ async def create_embeddings(request: Request, services: Services) -> Response:
             "data": data,
             "model": model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }  # fmt: skip
+        }
     )
 
 

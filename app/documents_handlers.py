@@ -63,8 +63,14 @@ def upload(
     if not any(p.exists() for p in paths):  # "Add" pressed again: the uploads were used and deleted
         return ALREADY_ADDED
     try:
-        results = add_files(services.documents, services.images, paths, collection=collection or DEFAULT_COLLECTION,
-                            progress=progress, names=[p.name for p in paths])  # fmt: skip
+        results = add_files(
+            services.documents,
+            services.images,
+            paths,
+            collection=collection or DEFAULT_COLLECTION,
+            progress=progress,
+            names=[p.name for p in paths],
+        )
     except EngineError as e:
         return _error(e)
     finally:
@@ -140,13 +146,23 @@ def delete_collection(services: Services, name: str | None) -> str:
 
 
 def search(
-    services: Services, query: str, collection: str | None = None, k: int = 5, mode: str = "hybrid",
-    multi_query: bool = False, hyde: bool = False,
-) -> str:  # fmt: skip
+    services: Services,
+    query: str,
+    collection: str | None = None,
+    k: int = 5,
+    mode: str = "hybrid",
+    multi_query: bool = False,
+    hyde: bool = False,
+) -> str:
     """Ranked hits as markdown; each expands to show the passage in its document."""
     try:
-        hits = services.documents.search(query, k=int(k), collections=[collection] if collection else None,
-                                         mode=mode, options=SearchOptions(multi_query=multi_query, hyde=hyde))  # fmt: skip
+        hits = services.documents.search(
+            query,
+            k=int(k),
+            collections=[collection] if collection else None,
+            mode=mode,
+            options=SearchOptions(multi_query=multi_query, hyde=hyde),
+        )
     except EngineError as e:
         return _error(e)
     if not hits:
@@ -160,9 +176,11 @@ def hit_markdown(services: Services, number: int, hit: Hit) -> str:
     snippet = snippet[:240] + ("…" if len(snippet) > 240 else "")
     heading = hit.meta.get("heading")
     section = f" · {_escape(heading)}" if heading else ""
-    return (f"**[{number}] {_escape(where)}**{section} · score {hit.score:.4f}\n\n> {_escape(snippet)}\n\n"
-            f"<details><summary>Show the passage in its document</summary>\n\n{passage_context(services, hit)}"
-            "\n\n</details>")  # fmt: skip
+    return (
+        f"**[{number}] {_escape(where)}**{section} · score {hit.score:.4f}\n\n> {_escape(snippet)}\n\n"
+        f"<details><summary>Show the passage in its document</summary>\n\n{passage_context(services, hit)}"
+        "\n\n</details>"
+    )
 
 
 def passage_context(services: Services, hit: Hit, *, chars: int = CONTEXT_CHARS) -> str:
@@ -177,16 +195,24 @@ def passage_context(services: Services, hit: Hit, *, chars: int = CONTEXT_CHARS)
     before = text[max(0, hit.start - chars) : hit.start]
     after = text[hit.end : hit.end + chars]
     passage = "\n\n".join(f"**{_escape(p)}**" for p in text[hit.start : hit.end].split("\n\n") if p.strip())
-    return (("…" if hit.start > chars else "") + _escape(before) + "\n\n" + passage + "\n\n" + _escape(after)
-            + ("…" if hit.end + chars < len(text) else ""))  # fmt: skip
+    return (
+        ("…" if hit.start > chars else "")
+        + _escape(before)
+        + "\n\n"
+        + passage
+        + "\n\n"
+        + _escape(after)
+        + ("…" if hit.end + chars < len(text) else "")
+    )
 
 
 def set_chat_rewriting(services: Services, multi_query: bool, hyde: bool) -> str:
     """Turn query rewriting on or off for document retrieval in chat."""
     from dataclasses import replace
 
-    services.documents.chat_options = replace(services.documents.chat_options, multi_query=bool(multi_query),
-                                              hyde=bool(hyde))  # fmt: skip
+    services.documents.chat_options = replace(
+        services.documents.chat_options, multi_query=bool(multi_query), hyde=bool(hyde)
+    )
     on = [n for n, v in (("multi-query", multi_query), ("HyDE", hyde)) if v]
     return "Chat questions are searched " + (f"with {' and '.join(on)}." if on else "as typed.")
 

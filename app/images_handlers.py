@@ -97,8 +97,10 @@ def gallery(hits: list[Hit]) -> Gallery:
 def _results(hits: list[Hit], what: str) -> tuple[Gallery, str]:
     if not hits:
         return [], f"No images found for {what}. Add some in *Add images* first."
-    rows = "\n".join(f"| {i} | {escape_inline(h.source)} | {escape_inline(h.meta.get('collection', ''))} | {h.score:.3f} |"
-                     for i, h in enumerate(hits, 1))  # fmt: skip
+    rows = "\n".join(
+        f"| {i} | {escape_inline(h.source)} | {escape_inline(h.meta.get('collection', ''))} | {h.score:.3f} |"
+        for i, h in enumerate(hits, 1)
+    )
     return gallery(
         hits
     ), f"{len(hits)} images for {what}:\n\n| # | file | collection | score |\n|---|---|---|---|\n{rows}"

@@ -138,8 +138,10 @@ def _hit_line(number: int, hit: dict[str, Any]) -> str:
 
 def archival_table(services: Services, limit: int = 200) -> list[list[str]]:
     memory = _memory(services)
-    return [[e.id, e.text, (e.updated_at or e.created_at)[:19].replace("T", " "), _from(memory, e)]
-            for e in memory.archival.list(limit=limit)]  # fmt: skip
+    return [
+        [e.id, e.text, (e.updated_at or e.created_at)[:19].replace("T", " "), _from(memory, e)]
+        for e in memory.archival.list(limit=limit)
+    ]
 
 
 def _from(memory, entry) -> str:
@@ -198,8 +200,10 @@ def delete_archival(services: Services, entry_id: str) -> str:
 
 
 def pending_table(services: Services) -> list[list[str]]:
-    return [[w.id, w.action, _what(w.args), _origin(w.origin, w.conversation_id, w.message_id), w.note]
-            for w in _memory(services).log.pending()]  # fmt: skip
+    return [
+        [w.id, w.action, _what(w.args), _origin(w.origin, w.conversation_id, w.message_id), w.note]
+        for w in _memory(services).log.pending()
+    ]
 
 
 def resolve_pending(services: Services, write_id: str, approve: bool) -> str:
@@ -216,8 +220,19 @@ def resolve_pending(services: Services, write_id: str, approve: bool) -> str:
 
 
 def log_table(services: Services, limit: int = 100) -> list[list[str]]:
-    return [[w.created_at[:19].replace("T", " "), w.status, w.action, w.target, w.origin, w.conversation_id,
-             w.message_id, w.note] for w in _memory(services).log.list(limit=limit)]  # fmt: skip
+    return [
+        [
+            w.created_at[:19].replace("T", " "),
+            w.status,
+            w.action,
+            w.target,
+            w.origin,
+            w.conversation_id,
+            w.message_id,
+            w.note,
+        ]
+        for w in _memory(services).log.list(limit=limit)
+    ]
 
 
 def _what(args: dict[str, Any]) -> str:
@@ -261,8 +276,10 @@ def answer_memories(services: Services, message_id: str | None) -> str:
     except EngineError as e:
         return friendly(e)
     summary = _memory(services).summaries.get(message.conversation_id)
-    lines = [f"Core memory blocks were in the prompt of every answer. Summary of earlier messages: "
-             f"{'covers ' + str(summary.folded) + ' messages' if summary.text else 'none yet'}."]  # fmt: skip
+    lines = [
+        f"Core memory blocks were in the prompt of every answer. Summary of earlier messages: "
+        f"{'covers ' + str(summary.folded) + ' messages' if summary.text else 'none yet'}."
+    ]
     if not hits:
         lines.append("No recall or archival memories were quoted for this answer.")
     lines += [_hit_line(n, h) for n, h in enumerate(hits, 1)]

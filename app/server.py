@@ -71,12 +71,26 @@ def create_app(
         app.include_router(router)
     credentials = [auth] if isinstance(auth, tuple) else (list(auth) if auth else None)
     gr.mount_gradio_app(
-        app, demo, path="/", server_name=host, server_port=port, auth=credentials,
-        allowed_paths=[str(services.settings.files_dir)], css_paths=[CSS_PATH], theme="soft",
-        footer_links=[], show_error=False, max_file_size=max_upload_bytes, run_history=False,
-        ssr_mode=False, mcp_server=False, pwa=False, enable_monitoring=False,
-        js=demo._deprecated_js, head=demo._deprecated_head,  # what build_ui gave gr.Blocks(js=, head=)
-    )  # fmt: skip
+        app,
+        demo,
+        path="/",
+        server_name=host,
+        server_port=port,
+        auth=credentials,
+        allowed_paths=[str(services.settings.files_dir)],
+        css_paths=[CSS_PATH],
+        theme="soft",
+        footer_links=[],
+        show_error=False,
+        max_file_size=max_upload_bytes,
+        run_history=False,
+        ssr_mode=False,
+        mcp_server=False,
+        pwa=False,
+        enable_monitoring=False,
+        js=demo._deprecated_js,
+        head=demo._deprecated_head,  # what build_ui gave gr.Blocks(js=, head=)
+    )
     _gradio_app(app).uploaded_file_dir = str(tmp)
     config = GuardConfig(
         hosts=security.allowed_hosts(host, port, allowed_hosts),
@@ -124,10 +138,17 @@ def serve(
     import uvicorn
 
     config = uvicorn.Config(
-        app, host=host, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
-        log_level="warning", server_header=False, proxy_headers=False, ws="none",
+        app,
+        host=host,
+        port=port,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        log_level="warning",
+        server_header=False,
+        proxy_headers=False,
+        ws="none",
         timeout_graceful_shutdown=5,
-    )  # fmt: skip
+    )
     server = uvicorn.Server(config)
     if block:
         server.run()

@@ -286,8 +286,9 @@ def _remote_server_box(s, facts, status) -> None:
                 elem_id="remote-n-ctx",
             )
         connect = gr.Button("Connect to server", elem_id="remote-connect")
-    connect.click(partial(mh.connect_remote, s), [url, key, model, n_ctx], [facts, status],
-                  concurrency_limit=1).then(lambda: gr.Dropdown(choices=mh.remote_models(s)), None, model)  # fmt: skip
+    connect.click(
+        partial(mh.connect_remote, s), [url, key, model, n_ctx], [facts, status], concurrency_limit=1
+    ).then(lambda: gr.Dropdown(choices=mh.remote_models(s)), None, model)
 
 
 def _collections(s) -> list[str]:

@@ -104,8 +104,10 @@ def credentials_from(args: argparse.Namespace) -> Credentials | None:
     if os.environ.get("HEARTH_AUTH"):
         credentials.append(parse_auth(os.environ["HEARTH_AUTH"]))
     if args.auth:
-        warn("--auth puts the password on the command line, where other users see it (ps); "
-             "use HEARTH_AUTH or --auth-file instead")  # fmt: skip
+        warn(
+            "--auth puts the password on the command line, where other users see it (ps); "
+            "use HEARTH_AUTH or --auth-file instead"
+        )
         credentials.append(parse_auth(args.auth))
     return credentials or None
 
@@ -120,11 +122,15 @@ def check_exposure(host: str, auth: Credentials | tuple[str, str] | None, tls: b
             "read your chats. Set HEARTH_AUTH=USER:PASSWORD or --auth-file FILE, or use 127.0.0.1."
         )
     if not tls:
-        warn(f"listening on {host} without TLS: passwords and chats cross the network in clear text. "
-             "Add --ssl-certfile/--ssl-keyfile, or put Hearth behind an https reverse proxy.")  # fmt: skip
+        warn(
+            f"listening on {host} without TLS: passwords and chats cross the network in clear text. "
+            "Add --ssl-certfile/--ssl-keyfile, or put Hearth behind an https reverse proxy."
+        )
     if host in ("0.0.0.0", "::"):
-        warn("other computers must open the page by a name given with --allowed-host "
-             "(e.g. --allowed-host mybox.lan --allowed-host 192.168.1.20); other names are refused")  # fmt: skip
+        warn(
+            "other computers must open the page by a name given with --allowed-host "
+            "(e.g. --allowed-host mybox.lan --allowed-host 192.168.1.20); other names are refused"
+        )
 
 
 def warn(message: str) -> None:
@@ -172,8 +178,10 @@ def _api_routers(services: Services, api_key: str | None, *, page_login: bool) -
     """The /v1 API on the page's port. The page's login does not cover it, so a page behind a
     password serves the API only with a key of its own."""
     if page_login and api_key is None:
-        print("The /v1 API is off: the page needs a login, so give the API a key (--api-key-file).",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "The /v1 API is off: the page needs a login, so give the API a key (--api-key-file).",
+            file=sys.stderr,
+        )
         return ()
     from api import build_router
 

@@ -167,7 +167,9 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
     from .vision import ImageService
 
     # lazy: CLIP loads on the first image feature used; documents are looked up when needed
-    images = ImageService.from_settings(settings, database=database, vectors=vectors, documents=lambda: documents)
+    images = ImageService.from_settings(
+        settings, database=database, vectors=vectors, documents=lambda: documents
+    )
     chat.retrievers.append(images)
     return Services(
         settings=settings,

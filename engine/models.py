@@ -110,8 +110,9 @@ class ModelManager:
         if idle:
             old.close()
             return
-        threading.Thread(target=self._close_when_idle, args=(old, None), daemon=True,
-                         name="hearth-retire-model").start()  # fmt: skip
+        threading.Thread(
+            target=self._close_when_idle, args=(old, None), daemon=True, name="hearth-retire-model"
+        ).start()
 
     def _close_when_idle(self, backend: Backend, timeout: float | None) -> None:
         with self._leases:

@@ -23,17 +23,45 @@ N_CTX = 512
 TURN = GenerationConfig(temperature=0.0, max_tokens=10)
 FACT = "My cat's name is Pickles and she is ginger."
 FILLER = [
-    "Tell me about the sea.", "What is rain?", "Name a fruit.", "How do birds fly?", "What is a star?",
-    "Why is the sky blue?", "What is bread made of?", "Describe a forest.", "What is a river?",
-    "How does a clock work?", "What is snow?", "Tell me about mountains.", "What do bees do?",
-    "How are rainbows made?", "What is a volcano?", "Why do leaves fall?", "What is thunder?",
-    "How do fish breathe?", "What is a desert?", "Tell me about the moon.", "What is wind?",
-    "How is glass made?", "What do owls eat?", "Describe a city.", "What is a comet?",
-    "How do plants grow?", "What is an island?", "Tell me about trains.", "What is a cloud?",
-    "How do magnets work?", "What is honey?", "Describe autumn.", "What is a glacier?",
-    "How do ships float?", "What is fog?", "Tell me about bridges.", "What is a lake?",
+    "Tell me about the sea.",
+    "What is rain?",
+    "Name a fruit.",
+    "How do birds fly?",
+    "What is a star?",
+    "Why is the sky blue?",
+    "What is bread made of?",
+    "Describe a forest.",
+    "What is a river?",
+    "How does a clock work?",
+    "What is snow?",
+    "Tell me about mountains.",
+    "What do bees do?",
+    "How are rainbows made?",
+    "What is a volcano?",
+    "Why do leaves fall?",
+    "What is thunder?",
+    "How do fish breathe?",
+    "What is a desert?",
+    "Tell me about the moon.",
+    "What is wind?",
+    "How is glass made?",
+    "What do owls eat?",
+    "Describe a city.",
+    "What is a comet?",
+    "How do plants grow?",
+    "What is an island?",
+    "Tell me about trains.",
+    "What is a cloud?",
+    "How do magnets work?",
+    "What is honey?",
+    "Describe autumn.",
+    "What is a glacier?",
+    "How do ships float?",
+    "What is fog?",
+    "Tell me about bridges.",
+    "What is a lake?",
     "How does soap clean?",
-]  # fmt: skip
+]
 
 
 class RecordingBackend(DelegatingBackend):
@@ -47,7 +75,9 @@ class RecordingBackend(DelegatingBackend):
         self.reply_instead = None
         self.lock = threading.Lock()
 
-    def stream_chat(self, messages, config, *, cancel=None, grammar=None, images=(), logprobs=None, cache_key=None):
+    def stream_chat(
+        self, messages, config, *, cancel=None, grammar=None, images=(), logprobs=None, cache_key=None
+    ):
         return self._recorded(messages, config, cancel, grammar, images, logprobs, cache_key)
 
     def _recorded(self, messages, config, cancel, grammar, images, logprobs, cache_key):
@@ -60,7 +90,13 @@ class RecordingBackend(DelegatingBackend):
             yield Chunk(text=instead, finish_reason="stop", usage=Usage(n_ctx=self.info.n_ctx))
             return
         yield from super().stream_chat(
-            messages, config, cancel=cancel, grammar=grammar, images=images, logprobs=logprobs, cache_key=cache_key
+            messages,
+            config,
+            cancel=cancel,
+            grammar=grammar,
+            images=images,
+            logprobs=logprobs,
+            cache_key=cache_key,
         )
 
     def chat_prompts(self) -> list[list[Message]]:

@@ -26,8 +26,10 @@ def services(tmp_path):
 
 
 def model_context(services, conversation_id="c1", message_id="m1") -> ToolContext:
-    return ToolContext(memory=services.memory, origin=Origin(kind="model", conversation_id=conversation_id,
-                                                             message_id=message_id))  # fmt: skip
+    return ToolContext(
+        memory=services.memory,
+        origin=Origin(kind="model", conversation_id=conversation_id, message_id=message_id),
+    )
 
 
 # schemas come from the functions
@@ -36,9 +38,12 @@ def model_context(services, conversation_id="c1", message_id="m1") -> ToolContex
 def test_schemas_are_generated_from_signatures_and_docstrings():
     schemas = {s["name"]: s for s in ToolBox().schemas}
     assert list(schemas) == [
-        "core_memory_append", "core_memory_replace", "archival_memory_insert", "archival_memory_search",
+        "core_memory_append",
+        "core_memory_replace",
+        "archival_memory_insert",
+        "archival_memory_search",
         "conversation_search",
-    ]  # fmt: skip
+    ]
     append = schemas["core_memory_append"]
     assert append["description"].startswith("Add a lasting fact to a core memory block")
     assert append["parameters"]["required"] == ["label", "content"]
@@ -46,8 +51,11 @@ def test_schemas_are_generated_from_signatures_and_docstrings():
     assert "human" in append["parameters"]["properties"]["label"]["description"]
     search = schemas["conversation_search"]["parameters"]
     assert search["required"] == ["query"]
-    assert search["properties"]["page"] == {"type": "integer", "description": "Page of results, 0 for the best matches.",
-                                            "default": 0}  # fmt: skip
+    assert search["properties"]["page"] == {
+        "type": "integer",
+        "description": "Page of results, 0 for the best matches.",
+        "default": 0,
+    }
     assert "ctx" not in search["properties"], "the call context is not an argument"
 
 
@@ -63,8 +71,12 @@ def test_a_new_function_gets_its_schema_and_mistakes_are_caught():
         return what
 
     schema = function_schema(remind)
-    assert schema["parameters"]["properties"]["urgent"] == {"type": "boolean", "nullable": True,
-                                                            "description": "Whether it is urgent.", "default": None}  # fmt: skip
+    assert schema["parameters"]["properties"]["urgent"] == {
+        "type": "boolean",
+        "nullable": True,
+        "description": "Whether it is urgent.",
+        "default": None,
+    }
 
     def undocumented(ctx, what: str) -> str:
         """No Args section."""
@@ -160,8 +172,12 @@ def test_a_write_after_reading_search_results_waits_for_approval(services):
 
 
 def test_approving_a_suggestion_applies_it_as_a_user_write(services):
-    write_id = services.memory.propose("archival_insert", {"text": "The user is allergic to peanuts."},
-                                       origin=Origin(kind="model", conversation_id="c2", message_id="m2"), note="x")  # fmt: skip
+    write_id = services.memory.propose(
+        "archival_insert",
+        {"text": "The user is allergic to peanuts."},
+        origin=Origin(kind="model", conversation_id="c2", message_id="m2"),
+        note="x",
+    )
     services.memory.approve(write_id)
     assert services.memory.log.get(write_id).status == "approved"
     entry = services.memory.archival.list()[0]
@@ -185,8 +201,11 @@ def test_grammar_constrained_calls_always_parse_on_the_real_model(tmp_path):
             box.schemas, choices={"label": labels}, allow_none=False, max_string_chars=24
         )
         messages = [
-            "My cat is called Pickles.", "What did I say about my holiday?", "Hello!", "Remember my birthday is 3 May.",
-        ]  # fmt: skip
+            "My cat is called Pickles.",
+            "What did I say about my holiday?",
+            "Hello!",
+            "Remember my birthday is 3 May.",
+        ]
         runs = [(m, free, 0.0, 0) for m in messages] + [(messages[i % 4], forced, 1.0, i) for i in range(8)]
         tools_seen = set()
         for text, grammar, temperature, seed in runs:
@@ -232,23 +251,44 @@ class ToolCallBackend(ScriptedBackend):
 def test_the_chain_is_capped_and_bad_calls_end_it(services):
     search = '{"tool":"archival_memory_search","arguments":{"query":"cats"}}'
     ctx = model_context(services)
-    run = run_agent(ToolCallBackend([search] * 10), services.memory.toolbox, ctx, core_memory="", user_message="hi",
-                    labels=["human"], max_calls=3)  # fmt: skip
+    run = run_agent(
+        ToolCallBackend([search] * 10),
+        services.memory.toolbox,
+        ctx,
+        core_memory="",
+        user_message="hi",
+        labels=["human"],
+        max_calls=3,
+    )
     assert run.ended == "cap" and len(run.steps) == 3
     for bad, ended in (
         ("I think I should save this.", "malformed"),
         ('{"tool":"rm_rf","arguments":{}}', "malformed"),
     ):
-        run = run_agent(ToolCallBackend([bad]), services.memory.toolbox, ctx, core_memory="", user_message="hi",
-                        labels=["human"], max_calls=3)  # fmt: skip
+        run = run_agent(
+            ToolCallBackend([bad]),
+            services.memory.toolbox,
+            ctx,
+            core_memory="",
+            user_message="hi",
+            labels=["human"],
+            max_calls=3,
+        )
         assert run.ended == ended and run.steps[0].error
     failed = services.memory.log.list(status="failed")
     assert len(failed) == 2 and "no tool named 'rm_rf'" in failed[0].note
     refused = (
         '{"tool":"core_memory_replace","arguments":{"label":"human","old_content":"x","new_content":"y"}}'
     )
-    run = run_agent(ToolCallBackend([refused]), services.memory.toolbox, ctx, core_memory="", user_message="hi",
-                    labels=["human"], max_calls=1)  # fmt: skip
+    run = run_agent(
+        ToolCallBackend([refused]),
+        services.memory.toolbox,
+        ctx,
+        core_memory="",
+        user_message="hi",
+        labels=["human"],
+        max_calls=1,
+    )
     assert run.steps[0].result.startswith("Error:") and "does not contain" in run.steps[0].result
 
 

@@ -63,8 +63,17 @@ def test_bad_files_exit_nonzero_with_a_message_each(capsys, data_dir, tmp_path):
     (tmp_path / "ok.txt").write_text("Hedgehogs hibernate under leaf piles.", encoding="utf-8")
     big = tmp_path / "big.txt"
     big.write_text("x" * 3000, encoding="utf-8")
-    code, out, err = run(capsys, data_dir, "ingest", str(tmp_path / "empty.txt"), str(tmp_path / "ok.txt"),
-                         str(big), str(tmp_path / "missing.pdf"), "--max-upload-mb", "0.002")  # fmt: skip
+    code, out, err = run(
+        capsys,
+        data_dir,
+        "ingest",
+        str(tmp_path / "empty.txt"),
+        str(tmp_path / "ok.txt"),
+        str(big),
+        str(tmp_path / "missing.pdf"),
+        "--max-upload-mb",
+        "0.002",
+    )
     assert code == 1
     lines = out.strip().splitlines()
     assert len(lines) == 4

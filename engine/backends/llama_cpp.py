@@ -43,11 +43,33 @@ CHATML_TEMPLATE = (
 
 # llama.cpp's LLAMA_FTYPE values, for the model panel
 _FILE_TYPES = {
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
-    11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
-    17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 23: "IQ3_XXS", 24: "IQ1_S",
-    25: "IQ4_NL", 26: "IQ3_S", 29: "IQ4_XS", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0",
-}  # fmt: skip
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    10: "Q2_K",
+    11: "Q3_K_S",
+    12: "Q3_K_M",
+    13: "Q3_K_L",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
+    19: "IQ2_XXS",
+    20: "IQ2_XS",
+    23: "IQ3_XXS",
+    24: "IQ1_S",
+    25: "IQ4_NL",
+    26: "IQ3_S",
+    29: "IQ4_XS",
+    32: "BF16",
+    36: "TQ1_0",
+    37: "TQ2_0",
+}
 
 
 class LlamaCppBackend:
@@ -128,16 +150,25 @@ class LlamaCppBackend:
             return _int(meta.get(f"{arch}.{key}"))
 
         per_token = kv_bytes_per_token(
-            n_layer=number("block_count"), n_head=number("attention.head_count"),
+            n_layer=number("block_count"),
+            n_head=number("attention.head_count"),
             n_head_kv=number("attention.head_count_kv") or number("attention.head_count"),
-            n_embd=number("embedding_length"), key_length=number("attention.key_length"),
-            value_length=number("attention.value_length"), type_k=settings.type_k, type_v=settings.type_v,
-        )  # fmt: skip
+            n_embd=number("embedding_length"),
+            key_length=number("attention.key_length"),
+            value_length=number("attention.value_length"),
+            type_k=settings.type_k,
+            type_v=settings.type_v,
+        )
         n_ctx_train = number("context_length")
         # on a GPU the cache lives in its memory, which llama.cpp checks itself when it allocates
         available = None if on_gpu else available_memory()
-        return fit_context(settings.n_ctx, n_ctx_train=n_ctx_train, per_token=per_token,
-                           available=available, model_bytes=path.stat().st_size)  # fmt: skip
+        return fit_context(
+            settings.n_ctx,
+            n_ctx_train=n_ctx_train,
+            per_token=per_token,
+            available=available,
+            model_bytes=path.stat().st_size,
+        )
 
     def _make_formatter(self, override: str | None):
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -159,12 +190,20 @@ class LlamaCppBackend:
         ram, disk = default_budgets(settings.data_dir)
         mb = 1024 * 1024
         parts = {
-            "model": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "n_ctx": self._llm.n_ctx(), "n_batch": self._llm.n_batch, "type_k": settings.type_k,
-            "type_v": settings.type_v, "flash_attn": settings.flash_attn, "n_gpu_layers": kwargs["n_gpu_layers"],
-            "template": template_hash("\0".join(getattr(self._formatter, k, "") for k in ("template", "bos_token", "eos_token"))),
+            "model": str(path.resolve()),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "n_ctx": self._llm.n_ctx(),
+            "n_batch": self._llm.n_batch,
+            "type_k": settings.type_k,
+            "type_v": settings.type_v,
+            "flash_attn": settings.flash_attn,
+            "n_gpu_layers": kwargs["n_gpu_layers"],
+            "template": template_hash(
+                "\0".join(getattr(self._formatter, k, "") for k in ("template", "bos_token", "eos_token"))
+            ),
             "llama_cpp": getattr(self._llama_cpp, "__version__", ""),
-        }  # fmt: skip
+        }
         store = KvSnapshotStore(
             settings.kv_dir,
             fingerprint=fingerprint(parts),
@@ -442,12 +481,20 @@ class LlamaCppBackend:
                 # llama-cpp-python types messages as TypedDicts and stream=True's result as a union
                 llm: Any = self._live()
                 stream = llm.create_chat_completion(
-                    messages=payload, stream=True, max_tokens=config.max_tokens, temperature=config.temperature,
-                    top_k=config.top_k, top_p=config.top_p, min_p=config.min_p, typical_p=config.typical_p,
-                    repeat_penalty=config.repeat_penalty, presence_penalty=config.presence_penalty,
-                    frequency_penalty=config.frequency_penalty, stop=list(config.stop) or None,
+                    messages=payload,
+                    stream=True,
+                    max_tokens=config.max_tokens,
+                    temperature=config.temperature,
+                    top_k=config.top_k,
+                    top_p=config.top_p,
+                    min_p=config.min_p,
+                    typical_p=config.typical_p,
+                    repeat_penalty=config.repeat_penalty,
+                    presence_penalty=config.presence_penalty,
+                    frequency_penalty=config.frequency_penalty,
+                    stop=list(config.stop) or None,
                     seed=config.seed if config.seed >= 0 else None,
-                )  # fmt: skip
+                )
                 for part in stream:
                     choice = part["choices"][0]
                     text = choice["delta"].get("content") or ""

@@ -193,8 +193,14 @@ class RemoteBackend:
                 f"The prompt needs about {prompt_tokens} tokens but the server's context holds "
                 f"{self.info.n_ctx}. Start a new chat or give the server a larger context."
             )
-        body = request_body(self.kind, model=self.facts.model, messages=messages, config=config,
-                            max_tokens=min(config.max_tokens, room), grammar=grammar)  # fmt: skip
+        body = request_body(
+            self.kind,
+            model=self.facts.model,
+            messages=messages,
+            config=config,
+            max_tokens=min(config.max_tokens, room),
+            grammar=grammar,
+        )
         yield from self._stream(body, prompt_tokens, cancel)
 
     def stream_completion(

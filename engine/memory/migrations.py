@@ -15,10 +15,13 @@ memory_migrations = Migrations("hearth.memory")
 
 #: blocks every installation starts with; users add more (and may empty these, not delete them)
 DEFAULT_BLOCKS = (
-    ("persona", "Who the assistant is and how it should behave.",
-     "I am Hearth, a private assistant on this computer. I remember what the user tells me."),
+    (
+        "persona",
+        "Who the assistant is and how it should behave.",
+        "I am Hearth, a private assistant on this computer. I remember what the user tells me.",
+    ),
     ("human", "What the assistant knows about the user.", ""),
-)  # fmt: skip
+)
 
 DEFAULT_BLOCK_LIMIT = 2000
 

@@ -34,8 +34,13 @@ class Origin:
     note: str = ""
 
     def describe(self) -> str:
-        text = {"user": "user edit", "model": "model tool call", "cli": "command line", "system": "Hearth",
-                "auto": "automatic memory"}[self.kind]  # fmt: skip
+        text = {
+            "user": "user edit",
+            "model": "model tool call",
+            "cli": "command line",
+            "system": "Hearth",
+            "auto": "automatic memory",
+        }[self.kind]
         if self.conversation_id:
             text += f" in conversation {self.conversation_id}"
         if self.message_id:
@@ -98,8 +103,16 @@ class WriteLog:
     def __init__(self, database: Database):
         self._database = database
 
-    def record(self, *, action: str, target: str, args: dict[str, Any], origin: Origin, status: Status,
-               note: str = "") -> str:  # fmt: skip
+    def record(
+        self,
+        *,
+        action: str,
+        target: str,
+        args: dict[str, Any],
+        origin: Origin,
+        status: Status,
+        note: str = "",
+    ) -> str:
         with self._database.tx() as db:
             return record_write(
                 db, action=action, target=target, args=args, origin=origin, status=status, note=note
@@ -112,8 +125,14 @@ class WriteLog:
             raise NotFoundError(f"No memory write with id {write_id!r}. List them with `memory log`.")
         return _record(rows[0])
 
-    def list(self, *, status: str | None = None, conversation_id: str | None = None, target: str | None = None,
-             limit: int = 100) -> list[WriteRecord]:  # fmt: skip
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        conversation_id: str | None = None,
+        target: str | None = None,
+        limit: int = 100,
+    ) -> list[WriteRecord]:
         where, params = [], []
         for column, value in (("status", status), ("conversation_id", conversation_id), ("target", target)):
             if value is not None:

@@ -82,8 +82,10 @@ class MemoryRetriever:
         memory = self._memory
         cosines: dict[str, float] = {}
         try:
-            found = {r.message_id: r for r in memory.recall.search(query, limit=k, include_inactive=False,
-                                                                    exclude_after=window)}  # fmt: skip
+            found = {
+                r.message_id: r
+                for r in memory.recall.search(query, limit=k, include_inactive=False, exclude_after=window)
+            }
             if vector is not None:
                 matches = memory.messages.search(vector, k=k, exclude_after=window)
                 cosines = {m.message_id: m.score for m in matches}

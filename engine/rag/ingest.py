@@ -101,10 +101,19 @@ def prepare(
         raise IngestError(f"{file.name}: no text found in it; nothing to index.")
     doc_id = document_id(collection, content_hash)
     document = {
-        "id": doc_id, "collection": collection, "source": file.source, "name": file.name,
-        "kind": loaded.kind, "content_hash": content_hash, "size_bytes": len(data), "n_chunks": len(chunks),
-        "n_pages": loaded.n_pages, "encoding": loaded.encoding, "text": text, "embed_model": embedder.name,
-    }  # fmt: skip
+        "id": doc_id,
+        "collection": collection,
+        "source": file.source,
+        "name": file.name,
+        "kind": loaded.kind,
+        "content_hash": content_hash,
+        "size_bytes": len(data),
+        "n_chunks": len(chunks),
+        "n_pages": loaded.n_pages,
+        "encoding": loaded.encoding,
+        "text": text,
+        "embed_model": embedder.name,
+    }
     return Prepared(
         file=file,
         document=document,
@@ -124,11 +133,20 @@ def _named(file: SourceFile):
 def chunk_rows(prepared: Prepared) -> list[dict[str, Any]]:
     doc = prepared.document
     return [
-        {"id": f"{doc['id']}-{seq:05d}", "document_id": doc["id"], "collection": doc["collection"],
-         "seq": seq, "text": c.text, "heading": c.heading, "page": c.page, "start": c.start, "end": c.end,
-         "n_tokens": c.n_tokens}
+        {
+            "id": f"{doc['id']}-{seq:05d}",
+            "document_id": doc["id"],
+            "collection": doc["collection"],
+            "seq": seq,
+            "text": c.text,
+            "heading": c.heading,
+            "page": c.page,
+            "start": c.start,
+            "end": c.end,
+            "n_tokens": c.n_tokens,
+        }
         for seq, c in enumerate(prepared.chunks)
-    ]  # fmt: skip
+    ]
 
 
 def write_vectors(

@@ -51,8 +51,12 @@ class IngestLimits:
     parse_memory_bytes: int | None = 4 * 1024**3
 
     def parse_limits(self) -> ParseLimits:
-        return ParseLimits(max_pages=self.max_pages, max_chars=self.max_chars, seconds=self.parse_seconds,
-                           memory_bytes=self.parse_memory_bytes)  # fmt: skip
+        return ParseLimits(
+            max_pages=self.max_pages,
+            max_chars=self.max_chars,
+            seconds=self.parse_seconds,
+            memory_bytes=self.parse_memory_bytes,
+        )
 
 
 class DocumentService:

@@ -196,7 +196,9 @@ class ConversationStore:
             raise NotFoundError(f"Message {message_id!r} does not exist.")
         return _message(rows[0])
 
-    def messages(self, conversation_id: str, *, include_inactive: bool = False) -> builtins.list[StoredMessage]:
+    def messages(
+        self, conversation_id: str, *, include_inactive: bool = False
+    ) -> builtins.list[StoredMessage]:
         where = "conversation_id = ?" + ("" if include_inactive else " and active = 1")
         with self._database.read() as db:
             rows = db["messages"].rows_where(where, [conversation_id], order_by="seq")

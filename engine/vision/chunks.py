@@ -26,7 +26,9 @@ _EMBED_STEP = 256
 
 
 class ClipChunkIndex:
-    def __init__(self, vectors: VectorStore, embedder: ClipEmbedder, documents: Callable[[], DocumentService | None]):
+    def __init__(
+        self, vectors: VectorStore, embedder: ClipEmbedder, documents: Callable[[], DocumentService | None]
+    ):
         self.vectors = vectors
         self.embedder = embedder
         self._documents = documents
@@ -64,7 +66,13 @@ class ClipChunkIndex:
         self.sync()
         matches = self.vectors.collection(self.name).query(vector, k)
         return [
-            Hit(kind="chunk", id=m.id, text=str(m.metadata.get("text", "")), score=m.score,
-                source=str(m.metadata.get("source", "")), meta={"space": "clip"})
+            Hit(
+                kind="chunk",
+                id=m.id,
+                text=str(m.metadata.get("text", "")),
+                score=m.score,
+                source=str(m.metadata.get("source", "")),
+                meta={"space": "clip"},
+            )
             for m in matches
-        ]  # fmt: skip
+        ]

@@ -80,17 +80,28 @@ class ImageService:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, database: Database, vectors: VectorStore, documents: Callable[[], DocumentService | None]
+        cls,
+        settings: Settings,
+        *,
+        database: Database,
+        vectors: VectorStore,
+        documents: Callable[[], DocumentService | None],
     ) -> ImageService:
         config = ClipConfig(
-            model=settings.clip_model, pretrained=settings.clip_pretrained,
-            device=settings.clip_device, batch_size=settings.clip_batch_size,
-        )  # fmt: skip
+            model=settings.clip_model,
+            pretrained=settings.clip_pretrained,
+            device=settings.clip_device,
+            batch_size=settings.clip_batch_size,
+        )
         return cls(
-            database=database, vectors=vectors, embedder=ClipEmbedder(config), files_dir=settings.files_dir,
-            max_upload_bytes=settings.max_upload_bytes, chat_min_score=settings.clip_chat_min_score,
+            database=database,
+            vectors=vectors,
+            embedder=ClipEmbedder(config),
+            files_dir=settings.files_dir,
+            max_upload_bytes=settings.max_upload_bytes,
+            chat_min_score=settings.clip_chat_min_score,
             documents=documents,
-        )  # fmt: skip
+        )
 
     # status
 
@@ -168,19 +179,30 @@ class ImageService:
             loaded = decode_image(data, name=path.name, decode_size=self.embedder.image_size)
             same = self.records.find(collection, sha256=loaded.sha256)
             if same is not None:
-                return FileResult(path=str(path), status="unchanged", id=same.id, items=1,
-                                  message=f"{path.name}: already in {collection!r} as {same.file_name}")  # fmt: skip
+                return FileResult(
+                    path=str(path),
+                    status="unchanged",
+                    id=same.id,
+                    items=1,
+                    message=f"{path.name}: already in {collection!r} as {same.file_name}",
+                )
             tensor = self.embedder.preprocess(loaded.image)
         except EngineError as e:
             return FileResult(path=str(path), status="error", message=str(e))
         except Exception as e:  # noqa: BLE001 - one file's surprise must not cost the batch
             log.error("adding the image %s failed unexpectedly", path, exc_info=e)
-            return FileResult(path=str(path), status="error", message=f"{path.name}: could not be added "
-                              f"({type(e).__name__}: {e}); the other files were not affected.")  # fmt: skip
+            return FileResult(
+                path=str(path),
+                status="error",
+                message=f"{path.name}: could not be added "
+                f"({type(e).__name__}: {e}); the other files were not affected.",
+            )
         text = " · ".join(t for t in (caption.strip(), loaded.caption) if t)
         return _Prepared(path=path, loaded=loaded, tensor=tensor, caption=text)
 
-    def _store_batch(self, prepared: builtins.list[_Prepared | FileResult], collection: str) -> builtins.list[FileResult]:
+    def _store_batch(
+        self, prepared: builtins.list[_Prepared | FileResult], collection: str
+    ) -> builtins.list[FileResult]:
         ready = [p for p in prepared if isinstance(p, _Prepared)]
         try:
             vectors = iter(self.embedder.embed_tensors([p.tensor for p in ready]))
@@ -197,8 +219,13 @@ class ImageService:
         """Copy the file and insert its row; the vector is written for the whole batch after."""
         same = self.records.find(collection, sha256=p.loaded.sha256)  # a twin earlier in this batch
         if same is not None:
-            return FileResult(path=str(p.path), status="unchanged", id=same.id, items=1,
-                              message=f"{p.path.name}: already in {collection!r} as {same.file_name}")  # fmt: skip
+            return FileResult(
+                path=str(p.path),
+                status="unchanged",
+                id=same.id,
+                items=1,
+                message=f"{p.path.name}: already in {collection!r} as {same.file_name}",
+            )
         source = str(p.path.resolve())
         old = self.records.find(collection, source_path=source)
         try:
@@ -206,30 +233,44 @@ class ImageService:
         except OSError as e:  # disk full, permissions: this file fails, the batch goes on
             return FileResult(path=str(p.path), status="error", message=f"Could not store a copy: {e}")
         try:
-            record = self.records.insert({
-                "id": image_id, "collection": collection, "file_name": _display_name(p.path.name),
-                "source_path": source, "stored_name": stored.name, "sha256": p.loaded.sha256,
-                "format": p.loaded.format, "width": p.loaded.width, "height": p.loaded.height,
-                "bytes": len(p.loaded.data), "caption": p.caption,
-            })  # fmt: skip
+            record = self.records.insert(
+                {
+                    "id": image_id,
+                    "collection": collection,
+                    "file_name": _display_name(p.path.name),
+                    "source_path": source,
+                    "stored_name": stored.name,
+                    "sha256": p.loaded.sha256,
+                    "format": p.loaded.format,
+                    "width": p.loaded.width,
+                    "height": p.loaded.height,
+                    "bytes": len(p.loaded.data),
+                    "caption": p.caption,
+                }
+            )
         except EngineError as e:
             self.records.remove_file(stored.name)
             return FileResult(path=str(p.path), status="error", message=str(e))
         return (p.path, record, vector, old)
 
-    def _commit(self, staged: builtins.list[FileResult | _Staged], collection: str) -> builtins.list[FileResult]:
+    def _commit(
+        self, staged: builtins.list[FileResult | _Staged], collection: str
+    ) -> builtins.list[FileResult]:
         rows = [s for s in staged if isinstance(s, tuple)]
         try:
             self._index().upsert(
-                [r.id for _, r, _, _ in rows], [v for _, _, v, _ in rows],
+                [r.id for _, r, _, _ in rows],
+                [v for _, _, v, _ in rows],
                 [{"collection": collection, "file_name": r.file_name} for _, r, _, _ in rows],
-            )  # fmt: skip
+            )
         except EngineError as e:
             for _, record, _, _ in rows:  # nothing half-written: undo the rows and copies
                 self.records.delete_row(record.id)
                 self.records.remove_file(record.path.name)
-            return [s if isinstance(s, FileResult) else FileResult(path=str(s[0]), status="error", message=str(e))
-                    for s in staged]  # fmt: skip
+            return [
+                s if isinstance(s, FileResult) else FileResult(path=str(s[0]), status="error", message=str(e))
+                for s in staged
+            ]
         out: list[FileResult] = []
         for s in staged:
             if isinstance(s, FileResult):
@@ -239,8 +280,15 @@ class ImageService:
             if old is not None and old.id != record.id:
                 self._remove(old)
             status: Literal["replaced", "added"] = "replaced" if old is not None else "added"
-            out.append(FileResult(path=str(path), status=status, id=record.id, items=1,
-                                  message=f"{path.name}: {status}, {record.width}x{record.height} {record.format}"))  # fmt: skip
+            out.append(
+                FileResult(
+                    path=str(path),
+                    status=status,
+                    id=record.id,
+                    items=1,
+                    message=f"{path.name}: {status}, {record.width}x{record.height} {record.format}",
+                )
+            )
         return out
 
     # searching
@@ -278,9 +326,15 @@ class ImageService:
             chunks = self.chunks.search(vector, k)
         except EngineError as e:
             note = f"Passages could not be compared: {e}"
-        return {"file_name": path.name, "width": loaded.width, "height": loaded.height,
-                "caption": loaded.caption, "images": self._search(vector, k, None),
-                "chunks": chunks, "note": note}  # fmt: skip
+        return {
+            "file_name": path.name,
+            "width": loaded.width,
+            "height": loaded.height,
+            "caption": loaded.caption,
+            "images": self._search(vector, k, None),
+            "chunks": chunks,
+            "note": note,
+        }
 
     def retrieve_for_chat(self, query: str, conversation: StoredConversation) -> builtins.list[Hit]:
         """Images relevant to a chat turn (ChatService's Retriever protocol).
@@ -349,7 +403,9 @@ class ImageService:
         loaded = read_image(path, max_bytes=self.max_upload_bytes, decode_size=self.embedder.image_size)
         return self.embedder.embed_tensors([self.embedder.preprocess(loaded.image)])[0]
 
-    def _search(self, vector: builtins.list[float], k: int, collections: builtins.list[str] | None) -> builtins.list[Hit]:
+    def _search(
+        self, vector: builtins.list[float], k: int, collections: builtins.list[str] | None
+    ) -> builtins.list[Hit]:
         if k <= 0:
             return []
         where = None
@@ -373,10 +429,19 @@ def check_collection(name: str) -> str:
 
 def _hit(record: StoredImage, score: float) -> Hit:
     return Hit(
-        kind="image", id=record.id, text=record.description, score=score, source=record.file_name,
-        meta={"path": str(record.path), "collection": record.collection, "width": record.width,
-              "height": record.height, "caption": record.caption},
-    )  # fmt: skip
+        kind="image",
+        id=record.id,
+        text=record.description,
+        score=score,
+        source=record.file_name,
+        meta={
+            "path": str(record.path),
+            "collection": record.collection,
+            "width": record.width,
+            "height": record.height,
+            "caption": record.caption,
+        },
+    )
 
 
 def _display_name(name: str) -> str:

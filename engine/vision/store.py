@@ -129,11 +129,19 @@ class ImageRecords:
 
     def _image(self, row: dict[str, Any]) -> StoredImage:
         return StoredImage(
-            id=row["id"], collection=row["collection"], file_name=row["file_name"] or "",
-            source_path=row["source_path"] or "", path=self.folder / row["stored_name"],
-            sha256=row["sha256"], format=row["format"], width=row["width"], height=row["height"],
-            bytes=row["bytes"], caption=row["caption"] or "", created_at=row["created_at"],
-        )  # fmt: skip
+            id=row["id"],
+            collection=row["collection"],
+            file_name=row["file_name"] or "",
+            source_path=row["source_path"] or "",
+            path=self.folder / row["stored_name"],
+            sha256=row["sha256"],
+            format=row["format"],
+            width=row["width"],
+            height=row["height"],
+            bytes=row["bytes"],
+            caption=row["caption"] or "",
+            created_at=row["created_at"],
+        )
 
 
 def _in_collections(collections: list[str] | None) -> tuple[str | None, list[str]]:
