@@ -27,6 +27,9 @@ from . import security
 from .security import Guard, GuardConfig, LoginThrottle
 
 if TYPE_CHECKING:
+    import gradio as gr
+    from fastapi import APIRouter, FastAPI
+
     from engine.factory import Services
 
 DEFAULT_MAX_UPLOAD_MB = 1024
@@ -53,13 +56,12 @@ def create_app(
     auth: tuple[str, str] | Credentials | None = None,
     allowed_hosts: Iterable[str] = (),
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20,
-    routers: Iterable[Any] = (),
-):
+    routers: Iterable[APIRouter] = (),
+) -> FastAPI:
     """The FastAPI app serving the page (and ``routers``, e.g. the /v1 API), guarded."""
-    import gradio as gr
     from fastapi import FastAPI
 
-    from .ui import CSS_PATH, build_ui
+    from .ui import build_ui
 
     tmp = temp_dir(services.settings.data_dir)
     demo = build_ui(services)
@@ -70,13 +72,43 @@ def create_app(
     for router in routers:
         app.include_router(router)
     credentials = [auth] if isinstance(auth, tuple) else (list(auth) if auth else None)
+    _mount_page(
+        app, demo, services, host=host, port=port, auth=credentials, max_upload_bytes=max_upload_bytes
+    )
+    _gradio_app(app).uploaded_file_dir = str(tmp)
+    config = GuardConfig(
+        hosts=security.allowed_hosts(host, port, allowed_hosts),
+        max_body_bytes=max_upload_bytes,
+        upload_root=tmp,
+        script_sources=security.script_hashes(demo.head or ""),
+    )
+    app.add_middleware(Guard, config=config, throttle=LoginThrottle())
+    app.state.blocks = demo
+    return app
+
+
+def _mount_page(
+    app: FastAPI,
+    demo: gr.Blocks,
+    services: Services,
+    *,
+    host: str,
+    port: int,
+    auth: Credentials | None,
+    max_upload_bytes: int,
+) -> None:
+    """Gradio's page at /, with everything that reaches outside the app turned off."""
+    import gradio as gr
+
+    from .ui import CSS_PATH
+
     gr.mount_gradio_app(
         app,
         demo,
         path="/",
         server_name=host,
         server_port=port,
-        auth=credentials,
+        auth=auth,
         allowed_paths=[str(services.settings.files_dir)],
         css_paths=[CSS_PATH],
         theme="soft",
@@ -91,16 +123,6 @@ def create_app(
         js=demo._deprecated_js,
         head=demo._deprecated_head,  # what build_ui gave gr.Blocks(js=, head=)
     )
-    _gradio_app(app).uploaded_file_dir = str(tmp)
-    config = GuardConfig(
-        hosts=security.allowed_hosts(host, port, allowed_hosts),
-        max_body_bytes=max_upload_bytes,
-        upload_root=tmp,
-        script_sources=security.script_hashes(demo.head or ""),
-    )
-    app.add_middleware(Guard, config=config, throttle=LoginThrottle())
-    app.state.blocks = demo
-    return app
 
 
 def _keep_temp_files_in(demo: Any, tmp: Path) -> None:

@@ -468,10 +468,7 @@ class LlamaCppBackend:
                 "The loaded model cannot see images. Load a vision model with its projector "
                 "(--mmproj FILE, or the Model tab) to send images to it."
             )
-        parts = [{"type": "text", "text": messages[-1].content}]
-        parts += [{"type": "image_url", "image_url": {"url": _data_uri(Path(p))}} for p in images]
-        payload = [{"role": m.role, "content": m.content} for m in messages[:-1]]
-        payload.append({"role": messages[-1].role, "content": parts})
+        payload = _image_payload(messages, images)
         finish, produced = "stop", 0
         with self._lock:
             if self._kv is not None:
@@ -539,6 +536,15 @@ class LlamaCppBackend:
             llm, self._loaded = self._loaded, None
             if llm is not None:
                 llm.close()
+
+
+def _image_payload(messages: Sequence[Message], images: Sequence[Path]) -> list[dict[str, Any]]:
+    """OpenAI-style messages with ``images`` as data URIs in the last one."""
+    parts: list[dict[str, Any]] = [{"type": "text", "text": messages[-1].content}]
+    parts += [{"type": "image_url", "image_url": {"url": _data_uri(Path(p))}} for p in images]
+    payload: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages[:-1]]
+    payload.append({"role": messages[-1].role, "content": parts})
+    return payload
 
 
 def _image_handler(mmproj: str | None, use_gpu: bool):

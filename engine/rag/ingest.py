@@ -72,23 +72,9 @@ def prepare(
     data = read_limited(file, limits.max_bytes)
     content_hash = hashlib.sha256(data).hexdigest()
     previous = store.find(collection, source=file.source)
-    if previous is not None and previous["content_hash"] == content_hash:
-        return FileResult(
-            path=file.given,
-            status="unchanged",
-            id=previous["id"],
-            items=previous["n_chunks"],
-            message=f"{file.name}: unchanged since it was added; nothing to do.",
-        )
-    twin = store.find(collection, content_hash=content_hash)
-    if twin is not None:
-        return FileResult(
-            path=file.given,
-            status="unchanged",
-            id=twin["id"],
-            items=twin["n_chunks"],
-            message=f"{file.name}: identical to {twin['name']!r}, already in {collection!r}.",
-        )
+    unchanged = _already_there(file, collection, content_hash, previous, store)
+    if unchanged is not None:
+        return unchanged
     kind = file_kind(_named(file))
     loaded = load(data, file.name, kind) if load else load_bytes(data, name=file.name, kind=kind)
     text, chunks = chunk_blocks(
@@ -147,6 +133,34 @@ def chunk_rows(prepared: Prepared) -> list[dict[str, Any]]:
         }
         for seq, c in enumerate(prepared.chunks)
     ]
+
+
+def _already_there(
+    file: SourceFile,
+    collection: str,
+    content_hash: str,
+    previous: dict[str, Any] | None,
+    store: DocumentStore,
+) -> FileResult | None:
+    """ "unchanged" when this file, or a twin of it, is already in ``collection``."""
+    if previous is not None and previous["content_hash"] == content_hash:
+        return FileResult(
+            path=file.given,
+            status="unchanged",
+            id=previous["id"],
+            items=previous["n_chunks"],
+            message=f"{file.name}: unchanged since it was added; nothing to do.",
+        )
+    twin = store.find(collection, content_hash=content_hash)
+    if twin is not None:
+        return FileResult(
+            path=file.given,
+            status="unchanged",
+            id=twin["id"],
+            items=twin["n_chunks"],
+            message=f"{file.name}: identical to {twin['name']!r}, already in {collection!r}.",
+        )
+    return None
 
 
 def write_vectors(
