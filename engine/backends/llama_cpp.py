@@ -16,7 +16,7 @@ import random
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import GenerationConfig, Settings
 from ..errors import ConfigError, GenerationError, ModelError
@@ -31,6 +31,9 @@ from .limits import available_memory, call_with_deadline, fit_context, kv_bytes_
 from .speculative import PromptLookup, drafted
 from .streaming import StopScanner
 from .threads import plan_threads
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
 
 #: used when a GGUF carries no chat template and none is configured
 CHATML_TEMPLATE = (
@@ -73,6 +76,8 @@ _FILE_TYPES = {
 class LlamaCppBackend:
     """One loaded model; one generation at a time (a lock queues the others)."""
 
+    supports_completion = True
+
     def __init__(self, settings: Settings, path: Path | None = None):
         path = path or resolve_model(settings.model, settings.models_dir)
         check_gguf_file(path)
@@ -106,7 +111,7 @@ class LlamaCppBackend:
         #: whether attached images reach the model (a vision GGUF loaded with its mmproj)
         self.supports_images = kwargs["chat_handler"] is not None
         try:
-            self._llm = llama_cpp.Llama(**kwargs)
+            self._loaded: Llama | None = llama_cpp.Llama(**kwargs)  # None once closed
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelError(
                 f"llama.cpp could not load {path.name}: {e}. The file may be truncated, "
@@ -255,9 +260,13 @@ class LlamaCppBackend:
 
     # Backend protocol
 
-    def _live(self):
+    @property
+    def _llm(self) -> Llama:
+        return self._live()
+
+    def _live(self) -> Llama:
         """The llama.cpp model, or a typed error once this backend was closed (model swapped)."""
-        llm = self._llm
+        llm = self._loaded
         if llm is None:
             raise ModelError("That model was unloaded (another one was loaded): send the message again.")
         return llm
@@ -482,17 +491,16 @@ class LlamaCppBackend:
                 "The loaded model cannot see images. Load a vision model with its projector "
                 "(--mmproj FILE, or the Model tab) to send images to it."
             )
-        parts = [{"type": "text", "text": messages[-1].content}]
-        parts += [{"type": "image_url", "image_url": {"url": _data_uri(Path(p))}} for p in images]
-        payload = [{"role": m.role, "content": m.content} for m in messages[:-1]]
-        payload.append({"role": messages[-1].role, "content": parts})
+        payload = _image_payload(messages, images)
         finish, produced = "stop", 0
         with self._lock:
             if self._kv is not None:
                 self._kv.leave(self._llm, clean=self._clean)
             self._clean = 0  # llama-cpp-python's own prefix reuse runs here: nothing is clean after it
             try:
-                stream = self._live().create_chat_completion(
+                # llama-cpp-python types messages as TypedDicts and stream=True's result as a union
+                llm: Any = self._live()
+                stream = llm.create_chat_completion(
                     messages=payload,
                     stream=True,
                     max_tokens=config.max_tokens,
@@ -547,15 +555,22 @@ class LlamaCppBackend:
     def close(self) -> None:
         with self._lock:
             if self._kv is not None:
-                self._kv.close(self._llm, clean=self._clean)
-            # None marks this backend closed (_live() raises then); every other method runs
-            # only while it is open, so the attribute keeps its loaded type
-            llm, self._llm = self._llm, None  # type: ignore[assignment]
+                self._kv.close(self._loaded, clean=self._clean)
+            llm, self._loaded = self._loaded, None
             if llm is not None:
                 llm.close()
             if self._draft is not None:
                 self._draft.close()
                 self._draft = None
+
+
+def _image_payload(messages: Sequence[Message], images: Sequence[Path]) -> list[dict[str, Any]]:
+    """OpenAI-style messages with ``images`` as data URIs in the last one."""
+    parts: list[dict[str, Any]] = [{"type": "text", "text": messages[-1].content}]
+    parts += [{"type": "image_url", "image_url": {"url": _data_uri(Path(p))}} for p in images]
+    payload: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages[:-1]]
+    payload.append({"role": messages[-1].role, "content": parts})
+    return payload
 
 
 def _image_handler(mmproj: str | None, use_gpu: bool):
