@@ -82,12 +82,16 @@ def switch_back(runs: int) -> None:
             )  # A leaves the live KV
             services.close()
     for name, (on, off) in results.items():
-        print(f"1. switch-back TTFT ({name})  snapshots {on * 1000:6.0f} ms  off {off * 1000:6.0f} ms  "
-              f"ratio {on / off:.3f}  (prompt {n_prompt} tokens; target <= 0.15)")  # fmt: skip
+        print(
+            f"1. switch-back TTFT ({name})  snapshots {on * 1000:6.0f} ms  off {off * 1000:6.0f} ms  "
+            f"ratio {on / off:.3f}  (prompt {n_prompt} tokens; target <= 0.15)"
+        )
     r = statistics.median(restarted)
     off = results["sampled"][1]
-    print(f"1. after restart (disk tier, sampled)  {r * 1000:6.0f} ms  vs off {off * 1000:6.0f} ms  "
-          f"ratio {r / off:.3f}  (target <= 0.25)")  # fmt: skip
+    print(
+        f"1. after restart (disk tier, sampled)  {r * 1000:6.0f} ms  vs off {off * 1000:6.0f} ms  "
+        f"ratio {r / off:.3f}  (target <= 0.25)"
+    )
 
 
 PASSAGE = (
@@ -135,8 +139,10 @@ def drafting(runs: int) -> None:
                     without.append(rate(backend, prompt, config))
                 ratios.append(statistics.median(with_d) / statistics.median(without))
             target = ">= 1.3" if label == "grounded" else ">= 0.97"
-            print(f"2. drafting tokens/s with / without, {label}: "
-                  f"{' '.join(f'{r:.2f}' for r in ratios)}  median {statistics.median(ratios):.3f}  (target {target})")  # fmt: skip
+            print(
+                f"2. drafting tokens/s with / without, {label}: "
+                f"{' '.join(f'{r:.2f}' for r in ratios)}  median {statistics.median(ratios):.3f}  (target {target})"
+            )
         backend.close()
 
 
@@ -147,7 +153,9 @@ sys.path.insert(0, {root!r})
 from engine import GenerationConfig, Settings, build
 from engine.types import TextDelta
 warm = sys.argv[1] == "1"
-services = build(Settings(data_dir=Path(tempfile.mkdtemp())), warm_up=warm)
+threads = int(sys.argv[2]) or None  # 0: Hearth's default
+settings = Settings(data_dir=Path(tempfile.mkdtemp()), n_threads=threads, n_threads_batch=threads)
+services = build(settings, warm_up=warm)
 if warm:
     services.warm_up.wait()  # the page is up; the user types after start-up finished
 out = []
@@ -162,16 +170,24 @@ print(json.dumps(out))
 """
 
 
-def cold_start(runs: int) -> None:
+def cold_start(runs: int, n_threads: int = 0) -> None:
     for warm in (True, False):
         ratios = []
         for _ in range(runs):
-            proc = subprocess.run([sys.executable, "-c", COLD.format(root=str(ROOT)), "1" if warm else "0"],
-                                  capture_output=True, text=True, timeout=600, check=True)  # fmt: skip
+            command = [
+                sys.executable,
+                "-c",
+                COLD.format(root=str(ROOT)),
+                "1" if warm else "0",
+                str(n_threads),
+            ]
+            proc = subprocess.run(command, capture_output=True, text=True, timeout=1200, check=True)
             first, second = json.loads(proc.stdout.strip().splitlines()[-1])
             ratios.append(first / second)
-        print(f"3. cold start first-turn / second-turn TTFT, {'with' if warm else 'without'} warm-up: "
-              f"{statistics.median(ratios):.2f}  (runs {' '.join(f'{r:.2f}' for r in ratios)}; target <= 1.2)")  # fmt: skip
+        print(
+            f"3. cold start first-turn / second-turn TTFT, {'with' if warm else 'without'} warm-up: "
+            f"{statistics.median(ratios):.2f}  (runs {' '.join(f'{r:.2f}' for r in ratios)}; target <= 1.2)"
+        )
 
 
 def threads(runs: int) -> None:
@@ -183,9 +199,11 @@ def threads(runs: int) -> None:
         for _ in range(runs):
             a.append(rate(auto, FREE[0], config))
             b.append(rate(one, FREE[0], config))
-        print(f"4. tokens/s default threads ({auto.info.n_threads} gen / {auto.info.n_threads_batch} batch) "
-              f"{statistics.median(a):6.1f}  --n-threads 1 {statistics.median(b):6.1f}  "
-              f"ratio {statistics.median(a) / statistics.median(b):.3f}")  # fmt: skip
+        print(
+            f"4. tokens/s default threads ({auto.info.n_threads} gen / {auto.info.n_threads_batch} batch) "
+            f"{statistics.median(a):6.1f}  --n-threads 1 {statistics.median(b):6.1f}  "
+            f"ratio {statistics.median(a) / statistics.median(b):.3f}"
+        )
         auto.close()
         one.close()
 
@@ -194,12 +212,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--skip", default="", help="comma-separated: switch,drafting,cold,threads")
+    parser.add_argument(
+        "--n-threads", type=int, default=0, help="cold start only: llama.cpp threads (0: default)"
+    )
     args = parser.parse_args()
     skip = set(args.skip.split(","))
     for name, fn in (
         ("switch", switch_back),
         ("drafting", drafting),
-        ("cold", cold_start),
+        ("cold", lambda runs: cold_start(runs, args.n_threads)),
         ("threads", threads),
     ):
         if name not in skip:

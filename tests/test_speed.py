@@ -105,9 +105,9 @@ def test_draft_model_keeps_greedy_answers_and_drafts_sampled_ones(tmp_path):
     config = GenerationConfig(temperature=0.0, repeat_penalty=1.0, max_tokens=60)
     answers = []
     for draft in (bundled, None):
-        backend = LlamaCppBackend(
-            Settings(data_dir=tmp_path / str(bool(draft)), n_ctx=2048, draft_model=draft)
-        )
+        # one thread each: two models' thread pools spin against each other on a busy machine
+        settings = Settings(data_dir=tmp_path / str(bool(draft)), n_ctx=2048, n_threads=1, n_threads_batch=1)
+        backend = LlamaCppBackend(settings.replace(draft_model=draft))
         try:
             answers.append("".join(c.text for c in backend.stream_chat(QUOTE, config)))
             if draft is None:
