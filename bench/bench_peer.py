@@ -119,7 +119,11 @@ def compare(args: argparse.Namespace) -> None:
     import openai
 
     with tempfile.TemporaryDirectory() as tmp:
-        services = build(Settings(data_dir=Path(tmp) / "data", memory=False))
+        threads = args.n_threads  # None: Hearth's default for this machine, given to both
+        settings = Settings(
+            data_dir=Path(tmp) / "data", memory=False, n_threads=threads, n_threads_batch=threads
+        )
+        services = build(settings)
         backend = services.models.backend
         info = backend.info
         threads = f"threads {info.n_threads} generation / {info.n_threads_batch} batch"
@@ -181,6 +185,7 @@ def main() -> int:
     parser.add_argument("--server", default=None, help="llama-server binary (default: build_llama_server.sh)")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=128)
+    parser.add_argument("--n-threads", type=int, default=None, help="generation and batch threads for both")
     compare(parser.parse_args())
     return 0
 

@@ -26,7 +26,7 @@ sdist_dir="${src_root}/sdist"
 if ! compgen -G "${sdist_dir}/llama_cpp_python-*.tar.gz" >/dev/null; then
     # The sdist, not a wheel: only the sdist carries llama.cpp's tools/server sources.
     "$PYTHON" -m pip download "llama-cpp-python==${version}" --no-binary :all: --no-deps \
-        --dest "$sdist_dir"
+        --dest "$sdist_dir" >&2
 fi
 tarball="$(compgen -G "${sdist_dir}/llama_cpp_python-*.tar.gz" | head -n1)"
 tar -xzf "$tarball" -C "$src_root"
