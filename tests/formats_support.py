@@ -17,7 +17,9 @@ FORMAT_FACTS = {
 }
 
 
-def make_pptx(slides: list[tuple[str, list[str]]], *, notes: str = "", table: list[list[str]] | None = None) -> bytes:
+def make_pptx(
+    slides: list[tuple[str, list[str]]], *, notes: str = "", table: list[list[str]] | None = None
+) -> bytes:
     """One 'Title and Content' slide per (title, bullets); notes and a table on the last one."""
     from pptx import Presentation
     from pptx.util import Inches
@@ -128,7 +130,8 @@ def make_epub(chapters: list[tuple[str, str]], *, drm: bool = False) -> bytes:
         "</rootfiles></container>"
     )
     items = "".join(
-        f'<item id="c{n}" href="text/ch{n}.xhtml" media-type="application/xhtml+xml"/>' for n in range(len(chapters))
+        f'<item id="c{n}" href="text/ch{n}.xhtml" media-type="application/xhtml+xml"/>'
+        for n in range(len(chapters))
     )
     spine = "".join(f'<itemref idref="c{n}"/>' for n in range(len(chapters)))
     opf = (

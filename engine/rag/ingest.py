@@ -115,7 +115,7 @@ def chunk_rows(prepared: Prepared) -> list[dict[str, Any]]:
     return [
         {"id": f"{doc['id']}-{seq:05d}", "document_id": doc["id"], "collection": doc["collection"],
          "seq": seq, "text": c.text, "heading": c.heading, "page": c.page, "start": c.start, "end": c.end,
-         "n_tokens": c.n_tokens}
+         "n_tokens": c.n_tokens, "section": c.section}
         for seq, c in enumerate(prepared.chunks)
     ]  # fmt: skip
 

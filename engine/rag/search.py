@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..types import Hit
+from .citations import row_location
 from .fusion import FusionWeights, dense_weight, score_fusion
 from .keyword import KeywordIndex
 from .rewrite import Generate, SearchOptions, expand_queries, hypothetical_answer, safe
@@ -114,6 +115,7 @@ class HybridSearcher:
                     start=row["start"],
                     end=row["end"],
                     meta=meta,
+                    location=row_location(row),
                 )
             )
             if len(hits) == k:

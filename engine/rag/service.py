@@ -15,6 +15,7 @@ from ..types import FileResult, Hit
 from ..vectors import VectorStore, collection_name
 from . import ingest
 from .chunking import embedding_text
+from .citations import Passage, passage
 from .files import Entry, Skipped, SourceFile, expand
 from .keyword import KeywordIndex
 from .migrations import DEFAULT_COLLECTION
@@ -45,8 +46,12 @@ class IngestLimits:
     parse_memory_bytes: int | None = 4 * 1024**3
 
     def parse_limits(self) -> ParseLimits:
-        return ParseLimits(max_pages=self.max_pages, max_chars=self.max_chars, seconds=self.parse_seconds,
-                           memory_bytes=self.parse_memory_bytes)  # fmt: skip
+        return ParseLimits(
+            max_pages=self.max_pages,
+            max_chars=self.max_chars,
+            seconds=self.parse_seconds,
+            memory_bytes=self.parse_memory_bytes,
+        )
 
 
 class DocumentService:
@@ -134,6 +139,10 @@ class DocumentService:
 
     def document_text(self, document_id: str) -> str:
         return self.store.document_text(document_id)
+
+    def passage(self, chunk_id: str) -> Passage:
+        """A cited chunk in the text around it, for the citation viewer (NotFoundError once gone)."""
+        return passage(self.store, chunk_id)
 
     def all_chunks(self, collection: str | None = None) -> Iterator[tuple[str, str, str]]:
         """(chunk id, text, source file name) for every chunk, streamed."""
