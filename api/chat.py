@@ -49,13 +49,20 @@ async def create_chat_completion(request: Request, services: Any, gate: Gate) ->
         produce = _stateless(services, to_messages(body.messages), config, grammar, top)
     else:
         if grammar or top is not None:
-            raise bad_request("response_format and logprobs are not available with \"hearth\" turns.",
-                              param="hearth")  # fmt: skip
+            raise bad_request(
+                'response_format and logprobs are not available with "hearth" turns.', param="hearth"
+            )
         hearth = HearthResult()
         produce = _hearth_turn(services, body, config, hearth)
     reply = _Reply(model=model, hearth=hearth, logprobs=top is not None)
-    return await answer(request, produce, gate=gate, stream=body.stream, whole=reply.whole,
-                        events=lambda g: reply.events(g, include_usage=body.include_usage))  # fmt: skip
+    return await answer(
+        request,
+        produce,
+        gate=gate,
+        stream=body.stream,
+        whole=reply.whole,
+        events=lambda g: reply.events(g, include_usage=body.include_usage),
+    )
 
 
 def check_n(n: int | None) -> None:
@@ -111,8 +118,12 @@ def _stateless(services: Any, messages: list[Message], config: GenerationConfig,
         except GenerationError as e:  # the chat template refused these messages (e.g. role order)
             raise APIError(400, str(e), param="messages") from e
         if needed >= backend.info.n_ctx:
-            raise APIError(400, f"The messages take {needed} tokens; the model's context holds "
-                           f"{backend.info.n_ctx}.", param="messages", code="context_length_exceeded")  # fmt: skip
+            raise APIError(
+                400,
+                f"The messages take {needed} tokens; the model's context holds {backend.info.n_ctx}.",
+                param="messages",
+                code="context_length_exceeded",
+            )
         extra = {"logprobs": top} if top is not None else {}  # backends without logprobs still serve
         return backend.stream_chat(messages, config, cancel=cancel, grammar=grammar, **extra)
 
@@ -124,15 +135,20 @@ def _hearth_turn(services: Any, body: ChatCompletionRequest, config: GenerationC
     assert options is not None
     last = body.messages[-1]
     if last.role != "user":
-        raise bad_request("A \"hearth\" turn answers the last message, which must be the user's.",
-                          param="messages")  # fmt: skip
+        raise bad_request(
+            'A "hearth" turn answers the last message, which must be the user\'s.', param="messages"
+        )
     text = to_messages([last])[0].content
     system = next((m for m in to_messages(body.messages) if m.role == "system"), None)
     chat: ChatService = services.chat
     if not options.memory and chat.memory is not None:
         # same conversations and retrievers, no memory hooks
-        chat = ChatService(models=chat.models, conversations=chat.conversations, retrievers=chat.retrievers,
-                           default_system_prompt=chat.default_system_prompt)  # fmt: skip
+        chat = ChatService(
+            models=chat.models,
+            conversations=chat.conversations,
+            retrievers=chat.retrievers,
+            default_system_prompt=chat.default_system_prompt,
+        )
 
     def produce(cancel: threading.Event) -> Iterator[Chunk]:
         conversation_id = _prepare_conversation(services, chat, options, system)
@@ -169,8 +185,15 @@ def _prepare_conversation(services: Any, chat: ChatService, options, system: Mes
 
 
 def _source(hit) -> dict[str, Any]:
-    return {"kind": hit.kind, "id": hit.id, "source": hit.source, "page": hit.page,
-            "score": hit.score, "text": hit.text}  # fmt: skip
+    return {
+        "kind": hit.kind,
+        "id": hit.id,
+        "source": hit.source,
+        "page": hit.page,
+        "location": hit.location,
+        "score": hit.score,
+        "text": hit.text,
+    }
 
 
 @dataclasses.dataclass

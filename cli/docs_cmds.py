@@ -110,8 +110,9 @@ def ingest(args: argparse.Namespace) -> int:
                 bar.set_postfix_str(name[-40:], refresh=False)
                 bar.update(done - bar.n)
 
-            results = add_files(services.documents, services.images, args.paths,
-                                collection=args.collection, progress=progress)  # fmt: skip
+            results = add_files(
+                services.documents, services.images, args.paths, collection=args.collection, progress=progress
+            )
         if args.json:
             print_json([dataclasses.asdict(r) for r in results])
         else:
@@ -143,8 +144,9 @@ def search(args: argparse.Namespace) -> int:
             from engine.rag import SearchOptions
 
             options = SearchOptions(multi_query=args.multi_query, hyde=args.hyde)
-            hits = services.documents.search(args.query, k=args.k, collections=args.collection, mode=args.mode,
-                                             options=options)  # fmt: skip
+            hits = services.documents.search(
+                args.query, k=args.k, collections=args.collection, mode=args.mode, options=options
+            )
         _print_hits(hits, as_json=args.json)
         return 0
     finally:
@@ -158,10 +160,17 @@ def _print_hits(hits, *, as_json: bool) -> None:
     if not hits:
         print("No matches.", file=sys.stderr)
     for rank, h in enumerate(hits, start=1):
-        where = h.source + (f", page {h.page}" if h.page is not None else "")
+        where = _where(h)
         span = f" [{h.start}:{h.end}]" if h.start is not None else ""
         print(f"{rank}. {where}{span}  score {h.score:.4f}")
         print("   " + " ".join(h.text.split())[:300])
+
+
+def _where(hit) -> str:
+    """The source's file and where in it: page, slide, sheet or heading path."""
+    if hit.location:
+        return f"{hit.source}, {hit.location}"
+    return hit.source + (f", page {hit.page}" if hit.page is not None else "")
 
 
 def ask(args: argparse.Namespace) -> int:
@@ -186,12 +195,17 @@ def ask(args: argparse.Namespace) -> int:
             elif isinstance(event, Done):
                 done = event
         if args.json:
-            print_json({"conversation_id": conversation.id, "answer": done.text if done else "",
-                        "sources": [dataclasses.asdict(h) for h in sources]})  # fmt: skip
+            print_json(
+                {
+                    "conversation_id": conversation.id,
+                    "answer": done.text if done else "",
+                    "sources": [dataclasses.asdict(h) for h in sources],
+                }
+            )
             return 0
         print("\n\nSources:" if sources else "\n\n(No passage in your documents matched this question.)")
         for n, h in enumerate(sources, start=1):
-            where = h.source + (f", page {h.page}" if h.page is not None else "")
+            where = _where(h)
             print(f"[{n}] {where}: {' '.join(h.text.split())[:160]}")
         return 0
     finally:

@@ -15,8 +15,10 @@ _TEXT = "{urn:oasis:names:tc:opendocument:xmlns:text:1.0}"
 _TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
 _OFFICE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}"
 #: generated from the headings (repeats them) or not part of the reading text
-_SKIP = {f"{_TEXT}table-of-content", f"{_TEXT}tracked-changes", f"{_TEXT}note-citation",
-         f"{_TEXT}alphabetical-index", f"{_TEXT}bibliography", f"{_OFFICE}annotation"}  # fmt: skip
+_SKIP = {
+    f"{_TEXT}{name}"
+    for name in ("table-of-content", "tracked-changes", "note-citation", "alphabetical-index", "bibliography")
+} | {f"{_OFFICE}annotation"}
 
 
 def load_odt(data: bytes, name: str) -> LoadedDocument:
