@@ -13,19 +13,22 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request, Response
 
 from engine.chat import ChatService
 from engine.config import GenerationConfig
 from engine.errors import GenerationError
-from engine.types import Chunk, Done, Message, Sources, TextDelta, TokenLogprob, TurnStarted
+from engine.types import Chunk, Done, Message, Sources, TextDelta, TokenLogprob, TurnStarted, Usage
 
 from .catalog import resolve_chat_model
 from .errors import APIError, bad_request
 from .schemas import MAX_TOP_LOGPROBS, ChatCompletionRequest, ChatMessageIn, ResponseFormat, read_json
 from .streams import MAX_BODY_BYTES, Gate, Generation, answer
+
+if TYPE_CHECKING:
+    from engine.factory import Services
 
 
 @dataclasses.dataclass
@@ -37,7 +40,7 @@ class HearthResult:
     sources: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
-async def create_chat_completion(request: Request, services: Any, gate: Gate) -> Response:
+async def create_chat_completion(request: Request, services: Services, gate: Gate) -> Response:
     body = await read_json(request, ChatCompletionRequest, max_bytes=MAX_BODY_BYTES)
     check_n(body.n)
     config = body.generation_config()
@@ -110,7 +113,7 @@ def to_messages(messages: list[ChatMessageIn]) -> list[Message]:
     return out
 
 
-def _stateless(services: Any, messages: list[Message], config: GenerationConfig, grammar, top):
+def _stateless(services: Services, messages: list[Message], config: GenerationConfig, grammar, top):
     def produce(cancel: threading.Event) -> Iterator[Chunk]:
         backend = services.models.backend
         try:
@@ -124,13 +127,14 @@ def _stateless(services: Any, messages: list[Message], config: GenerationConfig,
                 param="messages",
                 code="context_length_exceeded",
             )
-        extra = {"logprobs": top} if top is not None else {}  # backends without logprobs still serve
-        return backend.stream_chat(messages, config, cancel=cancel, grammar=grammar, **extra)
+        return backend.stream_chat(messages, config, cancel=cancel, grammar=grammar, logprobs=top)
 
     return produce
 
 
-def _hearth_turn(services: Any, body: ChatCompletionRequest, config: GenerationConfig, result: HearthResult):
+def _hearth_turn(
+    services: Services, body: ChatCompletionRequest, config: GenerationConfig, result: HearthResult
+):
     options = body.hearth
     assert options is not None
     last = body.messages[-1]
@@ -173,7 +177,9 @@ def _hearth_turn(services: Any, body: ChatCompletionRequest, config: GenerationC
     return produce
 
 
-def _prepare_conversation(services: Any, chat: ChatService, options, system: Message | None) -> str | None:
+def _prepare_conversation(
+    services: Services, chat: ChatService, options, system: Message | None
+) -> str | None:
     conversation_id = options.conversation_id
     if conversation_id is None and (system is not None or options.collections is not None):
         prompt = system.content if system is not None else None
@@ -256,7 +262,7 @@ def finish_reason(reason: str | None) -> str:
     return "length" if reason == "length" else "stop"
 
 
-def usage(u) -> dict[str, Any]:
+def usage(u: Usage | None) -> dict[str, Any]:
     if u is None:
         return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
     return {

@@ -11,11 +11,14 @@ checked against ``CHUNK_ID`` before it becomes a link and again when it comes ba
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
 
 from .markup import escape_inline, passage_html
+
+if TYPE_CHECKING:
+    from engine.factory import Services
 
 #: chunk ids are "<document id>-<seq>": letters, digits, '-' and '_' only, so a link can carry one
 CHUNK_ID = re.compile(r"^[A-Za-z0-9_-]{1,200}$")
@@ -58,7 +61,7 @@ def source_link(hit: dict[str, Any], label: str) -> str:
     return f"[{label}]({LINK_PREFIX}{chunk_id})"
 
 
-def open_citation(services, request: str) -> tuple[str, str]:
+def open_citation(services: Services, request: str) -> tuple[str, str]:
     """(title markdown, passage HTML) for a ``#cite-request`` value: "<chunk id> <click number>"."""
     chunk_id = (request or "").split(" ")[0]
     if not CHUNK_ID.match(chunk_id) or services.documents is None:
