@@ -12,10 +12,13 @@ from __future__ import annotations
 import re
 
 from ..blocks import Block, BlockKind, LoadedDocument
-from .text import decode_text
+from .text import decode_text, paragraphs
 
 #: nesting past this is read as text; deep nesting is how hostile Markdown burns time
 MAX_NESTING = 20
+#: the parser is pure Python, tens of times slower than splitting paragraphs (bench/bench_loaders.py):
+#: a longer text (a log or a dump named .md, not notes) is read as plain paragraphs instead
+MAX_PARSED_CHARS = 2_000_000
 _FRONT_MATTER = re.compile(r"\A---[ \t]*\n(?:.*\n){0,200}?(?:---|\.\.\.)[ \t]*(?:\n|\Z)")
 #: top-level token -> what its source lines become (None: dropped)
 _KINDS: dict[str, BlockKind | None] = {
@@ -33,7 +36,15 @@ _KINDS: dict[str, BlockKind | None] = {
 
 def load_markdown(data: bytes, name: str) -> LoadedDocument:
     text, encoding = decode_text(data, name)
-    return LoadedDocument(kind="markdown", blocks=markdown_blocks(text), encoding=encoding)
+    if len(text) <= MAX_PARSED_CHARS:
+        return LoadedDocument(kind="markdown", blocks=markdown_blocks(text), encoding=encoding)
+    doc = LoadedDocument(
+        kind="markdown", blocks=[Block(text=p.strip("\n")) for p in paragraphs(text)], encoding=encoding
+    )
+    doc.notes.append(
+        f"over {MAX_PARSED_CHARS:,} characters: read as plain paragraphs, without Markdown structure"
+    )
+    return doc
 
 
 def markdown_blocks(text: str) -> list[Block]:
