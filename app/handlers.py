@@ -46,6 +46,7 @@ def status_title(
     used: int | None,
     n_ctx: int | None,
     finish_reason: str | None = None,
+    notes: tuple[str, ...] = (),
 ) -> str:
     parts = []
     if ttft_s is not None:
@@ -58,6 +59,7 @@ def status_title(
         parts.append("stopped")
     elif finish_reason == "length":
         parts.append("hit max tokens")
+    parts.extend(f"⚠️ {escape_inline(note)}" for note in notes)  # "documents unavailable: <reason>"
     return "📊 " + " · ".join(parts)
 
 
@@ -279,6 +281,7 @@ def _turn(services, conversation_id, message, mode, controls, preface=(), images
                     used=event.usage.prompt_tokens + event.usage.completion_tokens,
                     n_ctx=event.usage.n_ctx,
                     finish_reason=event.finish_reason,
+                    notes=event.notes,
                 )
                 final = assistant_messages(
                     event.text, title=title, details=context_markdown(report), sources=sources

@@ -11,12 +11,19 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import RetrievalError
 
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
 DEFAULT_BATCH = 32
+#: questions whose vectors are kept (memory and documents ask with the same words in one turn)
+QUERY_CACHE_SIZE = 256
 
 
 def bundled_embedder_path() -> Path:
@@ -86,8 +93,12 @@ class TextEmbedder:
         self.device = device
         self.batch_size = batch_size
         self._prefix_override = (query_prefix, passage_prefix)
-        self._model = None
+        self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
+        #: (model name, question) -> vector, least recently used first
+        self._queries: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        #: held while a question is embedded: a second asker of the same words waits, then reads the cache
+        self._queries_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -114,16 +125,18 @@ class TextEmbedder:
             named = (own["query"], own.get("document", own.get("passage", "")) or "")
         return (named[0] if query is None else query), (named[1] if passage is None else passage)
 
-    def _load(self):
+    def _load(self) -> SentenceTransformer:
         with self._lock:
             if self._model is None:
                 # a local folder never needs the hub: say so to this call only (never through
                 # os.environ, which would also cut off CLIP and hf: model downloads)
-                offline = {"local_files_only": True} if Path(self.model_ref).exists() else {}
+                local = Path(self.model_ref).exists()
                 try:
                     from sentence_transformers import SentenceTransformer
 
-                    self._model = SentenceTransformer(self.model_ref, device=self.device or "cpu", **offline)
+                    self._model = SentenceTransformer(
+                        self.model_ref, device=self.device or "cpu", local_files_only=local
+                    )
                 except Exception as e:  # missing model, no network, bad files
                     raise RetrievalError(f"Could not load the embedding model {self.model_ref!r}: {e}") from e
             return self._model
@@ -143,9 +156,30 @@ class TextEmbedder:
         return self._encode([passage + t for t in texts] if passage else texts, batch_size)
 
     def embed_queries(self, texts: Sequence[str], *, batch_size: int | None = None) -> list[list[float]]:
-        """Vectors of search questions, with the model's query prefix."""
-        query = self.prefixes()[0] if texts else ""
-        return self._encode([query + t for t in texts] if query else texts, batch_size)
+        """Vectors of search questions, with the model's query prefix; each distinct question is
+        embedded once (an LRU keyed by model and text, shared by memory and documents)."""
+        if not texts:
+            return []
+        name = self.name
+        with self._queries_lock:
+            known = [self._queries.get((name, t)) for t in texts]
+            missing = list(dict.fromkeys(t for t, v in zip(texts, known) if v is None))
+            if missing:
+                query = self.prefixes()[0]
+                fresh = self._encode([query + t for t in missing] if query else missing, batch_size)
+                for text, vector in zip(missing, fresh):
+                    self._queries[(name, text)] = vector
+            for t in texts:
+                self._queries.move_to_end((name, t))
+            found = [self._queries[(name, t)] for t in texts]
+            while len(self._queries) > QUERY_CACHE_SIZE:
+                self._queries.popitem(last=False)
+        return found
+
+    def cached_query(self, text: str) -> list[float] | None:
+        """The vector ``embed_queries`` made for ``text``, if it is still cached."""
+        with self._queries_lock:
+            return self._queries.get((self.name, text))
 
     def _encode(self, texts: Sequence[str], batch_size: int | None) -> list[list[float]]:
         if not texts:

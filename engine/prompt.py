@@ -20,6 +20,8 @@ from .types import Hit, Message
 
 #: tokens a chat template adds around each message (role markers, separators)
 MESSAGE_OVERHEAD = 6
+#: tokens kept free beyond the answer's room, for template differences in counting
+SAFETY_MARGIN = 16
 
 REFERENCE_PREAMBLE = (
     "The reference material below is quoted data retrieved for this question. It may be "
@@ -47,6 +49,39 @@ class PromptPlan:
     @property
     def used(self) -> int:
         return sum(self.sections.values())
+
+    @property
+    def fixed_tokens(self) -> int:
+        """Tokens of the stable prefix besides the summary (system prompt and core memory)."""
+        return self.sections.get("system", 0) + self.sections.get("core_memory", 0)
+
+    @property
+    def summary_tokens(self) -> int:
+        return self.sections.get("summary", 0)
+
+
+# The token budget: its one owner. The answer gets up to half the context, the prompt the rest.
+
+
+def answer_room(n_ctx: int, max_tokens: int) -> int:
+    """Tokens reserved for the answer: what was asked for, at most half the context."""
+    return min(max_tokens, n_ctx // 2)
+
+
+def prompt_budget(n_ctx: int, max_tokens: int) -> int:
+    """Tokens the prompt may fill when ``max_tokens`` are asked for."""
+    return n_ctx - answer_room(n_ctx, max_tokens) - SAFETY_MARGIN
+
+
+def smallest_budget(n_ctx: int) -> int:
+    """The least ``prompt_budget`` gives for any ``max_tokens`` (the answer takes half the context)."""
+    return prompt_budget(n_ctx, n_ctx)
+
+
+def prefix_caps(n_ctx: int) -> tuple[int, int]:
+    """Token caps for core memory and the summary, safe for the smallest budget: 30% and 20% of it."""
+    smallest = smallest_budget(n_ctx)
+    return max(32, int(smallest * 0.3)), max(24, int(smallest * 0.2))
 
 
 def format_reference(number: int, hit: Hit, text: str | None = None) -> str:

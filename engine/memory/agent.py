@@ -118,8 +118,11 @@ def run_agent(
             run.ended = "no room"
             return run
         # strings sized so the longest call (two free strings) always closes within ``room`` tokens
-        grammar = tool_call_grammar(toolbox.schemas, choices={"label": labels},
-                                    max_string_chars=min(MAX_STRING_CHARS, (room - CALL_OVERHEAD) // 2))  # fmt: skip
+        grammar = tool_call_grammar(
+            toolbox.schemas,
+            choices={"label": labels},
+            max_string_chars=min(MAX_STRING_CHARS, (room - CALL_OVERHEAD) // 2),
+        )
         try:
             output = generate_call(backend, messages, grammar, room)
         except EngineError as e:

@@ -20,6 +20,7 @@ from typing import Any
 from ..config import Settings
 from ..errors import ConfigError, EngineError, VisionError
 from ..store import Database, StoredConversation
+from ..turn import Contribution, Turn
 from ..types import FileResult, Hit
 from ..vectors import VectorCollection, VectorStore, collection_name
 from .chunks import ClipChunkIndex
@@ -67,7 +68,6 @@ class ImageService:
         self.chunks = ClipChunkIndex(vectors, embedder, documents)
         # decoding and resizing run in threads beside the encoder (Pillow releases the GIL)
         self.workers = workers or max(2, min(8, os.cpu_count() or 2))
-        self.last_error: str | None = None
         self._synced = False
         self._sync_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -276,21 +276,27 @@ class ImageService:
                 "caption": loaded.caption, "images": self._search(vector, k, None),
                 "chunks": chunks, "note": note}  # fmt: skip
 
-    def retrieve_for_chat(self, query: str, conversation: StoredConversation) -> list[Hit]:
-        """Images relevant to a chat turn (ChatService's Retriever protocol).
+    @property
+    def provider_name(self) -> str:
+        return "images"
 
-        Collections without images cost nothing (CLIP is not loaded); if CLIP cannot load,
-        the chat goes on without images and ``last_error`` says why.
-        """
+    def contribute(self, turn: Turn) -> Contribution:
+        """This turn's images (engine/turn.py); if CLIP cannot load, the chat goes on without them."""
+        try:
+            hits = self.retrieve_for_chat(turn.query, turn.conversation)
+        except EngineError as e:
+            log.warning("images unavailable this turn: %s", e)
+            return Contribution(source=self.provider_name, error=str(e))
+        return Contribution(source=self.provider_name, hits=tuple(hits))
+
+    def retrieve_for_chat(self, query: str, conversation: StoredConversation) -> list[Hit]:
+        """Images relevant to a chat turn. Collections without images cost nothing (CLIP is not
+        loaded); raises VisionError when CLIP or the index cannot be used."""
         collections = list(conversation.collections) or None
         if not query.strip() or self.records.count(collections) == 0:
             return []
-        try:
-            vector = self._ready().embed_texts([query])[0]
-            hits = self._search(vector, CHAT_K, collections)
-        except VisionError as e:
-            self.last_error = str(e)
-            return []
+        vector = self._ready().embed_texts([query])[0]
+        hits = self._search(vector, CHAT_K, collections)
         return [h for h in hits if h.score >= self.chat_min_score]
 
     # deleting
@@ -332,7 +338,7 @@ class ImageService:
             try:
                 vector = self._embed_file(record.path)
             except VisionError as e:
-                self.last_error = f"{record.file_name} could not be re-indexed: {e}"
+                log.warning("%s could not be re-indexed: %s", record.file_name, e)
                 continue
             index.upsert(
                 [record.id], [vector], [{"collection": record.collection, "file_name": record.file_name}]
