@@ -87,7 +87,11 @@ def timed_turn(services, conversation_id: str, text: str) -> tuple[float, Done]:
             first = time.perf_counter() - started
         elif isinstance(event, Done):
             done = event
-    return (first if first is not None else time.perf_counter() - started), done
+    ttft = first if first is not None else time.perf_counter() - started
+    # memory's upkeep (indexing, automatic memories, summaries) runs after the answer is saved,
+    # in the background: let it finish outside the timing, so it never overlaps the other mode's turn
+    services.chat.wait_for_upkeep()
+    return ttft, done
 
 
 def bench_ttft(root: Path, turns: int, threads: int | None) -> dict:

@@ -9,6 +9,7 @@ memory's upkeep (index, remember, summarize) in the background (engine/upkeep.py
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -201,7 +202,7 @@ class ChatService:
                 saved = self._save_answer(turn, "".join(parts), config, usage, timings, finish, plan)
         if saved is not None and self.memory is not None:
             # an explicit step once the answer is saved: Done shows at once, memory catches up
-            self.upkeep.submit(self._after_answer, self.memory, turn, plan, saved)
+            self.upkeep.submit(functools.partial(self._after_answer, self.memory, turn, plan, saved))
         if plan.cited:
             yield Sources(hits=plan.cited)
         yield Done(

@@ -148,7 +148,8 @@ class TextEmbedder:
         return int(get_dim())
 
     def max_tokens(self) -> int:
-        return int(getattr(self._load(), "max_seq_length", 256) or 256)
+        length: int | None = self._load().max_seq_length
+        return length or 256
 
     def embed(self, texts: Sequence[str], *, batch_size: int | None = None) -> list[list[float]]:
         """Vectors of passages (documents, memories), with the model's passage prefix."""

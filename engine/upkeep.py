@@ -12,11 +12,8 @@ import logging
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import ParamSpec
 
 log = logging.getLogger(__name__)
-
-P = ParamSpec("P")
 
 
 class Upkeep:
@@ -25,11 +22,11 @@ class Upkeep:
         self._last: Future[None] | None = None
         self._lock = threading.Lock()
 
-    def submit(self, job: Callable[P, None], *args: P.args, **kwargs: P.kwargs) -> None:
+    def submit(self, job: Callable[[], None]) -> None:
         with self._lock:
             if self._pool is None:  # made on first use: a chat without memory never starts a thread
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hearth-upkeep")
-            self._last = self._pool.submit(_guarded, job, *args, **kwargs)
+            self._last = self._pool.submit(_guarded, job)
 
     def wait(self) -> None:
         """Return when every job submitted so far is done (one worker: the last one is last)."""
@@ -45,8 +42,8 @@ class Upkeep:
             pool.shutdown(wait=True)
 
 
-def _guarded(job: Callable[P, None], *args: P.args, **kwargs: P.kwargs) -> None:
+def _guarded(job: Callable[[], None]) -> None:
     try:
-        job(*args, **kwargs)
+        job()
     except Exception:  # noqa: BLE001 - upkeep failing must not stop the next turn
         log.exception("upkeep after an answer failed")

@@ -37,6 +37,7 @@ def turn(services, conversation_id, text):
             user_id = event.user_message_id
         elif isinstance(event, Done):
             done = event
+    services.chat.wait_for_upkeep()  # automatic memories are kept once the answer is saved
     return services.conversations.message(user_id), done
 
 
