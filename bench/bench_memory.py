@@ -44,27 +44,49 @@ from engine.types import Done, TextDelta  # noqa: E402
 
 TURN = GenerationConfig(temperature=0.0, max_tokens=16)
 HISTORY = [
-    ("I'm planning a trip to Porto in May with my sister Rita.", "That sounds lovely! Porto is beautiful in spring."),
-    ("We want to see the Ribeira and take a river cruise.", "The six-bridges cruise on the Douro is a classic."),
+    (
+        "I'm planning a trip to Porto in May with my sister Rita.",
+        "That sounds lovely! Porto is beautiful in spring.",
+    ),
+    (
+        "We want to see the Ribeira and take a river cruise.",
+        "The six-bridges cruise on the Douro is a classic.",
+    ),
     ("Rita is vegetarian, by the way.", "Noted: many Porto restaurants have good vegetarian dishes."),
     ("I work as a nurse, so I can only travel on weekends.", "Then a Friday-to-Sunday trip would suit you."),
     ("My cat Pickles will stay with the neighbour.", "Good idea; Pickles will be in good hands."),
     ("Should we rent a car?", "In Porto itself, the metro and walking are easier than a car."),
-    ("What about a day trip to the Douro valley?", "Yes, trains from São Bento reach the valley in about two hours."),
+    (
+        "What about a day trip to the Douro valley?",
+        "Yes, trains from São Bento reach the valley in about two hours.",
+    ),
     ("I prefer trains to buses.", "The Douro line is one of Europe's most scenic train rides."),
-]  # fmt: skip
+]
 QUESTIONS = [
-    "Which day trip did we talk about?", "What should Rita eat there?", "Remind me how we get around the city.",
-    "What is a good souvenir from Porto?", "How long is the train to the valley?", "Who looks after my cat?",
-    "When can I travel, given my job?", "What river does the cruise go on?", "Is May a good month to go?",
+    "Which day trip did we talk about?",
+    "What should Rita eat there?",
+    "Remind me how we get around the city.",
+    "What is a good souvenir from Porto?",
+    "How long is the train to the valley?",
+    "Who looks after my cat?",
+    "When can I travel, given my job?",
+    "What river does the cruise go on?",
+    "Is May a good month to go?",
     "Any tips for the Ribeira?",
-]  # fmt: skip
-FACTS = ["Rita is the user's sister and is vegetarian.", "The user is a nurse and travels only on weekends.",
-         "The user's cat is called Pickles."]  # fmt: skip
-LONG = [f"Question {i}: tell me one short fact about {topic}." for i, topic in enumerate(
-    "the sea,rain,fruit,birds,stars,the sky,bread,forests,rivers,clocks,snow,mountains,bees,rainbows,volcanoes,"
-    "leaves,thunder,fish,deserts,the moon,wind,glass,owls,cities,comets,plants,islands,trains,clouds,magnets,"
-    "honey,autumn,glaciers,ships,fog,bridges,lakes,soap".split(","))]  # fmt: skip
+]
+FACTS = [
+    "Rita is the user's sister and is vegetarian.",
+    "The user is a nurse and travels only on weekends.",
+    "The user's cat is called Pickles.",
+]
+LONG = [
+    f"Question {i}: tell me one short fact about {topic}."
+    for i, topic in enumerate(
+        "the sea,rain,fruit,birds,stars,the sky,bread,forests,rivers,clocks,snow,mountains,bees,rainbows,volcanoes,"
+        "leaves,thunder,fish,deserts,the moon,wind,glass,owls,cities,comets,plants,islands,trains,clouds,magnets,"
+        "honey,autumn,glaciers,ships,fog,bridges,lakes,soap".split(",")
+    )
+]
 
 
 def services_for(root: Path, name: str, *, memory: bool, n_ctx: int, threads: int | None):

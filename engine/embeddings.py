@@ -143,9 +143,10 @@ class TextEmbedder:
 
     @property
     def dimension(self) -> int:
-        model = self._load()
-        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(get_dim())
+        dimension = self._load().get_embedding_dimension()
+        if dimension is None:
+            raise RetrievalError(f"The embedding model {self.model_ref!r} does not say its vector size.")
+        return dimension
 
     def max_tokens(self) -> int:
         length: int | None = self._load().max_seq_length
