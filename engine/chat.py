@@ -27,6 +27,7 @@ from .prompt import PromptPlan, build_messages, prompt_budget
 from .store import ConversationStore, StoredConversation, StoredMessage
 from .turn import AfterAnswer, ContextProvider, Contribution, Turn
 from .types import (
+    Chunk,
     ContextReport,
     Done,
     Event,
@@ -167,22 +168,14 @@ class ChatService:
         notes: tuple[str, ...],
     ) -> Iterator[Event]:
         backend, conversation_id = turn.backend, turn.conversation.id
-        cancel = threading.Event()
-        with self._cancels_lock:
-            self._cancels[turn.id] = (conversation_id, cancel)
+        cancel = self._register(turn)
         parts: list[str] = []
         usage, finish = Usage(n_ctx=turn.n_ctx), "error"
         started = time.perf_counter()
         first: float | None = None
         saved: StoredMessage | None = None
         try:
-            if images:  # only vision backends take images
-                chunks = backend.stream_chat(
-                    plan.messages, config, cancel=cancel, cache_key=conversation_id, images=list(images)
-                )
-            else:
-                chunks = backend.stream_chat(plan.messages, config, cancel=cancel, cache_key=conversation_id)
-            for chunk in chunks:
+            for chunk in _chunks(turn, plan, config, images, cancel):
                 if chunk.text:
                     if first is None:
                         first = time.perf_counter()
@@ -215,6 +208,13 @@ class ChatService:
             model=backend.info.name,
             notes=notes,
         )
+
+    def _register(self, turn: Turn) -> threading.Event:
+        """This turn's Stop event, findable by ``stop`` until the turn ends."""
+        cancel = threading.Event()
+        with self._cancels_lock:
+            self._cancels[turn.id] = (turn.conversation.id, cancel)
+        return cancel
 
     def _after_answer(self, hook: AfterAnswer, turn: Turn, plan: PromptPlan, answer: StoredMessage) -> None:
         # the model loaded now (the turn's may have been swapped out meanwhile), or none
@@ -311,6 +311,15 @@ class ChatService:
             finish_reason=finish,
             sources=[dataclasses.asdict(h) for h in plan.cited],
         )
+
+
+def _chunks(
+    turn: Turn, plan: PromptPlan, config: GenerationConfig, images: Sequence[Path], cancel: threading.Event
+) -> Iterator[Chunk]:
+    backend, key = turn.backend, turn.conversation.id
+    if images:  # only vision backends take images
+        return backend.stream_chat(plan.messages, config, cancel=cancel, cache_key=key, images=list(images))
+    return backend.stream_chat(plan.messages, config, cancel=cancel, cache_key=key)
 
 
 def _start(

@@ -124,15 +124,7 @@ def build_messages(
     def cost(text: str) -> int:
         return count_tokens(text) + MESSAGE_OVERHEAD if text else 0
 
-    system_parts = [p for p in (system_prompt.strip(), core_memory.strip()) if p]
-    if summary.strip():
-        system_parts.append("Summary of the earlier part of this conversation:\n" + summary.strip())
-    system_text = "\n\n".join(system_parts)
-    sections = {
-        "system": count_tokens(system_prompt.strip()) if system_prompt.strip() else 0,
-        "core_memory": count_tokens(core_memory.strip()) if core_memory.strip() else 0,
-        "summary": count_tokens(summary.strip()) if summary.strip() else 0,
-    }
+    system_text, sections = _prefix(system_prompt, core_memory, summary, count_tokens)
     prefix_cost = cost(system_text)
     sections["system"] += prefix_cost - sum(sections.values())  # template overhead
     user_cost = cost(user_message)
@@ -159,6 +151,21 @@ def build_messages(
     messages = ([Message(role="system", content=system_text)] if system_text else []) + kept
     messages.append(Message(role="user", content=final_user))
     return PromptPlan(messages=messages, sections=sections, budget=budget, dropped=dropped, cited=cited)
+
+
+def _prefix(
+    system_prompt: str, core_memory: str, summary: str, count_tokens: Callable[[str], int]
+) -> tuple[str, dict[str, int]]:
+    """The system message's text, and the tokens of each of its parts."""
+    system_parts = [p for p in (system_prompt.strip(), core_memory.strip()) if p]
+    if summary.strip():
+        system_parts.append("Summary of the earlier part of this conversation:\n" + summary.strip())
+    sections = {
+        "system": count_tokens(system_prompt.strip()) if system_prompt.strip() else 0,
+        "core_memory": count_tokens(core_memory.strip()) if core_memory.strip() else 0,
+        "summary": count_tokens(summary.strip()) if summary.strip() else 0,
+    }
+    return "\n\n".join(system_parts), sections
 
 
 def _fit_history(

@@ -22,7 +22,7 @@ from ..store.db import Database
 from ..types import Message
 from .provenance import Origin, Status, record_write
 
-log = logging.getLogger("hearth.memory")
+log = logging.getLogger(__name__)
 
 SUMMARY_REQUEST = (
     "Update the running summary of our conversation with the messages below. Keep names, facts, "
