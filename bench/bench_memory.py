@@ -190,6 +190,37 @@ def bench_kv_reuse(root: Path, turns: int, threads: int | None) -> dict:
     }
 
 
+def report_ttft(ttft: dict) -> None:
+    print("time to first token (s), memory on vs off, same history and questions")
+    print(f"{'':<26}{'memory on':>12}{'memory off':>12}{'on/off':>10}")
+    for key, label in (("cold_ttft_s", "first turn (cold cache)"), ("warm_ttft_s", "later turns (median)")):
+        row = ttft[key]
+        print(f"{label:<26}{row['on']:>12.3f}{row['off']:>12.3f}{row['ratio']:>10.2f}")
+    tokens = ttft["evaluated_prompt_tokens_median"]
+    print(f"{'prompt tokens evaluated':<26}{tokens['on']:>12.0f}{tokens['off']:>12.0f}")
+    print(
+        f"target: later turns on/off <= 1.1 -> {'met' if ttft['warm_ttft_s']['ratio'] <= 1.1 else 'NOT met'}"
+    )
+
+
+def report_kv(kv: dict, turns: int) -> None:
+    print()
+    print(f"KV prefix reuse at n_ctx 512, {turns}-turn chat (cached / prompt tokens)")
+    if "note" in kv:
+        print(kv["note"])
+    else:
+        print(
+            f"first summary before turn {kv['first_summary_before_turn']}, {kv['summaries']} summaries in all"
+        )
+        print(f"{'':<40}{'memory on':>12}{'memory off':>12}")
+        both = kv["share_after_summary"]
+        print(f"{'all turns after the first summary':<40}{both['on']:>12.1%}{both['off']:>12.1%}")
+        first = kv["share_first_turn_after_each_summary"]["on"]
+        print(f"{'  first turn after each summary':<40}{first:>12.1%}{'':>12}")
+        other = kv["share_other_turns_after_summary"]
+        print(f"{'  the other turns':<40}{other['on']:>12.1%}{other['off']:>12.1%}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -217,31 +248,8 @@ def main() -> int:
             return 0
         ttft = bench_ttft(Path(tmp), args.turns, args.threads)
         kv = bench_kv_reuse(Path(tmp), args.long_turns, args.threads)
-    print("time to first token (s), memory on vs off, same history and questions")
-    print(f"{'':<26}{'memory on':>12}{'memory off':>12}{'on/off':>10}")
-    for key, label in (("cold_ttft_s", "first turn (cold cache)"), ("warm_ttft_s", "later turns (median)")):
-        row = ttft[key]
-        print(f"{label:<26}{row['on']:>12.3f}{row['off']:>12.3f}{row['ratio']:>10.2f}")
-    tokens = ttft["evaluated_prompt_tokens_median"]
-    print(f"{'prompt tokens evaluated':<26}{tokens['on']:>12.0f}{tokens['off']:>12.0f}")
-    print(
-        f"target: later turns on/off <= 1.1 -> {'met' if ttft['warm_ttft_s']['ratio'] <= 1.1 else 'NOT met'}"
-    )
-    print()
-    print(f"KV prefix reuse at n_ctx 512, {args.long_turns}-turn chat (cached / prompt tokens)")
-    if "note" in kv:
-        print(kv["note"])
-    else:
-        print(
-            f"first summary before turn {kv['first_summary_before_turn']}, {kv['summaries']} summaries in all"
-        )
-        print(f"{'':<40}{'memory on':>12}{'memory off':>12}")
-        both = kv["share_after_summary"]
-        print(f"{'all turns after the first summary':<40}{both['on']:>12.1%}{both['off']:>12.1%}")
-        first = kv["share_first_turn_after_each_summary"]["on"]
-        print(f"{'  first turn after each summary':<40}{first:>12.1%}{'':>12}")
-        other = kv["share_other_turns_after_summary"]
-        print(f"{'  the other turns':<40}{other['on']:>12.1%}{other['off']:>12.1%}")
+    report_ttft(ttft)
+    report_kv(kv, args.long_turns)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"ttft": ttft, "kv_reuse": kv, "paraphrase": paraphrase}, indent=2))

@@ -41,7 +41,6 @@ from engine import Settings, build  # noqa: E402
 from engine.rag import SearchOptions  # noqa: E402
 from engine.rag.chunking import embedding_text  # noqa: E402
 from engine.rag.ingest import document_id  # noqa: E402
-from engine.store import StoredConversation  # noqa: E402
 
 QA_FILE = ROOT / "bench" / "data" / "rag_qa.json"
 SUBJECTS = [
@@ -53,26 +52,10 @@ SUBJECTS = [
     "A ferry crew",
 ]
 VERBS = ["recorded", "questioned", "repaired", "measured", "described", "rebuilt", "catalogued", "inspected"]
-OBJECTS = [
-    "the northern sluice gate",
-    "an old lighthouse lamp",
-    "the parish ledger",
-    "a cracked bell",
-    "the tidal gauge",
-    "the orchard wall",
-    "a stone bridge",
-    "the signal box",
-]
-TAILS = [
-    "after the spring floods",
-    "before the autumn fair",
-    "during a long winter",
-    "in the early morning",
-    "with borrowed tools",
-    "despite the rain",
-    "for the third time",
-    "to everyone's surprise",
-]
+OBJECTS = ["the northern sluice gate", "an old lighthouse lamp", "the parish ledger", "a cracked bell",
+           "the tidal gauge", "the orchard wall", "a stone bridge", "the signal box"]  # fmt: skip
+TAILS = ["after the spring floods", "before the autumn fair", "during a long winter", "in the early morning",
+         "with borrowed tools", "despite the rain", "for the third time", "to everyone's surprise"]  # fmt: skip
 
 
 def prose(rng: random.Random, chars: int) -> str:
@@ -116,24 +99,16 @@ def ingest_ratio(tmp: Path, n_files: int, paragraphs: int) -> dict:
             ingest_times.append(time.perf_counter() - start)
             embedder.embed = real_embed
             n = sum(r.items for r in results)
-            texts = [
-                embedding_text(r["text"], r["heading"] or "")
-                for r in services.documents.store.iter_chunks(f"round{round_}")
-            ]
+            texts = [embedding_text(r["text"], r["heading"] or "") for r in
+                     services.documents.store.iter_chunks(f"round{round_}")]  # fmt: skip
             start = time.perf_counter()
             embedder.embed(texts, batch_size=embedder.batch_size)
             embed_times.append(time.perf_counter() - start)
         ingest_rate, embed_rate = n / min(ingest_times), n / min(embed_times)
         best = ingest_times.index(min(ingest_times))
-        return {
-            "chunks": n,
-            "files": n_files,
-            "batch": embedder.batch_size,
-            "ingest_chunks_s": ingest_rate,
-            "embed_chunks_s": embed_rate,
-            "ratio": ingest_rate / embed_rate,
-            "embed_share": inside[best] / ingest_times[best],
-        }
+        return {"chunks": n, "files": n_files, "batch": embedder.batch_size, "ingest_chunks_s": ingest_rate,
+                "embed_chunks_s": embed_rate, "ratio": ingest_rate / embed_rate,
+                "embed_share": inside[best] / ingest_times[best]}  # fmt: skip
     finally:
         services.close()
 
@@ -151,36 +126,14 @@ def fill_synthetic(services, n_chunks: int, rng: random.Random, words: list[str]
         texts = [" ".join(rng.choices(words, k=60)) for _ in range(count)]
         doc_id = document_id("bench", f"synthetic-{d}")
         full = "\n\n".join(texts)
-        document = {
-            "id": doc_id,
-            "collection": "bench",
-            "source": f"synthetic-{d}",
-            "name": f"synthetic-{d}.txt",
-            "kind": "text",
-            "content_hash": f"synthetic-{d}",
-            "size_bytes": len(full),
-            "n_chunks": count,
-            "n_pages": 0,
-            "encoding": "utf-8",
-            "text": full,
-            "embed_model": services.embedder.name,
-        }
+        document = {"id": doc_id, "collection": "bench", "source": f"synthetic-{d}", "name": f"synthetic-{d}.txt",
+                    "kind": "text", "content_hash": f"synthetic-{d}", "size_bytes": len(full), "n_chunks": count,
+                    "n_pages": 0, "encoding": "utf-8", "text": full, "embed_model": services.embedder.name}  # fmt: skip
         rows, pos = [], 0
         for i, text in enumerate(texts):
-            rows.append(
-                {
-                    "id": f"{doc_id}-{i:05d}",
-                    "document_id": doc_id,
-                    "collection": "bench",
-                    "seq": i,
-                    "text": text,
-                    "heading": "",
-                    "page": None,
-                    "start": pos,
-                    "end": pos + len(text),
-                    "n_tokens": 60,
-                }
-            )
+            rows.append({"id": f"{doc_id}-{i:05d}", "document_id": doc_id, "collection": "bench", "seq": i,
+                         "text": text, "heading": "", "page": None, "start": pos, "end": pos + len(text),
+                         "n_tokens": 60})  # fmt: skip
             pos += len(text) + 2
         vectors = gen.standard_normal((count, 384)).astype("float32")
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -198,12 +151,8 @@ def latency(tmp: Path, sizes: tuple[int, ...], n_queries: int) -> list[dict]:
     another process on this shared machine hits every size alike. Then, on the largest index:
     the first search after adding one document, against normal searches in between."""
     rng = random.Random(11)
-    words = [
-        "".join(rng.choices("bcdfghklmnprstvwz", k=2))
-        + rng.choice("aeiou")
-        + "".join(rng.choices("bcdfghklmnprstvwz", k=2))
-        for _ in range(20000)
-    ]
+    words = ["".join(rng.choices("bcdfghklmnprstvwz", k=2)) + rng.choice("aeiou")
+             + "".join(rng.choices("bcdfghklmnprstvwz", k=2)) for _ in range(20000)]  # fmt: skip
     opened, rows = [], []
     try:
         for size in sizes:
@@ -265,7 +214,7 @@ def quality(data_dir: Path, sets: list[str] | None, rerank_model: str | None) ->
     """Recall@5 and MRR of dense, keyword and hybrid search (and reranked hybrid when a
     cross-encoder is given) on each evaluation set, per split; then the old rag_qa.json set."""
     services = build(Settings(data_dir=data_dir, rerank_model=rerank_model), load_model=False)
-    modes = ["dense", "bm25", "hybrid"] + (["rerank"] if rerank_model else []) + ["chat"]
+    modes = ["dense", "bm25", "hybrid"] + (["rerank"] if rerank_model else [])
     out: dict = {}
     try:
         for eval_set in load_sets(sets):
@@ -277,25 +226,16 @@ def quality(data_dir: Path, sets: list[str] | None, rerank_model: str | None) ->
             for mode in modes:
 
                 def search(q: str, mode=mode, name=eval_set.name) -> list[str]:
-                    if mode == "chat":  # what a chat turn quotes: its top 4, after the relevance filter
-                        return [h.id for h in services.documents.retrieve_for_chat(q, chat_in(name))]
                     options = SearchOptions(rerank=mode == "rerank")
                     real = "hybrid" if mode == "rerank" else mode
-                    hits = services.documents.search(q, k=5, collections=[name], mode=real, options=options)
-                    return [h.id for h in hits]
+                    return [h.id for h in services.documents.search(q, k=5, collections=[name], mode=real,
+                                                                     options=options)]  # fmt: skip
 
                 out[eval_set.name][mode] = evaluate(eval_set, relevant, search)
         out["rag_qa"] = old_set(services)
     finally:
         services.close()
     return out
-
-
-def chat_in(collection: str) -> StoredConversation:
-    """A conversation whose turns search ``collection`` only."""
-    return StoredConversation(
-        id="bench", title="", system_prompt="", collections=[collection], created_at="", updated_at=""
-    )
 
 
 def old_set(services) -> dict:
@@ -395,21 +335,18 @@ def report_latency(lat: list[dict]) -> None:
         f"    p95 ratio {large['size']:,}/{small['size']:,} = {ratio:.2f}   (target <= 2: {_ok(ratio <= 2)})"
     )
     after = large["first_after_add_ms"] / large["normal_ms"]
-    print(
-        f"    at {large['size']:,} chunks, median of 10 rounds: normal search {large['normal_ms']:.1f} ms, first search "
-        f"after adding one document {large['first_after_add_ms']:.1f} ms"
-    )
+    print(f"    at {large['size']:,} chunks, median of 10 rounds: normal search {large['normal_ms']:.1f} ms, first search "
+          f"after adding one document {large['first_after_add_ms']:.1f} ms")  # fmt: skip
     print(f"    first-after-add / normal = {after:.2f}   (target <= 2: {_ok(after <= 2)})")
 
 
 def report_quality(qa: dict) -> None:
     print("\n[3] retrieval quality: recall@5 / MRR (a hit must come from the question's document and hold")
-    print("    its answer); bench/data/eval, 'tune' = the split the fusion weights were tuned on;")
-    print("    chat = what a chat turn quotes (DocumentService.retrieve_for_chat: top 4, relevance-filtered)")
+    print("    its answer); bench/data/eval, 'tune' = the split the fusion weights were tuned on")
     for name, res in qa.items():
         if name == "rag_qa":
             continue
-        modes = [m for m in ("dense", "bm25", "hybrid", "rerank", "chat") if m in res]
+        modes = [m for m in ("dense", "bm25", "hybrid", "rerank") if m in res]
         print(f"\n    {name} ({res['chunks']} chunks, ingest {res['ingest_s']:.0f} s)")
         print(f"    {'split':>9} {'n':>4} " + " ".join(f"{m:>13}" for m in modes) + "  hybrid >= both")
         for split in ("tune", "held_out", "all"):
