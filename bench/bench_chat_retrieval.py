@@ -14,15 +14,17 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from eval_sets import evaluate, ingest, load_sets, relevant_chunks  # noqa: E402
+from eval_sets import EvalSet, evaluate, ingest, load_sets, relevant_chunks  # noqa: E402
 
 from engine import Settings, build  # noqa: E402
+from engine.factory import Services  # noqa: E402
 from engine.store import StoredConversation  # noqa: E402
 
 
@@ -39,22 +41,26 @@ def run(data_dir: Path, sets: list[str] | None) -> dict[str, dict]:
     try:
         for eval_set in load_sets(sets):
             ingest(services, eval_set)
-            relevant = relevant_chunks(services, eval_set)
-            docs, name = services.documents, eval_set.name
-
-            def search(k: int):
-                return lambda q: [h.id for h in docs.search(q, k=k, collections=[name])]
-
-            out[name] = {
-                "hybrid@4": evaluate(eval_set, relevant, search(4)),
-                "hybrid@5": evaluate(eval_set, relevant, search(5)),
-                "chat": evaluate(
-                    eval_set, relevant, lambda q: [h.id for h in docs.retrieve_for_chat(q, chat_in(name))]
-                ),
-            }
+            out[eval_set.name] = compare(services, eval_set)
     finally:
         services.close()
     return out
+
+
+def compare(services: Services, eval_set: EvalSet) -> dict[str, dict]:
+    relevant = relevant_chunks(services, eval_set)
+    docs, conversation = services.documents, chat_in(eval_set.name)
+
+    def hybrid(k: int) -> Callable[[str], list[str]]:
+        return lambda q: [h.id for h in docs.search(q, k=k, collections=[eval_set.name])]
+
+    return {
+        "hybrid@4": evaluate(eval_set, relevant, hybrid(4)),
+        "hybrid@5": evaluate(eval_set, relevant, hybrid(5)),
+        "chat": evaluate(
+            eval_set, relevant, lambda q: [h.id for h in docs.retrieve_for_chat(q, conversation)]
+        ),
+    }
 
 
 def report(results: dict[str, dict]) -> None:
