@@ -59,25 +59,27 @@ def test_memory_upkeep_runs_when_the_caller_stops_at_done(tmp_path):
         services.close()
 
 
-def test_a_failing_document_store_is_named_in_the_status_line_and_the_chat_answers(tmp_path):
+def test_failing_stores_are_named_in_the_status_line_and_the_chat_answers(tmp_path):
     data_dir = tmp_path / "data"
     notes = tmp_path / "notes.txt"
     notes.write_text(LIGHTHOUSE, encoding="utf-8")
-    local = build(Settings(data_dir=data_dir, memory=False), load_model=False)
+    local = build(Settings(data_dir=data_dir), load_model=False)
     try:
         assert local.documents.ingest_paths([notes])[0].status == "added"
+        local.memory.archival.insert("The user's sister Rita keeps bees near Vardø.", origin=USER)
     finally:
         local.close()
-    # the same documents, their vectors now on a Chroma server that is not there
+    # the same documents and memories, their vectors now on a Chroma server that is not there
     gone = f"http://127.0.0.1:{free_port()}"
-    services = build(Settings(data_dir=data_dir, n_ctx=2048, n_threads=1, memory=False, chroma_url=gone))
+    services = build(Settings(data_dir=data_dir, n_ctx=2048, n_threads=1, chroma_url=gone))
     try:
         done, text = run_turn(services, "Who keeps the lighthouse of Vardø?")
         assert text.strip() and done.message_id, "the chat still answered, and saved the answer"
-        [note] = done.notes
-        assert note.startswith("documents unavailable: ") and "Chroma" in note
+        memory, documents = done.notes
+        assert memory.startswith("memory unavailable: archival memory: ") and "Chroma" in memory
+        assert documents.startswith("documents unavailable: ") and "Chroma" in documents
         title = status_title(ttft_s=0.1, tokens_per_s=None, used=None, n_ctx=None, notes=done.notes)
-        assert "documents unavailable" in title
+        assert "documents unavailable" in title and "memory unavailable" in title
     finally:
         services.close()
 
