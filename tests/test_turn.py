@@ -135,6 +135,10 @@ def test_a_strong_keyword_hit_survives_a_low_dense_score():
     )
     assert relevant(about, query, 0.25)
     assert not relevant(stray, query, 0.25), "one shared word pair is not evidence"
+    chance = Hit(
+        kind="chunk", id="c", text="Tell the crew to check the tide.", score=1.0, meta={"bm25_score": 2.0}
+    )
+    assert not relevant(chance, "Tell me a joke about penguins.", 0.25), "one shared word is chance"
 
 
 def test_the_turn_protocol_and_memory_have_no_import_cycle():
