@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal, Protocol
@@ -110,7 +110,7 @@ class ChatService:
         *,
         mode: Mode = "new",
         images: Sequence[Path] = (),
-    ) -> Iterator[Event]:
+    ) -> Generator[Event, None, None]:  # callers close() it to end a turn early
         """Yield TurnStarted, ContextReport, TextDelta..., Sources, Done.
 
         ``mode``: "new" adds ``text`` as a user message; "regenerate" answers the last

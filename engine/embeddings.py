@@ -130,12 +130,12 @@ class TextEmbedder:
             if self._model is None:
                 # a local folder never needs the hub: say so to this call only (never through
                 # os.environ, which would also cut off CLIP and hf: model downloads)
-                local = Path(self.model_ref).exists()
+                offline = Path(self.model_ref).exists()
                 try:
                     from sentence_transformers import SentenceTransformer
 
                     self._model = SentenceTransformer(
-                        self.model_ref, device=self.device or "cpu", local_files_only=local
+                        self.model_ref, device=self.device or "cpu", local_files_only=offline
                     )
                 except Exception as e:  # missing model, no network, bad files
                     raise RetrievalError(f"Could not load the embedding model {self.model_ref!r}: {e}") from e
@@ -143,10 +143,8 @@ class TextEmbedder:
 
     @property
     def dimension(self) -> int:
-        dimension = self._load().get_embedding_dimension()
-        if dimension is None:
-            raise RetrievalError(f"The embedding model {self.model_ref!r} does not say its vector size.")
-        return dimension
+        dim = self._load().get_embedding_dimension()
+        return dim if dim is not None else len(self.embed_one("dimension"))  # not in its config: measure
 
     def max_tokens(self) -> int:
         length: int | None = self._load().max_seq_length

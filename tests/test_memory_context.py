@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from backend_doubles import DelegatingBackend
 
 from engine import GenerationConfig, Settings, build
 from engine.backends.llama_cpp import LlamaCppBackend
@@ -63,25 +64,23 @@ FILLER = [
 ]
 
 
-class RecordingBackend:
+class RecordingBackend(DelegatingBackend):
     """The real llama.cpp backend, recording every request; optionally failing chosen ones."""
 
     def __init__(self, inner: LlamaCppBackend, fail_if=None):
-        self.inner = inner
-        self.info = inner.info
+        super().__init__(inner)
         self.requests: list[tuple[list[Message], str | None]] = []
         self.fail_if = fail_if
         #: (messages, grammar) -> text to answer instead of the model (fault injection), or None
         self.reply_instead = None
         self.lock = threading.Lock()
 
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
+    def stream_chat(
+        self, messages, config, *, cancel=None, grammar=None, images=(), logprobs=None, cache_key=None
+    ):
+        return self._recorded(messages, config, cancel, grammar, images, logprobs, cache_key)
 
-    def count_prompt_tokens(self, messages) -> int:
-        return self.inner.count_prompt_tokens(messages)
-
-    def stream_chat(self, messages, config, *, cancel=None, grammar=None, cache_key=None):
+    def _recorded(self, messages, config, cancel, grammar, images, logprobs, cache_key):
         with self.lock:
             self.requests.append((list(messages), grammar))
         if self.fail_if and self.fail_if(messages, grammar):
@@ -90,16 +89,19 @@ class RecordingBackend:
         if instead is not None:
             yield Chunk(text=instead, finish_reason="stop", usage=Usage(n_ctx=self.info.n_ctx))
             return
-        yield from self.inner.stream_chat(
-            messages, config, cancel=cancel, grammar=grammar, cache_key=cache_key
+        yield from super().stream_chat(
+            messages,
+            config,
+            cancel=cancel,
+            grammar=grammar,
+            images=images,
+            logprobs=logprobs,
+            cache_key=cache_key,
         )
 
     def chat_prompts(self) -> list[list[Message]]:
         """Requests that were answers (not summaries or tool calls)."""
         return [m for m, g in self.requests if g is None and SUMMARY_REQUEST[:40] not in m[-1].content]
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def is_summary_request(messages, grammar) -> bool:

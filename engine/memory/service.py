@@ -129,7 +129,9 @@ class MemoryService:
                 "Hearth was started with --no-auto-memory; restart without it to turn this on."
             )
         with self.database.tx() as db:
-            db.table("memory_settings").upsert({"key": "auto_memory", "value": "1" if enabled else "0"}, pk="key")
+            db.table("memory_settings").upsert(
+                {"key": "auto_memory", "value": "1" if enabled else "0"}, pk="key"
+            )
         return self.auto_enabled
 
     def _setting(self, key: str, default: str) -> str:

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, EngineError, NotFoundError
 from ..store import StoredConversation
@@ -27,6 +28,10 @@ from .rewrite import Generate, SearchOptions
 from .search import HybridSearcher
 from .store import DocumentInfo, DocumentStore
 from .vector_cache import CachedEmbedder
+
+if TYPE_CHECKING:
+    from ..embeddings import TextEmbedder
+    from ..rerank import CrossEncoderReranker
 
 Mode = str  # "hybrid" | "dense" | "bm25"
 
@@ -65,11 +70,11 @@ class DocumentService:
         *,
         database: Database,
         vectors: VectorStore,
-        embedder,
+        embedder: TextEmbedder,
         limits: IngestLimits = IngestLimits(),
         generate: Generate | None = None,
         chat_k: int = 4,
-        reranker=None,
+        reranker: CrossEncoderReranker | None = None,
     ):
         self.store = DocumentStore(database)
         self.vectors = vectors
