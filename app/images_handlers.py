@@ -12,12 +12,12 @@ from typing import Any
 
 from app.documents_handlers import ALREADY_ADDED, discard_uploads
 from engine.errors import EngineError
+from engine.library import DEFAULT_COLLECTION
 from engine.types import FileResult, Hit
 
-from .markup import escape_inline, escape_text
+from .markup import error_markdown, escape_inline, escape_text
 
 Gallery = list[tuple[str, str]]
-DEFAULT_COLLECTION = "library"
 
 NO_VISION_MODEL = (
     "The loaded chat model is text-only, so it cannot look at the image itself. To let it, load a "
@@ -29,10 +29,6 @@ NO_VISION_MODEL = (
 def _path(value: Any) -> Path:
     """A path from what Gradio hands over: a str, a Path, or a file object with .name."""
     return Path(value) if isinstance(value, (str, Path)) else Path(value.name)
-
-
-def _error(e: EngineError) -> str:
-    return f"**{escape_text(e.title)}:** {escape_text(e)}"
 
 
 def status(services) -> str:
@@ -68,7 +64,7 @@ def upload(
             paths, collection=collection or DEFAULT_COLLECTION, progress=progress
         )
     except EngineError as e:
-        return _error(e)
+        return error_markdown(e)
     finally:
         discard_uploads(paths)
     return report(results)
@@ -94,8 +90,10 @@ def gallery(hits: list[Hit]) -> Gallery:
 def _results(hits: list[Hit], what: str) -> tuple[Gallery, str]:
     if not hits:
         return [], f"No images found for {what}. Add some in *Add images* first."
-    rows = "\n".join(f"| {i} | {escape_inline(h.source)} | {escape_inline(h.meta.get('collection', ''))} | {h.score:.3f} |"
-                     for i, h in enumerate(hits, 1))  # fmt: skip
+    rows = "\n".join(
+        f"| {i} | {escape_inline(h.source)} | {escape_inline(h.meta.get('collection', ''))} | {h.score:.3f} |"
+        for i, h in enumerate(hits, 1)
+    )
     return gallery(
         hits
     ), f"{len(hits)} images for {what}:\n\n| # | file | collection | score |\n|---|---|---|---|\n{rows}"
@@ -105,7 +103,7 @@ def search_by_text(services, query: str, collection: str | None = None, k: int =
     try:
         hits = services.images.search_text(query, k=int(k), collection=collection or None)
     except EngineError as e:
-        return [], _error(e)
+        return [], error_markdown(e)
     return _results(hits, f"“{escape_inline(query)}”")
 
 
@@ -116,7 +114,7 @@ def search_by_image(services, image: Any, collection: str | None = None, k: int 
     try:
         hits = services.images.search_image(path, k=int(k), collection=collection or None)
     except EngineError as e:
-        return [], _error(e)
+        return [], error_markdown(e)
     return _results(hits, f"the example image {escape_inline(path.name)}")
 
 
@@ -133,7 +131,7 @@ def classify(services, image: Any, labels_text: str) -> tuple[dict[str, float], 
     try:
         ranked = services.images.classify(path, parse_labels(labels_text))
     except EngineError as e:
-        return {}, _error(e)
+        return {}, error_markdown(e)
     best, p = ranked[0]
     return dict(ranked), f"Most likely: **{escape_inline(best)}** ({p:.0%}) among {len(ranked)} labels."
 
@@ -153,7 +151,7 @@ def delete_image(services, image_id: str | None) -> str:
     try:
         services.images.delete(image_id)
     except EngineError as e:
-        return _error(e)
+        return error_markdown(e)
     return "Deleted: the image, its stored copy and its vector are gone."
 
 
@@ -179,7 +177,7 @@ def describe_attachment(services, path: Path | str) -> str:
     try:
         found = services.images.related_to_image(path, k=5)
     except EngineError as e:
-        return f"{_error(e)}\n\n{note}"
+        return f"{error_markdown(e)}\n\n{note}"
     parts = [f"**Attached image:** `{_name(found['file_name'])}` ({found['width']}×{found['height']})"]
     if found["caption"]:
         parts.append(f"Text in the file: {escape_text(found['caption'])}")

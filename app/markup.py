@@ -16,6 +16,8 @@ from __future__ import annotations
 import html
 import re
 
+from engine.errors import EngineError
+
 #: markdown characters that start emphasis, links, images, code, headings, tables or escapes
 _MARKDOWN_SPECIALS = "\\`*_[]#|!~"
 #: fenced code blocks: ``` (info string without backticks) or ~~~, indented at most 3 spaces,
@@ -43,6 +45,12 @@ def escape_text(text: object) -> str:
 def escape_inline(text: object) -> str:
     """Like ``escape_text`` on one line: newlines become spaces (table cells, headings)."""
     return escape_text(" ".join(str(text).split()))
+
+
+def error_markdown(error: EngineError) -> str:
+    """An engine error as the page shows it: its title in bold, then its message, both inert
+    (messages quote file names, model names and server replies, which are untrusted)."""
+    return f"⚠️ **{escape_text(error.title)}**: {escape_text(error)}"
 
 
 def safe_markdown(text: str) -> str:

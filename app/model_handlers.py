@@ -10,7 +10,7 @@ from pathlib import Path
 
 from engine.errors import ConfigError, EngineError, ModelError
 
-from .markup import escape_inline
+from .markup import error_markdown, escape_inline
 
 
 def model_facts(services) -> str:
@@ -102,9 +102,9 @@ def load_model(
     except EngineError as e:
         kept = services.models.info
         still = f" Still using {kept.name}." if kept else " No model is loaded."
-        return model_facts(services), f"⚠️ **{e.title}**: {escape_inline(str(e))}{escape_inline(still)}"
+        return model_facts(services), error_markdown(e) + escape_inline(still)
     except Exception as e:  # noqa: BLE001 - a bad value must never take the app down
-        return model_facts(services), f"⚠️ Could not load the model: {e}"
+        return model_facts(services), f"⚠️ Could not load the model: {escape_inline(e)}"
 
 
 #: the one answer for any path the page may not load: it says nothing about the file
@@ -240,4 +240,4 @@ def connect_remote(services, url: str, key: str, model: str, n_ctx) -> tuple[str
     except EngineError as e:
         kept = services.models.info
         still = f" Still using {kept.name}." if kept else " No model is loaded."
-        return model_facts(services), f"⚠️ **{e.title}**: {escape_inline(str(e))}{escape_inline(still)}"
+        return model_facts(services), error_markdown(e) + escape_inline(still)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..library import DEFAULT_COLLECTION
 from ..types import FileResult
 from .files import SourceFile, expand, split_images
 from .ingest import Progress
-from .migrations import DEFAULT_COLLECTION
 
 
 def add_files(

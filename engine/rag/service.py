@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from ..errors import ConfigError, EngineError, NotFoundError
+from ..library import DEFAULT_COLLECTION
 from ..store.db import Database
 from ..types import FileResult, Hit
 from ..vectors import VectorStore, collection_name
@@ -17,7 +18,6 @@ from . import ingest
 from .chunking import embedding_text
 from .files import Entry, Skipped, SourceFile, expand
 from .keyword import KeywordIndex
-from .migrations import DEFAULT_COLLECTION
 from .parsing import ParseLimits, ParserPool
 from .rewrite import Generate, SearchOptions
 from .search import HybridSearcher
@@ -45,8 +45,12 @@ class IngestLimits:
     parse_memory_bytes: int | None = 4 * 1024**3
 
     def parse_limits(self) -> ParseLimits:
-        return ParseLimits(max_pages=self.max_pages, max_chars=self.max_chars, seconds=self.parse_seconds,
-                           memory_bytes=self.parse_memory_bytes)  # fmt: skip
+        return ParseLimits(
+            max_pages=self.max_pages,
+            max_chars=self.max_chars,
+            seconds=self.parse_seconds,
+            memory_bytes=self.parse_memory_bytes,
+        )
 
 
 class DocumentService:

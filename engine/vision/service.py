@@ -19,6 +19,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ConfigError, EngineError, VisionError
+from ..library import DEFAULT_COLLECTION, check_collection_name
 from ..store import Database, StoredConversation
 from ..types import FileResult, Hit
 from ..vectors import VectorCollection, VectorStore, collection_name
@@ -77,14 +78,20 @@ class ImageService:
         cls, settings: Settings, *, database: Database, vectors: VectorStore, documents: Callable[[], Any]
     ) -> ImageService:
         config = ClipConfig(
-            model=settings.clip_model, pretrained=settings.clip_pretrained,
-            device=settings.clip_device, batch_size=settings.clip_batch_size,
-        )  # fmt: skip
+            model=settings.clip_model,
+            pretrained=settings.clip_pretrained,
+            device=settings.clip_device,
+            batch_size=settings.clip_batch_size,
+        )
         return cls(
-            database=database, vectors=vectors, embedder=ClipEmbedder(config), files_dir=settings.files_dir,
-            max_upload_bytes=settings.max_upload_bytes, chat_min_score=settings.clip_chat_min_score,
+            database=database,
+            vectors=vectors,
+            embedder=ClipEmbedder(config),
+            files_dir=settings.files_dir,
+            max_upload_bytes=settings.max_upload_bytes,
+            chat_min_score=settings.clip_chat_min_score,
             documents=documents,
-        )  # fmt: skip
+        )
 
     # status
 
@@ -121,7 +128,7 @@ class ImageService:
         self,
         paths: Sequence[Path | str],
         *,
-        collection: str = "library",
+        collection: str = DEFAULT_COLLECTION,
         progress: Progress | None = None,
         captions: dict[str, str] | None = None,
     ) -> list[FileResult]:
@@ -130,7 +137,7 @@ class ImageService:
         ``captions`` maps a path (as given) to text found near the image (alt text, a caption).
         """
         items = [Path(p) for p in paths]
-        collection = check_collection(collection)
+        collection = check_collection_name(collection)
         try:
             self._ready()
         except VisionError as e:
@@ -162,15 +169,24 @@ class ImageService:
             loaded = decode_image(data, name=path.name, decode_size=self.embedder.image_size)
             same = self.records.find(collection, sha256=loaded.sha256)
             if same is not None:
-                return FileResult(path=str(path), status="unchanged", id=same.id, items=1,
-                                  message=f"{path.name}: already in {collection!r} as {same.file_name}")  # fmt: skip
+                return FileResult(
+                    path=str(path),
+                    status="unchanged",
+                    id=same.id,
+                    items=1,
+                    message=f"{path.name}: already in {collection!r} as {same.file_name}",
+                )
             tensor = self.embedder.preprocess(loaded.image)
         except EngineError as e:
             return FileResult(path=str(path), status="error", message=str(e))
         except Exception as e:  # noqa: BLE001 - one file's surprise must not cost the batch
             log.error("adding the image %s failed unexpectedly", path, exc_info=e)
-            return FileResult(path=str(path), status="error", message=f"{path.name}: could not be added "
-                              f"({type(e).__name__}: {e}); the other files were not affected.")  # fmt: skip
+            return FileResult(
+                path=str(path),
+                status="error",
+                message=f"{path.name}: could not be added "
+                f"({type(e).__name__}: {e}); the other files were not affected.",
+            )
         text = " · ".join(t for t in (caption.strip(), loaded.caption) if t)
         return _Prepared(path=path, loaded=loaded, tensor=tensor, caption=text)
 
@@ -191,8 +207,13 @@ class ImageService:
         """Copy the file and insert its row; the vector is written for the whole batch after."""
         same = self.records.find(collection, sha256=p.loaded.sha256)  # a twin earlier in this batch
         if same is not None:
-            return FileResult(path=str(p.path), status="unchanged", id=same.id, items=1,
-                              message=f"{p.path.name}: already in {collection!r} as {same.file_name}")  # fmt: skip
+            return FileResult(
+                path=str(p.path),
+                status="unchanged",
+                id=same.id,
+                items=1,
+                message=f"{p.path.name}: already in {collection!r} as {same.file_name}",
+            )
         source = str(p.path.resolve())
         old = self.records.find(collection, source_path=source)
         try:
@@ -200,12 +221,21 @@ class ImageService:
         except OSError as e:  # disk full, permissions: this file fails, the batch goes on
             return FileResult(path=str(p.path), status="error", message=f"Could not store a copy: {e}")
         try:
-            record = self.records.insert({
-                "id": image_id, "collection": collection, "file_name": _display_name(p.path.name),
-                "source_path": source, "stored_name": stored.name, "sha256": p.loaded.sha256,
-                "format": p.loaded.format, "width": p.loaded.width, "height": p.loaded.height,
-                "bytes": len(p.loaded.data), "caption": p.caption,
-            })  # fmt: skip
+            record = self.records.insert(
+                {
+                    "id": image_id,
+                    "collection": collection,
+                    "file_name": _display_name(p.path.name),
+                    "source_path": source,
+                    "stored_name": stored.name,
+                    "sha256": p.loaded.sha256,
+                    "format": p.loaded.format,
+                    "width": p.loaded.width,
+                    "height": p.loaded.height,
+                    "bytes": len(p.loaded.data),
+                    "caption": p.caption,
+                }
+            )
         except EngineError as e:
             self.records.remove_file(stored.name)
             return FileResult(path=str(p.path), status="error", message=str(e))
@@ -215,15 +245,18 @@ class ImageService:
         rows = [s for s in staged if isinstance(s, tuple)]
         try:
             self._index().upsert(
-                [r.id for _, r, _, _ in rows], [v for _, _, v, _ in rows],
+                [r.id for _, r, _, _ in rows],
+                [v for _, _, v, _ in rows],
                 [{"collection": collection, "file_name": r.file_name} for _, r, _, _ in rows],
-            )  # fmt: skip
+            )
         except EngineError as e:
             for _, record, _, _ in rows:  # nothing half-written: undo the rows and copies
                 self.records.delete_row(record.id)
                 self.records.remove_file(record.path.name)
-            return [s if isinstance(s, FileResult) else FileResult(path=str(s[0]), status="error", message=str(e))
-                    for s in staged]  # fmt: skip
+            return [
+                s if isinstance(s, FileResult) else FileResult(path=str(s[0]), status="error", message=str(e))
+                for s in staged
+            ]
         out: list[FileResult] = []
         for s in staged:
             if isinstance(s, FileResult):
@@ -233,8 +266,15 @@ class ImageService:
             if old is not None and old.id != record.id:
                 self._remove(old)
             status = "replaced" if old is not None else "added"
-            out.append(FileResult(path=str(path), status=status, id=record.id, items=1,
-                                  message=f"{path.name}: {status}, {record.width}x{record.height} {record.format}"))  # fmt: skip
+            out.append(
+                FileResult(
+                    path=str(path),
+                    status=status,
+                    id=record.id,
+                    items=1,
+                    message=f"{path.name}: {status}, {record.width}x{record.height} {record.format}",
+                )
+            )
         return out
 
     # searching
@@ -272,9 +312,15 @@ class ImageService:
             chunks = self.chunks.search(vector, k)
         except EngineError as e:
             note = f"Passages could not be compared: {e}"
-        return {"file_name": path.name, "width": loaded.width, "height": loaded.height,
-                "caption": loaded.caption, "images": self._search(vector, k, None),
-                "chunks": chunks, "note": note}  # fmt: skip
+        return {
+            "file_name": path.name,
+            "width": loaded.width,
+            "height": loaded.height,
+            "caption": loaded.caption,
+            "images": self._search(vector, k, None),
+            "chunks": chunks,
+            "note": note,
+        }
 
     def retrieve_for_chat(self, query: str, conversation: StoredConversation) -> list[Hit]:
         """Images relevant to a chat turn (ChatService's Retriever protocol).
@@ -358,19 +404,21 @@ class ImageService:
         return [_hit(records[m.id], m.score) for m in matches if m.id in records]
 
 
-def check_collection(name: str) -> str:
-    name = (name or "").strip()
-    if not name or len(name) > 100 or not name.isprintable():
-        raise ConfigError("A collection name is 1 to 100 printable characters.", field="collection")
-    return name
-
-
 def _hit(record: StoredImage, score: float) -> Hit:
     return Hit(
-        kind="image", id=record.id, text=record.description, score=score, source=record.file_name,
-        meta={"path": str(record.path), "collection": record.collection, "width": record.width,
-              "height": record.height, "caption": record.caption},
-    )  # fmt: skip
+        kind="image",
+        id=record.id,
+        text=record.description,
+        score=score,
+        source=record.file_name,
+        meta={
+            "path": str(record.path),
+            "collection": record.collection,
+            "width": record.width,
+            "height": record.height,
+            "caption": record.caption,
+        },
+    )
 
 
 def _display_name(name: str) -> str:
