@@ -207,6 +207,15 @@ def _with_default_command(parser: argparse.ArgumentParser, argv: list[str]) -> l
     return [*argv, "serve"]
 
 
+def _start_logging(args: argparse.Namespace) -> None:
+    """stderr and DATA_DIR/hearth.log; a command reading beside a running server leaves the
+    file to the server (two processes rotating one file would lose lines)."""
+    from engine.logs import log_to
+
+    beside_a_server = bool(getattr(args, "reads_beside_a_server", False))
+    log_to(None if beside_a_server else args.data_dir.expanduser(), args.log_level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = global_parser()
     args = parser.parse_args(_with_default_command(parser, list(sys.argv[1:] if argv is None else argv)))
@@ -214,9 +223,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         check_data_dir(args)
+        _start_logging(args)
         return int(args.handler(args) or 0)
     except EngineError as e:
         print(f"{e.title}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        from engine.logs import stop_logging
+
+        stop_logging()

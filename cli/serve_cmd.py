@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
 from .options import env_option, from_environment
+
+log = logging.getLogger("hearth.cli")
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MIN_PASSWORD = 8
@@ -139,7 +142,7 @@ def check_exposure(host: str, auth: Credentials | tuple[str, str] | None, tls: b
 
 
 def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    log.warning("%s", message)
 
 
 def serve(args: argparse.Namespace) -> int:

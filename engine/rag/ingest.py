@@ -24,7 +24,7 @@ from .files import SourceFile, read_limited
 from .loaders import file_kind, load_bytes
 from .store import DocumentStore
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hearth.rag")
 
 Progress = Callable[[int, int, str], None]
 

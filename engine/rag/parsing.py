@@ -22,7 +22,7 @@ from ..errors import IngestError
 from .blocks import LoadedDocument
 from .loaders import LoadLimits
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hearth.rag")
 
 #: a fresh worker imports Python and the loaders; generous, since the machine may be busy
 START_SECONDS = 120.0

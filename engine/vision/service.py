@@ -29,7 +29,7 @@ from .labels import clean_labels, zero_shot
 from .loading import LoadedImage, decode_image, read_bytes, read_image
 from .store import ImageRecords, StoredImage
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hearth.vision")
 
 Progress = Callable[[int, int, str], None]
 
