@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.errors import EngineError
-from engine.library import DEFAULT_COLLECTION, IMAGE_SUFFIXES
+from engine.library import DEFAULT_COLLECTION, IMAGE_SUFFIXES, offered_collections
 from engine.rag import SearchOptions
 from engine.rag.loaders import SUFFIX_KINDS
 from engine.rag.routing import add_files
@@ -30,8 +30,7 @@ CONTEXT_CHARS = 400
 
 
 def collection_choices(services) -> list[str]:
-    names = services.documents.collections()
-    return names if DEFAULT_COLLECTION in names else [DEFAULT_COLLECTION, *names]
+    return offered_collections(services.documents.collections())
 
 
 def upload(

@@ -12,7 +12,7 @@ from typing import Any
 
 from app.documents_handlers import ALREADY_ADDED, discard_uploads
 from engine.errors import EngineError
-from engine.library import DEFAULT_COLLECTION
+from engine.library import DEFAULT_COLLECTION, offered_collections
 from engine.types import FileResult, Hit
 
 from .markup import error_markdown, escape_inline, escape_text
@@ -40,8 +40,7 @@ def status(services) -> str:
 
 
 def collection_choices(services) -> list[str]:
-    names = services.images.collections()
-    return names if DEFAULT_COLLECTION in names else [DEFAULT_COLLECTION, *names]
+    return offered_collections(services.images.collections())
 
 
 def upload(

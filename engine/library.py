@@ -32,6 +32,12 @@ def check_collection_name(name: str) -> str:
     return clean
 
 
+def offered_collections(names: list[str]) -> list[str]:
+    """Collections to offer for adding files: the default one first when it is not there yet
+    (an image collection exists only once it holds an image)."""
+    return names if DEFAULT_COLLECTION in names else [DEFAULT_COLLECTION, *names]
+
+
 def is_image(path: Path | str) -> bool:
     """Whether a file goes to the image index, by its name."""
     return Path(path).suffix.lower() in IMAGE_SUFFIXES

@@ -35,6 +35,14 @@ def test_documents_and_images_accept_the_same_names_and_default(vservices, tmp_p
     assert DEFAULT_COLLECTION in vservices.documents.collections()
 
 
+def test_both_panels_offer_the_default_collection_first_when_empty(vservices):
+    from app import documents_handlers, images_handlers
+
+    assert vservices.images.collections() == []
+    assert images_handlers.collection_choices(vservices) == [DEFAULT_COLLECTION]
+    assert documents_handlers.collection_choices(vservices)[0] == DEFAULT_COLLECTION
+
+
 def test_every_image_file_is_offered_and_routed_to_the_image_index(tmp_path):
     from app.documents_handlers import UPLOAD_TYPES
     from app.images_panel import IMAGE_TYPES
