@@ -15,7 +15,7 @@ from engine.errors import EngineError
 from engine.library import DEFAULT_COLLECTION, offered_collections
 from engine.types import FileResult, Hit
 
-from .markup import error_markdown, escape_inline, escape_text
+from .markup import code_span, error_markdown, escape_inline, escape_text
 
 Gallery = list[tuple[str, str]]
 
@@ -77,7 +77,7 @@ def report(results: list[FileResult]) -> str:
     for r in results:
         name = Path(r.path).name
         detail = r.message.removeprefix(f"{name}: ") if r.message else r.status
-        lines.append(f"- {icons[r.status]} `{_name(name)}`: {escape_inline(detail)}")
+        lines.append(f"- {icons[r.status]} {code_span(name)}: {escape_inline(detail)}")
     return f"**{head}**\n\n" + "\n".join(lines)
 
 
@@ -177,7 +177,7 @@ def describe_attachment(services, path: Path | str) -> str:
         found = services.images.related_to_image(path, k=5)
     except EngineError as e:
         return f"{error_markdown(e)}\n\n{note}"
-    parts = [f"**Attached image:** `{_name(found['file_name'])}` ({found['width']}×{found['height']})"]
+    parts = [f"**Attached image:** {code_span(found['file_name'])} ({found['width']}×{found['height']})"]
     if found["caption"]:
         parts.append(f"Text in the file: {escape_text(found['caption'])}")
     images = found["images"]
@@ -185,7 +185,7 @@ def describe_attachment(services, path: Path | str) -> str:
         parts.append(
             "**Most similar images**\n"
             + "\n".join(
-                f"{i}. `{_name(h.source)}` ({escape_inline(h.meta.get('collection', ''))}) · {h.score:.3f}"
+                f"{i}. {code_span(h.source)} ({escape_inline(h.meta.get('collection', ''))}) · {h.score:.3f}"
                 for i, h in enumerate(images, 1)
             )
         )
@@ -204,11 +204,6 @@ def describe_attachment(services, path: Path | str) -> str:
         parts.append(escape_text(found["note"]))
     parts.append(f"_{note}_")
     return "\n\n".join(parts)
-
-
-def _name(name: str) -> str:
-    """A file name for a code span: nothing can end the span (a backtick, a blank line)."""
-    return " ".join(str(name).replace("`", "'").split()) or "?"
 
 
 def _quote(text: str, limit: int = 160) -> str:
