@@ -27,10 +27,16 @@ BACKUPS = 3
 
 
 class PrivateLogFile(RotatingFileHandler):
-    """A rotating log file created 0600, the rotated ones too."""
+    """A rotating log file created 0600, the rotated ones too, in a 0700 folder. Opened at the
+    first record, so a command that logs nothing leaves no file behind."""
+
+    def __init__(self, path: Path, *, max_bytes: int = MAX_BYTES, backups: int = BACKUPS) -> None:
+        super().__init__(path, maxBytes=max_bytes, backupCount=backups, encoding="utf-8", delay=True)
 
     def _open(self) -> io.TextIOWrapper:
-        private_file(Path(self.baseFilename))
+        path = Path(self.baseFilename)
+        private_dir(path.parent)
+        private_file(path)
         return super()._open()
 
 
@@ -67,8 +73,8 @@ def log_to(data_dir: Path | None, level: str = "warning") -> Path | None:
     root.addHandler(_Stderr())
     if data_dir is None:
         return None
-    path = private_dir(Path(data_dir)) / LOG_NAME
-    file = PrivateLogFile(path, maxBytes=MAX_BYTES, backupCount=BACKUPS, encoding="utf-8")
+    path = Path(data_dir) / LOG_NAME
+    file = PrivateLogFile(path)
     file.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s"))
     root.addHandler(file)
     return path

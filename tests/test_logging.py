@@ -45,7 +45,7 @@ def test_an_engine_warning_lands_in_the_log_file(tmp_path):
 
 def test_rotated_log_files_stay_private(tmp_path):
     path = tmp_path / LOG_NAME
-    handler = PrivateLogFile(path, maxBytes=200, backupCount=2, encoding="utf-8")
+    handler = PrivateLogFile(path, max_bytes=200, backups=2)
     logger = logging.Logger("rotation-test")  # not registered: leaves the process's logging alone
     logger.addHandler(handler)
     try:
