@@ -47,7 +47,20 @@ def global_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(sub)
+    _log_level_after_commands(parser)
     return parser
+
+
+def _log_level_after_commands(parser: argparse.ArgumentParser) -> None:
+    """--log-level after any command too (python run.py chat "hi" --log-level debug); unset
+    unless given there, so the global flag and HEARTH_LOG_LEVEL still count."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                command.add_argument(
+                    "--log-level", type=log_level, default=argparse.SUPPRESS, help="as above"
+                )
+                _log_level_after_commands(command)
 
 
 def _model_options(parser: argparse.ArgumentParser) -> None:

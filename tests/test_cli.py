@@ -235,3 +235,14 @@ def test_flags_default_to_the_settings_defaults(monkeypatch, tmp_path):
     monkeypatch.setenv("HEARTH_ALLOWED_HOSTS", "a.lan, b.lan")
     serve = cli.global_parser().parse_args(["serve", "--allowed-host", "c.lan"])
     assert serve.allowed_host == ["a.lan", "b.lan", "c.lan"]
+
+
+def test_log_level_is_taken_before_or_after_any_command(monkeypatch):
+    from cli import global_parser
+
+    _without_hearth_variables(monkeypatch)
+    assert global_parser().parse_args(["memory", "show"]).log_level == "warning"
+    assert global_parser().parse_args(["memory", "show", "--log-level", "DEBUG"]).log_level == "debug"
+    monkeypatch.setenv("HEARTH_LOG_LEVEL", "error")
+    assert global_parser().parse_args(["chat", "hi"]).log_level == "error"
+    assert global_parser().parse_args(["chat", "hi", "--log-level", "info"]).log_level == "info"
