@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
 from engine.library import DEFAULT_COLLECTION, IMAGE_SUFFIXES, offered_collections
@@ -20,6 +20,9 @@ from engine.types import FileResult, Hit
 
 from .markup import error_markdown, escape_text
 
+if TYPE_CHECKING:
+    from engine.factory import Services
+
 #: what the upload box offers (images are routed to the Images feature)
 UPLOAD_TYPES = sorted({*SUFFIX_KINDS, *IMAGE_SUFFIXES})
 TABLE_HEADERS = ["Name", "Type", "Chunks", "Pages", "Size", "Updated", "ID"]
@@ -29,12 +32,12 @@ ALREADY_ADDED = "These files were already added (their uploaded copies are delet
 CONTEXT_CHARS = 400
 
 
-def collection_choices(services) -> list[str]:
+def collection_choices(services: Services) -> list[str]:
     return offered_collections(services.documents.collections())
 
 
 def upload(
-    services,
+    services: Services,
     files: list[Any] | None,
     collection: str | None,
     progress: Callable[[int, int, str], None] | None = None,
@@ -81,7 +84,7 @@ def report(results: list[FileResult]) -> str:
     return f"**{head}**\n\n" + "\n".join(lines)
 
 
-def documents_table(services, collection: str | None) -> list[list[Any]]:
+def documents_table(services: Services, collection: str | None) -> list[list[Any]]:
     rows = []
     for d in services.documents.documents(collection or None):
         rows.append(
@@ -90,13 +93,13 @@ def documents_table(services, collection: str | None) -> list[list[Any]]:
     return rows
 
 
-def document_choices(services, collection: str | None) -> list[tuple[str, str]]:
+def document_choices(services: Services, collection: str | None) -> list[tuple[str, str]]:
     return [
         (f"{d.name} ({d.n_chunks} chunks)", d.id) for d in services.documents.documents(collection or None)
     ]
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KB", "MB"):
         if n < 1024 or unit == "MB":
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
@@ -104,7 +107,7 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def delete_document(services, document_id: str | None) -> str:
+def delete_document(services: Services, document_id: str | None) -> str:
     if not document_id:
         return "Choose a document to delete."
     try:
@@ -114,7 +117,7 @@ def delete_document(services, document_id: str | None) -> str:
     return "Deleted the document and its index entries."
 
 
-def create_collection(services, name: str) -> tuple[str, str | None]:
+def create_collection(services: Services, name: str) -> tuple[str, str | None]:
     """(message, the created name or None)."""
     try:
         created = services.documents.create_collection(name)
@@ -123,7 +126,7 @@ def create_collection(services, name: str) -> tuple[str, str | None]:
     return f"Collection **{escape_text(created)}** is ready.", created
 
 
-def delete_collection(services, name: str | None) -> str:
+def delete_collection(services: Services, name: str | None) -> str:
     try:
         services.documents.delete_collection(name or "")
     except EngineError as e:
@@ -132,7 +135,7 @@ def delete_collection(services, name: str | None) -> str:
 
 
 def search(
-    services,
+    services: Services,
     query: str,
     collection: str | None = None,
     k: int = 5,
@@ -156,7 +159,7 @@ def search(
     return "\n\n".join(hit_markdown(services, n, h) for n, h in enumerate(hits, start=1))
 
 
-def hit_markdown(services, number: int, hit: Hit) -> str:
+def hit_markdown(services: Services, number: int, hit: Hit) -> str:
     where = hit.source + (f", page {hit.page}" if hit.page is not None else "")
     snippet = " ".join(hit.text.split())
     snippet = snippet[:240] + ("…" if len(snippet) > 240 else "")
@@ -169,7 +172,7 @@ def hit_markdown(services, number: int, hit: Hit) -> str:
     )
 
 
-def passage_context(services, hit: Hit, *, chars: int = CONTEXT_CHARS) -> str:
+def passage_context(services: Services, hit: Hit, *, chars: int = CONTEXT_CHARS) -> str:
     """The passage in bold, with the text around it, from the stored document."""
     document_id = hit.meta.get("document_id")
     if not document_id or hit.start is None or hit.end is None:
@@ -194,7 +197,7 @@ def passage_context(services, hit: Hit, *, chars: int = CONTEXT_CHARS) -> str:
     )
 
 
-def set_chat_rewriting(services, multi_query: bool, hyde: bool) -> str:
+def set_chat_rewriting(services: Services, multi_query: bool, hyde: bool) -> str:
     """Turn query rewriting on or off for document retrieval in chat."""
     from dataclasses import replace
 
@@ -205,7 +208,9 @@ def set_chat_rewriting(services, multi_query: bool, hyde: bool) -> str:
     return "Chat questions are searched " + (f"with {' and '.join(on)}." if on else "as typed.")
 
 
-def set_conversation_collections(services, conversation_id: str | None, names: list[str] | None) -> str:
+def set_conversation_collections(
+    services: Services, conversation_id: str | None, names: list[str] | None
+) -> str:
     """Which collections a conversation draws on; none chosen means all of them."""
     if not conversation_id:
         return "Start a conversation first."

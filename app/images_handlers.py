@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.documents_handlers import ALREADY_ADDED, discard_uploads
 from engine.errors import EngineError
@@ -16,6 +16,9 @@ from engine.library import DEFAULT_COLLECTION, offered_collections
 from engine.types import FileResult, Hit
 
 from .markup import code_span, error_markdown, escape_inline, escape_text
+
+if TYPE_CHECKING:
+    from engine.factory import Services
 
 Gallery = list[tuple[str, str]]
 
@@ -31,7 +34,7 @@ def _path(value: Any) -> Path:
     return Path(value) if isinstance(value, (str, Path)) else Path(value.name)
 
 
-def status(services) -> str:
+def status(services: Services) -> str:
     """The panel's first line: whether CLIP can load, and how to provide it if not."""
     ok, message = services.images.available()
     return (
@@ -39,12 +42,12 @@ def status(services) -> str:
     )
 
 
-def collection_choices(services) -> list[str]:
+def collection_choices(services: Services) -> list[str]:
     return offered_collections(services.images.collections())
 
 
 def upload(
-    services,
+    services: Services,
     files: list[Any] | None,
     collection: str,
     progress: Callable[[int, int, str], None] | None = None,
@@ -98,7 +101,9 @@ def _results(hits: list[Hit], what: str) -> tuple[Gallery, str]:
     ), f"{len(hits)} images for {what}:\n\n| # | file | collection | score |\n|---|---|---|---|\n{rows}"
 
 
-def search_by_text(services, query: str, collection: str | None = None, k: int = 8) -> tuple[Gallery, str]:
+def search_by_text(
+    services: Services, query: str, collection: str | None = None, k: int = 8
+) -> tuple[Gallery, str]:
     try:
         hits = services.images.search_text(query, k=int(k), collection=collection or None)
     except EngineError as e:
@@ -106,7 +111,9 @@ def search_by_text(services, query: str, collection: str | None = None, k: int =
     return _results(hits, f"“{escape_inline(query)}”")
 
 
-def search_by_image(services, image: Any, collection: str | None = None, k: int = 8) -> tuple[Gallery, str]:
+def search_by_image(
+    services: Services, image: Any, collection: str | None = None, k: int = 8
+) -> tuple[Gallery, str]:
     if not image:
         return [], "Choose an example image first."
     path = _path(image)
@@ -122,7 +129,7 @@ def parse_labels(text: str) -> list[str]:
     return [part.strip() for line in (text or "").splitlines() for part in line.split(",") if part.strip()]
 
 
-def classify(services, image: Any, labels_text: str) -> tuple[dict[str, float], str]:
+def classify(services: Services, image: Any, labels_text: str) -> tuple[dict[str, float], str]:
     """Zero-shot labels for an image: ({label: probability}, markdown)."""
     if not image:
         return {}, "Choose an image first."
@@ -135,7 +142,7 @@ def classify(services, image: Any, labels_text: str) -> tuple[dict[str, float], 
     return dict(ranked), f"Most likely: **{escape_inline(best)}** ({p:.0%}) among {len(ranked)} labels."
 
 
-def library(services, collection: str | None = None) -> tuple[Gallery, list[tuple[str, str]], str]:
+def library(services: Services, collection: str | None = None) -> tuple[Gallery, list[tuple[str, str]], str]:
     """The collection's images: gallery items, (label, id) choices for deleting, a summary line."""
     images = services.images.list(collection or None)
     items = [(str(i.path), i.file_name) for i in images]
@@ -144,7 +151,7 @@ def library(services, collection: str | None = None) -> tuple[Gallery, list[tupl
     return items, choices, f"{len(images)} images {where}."
 
 
-def delete_image(services, image_id: str | None) -> str:
+def delete_image(services: Services, image_id: str | None) -> str:
     if not image_id:
         return "Pick an image to delete first."
     try:
@@ -154,13 +161,13 @@ def delete_image(services, image_id: str | None) -> str:
     return "Deleted: the image, its stored copy and its vector are gone."
 
 
-def vision_model_note(services) -> tuple[bool, str]:
+def vision_model_note(services: Services) -> tuple[bool, str]:
     """Whether the loaded chat model can look at images itself (a vision GGUF with its mmproj)."""
     try:
-        backend = services.models.backend
+        sees = services.models.backend.supports_images
     except EngineError:  # no model loaded: nothing can see the image
-        backend = None
-    if getattr(backend, "supports_images", False):
+        sees = False
+    if sees:
         return (
             True,
             "The loaded model can see images: the attached image goes to the model with your message.",
@@ -168,7 +175,7 @@ def vision_model_note(services) -> tuple[bool, str]:
     return False, NO_VISION_MODEL
 
 
-def describe_attachment(services, path: Path | str) -> str:
+def describe_attachment(services: Services, path: Path | str) -> str:
     """Markdown for an image attached to a chat message: the most similar stored images,
     the closest passages in CLIP space, and whether the model itself can see the image."""
     path = _path(path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
@@ -10,10 +11,13 @@ from engine.library import IMAGE_SUFFIXES
 
 from . import images_handlers as ih
 
+if TYPE_CHECKING:
+    from engine.factory import Services
+
 IMAGE_TYPES = sorted(IMAGE_SUFFIXES)
 
 
-def build_images_panel(services) -> None:
+def build_images_panel(services: Services) -> None:
     """Called inside ``with gr.Tab("Images"):``. CLIP is checked when the page loads, not at start-up."""
     s = services
     status = gr.Markdown(partial(ih.status, s), elem_id="images-status")

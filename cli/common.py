@@ -7,7 +7,11 @@ import dataclasses
 import json
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.config import GenerationConfig
+    from engine.factory import Services
 
 log = logging.getLogger("hearth.cli")
 
@@ -34,7 +38,7 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def generation_config_from(args: argparse.Namespace, services: Any = None):
+def generation_config_from(args: argparse.Namespace, services: Services | None = None) -> GenerationConfig:
     from engine.config import GenerationConfig
 
     base = GenerationConfig()

@@ -15,7 +15,7 @@ ASK_SYSTEM = (
 )
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _register_ingest(sub)
     _register_search(sub)
 
@@ -39,7 +39,7 @@ def register(sub) -> None:
     p.set_defaults(handler=reindex)
 
 
-def _register_ingest(sub) -> None:
+def _register_ingest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     from engine.library import DEFAULT_COLLECTION
 
     p = sub.add_parser("ingest", help="add documents (files or folders) to a collection")
@@ -71,7 +71,7 @@ def _register_ingest(sub) -> None:
     p.set_defaults(handler=ingest)
 
 
-def _register_search(sub) -> None:
+def _register_search(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("search", help="search documents (or images) and print ranked hits")
     p.add_argument("query", nargs="?", default="", help="what to look for")
     p.add_argument("--k", type=int, default=5, help="how many hits (default 5)")
@@ -146,9 +146,6 @@ def search(args: argparse.Namespace) -> int:
     try:
         collection = args.collection[0] if args.collection else None
         if args.images or args.image is not None:
-            if services.images is None:
-                print("Image search is not available in this installation.", file=sys.stderr)
-                return 2
             if args.image is not None:
                 hits = services.images.search_image(args.image, k=args.k, collection=collection)
             else:

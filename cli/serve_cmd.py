@@ -6,10 +6,14 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .options import env_option, from_environment
 
 log = logging.getLogger("hearth.cli")
+
+if TYPE_CHECKING:
+    from engine.factory import Services
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MIN_PASSWORD = 8
@@ -18,7 +22,7 @@ DEFAULT_MAX_UPLOAD_MB = 1024  # app/server.py has the same default; no import: -
 Credentials = list[tuple[str, str]]
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="serve the chat page (default command)")
     env_option(
         p, "--host", default="127.0.0.1", help="address to listen on; anything but loopback needs credentials"
@@ -75,10 +79,8 @@ def add_api_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def parse_auth(value: str | None) -> tuple[str, str] | None:
+def parse_auth(value: str) -> tuple[str, str]:
     """USER:PASSWORD (the password may contain ':'), with a password of at least 8 characters."""
-    if not value:
-        return None
     user, sep, password = value.strip().partition(":")
     if not sep or not user.strip() or not password:
         raise SystemExit("credentials must be USER:PASSWORD")
@@ -95,8 +97,7 @@ def read_auth_file(path: Path) -> Credentials:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise SystemExit(f"cannot read --auth-file {path}: {e.strerror or e}") from e
-    found = [parse_auth(line) for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    credentials = [c for c in found if c]
+    credentials = [parse_auth(line) for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not credentials:
         raise SystemExit(f"--auth-file {path} holds no USER:PASSWORD line")
     if path.stat().st_mode & 0o077:
@@ -114,9 +115,8 @@ def credentials_from(args: argparse.Namespace) -> Credentials | None:
             "--auth puts the password on the command line, where other users see it (ps); "
             "use HEARTH_AUTH or --auth-file instead"
         )
-    login = parse_auth(args.auth)
-    if login:
-        credentials.append(login)
+    if args.auth:
+        credentials.append(parse_auth(args.auth))
     return credentials or None
 
 
@@ -182,7 +182,7 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _api_routers(services, api_key: str | None, *, page_login: bool) -> tuple:
+def _api_routers(services: Services, api_key: str | None, *, page_login: bool) -> tuple:
     """The /v1 API on the page's port. The page's login does not cover it, so a page behind a
     password serves the API only with a key of its own."""
     if page_login and api_key is None:
