@@ -16,7 +16,7 @@ from engine.errors import EngineError
 from engine.types import ContextReport, Done, Sources, TextDelta, TurnStarted
 
 from .controls import CONTROL_FIELDS, control_values
-from .markup import escape_inline, escape_text, safe_markdown
+from .markup import error_markdown, escape_inline, escape_text, safe_markdown
 
 if TYPE_CHECKING:
     from engine.factory import Services
@@ -31,7 +31,7 @@ TurnUpdates = Iterator[tuple[ChatHistory, str | None, str, bool]]
 def friendly(error: BaseException) -> str:
     """What the user sees for an error: the engine's message, never a traceback."""
     if isinstance(error, EngineError):
-        return f"⚠️ **{escape_text(error.title)}**: {escape_text(error)}"
+        return error_markdown(error)
     log.exception("unexpected error", exc_info=error)
     return "⚠️ **Unexpected error**: something went wrong inside Hearth (details are in the server log)."
 

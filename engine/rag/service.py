@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, EngineError, NotFoundError
+from ..library import DEFAULT_COLLECTION
 from ..store import StoredConversation
 from ..store.db import Database
 from ..turn import Contribution, Turn
@@ -21,7 +22,6 @@ from . import ingest
 from .chunking import embedding_text
 from .files import Entry, Skipped, SourceFile, expand
 from .keyword import KeywordIndex
-from .migrations import DEFAULT_COLLECTION
 from .parsing import ParseLimits, ParserPool
 from .relevance import relevant
 from .rewrite import Generate, SearchOptions

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..errors import ConfigError, EngineError, VisionError
+from ..library import DEFAULT_COLLECTION, check_collection_name
 from ..store import Database, StoredConversation
 from ..turn import Contribution, Turn
 from ..types import FileResult, Hit
@@ -127,7 +128,7 @@ class ImageService:
         self,
         paths: Sequence[Path | str],
         *,
-        collection: str = "library",
+        collection: str = DEFAULT_COLLECTION,
         progress: Progress | None = None,
         captions: dict[str, str] | None = None,
     ) -> builtins.list[FileResult]:
@@ -136,7 +137,7 @@ class ImageService:
         ``captions`` maps a path (as given) to text found near the image (alt text, a caption).
         """
         items = [Path(p) for p in paths]
-        collection = check_collection(collection)
+        collection = check_collection_name(collection)
         try:
             self._ready()
         except VisionError as e:
@@ -321,13 +322,6 @@ class ImageService:
         matches = self._index().query(vector, k, where)
         records = self.records.get_many([m.id for m in matches])
         return [_hit(records[m.id], m.score) for m in matches if m.id in records]
-
-
-def check_collection(name: str) -> str:
-    name = (name or "").strip()
-    if not name or len(name) > 100 or not name.isprintable():
-        raise ConfigError("A collection name is 1 to 100 printable characters.", field="collection")
-    return name
 
 
 def _hit(record: StoredImage, score: float) -> Hit:
