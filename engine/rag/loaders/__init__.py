@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import IngestError
+from ...library import IMAGE_SUFFIXES
 from ..blocks import LoadedDocument
 
 
@@ -26,7 +27,6 @@ class LoadLimits:
     max_chars: int = 10_000_000
 
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"})
 CODE_SUFFIXES = frozenset(
     ".py .pyi .js .mjs .cjs .ts .tsx .jsx .java .kt .kts .scala .c .h .cc .cpp .cxx .hpp .hh .cs .go .rs "
     ".rb .php .swift .m .mm .r .jl .lua .pl .pm .sh .bash .zsh .fish .ps1 .bat .sql .css .scss .sass "
@@ -81,10 +81,6 @@ def file_kind(path: Path) -> str:
     if path.name.lower() in CODE_NAMES:
         return "code"
     return SUFFIX_KINDS.get(path.suffix.lower(), "unknown")
-
-
-def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def load_bytes(data: bytes, *, name: str, kind: str, limits: LoadLimits = LoadLimits()) -> LoadedDocument:
