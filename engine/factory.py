@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from .chat import ChatService, TurnContext
+from .chat import ChatService
 from .config import GenerationConfig, Settings
 from .embeddings import TextEmbedder
 from .errors import ModelError
@@ -52,6 +52,7 @@ class Services:
         if self.warm_up is not None:
             self.warm_up.wait()  # never close a store a warm-up step is still opening
         try:
+            self.chat.close()  # memory upkeep after the last answer finishes before its stores close
             for part in (self.images, self.documents, self.memory):
                 part.close()
             self.models.close()
@@ -235,24 +236,39 @@ def _prefill_new_chat(services: Services) -> None:
     core memory, the same in every new chat) is in the live KV cache and the first real turn
     reuses it like every later one does. Also pages the weights in and sets up llama.cpp's
     compute buffers. Nothing is saved."""
-    from .prompt import build_messages
-    from .types import Message
+    from .prompt import build_messages, prompt_budget
+    from .store import StoredMessage
+    from .turn import Contribution, Turn
 
     settings = services.settings
+    config = GenerationConfig(temperature=0.0, max_tokens=1)
     with services.models.lease() as backend:
-        context = TurnContext()
+        chat = _unsaved_chat(settings)
+        hello = StoredMessage(
+            id="hearth-warm-up", conversation_id=chat.id, seq=1, role="user", content="Hi", created_at=""
+        )
+        budget = prompt_budget(backend.info.n_ctx, config.max_tokens)
+        turn = Turn(
+            id="hearth-warm-up",
+            conversation=chat,
+            user_message=hello,
+            history=(),
+            backend=backend,
+            budget=budget,
+        )
+        memory = services.chat.memory
         # the memory agent would run tools (and may write) on this fake turn: prefix only then
-        if services.chat.memory is not None and not settings.memory_agent:
-            context = services.chat.memory.context_for_turn(_unsaved_chat(settings), "Hi")
-        n_ctx = backend.info.n_ctx
+        use_memory = memory is not None and not settings.memory_agent
+        context = (
+            memory.contribute(turn) if memory is not None and use_memory else Contribution(source="memory")
+        )
         plan = build_messages(
             system_prompt=settings.system_prompt,
             core_memory=context.core_memory,
             summary=context.summary,
             user_message="Hi",
             count_tokens=backend.count_tokens,
-            budget=n_ctx - n_ctx // 2,
+            budget=budget,
         )
-        messages = plan.messages or [Message(role="user", content="Hi")]
-        for _ in backend.stream_chat(messages, GenerationConfig(temperature=0.0, max_tokens=1)):
+        for _ in backend.stream_chat(plan.messages, config):
             pass
