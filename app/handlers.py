@@ -15,6 +15,7 @@ from engine.config import GenerationConfig
 from engine.errors import EngineError
 from engine.types import ContextReport, Done, Sources, TextDelta, TurnStarted
 
+from .citations import source_link
 from .controls import CONTROL_FIELDS, control_values
 from .markup import error_markdown, escape_inline, escape_text, safe_markdown
 
@@ -69,14 +70,18 @@ def status_title(
 
 
 def sources_markdown(hits: list[dict[str, Any]]) -> str:
+    """Each source with where it lies; a document passage is a link that opens it (app/citations.py)."""
     lines = []
     for number, hit in enumerate(hits, 1):
         where = hit.get("source") or hit.get("kind", "")
-        if hit.get("page") is not None:
+        if hit.get("location"):
+            where += f", {hit['location']}"
+        elif hit.get("page") is not None:
             where += f", page {hit['page']}"
         snippet = " ".join(str(hit.get("text", "")).split())
         snippet = snippet[:400] + ("…" if len(snippet) > 400 else "")
-        lines.append(f"**[{number}] {escape_inline(where)}**\n\n> {escape_text(snippet)}")
+        label = source_link(hit, f"**[{number}] {escape_inline(where)}**")
+        lines.append(f"{label}\n\n> {escape_text(snippet)}")
     return "\n\n".join(lines)
 
 

@@ -170,10 +170,17 @@ def _print_hits(hits, *, as_json: bool) -> None:
     if not hits:
         print("No matches.", file=sys.stderr)
     for rank, h in enumerate(hits, start=1):
-        where = h.source + (f", page {h.page}" if h.page is not None else "")
+        where = _where(h)
         span = f" [{h.start}:{h.end}]" if h.start is not None else ""
         print(f"{rank}. {where}{span}  score {h.score:.4f}")
         print("   " + " ".join(h.text.split())[:300])
+
+
+def _where(hit) -> str:
+    """The source's file and where in it: page, slide, sheet or heading path."""
+    if hit.location:
+        return f"{hit.source}, {hit.location}"
+    return hit.source + (f", page {hit.page}" if hit.page is not None else "")
 
 
 def ask(args: argparse.Namespace) -> int:
@@ -208,7 +215,7 @@ def ask(args: argparse.Namespace) -> int:
             return 0
         print("\n\nSources:" if sources else "\n\n(No passage in your documents matched this question.)")
         for n, h in enumerate(sources, start=1):
-            where = h.source + (f", page {h.page}" if h.page is not None else "")
+            where = _where(h)
             print(f"[{n}] {where}: {' '.join(h.text.split())[:160]}")
         return 0
     finally:

@@ -130,6 +130,7 @@ def chunk_rows(prepared: Prepared) -> list[dict[str, Any]]:
             "start": c.start,
             "end": c.end,
             "n_tokens": c.n_tokens,
+            "section": c.section,
         }
         for seq, c in enumerate(prepared.chunks)
     ]

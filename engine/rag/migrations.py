@@ -88,3 +88,11 @@ def _keyword_fts5(db: Database) -> None:
 
     keyword.create_tables(db)
     keyword.rebuild(db)
+
+
+@rag(name="0004_chunk_section")
+def _chunk_section(db: Database) -> None:
+    """Each chunk's section: the heading path it lies in, its own leading heading included, for
+    citations (``heading`` leaves that one out). Older chunks keep null: citations fall back to
+    ``heading``."""
+    db.table("rag_chunks").add_column("section", str)

@@ -20,6 +20,7 @@ from ..types import FileResult, Hit
 from ..vectors import VectorStore, collection_name
 from . import ingest
 from .chunking import embedding_text
+from .citations import Passage, passage
 from .files import Entry, Skipped, SourceFile, expand
 from .keyword import KeywordIndex
 from .parsing import ParseLimits, ParserPool
@@ -147,6 +148,10 @@ class DocumentService:
 
     def document_text(self, document_id: str) -> str:
         return self.store.document_text(document_id)
+
+    def passage(self, chunk_id: str) -> Passage:
+        """A cited chunk in the text around it, for the citation viewer (NotFoundError once gone)."""
+        return passage(self.store, chunk_id)
 
     def all_chunks(self, collection: str | None = None) -> Iterator[tuple[str, str, str]]:
         """(chunk id, text, source file name) for every chunk, streamed."""

@@ -14,7 +14,8 @@ from ..store.db import Database
 from . import keyword
 
 _CHUNK_COLUMNS = (
-    'c.id, c.document_id, c.collection, c.seq, c.text, c.heading, c.page, c.start, c."end", d.name, d.source'
+    'c.id, c.document_id, c.collection, c.seq, c.text, c.heading, c.page, c.start, c."end", c.section, '
+    "d.name, d.source, d.kind"
 )
 
 
@@ -171,6 +172,16 @@ class DocumentStore:
                 cols = [c[0] for c in cur.description]
                 out.update({r[0]: dict(zip(cols, r)) for r in cur.fetchall()})
         return out
+
+    def spans(self, document_id: str) -> list[dict[str, Any]]:
+        """Where each chunk of a document lies (seq, start, end, page, heading, section), in order."""
+        with self._database.read() as db:
+            cur = db.execute(
+                'select seq, start, "end", page, heading, section from rag_chunks where document_id = ? order by seq',
+                [document_id],
+            )
+            cols = [c[0] for c in cur.description]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]
 
     def iter_chunks(self, collection: str | None = None, *, batch: int = 2000) -> Iterator[dict[str, Any]]:
         """Every chunk, in a stable order, read in batches so memory stays flat."""

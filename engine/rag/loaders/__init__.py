@@ -1,7 +1,10 @@
 """Turn a file's bytes into structural blocks, by type.
 
 Each parsing library lives in its own module and is imported only when a file of
-its type arrives: pdf (pypdf), docx (python-docx), html (bs4), text (charset_normalizer).
+its type arrives: pdf (pypdf), docx (python-docx), pptx (python-pptx), xlsx (openpyxl),
+odt (lxml), epub (zip + the html loader), notebooks (json + markdown), markdown
+(markdown-it-py), html (bs4), text (charset_normalizer). Office files and e-books are zips,
+checked for bombs and encryption first (archive.py).
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ CODE_SUFFIXES = frozenset(
 SUFFIX_KINDS = {
     ".pdf": "pdf",
     ".docx": "docx",
+    ".pptx": "pptx",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+    ".odt": "odt",
+    ".epub": "epub",
+    ".ipynb": "notebook",
     ".html": "html",
     ".htm": "html",
     ".xhtml": "html",
@@ -50,7 +59,6 @@ SUFFIX_KINDS = {
     ".json": "json",
     ".jsonl": "json",
     ".ndjson": "json",
-    ".ipynb": "json",
     **{s: "code" for s in CODE_SUFFIXES},
     **{s: "image" for s in IMAGE_SUFFIXES},
 }
@@ -59,13 +67,10 @@ CODE_NAMES = frozenset({"makefile", "dockerfile", "rakefile", "gemfile", "justfi
 UNSUPPORTED = {
     ".doc": "old binary Word format: save it as .docx",
     ".rtf": "RTF: save it as .docx or .txt",
-    ".odt": "OpenDocument text: save it as .docx",
-    ".xls": "a spreadsheet: export it as .csv",
-    ".xlsx": "a spreadsheet: export it as .csv",
-    ".ods": "a spreadsheet: export it as .csv",
-    ".ppt": "a presentation: export it as .pdf",
-    ".pptx": "a presentation: export it as .pdf",
-    ".epub": "an e-book: convert it to .pdf or .html",
+    ".xls": "old binary Excel format: save it as .xlsx or export it as .csv",
+    ".ods": "an OpenDocument spreadsheet: save it as .xlsx or export it as .csv",
+    ".ppt": "old binary PowerPoint format: save it as .pptx",
+    ".odp": "an OpenDocument presentation: save it as .pptx",
     ".zip": "an archive: unpack it and add the folder",
 }
 
@@ -104,25 +109,50 @@ def _load(data: bytes, *, name: str, kind: str, limits: LoadLimits) -> LoadedDoc
         )
     if suffix in UNSUPPORTED:
         raise IngestError(f"{name}: cannot read {UNSUPPORTED[suffix]}.")
-    if kind == "pdf":
-        from .pdf import load_pdf
-
-        return load_pdf(data, name, max_pages=limits.max_pages, max_chars=limits.max_chars)
+    if kind in ("pdf", "pptx", "xlsx", "epub"):
+        return _load_paged(data, name=name, kind=kind, limits=limits)
     if kind == "docx":
         from .docx import load_docx
 
         return load_docx(data, name)
+    if kind == "odt":
+        from .odt import load_odt
+
+        return load_odt(data, name)
     if kind == "html":
         from .html import load_html
 
         return load_html(data, name)
+    if kind == "markdown":
+        from .markdown import load_markdown
+
+        return load_markdown(data, name)
+    if kind == "notebook":
+        from .notebook import load_notebook
+
+        return load_notebook(data, name)
     from . import structured, text
 
     if kind == "json":
         return structured.load_json(data, name, max_chars=limits.max_chars)
-    loader = {
-        "markdown": structured.load_markdown,
-        "code": structured.load_code,
-        "csv": structured.load_csv,
-    }.get(kind, text.load_text)
+    loader = {"code": structured.load_code, "csv": structured.load_csv}.get(kind, text.load_text)
     return loader(data, name)
+
+
+def _load_paged(data: bytes, *, name: str, kind: str, limits: LoadLimits) -> LoadedDocument:
+    """Formats that could hold far more than their bytes suggest: they check limits as they read."""
+    if kind == "pdf":
+        from .pdf import load_pdf
+
+        return load_pdf(data, name, max_pages=limits.max_pages, max_chars=limits.max_chars)
+    if kind == "pptx":
+        from .pptx import load_pptx
+
+        return load_pptx(data, name, max_pages=limits.max_pages)
+    if kind == "xlsx":
+        from .xlsx import load_xlsx
+
+        return load_xlsx(data, name, max_chars=limits.max_chars)
+    from .epub import load_epub
+
+    return load_epub(data, name, max_chars=limits.max_chars)
