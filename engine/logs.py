@@ -1,7 +1,8 @@
 """Where Hearth's log goes: stderr and ``DATA_DIR/hearth.log``.
 
-Every Hearth module logs under the ``hearth`` logger (``logging.getLogger("hearth.rag")``),
-never with print(). The engine only logs; ``log_to`` is called once by the entry point
+Hearth's modules log through ``logging`` (never print()), under a logger named for their part
+(``logging.getLogger("hearth.kv")``) or for the module (``logging.getLogger(__name__)``, which
+starts with engine, app, api or cli); ``OURS`` lists those roots. The engine only logs; ``log_to`` is called once by the entry point
 (cli.main), which owns the process. The file rotates (a long-running server must not fill
 the disk) and is private like every other file in the data directory: logs quote file
 names, questions and server replies.
@@ -19,8 +20,8 @@ from typing import TextIO
 from .store.datadir import private_dir, private_file
 
 LOG_NAME = "hearth.log"
-#: the parent of every Hearth logger
-ROOT = "hearth"
+#: the parents of Hearth's own loggers: these follow --log-level, other libraries log warnings only
+OURS = ("hearth", "engine", "app", "api", "cli")
 #: size of one log file, and how many rotated ones are kept beside it (hearth.log.1 ...)
 MAX_BYTES = 2 * 1024 * 1024
 BACKUPS = 3
@@ -69,7 +70,8 @@ def log_to(data_dir: Path | None, level: str = "warning") -> Path | None:
     stop_logging()
     root = logging.getLogger()
     root.setLevel(max(hearth_level, logging.WARNING))
-    logging.getLogger(ROOT).setLevel(hearth_level)
+    for name in OURS:
+        logging.getLogger(name).setLevel(hearth_level)
     root.addHandler(_Stderr())
     if data_dir is None:
         return None
@@ -86,4 +88,5 @@ def stop_logging() -> None:
     for handler in [h for h in root.handlers if isinstance(h, (PrivateLogFile, _Stderr))]:
         root.removeHandler(handler)
         handler.close()
-    logging.getLogger(ROOT).setLevel(logging.NOTSET)
+    for name in OURS:
+        logging.getLogger(name).setLevel(logging.NOTSET)

@@ -56,3 +56,20 @@ def test_rotated_log_files_stay_private(tmp_path):
     files = sorted(tmp_path.glob(LOG_NAME + "*"))
     assert [f.name for f in files] == [LOG_NAME, LOG_NAME + ".1", LOG_NAME + ".2"]
     assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
+
+
+def test_log_level_covers_every_hearth_logger_and_only_warnings_of_others(tmp_path):
+    from engine.logs import log_to, stop_logging
+
+    path = log_to(tmp_path, "info")
+    try:
+        logging.getLogger("engine.memory.context").info("module-named info")
+        logging.getLogger("hearth.kv").info("part-named info")
+        logging.getLogger("chromadb.telemetry").info("a library's info")
+        logging.getLogger("chromadb.telemetry").warning("a library's warning")
+    finally:
+        stop_logging()
+    assert path is not None
+    text = path.read_text(encoding="utf-8")
+    assert "module-named info" in text and "part-named info" in text
+    assert "a library's warning" in text and "a library's info" not in text
