@@ -32,6 +32,8 @@ Progress = Callable[[int, int, str], None]
 FLUSH_CHUNKS = 256
 #: files from this size on are ingested after the smaller ones of their batch, which are committed first
 BIG_FILE_BYTES = 64 * 1024
+#: vectors per Chroma upsert
+UPSERT_ROWS = 2000
 
 
 @dataclass(kw_only=True)
@@ -90,10 +92,19 @@ def prepare(
         raise IngestError(f"{file.name}: no text found in it; nothing to index.")
     doc_id = document_id(collection, content_hash)
     document = {
-        "id": doc_id, "collection": collection, "source": file.source, "name": file.name,
-        "kind": loaded.kind, "content_hash": content_hash, "size_bytes": len(data), "n_chunks": len(chunks),
-        "n_pages": loaded.n_pages, "encoding": loaded.encoding, "text": text, "embed_model": embedder.name,
-    }  # fmt: skip
+        "id": doc_id,
+        "collection": collection,
+        "source": file.source,
+        "name": file.name,
+        "kind": loaded.kind,
+        "content_hash": content_hash,
+        "size_bytes": len(data),
+        "n_chunks": len(chunks),
+        "n_pages": loaded.n_pages,
+        "encoding": loaded.encoding,
+        "text": text,
+        "embed_model": embedder.name,
+    }
     return Prepared(
         file=file,
         document=document,
@@ -113,11 +124,20 @@ def _named(file: SourceFile):
 def chunk_rows(prepared: Prepared) -> list[dict[str, Any]]:
     doc = prepared.document
     return [
-        {"id": f"{doc['id']}-{seq:05d}", "document_id": doc["id"], "collection": doc["collection"],
-         "seq": seq, "text": c.text, "heading": c.heading, "page": c.page, "start": c.start, "end": c.end,
-         "n_tokens": c.n_tokens}
+        {
+            "id": f"{doc['id']}-{seq:05d}",
+            "document_id": doc["id"],
+            "collection": doc["collection"],
+            "seq": seq,
+            "text": c.text,
+            "heading": c.heading,
+            "page": c.page,
+            "start": c.start,
+            "end": c.end,
+            "n_tokens": c.n_tokens,
+        }
         for seq, c in enumerate(prepared.chunks)
-    ]  # fmt: skip
+    ]
 
 
 def write_vectors(
@@ -132,11 +152,13 @@ def write_vectors(
     for n, r in enumerate(rows):
         first.setdefault(r["id"], n)
     keep = sorted(first.values())
-    index.upsert(
-        [rows[n]["id"] for n in keep],
-        [vectors[n] for n in keep],
-        [{"document_id": rows[n]["document_id"], "collection": rows[n]["collection"]} for n in keep],
-    )
+    for start in range(0, len(keep), UPSERT_ROWS):  # Chroma caps the rows of one call (about 5,000)
+        part = keep[start : start + UPSERT_ROWS]
+        index.upsert(
+            [rows[n]["id"] for n in part],
+            [vectors[n] for n in part],
+            [{"document_id": rows[n]["document_id"], "collection": rows[n]["collection"]} for n in part],
+        )
 
 
 def commit(prepared: Prepared, rows: list[dict[str, Any]], *, store: DocumentStore, index) -> FileResult:
