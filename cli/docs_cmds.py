@@ -38,6 +38,11 @@ def register(sub) -> None:
         "--parse-seconds", type=float, default=None, help="stop reading a file after this long (default 120)"
     )
     p.add_argument("--json", action="store_true", help="print one result per file as JSON")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="after adding, keep the folders in sync (added, changed, renamed and deleted files) until Ctrl-C",
+    )
     p.set_defaults(handler=ingest)
 
     p = sub.add_parser("search", help="search documents (or images) and print ranked hits")
@@ -97,34 +102,44 @@ def _services(args: argparse.Namespace, *, load_model: bool = False):
 
 
 def ingest(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from engine.rag.routing import add_files
+
+    from .progress_line import ProgressLine
 
     services = _services(args)
     try:
-        with tqdm(total=0, unit="file", file=sys.stderr, disable=None, desc="Adding") as bar:
+        line = ProgressLine()
+        try:
+            results = add_files(
+                services.documents,
+                services.images,
+                args.paths,
+                collection=args.collection,
+                on_progress=line,
+            )
+        finally:
+            line.close()
+        _print_results(results, as_json=args.json)
+        sys.stdout.flush()  # before a watch, which may run for days
+        if args.watch:
+            from .watch_cmd import watch
 
-            def progress(done: int, total: int, name: str) -> None:
-                bar.total = total
-                bar.set_postfix_str(name[-40:], refresh=False)
-                bar.update(done - bar.n)
-
-            results = add_files(services.documents, services.images, args.paths,
-                                collection=args.collection, progress=progress)  # fmt: skip
-        if args.json:
-            print_json([dataclasses.asdict(r) for r in results])
-        else:
-            for r in results:
-                print(f"{r.status:>9}  {r.message or r.path}")
-            counts = {
-                s: sum(r.status == s for r in results)
-                for s in ("added", "replaced", "unchanged", "skipped", "error")
-            }
-            print(", ".join(f"{n} {s}" for s, n in counts.items()), file=sys.stderr)
+            return watch(services, args.paths, collection=args.collection)
         return 1 if any(r.status == "error" for r in results) else 0
     finally:
         services.close()
+
+
+def _print_results(results, *, as_json: bool) -> None:
+    if as_json:
+        print_json([dataclasses.asdict(r) for r in results])
+        return
+    for r in results:
+        print(f"{r.status:>9}  {r.message or r.path}")
+    counts = {
+        s: sum(r.status == s for r in results) for s in ("added", "replaced", "unchanged", "skipped", "error")
+    }
+    print(", ".join(f"{n} {s}" for s, n in counts.items()), file=sys.stderr)
 
 
 def search(args: argparse.Namespace) -> int:
@@ -143,8 +158,9 @@ def search(args: argparse.Namespace) -> int:
             from engine.rag import SearchOptions
 
             options = SearchOptions(multi_query=args.multi_query, hyde=args.hyde)
-            hits = services.documents.search(args.query, k=args.k, collections=args.collection, mode=args.mode,
-                                             options=options)  # fmt: skip
+            hits = services.documents.search(
+                args.query, k=args.k, collections=args.collection, mode=args.mode, options=options
+            )
         _print_hits(hits, as_json=args.json)
         return 0
     finally:
@@ -186,8 +202,13 @@ def ask(args: argparse.Namespace) -> int:
             elif isinstance(event, Done):
                 done = event
         if args.json:
-            print_json({"conversation_id": conversation.id, "answer": done.text if done else "",
-                        "sources": [dataclasses.asdict(h) for h in sources]})  # fmt: skip
+            print_json(
+                {
+                    "conversation_id": conversation.id,
+                    "answer": done.text if done else "",
+                    "sources": [dataclasses.asdict(h) for h in sources],
+                }
+            )
             return 0
         print("\n\nSources:" if sources else "\n\n(No passage in your documents matched this question.)")
         for n, h in enumerate(sources, start=1):

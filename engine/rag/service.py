@@ -25,6 +25,7 @@ from .rewrite import Generate, SearchOptions
 from .search import HybridSearcher
 from .store import DocumentInfo, DocumentStore
 from .vector_cache import CachedEmbedder
+from .watch import FolderWatcher
 
 Mode = str  # "hybrid" | "dense" | "bm25"
 
@@ -90,6 +91,8 @@ class DocumentService:
         self._parser = ParserPool()
         #: why the last chat retrieval came back empty-handed, when it failed
         self.last_error: str | None = None
+        #: watched folders (the Documents tab); the server starts its thread, nothing else does
+        self.watcher = FolderWatcher(self, database)
 
     def vector_index(self, collection: str):
         """The Chroma collection holding ``collection``'s vectors for the current embedding model.
@@ -306,6 +309,7 @@ class DocumentService:
                 pass  # invisible without their SQLite rows; repair() removes them later
 
     def close(self) -> None:
+        self.watcher.stop()
         self._parser.close()
 
 
