@@ -15,6 +15,7 @@ from typing import Any
 from engine.errors import EngineError
 from engine.rag import DEFAULT_COLLECTION, IMAGE_SUFFIXES, SearchOptions
 from engine.rag.loaders import SUFFIX_KINDS
+from engine.rag.progress import IngestProgress, OnProgress
 from engine.rag.routing import add_files
 from engine.types import FileResult, Hit
 
@@ -49,6 +50,7 @@ def upload(
     files: list[Any] | None,
     collection: str | None,
     progress: Callable[[int, int, str], None] | None = None,
+    on_progress: OnProgress | None = None,
 ) -> str:
     """Add uploaded files (documents and images) to a collection; one report line per file.
 
@@ -60,8 +62,15 @@ def upload(
     if not any(p.exists() for p in paths):  # "Add" pressed again: the uploads were used and deleted
         return ALREADY_ADDED
     try:
-        results = add_files(services.documents, services.images, paths, collection=collection or DEFAULT_COLLECTION,
-                            progress=progress, names=[p.name for p in paths])  # fmt: skip
+        results = add_files(
+            services.documents,
+            services.images,
+            paths,
+            collection=collection or DEFAULT_COLLECTION,
+            progress=progress,
+            names=[p.name for p in paths],
+            on_progress=on_progress,
+        )
     except EngineError as e:
         return _error(e)
     finally:
@@ -102,11 +111,12 @@ def document_choices(services, collection: str | None) -> list[tuple[str, str]]:
 
 
 def _size(n: int) -> str:
+    size = float(n)
     for unit in ("B", "KB", "MB"):
-        if n < 1024 or unit == "MB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return str(n)
+        if size < 1024 or unit == "MB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return str(size)
 
 
 def delete_document(services, document_id: str | None) -> str:
@@ -137,13 +147,23 @@ def delete_collection(services, name: str | None) -> str:
 
 
 def search(
-    services, query: str, collection: str | None = None, k: int = 5, mode: str = "hybrid",
-    multi_query: bool = False, hyde: bool = False,
-) -> str:  # fmt: skip
+    services,
+    query: str,
+    collection: str | None = None,
+    k: int = 5,
+    mode: str = "hybrid",
+    multi_query: bool = False,
+    hyde: bool = False,
+) -> str:
     """Ranked hits as markdown; each expands to show the passage in its document."""
     try:
-        hits = services.documents.search(query, k=int(k), collections=[collection] if collection else None,
-                                         mode=mode, options=SearchOptions(multi_query=multi_query, hyde=hyde))  # fmt: skip
+        hits = services.documents.search(
+            query,
+            k=int(k),
+            collections=[collection] if collection else None,
+            mode=mode,
+            options=SearchOptions(multi_query=multi_query, hyde=hyde),
+        )
     except EngineError as e:
         return _error(e)
     if not hits:
@@ -157,9 +177,11 @@ def hit_markdown(services, number: int, hit: Hit) -> str:
     snippet = snippet[:240] + ("…" if len(snippet) > 240 else "")
     heading = hit.meta.get("heading")
     section = f" · {_escape(heading)}" if heading else ""
-    return (f"**[{number}] {_escape(where)}**{section} · score {hit.score:.4f}\n\n> {_escape(snippet)}\n\n"
-            f"<details><summary>Show the passage in its document</summary>\n\n{passage_context(services, hit)}"
-            "\n\n</details>")  # fmt: skip
+    return (
+        f"**[{number}] {_escape(where)}**{section} · score {hit.score:.4f}\n\n> {_escape(snippet)}\n\n"
+        f"<details><summary>Show the passage in its document</summary>\n\n{passage_context(services, hit)}"
+        "\n\n</details>"
+    )
 
 
 def passage_context(services, hit: Hit, *, chars: int = CONTEXT_CHARS) -> str:
@@ -174,16 +196,24 @@ def passage_context(services, hit: Hit, *, chars: int = CONTEXT_CHARS) -> str:
     before = text[max(0, hit.start - chars) : hit.start]
     after = text[hit.end : hit.end + chars]
     passage = "\n\n".join(f"**{_escape(p)}**" for p in text[hit.start : hit.end].split("\n\n") if p.strip())
-    return (("…" if hit.start > chars else "") + _escape(before) + "\n\n" + passage + "\n\n" + _escape(after)
-            + ("…" if hit.end + chars < len(text) else ""))  # fmt: skip
+    return (
+        ("…" if hit.start > chars else "")
+        + _escape(before)
+        + "\n\n"
+        + passage
+        + "\n\n"
+        + _escape(after)
+        + ("…" if hit.end + chars < len(text) else "")
+    )
 
 
 def set_chat_rewriting(services, multi_query: bool, hyde: bool) -> str:
     """Turn query rewriting on or off for document retrieval in chat."""
     from dataclasses import replace
 
-    services.documents.chat_options = replace(services.documents.chat_options, multi_query=bool(multi_query),
-                                              hyde=bool(hyde))  # fmt: skip
+    services.documents.chat_options = replace(
+        services.documents.chat_options, multi_query=bool(multi_query), hyde=bool(hyde)
+    )
     on = [n for n, v in (("multi-query", multi_query), ("HyDE", hyde)) if v]
     return "Chat questions are searched " + (f"with {' and '.join(on)}." if on else "as typed.")
 
@@ -200,3 +230,41 @@ def set_conversation_collections(services, conversation_id: str | None, names: l
     return (
         "This chat draws on " + (", ".join(_escape(n) for n in names) if names else "all collections") + "."
     )
+
+
+def progress_text(progress: IngestProgress) -> str:
+    """The upload bar's caption: files, chunks, chunks/s, time left, and the file at hand."""
+    name = progress.current.rsplit("/", 1)[-1][:40]
+    return f"{progress.line()} · {name}" if name else progress.line()
+
+
+# watched folders
+
+WATCH_HEADERS = ["Folder", "Collection", "Last change"]
+
+
+def watched_table(services) -> list[list[str]]:
+    return [[w.folder, w.collection, w.status] for w in services.documents.watcher.folders()]
+
+
+def watched_choices(services) -> list[str]:
+    return [w.folder for w in services.documents.watcher.folders()]
+
+
+def watch_folder(services, folder: str | None, collection: str | None) -> str:
+    """Start keeping a folder on this machine in sync with a collection."""
+    try:
+        watched = services.documents.watcher.add(folder or "", collection or DEFAULT_COLLECTION)
+    except EngineError as e:
+        return _error(e)
+    return (
+        f"Watching **{_escape(watched.folder)}** for **{_escape(watched.collection)}**: its files are "
+        "added now, and added, changed, renamed or deleted files follow within seconds."
+    )
+
+
+def unwatch_folder(services, folder: str | None) -> str:
+    if not folder:
+        return "Choose a watched folder first."
+    services.documents.watcher.remove(folder)
+    return f"Stopped watching **{_escape(folder)}**; its documents stay (delete them above if you like)."

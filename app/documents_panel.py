@@ -12,11 +12,18 @@ from . import documents_handlers as dh
 def build_documents_panel(services) -> None:
     """Called inside ``with gr.Tab("Documents"):``."""
     s = services
-    gr.Markdown("Add files, then ask about them in Chat: answers cite the passages they use. "
-                "PDF, DOCX, HTML, Markdown, text, CSV, JSON and source code; images go to Images.")  # fmt: skip
+    gr.Markdown(
+        "Add files, then ask about them in Chat: answers cite the passages they use. "
+        "PDF, DOCX, HTML, Markdown, text, CSV, JSON and source code; images go to Images."
+    )
     with gr.Row():
-        collection = gr.Dropdown(choices=dh.collection_choices(s), value=dh.DEFAULT_COLLECTION, label="Collection",
-                                 elem_id="docs-collection", scale=3)  # fmt: skip
+        collection = gr.Dropdown(
+            choices=dh.collection_choices(s),
+            value=dh.DEFAULT_COLLECTION,
+            label="Collection",
+            elem_id="docs-collection",
+            scale=3,
+        )
         new_name = gr.Textbox(
             label="New collection", placeholder="e.g. taxes-2024", elem_id="docs-new-name", scale=2
         )
@@ -24,16 +31,55 @@ def build_documents_panel(services) -> None:
         drop = gr.Button("Delete collection", variant="stop", size="sm", scale=1, elem_id="docs-drop")
     collection_note = gr.Markdown(elem_id="docs-collection-note")
     with gr.Accordion("Add files", open=True):
-        files = gr.File(file_count="multiple", file_types=dh.UPLOAD_TYPES, type="filepath",
-                        label="Drop files here", elem_id="docs-upload")  # fmt: skip
+        files = gr.File(
+            file_count="multiple",
+            file_types=dh.UPLOAD_TYPES,
+            type="filepath",
+            label="Drop files here",
+            elem_id="docs-upload",
+        )
         add = gr.Button("Add to collection", variant="primary", elem_id="docs-add")
         added = gr.Markdown(elem_id="docs-added")
-    with gr.Accordion("Documents in this collection", open=True):
-        table = gr.Dataframe(value=partial(dh.documents_table, s, dh.DEFAULT_COLLECTION), headers=dh.TABLE_HEADERS,
-                             interactive=False, wrap=True, elem_id="docs-table")  # fmt: skip
+    with gr.Accordion("Watched folders", open=False):
+        gr.Markdown(
+            "Folders on this machine kept in sync with the chosen collection: files added, changed, "
+            "renamed or deleted there follow within seconds, while Hearth runs. Links leading out of "
+            "a folder are skipped."
+        )
         with gr.Row():
-            chosen = gr.Dropdown(choices=dh.document_choices(s, dh.DEFAULT_COLLECTION), label="Document", scale=3,
-                                 elem_id="docs-chosen")  # fmt: skip
+            folder = gr.Textbox(
+                label="Folder", placeholder="/home/me/Notes", scale=4, elem_id="docs-watch-folder"
+            )
+            watch = gr.Button("Watch", size="sm", scale=1, elem_id="docs-watch")
+        watched = gr.Dataframe(
+            value=partial(dh.watched_table, s),
+            headers=dh.WATCH_HEADERS,
+            interactive=False,
+            wrap=True,
+            elem_id="docs-watched",
+        )
+        with gr.Row():
+            watched_pick = gr.Dropdown(
+                choices=dh.watched_choices(s), label="Watched folder", scale=4, elem_id="docs-watched-pick"
+            )
+            unwatch = gr.Button("Stop watching", size="sm", scale=1, elem_id="docs-unwatch")
+        watch_note = gr.Markdown(elem_id="docs-watch-note")
+        ticker = gr.Timer(3)
+    with gr.Accordion("Documents in this collection", open=True):
+        table = gr.Dataframe(
+            value=partial(dh.documents_table, s, dh.DEFAULT_COLLECTION),
+            headers=dh.TABLE_HEADERS,
+            interactive=False,
+            wrap=True,
+            elem_id="docs-table",
+        )
+        with gr.Row():
+            chosen = gr.Dropdown(
+                choices=dh.document_choices(s, dh.DEFAULT_COLLECTION),
+                label="Document",
+                scale=3,
+                elem_id="docs-chosen",
+            )
             refresh = gr.Button("Refresh", size="sm", scale=1)
             delete = gr.Button("Delete document", variant="stop", size="sm", scale=1, elem_id="docs-delete")
         deleted = gr.Markdown()
@@ -58,10 +104,30 @@ def build_documents_panel(services) -> None:
         return dh.documents_table(s, name), gr.update(choices=dh.document_choices(s, name), value=None)
 
     def do_upload(paths, name, progress=gr.Progress()):
-        def tick(done, total, file_name):
-            progress(done / max(total, 1), desc=f"{done}/{total} {file_name}")
+        def tick(state):
+            progress(state.fraction, desc=dh.progress_text(state))
 
-        return dh.upload(s, paths, name, progress=tick)
+        return dh.upload(s, paths, name, on_progress=tick)
+
+    def show_watched():
+        return dh.watched_table(s), gr.update(choices=dh.watched_choices(s))
+
+    def refresh_watched(name):
+        """Watched folders change the documents behind the page's back: show it (keeping choices made)."""
+        rows = dh.watched_table(s)
+        if not rows:
+            return gr.skip(), gr.skip(), gr.skip()
+        return rows, dh.documents_table(s, name), gr.update(choices=dh.document_choices(s, name))
+
+    def do_watch(path, name):
+        return dh.watch_folder(s, path, name), *show_watched()
+
+    def do_unwatch(path):
+        return (
+            dh.unwatch_folder(s, path),
+            dh.watched_table(s),
+            gr.update(choices=dh.watched_choices(s), value=None),
+        )
 
     def do_create(name):
         message, created = dh.create_collection(s, name)
@@ -75,6 +141,9 @@ def build_documents_panel(services) -> None:
     add.click(do_upload, [files, collection], added, concurrency_id="documents").then(
         show, [collection], [table, chosen]
     )
+    watch.click(do_watch, [folder, collection], [watch_note, watched, watched_pick])
+    unwatch.click(do_unwatch, [watched_pick], [watch_note, watched, watched_pick])
+    ticker.tick(refresh_watched, [collection], [watched, table, chosen])
     create.click(do_create, [new_name], [collection_note, collection])
     drop.click(do_drop, [collection], [collection_note, collection])
     collection.change(show, [collection], [table, chosen])

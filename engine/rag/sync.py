@@ -21,6 +21,7 @@ from typing import Any
 from ..types import FileResult
 from .files import SourceFile, expand
 from .loaders import is_image
+from .progress import OnProgress
 
 log = logging.getLogger(__name__)
 
@@ -56,8 +57,11 @@ class SyncReport:
 class FolderSync:
     """One watched folder and the collection it feeds."""
 
-    def __init__(self, documents: Any, folder: Path, collection: str):
+    def __init__(
+        self, documents: Any, folder: Path, collection: str, *, on_progress: OnProgress | None = None
+    ):
         self.documents = documents
+        self.on_progress = on_progress
         self.root = Path(folder).expanduser().resolve()
         self.collection = collection
         #: stat of every file as handled by the last poll that took it
@@ -88,7 +92,9 @@ class FolderSync:
             self._hashes[file.source] = _hash(file.path)
         self._moves(gone, take, known, report)
         if take:
-            report.results = self.documents.ingest_files(take, collection=self.collection)
+            report.results = self.documents.ingest_files(
+                take, collection=self.collection, on_progress=self.on_progress
+            )
             self._drop_stale(take, report)
         for d in gone:
             self.documents.delete(d["id"])

@@ -20,6 +20,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..store.conversations import now_iso
 from ..store.db import Database
+from .progress import IngestProgress
 from .sync import FolderSync, SyncReport
 
 log = logging.getLogger(__name__)
@@ -98,8 +99,13 @@ class FolderWatcher:
         sync = self._syncs.get(watched.folder)
         first = sync is None or sync.collection != watched.collection
         if sync is None or first:
-            sync = self._syncs[watched.folder] = FolderSync(
-                self.documents, Path(watched.folder), watched.collection
+            folder = watched.folder
+
+            def show(progress: IngestProgress) -> None:
+                self._status[folder] = f"indexing: {progress.line()}"
+
+            sync = self._syncs[folder] = FolderSync(
+                self.documents, Path(folder), watched.collection, on_progress=show
             )
         try:
             report = sync.poll(settle=not first)
@@ -147,7 +153,8 @@ def _status(report: SyncReport, before: str) -> str:
     if report.problem:
         return f"{now_iso()[11:19]} {report.problem}"
     if not report.changed:
-        return before or f"{now_iso()[11:19]} in sync"
+        settled = before and not before.startswith("indexing")
+        return before if settled else f"{now_iso()[11:19]} in sync"
     counts = [
         f"{sum(r.status == s for r in report.results)} {s}"
         for s in ("added", "replaced", "error")
