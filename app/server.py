@@ -53,10 +53,9 @@ def create_app(
     routers: Iterable[Any] = (),
 ):
     """The FastAPI app serving the page (and ``routers``, e.g. the /v1 API), guarded."""
-    import gradio as gr
     from fastapi import FastAPI
 
-    from .ui import CSS_PATH, build_ui
+    from .ui import build_ui
 
     tmp = temp_dir(services.settings.data_dir)
     demo = build_ui(services)
@@ -67,13 +66,7 @@ def create_app(
     for router in routers:
         app.include_router(router)
     credentials = [auth] if isinstance(auth, tuple) else (list(auth) if auth else None)
-    gr.mount_gradio_app(
-        app, demo, path="/", server_name=host, server_port=port, auth=credentials,
-        allowed_paths=[str(services.settings.files_dir)], css_paths=[CSS_PATH], theme="soft",
-        footer_links=[], show_error=False, max_file_size=max_upload_bytes, run_history=False,
-        ssr_mode=False, mcp_server=False, pwa=False, enable_monitoring=False,
-        js=demo._deprecated_js, head=demo._deprecated_head,  # what build_ui gave gr.Blocks(js=, head=)
-    )  # fmt: skip
+    _mount(app, demo, services, host=host, port=port, auth=credentials, max_upload_bytes=max_upload_bytes)
     _gradio_app(app).uploaded_file_dir = str(tmp)
     config = GuardConfig(
         hosts=security.allowed_hosts(host, port, allowed_hosts),
@@ -86,6 +79,44 @@ def create_app(
     if services.documents is not None:
         services.documents.watcher.start()  # watched folders follow while the page is served
     return app
+
+
+def _mount(
+    app: Any,
+    demo: Any,
+    services: Any,
+    *,
+    host: str,
+    port: int,
+    auth: Credentials | None,
+    max_upload_bytes: int,
+) -> None:
+    """The page under ``/``, with nothing Gradio can do that Hearth does not use."""
+    import gradio as gr
+
+    from .ui import CSS_PATH
+
+    gr.mount_gradio_app(
+        app,
+        demo,
+        path="/",
+        server_name=host,
+        server_port=port,
+        auth=auth,
+        allowed_paths=[str(services.settings.files_dir)],
+        css_paths=[CSS_PATH],
+        theme="soft",
+        footer_links=[],
+        show_error=False,
+        max_file_size=max_upload_bytes,
+        run_history=False,
+        ssr_mode=False,
+        mcp_server=False,
+        pwa=False,
+        enable_monitoring=False,
+        js=demo._deprecated_js,
+        head=demo._deprecated_head,  # what build_ui gave gr.Blocks(js=, head=)
+    )
 
 
 def _keep_temp_files_in(demo: Any, tmp: Path) -> None:
@@ -123,10 +154,17 @@ def serve(
     import uvicorn
 
     config = uvicorn.Config(
-        app, host=host, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
-        log_level="warning", server_header=False, proxy_headers=False, ws="none",
+        app,
+        host=host,
+        port=port,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        log_level="warning",
+        server_header=False,
+        proxy_headers=False,
+        ws="none",
         timeout_graceful_shutdown=5,
-    )  # fmt: skip
+    )
     server = uvicorn.Server(config)
     if block:
         server.run()

@@ -111,3 +111,25 @@ def test_ingest_killed_mid_file_resumes_without_redoing_finished_work(tmp_path):
         assert any(h.source.endswith("manual.txt") for h in hits)
     finally:
         services.close()
+
+
+def test_the_cli_progress_line_prints_the_final_state_once():
+    import io
+
+    from cli.progress_line import ProgressLine
+    from engine.rag.progress import ProgressMeter
+
+    out = io.StringIO()  # not a terminal: a line now and then, and the last state at the end
+    line = ProgressLine(out, every=3600)
+    meter = ProgressMeter([2000, 1000], line)
+    meter.parsed(0, 2)
+    meter.embedded(2, "a.txt")
+    meter.file_done("a.txt")
+    meter.parsed(1, 1)
+    meter.embedded(1, "b.txt")
+    meter.file_done("b.txt")
+    line.close()
+    lines = out.getvalue().splitlines()
+    assert lines[0].startswith("0/2 files · 2/3 chunks · ") and lines[0].endswith("a.txt")
+    assert lines[-1].startswith("2/2 files · 3/3 chunks · ") and "0 s left" in lines[-1]
+    assert len(lines) == 2
