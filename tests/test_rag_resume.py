@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from engine import Settings, build
-from engine.rag import pipeline
+from engine.rag import ingest, pipeline
 from engine.rag.pipeline import EMBED_SLICE
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,3 +133,34 @@ def test_the_cli_progress_line_prints_the_final_state_once():
     assert lines[0].startswith("0/2 files · 2/3 chunks · ") and lines[0].endswith("a.txt")
     assert lines[-1].startswith("2/2 files · 3/3 chunks · ") and "0 s left" in lines[-1]
     assert len(lines) == 2
+
+
+def test_a_stopped_ingest_leaves_the_rest_out_cleanly_and_resumes(tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "EMBED_SLICE", 8)
+    monkeypatch.setattr(ingest, "BIG_FILE_BYTES", 10_000)  # the 19 KB manual counts as big
+    folder = tmp_path / "folder"
+    write_folder(folder, big_pages=4)
+    services = build(Settings(data_dir=tmp_path / "data"), load_model=False)
+    try:
+        s = services.documents
+        seen = []
+
+        def stop_midway() -> bool:  # after the small files and two slices of the big one
+            return len(seen) >= 2 and seen[-1].files_done == len(SMALL) and seen[-1].chunks_done >= 3 + 16
+
+        results = {
+            Path(r.path).name: r
+            for r in s.ingest_paths([folder], on_progress=seen.append, should_stop=stop_midway)
+        }
+        assert {n: r.status for n, r in results.items()} == {
+            **dict.fromkeys(SMALL, "added"),
+            "manual.txt": "skipped",
+        }
+        assert results["manual.txt"].message == pipeline.STOPPED
+        assert s.consistency()["inconsistent"] == [] and len(s.documents()) == len(SMALL)
+        misses = s.cached.misses
+        again = {Path(r.path).name: r for r in s.ingest_paths([folder])}
+        assert again["manual.txt"].status == "added"
+        assert s.cached.misses - misses <= again["manual.txt"].items - 16  # the two slices were kept
+    finally:
+        services.close()

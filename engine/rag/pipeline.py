@@ -54,8 +54,10 @@ class IngestRun:
         *,
         progress: ingest.Progress | None = None,
         on_progress: OnProgress | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ):
         self.parts = parts
+        self.should_stop = should_stop or (lambda: False)
         self.files = files
         self.collection = collection
         self.progress = progress
@@ -68,6 +70,8 @@ class IngestRun:
         """Every entry gets its own result, in the order given, whatever goes wrong with it."""
         pending: list[tuple[int, ingest.Prepared]] = []
         for i in sorted(range(len(self.files)), key=self.sizes.__getitem__):
+            if self.should_stop():
+                break
             file = self.files[i]
             if self.sizes[i] >= ingest.BIG_FILE_BYTES:
                 self._flush(pending)
@@ -81,6 +85,9 @@ class IngestRun:
             if sum(len(p.chunks) for _, p in pending) >= ingest.FLUSH_CHUNKS:
                 self._flush(pending)
         self._flush(pending)
+        for i, result in enumerate(self.results):
+            if result is None:  # stopped before this file was done; a later ingest picks it up
+                self.results[i] = FileResult(path=_given(self.files[i]), status="skipped", message=STOPPED)
         return [r for r in self.results if r is not None]
 
     def _outcome(self, file: Entry) -> ingest.Prepared | FileResult:
@@ -133,6 +140,8 @@ class IngestRun:
         try:
             index = self.parts.vector_index(self.collection)
             ingest.write_vectors(batch, self._embed(texts, pending[-1][1].file.name), index)
+        except _StoppedError:
+            return  # the slices embedded so far are in the vector cache for the next run
         except Exception as e:  # noqa: BLE001 - EngineError or not, every file of the batch is told
             for i, p in pending:
                 bad = ingest.error_result(p.file.given, e) if isinstance(e, EngineError) else None
@@ -153,11 +162,26 @@ class IngestRun:
         order = sorted(range(len(texts)), key=lambda n: len(texts[n]))
         vectors: list[list[float]] = [[] for _ in texts]
         for start in range(0, len(order), EMBED_SLICE):
+            if self.should_stop():
+                raise _StoppedError
             part = order[start : start + EMBED_SLICE]
             for n, vector in zip(part, self.parts.cached.embed([texts[n] for n in part])):
                 vectors[n] = vector
             self.meter.embedded(len(part), name)
         return vectors
+
+
+STOPPED = "skipped: the ingest was stopped before this file; add it again to finish."
+
+
+class _StoppedError(Exception):
+    """Raised between embedding slices when the run is asked to stop."""
+
+
+def _given(entry: Entry) -> str:
+    if isinstance(entry, (SourceFile, Skipped)):
+        return entry.given
+    return entry[0]
 
 
 def _name(entry: Entry) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -159,11 +159,16 @@ class DocumentService:
         progress: ingest.Progress | None = None,
         names: Sequence[str] | None = None,
         on_progress: OnProgress | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> list[FileResult]:
         """Add files and folders; one FileResult per file, in order. A bad file never stops the
         others. ``names`` (one per path) gives uploads their real names and identities."""
         return self.ingest_files(
-            expand(paths, names), collection=collection, progress=progress, on_progress=on_progress
+            expand(paths, names),
+            collection=collection,
+            progress=progress,
+            on_progress=on_progress,
+            should_stop=should_stop,
         )
 
     def ingest_files(
@@ -173,10 +178,12 @@ class DocumentService:
         collection: str = DEFAULT_COLLECTION,
         progress: ingest.Progress | None = None,
         on_progress: OnProgress | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> list[FileResult]:
         """``ingest_paths`` after folder expansion (see ``files.expand``). Every entry gets its own
         result whatever goes wrong with it. ``progress`` hears of each file done, ``on_progress``
-        also of chunks embedded, with chunks/s and time left."""
+        also of chunks embedded, with chunks/s and time left. Once ``should_stop`` says so, the
+        files not committed yet are left out ("skipped"); a later ingest resumes them."""
         collection = self.store.ensure_collection(collection)
         parts = Parts(
             store=self.store,
@@ -187,7 +194,10 @@ class DocumentService:
             vector_index=self.vector_index,
             lock=self._ingest_lock,
         )
-        return IngestRun(parts, files, collection, progress=progress, on_progress=on_progress).run()
+        run = IngestRun(
+            parts, files, collection, progress=progress, on_progress=on_progress, should_stop=should_stop
+        )
+        return run.run()
 
     # search
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 from ..types import FileResult
 from .files import SourceFile, expand
 from .loaders import is_image
+from .pipeline import STOPPED
 from .progress import OnProgress
 
 log = logging.getLogger(__name__)
@@ -58,10 +60,17 @@ class FolderSync:
     """One watched folder and the collection it feeds."""
 
     def __init__(
-        self, documents: Any, folder: Path, collection: str, *, on_progress: OnProgress | None = None
+        self,
+        documents: Any,
+        folder: Path,
+        collection: str,
+        *,
+        on_progress: OnProgress | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ):
         self.documents = documents
         self.on_progress = on_progress
+        self.should_stop = should_stop
         self.root = Path(folder).expanduser().resolve()
         self.collection = collection
         #: stat of every file as handled by the last poll that took it
@@ -93,14 +102,16 @@ class FolderSync:
         self._moves(gone, take, known, report)
         if take:
             report.results = self.documents.ingest_files(
-                take, collection=self.collection, on_progress=self.on_progress
+                take, collection=self.collection, on_progress=self.on_progress, should_stop=self.should_stop
             )
             self._drop_stale(take, report)
         for d in gone:
             self.documents.delete(d["id"])
             report.removed.append(d["name"])
+        stopped = {r.path for r in report.results if r.message == STOPPED}
         for file in take:
-            self._handled[file.source] = files[file]
+            if file.given not in stopped:
+                self._handled[file.source] = files[file]
         for source in set(self._handled) - current:
             del self._handled[source]
             self._hashes.pop(source, None)

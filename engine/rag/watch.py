@@ -105,7 +105,11 @@ class FolderWatcher:
                 self._status[folder] = f"indexing: {progress.line()}"
 
             sync = self._syncs[folder] = FolderSync(
-                self.documents, Path(folder), watched.collection, on_progress=show
+                self.documents,
+                Path(folder),
+                watched.collection,
+                on_progress=show,
+                should_stop=self._stop.is_set,
             )
         try:
             report = sync.poll(settle=not first)
