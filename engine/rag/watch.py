@@ -73,17 +73,17 @@ class FolderWatcher:
             db.table("rag_watched_folders").insert(
                 {"folder": str(path), "collection": collection, "added_at": now_iso()}, replace=True
             )
-        with self._lock:
-            self._syncs.pop(str(path), None)  # a new collection means a fresh first poll
+        # not under the poll lock: a first poll of a big folder may hold it for minutes (a dict
+        # pop is atomic, and the next poll reads the list afresh)
+        self._syncs.pop(str(path), None)  # a new collection means a fresh first poll
         return WatchedFolder(folder=str(path), collection=collection)
 
     def remove(self, folder: str) -> None:
         """Stop watching; the folder's documents stay in the index (delete them in the list)."""
         with self.database.tx() as db:
             db.execute("delete from rag_watched_folders where folder = ?", [folder])
-        with self._lock:
-            self._syncs.pop(folder, None)
-            self._status.pop(folder, None)
+        self._syncs.pop(folder, None)
+        self._status.pop(folder, None)
 
     # syncing
 
