@@ -64,7 +64,8 @@ def build_documents_panel(services) -> None:
             )
             unwatch = gr.Button("Stop watching", size="sm", scale=1, elem_id="docs-unwatch")
         watch_note = gr.Markdown(elem_id="docs-watch-note")
-        ticker = gr.Timer(3)
+        # only while folders are watched: a tick is a request, every 3 s, from every open page
+        ticker = gr.Timer(3, active=bool(dh.watched_choices(s)))
     with gr.Accordion("Documents in this collection", open=True):
         table = gr.Dataframe(
             value=partial(dh.documents_table, s, dh.DEFAULT_COLLECTION),
@@ -120,14 +121,13 @@ def build_documents_panel(services) -> None:
         return rows, dh.documents_table(s, name), gr.update(choices=dh.document_choices(s, name))
 
     def do_watch(path, name):
-        return dh.watch_folder(s, path, name), *show_watched()
+        note, watched_now = dh.watch_folder(s, path, name), dh.watched_choices(s)
+        return note, *show_watched(), gr.Timer(active=bool(watched_now))
 
     def do_unwatch(path):
-        return (
-            dh.unwatch_folder(s, path),
-            dh.watched_table(s),
-            gr.update(choices=dh.watched_choices(s), value=None),
-        )
+        note, watched_now = dh.unwatch_folder(s, path), dh.watched_choices(s)
+        picked = gr.update(choices=watched_now, value=None)
+        return note, dh.watched_table(s), picked, gr.Timer(active=bool(watched_now))
 
     def do_create(name):
         message, created = dh.create_collection(s, name)
@@ -141,9 +141,9 @@ def build_documents_panel(services) -> None:
     add.click(do_upload, [files, collection], added, concurrency_id="documents").then(
         show, [collection], [table, chosen]
     )
-    watch.click(do_watch, [folder, collection], [watch_note, watched, watched_pick])
-    unwatch.click(do_unwatch, [watched_pick], [watch_note, watched, watched_pick])
-    ticker.tick(refresh_watched, [collection], [watched, table, chosen])
+    watch.click(do_watch, [folder, collection], [watch_note, watched, watched_pick, ticker])
+    unwatch.click(do_unwatch, [watched_pick], [watch_note, watched, watched_pick, ticker])
+    ticker.tick(refresh_watched, [collection], [watched, table, chosen], show_progress="hidden")
     create.click(do_create, [new_name], [collection_note, collection])
     drop.click(do_drop, [collection], [collection_note, collection])
     collection.change(show, [collection], [table, chosen])

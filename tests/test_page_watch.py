@@ -39,6 +39,10 @@ def test_upload_reports_chunks_per_second_and_time_left(tmp_path):
         assert captions[-1].endswith("0 s left · ferry.txt")
         assert "no such folder" in dh.watch_folder(services, str(tmp_path / "nowhere"), "library")
         assert dh.watched_table(services) == []
+        assert "Watching" in dh.watch_folder(services, str(tmp_path), "notes")
+        assert dh.watched_table(services) == [[str(tmp_path.resolve()), "notes", ""]]
+        assert "Stopped watching" in dh.unwatch_folder(services, str(tmp_path.resolve()))
+        assert dh.watched_choices(services) == []
     finally:
         services.close()
 
