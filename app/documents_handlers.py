@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
 from engine.rag import DEFAULT_COLLECTION, IMAGE_SUFFIXES, SearchOptions
@@ -18,6 +18,9 @@ from engine.rag.loaders import SUFFIX_KINDS
 from engine.rag.progress import IngestProgress, OnProgress
 from engine.rag.routing import add_files
 from engine.types import FileResult, Hit
+
+if TYPE_CHECKING:
+    from engine.factory import Services
 
 #: what the upload box offers (images are routed to the Images feature)
 UPLOAD_TYPES = sorted({*SUFFIX_KINDS, *IMAGE_SUFFIXES})
@@ -40,13 +43,13 @@ def _escape(text: str) -> str:
     return text
 
 
-def collection_choices(services) -> list[str]:
+def collection_choices(services: Services) -> list[str]:
     names = services.documents.collections()
     return names if DEFAULT_COLLECTION in names else [DEFAULT_COLLECTION, *names]
 
 
 def upload(
-    services,
+    services: Services,
     files: list[Any] | None,
     collection: str | None,
     progress: Callable[[int, int, str], None] | None = None,
@@ -95,7 +98,7 @@ def report(results: list[FileResult]) -> str:
     return f"**{head}**\n\n" + "\n".join(lines)
 
 
-def documents_table(services, collection: str | None) -> list[list[Any]]:
+def documents_table(services: Services, collection: str | None) -> list[list[Any]]:
     rows = []
     for d in services.documents.documents(collection or None):
         rows.append(
@@ -104,13 +107,13 @@ def documents_table(services, collection: str | None) -> list[list[Any]]:
     return rows
 
 
-def document_choices(services, collection: str | None) -> list[tuple[str, str]]:
+def document_choices(services: Services, collection: str | None) -> list[tuple[str, str]]:
     return [
         (f"{d.name} ({d.n_chunks} chunks)", d.id) for d in services.documents.documents(collection or None)
     ]
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     size = float(n)
     for unit in ("B", "KB", "MB"):
         if size < 1024 or unit == "MB":
@@ -119,7 +122,7 @@ def _size(n: int) -> str:
     return str(size)
 
 
-def delete_document(services, document_id: str | None) -> str:
+def delete_document(services: Services, document_id: str | None) -> str:
     if not document_id:
         return "Choose a document to delete."
     try:
@@ -129,7 +132,7 @@ def delete_document(services, document_id: str | None) -> str:
     return "Deleted the document and its index entries."
 
 
-def create_collection(services, name: str) -> tuple[str, str | None]:
+def create_collection(services: Services, name: str) -> tuple[str, str | None]:
     """(message, the created name or None)."""
     try:
         created = services.documents.create_collection(name)
@@ -138,7 +141,7 @@ def create_collection(services, name: str) -> tuple[str, str | None]:
     return f"Collection **{_escape(created)}** is ready.", created
 
 
-def delete_collection(services, name: str | None) -> str:
+def delete_collection(services: Services, name: str | None) -> str:
     try:
         services.documents.delete_collection(name or "")
     except EngineError as e:
@@ -147,7 +150,7 @@ def delete_collection(services, name: str | None) -> str:
 
 
 def search(
-    services,
+    services: Services,
     query: str,
     collection: str | None = None,
     k: int = 5,
@@ -171,7 +174,7 @@ def search(
     return "\n\n".join(hit_markdown(services, n, h) for n, h in enumerate(hits, start=1))
 
 
-def hit_markdown(services, number: int, hit: Hit) -> str:
+def hit_markdown(services: Services, number: int, hit: Hit) -> str:
     where = hit.source + (f", page {hit.page}" if hit.page is not None else "")
     snippet = " ".join(hit.text.split())
     snippet = snippet[:240] + ("…" if len(snippet) > 240 else "")
@@ -184,7 +187,7 @@ def hit_markdown(services, number: int, hit: Hit) -> str:
     )
 
 
-def passage_context(services, hit: Hit, *, chars: int = CONTEXT_CHARS) -> str:
+def passage_context(services: Services, hit: Hit, *, chars: int = CONTEXT_CHARS) -> str:
     """The passage in bold, with the text around it, from the stored document."""
     document_id = hit.meta.get("document_id")
     if not document_id or hit.start is None or hit.end is None:
@@ -207,7 +210,7 @@ def passage_context(services, hit: Hit, *, chars: int = CONTEXT_CHARS) -> str:
     )
 
 
-def set_chat_rewriting(services, multi_query: bool, hyde: bool) -> str:
+def set_chat_rewriting(services: Services, multi_query: bool, hyde: bool) -> str:
     """Turn query rewriting on or off for document retrieval in chat."""
     from dataclasses import replace
 
@@ -218,7 +221,9 @@ def set_chat_rewriting(services, multi_query: bool, hyde: bool) -> str:
     return "Chat questions are searched " + (f"with {' and '.join(on)}." if on else "as typed.")
 
 
-def set_conversation_collections(services, conversation_id: str | None, names: list[str] | None) -> str:
+def set_conversation_collections(
+    services: Services, conversation_id: str | None, names: list[str] | None
+) -> str:
     """Which collections a conversation draws on; none chosen means all of them."""
     if not conversation_id:
         return "Start a conversation first."
@@ -251,7 +256,7 @@ def watched_choices(services) -> list[str]:
     return [w.folder for w in services.documents.watcher.folders()]
 
 
-def watch_folder(services, folder: str | None, collection: str | None) -> str:
+def watch_folder(services: Services, folder: str | None, collection: str | None) -> str:
     """Start keeping a folder on this machine in sync with a collection."""
     try:
         watched = services.documents.watcher.add(folder or "", collection or DEFAULT_COLLECTION)
@@ -263,7 +268,7 @@ def watch_folder(services, folder: str | None, collection: str | None) -> str:
     )
 
 
-def unwatch_folder(services, folder: str | None) -> str:
+def unwatch_folder(services: Services, folder: str | None) -> str:
     if not folder:
         return "Choose a watched folder first."
     services.documents.watcher.remove(folder)

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from . import documents_handlers as dh
 
+if TYPE_CHECKING:
+    from engine.factory import Services
 
-def build_documents_panel(services) -> None:
+
+def build_documents_panel(services: Services) -> None:
     """Called inside ``with gr.Tab("Documents"):``."""
     s = services
     gr.Markdown(

@@ -21,10 +21,16 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import security
 from .security import Guard, GuardConfig, LoginThrottle
+
+if TYPE_CHECKING:
+    import gradio as gr
+    from fastapi import APIRouter, FastAPI
+
+    from engine.factory import Services
 
 DEFAULT_MAX_UPLOAD_MB = 1024
 #: Gradio deletes the temp files it made every hour once they are a day old, and all at exit
@@ -43,15 +49,15 @@ def temp_dir(data_dir: Path) -> Path:
 
 
 def create_app(
-    services: Any,
+    services: Services,
     *,
     host: str = "127.0.0.1",
     port: int = 7860,
     auth: tuple[str, str] | Credentials | None = None,
     allowed_hosts: Iterable[str] = (),
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20,
-    routers: Iterable[Any] = (),
-):
+    routers: Iterable[APIRouter] = (),
+) -> FastAPI:
     """The FastAPI app serving the page (and ``routers``, e.g. the /v1 API), guarded."""
     from fastapi import FastAPI
 
@@ -66,7 +72,9 @@ def create_app(
     for router in routers:
         app.include_router(router)
     credentials = [auth] if isinstance(auth, tuple) else (list(auth) if auth else None)
-    _mount(app, demo, services, host=host, port=port, auth=credentials, max_upload_bytes=max_upload_bytes)
+    _mount_page(
+        app, demo, services, host=host, port=port, auth=credentials, max_upload_bytes=max_upload_bytes
+    )
     _gradio_app(app).uploaded_file_dir = str(tmp)
     config = GuardConfig(
         hosts=security.allowed_hosts(host, port, allowed_hosts),
@@ -81,17 +89,17 @@ def create_app(
     return app
 
 
-def _mount(
-    app: Any,
-    demo: Any,
-    services: Any,
+def _mount_page(
+    app: FastAPI,
+    demo: gr.Blocks,
+    services: Services,
     *,
     host: str,
     port: int,
     auth: Credentials | None,
     max_upload_bytes: int,
 ) -> None:
-    """The page under ``/``, with nothing Gradio can do that Hearth does not use."""
+    """Gradio's page at /, with everything that reaches outside the app turned off."""
     import gradio as gr
 
     from .ui import CSS_PATH

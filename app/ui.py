@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
@@ -15,10 +16,13 @@ from .documents_panel import build_documents_panel
 from .images_panel import build_images_panel
 from .memory_panel import build_memory_panel
 
+if TYPE_CHECKING:
+    from engine.factory import Services
+
 CSS_PATH = Path(__file__).resolve().parent.parent / "assets" / "hearth.css"
 
 
-def build_ui(services) -> gr.Blocks:
+def build_ui(services: Services) -> gr.Blocks:
     s = services
     with gr.Blocks(title="Hearth", analytics_enabled=False) as demo:
         conversation_id = gr.State(None)
@@ -282,8 +286,9 @@ def _remote_server_box(s, facts, status) -> None:
                 elem_id="remote-n-ctx",
             )
         connect = gr.Button("Connect to server", elem_id="remote-connect")
-    connect.click(partial(mh.connect_remote, s), [url, key, model, n_ctx], [facts, status],
-                  concurrency_limit=1).then(lambda: gr.Dropdown(choices=mh.remote_models(s)), None, model)  # fmt: skip
+    connect.click(
+        partial(mh.connect_remote, s), [url, key, model, n_ctx], [facts, status], concurrency_limit=1
+    ).then(lambda: gr.Dropdown(choices=mh.remote_models(s)), None, model)
 
 
 def _collections(s) -> list[str]:
@@ -313,7 +318,7 @@ def _delete_preset(s, name: str):
 
 
 def launch(
-    services,
+    services: Services,
     *,
     host: str = "127.0.0.1",
     port: int = 7860,

@@ -15,7 +15,7 @@ ASK_SYSTEM = (
 )
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ingest", help="add documents (files or folders) to a collection")
     p.add_argument("paths", nargs="+", type=Path, help="files or folders (walked recursively)")
     p.add_argument("--collection", default="library", help="collection to add to (default: library)")
@@ -147,9 +147,6 @@ def search(args: argparse.Namespace) -> int:
     try:
         collection = args.collection[0] if args.collection else None
         if args.images or args.image is not None:
-            if services.images is None:
-                print("Image search is not available in this installation.", file=sys.stderr)
-                return 2
             if args.image is not None:
                 hits = services.images.search_image(args.image, k=args.k, collection=collection)
             else:

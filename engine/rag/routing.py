@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..types import FileResult
 from .files import SourceFile, expand, split_images
@@ -15,10 +16,14 @@ from .ingest import Progress
 from .migrations import DEFAULT_COLLECTION
 from .progress import OnProgress
 
+if TYPE_CHECKING:
+    from ..vision import ImageService
+    from .service import DocumentService
+
 
 def add_files(
-    documents,
-    images,
+    documents: DocumentService,
+    images: ImageService | None,
     paths: Sequence[Path | str],
     *,
     collection: str = DEFAULT_COLLECTION,

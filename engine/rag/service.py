@@ -8,8 +8,10 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, EngineError, NotFoundError
+from ..store import StoredConversation
 from ..store.db import Database
 from ..types import FileResult, Hit
 from ..vectors import VectorStore, collection_name
@@ -26,6 +28,10 @@ from .search import HybridSearcher
 from .store import DocumentInfo, DocumentStore
 from .vector_cache import CachedEmbedder
 from .watch import FolderWatcher
+
+if TYPE_CHECKING:
+    from ..embeddings import TextEmbedder
+    from ..rerank import CrossEncoderReranker
 
 Mode = str  # "hybrid" | "dense" | "bm25"
 
@@ -62,11 +68,11 @@ class DocumentService:
         *,
         database: Database,
         vectors: VectorStore,
-        embedder,
+        embedder: TextEmbedder,
         limits: IngestLimits = IngestLimits(),
         generate: Generate | None = None,
         chat_k: int = 4,
-        reranker=None,
+        reranker: CrossEncoderReranker | None = None,
     ):
         self.store = DocumentStore(database)
         self.vectors = vectors
@@ -238,10 +244,10 @@ class DocumentService:
             )
         return list(collections)
 
-    def retrieve_for_chat(self, query: str, conversation) -> list[Hit]:
+    def retrieve_for_chat(self, query: str, conversation: StoredConversation) -> list[Hit]:
         """Hits for a chat turn from the conversation's collections (empty list = all),
         keeping only passages that are plausibly about the question."""
-        wanted = list(getattr(conversation, "collections", None) or [])
+        wanted = list(conversation.collections)
         known = set(self.store.collections())
         names = [c for c in wanted if c in known] if wanted else None
         if (wanted and not names) or not query.strip() or self.store.count_chunks(names) == 0:
