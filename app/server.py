@@ -84,8 +84,7 @@ def create_app(
     )
     app.add_middleware(Guard, config=config, throttle=LoginThrottle())
     app.state.blocks = demo
-    if services.documents is not None:
-        services.documents.watcher.start()  # watched folders follow while the page is served
+    services.documents.watcher.start()  # watched folders follow while the page is served
     return app
 
 
