@@ -196,6 +196,7 @@ def _source(hit) -> dict[str, Any]:
         "id": hit.id,
         "source": hit.source,
         "page": hit.page,
+        "location": hit.location,
         "score": hit.score,
         "text": hit.text,
     }

@@ -15,8 +15,9 @@ from engine.config import GenerationConfig
 from engine.errors import EngineError
 from engine.types import ContextReport, Done, Sources, TextDelta, TurnStarted
 
+from .citations import source_link
 from .controls import CONTROL_FIELDS, control_values
-from .markup import escape_inline, escape_text, safe_markdown
+from .markup import error_markdown, escape_inline, escape_text, safe_markdown
 
 if TYPE_CHECKING:
     from engine.factory import Services
@@ -31,7 +32,7 @@ TurnUpdates = Iterator[tuple[ChatHistory, str | None, str, bool]]
 def friendly(error: BaseException) -> str:
     """What the user sees for an error: the engine's message, never a traceback."""
     if isinstance(error, EngineError):
-        return f"⚠️ **{escape_text(error.title)}**: {escape_text(error)}"
+        return error_markdown(error)
     log.exception("unexpected error", exc_info=error)
     return "⚠️ **Unexpected error**: something went wrong inside Hearth (details are in the server log)."
 
@@ -51,6 +52,7 @@ def status_title(
     used: int | None,
     n_ctx: int | None,
     finish_reason: str | None = None,
+    notes: tuple[str, ...] = (),
 ) -> str:
     parts = []
     if ttft_s is not None:
@@ -63,18 +65,23 @@ def status_title(
         parts.append("stopped")
     elif finish_reason == "length":
         parts.append("hit max tokens")
+    parts.extend(f"⚠️ {escape_inline(note)}" for note in notes)  # "documents unavailable: <reason>"
     return "📊 " + " · ".join(parts)
 
 
 def sources_markdown(hits: list[dict[str, Any]]) -> str:
+    """Each source with where it lies; a document passage is a link that opens it (app/citations.py)."""
     lines = []
     for number, hit in enumerate(hits, 1):
         where = hit.get("source") or hit.get("kind", "")
-        if hit.get("page") is not None:
+        if hit.get("location"):
+            where += f", {hit['location']}"
+        elif hit.get("page") is not None:
             where += f", page {hit['page']}"
         snippet = " ".join(str(hit.get("text", "")).split())
         snippet = snippet[:400] + ("…" if len(snippet) > 400 else "")
-        lines.append(f"**[{number}] {escape_inline(where)}**\n\n> {escape_text(snippet)}")
+        label = source_link(hit, f"**[{number}] {escape_inline(where)}**")
+        lines.append(f"{label}\n\n> {escape_text(snippet)}")
     return "\n\n".join(lines)
 
 
@@ -286,6 +293,7 @@ def _turn(services: Services, conversation_id, message, mode, controls, preface=
                     used=event.usage.prompt_tokens + event.usage.completion_tokens,
                     n_ctx=event.usage.n_ctx,
                     finish_reason=event.finish_reason,
+                    notes=event.notes,
                 )
                 final = assistant_messages(
                     event.text, title=title, details=context_markdown(report), sources=sources

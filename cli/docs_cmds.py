@@ -16,9 +16,39 @@ ASK_SYSTEM = (
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    _register_ingest(sub)
+    _register_search(sub)
+
+    p = sub.add_parser("ask", help="answer a question from your documents, with sources")
+    p.add_argument("question")
+    p.add_argument("--collection", action="append", default=None, help="draw on this collection (repeatable)")
+    p.add_argument("--json", action="store_true", help="print answer and sources as JSON")
+    add_generation_flags(p)
+    p.set_defaults(handler=ask)
+
+    p = sub.add_parser("documents", help="list documents, or delete one")
+    p.add_argument("--collection", default=None, help="only this collection")
+    p.add_argument("--delete", metavar="DOCUMENT_ID", default=None, help="delete this document everywhere")
+    p.add_argument("--json", action="store_true")
+    # listing only reads SQLite, so it also works beside a running server (read-only)
+    p.set_defaults(handler=documents, reads_beside_a_server=True)
+
+    p = sub.add_parser(
+        "reindex", help="re-embed chunks missing from the vector index (new embedding model, crash)"
+    )
+    p.set_defaults(handler=reindex)
+
+
+def _register_ingest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from engine.library import DEFAULT_COLLECTION
+
     p = sub.add_parser("ingest", help="add documents (files or folders) to a collection")
     p.add_argument("paths", nargs="+", type=Path, help="files or folders (walked recursively)")
-    p.add_argument("--collection", default="library", help="collection to add to (default: library)")
+    p.add_argument(
+        "--collection",
+        default=DEFAULT_COLLECTION,
+        help=f"collection to add to (default: {DEFAULT_COLLECTION})",
+    )
     p.add_argument(
         "--max-upload-mb", type=float, default=None, help="refuse files larger than this (default 50)"
     )
@@ -45,6 +75,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     p.set_defaults(handler=ingest)
 
+
+def _register_search(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("search", help="search documents (or images) and print ranked hits")
     p.add_argument("query", nargs="?", default="", help="what to look for")
     p.add_argument("--k", type=int, default=5, help="how many hits (default 5)")
@@ -62,25 +94,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--image", type=Path, default=None, help="search images similar to this image file")
     p.add_argument("--json", action="store_true", help="print hits as a JSON list")
     p.set_defaults(handler=search)
-
-    p = sub.add_parser("ask", help="answer a question from your documents, with sources")
-    p.add_argument("question")
-    p.add_argument("--collection", action="append", default=None, help="draw on this collection (repeatable)")
-    p.add_argument("--json", action="store_true", help="print answer and sources as JSON")
-    add_generation_flags(p)
-    p.set_defaults(handler=ask)
-
-    p = sub.add_parser("documents", help="list documents, or delete one")
-    p.add_argument("--collection", default=None, help="only this collection")
-    p.add_argument("--delete", metavar="DOCUMENT_ID", default=None, help="delete this document everywhere")
-    p.add_argument("--json", action="store_true")
-    # listing only reads SQLite, so it also works beside a running server (read-only)
-    p.set_defaults(handler=documents, reads_beside_a_server=True)
-
-    p = sub.add_parser(
-        "reindex", help="re-embed chunks missing from the vector index (new embedding model, crash)"
-    )
-    p.set_defaults(handler=reindex)
 
 
 def _services(args: argparse.Namespace, *, load_model: bool = False):
@@ -171,10 +184,17 @@ def _print_hits(hits, *, as_json: bool) -> None:
     if not hits:
         print("No matches.", file=sys.stderr)
     for rank, h in enumerate(hits, start=1):
-        where = h.source + (f", page {h.page}" if h.page is not None else "")
+        where = _where(h)
         span = f" [{h.start}:{h.end}]" if h.start is not None else ""
         print(f"{rank}. {where}{span}  score {h.score:.4f}")
         print("   " + " ".join(h.text.split())[:300])
+
+
+def _where(hit) -> str:
+    """The source's file and where in it: page, slide, sheet or heading path."""
+    if hit.location:
+        return f"{hit.source}, {hit.location}"
+    return hit.source + (f", page {hit.page}" if hit.page is not None else "")
 
 
 def ask(args: argparse.Namespace) -> int:
@@ -209,7 +229,7 @@ def ask(args: argparse.Namespace) -> int:
             return 0
         print("\n\nSources:" if sources else "\n\n(No passage in your documents matched this question.)")
         for n, h in enumerate(sources, start=1):
-            where = h.source + (f", page {h.page}" if h.page is not None else "")
+            where = _where(h)
             print(f"[{n}] {where}: {' '.join(h.text.split())[:160]}")
         return 0
     finally:

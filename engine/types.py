@@ -72,6 +72,9 @@ class Hit:
     start: int | None = None
     end: int | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    #: where in its document a chunk lies, as a reader would say it ("page 3", "slide 2: Fares",
+    #: "sheet Staff", "Guide > Setup"); empty when the document has no pages or headings
+    location: str = ""
 
 
 # Stream events: what ChatService.stream_turn yields.
@@ -113,6 +116,8 @@ class Done:
     usage: Usage
     timings: Timings
     model: str
+    #: what could not take part in this turn, e.g. "documents unavailable: <reason>" (status line)
+    notes: tuple[str, ...] = ()
 
 
 Event = TurnStarted | TextDelta | Sources | ContextReport | Done

@@ -53,6 +53,11 @@ def test_ingest_a_folder_then_search_as_json(capsys, data_dir, tmp_path):
     hits = json.loads(out)
     assert code == 0 and hits[0]["source"] == "docs/survey.pdf" and hits[0]["page"] == 2
     assert {"text", "source", "page", "start", "end", "score"} <= set(hits[0])
+    assert hits[0]["location"] == "page 2"
+    code, out, _ = run(capsys, data_dir, "search", FACTS["pdf"], "--k", "1", "--collection", "cli")
+    assert code == 0 and out.startswith("1. docs/survey.pdf, page 2 [")
+    code, out, _ = run(capsys, data_dir, "search", FACTS["markdown"], "--k", "1", "--collection", "cli")
+    assert code == 0 and out.startswith("1. docs/bees.md, Apiary > Inspections [")
 
     code, out, _ = run(capsys, data_dir, "ingest", str(folder / "bees.md"), "--collection", "cli")
     assert code == 0 and "unchanged" in out  # a folder file added by itself keeps its identity (its path)

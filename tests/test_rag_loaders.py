@@ -146,7 +146,7 @@ def test_markdown_code_fences_and_headings(corpus):
 
 def test_unsupported_formats_name_what_to_do():
     with pytest.raises(IngestError, match="export it as .csv"):
-        load_bytes(b"PK\x03\x04", name="sheet.xlsx", kind="unknown")
+        load_bytes(b"PK\x03\x04", name="sheet.xls", kind="unknown")
     with pytest.raises(IngestError, match="Images"):
         load_bytes(b"\x89PNG", name="x.png", kind="image")
 

@@ -4,7 +4,8 @@ A chunk never crosses a heading or a PDF page; paragraphs, code blocks and rows 
 kept whole when they fit and packed together up to the budget; a paragraph too big is
 split at sentences (code and rows at lines), then at words. Each chunk is an exact
 span ``[start, end)`` of the document's full text, plus the headings above it (for a
-CSV, its header row), which are embedded with it so a passage keeps its context.
+CSV, its header row), which are embedded with it so a passage keeps its context, and its
+section (those headings and the one it starts with), which citations show.
 """
 
 from __future__ import annotations
@@ -33,6 +34,9 @@ class ChunkSpec:
     start: int
     end: int
     n_tokens: int
+    #: the heading path the chunk lies in, its own leading heading included (for citations;
+    #: ``heading`` leaves that one out, since the chunk's text already holds it)
+    section: str = ""
 
 
 @dataclass(frozen=True)
@@ -44,6 +48,11 @@ class _Unit:
     heading: str
     #: a heading or a new page: the chunk must start here
     hard_break: bool
+    section: str
+    #: part of a heading block
+    is_heading: bool = False
+    #: the first unit of a new page
+    new_page: bool = False
 
 
 def chunk_blocks(
@@ -69,9 +78,13 @@ def _units(
         if block.kind == "heading":
             headings = [h for h in headings if h[0] < block.level]
         context = " > ".join(h for _, h in headings)
+        own = _short(block.text) if block.kind == "heading" else ""
+        section = " > ".join(part for part in (context, own) if part)
         hard = new_page or block.kind == "heading"
         for s, e, tokens in _pieces(text, start, start + len(block.text), block.kind, count, max_tokens):
-            units.append(_Unit(s, e, tokens if tokens is not None else count(text[s:e]), page, context, hard))
+            n = tokens if tokens is not None else count(text[s:e])
+            units.append(_Unit(s, e, n, page, context, hard, section, block.kind == "heading", new_page))
+            new_page = False
             hard = False
         if block.kind == "heading":
             headings.append((block.level, _short(block.text)))
@@ -143,7 +156,10 @@ def _pack(
     budget = max_tokens
     for unit in units:
         used = sum(u.tokens for u in current)
-        if current and (unit.hard_break or used + unit.tokens > budget):
+        # a heading right under another (a sheet and its column names, "# Guide" then "## Setup")
+        # joins it: a chunk of nothing but a heading would be a useless hit
+        stacked = unit.is_heading and not unit.new_page and all(u.is_heading for u in current)
+        if current and ((unit.hard_break and not stacked) or used + unit.tokens > budget):
             chunks.append(_chunk(text, current))
             tail = [] if unit.hard_break else _tail(current, overlap)
             current = tail if sum(u.tokens for u in tail) + unit.tokens <= budget else []
@@ -177,7 +193,18 @@ def _chunk(text: str, units: list[_Unit]) -> ChunkSpec:
         start=start,
         end=end,
         n_tokens=sum(u.tokens for u in units),
+        section=_leading_heading(units).section,
     )
+
+
+def _leading_heading(units: list[_Unit]) -> _Unit:
+    """The last of the headings a chunk starts with (its first unit when it starts with text)."""
+    lead = units[0]
+    for unit in units:
+        if not unit.is_heading:
+            break
+        lead = unit
+    return lead
 
 
 def _strip(text: str, start: int, end: int) -> tuple[int, int]:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..vectors import VectorCollection
     from .service import IngestLimits
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hearth.rag")
 
 Progress = Callable[[int, int, str], None]
 
@@ -132,6 +132,7 @@ def chunk_rows(prepared: Prepared) -> list[dict[str, Any]]:
             "start": c.start,
             "end": c.end,
             "n_tokens": c.n_tokens,
+            "section": c.section,
         }
         for seq, c in enumerate(prepared.chunks)
     ]

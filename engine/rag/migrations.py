@@ -10,11 +10,10 @@ from __future__ import annotations
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from ..library import DEFAULT_COLLECTION
 from ..store.conversations import now_iso
 
 rag = Migrations("hearth.rag")
-
-DEFAULT_COLLECTION = "library"
 
 
 @rag(name="0001_collections_documents_chunks")
@@ -91,7 +90,15 @@ def _keyword_fts5(db: Database) -> None:
     keyword.rebuild(db)
 
 
-@rag(name="0004_watched_folders")
+@rag(name="0004_chunk_section")
+def _chunk_section(db: Database) -> None:
+    """Each chunk's section: the heading path it lies in, its own leading heading included, for
+    citations (``heading`` leaves that one out). Older chunks keep null: citations fall back to
+    ``heading``."""
+    db.table("rag_chunks").add_column("section", str)
+
+
+@rag(name="0005_watched_folders")
 def _watched_folders(db: Database) -> None:
     # folders the app keeps in sync with a collection (Documents tab); survives restarts
     db.table("rag_watched_folders").create(

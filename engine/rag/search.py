@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..types import Hit
+from .citations import row_location
 from .fusion import FusionWeights, dense_weight, score_fusion
 from .keyword import KeywordIndex
 from .rewrite import Generate, SearchOptions, expand_queries, hypothetical_answer, safe
@@ -122,6 +123,7 @@ class HybridSearcher:
                     start=row["start"],
                     end=row["end"],
                     meta=meta,
+                    location=row_location(row),
                 )
             )
             if len(hits) == k:

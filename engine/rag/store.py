@@ -7,15 +7,16 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError, NotFoundError
+from ..errors import NotFoundError
+from ..library import check_collection_name
 from ..store.conversations import now_iso
 from ..store.db import Database
 from . import keyword
 
 _CHUNK_COLUMNS = (
-    'c.id, c.document_id, c.collection, c.seq, c.text, c.heading, c.page, c.start, c."end", d.name, d.source'
+    'c.id, c.document_id, c.collection, c.seq, c.text, c.heading, c.page, c.start, c."end", c.section, '
+    "d.name, d.source, d.kind"
 )
-MAX_COLLECTION_NAME = 64
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,18 +32,6 @@ class DocumentInfo:
     encoding: str
     embed_model: str
     updated_at: str
-
-
-def check_collection_name(name: str) -> str:
-    """1-64 characters of letters, digits, spaces and ``_ - .``; returned stripped."""
-    clean = (name or "").strip()
-    ok = 0 < len(clean) <= MAX_COLLECTION_NAME and all(ch.isalnum() or ch in " _-." for ch in clean)
-    if not ok:
-        raise ConfigError(
-            f"Invalid collection name {name!r}: use 1-{MAX_COLLECTION_NAME} letters, digits, spaces, '_', '-' or '.'.",
-            field="collection",
-        )
-    return clean
 
 
 class DocumentStore:
@@ -205,6 +194,16 @@ class DocumentStore:
                 cols = [c[0] for c in cur.description]
                 out.update({r[0]: dict(zip(cols, r)) for r in cur.fetchall()})
         return out
+
+    def spans(self, document_id: str) -> list[dict[str, Any]]:
+        """Where each chunk of a document lies (seq, start, end, page, heading, section), in order."""
+        with self._database.read() as db:
+            cur = db.execute(
+                'select seq, start, "end", page, heading, section from rag_chunks where document_id = ? order by seq',
+                [document_id],
+            )
+            cols = [c[0] for c in cur.description]
+            return [dict(zip(cols, r)) for r in cur.fetchall()]
 
     def iter_chunks(self, collection: str | None = None, *, batch: int = 2000) -> Iterator[dict[str, Any]]:
         """Every chunk, in a stable order, read in batches so memory stays flat."""

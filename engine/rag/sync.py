@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..library import is_image
 from ..types import FileResult
 from .files import SourceFile, expand
-from .loaders import is_image
 from .pipeline import STOPPED
 from .progress import OnProgress
 

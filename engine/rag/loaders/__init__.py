@@ -1,7 +1,10 @@
 """Turn a file's bytes into structural blocks, by type.
 
 Each parsing library lives in its own module and is imported only when a file of
-its type arrives: pdf (pypdf), docx (python-docx), html (bs4), text (charset_normalizer).
+its type arrives: pdf (pypdf), docx (python-docx), pptx (python-pptx), xlsx (openpyxl),
+odt (lxml), epub (zip + the html loader), notebooks (json + markdown), markdown
+(markdown-it-py), html (bs4), text (charset_normalizer). Office files and e-books are zips,
+checked for bombs and encryption first (archive.py).
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import IngestError
+from ...library import IMAGE_SUFFIXES
 from ..blocks import LoadedDocument
 
 
@@ -23,7 +27,6 @@ class LoadLimits:
     max_chars: int = 10_000_000
 
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"})
 CODE_SUFFIXES = frozenset(
     ".py .pyi .js .mjs .cjs .ts .tsx .jsx .java .kt .kts .scala .c .h .cc .cpp .cxx .hpp .hh .cs .go .rs "
     ".rb .php .swift .m .mm .r .jl .lua .pl .pm .sh .bash .zsh .fish .ps1 .bat .sql .css .scss .sass "
@@ -33,26 +36,41 @@ CODE_SUFFIXES = frozenset(
 SUFFIX_KINDS = {
     ".pdf": "pdf",
     ".docx": "docx",
-    ".html": "html", ".htm": "html", ".xhtml": "html",
-    ".md": "markdown", ".markdown": "markdown", ".mdx": "markdown",
-    ".txt": "text", ".text": "text", ".log": "text", ".rst": "text", ".tex": "text", ".srt": "text",
-    ".csv": "csv", ".tsv": "csv",
-    ".json": "json", ".jsonl": "json", ".ndjson": "json", ".ipynb": "json",
+    ".pptx": "pptx",
+    ".xlsx": "xlsx",
+    ".xlsm": "xlsx",
+    ".odt": "odt",
+    ".epub": "epub",
+    ".ipynb": "notebook",
+    ".html": "html",
+    ".htm": "html",
+    ".xhtml": "html",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".mdx": "markdown",
+    ".txt": "text",
+    ".text": "text",
+    ".log": "text",
+    ".rst": "text",
+    ".tex": "text",
+    ".srt": "text",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".ndjson": "json",
     **{s: "code" for s in CODE_SUFFIXES},
     **{s: "image" for s in IMAGE_SUFFIXES},
-}  # fmt: skip
+}
 CODE_NAMES = frozenset({"makefile", "dockerfile", "rakefile", "gemfile", "justfile", "cmakelists.txt"})
 #: formats people often try that Hearth cannot read, with what to do instead
 UNSUPPORTED = {
     ".doc": "old binary Word format: save it as .docx",
     ".rtf": "RTF: save it as .docx or .txt",
-    ".odt": "OpenDocument text: save it as .docx",
-    ".xls": "a spreadsheet: export it as .csv",
-    ".xlsx": "a spreadsheet: export it as .csv",
-    ".ods": "a spreadsheet: export it as .csv",
-    ".ppt": "a presentation: export it as .pdf",
-    ".pptx": "a presentation: export it as .pdf",
-    ".epub": "an e-book: convert it to .pdf or .html",
+    ".xls": "old binary Excel format: save it as .xlsx or export it as .csv",
+    ".ods": "an OpenDocument spreadsheet: save it as .xlsx or export it as .csv",
+    ".ppt": "old binary PowerPoint format: save it as .pptx",
+    ".odp": "an OpenDocument presentation: save it as .pptx",
     ".zip": "an archive: unpack it and add the folder",
 }
 
@@ -63,10 +81,6 @@ def file_kind(path: Path) -> str:
     if path.name.lower() in CODE_NAMES:
         return "code"
     return SUFFIX_KINDS.get(path.suffix.lower(), "unknown")
-
-
-def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def load_bytes(data: bytes, *, name: str, kind: str, limits: LoadLimits = LoadLimits()) -> LoadedDocument:
@@ -95,25 +109,50 @@ def _load(data: bytes, *, name: str, kind: str, limits: LoadLimits) -> LoadedDoc
         )
     if suffix in UNSUPPORTED:
         raise IngestError(f"{name}: cannot read {UNSUPPORTED[suffix]}.")
-    if kind == "pdf":
-        from .pdf import load_pdf
-
-        return load_pdf(data, name, max_pages=limits.max_pages, max_chars=limits.max_chars)
+    if kind in ("pdf", "pptx", "xlsx", "epub"):
+        return _load_paged(data, name=name, kind=kind, limits=limits)
     if kind == "docx":
         from .docx import load_docx
 
         return load_docx(data, name)
+    if kind == "odt":
+        from .odt import load_odt
+
+        return load_odt(data, name)
     if kind == "html":
         from .html import load_html
 
         return load_html(data, name)
+    if kind == "markdown":
+        from .markdown import load_markdown
+
+        return load_markdown(data, name)
+    if kind == "notebook":
+        from .notebook import load_notebook
+
+        return load_notebook(data, name)
     from . import structured, text
 
     if kind == "json":
         return structured.load_json(data, name, max_chars=limits.max_chars)
-    loader = {
-        "markdown": structured.load_markdown,
-        "code": structured.load_code,
-        "csv": structured.load_csv,
-    }.get(kind, text.load_text)
+    loader = {"code": structured.load_code, "csv": structured.load_csv}.get(kind, text.load_text)
     return loader(data, name)
+
+
+def _load_paged(data: bytes, *, name: str, kind: str, limits: LoadLimits) -> LoadedDocument:
+    """Formats that could hold far more than their bytes suggest: they check limits as they read."""
+    if kind == "pdf":
+        from .pdf import load_pdf
+
+        return load_pdf(data, name, max_pages=limits.max_pages, max_chars=limits.max_chars)
+    if kind == "pptx":
+        from .pptx import load_pptx
+
+        return load_pptx(data, name, max_pages=limits.max_pages)
+    if kind == "xlsx":
+        from .xlsx import load_xlsx
+
+        return load_xlsx(data, name, max_chars=limits.max_chars)
+    from .epub import load_epub
+
+    return load_epub(data, name, max_chars=limits.max_chars)

@@ -7,26 +7,17 @@ from __future__ import annotations
 
 import io
 import re
-import zipfile
 
 from ...errors import IngestError
 from ..blocks import Block, LoadedDocument
+from .archive import check_zip, damaged, refuse_encrypted_office
 
-#: a real DOCX unpacks to a few times its size; refuse archives that claim far more
-MAX_UNPACKED_BYTES = 256 * 1024 * 1024
-MAX_RATIO = 100
-MAX_MEMBERS = 10_000
-_OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _HEADING_STYLE = re.compile(r"^(?:heading|überschrift|titre|título)\s*(\d)", re.IGNORECASE)
 
 
 def load_docx(data: bytes, name: str) -> LoadedDocument:
-    if data.startswith(_OLE_MAGIC):
-        raise IngestError(
-            f"{name}: this is an old binary Word file (.doc) or a password-protected DOCX. "
-            "Open it in Word or LibreOffice, save as an unprotected .docx and add it again."
-        )
-    check_zip(data, name)
+    refuse_encrypted_office(data, name, fmt="DOCX", old=".doc")
+    check_zip(data, name, fmt="DOCX").close()
     import docx
     from docx.table import Table
 
@@ -43,33 +34,8 @@ def load_docx(data: bytes, name: str) -> LoadedDocument:
     except IngestError:
         raise
     except Exception as e:  # noqa: BLE001 - python-docx raises many types for damaged files
-        raise IngestError(
-            f"{name}: the DOCX is damaged and cannot be read ({type(e).__name__}: {e}). "
-            "Re-save it from your word processor and try again."
-        ) from e
+        raise damaged(name, "DOCX", e) from e
     return LoadedDocument(kind="docx", blocks=blocks)
-
-
-def check_zip(data: bytes, name: str) -> None:
-    """Refuse archives that are not zips or that would unpack to far more than they weigh.
-
-    zipfile never inflates a member past its declared size, so checking the declared
-    sizes is enough to bound memory.
-    """
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError) as e:
-        raise IngestError(
-            f"{name}: not a valid DOCX (it is not a zip archive: {e}). Re-save it as .docx and try again."
-        ) from e
-    unpacked = sum(m.file_size for m in members)
-    packed = max(1, sum(m.compress_size for m in members))
-    if len(members) > MAX_MEMBERS or unpacked > MAX_UNPACKED_BYTES or unpacked / packed > MAX_RATIO:
-        raise IngestError(
-            f"{name}: refused, this archive would unpack to {unpacked / 2**20:,.0f} MB from "
-            f"{len(data) / 2**20:,.1f} MB (a zip bomb?). Real documents never do that."
-        )
 
 
 def _paragraph(paragraph) -> Block | None:

@@ -45,6 +45,16 @@ _HIDDEN_STYLE = re.compile(r"display\s*:\s*none|visibility\s*:\s*hidden", re.IGN
 
 def load_html(data: bytes, name: str) -> LoadedDocument:
     text, encoding = decode_text(data, name)
+    blocks, title = html_blocks(text)
+    if title and not any(b.kind == "heading" for b in blocks[:1]):
+        blocks.insert(0, Block(text=title, kind="heading", level=1))
+    if not blocks:
+        raise IngestError(f"{name}: the page has no visible text (only scripts, styles or markup).")
+    return LoadedDocument(kind="html", blocks=blocks, encoding=encoding)
+
+
+def html_blocks(text: str) -> tuple[list[Block], str]:
+    """The visible blocks of an HTML (or XHTML) text, and its <title>."""
     text = text.translate({ord(_HEAD): None, ord(_CODE): None, ord(_END): None})
     from bs4 import BeautifulSoup
 
@@ -68,12 +78,7 @@ def load_html(data: bytes, name: str) -> LoadedDocument:
     for tag in soup.find_all(_BLOCKS):
         tag.insert_before("\n\n")
         tag.insert_after("\n\n")
-    blocks = _blocks(soup.get_text())
-    if title and not any(b.kind == "heading" for b in blocks[:1]):
-        blocks.insert(0, Block(text=title, kind="heading", level=1))
-    if not blocks:
-        raise IngestError(f"{name}: the page has no visible text (only scripts, styles or markup).")
-    return LoadedDocument(kind="html", blocks=blocks, encoding=encoding)
+    return _blocks(soup.get_text()), title
 
 
 def _is_hidden(tag) -> bool:

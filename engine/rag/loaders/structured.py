@@ -1,54 +1,17 @@
-"""Markdown, source code, CSV and JSON: text formats whose structure guides chunking."""
+"""Source code, CSV and JSON: text formats whose structure guides chunking."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
-import re
 from typing import Any
 
 from ..blocks import Block, LoadedDocument
 from .text import decode_text, paragraphs
 
-_ATX = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
-_FENCE = re.compile(r"^\s*(```|~~~)")
 #: JSON leaves beyond this many are left out (the text is still searchable up to there)
 MAX_JSON_LEAVES = 200_000
-
-
-def load_markdown(data: bytes, name: str) -> LoadedDocument:
-    text, encoding = decode_text(data, name)
-    blocks: list[Block] = []
-    para: list[str] = []
-    code: list[str] | None = None
-
-    def flush_para() -> None:
-        if any(line.strip() for line in para):
-            blocks.append(Block(text="\n".join(para).strip("\n")))
-        para.clear()
-
-    for line in text.split("\n"):
-        if code is not None:
-            code.append(line)
-            if _FENCE.match(line) and len(code) > 1:
-                blocks.append(Block(text="\n".join(code), kind="code"))
-                code = None
-            continue
-        if _FENCE.match(line):
-            flush_para()
-            code = [line]
-        elif m := _ATX.match(line):
-            flush_para()
-            blocks.append(Block(text=line.strip(), kind="heading", level=len(m.group(1))))
-        elif not line.strip():
-            flush_para()
-        else:
-            para.append(line)
-    if code is not None:  # an unclosed fence runs to the end of the file
-        blocks.append(Block(text="\n".join(code), kind="code"))
-    flush_para()
-    return LoadedDocument(kind="markdown", blocks=blocks, encoding=encoding)
 
 
 def load_code(data: bytes, name: str) -> LoadedDocument:
