@@ -15,6 +15,7 @@ from engine.errors import EngineError
 from engine.library import DEFAULT_COLLECTION, IMAGE_SUFFIXES, offered_collections
 from engine.rag import SearchOptions
 from engine.rag.loaders import SUFFIX_KINDS
+from engine.rag.progress import IngestProgress, OnProgress
 from engine.rag.routing import add_files
 from engine.types import FileResult, Hit
 
@@ -41,6 +42,7 @@ def upload(
     files: list[Any] | None,
     collection: str | None,
     progress: Callable[[int, int, str], None] | None = None,
+    on_progress: OnProgress | None = None,
 ) -> str:
     """Add uploaded files (documents and images) to a collection; one report line per file.
 
@@ -59,6 +61,7 @@ def upload(
             collection=collection or DEFAULT_COLLECTION,
             progress=progress,
             names=[p.name for p in paths],
+            on_progress=on_progress,
         )
     except EngineError as e:
         return error_markdown(e)
@@ -100,11 +103,12 @@ def document_choices(services: Services, collection: str | None) -> list[tuple[s
 
 
 def _size(n: float) -> str:
+    size = float(n)
     for unit in ("B", "KB", "MB"):
-        if n < 1024 or unit == "MB":
-            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
-        n /= 1024
-    return str(n)
+        if size < 1024 or unit == "MB":
+            return f"{size:,.0f} {unit}" if unit == "B" else f"{size:,.1f} {unit}"
+        size /= 1024
+    return str(size)
 
 
 def delete_document(services: Services, document_id: str | None) -> str:
@@ -224,3 +228,41 @@ def set_conversation_collections(
         + (", ".join(escape_text(n) for n in names) if names else "all collections")
         + "."
     )
+
+
+def progress_text(progress: IngestProgress) -> str:
+    """The upload bar's caption: files, chunks, chunks/s, time left, and the file at hand."""
+    name = progress.current.rsplit("/", 1)[-1][:40]
+    return f"{progress.line()} · {name}" if name else progress.line()
+
+
+# watched folders
+
+WATCH_HEADERS = ["Folder", "Collection", "Last change"]
+
+
+def watched_table(services) -> list[list[str]]:
+    return [[w.folder, w.collection, w.status] for w in services.documents.watcher.folders()]
+
+
+def watched_choices(services) -> list[str]:
+    return [w.folder for w in services.documents.watcher.folders()]
+
+
+def watch_folder(services: Services, folder: str | None, collection: str | None) -> str:
+    """Start keeping a folder on this machine in sync with a collection."""
+    try:
+        watched = services.documents.watcher.add(folder or "", collection or DEFAULT_COLLECTION)
+    except EngineError as e:
+        return error_markdown(e)
+    return (
+        f"Watching **{escape_text(watched.folder)}** for **{escape_text(watched.collection)}**: its files are "
+        "added now, and added, changed, renamed or deleted files follow within seconds."
+    )
+
+
+def unwatch_folder(services: Services, folder: str | None) -> str:
+    if not folder:
+        return "Choose a watched folder first."
+    services.documents.watcher.remove(folder)
+    return f"Stopped watching **{escape_text(folder)}**; its documents stay (delete them above if you like)."

@@ -44,6 +44,32 @@ def build_documents_panel(services: Services) -> None:
         )
         add = gr.Button("Add to collection", variant="primary", elem_id="docs-add")
         added = gr.Markdown(elem_id="docs-added")
+    with gr.Accordion("Watched folders", open=False):
+        gr.Markdown(
+            "Folders on this machine kept in sync with the chosen collection: files added, changed, "
+            "renamed or deleted there follow within seconds, while Hearth runs. Links leading out of "
+            "a folder are skipped."
+        )
+        with gr.Row():
+            folder = gr.Textbox(
+                label="Folder", placeholder="/home/me/Notes", scale=4, elem_id="docs-watch-folder"
+            )
+            watch = gr.Button("Watch", size="sm", scale=1, elem_id="docs-watch")
+        watched = gr.Dataframe(
+            value=partial(dh.watched_table, s),
+            headers=dh.WATCH_HEADERS,
+            interactive=False,
+            wrap=True,
+            elem_id="docs-watched",
+        )
+        with gr.Row():
+            watched_pick = gr.Dropdown(
+                choices=dh.watched_choices(s), label="Watched folder", scale=4, elem_id="docs-watched-pick"
+            )
+            unwatch = gr.Button("Stop watching", size="sm", scale=1, elem_id="docs-unwatch")
+        watch_note = gr.Markdown(elem_id="docs-watch-note")
+        # only while folders are watched: a tick is a request, every 3 s, from every open page
+        ticker = gr.Timer(3, active=bool(dh.watched_choices(s)))
     with gr.Accordion("Documents in this collection", open=True):
         table = gr.Dataframe(
             value=partial(dh.documents_table, s, dh.DEFAULT_COLLECTION),
@@ -83,10 +109,29 @@ def build_documents_panel(services: Services) -> None:
         return dh.documents_table(s, name), gr.update(choices=dh.document_choices(s, name), value=None)
 
     def do_upload(paths, name, progress=gr.Progress()):
-        def tick(done, total, file_name):
-            progress(done / max(total, 1), desc=f"{done}/{total} {file_name}")
+        def tick(state):
+            progress(state.fraction, desc=dh.progress_text(state))
 
-        return dh.upload(s, paths, name, progress=tick)
+        return dh.upload(s, paths, name, on_progress=tick)
+
+    def show_watched():
+        return dh.watched_table(s), gr.update(choices=dh.watched_choices(s))
+
+    def refresh_watched(name):
+        """Watched folders change the documents behind the page's back: show it (keeping choices made)."""
+        rows = dh.watched_table(s)
+        if not rows:
+            return gr.skip(), gr.skip(), gr.skip()
+        return rows, dh.documents_table(s, name), gr.update(choices=dh.document_choices(s, name))
+
+    def do_watch(path, name):
+        note, watched_now = dh.watch_folder(s, path, name), dh.watched_choices(s)
+        return note, *show_watched(), gr.Timer(active=bool(watched_now))
+
+    def do_unwatch(path):
+        note, watched_now = dh.unwatch_folder(s, path), dh.watched_choices(s)
+        picked = gr.update(choices=watched_now, value=None)
+        return note, dh.watched_table(s), picked, gr.Timer(active=bool(watched_now))
 
     def do_create(name):
         message, created = dh.create_collection(s, name)
@@ -100,6 +145,9 @@ def build_documents_panel(services: Services) -> None:
     add.click(do_upload, [files, collection], added, concurrency_id="documents").then(
         show, [collection], [table, chosen]
     )
+    watch.click(do_watch, [folder, collection], [watch_note, watched, watched_pick, ticker])
+    unwatch.click(do_unwatch, [watched_pick], [watch_note, watched, watched_pick, ticker])
+    ticker.tick(refresh_watched, [collection], [watched, table, chosen], show_progress="hidden")
     create.click(do_create, [new_name], [collection_note, collection])
     drop.click(do_drop, [collection], [collection_note, collection])
     collection.change(show, [collection], [table, chosen])

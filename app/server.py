@@ -84,6 +84,7 @@ def create_app(
     )
     app.add_middleware(Guard, config=config, throttle=LoginThrottle())
     app.state.blocks = demo
+    services.documents.watcher.start()  # watched folders follow while the page is served
     return app
 
 

@@ -68,6 +68,11 @@ def _register_ingest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--parse-seconds", type=float, default=None, help="stop reading a file after this long (default 120)"
     )
     p.add_argument("--json", action="store_true", help="print one result per file as JSON")
+    p.add_argument(
+        "--watch",
+        action="store_true",
+        help="after adding, keep the folders in sync (added, changed, renamed and deleted files) until Ctrl-C",
+    )
     p.set_defaults(handler=ingest)
 
 
@@ -110,35 +115,44 @@ def _services(args: argparse.Namespace, *, load_model: bool = False):
 
 
 def ingest(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
     from engine.rag.routing import add_files
+
+    from .progress_line import ProgressLine
 
     services = _services(args)
     try:
-        with tqdm(total=0, unit="file", file=sys.stderr, disable=None, desc="Adding") as bar:
-
-            def progress(done: int, total: int, name: str) -> None:
-                bar.total = total
-                bar.set_postfix_str(name[-40:], refresh=False)
-                bar.update(done - bar.n)
-
+        line = ProgressLine()
+        try:
             results = add_files(
-                services.documents, services.images, args.paths, collection=args.collection, progress=progress
+                services.documents,
+                services.images,
+                args.paths,
+                collection=args.collection,
+                on_progress=line,
             )
-        if args.json:
-            print_json([dataclasses.asdict(r) for r in results])
-        else:
-            for r in results:
-                print(f"{r.status:>9}  {r.message or r.path}")
-            counts = {
-                s: sum(r.status == s for r in results)
-                for s in ("added", "replaced", "unchanged", "skipped", "error")
-            }
-            print(", ".join(f"{n} {s}" for s, n in counts.items()), file=sys.stderr)
+        finally:
+            line.close()
+        _print_results(results, as_json=args.json)
+        sys.stdout.flush()  # before a watch, which may run for days
+        if args.watch:
+            from .watch_cmd import watch
+
+            return watch(services, args.paths, collection=args.collection)
         return 1 if any(r.status == "error" for r in results) else 0
     finally:
         services.close()
+
+
+def _print_results(results, *, as_json: bool) -> None:
+    if as_json:
+        print_json([dataclasses.asdict(r) for r in results])
+        return
+    for r in results:
+        print(f"{r.status:>9}  {r.message or r.path}")
+    counts = {
+        s: sum(r.status == s for r in results) for s in ("added", "replaced", "unchanged", "skipped", "error")
+    }
+    print(", ".join(f"{n} {s}" for s, n in counts.items()), file=sys.stderr)
 
 
 def search(args: argparse.Namespace) -> int:

@@ -37,6 +37,8 @@ Progress = Callable[[int, int, str], None]
 FLUSH_CHUNKS = 256
 #: files from this size on are ingested after the smaller ones of their batch, which are committed first
 BIG_FILE_BYTES = 64 * 1024
+#: vectors per Chroma upsert
+UPSERT_ROWS = 2000
 
 
 @dataclass(kw_only=True)
@@ -176,11 +178,13 @@ def write_vectors(
     for n, r in enumerate(rows):
         first.setdefault(r["id"], n)
     keep = sorted(first.values())
-    index.upsert(
-        [rows[n]["id"] for n in keep],
-        [vectors[n] for n in keep],
-        [{"document_id": rows[n]["document_id"], "collection": rows[n]["collection"]} for n in keep],
-    )
+    for start in range(0, len(keep), UPSERT_ROWS):  # Chroma caps the rows of one call (about 5,000)
+        part = keep[start : start + UPSERT_ROWS]
+        index.upsert(
+            [rows[n]["id"] for n in part],
+            [vectors[n] for n in part],
+            [{"document_id": rows[n]["document_id"], "collection": rows[n]["collection"]} for n in part],
+        )
 
 
 def commit(

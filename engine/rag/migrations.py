@@ -96,3 +96,13 @@ def _chunk_section(db: Database) -> None:
     citations (``heading`` leaves that one out). Older chunks keep null: citations fall back to
     ``heading``."""
     db.table("rag_chunks").add_column("section", str)
+
+
+@rag(name="0005_watched_folders")
+def _watched_folders(db: Database) -> None:
+    # folders the app keeps in sync with a collection (Documents tab); survives restarts
+    db.table("rag_watched_folders").create(
+        {"folder": str, "collection": str, "added_at": str},
+        pk="folder",
+        foreign_keys=[("collection", "rag_collections", "name")],
+    )

@@ -14,6 +14,7 @@ from ..library import DEFAULT_COLLECTION
 from ..types import FileResult
 from .files import SourceFile, expand, split_images
 from .ingest import Progress
+from .progress import OnProgress
 
 if TYPE_CHECKING:
     from ..vision import ImageService
@@ -28,6 +29,7 @@ def add_files(
     collection: str = DEFAULT_COLLECTION,
     progress: Progress | None = None,
     names: Sequence[str] | None = None,
+    on_progress: OnProgress | None = None,
 ) -> list[FileResult]:
     """Ingest ``paths`` (files and folders); images go to ``images.add_files`` when the Images
     feature is there, and get a clear per-file message when it is not."""
@@ -40,7 +42,11 @@ def add_files(
         if progress is not None:
             progress(done_before + done, total, name)
 
-    results = documents.ingest_files(rest, collection=collection, progress=tick) if rest else []
+    results = (
+        documents.ingest_files(rest, collection=collection, progress=tick, on_progress=on_progress)
+        if rest
+        else []
+    )
     done_before = len(results)
     if image_files and images is not None:
         results += images.add_files([f.path for f in image_files], collection=collection, progress=tick)

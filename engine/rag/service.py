@@ -6,7 +6,7 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,14 +21,17 @@ from ..vectors import VectorStore, collection_name
 from . import ingest
 from .chunking import embedding_text
 from .citations import Passage, passage
-from .files import Entry, Skipped, SourceFile, expand
+from .files import Entry, expand
 from .keyword import KeywordIndex
 from .parsing import ParseLimits, ParserPool
+from .pipeline import IngestRun, Parts
+from .progress import OnProgress
 from .relevance import relevant
 from .rewrite import Generate, SearchOptions
 from .search import HybridSearcher
 from .store import DocumentInfo, DocumentStore
 from .vector_cache import CachedEmbedder
+from .watch import FolderWatcher
 
 if TYPE_CHECKING:
     from ..embeddings import TextEmbedder
@@ -98,6 +101,8 @@ class DocumentService:
         #: held while embedding and writing, never while parsing (a slow file must not block others)
         self._ingest_lock = threading.Lock()
         self._parser = ParserPool()
+        #: watched folders (the Documents tab); the server starts its thread, nothing else does
+        self.watcher = FolderWatcher(self, database)
 
     def vector_index(self, collection: str):
         """The Chroma collection holding ``collection``'s vectors for the current embedding model.
@@ -167,10 +172,18 @@ class DocumentService:
         collection: str = DEFAULT_COLLECTION,
         progress: ingest.Progress | None = None,
         names: Sequence[str] | None = None,
+        on_progress: OnProgress | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> list[FileResult]:
         """Add files and folders; one FileResult per file, in order. A bad file never stops the
         others. ``names`` (one per path) gives uploads their real names and identities."""
-        return self.ingest_files(expand(paths, names), collection=collection, progress=progress)
+        return self.ingest_files(
+            expand(paths, names),
+            collection=collection,
+            progress=progress,
+            on_progress=on_progress,
+            should_stop=should_stop,
+        )
 
     def ingest_files(
         self,
@@ -178,87 +191,27 @@ class DocumentService:
         *,
         collection: str = DEFAULT_COLLECTION,
         progress: ingest.Progress | None = None,
+        on_progress: OnProgress | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> list[FileResult]:
         """``ingest_paths`` after folder expansion (see ``files.expand``). Every entry gets its own
-        result whatever goes wrong with it."""
+        result whatever goes wrong with it. ``progress`` hears of each file done, ``on_progress``
+        also of chunks embedded, with chunks/s and time left. Once ``should_stop`` says so, the
+        files not committed yet are left out ("skipped"); a later ingest resumes them."""
         collection = self.store.ensure_collection(collection)
-        results: list[FileResult | None] = [None] * len(files)
-        done = 0
-
-        def finish(i: int, result: FileResult, name: str) -> None:
-            nonlocal done
-            results[i] = result
-            done += 1
-            if progress is not None:
-                progress(done, len(files), name)
-
-        pending: list[tuple[int, ingest.Prepared]] = []
-        sizes = [_size(f) for f in files]
-        # small files first, and committed before a big one is read: they become searchable in
-        # seconds, not after the big one's minutes of parsing and embedding (results keep their order)
-        for i in sorted(range(len(files)), key=sizes.__getitem__):
-            file = files[i]
-            if sizes[i] >= ingest.BIG_FILE_BYTES:
-                self._flush(pending, finish)
-            if isinstance(file, Skipped):
-                finish(i, FileResult(path=file.given, status="skipped", message=file.message), file.given)
-                continue
-            if isinstance(file, tuple):  # (what was given, why it cannot be read)
-                finish(i, ingest.error_result(*file), file[0])
-                continue
-            outcome = self._prepare(file, collection)
-            if isinstance(outcome, FileResult):
-                finish(i, outcome, file.name)
-                continue
-            pending.append((i, outcome))
-            if sum(len(p.chunks) for _, p in pending) >= ingest.FLUSH_CHUNKS:
-                self._flush(pending, finish)
-        self._flush(pending, finish)
-        return [r for r in results if r is not None]
-
-    def _prepare(self, file: SourceFile, collection: str) -> ingest.Prepared | FileResult:
-        """Read, parse (in the worker process) and chunk one file; no lock held."""
-        limits = self.limits.parse_limits()
-
-        def load(data: bytes, name: str, kind: str):
-            return self._parser.load(data, name=name, kind=kind, limits=limits)
-
-        try:
-            return ingest.prepare(
-                file, collection, store=self.store, embedder=self.embedder, limits=self.limits, load=load
-            )
-        except EngineError as e:
-            return ingest.error_result(file.given, e)
-        except Exception as e:  # noqa: BLE001 - one file's surprise must not cost the batch
-            return ingest.unexpected_result(file.given, file.name, e)
-
-    def _flush(self, pending: list[tuple[int, ingest.Prepared]], finish) -> None:
-        """Embed every pending file's chunks in one call, then commit file by file."""
-        if not pending:
-            return
-        with self._ingest_lock:
-            self._write(pending, finish)
-        pending.clear()
-
-    def _write(self, pending: list[tuple[int, ingest.Prepared]], finish) -> None:
-        batch = [(p, ingest.chunk_rows(p)) for _, p in pending]
-        texts = [embedding_text(c.text, c.heading) for _, p in pending for c in p.chunks]
-        try:
-            index = self.vector_index(pending[0][1].document["collection"])
-            ingest.write_vectors(batch, self.cached.embed(texts), index)
-        except Exception as e:  # noqa: BLE001 - EngineError or not, every file of the batch is told
-            for i, p in pending:
-                bad = ingest.error_result(p.file.given, e) if isinstance(e, EngineError) else None
-                finish(i, bad or ingest.unexpected_result(p.file.given, p.file.name, e), p.file.name)
-            return
-        for (i, p), (_, rows) in zip(pending, batch):
-            try:
-                result = ingest.commit(p, rows, store=self.store, index=index)
-            except EngineError as e:
-                result = ingest.error_result(p.file.given, e)
-            except Exception as e:  # noqa: BLE001
-                result = ingest.unexpected_result(p.file.given, p.file.name, e)
-            finish(i, result, p.file.name)
+        parts = Parts(
+            store=self.store,
+            embedder=self.embedder,
+            cached=self.cached,
+            limits=self.limits,
+            parser=self._parser,
+            vector_index=self.vector_index,
+            lock=self._ingest_lock,
+        )
+        run = IngestRun(
+            parts, files, collection, progress=progress, on_progress=on_progress, should_stop=should_stop
+        )
+        return run.run()
 
     # search
 
@@ -391,13 +344,5 @@ class DocumentService:
                 pass  # invisible without their SQLite rows; repair() removes them later
 
     def close(self) -> None:
+        self.watcher.stop()
         self._parser.close()
-
-
-def _size(entry: Entry) -> int:
-    if not isinstance(entry, SourceFile):
-        return 0
-    try:
-        return entry.path.stat().st_size
-    except OSError:
-        return 0  # read_limited reports why

@@ -42,7 +42,7 @@ class DocumentStore:
 
     def collections(self) -> list[str]:
         with self._database.read() as db:
-            return [r["name"] for r in db["rag_collections"].rows_where(order_by="name")]
+            return [r["name"] for r in db.table("rag_collections").rows_where(order_by="name")]
 
     def keyword_chunks(self, collection: str) -> set[str]:
         """Chunk ids of ``collection`` in the keyword index."""
@@ -52,7 +52,7 @@ class DocumentStore:
     def ensure_collection(self, name: str) -> str:
         name = check_collection_name(name)
         with self._database.tx() as db:
-            if not db["rag_collections"].count_where("name = ?", [name]):
+            if not db.table("rag_collections").count_where("name = ?", [name]):
                 # start from the clock, not 0: a collection deleted and re-created under the same
                 # name must never reuse a generation that another process has cached
                 db.table("rag_collections").insert(
@@ -62,14 +62,14 @@ class DocumentStore:
 
     def generations(self, names: list[str] | None = None) -> dict[str, int]:
         with self._database.read() as db:
-            rows = db["rag_collections"].rows_where(select="name, generation")
+            rows = db.table("rag_collections").rows_where(select="name, generation")
             gens = {r["name"]: r["generation"] for r in rows}
         return gens if names is None else {n: gens[n] for n in names if n in gens}
 
     def delete_collection(self, name: str) -> list[str]:
         """Remove a collection with its documents; return the removed chunk ids."""
         with self._database.tx() as db:
-            if not db["rag_collections"].count_where("name = ?", [name]):
+            if not db.table("rag_collections").count_where("name = ?", [name]):
                 raise NotFoundError(f"There is no collection named {name!r}.")
             ids = [r[0] for r in db.execute("select id from rag_chunks where collection = ?", [name])]
             keyword.delete_collection(db, name)
@@ -86,7 +86,7 @@ class DocumentStore:
         column, value = ("source", source) if source is not None else ("content_hash", content_hash)
         with self._database.read() as db:
             rows = list(
-                db["rag_documents"].rows_where(
+                db.table("rag_documents").rows_where(
                     f"collection = ? and {column} = ?",
                     [collection, value],
                     select="id, collection, source, name, content_hash, n_chunks",
@@ -117,10 +117,30 @@ class DocumentStore:
             self._bump(db, document["collection"])
         return old_chunks
 
+    def move(self, document_id: str, *, source: str, name: str) -> None:
+        """A document's file was renamed or moved: new identity and name, same chunks and vectors."""
+        with self._database.tx() as db:
+            row = db.execute("select collection from rag_documents where id = ?", [document_id]).fetchone()
+            if row is None:
+                raise NotFoundError(f"Document {document_id!r} does not exist.")
+            db.execute(
+                "update rag_documents set source = ?, name = ?, updated_at = ? where id = ?",
+                [source, name, now_iso(), document_id],
+            )
+            self._bump(db, row[0])
+
+    def documents_with_hashes(self, collection: str) -> list[dict[str, Any]]:
+        """(id, source, name, content_hash) of every document in ``collection``."""
+        with self._database.read() as db:
+            cur = db.execute(
+                "select id, source, name, content_hash from rag_documents where collection = ?", [collection]
+            )
+            return [dict(zip(("id", "source", "name", "content_hash"), r)) for r in cur.fetchall()]
+
     def delete_document(self, document_id: str) -> tuple[str, list[str]]:
         """Remove a document; return its collection and chunk ids."""
         with self._database.tx() as db:
-            rows = list(db["rag_documents"].rows_where("id = ?", [document_id], select="collection"))
+            rows = list(db.table("rag_documents").rows_where("id = ?", [document_id], select="collection"))
             if not rows:
                 raise NotFoundError(f"Document {document_id!r} does not exist (already deleted?).")
             ids = [r[0] for r in db.execute("select id from rag_chunks where document_id = ?", [document_id])]
@@ -134,7 +154,9 @@ class DocumentStore:
         where, params = ("collection = ?", [collection]) if collection else (None, [])
         fields = ", ".join(DocumentInfo.__dataclass_fields__)
         with self._database.read() as db:
-            rows = db["rag_documents"].rows_where(where, params, select=fields, order_by="collection, name")
+            rows = db.table("rag_documents").rows_where(
+                where, params, select=fields, order_by="collection, name"
+            )
             return [
                 DocumentInfo(**{k: (v if v is not None else _blank(k)) for k, v in r.items()}) for r in rows
             ]
@@ -149,7 +171,7 @@ class DocumentStore:
     def count_chunks(self, collections: list[str] | None = None) -> int:
         with self._database.read() as db:
             if collections is None:
-                return db["rag_chunks"].count
+                return db.table("rag_chunks").count
             marks = ",".join("?" * len(collections))
             return db.execute(
                 f"select count(*) from rag_chunks where collection in ({marks})", collections
