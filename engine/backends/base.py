@@ -62,6 +62,8 @@ class Backend(Protocol):
     info: ModelInfo
     #: whether ``stream_chat`` accepts images (a vision model with its projector)
     supports_images: bool
+    #: GenerationConfig fields this backend cannot apply (a remote server drops them)
+    ignored_settings: tuple[str, ...]
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes, without special tokens."""

@@ -27,6 +27,7 @@ from .gguf_files import bundled_model_path, check_gguf_file, resolve_model  # no
 from .kv_hook import ConversationKv
 from .kv_snapshots import KvSnapshotStore, common_prefix, default_budgets, fingerprint, template_hash
 from .limits import available_memory, call_with_deadline, fit_context, kv_bytes_per_token
+from .sampler_chain import CustomChain, build_chain
 from .speculative import PromptLookup, drafted
 from .streaming import StopScanner
 from .threads import plan_threads
@@ -38,13 +39,49 @@ CHATML_TEMPLATE = (
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 
+#: settings an image turn cannot apply (llama-cpp-python's chat handler builds the stock chain)
+IMAGE_TURN_IGNORES = (
+    "dynatemp_range",
+    "dynatemp_exponent",
+    "top_n_sigma",
+    "xtc_probability",
+    "xtc_threshold",
+    "dry_multiplier",
+    "dry_base",
+    "dry_allowed_length",
+    "dry_penalty_last_n",
+    "samplers",
+)
+
 # llama.cpp's LLAMA_FTYPE values, for the model panel
 _FILE_TYPES = {
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
-    11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
-    17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 23: "IQ3_XXS", 24: "IQ1_S",
-    25: "IQ4_NL", 26: "IQ3_S", 29: "IQ4_XS", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0",
-}  # fmt: skip
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    10: "Q2_K",
+    11: "Q3_K_S",
+    12: "Q3_K_M",
+    13: "Q3_K_L",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
+    19: "IQ2_XXS",
+    20: "IQ2_XS",
+    23: "IQ3_XXS",
+    24: "IQ1_S",
+    25: "IQ4_NL",
+    26: "IQ3_S",
+    29: "IQ4_XS",
+    32: "BF16",
+    36: "TQ1_0",
+    37: "TQ2_0",
+}
 
 
 class LlamaCppBackend:
@@ -82,6 +119,9 @@ class LlamaCppBackend:
         kwargs["chat_handler"] = _image_handler(settings.mmproj, gpu_ok)
         #: whether attached images reach the model (a vision GGUF loaded with its mmproj)
         self.supports_images = kwargs["chat_handler"] is not None
+        #: every sampler is driven here (image turns, through llama-cpp-python's chat handler, use
+        #: its stock chain: IMAGE_TURN_IGNORES)
+        self.ignored_settings: tuple[str, ...] = ()
         try:
             self._llm = llama_cpp.Llama(**kwargs)
         except (ValueError, RuntimeError, OSError) as e:
@@ -123,16 +163,25 @@ class LlamaCppBackend:
             return _int(meta.get(f"{arch}.{key}"))
 
         per_token = kv_bytes_per_token(
-            n_layer=number("block_count"), n_head=number("attention.head_count"),
+            n_layer=number("block_count"),
+            n_head=number("attention.head_count"),
             n_head_kv=number("attention.head_count_kv") or number("attention.head_count"),
-            n_embd=number("embedding_length"), key_length=number("attention.key_length"),
-            value_length=number("attention.value_length"), type_k=settings.type_k, type_v=settings.type_v,
-        )  # fmt: skip
+            n_embd=number("embedding_length"),
+            key_length=number("attention.key_length"),
+            value_length=number("attention.value_length"),
+            type_k=settings.type_k,
+            type_v=settings.type_v,
+        )
         n_ctx_train = number("context_length")
         # on a GPU the cache lives in its memory, which llama.cpp checks itself when it allocates
         available = None if on_gpu else available_memory()
-        return fit_context(settings.n_ctx, n_ctx_train=n_ctx_train, per_token=per_token,
-                           available=available, model_bytes=path.stat().st_size)  # fmt: skip
+        return fit_context(
+            settings.n_ctx,
+            n_ctx_train=n_ctx_train,
+            per_token=per_token,
+            available=available,
+            model_bytes=path.stat().st_size,
+        )
 
     def _make_formatter(self, override: str | None):
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -154,12 +203,20 @@ class LlamaCppBackend:
         ram, disk = default_budgets(settings.data_dir)
         mb = 1024 * 1024
         parts = {
-            "model": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "n_ctx": self._llm.n_ctx(), "n_batch": self._llm.n_batch, "type_k": settings.type_k,
-            "type_v": settings.type_v, "flash_attn": settings.flash_attn, "n_gpu_layers": kwargs["n_gpu_layers"],
-            "template": template_hash("\0".join(getattr(self._formatter, k, "") for k in ("template", "bos_token", "eos_token"))),
+            "model": str(path.resolve()),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "n_ctx": self._llm.n_ctx(),
+            "n_batch": self._llm.n_batch,
+            "type_k": settings.type_k,
+            "type_v": settings.type_v,
+            "flash_attn": settings.flash_attn,
+            "n_gpu_layers": kwargs["n_gpu_layers"],
+            "template": template_hash(
+                "\0".join(getattr(self._formatter, k, "") for k in ("template", "bos_token", "eos_token"))
+            ),
             "llama_cpp": getattr(self._llama_cpp, "__version__", ""),
-        }  # fmt: skip
+        }
         store = KvSnapshotStore(
             settings.kv_dir,
             fingerprint=fingerprint(parts),
@@ -287,7 +344,16 @@ class LlamaCppBackend:
     def _generate(self, prompt, config, max_new, cancel, grammar, logprobs=None) -> Iterator[Chunk]:
         llm, lc = self._llm, self._llama_cpp
         cached = self._start_at(prompt)
-        llm.set_seed(config.seed if config.seed >= 0 else random.randrange(2**31))
+        seed = config.seed if config.seed >= 0 else random.randrange(2**31)
+        llm.set_seed(seed)
+        compiled = lc.LlamaGrammar.from_string(grammar, verbose=False) if grammar else None
+        # DRY, XTC, top-n-sigma, ...: llama.cpp's own samplers in a chain of our making; the
+        # stock settings keep llama-cpp-python's chain, so their answers stay what they were
+        custom = (
+            CustomChain(llm, build_chain(lc, llm, config, seed, compiled))
+            if config.uses_extra_samplers()
+            else None
+        )
         # reset=False: llama-cpp-python's own prefix matching would reuse any cached token,
         # including generated ones; _start_at already chose what may be reused
         tokens = llm.generate(
@@ -304,7 +370,7 @@ class LlamaCppBackend:
             mirostat_mode=config.mirostat_mode,
             mirostat_tau=config.mirostat_tau,
             mirostat_eta=config.mirostat_eta,
-            grammar=lc.LlamaGrammar.from_string(grammar, verbose=False) if grammar else None,
+            grammar=compiled,
         )
         if not logprobs:  # drafted tokens are scored in batches: no per-token logits to read
             tokens = self._with_drafts(tokens, prompt, max_new, config)
@@ -336,6 +402,8 @@ class LlamaCppBackend:
             raise GenerationError(f"llama.cpp failed while generating: {e}") from e
         finally:
             tokens.close()
+            if custom is not None:
+                custom.close()  # a generation that never started leaves no override behind
             self._clean = self._aligned(min(len(prompt), llm.n_tokens))
         tail = stops.flush() + decoder.decode(b"", final=True)
         usage = Usage(
@@ -431,12 +499,21 @@ class LlamaCppBackend:
             self._clean = 0  # llama-cpp-python's own prefix reuse runs here: nothing is clean after it
             try:
                 stream = self._live().create_chat_completion(
-                    messages=payload, stream=True, max_tokens=config.max_tokens, temperature=config.temperature,
-                    top_k=config.top_k, top_p=config.top_p, min_p=config.min_p, typical_p=config.typical_p,
-                    repeat_penalty=config.repeat_penalty, presence_penalty=config.presence_penalty,
-                    frequency_penalty=config.frequency_penalty, stop=list(config.stop) or None,
+                    messages=payload,
+                    stream=True,
+                    max_tokens=config.max_tokens,
+                    temperature=config.temperature,
+                    top_k=config.top_k,
+                    top_p=config.top_p,
+                    min_p=config.min_p,
+                    typical_p=config.typical_p,
+                    repeat_penalty=config.repeat_penalty,
+                    presence_penalty=config.presence_penalty,
+                    frequency_penalty=config.frequency_penalty,
+                    stop=list(config.stop) or None,
                     seed=config.seed if config.seed >= 0 else None,
-                )  # fmt: skip
+                    logit_bias=dict(config.logit_bias) or None,
+                )
                 for part in stream:
                     choice = part["choices"][0]
                     text = choice["delta"].get("content") or ""
