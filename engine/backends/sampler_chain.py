@@ -63,7 +63,8 @@ def _add_stage(chain: Any, name: str, llm: Any, config: GenerationConfig, seed: 
             config.dry_multiplier,
             config.dry_base,
             config.dry_allowed_length,
-            config.dry_penalty_last_n,
+            # -1 means the whole context; this build's DRY has no context size of its own to apply
+            config.dry_penalty_last_n if config.dry_penalty_last_n >= 0 else llm.n_ctx(),
             DRY_SEQUENCE_BREAKERS,
         )
     elif name == "top_n_sigma" and config.top_n_sigma > 0:
