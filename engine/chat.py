@@ -13,13 +13,14 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from .config import GenerationConfig
 from .errors import ConfigError, GenerationError, NotFoundError
 from .models import ModelManager
 from .prompt import PromptPlan, build_messages
 from .store import ConversationStore, StoredConversation, StoredMessage
+from .studio.provenance import draw_seed
 from .types import (
     ContextReport,
     Done,
@@ -32,6 +33,9 @@ from .types import (
     TurnStarted,
     Usage,
 )
+
+if TYPE_CHECKING:
+    from .studio.service import StudioService
 
 Mode = Literal["new", "regenerate", "edit"]
 
@@ -86,6 +90,8 @@ class ChatService:
         #: chat (two tabs, a double click) each keep their own
         self._cancels: dict[str, tuple[str, threading.Event]] = {}
         self._cancels_lock = threading.Lock()
+        #: records each answer's provenance and token trace (engine.studio; set by the factory)
+        self.studio: StudioService | None = None
 
     # public API
 
@@ -137,6 +143,7 @@ class ChatService:
                 "(--mmproj FILE, or the Model tab) to send images to it."
             )
         conversation, user_msg = self._prepare(conversation_id, text, mode)
+        config = draw_seed(config)  # the seed actually used is saved with the answer
         turn_id = uuid.uuid4().hex
         yield TurnStarted(conversation_id=conversation.id, user_message_id=user_msg.id, turn_id=turn_id)
 
@@ -155,7 +162,12 @@ class ChatService:
         first: float | None = None
         saved: StoredMessage | None = None
         try:
-            extra = {"images": list(images)} if images else {}  # only vision backends take images
+            extra: dict[str, Any] = (
+                {"images": list(images)} if images else {}
+            )  # only vision backends take images
+            trace = self.studio.new_trace(backend) if self.studio is not None and not images else None
+            if trace is not None:
+                extra["trace"] = trace
             chunks = backend.stream_chat(
                 plan.messages, config, cancel=cancel, cache_key=conversation.id, **extra
             )
@@ -177,6 +189,8 @@ class ChatService:
             timings = _timings(started, first, time.perf_counter(), usage.completion_tokens)
             if parts or finish != "error":
                 saved = self._save_answer(conversation, "".join(parts), config, usage, timings, finish, plan)
+                if self.studio is not None:
+                    self.studio.record(saved.id, backend, config, trace)
         if plan.cited:
             yield Sources(hits=plan.cited)
         yield Done(

@@ -6,7 +6,7 @@ Nothing else constructs services; tests call ``build`` with a temp data director
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .chat import ChatService
 from .config import GenerationConfig, Settings
@@ -16,6 +16,9 @@ from .models import BackendFactory, ModelManager, WarmUp, llama_cpp_factory
 from .store import ConversationStore, Database, PresetStore, core_migrations
 from .store.datadir import DataDirLock, private_dir
 from .vectors import VectorStore
+
+if TYPE_CHECKING:
+    from .studio.service import StudioService
 
 
 @dataclass(kw_only=True)
@@ -41,6 +44,8 @@ class Services:
     lock: DataDirLock | None = None
     #: background loading started by build(warm_up=True)
     warm_up: WarmUp | None = None
+    #: engine.studio.StudioService: answers' provenance and the next-token view
+    studio: StudioService | None = None
 
     def close(self) -> None:
         if self.warm_up is not None:
@@ -70,6 +75,9 @@ def migration_sets() -> list:
     from .vision import vision_migrations
 
     sets.append(vision_migrations)
+    from .studio.store import studio_migrations
+
+    sets.append(studio_migrations)
     return sets
 
 
@@ -149,6 +157,7 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
         conversations=conversations,
         presets=PresetStore(database),
         chat=chat,
+        studio=_studio(database, models, chat),
         vectors=vectors,
         embedder=embedder,
         memory=memory,
@@ -180,6 +189,16 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
     )
     chat.retrievers.append(services.images)
     return services
+
+
+def _studio(database: Database, models: ModelManager, chat: ChatService) -> StudioService:
+    from .studio.service import StudioService
+    from .studio.store import StudioStore
+
+    studio = StudioService(store=StudioStore(database), models=models)
+    chat.studio = studio
+    studio.start_hashing()  # in the background: the first answers do not wait for it
+    return studio
 
 
 def _reranker(settings: Settings):

@@ -40,6 +40,8 @@ class ModelInfo:
     n_threads_batch: int = 0
     #: how the thread counts were chosen
     threads_note: str = ""
+    #: SHA-256 of the chat template that renders prompts ("" = not known, e.g. a remote server)
+    template_sha256: str = ""
 
     @property
     def on_gpu(self) -> bool:

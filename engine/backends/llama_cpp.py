@@ -12,11 +12,12 @@ from __future__ import annotations
 import base64
 import codecs
 import ctypes
+import hashlib
 import random
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import GenerationConfig, Settings
 from ..errors import ConfigError, GenerationError, ModelError
@@ -31,6 +32,9 @@ from .sampler_chain import CustomChain, build_chain
 from .speculative import PromptLookup, drafted
 from .streaming import StopScanner
 from .threads import plan_threads
+
+if TYPE_CHECKING:
+    from ..studio.trace import TokenTrace
 
 #: used when a GGUF carries no chat template and none is configured
 CHATML_TEMPLATE = (
@@ -250,6 +254,11 @@ class LlamaCppBackend:
             n_threads=threads.generation,
             n_threads_batch=threads.batch,
             threads_note=threads.describe(),
+            template_sha256=hashlib.sha256(
+                "\0".join(
+                    getattr(self._formatter, k, "") for k in ("template", "bos_token", "eos_token")
+                ).encode()
+            ).hexdigest(),
         )
 
     # Backend protocol
@@ -298,13 +307,16 @@ class LlamaCppBackend:
         images: Sequence[Path] = (),
         logprobs: int | None = None,
         cache_key: str | None = None,
+        trace: TokenTrace | None = None,
     ) -> Iterator[Chunk]:
+        """As the Backend protocol says; ``trace`` (the next-token view's record) gets each
+        generated token with the raw logits it was drawn from."""
         if images:
             yield from self._stream_with_images(messages, config, images, cancel)
             return
         prompt = self.render(messages)
         advice = " Start a new chat or load the model with a larger context."
-        yield from self._run(prompt, config, cancel, grammar, logprobs, cache_key, advice)
+        yield from self._run(prompt, config, cancel, grammar, logprobs, cache_key, advice, trace)
 
     def stream_completion(
         self,
@@ -322,7 +334,9 @@ class LlamaCppBackend:
             raise ConfigError("The prompt is empty.", field="prompt")
         yield from self._run(tokens, config, cancel, grammar, logprobs, None, "")
 
-    def _run(self, prompt, config, cancel, grammar, logprobs, cache_key, advice: str) -> Iterator[Chunk]:
+    def _run(
+        self, prompt, config, cancel, grammar, logprobs, cache_key, advice: str, trace=None
+    ) -> Iterator[Chunk]:
         """One generation over prompt tokens: room check, queue on the lock, KV snapshot hooks."""
         n_ctx = self.info.n_ctx
         room = n_ctx - len(prompt)
@@ -337,11 +351,14 @@ class LlamaCppBackend:
                 return
             if self._kv is not None:  # this conversation's snapshot, when it reuses more
                 self._clean = self._kv.before_turn(self._llm, cache_key, prompt, clean=self._clean)
-            yield from self._generate(prompt, config, min(config.max_tokens, room), cancel, grammar, logprobs)
+            max_new = min(config.max_tokens, room)
+            yield from self._generate(prompt, config, max_new, cancel, grammar, logprobs, trace)
             if self._kv is not None:
                 self._kv.after_turn(self._llm, cache_key, clean=self._clean)
 
-    def _generate(self, prompt, config, max_new, cancel, grammar, logprobs=None) -> Iterator[Chunk]:
+    def _generate(
+        self, prompt, config, max_new, cancel, grammar, logprobs=None, trace=None
+    ) -> Iterator[Chunk]:
         llm, lc = self._llm, self._llama_cpp
         cached = self._start_at(prompt)
         seed = config.seed if config.seed >= 0 else random.randrange(2**31)
@@ -372,7 +389,9 @@ class LlamaCppBackend:
             mirostat_eta=config.mirostat_eta,
             grammar=compiled,
         )
-        if not logprobs:  # drafted tokens are scored in batches: no per-token logits to read
+        if (
+            not logprobs and trace is None
+        ):  # drafted tokens are scored in batches: no per-token logits to read
             tokens = self._with_drafts(tokens, prompt, max_new, config)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stops = StopScanner(config.stop)
@@ -387,6 +406,8 @@ class LlamaCppBackend:
                 produced += 1
                 if logprobs is not None:
                     scored.append(self._token_logprob(token, logprobs))
+                if trace is not None:
+                    trace.add(token, self._last_logits())
                 text = stops.feed(decoder.decode(self._piece(token)))
                 if text:
                     yield Chunk(text=text, logprobs=_drain(scored))
@@ -420,9 +441,8 @@ class LlamaCppBackend:
         """
         import numpy as np
 
-        n_vocab = self._llm.n_vocab()
-        logits = np.ctypeslib.as_array(self._llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
-        logits = logits.astype(np.float64)
+        logits = self._last_logits().astype(np.float64)
+        n_vocab = logits.shape[0]
         peak = logits.max()
         logprobs = logits - (peak + np.log(np.exp(logits - peak).sum()))
         top: tuple[TokenLogprob, ...] = ()
@@ -431,6 +451,18 @@ class LlamaCppBackend:
             best = best[np.argsort(-logprobs[best], kind="stable")]
             top = tuple(self._scored(int(t), float(logprobs[t])) for t in best)
         return self._scored(token, float(logprobs[token]), top)
+
+    def _last_logits(self):
+        """The logits of the position just sampled (a view into llama.cpp's buffer: copy to keep)."""
+        import numpy as np
+
+        return np.ctypeslib.as_array(self._llm._ctx.get_logits_ith(-1), shape=(self._llm.n_vocab(),))
+
+    def token_pieces(self, tokens: Sequence[int]) -> list[bytes]:
+        """Each token's bytes in this model's vocabulary (a piece may be part of a UTF-8 character)."""
+        self._live()
+        n_vocab = self._llm.n_vocab()
+        return [self._piece(t) if 0 <= t < n_vocab else b"" for t in tokens]
 
     def _scored(self, token: int, logprob: float, top: tuple[TokenLogprob, ...] = ()) -> TokenLogprob:
         piece = self._piece(token)
