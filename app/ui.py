@@ -14,6 +14,7 @@ from .controls import build_controls
 from .documents_panel import build_documents_panel
 from .images_panel import build_images_panel
 from .memory_panel import build_memory_panel
+from .studio_panel import build_preset_files, build_studio_panel
 
 CSS_PATH = Path(__file__).resolve().parent.parent / "assets" / "hearth.css"
 
@@ -109,7 +110,12 @@ def build_ui(services) -> gr.Blocks:
                             with gr.Row():
                                 save_preset = gr.Button("Save preset", size="sm")
                                 delete_preset = gr.Button("Delete preset", size="sm")
+                            build_preset_files(s, preset)  # studio: preset JSON files, sampler support
                             controls = build_controls()
+                # studio: answer details, re-run exactly, next-token view (app/studio_panel.py)
+                build_studio_panel(
+                    s, conversation_id, controls, [chatbot, conversation_id, message, edit_mode]
+                )
             with gr.Tab("Model"):
                 _model_tab(s)
             with gr.Tab("Documents"):
@@ -282,8 +288,9 @@ def _remote_server_box(s, facts, status) -> None:
                 elem_id="remote-n-ctx",
             )
         connect = gr.Button("Connect to server", elem_id="remote-connect")
-    connect.click(partial(mh.connect_remote, s), [url, key, model, n_ctx], [facts, status],
-                  concurrency_limit=1).then(lambda: gr.Dropdown(choices=mh.remote_models(s)), None, model)  # fmt: skip
+    connect.click(
+        partial(mh.connect_remote, s), [url, key, model, n_ctx], [facts, status], concurrency_limit=1
+    ).then(lambda: gr.Dropdown(choices=mh.remote_models(s)), None, model)
 
 
 def _collections(s) -> list[str]:
