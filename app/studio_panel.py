@@ -40,7 +40,7 @@ def build_studio_panel(s, conversation_id: gr.State, controls: list, chat_output
     answer.input(
         partial(_open, s), [answer], [details, tokens_view, tokens_state, *sliders, note, index_state, table]
     )
-    tokens_view.select(partial(_select, s), [tokens_state, *sliders], [index_state, table])
+    tokens_view.select(_selector(s), [tokens_state, *sliders], [index_state, table])
     for slider in sliders:
         slider.change(partial(sh.view, s), [tokens_state, index_state, *sliders], [table])
     rerun.click(partial(_rerun_values, s), [answer], controls).then(
@@ -79,9 +79,16 @@ def _open(s, message_id: str | None):
     return (sh.details(s, message_id), spans, tokens, *sliders, note, None, "")
 
 
-def _select(s, tokens, *sliders, evt: gr.SelectData):
-    index = evt.index if isinstance(evt.index, int) else (evt.index[0] if evt.index else None)
-    return index, sh.view(s, tokens, index, *sliders)
+def _selector(s):
+    """The token-click handler: Gradio passes the click as ``evt`` by its annotation, which it reads
+    from a plain function (not a partial), so the view's six sliders are named here."""
+
+    def select(tokens, temperature, top_k, top_p, min_p, typical_p, repeat_penalty, evt: gr.SelectData):
+        index = evt.index if isinstance(evt.index, int) else (evt.index[0] if evt.index else None)
+        sliders = (temperature, top_k, top_p, min_p, typical_p, repeat_penalty)
+        return index, sh.view(s, tokens, index, *sliders)
+
+    return select
 
 
 def _rerun_values(s, message_id: str | None) -> list:

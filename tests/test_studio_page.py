@@ -71,17 +71,23 @@ def test_click_a_token_to_see_each_stage_then_a_slider_recomputes_it(server, pag
     assert _stage_count(page, "temperature") == "1"
 
 
+def _upload(page, path) -> None:
+    with page.expect_file_chooser() as chooser:
+        page.click("#preset-import")
+    chooser.value.set_files(str(path))
+
+
 def test_a_preset_file_from_a_newer_hearth_is_refused_on_the_page(server, page, tmp_path):
     services, _ = server
     before = services.presets.names()
     newer = tmp_path / "newer.json"
     newer.write_text(json.dumps({"format": "hearth-preset", "version": 99, "name": "Future", "config": {}}))
-    page.locator("#preset-import").set_input_files(str(newer))
+    _upload(page, newer)
     page.wait_for_selector("#preset-status >> text=newer Hearth", timeout=30_000)
     assert services.presets.names() == before
 
     good = tmp_path / "good.json"
     good.write_text(services.presets.export("Mirostat 2").replace('"Mirostat 2"', '"My mirostat"'))
-    page.locator("#preset-import").set_input_files(str(good))
+    _upload(page, good)
     page.wait_for_selector("#preset-status >> text=My mirostat", timeout=30_000)
     assert services.presets.get("My mirostat") == services.presets.get("Mirostat 2")
