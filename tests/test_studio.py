@@ -98,7 +98,9 @@ def test_raw_probabilities_equal_llama_cpp_logprobs_for_the_same_prefix(traced):
     try:
         llm.eval(prompt)
         for i in range(len(stored)):
-            logprobs = llama_cpp.Llama.logits_to_logprobs(llm.scores[llm.n_tokens - 1])
+            # llama-cpp-python's own logprobs, from the logits llama.cpp just computed
+            logits = np.ctypeslib.as_array(llm._ctx.get_logits_ith(-1), shape=(llm.n_vocab(),))
+            logprobs = llama_cpp.Llama.logits_to_logprobs(logits)
             raw = view_position(stored, i, GenerationConfig()).stages[0]
             for token, p in raw.kept:
                 assert abs(p - math.exp(float(logprobs[token]))) < 1e-4
