@@ -170,7 +170,7 @@ def test_presets_export_import_and_refuse_bad_files(quiet):
 
     before = (presets.names(), presets.get("Mine"))
     bad_files = {
-        "not JSON": "{nope",
+        "not valid JSON": "{nope",
         "not a Hearth preset": json.dumps({"name": "x"}),
         "newer Hearth": json.dumps(mine | {"version": 2, "config": {"temperature": 0.1}}),
         "bad setting": json.dumps(mine | {"config": {"temperature": 9}}),
