@@ -71,6 +71,9 @@ def rerun_values(services, message_id: str | None) -> list:
     message = services.conversations.message(message_id)
     if not message.config:
         raise ValueError("That answer has no recorded settings.")
+    latest = services.conversations.messages(message.conversation_id)[-1]
+    if latest.id != message.id:  # regenerate answers the last question only
+        raise ValueError("Re-run exactly works on the conversation's latest answer; pick that one.")
     return control_values(GenerationConfig.from_values(message.config))
 
 
@@ -87,7 +90,7 @@ def open_answer(
         tokens = services.studio.answer_tokens(message_id, config)
     except EngineError as e:
         return [], None, none, friendly(e)
-    spans = [(piece, None) for piece in tokens.pieces]
+    spans: list[tuple[str, str | None]] = [(piece, None) for piece in tokens.pieces]
     values = [getattr(config, name) for name in VIEW_FIELDS]
     return spans, tokens, values, f"{len(tokens.pieces)} tokens: click one to see its candidates."
 

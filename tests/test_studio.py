@@ -182,3 +182,20 @@ def test_presets_export_import_and_refuse_bad_files(quiet):
         with pytest.raises(ConfigError, match=message):
             presets.import_file(text)
     assert (presets.names(), presets.get("Mine")) == before  # nothing saved changed
+
+
+def test_page_handlers_show_details_and_rerun_the_latest_answer_only(quiet):
+    from app import studio_handlers as sh
+    from app.controls import CONTROL_FIELDS
+
+    first, _ = run_turn(quiet, "Say hello.", SAMPLED)
+    seed = quiet.conversations.message(first.message_id).config["seed"]
+    quiet.studio.hasher.wait(quiet.models.info.path)
+    shown = sh.details(quiet, first.message_id)
+    assert str(seed) in shown and quiet.studio.details(first.message_id).model_sha256 in shown
+    values = dict(zip(CONTROL_FIELDS, sh.rerun_values(quiet, first.message_id), strict=True))
+    assert values["seed"] == seed and values["temperature"] == SAMPLED.temperature
+    run_turn(quiet, "And goodbye.", SAMPLED, conversation_id=first.conversation_id)
+    with pytest.raises(ValueError, match="latest answer"):
+        sh.rerun_values(quiet, first.message_id)
+    assert sh.answer_choices(quiet, first.conversation_id)[1][1] == first.message_id

@@ -389,9 +389,10 @@ class LlamaCppBackend:
             mirostat_eta=config.mirostat_eta,
             grammar=compiled,
         )
-        if (
-            not logprobs and trace is None
-        ):  # drafted tokens are scored in batches: no per-token logits to read
+        if trace is not None and self._prompt_lookup and config.temperature != 0:
+            trace = None  # drafting keeps its speed; such answers have no next-token data
+        # drafted tokens are scored in batches: no per-token logits to read
+        if not logprobs and trace is None:
             tokens = self._with_drafts(tokens, prompt, max_new, config)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stops = StopScanner(config.stop)
