@@ -10,7 +10,7 @@ import dataclasses
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
@@ -124,7 +124,7 @@ class ChatService:
         *,
         mode: Mode = "new",
         images: Sequence[Path] = (),
-    ) -> Iterator[Event]:
+    ) -> Generator[Event, None, None]:  # callers close() it to end a turn early
         """Yield TurnStarted, ContextReport, TextDelta..., Sources, Done.
 
         ``mode``: "new" adds ``text`` as a user message; "regenerate" answers the last
@@ -137,7 +137,7 @@ class ChatService:
             yield from self._turn(backend, conversation_id, text, config, mode, images)
 
     def _turn(self, backend, conversation_id, text, config, mode, images) -> Iterator[Event]:
-        if images and not getattr(backend, "supports_images", False):
+        if images and not backend.supports_images:
             raise GenerationError(
                 "The loaded model cannot see images. Load a vision model with its projector "
                 "(--mmproj FILE, or the Model tab) to send images to it."
@@ -256,7 +256,7 @@ class ChatService:
             summary=context.summary,
             history=[
                 # as sent before (references included): an unchanged prefix keeps the KV cache valid
-                Message(role=m.role, content=m.sent)
+                Message(role="user" if m.role == "user" else "assistant", content=m.sent)
                 for m in history
                 if m.role in ("user", "assistant") and m.seq > context.history_after_seq
             ],

@@ -66,6 +66,8 @@ class Backend(Protocol):
     supports_images: bool
     #: GenerationConfig fields this backend cannot apply (a remote server drops them)
     ignored_settings: tuple[str, ...]
+    #: whether ``stream_completion`` continues raw text (False: it raises GenerationError)
+    supports_completion: bool
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes, without special tokens."""

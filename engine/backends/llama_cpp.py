@@ -34,6 +34,8 @@ from .streaming import StopScanner
 from .threads import plan_threads
 
 if TYPE_CHECKING:
+    from llama_cpp import Llama
+
     from ..studio.trace import TokenTrace
 
 #: used when a GGUF carries no chat template and none is configured
@@ -91,6 +93,8 @@ _FILE_TYPES = {
 class LlamaCppBackend:
     """One loaded model; one generation at a time (a lock queues the others)."""
 
+    supports_completion = True
+
     def __init__(self, settings: Settings, path: Path | None = None):
         path = path or resolve_model(settings.model, settings.models_dir)
         check_gguf_file(path)
@@ -127,7 +131,7 @@ class LlamaCppBackend:
         #: its stock chain: IMAGE_TURN_IGNORES)
         self.ignored_settings: tuple[str, ...] = ()
         try:
-            self._llm = llama_cpp.Llama(**kwargs)
+            self._loaded: Llama | None = llama_cpp.Llama(**kwargs)  # None once closed
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelError(
                 f"llama.cpp could not load {path.name}: {e}. The file may be truncated, "
@@ -263,9 +267,13 @@ class LlamaCppBackend:
 
     # Backend protocol
 
-    def _live(self):
+    @property
+    def _llm(self) -> Llama:
+        return self._live()
+
+    def _live(self) -> Llama:
         """The llama.cpp model, or a typed error once this backend was closed (model swapped)."""
-        llm = self._llm
+        llm = self._loaded
         if llm is None:
             raise ModelError("That model was unloaded (another one was loaded): send the message again.")
         return llm
@@ -521,17 +529,16 @@ class LlamaCppBackend:
                 "The loaded model cannot see images. Load a vision model with its projector "
                 "(--mmproj FILE, or the Model tab) to send images to it."
             )
-        parts = [{"type": "text", "text": messages[-1].content}]
-        parts += [{"type": "image_url", "image_url": {"url": _data_uri(Path(p))}} for p in images]
-        payload = [{"role": m.role, "content": m.content} for m in messages[:-1]]
-        payload.append({"role": messages[-1].role, "content": parts})
+        payload = _image_payload(messages, images)
         finish, produced = "stop", 0
         with self._lock:
             if self._kv is not None:
                 self._kv.leave(self._llm, clean=self._clean)
             self._clean = 0  # llama-cpp-python's own prefix reuse runs here: nothing is clean after it
             try:
-                stream = self._live().create_chat_completion(
+                # llama-cpp-python types messages as TypedDicts and stream=True's result as a union
+                llm: Any = self._live()
+                stream = llm.create_chat_completion(
                     messages=payload,
                     stream=True,
                     max_tokens=config.max_tokens,
@@ -587,10 +594,19 @@ class LlamaCppBackend:
     def close(self) -> None:
         with self._lock:
             if self._kv is not None:
-                self._kv.close(self._llm, clean=self._clean)
-            llm, self._llm = self._llm, None
+                self._kv.close(self._loaded, clean=self._clean)
+            llm, self._loaded = self._loaded, None
             if llm is not None:
                 llm.close()
+
+
+def _image_payload(messages: Sequence[Message], images: Sequence[Path]) -> list[dict[str, Any]]:
+    """OpenAI-style messages with ``images`` as data URIs in the last one."""
+    parts: list[dict[str, Any]] = [{"type": "text", "text": messages[-1].content}]
+    parts += [{"type": "image_url", "image_url": {"url": _data_uri(Path(p))}} for p in images]
+    payload: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages[:-1]]
+    payload.append({"role": messages[-1].role, "content": parts})
+    return payload
 
 
 def _image_handler(mmproj: str | None, use_gpu: bool):

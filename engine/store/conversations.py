@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import uuid
 from collections.abc import Callable
@@ -114,7 +115,7 @@ class ConversationStore:
             "updated_at": now_iso(),
         }
         with self._database.tx() as db:
-            db["conversations"].insert(row)
+            db.table("conversations").insert(row)
         return _conversation(row)
 
     def get(self, conversation_id: str) -> StoredConversation:
@@ -137,9 +138,9 @@ class ConversationStore:
                 " join messages_fts f on f.rowid = m.rowid where messages_fts match ?)"
                 " order by updated_at desc limit ?"
             )
-            rows = db.execute(sql, [like, fts_query(query), limit])
-            cols = [c[0] for c in rows.description]
-            return [_conversation(dict(zip(cols, r))) for r in rows.fetchall()]
+            cursor = db.execute(sql, [like, fts_query(query), limit])
+            cols = [c[0] for c in cursor.description]
+            return [_conversation(dict(zip(cols, r))) for r in cursor.fetchall()]
 
     def update(self, conversation_id: str, **fields: Any) -> StoredConversation:
         allowed = {"title", "system_prompt", "collections"}
@@ -150,14 +151,14 @@ class ConversationStore:
             fields["collections"] = json.dumps(list(fields["collections"]))
         self.get(conversation_id)
         with self._database.tx() as db:
-            db["conversations"].update(conversation_id, {**fields, "updated_at": now_iso()})
+            db.table("conversations").update(conversation_id, {**fields, "updated_at": now_iso()})
         return self.get(conversation_id)
 
     def delete(self, conversation_id: str) -> None:
         self.get(conversation_id)
         with self._database.tx() as db:
-            db["messages"].delete_where("conversation_id = ?", [conversation_id])
-            db["conversations"].delete(conversation_id)
+            db.table("messages").delete_where("conversation_id = ?", [conversation_id])
+            db.table("conversations").delete(conversation_id)
         for hook in self._delete_hooks:
             hook(conversation_id)
 
@@ -184,8 +185,8 @@ class ConversationStore:
                 "created_at": now_iso(),
                 **meta,
             }
-            db["messages"].insert(row, alter=False)
-            db["conversations"].update(conversation_id, {"updated_at": now_iso()})
+            db.table("messages").insert(row, alter=False)
+            db.table("conversations").update(conversation_id, {"updated_at": now_iso()})
         return self.message(row["id"])
 
     def message(self, message_id: str) -> StoredMessage:
@@ -195,7 +196,9 @@ class ConversationStore:
             raise NotFoundError(f"Message {message_id!r} does not exist.")
         return _message(rows[0])
 
-    def messages(self, conversation_id: str, *, include_inactive: bool = False) -> list[StoredMessage]:
+    def messages(
+        self, conversation_id: str, *, include_inactive: bool = False
+    ) -> builtins.list[StoredMessage]:
         where = "conversation_id = ?" + ("" if include_inactive else " and active = 1")
         with self._database.read() as db:
             rows = db["messages"].rows_where(where, [conversation_id], order_by="seq")
@@ -204,17 +207,17 @@ class ConversationStore:
     def set_prompt_content(self, message_id: str, text: str | None) -> None:
         """Record what the model was sent for a user message (None: its content as typed)."""
         with self._database.tx() as db:
-            db["messages"].update(message_id, {"prompt_content": text})
+            db.table("messages").update(message_id, {"prompt_content": text})
 
-    def deactivate(self, message_ids: list[str]) -> None:
+    def deactivate(self, message_ids: builtins.list[str]) -> None:
         """Hide messages from the conversation (regenerate, edit); they stay searchable."""
         with self._database.tx() as db:
             for mid in message_ids:
-                db["messages"].update(mid, {"active": 0})
+                db.table("messages").update(mid, {"active": 0})
 
     def search_messages(
         self, query: str, *, limit: int = 20, conversation_id: str | None = None
-    ) -> list[StoredMessage]:
+    ) -> builtins.list[StoredMessage]:
         """Full-text search over every message ever written, best match first."""
         if not query.strip():
             return []
