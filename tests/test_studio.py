@@ -199,3 +199,22 @@ def test_page_handlers_show_details_and_rerun_the_latest_answer_only(quiet):
     with pytest.raises(ValueError, match="latest answer"):
         sh.rerun_values(quiet, first.message_id)
     assert sh.answer_choices(quiet, first.conversation_id)[1][1] == first.message_id
+
+
+def test_cli_exports_and_imports_presets_and_refuses_a_newer_file(tmp_path, capsys):
+    from cli import main
+
+    data = ["--data-dir", str(tmp_path / "cli-data")]
+    out = tmp_path / "focused.json"
+    assert main([*data, "presets", "export", "Focused (min-p)", "--output", str(out)]) == 0
+    exported = json.loads(out.read_text())
+    assert exported["version"] == 1 and exported["config"]["min_p"] == 0.1
+    out.write_text(json.dumps(exported | {"name": "Focused copy"}))
+    assert main([*data, "presets", "import", str(out)]) == 0
+    newer = tmp_path / "newer.json"
+    newer.write_text(json.dumps(exported | {"name": "Later", "version": 7}))
+    assert main([*data, "presets", "import", str(newer)]) == 2
+    assert "newer Hearth" in capsys.readouterr().err
+    assert main([*data, "presets", "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "Focused copy" in listed and "Later" not in listed
