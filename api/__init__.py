@@ -2,7 +2,7 @@
 
 ``build_router(services, api_key=...)`` returns the router the web server mounts next to the
 page. Nothing here imports gradio. Importing this package stays cheap (FastAPI loads only when
-the router is built), so the command line can use ``api.keys`` for its flags.
+the router is built), so the command line can use ``api.keys`` for its key.
 
 Wiring, in ``serve``::
 
@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .keys import add_api_arguments, api_key_from, require_api_key_for
+from .keys import api_key_from, require_api_key_for
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
     from engine.factory import Services
 
-__all__ = ["add_api_arguments", "api_key_from", "build_router", "require_api_key_for"]
+__all__ = ["api_key_from", "build_router", "require_api_key_for"]
 
 
 def build_router(services: Services, *, api_key: str | None) -> APIRouter:

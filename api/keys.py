@@ -1,11 +1,10 @@
 """API keys: where the key comes from, and when one is required. No FastAPI here (the
-command line imports this module before any web library loads)."""
+command line imports this module before any web library loads); its flags are cli/serve_cmd.py's."""
 
 from __future__ import annotations
 
 import argparse
 import ipaddress
-import os
 from pathlib import Path
 
 from engine.errors import ConfigError
@@ -13,23 +12,8 @@ from engine.errors import ConfigError
 ENV_KEY = "HEARTH_API_KEY"
 
 
-def add_api_arguments(parser: argparse.ArgumentParser) -> None:
-    """The serve command's API flags: --api-key and --api-key-file."""
-    g = parser.add_argument_group("OpenAI-compatible API (/v1 on the page's port)")
-    keys = g.add_mutually_exclusive_group()
-    keys.add_argument(
-        "--api-key",
-        default=None,
-        help=f"Bearer key every /v1 call must send ({ENV_KEY}); required beyond loopback. "
-        "Prefer --api-key-file: a command line is visible to other users of this machine",
-    )
-    keys.add_argument(
-        "--api-key-file", type=Path, default=None, help="read the API key from this file (first line)"
-    )
-
-
 def api_key_from(args: argparse.Namespace) -> str | None:
-    """The configured key: --api-key-file, else --api-key, else $HEARTH_API_KEY; None = no key."""
+    """The configured key: --api-key-file, else --api-key (or $HEARTH_API_KEY, its default); None = no key."""
     path: Path | None = getattr(args, "api_key_file", None)
     if path is not None:
         try:
@@ -38,9 +22,7 @@ def api_key_from(args: argparse.Namespace) -> str | None:
             raise ConfigError(f"Could not read the API key file {path}: {e}", field="api_key_file") from e
         lines = text.strip().splitlines()
         return _checked(lines[0] if lines else "", "api_key_file")
-    key = getattr(args, "api_key", None)
-    if key is None:
-        key = os.environ.get(ENV_KEY) or None
+    key: str | None = getattr(args, "api_key", None)
     return None if key is None else _checked(key, "api_key")
 
 

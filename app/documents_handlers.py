@@ -7,16 +7,18 @@ it is escaped before it is shown.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
-from engine.rag import DEFAULT_COLLECTION, IMAGE_SUFFIXES, SearchOptions
+from engine.library import DEFAULT_COLLECTION, IMAGE_SUFFIXES, offered_collections
+from engine.rag import SearchOptions
 from engine.rag.loaders import SUFFIX_KINDS
 from engine.rag.routing import add_files
 from engine.types import FileResult, Hit
+
+from .markup import error_markdown, escape_text
 
 if TYPE_CHECKING:
     from engine.factory import Services
@@ -30,21 +32,8 @@ ALREADY_ADDED = "These files were already added (their uploaded copies are delet
 CONTEXT_CHARS = 400
 
 
-def _error(e: EngineError) -> str:
-    return f"**{e.title}:** {_escape(str(e))}"
-
-
-def _escape(text: str) -> str:
-    """Untrusted text as inert markdown: no HTML, links, images or code spans."""
-    text = html.escape(text, quote=False)
-    for ch in "\\`*_[]#|!":
-        text = text.replace(ch, "\\" + ch)
-    return text
-
-
 def collection_choices(services: Services) -> list[str]:
-    names = services.documents.collections()
-    return names if DEFAULT_COLLECTION in names else [DEFAULT_COLLECTION, *names]
+    return offered_collections(services.documents.collections())
 
 
 def upload(
@@ -72,7 +61,7 @@ def upload(
             names=[p.name for p in paths],
         )
     except EngineError as e:
-        return _error(e)
+        return error_markdown(e)
     finally:
         discard_uploads(paths)
     return report(results)
@@ -91,7 +80,7 @@ def discard_uploads(paths: list[Path]) -> None:
 def report(results: list[FileResult]) -> str:
     counts = {s: sum(r.status == s for r in results) for s in _ICONS}
     head = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to add"
-    lines = [f"- {_ICONS[r.status]} {_escape(r.message or r.path)}" for r in results]
+    lines = [f"- {_ICONS[r.status]} {escape_text(r.message or r.path)}" for r in results]
     return f"**{head}**\n\n" + "\n".join(lines)
 
 
@@ -124,7 +113,7 @@ def delete_document(services: Services, document_id: str | None) -> str:
     try:
         services.documents.delete(document_id)
     except EngineError as e:
-        return _error(e)
+        return error_markdown(e)
     return "Deleted the document and its index entries."
 
 
@@ -133,16 +122,16 @@ def create_collection(services: Services, name: str) -> tuple[str, str | None]:
     try:
         created = services.documents.create_collection(name)
     except EngineError as e:
-        return _error(e), None
-    return f"Collection **{_escape(created)}** is ready.", created
+        return error_markdown(e), None
+    return f"Collection **{escape_text(created)}** is ready.", created
 
 
 def delete_collection(services: Services, name: str | None) -> str:
     try:
         services.documents.delete_collection(name or "")
     except EngineError as e:
-        return _error(e)
-    return f"Deleted collection **{_escape(name or '')}** and its documents."
+        return error_markdown(e)
+    return f"Deleted collection **{escape_text(name or '')}** and its documents."
 
 
 def search(
@@ -164,7 +153,7 @@ def search(
             options=SearchOptions(multi_query=multi_query, hyde=hyde),
         )
     except EngineError as e:
-        return _error(e)
+        return error_markdown(e)
     if not hits:
         return "No matching passages."
     return "\n\n".join(hit_markdown(services, n, h) for n, h in enumerate(hits, start=1))
@@ -175,9 +164,9 @@ def hit_markdown(services: Services, number: int, hit: Hit) -> str:
     snippet = " ".join(hit.text.split())
     snippet = snippet[:240] + ("…" if len(snippet) > 240 else "")
     heading = hit.meta.get("heading")
-    section = f" · {_escape(heading)}" if heading else ""
+    section = f" · {escape_text(heading)}" if heading else ""
     return (
-        f"**[{number}] {_escape(where)}**{section} · score {hit.score:.4f}\n\n> {_escape(snippet)}\n\n"
+        f"**[{number}] {escape_text(where)}**{section} · score {hit.score:.4f}\n\n> {escape_text(snippet)}\n\n"
         f"<details><summary>Show the passage in its document</summary>\n\n{passage_context(services, hit)}"
         "\n\n</details>"
     )
@@ -187,21 +176,23 @@ def passage_context(services: Services, hit: Hit, *, chars: int = CONTEXT_CHARS)
     """The passage in bold, with the text around it, from the stored document."""
     document_id = hit.meta.get("document_id")
     if not document_id or hit.start is None or hit.end is None:
-        return _escape(hit.text)
+        return escape_text(hit.text)
     try:
         text = services.documents.document_text(document_id)
     except EngineError:
-        return _escape(hit.text)
+        return escape_text(hit.text)
     before = text[max(0, hit.start - chars) : hit.start]
     after = text[hit.end : hit.end + chars]
-    passage = "\n\n".join(f"**{_escape(p)}**" for p in text[hit.start : hit.end].split("\n\n") if p.strip())
+    passage = "\n\n".join(
+        f"**{escape_text(p)}**" for p in text[hit.start : hit.end].split("\n\n") if p.strip()
+    )
     return (
         ("…" if hit.start > chars else "")
-        + _escape(before)
+        + escape_text(before)
         + "\n\n"
         + passage
         + "\n\n"
-        + _escape(after)
+        + escape_text(after)
         + ("…" if hit.end + chars < len(text) else "")
     )
 
@@ -227,7 +218,9 @@ def set_conversation_collections(
         services.documents.resolve_collections(list(names or []))
         services.conversations.update(conversation_id, collections=list(names or []))
     except EngineError as e:
-        return _error(e)
+        return error_markdown(e)
     return (
-        "This chat draws on " + (", ".join(_escape(n) for n in names) if names else "all collections") + "."
+        "This chat draws on "
+        + (", ".join(escape_text(n) for n in names) if names else "all collections")
+        + "."
     )

@@ -16,7 +16,7 @@ from engine.errors import EngineError
 from engine.types import ContextReport, Done, Sources, TextDelta, TurnStarted
 
 from .controls import CONTROL_FIELDS, control_values
-from .markup import escape_inline, escape_text, safe_markdown
+from .markup import error_markdown, escape_inline, escape_text, safe_markdown
 
 if TYPE_CHECKING:
     from engine.factory import Services
@@ -31,7 +31,7 @@ TurnUpdates = Iterator[tuple[ChatHistory, str | None, str, bool]]
 def friendly(error: BaseException) -> str:
     """What the user sees for an error: the engine's message, never a traceback."""
     if isinstance(error, EngineError):
-        return f"⚠️ **{escape_text(error.title)}**: {escape_text(error)}"
+        return error_markdown(error)
     log.exception("unexpected error", exc_info=error)
     return "⚠️ **Unexpected error**: something went wrong inside Hearth (details are in the server log)."
 
@@ -51,6 +51,7 @@ def status_title(
     used: int | None,
     n_ctx: int | None,
     finish_reason: str | None = None,
+    notes: tuple[str, ...] = (),
 ) -> str:
     parts = []
     if ttft_s is not None:
@@ -63,6 +64,7 @@ def status_title(
         parts.append("stopped")
     elif finish_reason == "length":
         parts.append("hit max tokens")
+    parts.extend(f"⚠️ {escape_inline(note)}" for note in notes)  # "documents unavailable: <reason>"
     return "📊 " + " · ".join(parts)
 
 
@@ -286,6 +288,7 @@ def _turn(services: Services, conversation_id, message, mode, controls, preface=
                     used=event.usage.prompt_tokens + event.usage.completion_tokens,
                     n_ctx=event.usage.n_ctx,
                     finish_reason=event.finish_reason,
+                    notes=event.notes,
                 )
                 final = assistant_messages(
                     event.text, title=title, details=context_markdown(report), sources=sources

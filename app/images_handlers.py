@@ -12,15 +12,15 @@ from typing import TYPE_CHECKING, Any
 
 from app.documents_handlers import ALREADY_ADDED, discard_uploads
 from engine.errors import EngineError
+from engine.library import DEFAULT_COLLECTION, offered_collections
 from engine.types import FileResult, Hit
 
-from .markup import escape_inline, escape_text
+from .markup import code_span, error_markdown, escape_inline, escape_text
 
 if TYPE_CHECKING:
     from engine.factory import Services
 
 Gallery = list[tuple[str, str]]
-DEFAULT_COLLECTION = "library"
 
 NO_VISION_MODEL = (
     "The loaded chat model is text-only, so it cannot look at the image itself. To let it, load a "
@@ -34,10 +34,6 @@ def _path(value: Any) -> Path:
     return Path(value) if isinstance(value, (str, Path)) else Path(value.name)
 
 
-def _error(e: EngineError) -> str:
-    return f"**{escape_text(e.title)}:** {escape_text(e)}"
-
-
 def status(services: Services) -> str:
     """The panel's first line: whether CLIP can load, and how to provide it if not."""
     ok, message = services.images.available()
@@ -47,8 +43,7 @@ def status(services: Services) -> str:
 
 
 def collection_choices(services: Services) -> list[str]:
-    names = services.images.collections()
-    return names if DEFAULT_COLLECTION in names else [DEFAULT_COLLECTION, *names]
+    return offered_collections(services.images.collections())
 
 
 def upload(
@@ -71,7 +66,7 @@ def upload(
             paths, collection=collection or DEFAULT_COLLECTION, progress=progress
         )
     except EngineError as e:
-        return _error(e)
+        return error_markdown(e)
     finally:
         discard_uploads(paths)
     return report(results)
@@ -85,7 +80,7 @@ def report(results: list[FileResult]) -> str:
     for r in results:
         name = Path(r.path).name
         detail = r.message.removeprefix(f"{name}: ") if r.message else r.status
-        lines.append(f"- {icons[r.status]} `{_name(name)}`: {escape_inline(detail)}")
+        lines.append(f"- {icons[r.status]} {code_span(name)}: {escape_inline(detail)}")
     return f"**{head}**\n\n" + "\n".join(lines)
 
 
@@ -112,7 +107,7 @@ def search_by_text(
     try:
         hits = services.images.search_text(query, k=int(k), collection=collection or None)
     except EngineError as e:
-        return [], _error(e)
+        return [], error_markdown(e)
     return _results(hits, f"“{escape_inline(query)}”")
 
 
@@ -125,7 +120,7 @@ def search_by_image(
     try:
         hits = services.images.search_image(path, k=int(k), collection=collection or None)
     except EngineError as e:
-        return [], _error(e)
+        return [], error_markdown(e)
     return _results(hits, f"the example image {escape_inline(path.name)}")
 
 
@@ -142,7 +137,7 @@ def classify(services: Services, image: Any, labels_text: str) -> tuple[dict[str
     try:
         ranked = services.images.classify(path, parse_labels(labels_text))
     except EngineError as e:
-        return {}, _error(e)
+        return {}, error_markdown(e)
     best, p = ranked[0]
     return dict(ranked), f"Most likely: **{escape_inline(best)}** ({p:.0%}) among {len(ranked)} labels."
 
@@ -162,7 +157,7 @@ def delete_image(services: Services, image_id: str | None) -> str:
     try:
         services.images.delete(image_id)
     except EngineError as e:
-        return _error(e)
+        return error_markdown(e)
     return "Deleted: the image, its stored copy and its vector are gone."
 
 
@@ -188,8 +183,8 @@ def describe_attachment(services: Services, path: Path | str) -> str:
     try:
         found = services.images.related_to_image(path, k=5)
     except EngineError as e:
-        return f"{_error(e)}\n\n{note}"
-    parts = [f"**Attached image:** `{_name(found['file_name'])}` ({found['width']}×{found['height']})"]
+        return f"{error_markdown(e)}\n\n{note}"
+    parts = [f"**Attached image:** {code_span(found['file_name'])} ({found['width']}×{found['height']})"]
     if found["caption"]:
         parts.append(f"Text in the file: {escape_text(found['caption'])}")
     images = found["images"]
@@ -197,7 +192,7 @@ def describe_attachment(services: Services, path: Path | str) -> str:
         parts.append(
             "**Most similar images**\n"
             + "\n".join(
-                f"{i}. `{_name(h.source)}` ({escape_inline(h.meta.get('collection', ''))}) · {h.score:.3f}"
+                f"{i}. {code_span(h.source)} ({escape_inline(h.meta.get('collection', ''))}) · {h.score:.3f}"
                 for i, h in enumerate(images, 1)
             )
         )
@@ -216,11 +211,6 @@ def describe_attachment(services: Services, path: Path | str) -> str:
         parts.append(escape_text(found["note"]))
     parts.append(f"_{note}_")
     return "\n\n".join(parts)
-
-
-def _name(name: str) -> str:
-    """A file name for a code span: nothing can end the span (a backtick, a blank line)."""
-    return " ".join(str(name).replace("`", "'").split()) or "?"
 
 
 def _quote(text: str, limit: int = 160) -> str:

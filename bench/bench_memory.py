@@ -44,27 +44,49 @@ from engine.types import Done, TextDelta  # noqa: E402
 
 TURN = GenerationConfig(temperature=0.0, max_tokens=16)
 HISTORY = [
-    ("I'm planning a trip to Porto in May with my sister Rita.", "That sounds lovely! Porto is beautiful in spring."),
-    ("We want to see the Ribeira and take a river cruise.", "The six-bridges cruise on the Douro is a classic."),
+    (
+        "I'm planning a trip to Porto in May with my sister Rita.",
+        "That sounds lovely! Porto is beautiful in spring.",
+    ),
+    (
+        "We want to see the Ribeira and take a river cruise.",
+        "The six-bridges cruise on the Douro is a classic.",
+    ),
     ("Rita is vegetarian, by the way.", "Noted: many Porto restaurants have good vegetarian dishes."),
     ("I work as a nurse, so I can only travel on weekends.", "Then a Friday-to-Sunday trip would suit you."),
     ("My cat Pickles will stay with the neighbour.", "Good idea; Pickles will be in good hands."),
     ("Should we rent a car?", "In Porto itself, the metro and walking are easier than a car."),
-    ("What about a day trip to the Douro valley?", "Yes, trains from São Bento reach the valley in about two hours."),
+    (
+        "What about a day trip to the Douro valley?",
+        "Yes, trains from São Bento reach the valley in about two hours.",
+    ),
     ("I prefer trains to buses.", "The Douro line is one of Europe's most scenic train rides."),
-]  # fmt: skip
+]
 QUESTIONS = [
-    "Which day trip did we talk about?", "What should Rita eat there?", "Remind me how we get around the city.",
-    "What is a good souvenir from Porto?", "How long is the train to the valley?", "Who looks after my cat?",
-    "When can I travel, given my job?", "What river does the cruise go on?", "Is May a good month to go?",
+    "Which day trip did we talk about?",
+    "What should Rita eat there?",
+    "Remind me how we get around the city.",
+    "What is a good souvenir from Porto?",
+    "How long is the train to the valley?",
+    "Who looks after my cat?",
+    "When can I travel, given my job?",
+    "What river does the cruise go on?",
+    "Is May a good month to go?",
     "Any tips for the Ribeira?",
-]  # fmt: skip
-FACTS = ["Rita is the user's sister and is vegetarian.", "The user is a nurse and travels only on weekends.",
-         "The user's cat is called Pickles."]  # fmt: skip
-LONG = [f"Question {i}: tell me one short fact about {topic}." for i, topic in enumerate(
-    "the sea,rain,fruit,birds,stars,the sky,bread,forests,rivers,clocks,snow,mountains,bees,rainbows,volcanoes,"
-    "leaves,thunder,fish,deserts,the moon,wind,glass,owls,cities,comets,plants,islands,trains,clouds,magnets,"
-    "honey,autumn,glaciers,ships,fog,bridges,lakes,soap".split(","))]  # fmt: skip
+]
+FACTS = [
+    "Rita is the user's sister and is vegetarian.",
+    "The user is a nurse and travels only on weekends.",
+    "The user's cat is called Pickles.",
+]
+LONG = [
+    f"Question {i}: tell me one short fact about {topic}."
+    for i, topic in enumerate(
+        "the sea,rain,fruit,birds,stars,the sky,bread,forests,rivers,clocks,snow,mountains,bees,rainbows,volcanoes,"
+        "leaves,thunder,fish,deserts,the moon,wind,glass,owls,cities,comets,plants,islands,trains,clouds,magnets,"
+        "honey,autumn,glaciers,ships,fog,bridges,lakes,soap".split(",")
+    )
+]
 
 
 def services_for(root: Path, name: str, *, memory: bool, n_ctx: int, threads: int | None):
@@ -87,7 +109,11 @@ def timed_turn(services, conversation_id: str, text: str) -> tuple[float, Done]:
             first = time.perf_counter() - started
         elif isinstance(event, Done):
             done = event
-    return (first if first is not None else time.perf_counter() - started), done
+    ttft = first if first is not None else time.perf_counter() - started
+    # memory's upkeep (indexing, automatic memories, summaries) runs after the answer is saved,
+    # in the background: let it finish outside the timing, so it never overlaps the other mode's turn
+    services.chat.wait_for_upkeep()
+    return ttft, done
 
 
 def bench_ttft(root: Path, turns: int, threads: int | None) -> dict:
@@ -164,6 +190,37 @@ def bench_kv_reuse(root: Path, turns: int, threads: int | None) -> dict:
     }
 
 
+def report_ttft(ttft: dict) -> None:
+    print("time to first token (s), memory on vs off, same history and questions")
+    print(f"{'':<26}{'memory on':>12}{'memory off':>12}{'on/off':>10}")
+    for key, label in (("cold_ttft_s", "first turn (cold cache)"), ("warm_ttft_s", "later turns (median)")):
+        row = ttft[key]
+        print(f"{label:<26}{row['on']:>12.3f}{row['off']:>12.3f}{row['ratio']:>10.2f}")
+    tokens = ttft["evaluated_prompt_tokens_median"]
+    print(f"{'prompt tokens evaluated':<26}{tokens['on']:>12.0f}{tokens['off']:>12.0f}")
+    print(
+        f"target: later turns on/off <= 1.1 -> {'met' if ttft['warm_ttft_s']['ratio'] <= 1.1 else 'NOT met'}"
+    )
+
+
+def report_kv(kv: dict, turns: int) -> None:
+    print()
+    print(f"KV prefix reuse at n_ctx 512, {turns}-turn chat (cached / prompt tokens)")
+    if "note" in kv:
+        print(kv["note"])
+    else:
+        print(
+            f"first summary before turn {kv['first_summary_before_turn']}, {kv['summaries']} summaries in all"
+        )
+        print(f"{'':<40}{'memory on':>12}{'memory off':>12}")
+        both = kv["share_after_summary"]
+        print(f"{'all turns after the first summary':<40}{both['on']:>12.1%}{both['off']:>12.1%}")
+        first = kv["share_first_turn_after_each_summary"]["on"]
+        print(f"{'  first turn after each summary':<40}{first:>12.1%}{'':>12}")
+        other = kv["share_other_turns_after_summary"]
+        print(f"{'  the other turns':<40}{other['on']:>12.1%}{other['off']:>12.1%}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -191,31 +248,8 @@ def main() -> int:
             return 0
         ttft = bench_ttft(Path(tmp), args.turns, args.threads)
         kv = bench_kv_reuse(Path(tmp), args.long_turns, args.threads)
-    print("time to first token (s), memory on vs off, same history and questions")
-    print(f"{'':<26}{'memory on':>12}{'memory off':>12}{'on/off':>10}")
-    for key, label in (("cold_ttft_s", "first turn (cold cache)"), ("warm_ttft_s", "later turns (median)")):
-        row = ttft[key]
-        print(f"{label:<26}{row['on']:>12.3f}{row['off']:>12.3f}{row['ratio']:>10.2f}")
-    tokens = ttft["evaluated_prompt_tokens_median"]
-    print(f"{'prompt tokens evaluated':<26}{tokens['on']:>12.0f}{tokens['off']:>12.0f}")
-    print(
-        f"target: later turns on/off <= 1.1 -> {'met' if ttft['warm_ttft_s']['ratio'] <= 1.1 else 'NOT met'}"
-    )
-    print()
-    print(f"KV prefix reuse at n_ctx 512, {args.long_turns}-turn chat (cached / prompt tokens)")
-    if "note" in kv:
-        print(kv["note"])
-    else:
-        print(
-            f"first summary before turn {kv['first_summary_before_turn']}, {kv['summaries']} summaries in all"
-        )
-        print(f"{'':<40}{'memory on':>12}{'memory off':>12}")
-        both = kv["share_after_summary"]
-        print(f"{'all turns after the first summary':<40}{both['on']:>12.1%}{both['off']:>12.1%}")
-        first = kv["share_first_turn_after_each_summary"]["on"]
-        print(f"{'  first turn after each summary':<40}{first:>12.1%}{'':>12}")
-        other = kv["share_other_turns_after_summary"]
-        print(f"{'  the other turns':<40}{other['on']:>12.1%}{other['off']:>12.1%}")
+    report_ttft(ttft)
+    report_kv(kv, args.long_turns)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"ttft": ttft, "kv_reuse": kv, "paraphrase": paraphrase}, indent=2))

@@ -7,40 +7,29 @@ Each subsystem's commands live in their own module with ``register(subparsers)``
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 from . import chat_cmds, docs_cmds, memory_cmds, preset_cmds, serve_cmd
 from .common import check_data_dir
+from .options import env_option, setting_option
+
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def log_level(text: str) -> str:
+    word = text.strip().lower()
+    if word not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(LOG_LEVELS)}")
+    return word
+
 
 #: modules that add subcommands; each has register(subparsers) -> None
 COMMAND_MODULES = [serve_cmd, chat_cmds, docs_cmds, memory_cmds, preset_cmds]
 
 DEFAULT_DATA_DIR = Path.home() / ".hearth"
-
-
-def _env_int(name: str) -> str | None:
-    """The variable's text, or None when unset: argparse converts it with the flag's ``type``
-    when it parses, so a bad value is a usage error naming the flag (and ``--help`` still works)."""
-    return os.environ.get(name) or None
-
-
-TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
-
-
-def env_flag(name: str, default: bool) -> bool:
-    """One reading of every boolean HEARTH_* variable: 1/true/yes/on or 0/false/no/off."""
-    value = os.environ.get(name, "").strip().lower()
-    if not value:
-        return default
-    if value in TRUE_WORDS or value in FALSE_WORDS:
-        return value in TRUE_WORDS
-    sys.stderr.write(
-        f"python run.py: error: {name}={value!r}: use one of {', '.join(TRUE_WORDS + FALSE_WORDS)}\n"
-    )
-    raise SystemExit(2)
 
 
 def global_parser() -> argparse.ArgumentParser:
@@ -51,163 +40,103 @@ def global_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         description="Hearth: a private ChatGPT on your own machine.",
     )
-    g = parser.add_argument_group("global options (each has an environment variable fallback)")
-    g.add_argument(
-        "--data-dir",
-        type=Path,
-        default=Path(os.environ.get("HEARTH_DATA_DIR") or DEFAULT_DATA_DIR),
-        help="where conversations, documents and indexes live (HEARTH_DATA_DIR; default ~/.hearth)",
-    )
-    g.add_argument(
-        "--model",
-        default=os.environ.get("HEARTH_MODEL") or None,
-        help="GGUF path or hf:OWNER/REPO/FILE.gguf (HEARTH_MODEL; default: bundled SmolLM2-135M)",
-    )
-    g.add_argument(
-        "--n-ctx", type=int, default=_env_int("HEARTH_N_CTX") or 4096, help="context window (HEARTH_N_CTX)"
-    )
-    g.add_argument(
-        "--n-gpu-layers",
-        type=int,
-        default=_env_int("HEARTH_N_GPU_LAYERS"),
-        help="layers on the GPU, -1 = all (HEARTH_N_GPU_LAYERS; default: all when supported)",
-    )
-    g.add_argument(
-        "--n-threads",
-        type=int,
-        default=_env_int("HEARTH_N_THREADS"),
-        help="CPU threads for generation (HEARTH_N_THREADS; default: one per available physical core)",
-    )
-    g.add_argument(
-        "--chat-template",
-        default=os.environ.get("HEARTH_CHAT_TEMPLATE") or None,
-        help="file holding a Jinja chat template overriding the model's (HEARTH_CHAT_TEMPLATE)",
-    )
-    g.add_argument(
-        "--mmproj",
-        default=os.environ.get("HEARTH_MMPROJ") or None,
-        help="projector GGUF of a vision model, so attached images reach it (HEARTH_MMPROJ)",
-    )
-    g.add_argument(
-        "--embed-model",
-        default=os.environ.get("HEARTH_EMBED_MODEL") or None,
-        help="sentence-transformers model name or path (HEARTH_EMBED_MODEL); for many languages "
-        "intfloat/multilingual-e5-small",
-    )
-    g.add_argument(
-        "--embed-query-prefix",
-        default=os.environ.get("HEARTH_EMBED_QUERY_PREFIX"),
-        help="text put before each search question before embedding (default: from the model name, "
-        "e.g. 'query: ' for e5)",
-    )
-    g.add_argument(
-        "--embed-passage-prefix",
-        default=os.environ.get("HEARTH_EMBED_PASSAGE_PREFIX"),
-        help="text put before each passage before embedding (default: from the model name)",
-    )
-    g.add_argument(
-        "--rerank-model",
-        default=os.environ.get("HEARTH_RERANK_MODEL") or None,
-        help="sentence-transformers CrossEncoder that reorders the best search results "
-        "(HEARTH_RERANK_MODEL; default: none)",
-    )
-    g.add_argument(
-        "--clip-model",
-        default=os.environ.get("HEARTH_CLIP_MODEL") or "ViT-B-32",
-        help="open_clip architecture or local-dir:PATH (HEARTH_CLIP_MODEL)",
-    )
-    g.add_argument(
-        "--clip-pretrained",
-        default=os.environ.get("HEARTH_CLIP_PRETRAINED") or "laion2b_s34b_b79k",
-        help="open_clip pretrained tag or checkpoint file (HEARTH_CLIP_PRETRAINED)",
-    )
-    g.add_argument(
-        "--clip-device",
-        default=os.environ.get("HEARTH_CLIP_DEVICE") or None,
-        help="torch device for CLIP: cpu, cuda, cuda:1 (HEARTH_CLIP_DEVICE; default: CUDA when available)",
-    )
-    g.add_argument(
-        "--clip-batch-size",
-        type=int,
-        default=_env_int("HEARTH_CLIP_BATCH_SIZE") or 16,
-        help="images per CLIP batch at ingest (HEARTH_CLIP_BATCH_SIZE)",
-    )
-    g.add_argument(
-        "--no-memory",
-        action="store_true",
-        default=not env_flag("HEARTH_MEMORY", True),
-        help="answer without memory: no core blocks, summaries or retrieved memories (HEARTH_MEMORY=0)",
-    )
-    g.add_argument(
-        "--memory-agent",
-        action="store_true",
-        default=env_flag("HEARTH_MEMORY_AGENT", False),
-        help="let the model call memory tools before answering (HEARTH_MEMORY_AGENT=1)",
-    )
-    _add_remote_options(parser)
-    g.add_argument(
-        "--no-auto-memory",
-        action="store_true",
-        default=not env_flag("HEARTH_AUTO_MEMORY", True),
-        help="never keep what you say about yourself as memories on its own (HEARTH_AUTO_MEMORY=0)",
-    )
+    _model_options(parser)
+    _retrieval_options(parser)
+    _remote_options(parser)
     _speed_options(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module in COMMAND_MODULES:
         module.register(sub)
+    _log_level_after_commands(parser)
     return parser
 
 
-def _add_remote_options(parser: argparse.ArgumentParser) -> None:
-    env = os.environ.get
-    g = parser.add_argument_group("scaling out: a remote model server and a Chroma server")
-    g.add_argument(
-        "--backend-url",
-        default=env("HEARTH_BACKEND_URL") or None,
-        help="OpenAI-compatible server that runs the model instead of a local GGUF: vLLM, "
-        "llama.cpp's server, Ollama ... e.g. http://gpu-box:8000 (HEARTH_BACKEND_URL)",
-    )
-    g.add_argument(
-        "--backend-key",
-        default=env("HEARTH_BACKEND_KEY") or None,
-        help="its API key (HEARTH_BACKEND_KEY; prefer --backend-key-file: flags show in ps)",
-    )
-    g.add_argument(
-        "--backend-key-file",
+def _log_level_after_commands(parser: argparse.ArgumentParser) -> None:
+    """--log-level after any command too (python run.py chat "hi" --log-level debug); unset
+    unless given there, so the global flag and HEARTH_LOG_LEVEL still count."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in action.choices.values():
+                command.add_argument(
+                    "--log-level", type=log_level, default=argparse.SUPPRESS, help="as above"
+                )
+                _log_level_after_commands(command)
+
+
+def _model_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("global options (each has an environment variable fallback)")
+    add = partial(setting_option, g)
+    add(
+        "data_dir",
         type=Path,
-        default=env("HEARTH_BACKEND_KEY_FILE") or None,
-        help="file holding the API key (HEARTH_BACKEND_KEY_FILE)",
+        default=DEFAULT_DATA_DIR,
+        help="where conversations, documents and indexes live (default ~/.hearth)",
     )
-    g.add_argument(
-        "--backend-model",
-        default=env("HEARTH_BACKEND_MODEL") or None,
-        help="which of the server's models (HEARTH_BACKEND_MODEL; default: the first it lists)",
+    env_option(
+        g,
+        "--log-level",
+        type=log_level,
+        default="warning",
+        choices=LOG_LEVELS,
+        help="least important messages logged, to stderr and DATA_DIR/hearth.log (default warning)",
     )
-    g.add_argument(
-        "--backend-n-ctx",
-        type=int,
-        default=_env_int("HEARTH_BACKEND_N_CTX"),
-        help="its context length when the server does not say, or less to reserve room (HEARTH_BACKEND_N_CTX)",
+    add("model", help="GGUF path or hf:OWNER/REPO/FILE.gguf (default: bundled SmolLM2-135M)")
+    add("n_ctx", help="context window")
+    add("n_gpu_layers", help="layers on the GPU, -1 = all (default: all when supported)")
+    add("n_threads", help="CPU threads for generation (default: one per available physical core)")
+    add("chat_template", help="file holding a Jinja chat template overriding the model's")
+    add("mmproj", help="projector GGUF of a vision model, so attached images reach it")
+    add("memory", help="answer without memory: no core blocks, summaries or retrieved memories")
+    add("memory_agent", help="let the model call memory tools before answering")
+    add("auto_memory", help="never keep what you say about yourself as memories on its own")
+
+
+def _retrieval_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("documents and images: embedders, reranker, CLIP")
+    add = partial(setting_option, g)
+    add(
+        "embed_model",
+        help="sentence-transformers model name or path; for many languages intfloat/multilingual-e5-small",
     )
-    g.add_argument(
-        "--backend-timeout",
-        type=float,
-        default=env("HEARTH_BACKEND_TIMEOUT") or 120.0,
-        help="seconds the server may stay silent mid-answer (HEARTH_BACKEND_TIMEOUT; default 120)",
+    add(
+        "embed_query_prefix",
+        keep_empty=True,
+        help="text put before each search question before embedding (default: from the model name, e.g. 'query: ' for e5)",
     )
-    g.add_argument(
-        "--chroma-url",
-        default=env("HEARTH_CHROMA_URL") or None,
-        help="Chroma server holding the vectors, e.g. http://127.0.0.1:8001; beyond loopback "
-        "it needs https or a token (HEARTH_CHROMA_URL)",
+    add(
+        "embed_passage_prefix",
+        keep_empty=True,
+        help="text put before each passage before embedding (default: from the model name)",
     )
-    g.add_argument(
-        "--chroma-token",
-        default=env("HEARTH_CHROMA_TOKEN") or None,
-        help="its bearer token (HEARTH_CHROMA_TOKEN; prefer --chroma-token-file)",
+    add(
+        "rerank_model",
+        help="sentence-transformers CrossEncoder that reorders the best search results (default: none)",
     )
-    g.add_argument("--chroma-token-file", type=Path, default=env("HEARTH_CHROMA_TOKEN_FILE") or None,
-                   help="file holding the Chroma token (HEARTH_CHROMA_TOKEN_FILE)")  # fmt: skip
+    add("clip_model", help="open_clip architecture or local-dir:PATH")
+    add("clip_pretrained", help="open_clip pretrained tag or checkpoint file")
+    add("clip_device", help="torch device for CLIP: cpu, cuda, cuda:1 (default: CUDA when available)")
+    add("clip_batch_size", help="images per CLIP batch at ingest")
+
+
+def _remote_options(parser: argparse.ArgumentParser) -> None:
+    g = parser.add_argument_group("scaling out: a remote model server and a Chroma server")
+    add = partial(setting_option, g)
+    add(
+        "backend_url",
+        help="OpenAI-compatible server that runs the model instead of a local GGUF: vLLM, "
+        "llama.cpp's server, Ollama ... e.g. http://gpu-box:8000",
+    )
+    add("backend_key", help="its API key (prefer --backend-key-file: flags show in ps)")
+    env_option(g, "--backend-key-file", type=Path, help="file holding the API key")
+    add("backend_model", help="which of the server's models (default: the first it lists)")
+    add("backend_n_ctx", help="its context length when the server does not say, or less to reserve room")
+    add("backend_timeout", help="seconds the server may stay silent mid-answer (default 120)")
+    add(
+        "chroma_url",
+        help="Chroma server holding the vectors, e.g. http://127.0.0.1:8001; beyond loopback it needs https or a token",
+    )
+    add("chroma_token", help="its bearer token (prefer --chroma-token-file)")
+    env_option(g, "--chroma-token-file", type=Path, help="file holding the Chroma token")
 
 
 def _secret(value: str | None, path: Path | None, name: str) -> str | None:
@@ -228,36 +157,15 @@ def _secret(value: str | None, path: Path | None, name: str) -> str | None:
 def _speed_options(parser: argparse.ArgumentParser) -> None:
     """Threads, KV snapshots and speculative decoding: the engine's speed knobs, in one group."""
     g = parser.add_argument_group("speed (each has an environment variable fallback)")
-    g.add_argument(
-        "--n-threads-batch",
-        type=int,
-        default=_env_int("HEARTH_N_THREADS_BATCH"),
-        help="CPU threads for prompt batches (HEARTH_N_THREADS_BATCH; default: every available CPU)",
+    add = partial(setting_option, g)
+    add("n_threads_batch", help="CPU threads for prompt batches (default: every available CPU)")
+    add("kv_snapshots", help="do not keep each conversation's KV cache in RAM and on disk")
+    add("kv_cache_ram_mb", help="RAM for KV snapshots in MB (default: 5%% of RAM, 64-2048)")
+    add(
+        "kv_cache_disk_mb",
+        help="disk for KV snapshots in MB, in DATA_DIR/kv (default: 5%% of free disk, 256-4096)",
     )
-    g.add_argument(
-        "--no-kv-snapshots",
-        action="store_true",
-        default=not env_flag("HEARTH_KV_SNAPSHOTS", True),
-        help="do not keep each conversation's KV cache in RAM and on disk (HEARTH_KV_SNAPSHOTS=0)",
-    )
-    g.add_argument(
-        "--kv-cache-ram-mb",
-        type=int,
-        default=_env_int("HEARTH_KV_CACHE_RAM_MB"),
-        help="RAM for KV snapshots in MB (HEARTH_KV_CACHE_RAM_MB; default: 5%% of RAM, 64-2048)",
-    )
-    g.add_argument(
-        "--kv-cache-disk-mb",
-        type=int,
-        default=_env_int("HEARTH_KV_CACHE_DISK_MB"),
-        help="disk for KV snapshots in MB, in DATA_DIR/kv (HEARTH_KV_CACHE_DISK_MB; default: 5%% of free disk, 256-4096)",
-    )
-    g.add_argument(
-        "--prompt-lookup",
-        action="store_true",
-        default=env_flag("HEARTH_PROMPT_LOOKUP", False),
-        help="prompt-lookup speculative decoding of sampled answers (HEARTH_PROMPT_LOOKUP=1)",
-    )
+    add("prompt_lookup", help="prompt-lookup speculative decoding of sampled answers")
 
 
 def settings_from(args: argparse.Namespace):
@@ -312,6 +220,15 @@ def _with_default_command(parser: argparse.ArgumentParser, argv: list[str]) -> l
     return [*argv, "serve"]
 
 
+def _start_logging(args: argparse.Namespace) -> None:
+    """stderr and DATA_DIR/hearth.log; a command reading beside a running server leaves the
+    file to the server (two processes rotating one file would lose lines)."""
+    from engine.logs import log_to
+
+    beside_a_server = bool(getattr(args, "reads_beside_a_server", False))
+    log_to(None if beside_a_server else args.data_dir.expanduser(), args.log_level)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = global_parser()
     args = parser.parse_args(_with_default_command(parser, list(sys.argv[1:] if argv is None else argv)))
@@ -319,9 +236,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         check_data_dir(args)
+        _start_logging(args)
         return int(args.handler(args) or 0)
     except EngineError as e:
         print(f"{e.title}: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    finally:
+        from engine.logs import stop_logging
+
+        stop_logging()

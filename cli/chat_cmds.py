@@ -63,6 +63,7 @@ def chat(args: argparse.Namespace) -> int:
                     "usage": dataclasses.asdict(done.usage),
                     "timings": dataclasses.asdict(done.timings),
                     "sources": [dataclasses.asdict(h) for h in sources],
+                    "notes": list(done.notes),
                 }
             )
         else:
@@ -70,7 +71,8 @@ def chat(args: argparse.Namespace) -> int:
             t = done.timings
             print(
                 f"[{done.conversation_id}] {t.ttft_s:.2f}s to first token, {t.tokens_per_s:.1f} tok/s, "
-                f"{done.usage.prompt_tokens + done.usage.completion_tokens}/{done.usage.n_ctx} tokens",
+                f"{done.usage.prompt_tokens + done.usage.completion_tokens}/{done.usage.n_ctx} tokens"
+                + "".join(f"; {note}" for note in done.notes),
                 file=sys.stderr,
             )
         return 0

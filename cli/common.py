@@ -5,12 +5,15 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import logging
 import sys
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.config import GenerationConfig
     from engine.factory import Services
+
+log = logging.getLogger("hearth.cli")
 
 
 def add_generation_flags(parser: argparse.ArgumentParser) -> None:
@@ -68,7 +71,7 @@ def build_services(
         settings or settings_from(args), load_model=load_model, owner=owner_of(args), warm_up=warm_up
     )
     for warning in services.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
+        log.warning("%s", warning)
     return services
 
 

@@ -16,9 +16,39 @@ ASK_SYSTEM = (
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    _register_ingest(sub)
+    _register_search(sub)
+
+    p = sub.add_parser("ask", help="answer a question from your documents, with sources")
+    p.add_argument("question")
+    p.add_argument("--collection", action="append", default=None, help="draw on this collection (repeatable)")
+    p.add_argument("--json", action="store_true", help="print answer and sources as JSON")
+    add_generation_flags(p)
+    p.set_defaults(handler=ask)
+
+    p = sub.add_parser("documents", help="list documents, or delete one")
+    p.add_argument("--collection", default=None, help="only this collection")
+    p.add_argument("--delete", metavar="DOCUMENT_ID", default=None, help="delete this document everywhere")
+    p.add_argument("--json", action="store_true")
+    # listing only reads SQLite, so it also works beside a running server (read-only)
+    p.set_defaults(handler=documents, reads_beside_a_server=True)
+
+    p = sub.add_parser(
+        "reindex", help="re-embed chunks missing from the vector index (new embedding model, crash)"
+    )
+    p.set_defaults(handler=reindex)
+
+
+def _register_ingest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from engine.library import DEFAULT_COLLECTION
+
     p = sub.add_parser("ingest", help="add documents (files or folders) to a collection")
     p.add_argument("paths", nargs="+", type=Path, help="files or folders (walked recursively)")
-    p.add_argument("--collection", default="library", help="collection to add to (default: library)")
+    p.add_argument(
+        "--collection",
+        default=DEFAULT_COLLECTION,
+        help=f"collection to add to (default: {DEFAULT_COLLECTION})",
+    )
     p.add_argument(
         "--max-upload-mb", type=float, default=None, help="refuse files larger than this (default 50)"
     )
@@ -40,6 +70,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true", help="print one result per file as JSON")
     p.set_defaults(handler=ingest)
 
+
+def _register_search(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("search", help="search documents (or images) and print ranked hits")
     p.add_argument("query", nargs="?", default="", help="what to look for")
     p.add_argument("--k", type=int, default=5, help="how many hits (default 5)")
@@ -57,25 +89,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--image", type=Path, default=None, help="search images similar to this image file")
     p.add_argument("--json", action="store_true", help="print hits as a JSON list")
     p.set_defaults(handler=search)
-
-    p = sub.add_parser("ask", help="answer a question from your documents, with sources")
-    p.add_argument("question")
-    p.add_argument("--collection", action="append", default=None, help="draw on this collection (repeatable)")
-    p.add_argument("--json", action="store_true", help="print answer and sources as JSON")
-    add_generation_flags(p)
-    p.set_defaults(handler=ask)
-
-    p = sub.add_parser("documents", help="list documents, or delete one")
-    p.add_argument("--collection", default=None, help="only this collection")
-    p.add_argument("--delete", metavar="DOCUMENT_ID", default=None, help="delete this document everywhere")
-    p.add_argument("--json", action="store_true")
-    # listing only reads SQLite, so it also works beside a running server (read-only)
-    p.set_defaults(handler=documents, reads_beside_a_server=True)
-
-    p = sub.add_parser(
-        "reindex", help="re-embed chunks missing from the vector index (new embedding model, crash)"
-    )
-    p.set_defaults(handler=reindex)
 
 
 def _services(args: argparse.Namespace, *, load_model: bool = False):

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
-import os
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from api.keys import add_api_arguments
+from .options import env_option, from_environment
+
+log = logging.getLogger("hearth.cli")
 
 if TYPE_CHECKING:
     from engine.factory import Services
@@ -22,52 +24,59 @@ Credentials = list[tuple[str, str]]
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="serve the chat page (default command)")
-    env = os.environ.get
-    p.add_argument(
-        "--host",
-        default=env("HEARTH_HOST") or "127.0.0.1",
-        help="address to listen on (HEARTH_HOST); anything but loopback needs credentials",
+    env_option(
+        p, "--host", default="127.0.0.1", help="address to listen on; anything but loopback needs credentials"
     )
-    p.add_argument("--port", type=int, default=env("HEARTH_PORT") or 7860, help="port (HEARTH_PORT)")
-    p.add_argument(
+    env_option(p, "--port", type=int, default=7860, help="port")
+    env_option(
+        p,
         "--auth",
-        default=None,
-        help="USER:PASSWORD required to open the page. Visible to other users in `ps`: "
-        "prefer HEARTH_AUTH or --auth-file",
+        mark_origin=True,
+        help="USER:PASSWORD required to open the page. A flag is visible to other users "
+        "in `ps`: prefer the variable or --auth-file",
     )
-    p.add_argument(
+    env_option(
+        p,
         "--auth-file",
         type=Path,
-        default=Path(auth_file) if (auth_file := env("HEARTH_AUTH_FILE")) else None,
-        help="file with one USER:PASSWORD per line, # for comments (HEARTH_AUTH_FILE); keep it chmod 600",
+        help="file with one USER:PASSWORD per line, # for comments; keep it chmod 600",
     )
-    p.add_argument(
+    env_option(
+        p,
         "--allowed-host",
-        action="append",
-        default=[h for h in (env("HEARTH_ALLOWED_HOSTS") or "").split(",") if h.strip()],
+        env="HEARTH_ALLOWED_HOSTS",
+        repeat=True,
         metavar="NAME[:PORT]",
         help="another name the page may be opened by, e.g. mybox.lan or a reverse proxy's name "
-        "(repeatable; HEARTH_ALLOWED_HOSTS, comma-separated). Requests for any other Host are refused",
+        "(repeatable; the variable is comma-separated). Requests for any other Host are refused",
     )
-    p.add_argument(
+    env_option(
+        p,
         "--max-upload-mb",
         type=float,
-        default=env("HEARTH_MAX_UPLOAD_MB") or float(DEFAULT_MAX_UPLOAD_MB),
-        help=f"largest upload (one request) in MB (HEARTH_MAX_UPLOAD_MB; default {DEFAULT_MAX_UPLOAD_MB}; "
+        default=float(DEFAULT_MAX_UPLOAD_MB),
+        help=f"largest upload (one request) in MB (default {DEFAULT_MAX_UPLOAD_MB}; "
         "raise it to upload bigger GGUF models on the Model tab)",
     )
-    p.add_argument(
-        "--ssl-certfile",
-        default=env("HEARTH_SSL_CERTFILE") or None,
-        help="TLS certificate (PEM) to serve https (HEARTH_SSL_CERTFILE); needs --ssl-keyfile",
-    )
-    p.add_argument(
-        "--ssl-keyfile",
-        default=env("HEARTH_SSL_KEYFILE") or None,
-        help="TLS private key (PEM) for --ssl-certfile (HEARTH_SSL_KEYFILE)",
-    )
+    env_option(p, "--ssl-certfile", help="TLS certificate (PEM) to serve https; needs --ssl-keyfile")
+    env_option(p, "--ssl-keyfile", help="TLS private key (PEM) for --ssl-certfile")
     add_api_arguments(p)  # --api-key, --api-key-file; the key: api.api_key_from(args)
     p.set_defaults(handler=serve)
+
+
+def add_api_arguments(parser: argparse.ArgumentParser) -> None:
+    """The serve command's API flags: --api-key and --api-key-file."""
+    g = parser.add_argument_group("OpenAI-compatible API (/v1 on the page's port)")
+    keys = g.add_mutually_exclusive_group()
+    env_option(
+        keys,
+        "--api-key",
+        help="Bearer key every /v1 call must send; required beyond loopback. "
+        "Prefer --api-key-file: a command line is visible to other users of this machine",
+    )
+    keys.add_argument(
+        "--api-key-file", type=Path, default=None, help="read the API key from this file (first line)"
+    )
 
 
 def parse_auth(value: str) -> tuple[str, str]:
@@ -97,17 +106,16 @@ def read_auth_file(path: Path) -> Credentials:
 
 
 def credentials_from(args: argparse.Namespace) -> Credentials | None:
-    """From --auth-file, HEARTH_AUTH and --auth together; None when none is given."""
+    """From --auth-file and --auth (or HEARTH_AUTH) together; None when none is given."""
     credentials: Credentials = []
     if args.auth_file:
         credentials += read_auth_file(args.auth_file)
-    if os.environ.get("HEARTH_AUTH"):
-        credentials.append(parse_auth(os.environ["HEARTH_AUTH"]))
-    if args.auth:
+    if args.auth and not from_environment(args.auth):
         warn(
             "--auth puts the password on the command line, where other users see it (ps); "
             "use HEARTH_AUTH or --auth-file instead"
         )
+    if args.auth:
         credentials.append(parse_auth(args.auth))
     return credentials or None
 
@@ -134,7 +142,7 @@ def check_exposure(host: str, auth: Credentials | tuple[str, str] | None, tls: b
 
 
 def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)
+    log.warning("%s", message)
 
 
 def serve(args: argparse.Namespace) -> int:

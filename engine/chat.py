@@ -1,31 +1,37 @@
 """ChatService: one turn from the user's words to a saved answer.
 
-save the user message -> gather context (memory, retrieval) -> build the prompt ->
-stream from the backend -> save the answer in ``finally`` (a partial one after Stop).
+save the user message and load the turn (one read of the conversation) -> providers
+(memory, documents, images) contribute in parallel -> build the prompt -> stream from
+the backend -> save the answer in ``finally`` (a partial one after Stop) -> Done ->
+memory's upkeep (index, remember, summarize) in the background (engine/upkeep.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import logging
 import threading
 import time
 import uuid
 from collections.abc import Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
+from .backends.base import Backend
 from .config import GenerationConfig
 from .errors import ConfigError, GenerationError, NotFoundError
 from .models import ModelManager
-from .prompt import PromptPlan, build_messages
+from .prompt import PromptPlan, build_messages, prompt_budget
 from .store import ConversationStore, StoredConversation, StoredMessage
 from .studio.provenance import draw_seed
+from .turn import AfterAnswer, ContextProvider, Contribution, Turn
 from .types import (
+    Chunk,
     ContextReport,
     Done,
     Event,
-    Hit,
     Message,
     Sources,
     TextDelta,
@@ -33,42 +39,20 @@ from .types import (
     TurnStarted,
     Usage,
 )
+from .upkeep import Upkeep
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from .backends.llama_cpp import LlamaCppBackend
     from .studio.service import StudioService
+    from .studio.trace import TokenTrace
 
 Mode = Literal["new", "regenerate", "edit"]
 
-#: tokens kept free beyond max_tokens, for template differences in counting
-SAFETY_MARGIN = 16
 
-
-class Retriever(Protocol):
-    """Anything that can contribute reference hits to a turn (documents, images, memory)."""
-
-    def retrieve_for_chat(self, query: str, conversation: StoredConversation) -> list[Hit]: ...
-
-
-@dataclass(kw_only=True)
-class TurnContext:
-    """What memory contributes to the stable prefix of a turn."""
-
-    core_memory: str = ""
-    summary: str = ""
-    hits: list[Hit] = field(default_factory=list)
-    #: messages with seq <= this are folded into ``summary`` and stay out of the window
-    #: (they remain in recall memory); keeps the window start, and the KV cache, stable
-    history_after_seq: int = 0
-
-
-class MemoryHooks(Protocol):
-    """The memory subsystem's view of a turn (see engine.memory)."""
-
-    def context_for_turn(self, conversation: StoredConversation, query: str) -> TurnContext: ...
-
-    def after_turn(
-        self, conversation: StoredConversation, plan: PromptPlan, history: Sequence[StoredMessage]
-    ) -> None: ...
+class MemoryHooks(ContextProvider, AfterAnswer, Protocol):
+    """The memory subsystem's view of a turn: it contributes, then keeps up after the answer."""
 
 
 class ChatService:
@@ -77,12 +61,13 @@ class ChatService:
         *,
         models: ModelManager,
         conversations: ConversationStore,
-        retrievers: Sequence[Retriever] = (),
+        retrievers: Sequence[ContextProvider] = (),
         memory: MemoryHooks | None = None,
         default_system_prompt: str = "",
     ):
         self.models = models
         self.conversations = conversations
+        #: documents and images (memory contributes first, through ``memory``)
         self.retrievers = list(retrievers)
         self.memory = memory
         self.default_system_prompt = default_system_prompt
@@ -90,6 +75,7 @@ class ChatService:
         #: chat (two tabs, a double click) each keep their own
         self._cancels: dict[str, tuple[str, threading.Event]] = {}
         self._cancels_lock = threading.Lock()
+        self.upkeep = Upkeep()
         #: records each answer's provenance and token trace (engine.studio; set by the factory)
         self.studio: StudioService | None = None
 
@@ -116,6 +102,14 @@ class ChatService:
             event.set()
         return bool(events)
 
+    def wait_for_upkeep(self) -> None:
+        """Return once the memory upkeep of every finished turn is done (tests, benchmarks)."""
+        self.upkeep.wait()
+
+    def close(self) -> None:
+        """Finish pending upkeep; call before the stores close."""
+        self.upkeep.close()
+
     def stream_turn(
         self,
         conversation_id: str | None,
@@ -136,42 +130,62 @@ class ChatService:
         with self.models.lease() as backend:  # fails before saving anything if no model is loaded
             yield from self._turn(backend, conversation_id, text, config, mode, images)
 
-    def _turn(self, backend, conversation_id, text, config, mode, images) -> Iterator[Event]:
+    @property
+    def providers(self) -> list[ContextProvider]:
+        """Memory first (its hits lead the references), then documents and images."""
+        return [*([self.memory] if self.memory is not None else []), *self.retrievers]
+
+    def _turn(
+        self,
+        backend: Backend,
+        conversation_id: str | None,
+        text: str,
+        config: GenerationConfig,
+        mode: Mode,
+        images: Sequence[Path],
+    ) -> Iterator[Event]:
         if images and not backend.supports_images:
             raise GenerationError(
                 "The loaded model cannot see images. Load a vision model with its projector "
                 "(--mmproj FILE, or the Model tab) to send images to it."
             )
-        conversation, user_msg = self._prepare(conversation_id, text, mode)
         config = draw_seed(config)  # the seed actually used is saved with the answer
-        turn_id = uuid.uuid4().hex
-        yield TurnStarted(conversation_id=conversation.id, user_message_id=user_msg.id, turn_id=turn_id)
-
-        history = [m for m in self.conversations.messages(conversation.id) if m.seq < user_msg.seq]
-        plan = self._plan(backend, conversation, history, user_msg.content, config)
+        # the previous turn's summary must be in place before this turn reads memory
+        self.upkeep.wait()
+        turn = self._load(backend, conversation_id, text, config, mode)
+        pool, pending = _start(self.providers, turn)  # retrieval runs while the turn goes on
+        try:
+            yield TurnStarted(
+                conversation_id=turn.conversation.id, user_message_id=turn.user_message.id, turn_id=turn.id
+            )
+            contributions = _collect(pending)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+        plan = self._plan(turn, contributions)
         sent = plan.messages[-1].content
-        self.conversations.set_prompt_content(user_msg.id, sent if sent != user_msg.content else None)
-        yield ContextReport(sections=plan.sections, budget=plan.budget, n_ctx=backend.info.n_ctx)
+        self.conversations.set_prompt_content(turn.user_message.id, sent if sent != turn.query else None)
+        yield ContextReport(sections=plan.sections, budget=plan.budget, n_ctx=turn.n_ctx)
+        notes = tuple(c.note for c in contributions if c.note)
+        yield from self._answer(turn, plan, config, images, notes)
 
-        cancel = threading.Event()
-        with self._cancels_lock:
-            self._cancels[turn_id] = (conversation.id, cancel)
+    def _answer(
+        self,
+        turn: Turn,
+        plan: PromptPlan,
+        config: GenerationConfig,
+        images: Sequence[Path],
+        notes: tuple[str, ...],
+    ) -> Iterator[Event]:
+        backend, conversation_id = turn.backend, turn.conversation.id
+        cancel = self._register(turn)
         parts: list[str] = []
-        usage, finish = Usage(n_ctx=backend.info.n_ctx), "error"
+        usage, finish = Usage(n_ctx=turn.n_ctx), "error"
         started = time.perf_counter()
         first: float | None = None
         saved: StoredMessage | None = None
+        traced = self.studio.traced(backend) if self.studio is not None and not images else None
         try:
-            extra: dict[str, Any] = (
-                {"images": list(images)} if images else {}
-            )  # only vision backends take images
-            trace = self.studio.new_trace(backend) if self.studio is not None and not images else None
-            if trace is not None:
-                extra["trace"] = trace
-            chunks = backend.stream_chat(
-                plan.messages, config, cancel=cancel, cache_key=conversation.id, **extra
-            )
-            for chunk in chunks:
+            for chunk in _chunks(turn, plan, config, images, cancel, traced):
                 if chunk.text:
                     if first is None:
                         first = time.perf_counter()
@@ -185,90 +199,118 @@ class ChatService:
             raise
         finally:
             with self._cancels_lock:
-                self._cancels.pop(turn_id, None)
+                self._cancels.pop(turn.id, None)
             timings = _timings(started, first, time.perf_counter(), usage.completion_tokens)
             if parts or finish != "error":
-                saved = self._save_answer(conversation, "".join(parts), config, usage, timings, finish, plan)
+                saved = self._save_answer(turn, "".join(parts), config, usage, timings, finish, plan)
                 if self.studio is not None:
-                    self.studio.record(saved.id, backend, config, trace)
+                    self.studio.record(saved.id, backend, config, traced[1] if traced else None)
+        if saved is not None and self.memory is not None:
+            # an explicit step once the answer is saved: Done shows at once, memory catches up
+            self.upkeep.submit(functools.partial(self._after_answer, self.memory, turn, plan, saved))
         if plan.cited:
             yield Sources(hits=plan.cited)
         yield Done(
-            conversation_id=conversation.id,
+            conversation_id=conversation_id,
             message_id=saved.id if saved else "",
             text="".join(parts),
             finish_reason=finish,
             usage=usage,
             timings=timings,
             model=backend.info.name,
+            notes=notes,
         )
-        # after Done, so the answer's status shows at once; a summary that evicts old
-        # messages may take the model a few seconds (skipped if the client goes away,
-        # and caught up on the next turn)
-        if self.memory is not None:
-            self.memory.after_turn(conversation, plan, history)
+
+    def _register(self, turn: Turn) -> threading.Event:
+        """This turn's Stop event, findable by ``stop`` until the turn ends."""
+        cancel = threading.Event()
+        with self._cancels_lock:
+            self._cancels[turn.id] = (turn.conversation.id, cancel)
+        return cancel
+
+    def _after_answer(self, hook: AfterAnswer, turn: Turn, plan: PromptPlan, answer: StoredMessage) -> None:
+        # the model loaded now (the turn's may have been swapped out meanwhile), or none
+        if self.models.info is None:
+            hook.after_answer(turn, plan, answer, None)
+            return
+        with self.models.lease() as backend:
+            hook.after_answer(turn, plan, answer, backend)
 
     # steps
 
-    def _prepare(
-        self, conversation_id: str | None, text: str, mode: Mode
-    ) -> tuple[StoredConversation, StoredMessage]:
+    def _load(
+        self, backend: Backend, conversation_id: str | None, text: str, config: GenerationConfig, mode: Mode
+    ) -> Turn:
+        """Save the user message (nothing typed is ever lost) and read the conversation, once."""
         if mode != "regenerate" and not text.strip():
             raise ConfigError("Type a message first.", field="message")
         if conversation_id is None:
             if mode != "new":
                 raise NotFoundError("There is no conversation to regenerate or edit yet.")
             conversation = self.new_conversation(title=_title_from(text))
+            messages: list[StoredMessage] = []
         else:
             conversation = self.conversations.get(conversation_id)
-        messages = self.conversations.messages(conversation.id)
+            messages = self.conversations.messages(conversation.id)
+        if mode == "new" and not messages and conversation.title in ("", "New chat"):
+            conversation = self.conversations.update(conversation.id, title=_title_from(text))
+        user, history = self._user_message(conversation, messages, text, mode)
+        return Turn(
+            id=uuid.uuid4().hex,
+            conversation=conversation,
+            user_message=user,
+            history=tuple(history),
+            backend=backend,
+            budget=prompt_budget(backend.info.n_ctx, config.max_tokens),
+        )
+
+    def _user_message(
+        self, conversation: StoredConversation, messages: list[StoredMessage], text: str, mode: Mode
+    ) -> tuple[StoredMessage, list[StoredMessage]]:
+        """The message to answer, and the active messages before it."""
         if mode == "new":
-            if not messages and conversation.title in ("", "New chat"):
-                conversation = self.conversations.update(conversation.id, title=_title_from(text))
-            return conversation, self.conversations.add_message(conversation.id, "user", text)
+            return self.conversations.add_message(conversation.id, "user", text), messages
         last_user = next((m for m in reversed(messages) if m.role == "user"), None)
         if last_user is None:
             raise NotFoundError("This conversation has no message to regenerate or edit.")
+        before = [m for m in messages if m.seq < last_user.seq]
         after = [m.id for m in messages if m.seq > last_user.seq]
         if mode == "regenerate":
             self.conversations.deactivate(after)
-            return conversation, last_user
+            return last_user, before
         self.conversations.deactivate([last_user.id, *after])
-        return conversation, self.conversations.add_message(conversation.id, "user", text)
+        return self.conversations.add_message(conversation.id, "user", text), before
 
-    def _plan(
-        self,
-        backend,
-        conversation: StoredConversation,
-        history: Sequence[StoredMessage],
-        query: str,
-        config: GenerationConfig,
-    ) -> PromptPlan:
-        context = self.memory.context_for_turn(conversation, query) if self.memory else TurnContext()
-        hits = list(context.hits)
-        for retriever in self.retrievers:
-            hits.extend(retriever.retrieve_for_chat(query, conversation))
-        n_ctx = backend.info.n_ctx
-        max_tokens = min(config.max_tokens, n_ctx // 2)
+    def _plan(self, turn: Turn, contributions: Sequence[Contribution]) -> PromptPlan:
+        after_seq = max((c.history_after_seq for c in contributions), default=0)
         return build_messages(
-            system_prompt=conversation.system_prompt,
-            core_memory=context.core_memory,
-            summary=context.summary,
+            system_prompt=turn.conversation.system_prompt,
+            core_memory="\n\n".join(c.core_memory for c in contributions if c.core_memory),
+            summary="\n\n".join(c.summary for c in contributions if c.summary),
             history=[
                 # as sent before (references included): an unchanged prefix keeps the KV cache valid
                 Message(role="user" if m.role == "user" else "assistant", content=m.sent)
-                for m in history
-                if m.role in ("user", "assistant") and m.seq > context.history_after_seq
+                for m in turn.history
+                if m.role in ("user", "assistant") and m.seq > after_seq
             ],
-            user_message=query,
-            references=hits,
-            count_tokens=backend.count_tokens,
-            budget=n_ctx - max_tokens - SAFETY_MARGIN,
+            user_message=turn.query,
+            references=[hit for c in contributions for hit in c.hits],
+            count_tokens=turn.count_tokens,
+            budget=turn.budget,
         )
 
-    def _save_answer(self, conversation, text, config, usage, timings, finish, plan) -> StoredMessage:
+    def _save_answer(
+        self,
+        turn: Turn,
+        text: str,
+        config: GenerationConfig,
+        usage: Usage,
+        timings: Timings,
+        finish: str,
+        plan: PromptPlan,
+    ) -> StoredMessage:
         return self.conversations.add_message(
-            conversation.id,
+            turn.conversation.id,
             "assistant",
             text,
             model=self.models.info.name if self.models.info else "",
@@ -281,6 +323,43 @@ class ChatService:
             finish_reason=finish,
             sources=[dataclasses.asdict(h) for h in plan.cited],
         )
+
+
+def _chunks(
+    turn: Turn,
+    plan: PromptPlan,
+    config: GenerationConfig,
+    images: Sequence[Path],
+    cancel: threading.Event,
+    traced: tuple[LlamaCppBackend, TokenTrace] | None = None,
+) -> Iterator[Chunk]:
+    backend, key = turn.backend, turn.conversation.id
+    if traced is not None:  # the in-process model also records each token's candidates
+        llama, trace = traced
+        return llama.stream_chat(plan.messages, config, cancel=cancel, cache_key=key, trace=trace)
+    if images:  # only vision backends take images
+        return backend.stream_chat(plan.messages, config, cancel=cancel, cache_key=key, images=list(images))
+    return backend.stream_chat(plan.messages, config, cancel=cancel, cache_key=key)
+
+
+def _start(
+    providers: Sequence[ContextProvider], turn: Turn
+) -> tuple[ThreadPoolExecutor, list[tuple[str, Future[Contribution]]]]:
+    """Every provider's contribution, started at once in its own thread."""
+    pool = ThreadPoolExecutor(max_workers=max(1, len(providers)), thread_name_prefix="hearth-retrieve")
+    return pool, [(p.provider_name, pool.submit(p.contribute, turn)) for p in providers]
+
+
+def _collect(pending: list[tuple[str, Future[Contribution]]]) -> list[Contribution]:
+    """The contributions in provider order; a provider that raised is reported, not fatal."""
+    out = []
+    for name, future in pending:
+        try:
+            out.append(future.result())
+        except Exception as e:  # noqa: BLE001 - a broken provider costs its hits, never the answer
+            log.warning("%s failed this turn", name, exc_info=e)
+            out.append(Contribution(source=name, error=str(e) or type(e).__name__))
+    return out
 
 
 def _timings(started: float, first: float | None, ended: float, tokens: int) -> Timings:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +22,8 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 DEFAULT_BATCH = 32
+#: questions whose vectors are kept (memory and documents ask with the same words in one turn)
+QUERY_CACHE_SIZE = 256
 
 
 def bundled_embedder_path() -> Path:
@@ -92,6 +95,10 @@ class TextEmbedder:
         self._prefix_override = (query_prefix, passage_prefix)
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
+        #: (model name, question) -> vector, least recently used first
+        self._queries: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
+        #: held while a question is embedded: a second asker of the same words waits, then reads the cache
+        self._queries_lock = threading.Lock()
 
     @property
     def name(self) -> str:
@@ -140,7 +147,8 @@ class TextEmbedder:
         return dim if dim is not None else len(self.embed_one("dimension"))  # not in its config: measure
 
     def max_tokens(self) -> int:
-        return int(getattr(self._load(), "max_seq_length", 256) or 256)
+        length: int | None = self._load().max_seq_length
+        return length or 256
 
     def embed(self, texts: Sequence[str], *, batch_size: int | None = None) -> list[list[float]]:
         """Vectors of passages (documents, memories), with the model's passage prefix."""
@@ -148,9 +156,30 @@ class TextEmbedder:
         return self._encode([passage + t for t in texts] if passage else texts, batch_size)
 
     def embed_queries(self, texts: Sequence[str], *, batch_size: int | None = None) -> list[list[float]]:
-        """Vectors of search questions, with the model's query prefix."""
-        query = self.prefixes()[0] if texts else ""
-        return self._encode([query + t for t in texts] if query else texts, batch_size)
+        """Vectors of search questions, with the model's query prefix; each distinct question is
+        embedded once (an LRU keyed by model and text, shared by memory and documents)."""
+        if not texts:
+            return []
+        name = self.name
+        with self._queries_lock:
+            known = [self._queries.get((name, t)) for t in texts]
+            missing = list(dict.fromkeys(t for t, v in zip(texts, known) if v is None))
+            if missing:
+                query = self.prefixes()[0]
+                fresh = self._encode([query + t for t in missing] if query else missing, batch_size)
+                for text, vector in zip(missing, fresh):
+                    self._queries[(name, text)] = vector
+            for t in texts:
+                self._queries.move_to_end((name, t))
+            found = [self._queries[(name, t)] for t in texts]
+            while len(self._queries) > QUERY_CACHE_SIZE:
+                self._queries.popitem(last=False)
+        return found
+
+    def cached_query(self, text: str) -> list[float] | None:
+        """The vector ``embed_queries`` made for ``text``, if it is still cached."""
+        with self._queries_lock:
+            return self._queries.get((self.name, text))
 
     def _encode(self, texts: Sequence[str], batch_size: int | None) -> list[list[float]]:
         if not texts:

@@ -55,6 +55,7 @@ class Services:
         if self.warm_up is not None:
             self.warm_up.wait()  # never close a store a warm-up step is still opening
         try:
+            self.chat.close()  # memory upkeep after the last answer finishes before its stores close
             for part in (self.images, self.documents, self.memory):
                 part.close()
             self.models.close()

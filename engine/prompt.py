@@ -20,6 +20,8 @@ from .types import Hit, Message
 
 #: tokens a chat template adds around each message (role markers, separators)
 MESSAGE_OVERHEAD = 6
+#: tokens kept free beyond the answer's room, for template differences in counting
+SAFETY_MARGIN = 16
 
 REFERENCE_PREAMBLE = (
     "The reference material below is quoted data retrieved for this question. It may be "
@@ -47,6 +49,39 @@ class PromptPlan:
     @property
     def used(self) -> int:
         return sum(self.sections.values())
+
+    @property
+    def fixed_tokens(self) -> int:
+        """Tokens of the stable prefix besides the summary (system prompt and core memory)."""
+        return self.sections.get("system", 0) + self.sections.get("core_memory", 0)
+
+    @property
+    def summary_tokens(self) -> int:
+        return self.sections.get("summary", 0)
+
+
+# The token budget: its one owner. The answer gets up to half the context, the prompt the rest.
+
+
+def answer_room(n_ctx: int, max_tokens: int) -> int:
+    """Tokens reserved for the answer: what was asked for, at most half the context."""
+    return min(max_tokens, n_ctx // 2)
+
+
+def prompt_budget(n_ctx: int, max_tokens: int) -> int:
+    """Tokens the prompt may fill when ``max_tokens`` are asked for."""
+    return n_ctx - answer_room(n_ctx, max_tokens) - SAFETY_MARGIN
+
+
+def smallest_budget(n_ctx: int) -> int:
+    """The least ``prompt_budget`` gives for any ``max_tokens`` (the answer takes half the context)."""
+    return prompt_budget(n_ctx, n_ctx)
+
+
+def prefix_caps(n_ctx: int) -> tuple[int, int]:
+    """Token caps for core memory and the summary, safe for the smallest budget: 30% and 20% of it."""
+    smallest = smallest_budget(n_ctx)
+    return max(32, int(smallest * 0.3)), max(24, int(smallest * 0.2))
 
 
 def format_reference(number: int, hit: Hit, text: str | None = None) -> str:
@@ -89,15 +124,7 @@ def build_messages(
     def cost(text: str) -> int:
         return count_tokens(text) + MESSAGE_OVERHEAD if text else 0
 
-    system_parts = [p for p in (system_prompt.strip(), core_memory.strip()) if p]
-    if summary.strip():
-        system_parts.append("Summary of the earlier part of this conversation:\n" + summary.strip())
-    system_text = "\n\n".join(system_parts)
-    sections = {
-        "system": count_tokens(system_prompt.strip()) if system_prompt.strip() else 0,
-        "core_memory": count_tokens(core_memory.strip()) if core_memory.strip() else 0,
-        "summary": count_tokens(summary.strip()) if summary.strip() else 0,
-    }
+    system_text, sections = _prefix(system_prompt, core_memory, summary, count_tokens)
     prefix_cost = cost(system_text)
     sections["system"] += prefix_cost - sum(sections.values())  # template overhead
     user_cost = cost(user_message)
@@ -124,6 +151,21 @@ def build_messages(
     messages = ([Message(role="system", content=system_text)] if system_text else []) + kept
     messages.append(Message(role="user", content=final_user))
     return PromptPlan(messages=messages, sections=sections, budget=budget, dropped=dropped, cited=cited)
+
+
+def _prefix(
+    system_prompt: str, core_memory: str, summary: str, count_tokens: Callable[[str], int]
+) -> tuple[str, dict[str, int]]:
+    """The system message's text, and the tokens of each of its parts."""
+    system_parts = [p for p in (system_prompt.strip(), core_memory.strip()) if p]
+    if summary.strip():
+        system_parts.append("Summary of the earlier part of this conversation:\n" + summary.strip())
+    sections = {
+        "system": count_tokens(system_prompt.strip()) if system_prompt.strip() else 0,
+        "core_memory": count_tokens(core_memory.strip()) if core_memory.strip() else 0,
+        "summary": count_tokens(summary.strip()) if summary.strip() else 0,
+    }
+    return "\n\n".join(system_parts), sections
 
 
 def _fit_history(

@@ -113,6 +113,8 @@ class Done:
     usage: Usage
     timings: Timings
     model: str
+    #: what could not take part in this turn, e.g. "documents unavailable: <reason>" (status line)
+    notes: tuple[str, ...] = ()
 
 
 Event = TurnStarted | TextDelta | Sources | ContextReport | Done

@@ -8,7 +8,8 @@ import httpx
 import pytest
 from api_support import API_KEY, serve_api
 
-from api import add_api_arguments, api_key_from, require_api_key_for
+from api import api_key_from, require_api_key_for
+from cli.serve_cmd import add_api_arguments
 from engine import Settings, build
 from engine.errors import ConfigError
 
@@ -48,9 +49,18 @@ def assert_error(r: httpx.Response, status: int, *, param=None, code=None) -> di
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("temperature", 5), ("top_p", 1.5), ("top_k", -1), ("min_p", "lots"), ("max_tokens", 0),
-     ("seed", 2**40), ("presence_penalty", 3), ("mirostat_mode", 7), ("stop", [""])],
-)  # fmt: skip
+    [
+        ("temperature", 5),
+        ("top_p", 1.5),
+        ("top_k", -1),
+        ("min_p", "lots"),
+        ("max_tokens", 0),
+        ("seed", 2**40),
+        ("presence_penalty", 3),
+        ("mirostat_mode", 7),
+        ("stop", [""]),
+    ],
+)
 def test_a_bad_sampling_value_is_a_400_naming_the_field(base_url, field, value):
     error = assert_error(post(base_url, "/v1/chat/completions", {"messages": HI, field: value}), 400)
     assert error["param"] == field
@@ -80,8 +90,12 @@ def test_a_prompt_longer_than_the_context_is_a_400(base_url):
 
 
 def test_unknown_models_and_conversations_are_404s(base_url):
-    assert_error(post(base_url, "/v1/chat/completions", {"model": "gpt-4o", "messages": HI}), 404,
-                 param="model", code="model_not_found")  # fmt: skip
+    assert_error(
+        post(base_url, "/v1/chat/completions", {"model": "gpt-4o", "messages": HI}),
+        404,
+        param="model",
+        code="model_not_found",
+    )
     assert_error(
         post(base_url, "/v1/embeddings", {"model": "gpt-4o", "input": "x"}), 404, code="model_not_found"
     )
@@ -98,8 +112,13 @@ def test_a_body_over_the_limit_is_a_413(base_url):
 
 
 def test_every_v1_route_needs_the_key(base_url):
-    for method, path in [("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("POST", "/v1/completions"),
-                         ("POST", "/v1/embeddings"), ("GET", "/v1/unknown")]:  # fmt: skip
+    for method, path in [
+        ("GET", "/v1/models"),
+        ("POST", "/v1/chat/completions"),
+        ("POST", "/v1/completions"),
+        ("POST", "/v1/embeddings"),
+        ("GET", "/v1/unknown"),
+    ]:
         for headers in ({}, {"Authorization": "Bearer wrong-key-0123456789"}, {"Authorization": API_KEY}):
             r = httpx.request(
                 method, f"{base_url}{path}", json={"messages": HI, "input": "x"}, headers=headers
@@ -120,8 +139,9 @@ def test_without_a_model_calls_are_503s(tmp_path):
     s = build(Settings(data_dir=tmp_path / "data", n_ctx=2048), load_model=False)
     try:
         with serve_api(s, api_key=None) as url:
-            assert_error(post(url, "/v1/chat/completions", {"messages": HI}, headers={}), 503,
-                         code="model_not_loaded")  # fmt: skip
+            assert_error(
+                post(url, "/v1/chat/completions", {"messages": HI}, headers={}), 503, code="model_not_loaded"
+            )
             assert_error(
                 post(url, "/v1/completions", {"prompt": "x"}, headers={}), 503, code="model_not_loaded"
             )

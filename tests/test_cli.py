@@ -114,8 +114,14 @@ def test_python_run_py_serves_the_page(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "HEARTH_DATA_DIR": str(tmp_path)}
-    server = subprocess.Popen([sys.executable, "run.py", "--port", str(port)], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    server = subprocess.Popen(
+        [sys.executable, "run.py", "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline, status = time.monotonic() + 120, None
         while time.monotonic() < deadline and server.poll() is None and status is None:
@@ -134,8 +140,9 @@ def test_python_run_py_serves_the_page(tmp_path):
 
 def _run_with_env(tmp_path, *args: str, **env: str) -> subprocess.CompletedProcess:
     full = {**os.environ, "HEARTH_DATA_DIR": str(tmp_path / "data"), **env}
-    return subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, env=full, capture_output=True,
-                          text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "run.py", *args], cwd=ROOT, env=full, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_a_malformed_environment_variable_is_a_usage_error_and_help_still_works(tmp_path):
@@ -174,3 +181,68 @@ def test_a_command_flag_is_never_read_as_a_global_prefix():
 
     args = global_parser().parse_args(["search", "pump", "--k", "3"])
     assert args.command == "search" and args.k == 3
+
+
+#: every variable the README documented before one mechanism derived them; each must keep working
+DOCUMENTED_VARIABLES = """ALLOWED_HOSTS API_KEY AUTH AUTH_FILE AUTO_MEMORY BACKEND_KEY BACKEND_KEY_FILE BACKEND_MODEL
+BACKEND_N_CTX BACKEND_TIMEOUT BACKEND_URL CHAT_TEMPLATE CHROMA_TOKEN CHROMA_TOKEN_FILE CHROMA_URL CLIP_BATCH_SIZE
+CLIP_DEVICE CLIP_MODEL CLIP_PRETRAINED DATA_DIR EMBED_MODEL EMBED_PASSAGE_PREFIX EMBED_QUERY_PREFIX HOST
+KV_CACHE_DISK_MB KV_CACHE_RAM_MB KV_SNAPSHOTS MAX_UPLOAD_MB MEMORY MEMORY_AGENT MMPROJ MODEL N_CTX N_GPU_LAYERS
+N_THREADS N_THREADS_BATCH PORT PROMPT_LOOKUP RERANK_MODEL SSL_CERTFILE SSL_KEYFILE""".split()
+
+
+def _without_hearth_variables(monkeypatch) -> None:
+    for name in [n for n in os.environ if n.startswith("HEARTH_")]:
+        monkeypatch.delenv(name)
+
+
+def test_the_readme_lists_exactly_the_variables_the_flags_read(monkeypatch):
+    from cli import global_parser
+    from cli.options import env_options, markdown_table
+
+    _without_hearth_variables(monkeypatch)
+    table = markdown_table(global_parser())
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert table in readme, "README's table is stale; paste this one:\n" + table
+    variables = {o.variable for o in env_options(global_parser())}
+    assert {f"HEARTH_{name}" for name in DOCUMENTED_VARIABLES} <= variables
+
+
+def test_every_variable_reaches_its_flag(monkeypatch):
+    """Each listed variable changes what its flag parses to (so the table never lists a dead one)."""
+    from cli import global_parser
+    from cli.options import env_options
+
+    _without_hearth_variables(monkeypatch)
+    samples = {"HEARTH_LOG_LEVEL": "info", "HEARTH_ALLOWED_HOSTS": "a.lan, b.lan"}
+    for option in env_options(global_parser()):
+        argv = ["serve"] if option.command == "serve" else ["conversations"]
+        before = getattr(global_parser().parse_args(argv), option.dest)
+        value = samples.get(option.variable, "0" if option.flag.startswith("--no-") else "1")
+        monkeypatch.setenv(option.variable, value)
+        after = getattr(global_parser().parse_args(argv), option.dest)
+        monkeypatch.delenv(option.variable)
+        assert after != before, option
+
+
+def test_flags_default_to_the_settings_defaults(monkeypatch, tmp_path):
+    import cli
+    from engine.config import Settings
+
+    _without_hearth_variables(monkeypatch)
+    args = cli.global_parser().parse_args(["--data-dir", str(tmp_path), "conversations"])
+    assert cli.settings_from(args) == Settings(data_dir=tmp_path)
+    monkeypatch.setenv("HEARTH_ALLOWED_HOSTS", "a.lan, b.lan")
+    serve = cli.global_parser().parse_args(["serve", "--allowed-host", "c.lan"])
+    assert serve.allowed_host == ["a.lan", "b.lan", "c.lan"]
+
+
+def test_log_level_is_taken_before_or_after_any_command(monkeypatch):
+    from cli import global_parser
+
+    _without_hearth_variables(monkeypatch)
+    assert global_parser().parse_args(["memory", "show"]).log_level == "warning"
+    assert global_parser().parse_args(["memory", "show", "--log-level", "DEBUG"]).log_level == "debug"
+    monkeypatch.setenv("HEARTH_LOG_LEVEL", "error")
+    assert global_parser().parse_args(["chat", "hi"]).log_level == "error"
+    assert global_parser().parse_args(["chat", "hi", "--log-level", "info"]).log_level == "info"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.markup import escape_inline, escape_text, safe_markdown
+from app.markup import code_span, error_markdown, escape_inline, escape_text, safe_markdown
 
 markdown_it = pytest.importorskip("markdown_it")
 
@@ -54,3 +54,13 @@ def test_answers_keep_their_markdown_and_code():
 
 def test_reasoning_tags_stay_for_the_chatbot_to_fold():
     assert safe_markdown("<think>why</think>So.").startswith("<think>why</think>")
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_names_in_code_spans_and_error_messages_stay_inert(text):
+    from engine.errors import ConfigError
+
+    span = _html(code_span(text))
+    assert span.count("<code>") == 1 and "<img" not in span and "<a " not in span
+    error = _html(error_markdown(ConfigError(text)))
+    assert "<img" not in error and "<a " not in error and "<code" not in error

@@ -37,6 +37,7 @@ def turn(services, conversation_id, text):
             user_id = event.user_message_id
         elif isinstance(event, Done):
             done = event
+    services.chat.wait_for_upkeep()  # automatic memories are kept once the answer is saved
     return services.conversations.message(user_id), done
 
 
@@ -72,8 +73,11 @@ def test_an_unrelated_question_gets_no_personal_memory(told):
     services, gran_chat, dog_chat = told
     user, done = turn(services, None, "What is the capital of Australia?")
     assert "Valparaíso" not in user.sent and "Biscuit" not in user.sent
-    assert not [h for h in quoted(services, done) if h["kind"] == "memory" or
-                h["meta"].get("conversation_id") in (gran_chat, dog_chat)]  # fmt: skip
+    assert not [
+        h
+        for h in quoted(services, done)
+        if h["kind"] == "memory" or h["meta"].get("conversation_id") in (gran_chat, dog_chat)
+    ]
 
 
 def test_facts_become_automatic_memories_with_provenance(told):
@@ -109,14 +113,25 @@ def test_deleting_a_chat_deletes_everything_memory_held_of_it(tmp_path):
     try:
         user, done = turn(services, None, "I work as a nurse at St Mary's hospital in Leeds.")
         chat, memory = done.conversation_id, services.memory
-        memory.propose("archival_insert", {"text": "Works night shifts at St Mary's."},
-                       origin=Origin(kind="model", conversation_id=chat, message_id=user.id), note="suggested")  # fmt: skip
-        memory.core.create("shifts", limit=300, value="nights at St Mary's", conversation_id=chat,
-                           origin=Origin(kind="user", conversation_id=chat))  # fmt: skip
+        memory.propose(
+            "archival_insert",
+            {"text": "Works night shifts at St Mary's."},
+            origin=Origin(kind="model", conversation_id=chat, message_id=user.id),
+            note="suggested",
+        )
+        memory.core.create(
+            "shifts",
+            limit=300,
+            value="nights at St Mary's",
+            conversation_id=chat,
+            origin=Origin(kind="user", conversation_id=chat),
+        )
         assert memory.messages.vectors_of([user.id]), "the user message has a vector"
         assert [e for e in memory.archival.list() if e.auto], "an automatic memory was kept"
-        kept = memory.archival.insert("The user likes St Mary's cafeteria.",
-                                      origin=Origin(kind="user", conversation_id=chat, message_id=user.id))  # fmt: skip
+        kept = memory.archival.insert(
+            "The user likes St Mary's cafeteria.",
+            origin=Origin(kind="user", conversation_id=chat, message_id=user.id),
+        )
         assert memory.log.list(conversation_id=chat, status="pending")
 
         services.conversations.delete(chat)  # the engine's delete path, no UI involved
@@ -177,8 +192,14 @@ def test_statements_are_first_person_facts_not_questions_or_requests():
         "My grandmother Rosa grew up in Valparaíso."
     ]
     assert statements("I'm allergic to peanuts.") == ["I'm allergic to peanuts."]
-    for text in ("What is my cat's name?", "Can you tell me about my plans?", "I'm wondering how rain forms.",
-                 "I have a question about Python.", "Tell me about the sea.", "I think you are wrong."):  # fmt: skip
+    for text in (
+        "What is my cat's name?",
+        "Can you tell me about my plans?",
+        "I'm wondering how rain forms.",
+        "I have a question about Python.",
+        "Tell me about the sea.",
+        "I think you are wrong.",
+    ):
         assert statements(text) == [], text
 
 

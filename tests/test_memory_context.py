@@ -136,6 +136,7 @@ def turn(services, conversation_id, text):
             sources = event.hits
         elif isinstance(event, Done):
             done = event
+    services.chat.wait_for_upkeep()  # the summary is written once the answer is saved
     return report, done, sources
 
 

@@ -20,7 +20,7 @@ from ..types import Message
 from .grammar import MAX_STRING_CHARS, tool_call_grammar
 from .tools import ToolBox, ToolCall, ToolContext
 
-log = logging.getLogger("hearth.memory")
+log = logging.getLogger(__name__)
 
 AGENT_PROMPT = (
     "You manage the long-term memory of an assistant. Before it answers, decide whether the "
@@ -117,11 +117,8 @@ def run_agent(
         if room < MIN_ROOM:  # tool results filled the context
             run.ended = "no room"
             return run
-        # strings sized so the longest call (two free strings) always closes within ``room`` tokens
-        grammar = tool_call_grammar(toolbox.schemas, choices={"label": labels},
-                                    max_string_chars=min(MAX_STRING_CHARS, (room - CALL_OVERHEAD) // 2))  # fmt: skip
         try:
-            output = generate_call(backend, messages, grammar, room)
+            output = generate_call(backend, messages, _grammar(toolbox, labels, room), room)
         except EngineError as e:
             log.warning("memory agent stopped: %s", e)
             run.steps.append(AgentStep(output="", error=str(e)))
@@ -147,6 +144,15 @@ def run_agent(
         ]
     run.ended = "cap"
     return run
+
+
+def _grammar(toolbox: ToolBox, labels: list[str], room: int) -> str:
+    # strings sized so the longest call (two free strings) always closes within ``room`` tokens
+    return tool_call_grammar(
+        toolbox.schemas,
+        choices={"label": labels},
+        max_string_chars=min(MAX_STRING_CHARS, (room - CALL_OVERHEAD) // 2),
+    )
 
 
 def result_note(name: str, result: str) -> str:

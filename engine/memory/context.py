@@ -15,27 +15,27 @@ so the window start, and with it the cache, stays put between them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from ..chat import SAFETY_MARGIN, TurnContext
+from ..backends.base import Backend
 from ..errors import ConfigError, EngineError, GenerationError
-from ..prompt import MESSAGE_OVERHEAD, PromptPlan
-from ..store import StoredConversation, StoredMessage
+from ..prompt import MESSAGE_OVERHEAD, PromptPlan, prefix_caps
+from ..store import StoredMessage
+from ..turn import Contribution, Turn
 from ..types import Hit
 from .agent import run_agent
+from .core import CoreMemory
 from .hybrid import MIN_RELEVANCE, min_relevance
-from .provenance import Origin
+from .provenance import Origin, Status
 from .recall import keywords
 from .retrieve import MemoryRetriever
-from .summary import choose_eviction, extractive_summary, fold_messages, keep_tail
-from .tools import ToolContext
+from .summary import SummaryStore, choose_eviction, extractive_summary, fold_messages, keep_tail
+from .tools import ToolBox, ToolContext, ToolMemory
 
-if TYPE_CHECKING:
-    from ..backends.base import Backend
-    from .service import MemoryService
+__all__ = ["ContextManager", "MemoryOptions", "prefix_caps"]
 
-log = logging.getLogger("hearth.memory")
+log = logging.getLogger(__name__)
 
 #: a hit whose content words are at least this much already in the prompt is left out
 REDUNDANT_SHARE = 0.8
@@ -73,119 +73,103 @@ class MemoryOptions:
             raise ConfigError("The agent may make 1 to 8 tool calls per turn.", field="agent_max_calls")
 
 
-def prefix_caps(n_ctx: int) -> tuple[int, int]:
-    """Token caps for core memory and the summary, safe for the smallest budget ChatService uses.
-
-    ChatService reserves up to half the context for the answer, so the prompt budget is at
-    least ``n_ctx - n_ctx // 2 - SAFETY_MARGIN``: core memory gets 30% of that, the summary 20%.
-    """
-    smallest_budget = n_ctx - n_ctx // 2 - SAFETY_MARGIN
-    return max(32, int(smallest_budget * 0.3)), max(24, int(smallest_budget * 0.2))
-
-
 class ContextManager:
-    def __init__(self, memory: MemoryService, options: MemoryOptions):
-        self._memory = memory
+    def __init__(
+        self,
+        *,
+        core: CoreMemory,
+        summaries: SummaryStore,
+        retriever: MemoryRetriever,
+        toolbox: ToolBox,
+        tools: ToolMemory,
+        options: MemoryOptions,
+    ):
+        self._core = core
+        self._summaries = summaries
+        self.retriever = retriever
+        self._toolbox = toolbox
+        self._tools = tools
         self.options = options
-        self.retriever = MemoryRetriever(memory)
 
     # before the answer
 
-    def context_for_turn(self, conversation: StoredConversation, query: str) -> TurnContext:
-        backend = self._memory.models.backend
-        core_cap, summary_cap = prefix_caps(backend.info.n_ctx)
-        summary = self._memory.summaries.get(conversation.id)
-        found: list[Hit] = []
-        if self.options.agent:
-            found = self._agent_turn(backend, conversation, query, core_cap)
-        core = self._memory.core.render(
-            conversation.id, max_tokens=core_cap, count_tokens=backend.count_tokens
-        )
-        summary_text = keep_tail(summary.text, summary_cap, backend.count_tokens)
-        hits = self._retrieve(query, conversation.id, summary.through_seq) if self.options.max_hits else []
+    def contribute(self, turn: Turn) -> Contribution:
+        """Core memory, the summary and the memories about this question (agent mode: after its tool calls)."""
+        core_cap, summary_cap = prefix_caps(turn.n_ctx)
+        summary = self._summaries.get(turn.conversation.id)
+        found = self._agent_turn(turn, core_cap) if self.options.agent else []
+        core = self._core.render(turn.conversation.id, max_tokens=core_cap, count_tokens=turn.count_tokens)
+        summary_text = keep_tail(summary.text, summary_cap, turn.count_tokens)
+        hits, errors = self._retrieve(turn, summary.through_seq) if self.options.max_hits else ([], [])
         # what the prompt already says (core memory, summary, window) is not worth quoting again
-        shown = _content_words(
-            " ".join([core, summary_text, *self._window_texts(conversation.id, summary.through_seq)])
-        )
+        window = _window([*turn.history, turn.user_message], summary.through_seq)
+        shown = _content_words(" ".join([core, summary_text, *(m.content for m in window)]))
         hits = [h for h in hits if not _redundant(h.text, shown)]
-        return TurnContext(
+        return Contribution(
+            source="memory",
             core_memory=core,
             summary=summary_text,
-            hits=_merge(found, hits, self.options.max_hits),
+            hits=tuple(_merge(found, hits, self.options.max_hits)),
             history_after_seq=summary.through_seq,
+            error="; ".join(errors),
         )
 
-    def _retrieve(self, query: str, conversation_id: str, through_seq: int) -> list[Hit]:
+    def _retrieve(self, turn: Turn, through_seq: int) -> tuple[list[Hit], list[str]]:
         """Archival memories and older messages about the question, best first; failures cost only hits."""
         k = max(8, 3 * self.options.max_hits)
-        found = self.retriever.candidates(query, conversation_id, through_seq, k=k)
-        threshold = min_relevance(query, self.options.min_relevance)
-        # a past question says nothing about the user ("What is a river?" for "What is a lake?")
-        return [
-            h for h in found if h.score >= threshold and not _question(h)
-        ]  # cut after the redundancy filter
+        found = self.retriever.search(turn.query, turn.conversation.id, through_seq, k=k)
+        threshold = min_relevance(turn.query, self.options.min_relevance)
+        # a past question says nothing about the user ("What is a river?" for "What is a lake?");
+        # cut to max_hits after the redundancy filter
+        return [h for h in found.hits if h.score >= threshold and not _question(h)], found.errors
 
-    def _window_texts(self, conversation_id: str, through_seq: int) -> list[str]:
-        return [m.content for m in self._window(conversation_id, through_seq)]
-
-    def _agent_turn(
-        self, backend: Backend, conversation: StoredConversation, query: str, core_cap: int
-    ) -> list[Hit]:
-        origin = Origin(kind="model", conversation_id=conversation.id, message_id=self._memory.last_user_message_id(conversation.id),
-                        note="memory agent tool call")  # fmt: skip
-        ctx = ToolContext(memory=self._memory, origin=origin)
-        core = self._memory.core.render(
-            conversation.id, max_tokens=core_cap, count_tokens=backend.count_tokens
+    def _agent_turn(self, turn: Turn, core_cap: int) -> list[Hit]:
+        conversation_id = turn.conversation.id
+        origin = Origin(
+            kind="model",
+            conversation_id=conversation_id,
+            message_id=turn.user_message.id,
+            note="memory agent tool call",
         )
-        labels = [b.label for b in self._memory.core.blocks(conversation.id)]
-        run_agent(backend, self._memory.toolbox, ctx, core_memory=core, user_message=query, labels=labels,
-                  max_calls=self.options.agent_max_calls)  # fmt: skip
+        ctx = ToolContext(memory=self._tools, origin=origin)
+        core = self._core.render(conversation_id, max_tokens=core_cap, count_tokens=turn.count_tokens)
+        labels = [b.label for b in self._core.blocks(conversation_id)]
+        run_agent(
+            turn.backend,
+            self._toolbox,
+            ctx,
+            core_memory=core,
+            user_message=turn.query,
+            labels=labels,
+            max_calls=self.options.agent_max_calls,
+        )
         return ctx.found
 
     # after the answer (the backend's lock is free again)
 
-    def remember(self, conversation: StoredConversation, plan: PromptPlan) -> None:
-        """Index this turn's user message by meaning, and keep what it says about the user."""
-        memory = self._memory
+    def summarize(self, turn: Turn, plan: PromptPlan, answer: StoredMessage, backend: Backend) -> None:
+        """Fold the oldest messages into the summary once the window outgrows its share."""
         try:
-            memory.messages.check_collection()
-            memory.messages.index_pending()
-        except EngineError as e:  # indexed on a later turn, or by `memory reindex`
-            log.warning("message vectors not updated this turn: %s", e)
-        if not memory.auto_enabled:
-            return
-        messages = memory.conversations.messages(conversation.id)
-        user = next((m for m in reversed(messages) if m.role == "user"), None)
-        if user is None:
-            return
-        answer = next((m.content for m in messages if m.role == "assistant" and m.seq > user.seq), "")
-        try:
-            backend = memory.models.backend
-        except EngineError:  # no model loaded: the deterministic facts still count
-            backend = None
-        try:
-            memory.auto.capture(conversation, user, backend=backend, prompt=plan.messages, answer=answer)
-        except EngineError as e:
-            log.warning("automatic memory skipped this turn: %s", e)
-
-    def after_turn(self, conversation: StoredConversation, plan: PromptPlan) -> None:
-        try:
-            self._maybe_summarize(conversation, plan)
+            self._maybe_summarize(turn, plan, answer, backend)
         except EngineError as e:  # the chat goes on; the window is trimmed by the prompt builder meanwhile
             log.warning("summary skipped this turn: %s", e)
 
-    def _maybe_summarize(self, conversation: StoredConversation, plan: PromptPlan) -> None:
-        backend = self._memory.models.backend
+    def _maybe_summarize(self, turn: Turn, plan: PromptPlan, answer: StoredMessage, backend: Backend) -> None:
         _, summary_cap = prefix_caps(backend.info.n_ctx)
-        summary = self._memory.summaries.get(conversation.id)
-        window = self._window(conversation.id, summary.through_seq)
-        costs = [backend.count_tokens(m.content) + MESSAGE_OVERHEAD for m in window]
+        summary = self._summaries.get(turn.conversation.id)
+        window = _window([*turn.history, turn.user_message, answer], summary.through_seq)
+        # counted as the prompt builder counts them: as sent (quoted references included)
+        costs = [backend.count_tokens(m.sent) + MESSAGE_OVERHEAD for m in window]
         n = choose_eviction(
-            costs, [m.role for m in window],
-            fixed=plan.sections.get("system", 0) + plan.sections.get("core_memory", 0),
-            summary=plan.sections.get("summary", 0), summary_cap=summary_cap, budget=plan.budget,
-            threshold=self.options.threshold, dropped=len(plan.dropped),
-        )  # fmt: skip
+            costs,
+            [m.role for m in window],
+            fixed=plan.fixed_tokens,
+            summary=plan.summary_tokens,
+            summary_cap=summary_cap,
+            budget=plan.budget,
+            threshold=self.options.threshold,
+            dropped=len(plan.dropped),
+        )
         if n == 0:
             return
         evicted = window[:n]
@@ -194,17 +178,19 @@ class ContextManager:
             text = fold_messages(
                 backend, system=system, previous=summary.text, messages=evicted, cap_tokens=summary_cap
             )
-            status, note = "applied", f"folded {n} messages into the summary"
+            status: Status = "applied"
+            note = f"folded {n} messages into the summary"
         except GenerationError as e:
             text = extractive_summary(summary.text, evicted, summary_cap, backend.count_tokens)
             status = "fallback"
             note = f"The model could not write the summary ({e}); kept the start of each message instead."
             log.warning(note)
-        self._memory.summaries.save(summary, text, evicted, status=status, note=note)
+        self._summaries.save(summary, text, evicted, status=status, note=note)
 
-    def _window(self, conversation_id: str, through_seq: int) -> list[StoredMessage]:
-        messages = self._memory.conversations.messages(conversation_id)
-        return [m for m in messages if m.role in ("user", "assistant") and m.seq > through_seq]
+
+def _window(messages: Sequence[StoredMessage], through_seq: int) -> list[StoredMessage]:
+    """The conversation's messages still in the prompt's window (after the summary)."""
+    return [m for m in messages if m.role in ("user", "assistant") and m.seq > through_seq]
 
 
 def _question(hit: Hit) -> bool:
@@ -222,7 +208,7 @@ def _redundant(text: str, shown: set[str]) -> bool:
 
 def _merge(first: list[Hit], then: list[Hit], limit: int) -> list[Hit]:
     seen: set[tuple[str, str]] = set()
-    merged = []
+    merged: list[Hit] = []
     for hit in [*first, *then]:
         if (hit.kind, hit.id) not in seen:
             seen.add((hit.kind, hit.id))

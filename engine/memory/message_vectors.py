@@ -10,8 +10,6 @@ cache, so the user message just asked is indexed without embedding it twice.
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,7 +19,7 @@ from ..store.conversations import now_iso
 from ..store.db import Database
 from ..vectors import VectorCollection, VectorStore, collection_name
 
-log = logging.getLogger("hearth.memory")
+log = logging.getLogger(__name__)
 
 #: messages embedded per call of ``index_pending`` (a large old history is caught up over several turns)
 INDEX_BATCH = 64
@@ -30,38 +28,24 @@ EMBED_CHARS = 1000
 
 
 class QueryVectors:
-    """A small LRU cache of text -> vector: one embedding per distinct text per turn, not one per tier."""
+    """Questions embedded as questions (the model's query prefix), through the embedder's LRU:
+    one embedding per distinct text, shared by both memory tiers and by document search."""
 
-    def __init__(self, embedder: TextEmbedder, size: int = 64):
+    def __init__(self, embedder: TextEmbedder):
         self._embedder = embedder
-        self._size = size
-        self._cache: OrderedDict[str, list[float]] = OrderedDict()
-        self._lock = threading.Lock()
 
     @property
     def embedder(self) -> TextEmbedder:
         return self._embedder
 
     def get(self, text: str) -> list[float]:
-        key = text.strip()
-        with self._lock:
-            if key in self._cache:
-                self._cache.move_to_end(key)
-                return self._cache[key]
-        vector = self._embedder.embed_one(key)
-        self.put(key, vector)
-        return vector
+        return self._embedder.embed_queries([text.strip()])[0]
 
-    def cached(self, text: str) -> list[float] | None:
-        with self._lock:
-            return self._cache.get(text.strip())
-
-    def put(self, text: str, vector: list[float]) -> None:
-        with self._lock:
-            self._cache[text.strip()] = vector
-            self._cache.move_to_end(text.strip())
-            while len(self._cache) > self._size:
-                self._cache.popitem(last=False)
+    def reusable_as_passage(self, text: str) -> list[float] | None:
+        """The cached question vector of ``text``, when it equals its passage vector (the model
+        embeds questions and passages alike); None otherwise."""
+        query, passage = self._embedder.prefixes()
+        return self._embedder.cached_query(text.strip()) if query == passage else None
 
 
 @dataclass(frozen=True)
@@ -124,7 +108,7 @@ class MessageVectors:
         if not rows:
             return 0
         texts = [r[2][:EMBED_CHARS] for r in rows]
-        known = [self._queries.cached(t) for t in texts]
+        known = [self._queries.reusable_as_passage(t) for t in texts]
         missing = [t for t, v in zip(texts, known) if v is None]
         fresh = iter(self._queries.embedder.embed(missing)) if missing else iter(())
         vectors = [v if v is not None else next(fresh) for v in known]

@@ -12,55 +12,79 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
 
 from ..errors import EngineError
 from ..types import Hit
+from .archival import ArchivalEntry, ArchivalMemory
 from .hybrid import coverage, fused, stems
+from .message_vectors import MessageVectors, QueryVectors
+from .recall import RecallMemory
 
-if TYPE_CHECKING:
-    from .service import MemoryService
-
-log = logging.getLogger("hearth.memory")
+log = logging.getLogger(__name__)
 
 #: characters of a past message quoted into the prompt (the whole message stays in recall)
 RECALL_CHARS = 240
 
 
+@dataclass(kw_only=True)
+class Candidates:
+    """Memory candidates for one question, and what could not be searched."""
+
+    hits: list[Hit] = field(default_factory=list)
+    #: one line per tier that failed ("archival memory: <reason>"); the others still count
+    errors: list[str] = field(default_factory=list)
+
+
 class MemoryRetriever:
-    def __init__(self, memory: MemoryService):
-        self._memory = memory
+    def __init__(
+        self,
+        *,
+        archival: ArchivalMemory,
+        recall: RecallMemory,
+        messages: MessageVectors,
+        queries: QueryVectors,
+    ):
+        self._archival = archival
+        self._recall = recall
+        self._messages = messages
+        self._queries = queries
 
     def candidates(self, query: str, conversation_id: str, through_seq: int, *, k: int) -> list[Hit]:
-        """Every candidate with its fused relevance as ``score``, best first, one per fact.
+        """Every candidate with its fused relevance as ``score``, best first, one per fact."""
+        return self.search(query, conversation_id, through_seq, k=k).hits
 
-        No threshold here (the caller applies it; the bench tunes it on these scores).
-        Messages after ``through_seq`` of this conversation are in the window: left out.
-        """
+    def search(self, query: str, conversation_id: str, through_seq: int, *, k: int) -> Candidates:
+        """``candidates`` with the failures kept. No threshold here (the caller applies it; the
+        bench tunes it on these scores). Messages after ``through_seq`` of this conversation
+        are in the window: left out."""
+        found = Candidates()
         query_stems = stems(query)
-        vector = self._query_vector(query)
-        hits = self._archival(query, query_stems, vector, k) + self._recall(
-            query, query_stems, vector, k, (conversation_id, through_seq)
-        )
+        vector = self._query_vector(query, found.errors)
+        hits = self._archival_hits(query, query_stems, vector, k, found.errors)
+        hits += self._recall_hits(query, query_stems, vector, k, (conversation_id, through_seq), found.errors)
         hits.sort(key=lambda h: h.score, reverse=True)
-        return _one_per_fact(hits)
+        found.hits = _one_per_fact(hits)
+        return found
 
-    def _query_vector(self, query: str) -> list[float] | None:
-        memory = self._memory
-        if not query.strip() or not (memory.archival.count() or memory.messages.count()):
+    def _query_vector(self, query: str, errors: list[str]) -> list[float] | None:
+        if not query.strip() or not (self._archival.count() or self._messages.count()):
             return None  # nothing has a vector: no embedding work at all
         try:
-            return memory.queries.get(query)
+            return self._queries.get(query)
         except EngineError as e:
             log.warning("memory search by meaning unavailable this turn: %s", e)
+            errors.append(f"search by meaning: {e}")
             return None
 
-    def _archival(self, query: str, query_stems: set[str], vector, k: int) -> list[Hit]:
-        archival = self._memory.archival
+    def _archival_hits(
+        self, query: str, query_stems: set[str], vector: list[float] | None, k: int, errors: list[str]
+    ) -> list[Hit]:
+        archival = self._archival
         if not archival.count():
             return []
         cosines: dict[str, float] = {}
-        entries = {}
+        entries: dict[str, ArchivalEntry] = {}
         try:
             if vector is not None:
                 for e in archival.nearest(vector, k):
@@ -72,28 +96,35 @@ class MemoryRetriever:
                 cosines.update(_cosines(vector, archival.vectors_of(missing)))
         except EngineError as e:
             log.warning("archival memory unavailable this turn: %s", e)
+            errors.append(f"archival memory: {e}")
         return [
             _scored(e.to_hit(), cosines.get(e.id), coverage(query_stems, e.text)) for e in entries.values()
         ]
 
-    def _recall(
-        self, query: str, query_stems: set[str], vector, k: int, window: tuple[str, int]
+    def _recall_hits(
+        self,
+        query: str,
+        query_stems: set[str],
+        vector: list[float] | None,
+        k: int,
+        window: tuple[str, int],
+        errors: list[str],
     ) -> list[Hit]:
-        memory = self._memory
         cosines: dict[str, float] = {}
         try:
             found = {
                 r.message_id: r
-                for r in memory.recall.search(query, limit=k, include_inactive=False, exclude_after=window)
+                for r in self._recall.search(query, limit=k, include_inactive=False, exclude_after=window)
             }
             if vector is not None:
-                matches = memory.messages.search(vector, k=k, exclude_after=window)
+                matches = self._messages.search(vector, k=k, exclude_after=window)
                 cosines = {m.message_id: m.score for m in matches}
-                found.update(memory.recall.by_ids([i for i in cosines if i not in found]))
+                found.update(self._recall.by_ids([i for i in cosines if i not in found]))
                 missing = [i for i, r in found.items() if i not in cosines and r.role == "user"]
-                cosines.update(_cosines(vector, memory.messages.vectors_of(missing)))
+                cosines.update(_cosines(vector, self._messages.vectors_of(missing)))
         except EngineError as e:
             log.warning("recall memory unavailable this turn: %s", e)
+            errors.append(f"recall memory: {e}")
             return []
         return [
             _scored(r.to_hit(max_chars=RECALL_CHARS), cosines.get(i), coverage(query_stems, r.content))

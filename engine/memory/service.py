@@ -9,26 +9,30 @@ retrieved text go through ``propose`` and wait for ``approve``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
 from typing import Any
 
-from ..chat import TurnContext
+from ..backends.base import Backend
 from ..embeddings import TextEmbedder
-from ..errors import MemoryError_
+from ..errors import EngineError, MemoryError_
 from ..models import ModelManager
 from ..prompt import PromptPlan
-from ..store import ConversationStore, Database, StoredConversation, StoredMessage
+from ..store import ConversationStore, Database, StoredMessage
+from ..turn import Contribution, Turn
 from ..types import Hit
 from ..vectors import VectorStore
 from .archival import ArchivalMemory
 from .auto import AutoMemory
 from .context import ContextManager, MemoryOptions
-from .core import CoreMemory
+from .core import Block, CoreMemory
 from .message_vectors import MessageVectors, QueryVectors
 from .provenance import USER, Origin, WriteLog
 from .recall import RecallMemory
+from .retrieve import MemoryRetriever
 from .summary import SummaryStore
 from .tools import ToolBox
+
+log = logging.getLogger(__name__)
 
 #: memory hit kinds (Hit.kind) as stored in an answer's sources
 MEMORY_KINDS = ("memory", "recall")
@@ -58,25 +62,59 @@ class MemoryService:
         self.summaries = SummaryStore(database)
         self.log = WriteLog(database)
         self.toolbox = ToolBox()
-        self.context = ContextManager(self, options or MemoryOptions())
+        retriever = MemoryRetriever(
+            archival=self.archival, recall=self.recall, messages=self.messages, queries=self.queries
+        )
+        self.context = ContextManager(
+            core=self.core,
+            summaries=self.summaries,
+            retriever=retriever,
+            toolbox=self.toolbox,
+            tools=self,
+            options=options or MemoryOptions(),
+        )
         # deleting a chat deletes its memory, whoever deletes it (page, CLI, API)
         conversations.on_delete(self.forget_conversation)
 
-    # MemoryHooks (called by ChatService)
+    # the turn's provider (engine/turn.py): ChatService calls these
 
-    def context_for_turn(self, conversation: StoredConversation, query: str) -> TurnContext:
-        return self.context.context_for_turn(conversation, query)
+    @property
+    def provider_name(self) -> str:
+        return "memory"
 
-    def after_turn(
-        self, conversation: StoredConversation, plan: PromptPlan, history: Sequence[StoredMessage]
+    def contribute(self, turn: Turn) -> Contribution:
+        return self.context.contribute(turn)
+
+    def after_answer(
+        self, turn: Turn, plan: PromptPlan, answer: StoredMessage, backend: Backend | None
     ) -> None:
-        """After the answer: index the new messages, keep automatic memories, then summarize.
+        """After the answer is saved: index the new messages, keep automatic memories, then summarize.
 
         Automatic memories first: their model request continues this turn's prompt, so it
         reuses the KV cache, which a summary request would replace.
         """
-        self.context.remember(conversation, plan)
-        self.context.after_turn(conversation, plan)
+        self._index_messages()
+        if self.auto_enabled:
+            try:
+                self.auto.capture(
+                    turn.conversation,
+                    turn.user_message,
+                    backend=backend,
+                    prompt=plan.messages,
+                    answer=answer.content,
+                )
+            except EngineError as e:
+                log.warning("automatic memory skipped this turn: %s", e)
+        if backend is not None:  # no model loaded: the summary waits for the next turn
+            self.context.summarize(turn, plan, answer, backend)
+
+    def _index_messages(self) -> None:
+        """Index this turn's user message by meaning (its question vector is reused when it can be)."""
+        try:
+            self.messages.check_collection()
+            self.messages.index_pending()
+        except EngineError as e:  # indexed on a later turn, or by `memory reindex`
+            log.warning("message vectors not updated this turn: %s", e)
 
     # automatic memories
 
@@ -91,7 +129,9 @@ class MemoryService:
                 "Hearth was started with --no-auto-memory; restart without it to turn this on."
             )
         with self.database.tx() as db:
-            db["memory_settings"].upsert({"key": "auto_memory", "value": "1" if enabled else "0"}, pk="key")
+            db.table("memory_settings").upsert(
+                {"key": "auto_memory", "value": "1" if enabled else "0"}, pk="key"
+            )
         return self.auto_enabled
 
     def _setting(self, key: str, default: str) -> str:
@@ -114,8 +154,13 @@ class MemoryService:
             )
             return f"Added to '{block.label}' ({block.fill})."
         if action == "block_replace":
-            block = self.core.replace(args["label"], args["old_content"], args["new_content"],
-                                      conversation_id=conversation_id, origin=origin)  # fmt: skip
+            block = self.core.replace(
+                args["label"],
+                args["old_content"],
+                args["new_content"],
+                conversation_id=conversation_id,
+                origin=origin,
+            )
             return f"Updated '{block.label}' ({block.fill})."
         if action == "block_set":
             block = self.core.set(
@@ -141,8 +186,12 @@ class MemoryService:
             raise MemoryError_(
                 f"Memory write {write_id} is {record.status}, not pending; nothing to approve."
             )
-        origin = Origin(kind="user", conversation_id=record.conversation_id, message_id=record.message_id,
-                        note=f"approved suggestion {write_id}")  # fmt: skip
+        origin = Origin(
+            kind="user",
+            conversation_id=record.conversation_id,
+            message_id=record.message_id,
+            note=f"approved suggestion {write_id}",
+        )
         result = self.apply(record.action, record.args, origin=origin)
         with self.database.tx() as db:
             self.log.resolve(db, write_id, "approved", f"approved by the user: {result}")
@@ -154,45 +203,68 @@ class MemoryService:
 
     def log_failed_call(self, output: str, error: str, *, origin: Origin) -> str:
         """Keep a record of a tool call that could not run (malformed, unknown tool, refused)."""
-        return self.log.record(action="tool_call", target="", args={"output": output[:2000]}, origin=origin,
-                               status="failed", note=error)  # fmt: skip
+        return self.log.record(
+            action="tool_call",
+            target="",
+            args={"output": output[:2000]},
+            origin=origin,
+            status="failed",
+            note=error,
+        )
 
     # user-facing reads
 
-    def set_block(self, label: str, value: str, *, conversation_id: str | None = None, origin: Origin = USER):
+    def set_block(
+        self, label: str, value: str, *, conversation_id: str | None = None, origin: Origin = USER
+    ) -> Block:
         return self.core.set(label, value, conversation_id=conversation_id, origin=origin)
 
-    def search(self, query: str, *, k: int = 10, start: str | None = None, end: str | None = None,
-               conversation_id: str | None = None) -> list[Hit]:  # fmt: skip
+    def search(
+        self,
+        query: str,
+        *,
+        k: int = 10,
+        start: str | None = None,
+        end: str | None = None,
+        conversation_id: str | None = None,
+    ) -> list[Hit]:
         """Archival memories and messages by meaning and keywords (best first); with dates or a chat, messages only."""
         if query.strip() and not (start or end or conversation_id):
             return self.context.retriever.candidates(query, "", 0, k=k)[:k]
-        return [r.to_hit() for r in self.recall.search(query, start=start, end=end,
-                                                       conversation_id=conversation_id, limit=k)]  # fmt: skip
+        return [
+            r.to_hit()
+            for r in self.recall.search(query, start=start, end=end, conversation_id=conversation_id, limit=k)
+        ]
 
     def memories_for_answer(self, message_id: str) -> list[dict[str, Any]]:
         """The memory hits an assistant answer was given (as stored with it)."""
         message = self.conversations.message(message_id)
         return [h for h in message.sources if h.get("kind") in MEMORY_KINDS]
 
-    def last_user_message_id(self, conversation_id: str) -> str:
-        messages = self.conversations.messages(conversation_id)
-        return next((m.id for m in reversed(messages) if m.role == "user"), "")
-
     def overview(self, conversation_id: str | None = None) -> dict[str, Any]:
         """Everything ``memory show`` prints: blocks with fill levels, counts, pending writes."""
         return {
             "blocks": [
-                {"label": b.label, "value": b.value, "chars": len(b.value), "limit": b.limit, "fill": b.fill,
-                 "scope": b.conversation_id or "global", "updated_at": b.updated_at, "updated_by": b.updated_by}
+                {
+                    "label": b.label,
+                    "value": b.value,
+                    "chars": len(b.value),
+                    "limit": b.limit,
+                    "fill": b.fill,
+                    "scope": b.conversation_id or "global",
+                    "updated_at": b.updated_at,
+                    "updated_by": b.updated_by,
+                }
                 for b in self.core.blocks(conversation_id)
             ],
             "archival_count": self.archival.count(),
             "recall_count": self.recall.count(),
             "summaries": len(self.summaries.all()),
-            "pending": [{"id": w.id, "action": w.action, "args": w.args, "origin": w.origin, "note": w.note}
-                        for w in self.log.pending()],
-        }  # fmt: skip
+            "pending": [
+                {"id": w.id, "action": w.action, "args": w.args, "origin": w.origin, "note": w.note}
+                for w in self.log.pending()
+            ],
+        }
 
     def forget_conversation(self, conversation_id: str) -> None:
         """Everything memory holds of a deleted chat goes with it.
@@ -204,8 +276,8 @@ class MemoryService:
         """
         self.archival.forget_conversation(conversation_id)
         with self.database.tx() as db:
-            db["memory_summaries"].delete_where("conversation_id = ?", [conversation_id])
-            db["memory_blocks"].delete_where("conversation_id = ?", [conversation_id])
+            db.table("memory_summaries").delete_where("conversation_id = ?", [conversation_id])
+            db.table("memory_blocks").delete_where("conversation_id = ?", [conversation_id])
             db.execute(
                 "delete from memory_writes where conversation_id = ? and id not in"
                 " (select write_id from memory_archival where auto = 0 and write_id is not null)",

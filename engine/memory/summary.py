@@ -20,9 +20,9 @@ from ..prompt import escape_closing_tag, keep_tail
 from ..store.conversations import StoredMessage, now_iso
 from ..store.db import Database
 from ..types import Message
-from .provenance import Origin, record_write
+from .provenance import Origin, Status, record_write
 
-log = logging.getLogger("hearth.memory")
+log = logging.getLogger(__name__)
 
 SUMMARY_REQUEST = (
     "Update the running summary of our conversation with the messages below. Keep names, facts, "
@@ -57,23 +57,36 @@ class SummaryStore:
         if not rows:
             return Summary(conversation_id=conversation_id)
         r = rows[0]
-        return Summary(conversation_id=conversation_id, text=r["text"] or "", through_seq=r["through_seq"] or 0,
-                       folded=r["folded"] or 0, updated_at=r["updated_at"] or "")  # fmt: skip
+        return Summary(
+            conversation_id=conversation_id,
+            text=r["text"] or "",
+            through_seq=r["through_seq"] or 0,
+            folded=r["folded"] or 0,
+            updated_at=r["updated_at"] or "",
+        )
 
     def save(
-        self, old: Summary, text: str, evicted: Sequence[StoredMessage], *, status: str, note: str
+        self, old: Summary, text: str, evicted: Sequence[StoredMessage], *, status: Status, note: str
     ) -> Summary:
         """Store the new summary and its provenance row in one transaction."""
-        new = Summary(conversation_id=old.conversation_id, text=text, through_seq=evicted[-1].seq,
-                      folded=old.folded + len(evicted), updated_at=now_iso())  # fmt: skip
+        new = Summary(
+            conversation_id=old.conversation_id,
+            text=text,
+            through_seq=evicted[-1].seq,
+            folded=old.folded + len(evicted),
+            updated_at=now_iso(),
+        )
         with self._database.tx() as db:
-            db["memory_summaries"].upsert(new.__dict__, pk="conversation_id")
+            db.table("memory_summaries").upsert(new.__dict__, pk="conversation_id")
             record_write(
-                db, action="summary", target=f"summary:{old.conversation_id}",
+                db,
+                action="summary",
+                target=f"summary:{old.conversation_id}",
                 args={"through_seq": new.through_seq, "messages": [m.id for m in evicted], "text": text},
                 origin=Origin(kind="system", conversation_id=old.conversation_id, message_id=evicted[-1].id),
-                status=status, note=note,  # type: ignore[arg-type]
-            )  # fmt: skip
+                status=status,
+                note=note,
+            )
         return new
 
     def all(self) -> list[Summary]:
@@ -148,8 +161,9 @@ def fold_messages(
     return summary
 
 
-def extractive_summary(previous: str, messages: Sequence[StoredMessage], cap_tokens: int,
-                       count_tokens: Callable[[str], int]) -> str:  # fmt: skip
+def extractive_summary(
+    previous: str, messages: Sequence[StoredMessage], cap_tokens: int, count_tokens: Callable[[str], int]
+) -> str:
     """Fallback when the model fails: the start of each evicted message, newest kept if too long."""
     lines = [f"{m.role}: {' '.join(m.content.split()[:16])}" for m in messages if m.content.strip()]
     text = " ".join(filter(None, [previous.strip(), " | ".join(lines)]))

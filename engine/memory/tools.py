@@ -11,24 +11,39 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..errors import MemoryError_
 from ..types import Hit
+from .archival import ArchivalMemory
 from .provenance import Origin
+from .recall import RecallMemory
 from .schema import check_arguments, function_schema
 
-if TYPE_CHECKING:
-    from .service import MemoryService
-
 RESULTS_PER_PAGE = 3
+
+
+class ToolMemory(Protocol):
+    """What the tools may touch of memory (MemoryService provides it; no import of it here)."""
+
+    @property
+    def archival(self) -> ArchivalMemory: ...
+
+    @property
+    def recall(self) -> RecallMemory: ...
+
+    def apply(self, action: str, args: dict[str, Any], *, origin: Origin) -> str: ...
+
+    def propose(self, action: str, args: dict[str, Any], *, origin: Origin, note: str) -> str: ...
+
+    def log_failed_call(self, output: str, error: str, *, origin: Origin) -> str: ...
 
 
 @dataclass(kw_only=True)
 class ToolContext:
     """What a tool call may touch, and what it has seen so far this turn."""
 
-    memory: MemoryService
+    memory: ToolMemory
     origin: Origin
     #: set once retrieved (untrusted) text entered the chain: later writes need approval
     read_retrieved: bool = False
@@ -42,9 +57,11 @@ class ToolContext:
     def write(self, action: str, args: dict[str, Any]) -> str:
         if self.read_retrieved:
             write_id = self.memory.propose(
-                action, args, origin=self.origin,
+                action,
+                args,
+                origin=self.origin,
                 note="proposed by the model after it read retrieved text; approve it in the Memory panel",
-            )  # fmt: skip
+            )
             return f"Not saved yet: suggestion {write_id[:8]} waits for the user's approval."
         return self.memory.apply(action, args, origin=self.origin)
 
@@ -111,9 +128,12 @@ def conversation_search(
         page: Page of results, 0 for the best matches.
     """
     results = ctx.memory.recall.search(
-        query, start=start_date or None, end=end_date or None, limit=RESULTS_PER_PAGE,
+        query,
+        start=start_date or None,
+        end=end_date or None,
+        limit=RESULTS_PER_PAGE,
         offset=RESULTS_PER_PAGE * max(page, 0),
-    )  # fmt: skip
+    )
     hits = [r.to_hit() for r in results]
     ctx.saw(hits)
     return _listing(hits, "past conversations")

@@ -3,13 +3,12 @@
 Parsing libraries live one per loader module and are imported only when needed.
 """
 
+from ..library import DEFAULT_COLLECTION, IMAGE_SUFFIXES, check_collection_name, is_image
 from .files import clean_name, expand, split_images
-from .loaders import IMAGE_SUFFIXES, is_image
-from .migrations import DEFAULT_COLLECTION
 from .migrations import rag as rag_migrations
 from .rewrite import SearchOptions, model_generator
 from .service import DocumentService, IngestLimits
-from .store import DocumentInfo, check_collection_name
+from .store import DocumentInfo
 
 __all__ = [
     "DEFAULT_COLLECTION",

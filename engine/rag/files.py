@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import IngestError
-from .loaders import is_image
+from ..library import is_image
 
 #: folders never worth indexing (version control, caches, dependencies)
 SKIP_DIRS = frozenset({"__pycache__", "node_modules", "venv", ".venv", "site-packages"})

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from ..vectors import VectorCollection
     from .service import IngestLimits
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hearth.rag")
 
 Progress = Callable[[int, int, str], None]
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
 
+from ..library import DEFAULT_COLLECTION
 from ..store.conversations import now_iso
 
 rag = Migrations("hearth.rag")
-
-DEFAULT_COLLECTION = "library"
 
 
 @rag(name="0001_collections_documents_chunks")

@@ -25,7 +25,7 @@ from .loaders import LoadLimits
 if TYPE_CHECKING:
     from multiprocessing.connection import Connection
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hearth.rag")
 
 #: a fresh worker imports Python and the loaders; generous, since the machine may be busy
 START_SECONDS = 120.0

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from ..library import DEFAULT_COLLECTION
 from ..types import FileResult
 from .files import SourceFile, expand, split_images
 from .ingest import Progress
-from .migrations import DEFAULT_COLLECTION
 
 if TYPE_CHECKING:
     from ..vision import ImageService

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -11,16 +12,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, EngineError, NotFoundError
+from ..library import DEFAULT_COLLECTION
 from ..store import StoredConversation
 from ..store.db import Database
+from ..turn import Contribution, Turn
 from ..types import FileResult, Hit
 from ..vectors import VectorStore, collection_name
 from . import ingest
 from .chunking import embedding_text
 from .files import Entry, Skipped, SourceFile, expand
 from .keyword import KeywordIndex
-from .migrations import DEFAULT_COLLECTION
 from .parsing import ParseLimits, ParserPool
+from .relevance import relevant
 from .rewrite import Generate, SearchOptions
 from .search import HybridSearcher
 from .store import DocumentInfo, DocumentStore
@@ -31,6 +34,8 @@ if TYPE_CHECKING:
     from ..rerank import CrossEncoderReranker
 
 Mode = str  # "hybrid" | "dense" | "bm25"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,8 +97,6 @@ class DocumentService:
         #: held while embedding and writing, never while parsing (a slow file must not block others)
         self._ingest_lock = threading.Lock()
         self._parser = ParserPool()
-        #: why the last chat retrieval came back empty-handed, when it failed
-        self.last_error: str | None = None
 
     def vector_index(self, collection: str):
         """The Chroma collection holding ``collection``'s vectors for the current embedding model.
@@ -291,28 +294,39 @@ class DocumentService:
             )
         return list(collections)
 
+    # the turn's provider (engine/turn.py)
+
+    @property
+    def provider_name(self) -> str:
+        return "documents"
+
+    def contribute(self, turn: Turn) -> Contribution:
+        """This turn's passages; a broken index costs the documents, never the answer."""
+        try:
+            hits = self.retrieve_for_chat(turn.query, turn.conversation)
+        except EngineError as e:
+            log.warning("documents unavailable this turn: %s", e)
+            return Contribution(source=self.provider_name, error=str(e))
+        return Contribution(source=self.provider_name, hits=tuple(hits))
+
     def retrieve_for_chat(self, query: str, conversation: StoredConversation) -> list[Hit]:
         """Hits for a chat turn from the conversation's collections (empty list = all),
-        keeping only passages that are plausibly about the question."""
+        keeping only passages that are plausibly about the question. Raises EngineError
+        when the index cannot be searched."""
         wanted = list(conversation.collections)
         known = set(self.store.collections())
         names = [c for c in wanted if c in known] if wanted else None
         if (wanted and not names) or not query.strip() or self.store.count_chunks(names) == 0:
             return []  # nothing to search: do not even load the embedding model
         options = self.chat_options
-        try:
-            hits = self.searcher.search(
-                query.strip(),
-                k=self.chat_k,
-                generations=self.store.generations(names),
-                mode="hybrid",
-                options=replace(options, candidates=max(options.candidates, 20)),
-            )
-        except EngineError as e:
-            # a broken index must not break the conversation: answer without documents, say why
-            self.last_error = str(e)
-            return []
-        return [h for h in hits if _relevant(h, query, options.min_similarity)]
+        hits = self.searcher.search(
+            query.strip(),
+            k=self.chat_k,
+            generations=self.store.generations(names),
+            mode="hybrid",
+            options=replace(options, candidates=max(options.candidates, 20)),
+        )
+        return [h for h in hits if relevant(h, query, options.min_similarity)]
 
     # upkeep
 
@@ -382,24 +396,3 @@ def _size(entry: Entry) -> int:
         return entry.path.stat().st_size
     except OSError:
         return 0  # read_limited reports why
-
-
-_WORDISH = re.compile(r"\w[\w.:-]*\w")
-
-
-def identifiers(text: str) -> set[str]:
-    """Codes and names a small embedding model cannot know: ZX-4471, parse_args, HbA1c, NASA."""
-    out: set[str] = set()
-    for token in _WORDISH.findall(text):
-        mixed = any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
-        if len(token) >= 3 and (mixed or "_" in token or "-" in token or token[1:] != token[1:].lower()):
-            out.add(token.lower())
-    return out
-
-
-def _relevant(hit: Hit, query: str, min_similarity: float) -> bool:
-    dense = hit.meta.get("dense_score")
-    if dense is not None and dense >= min_similarity:
-        return True
-    text = hit.text.lower()
-    return any(term in text for term in identifiers(query))

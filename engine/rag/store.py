@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError, NotFoundError
+from ..errors import NotFoundError
+from ..library import check_collection_name
 from ..store.conversations import now_iso
 from ..store.db import Database
 from . import keyword
@@ -15,7 +16,6 @@ from . import keyword
 _CHUNK_COLUMNS = (
     'c.id, c.document_id, c.collection, c.seq, c.text, c.heading, c.page, c.start, c."end", d.name, d.source'
 )
-MAX_COLLECTION_NAME = 64
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,18 +31,6 @@ class DocumentInfo:
     encoding: str
     embed_model: str
     updated_at: str
-
-
-def check_collection_name(name: str) -> str:
-    """1-64 characters of letters, digits, spaces and ``_ - .``; returned stripped."""
-    clean = (name or "").strip()
-    ok = 0 < len(clean) <= MAX_COLLECTION_NAME and all(ch.isalnum() or ch in " _-." for ch in clean)
-    if not ok:
-        raise ConfigError(
-            f"Invalid collection name {name!r}: use 1-{MAX_COLLECTION_NAME} letters, digits, spaces, '_', '-' or '.'.",
-            field="collection",
-        )
-    return clean
 
 
 class DocumentStore:

@@ -14,6 +14,7 @@ from ..models import ModelManager
 from .provenance import HEARTH_VERSION, FileHasher
 
 if TYPE_CHECKING:
+    from ..backends.llama_cpp import LlamaCppBackend
     from .chain_view import PositionView
 from .store import Provenance, StudioStore
 from .trace import TokenTrace
@@ -40,11 +41,12 @@ class StudioService:
         if info is not None and info.backend == "llama.cpp" and Path(info.path).is_file():
             self.hasher.lookup(info.path)
 
-    def new_trace(self, backend: Backend) -> TokenTrace | None:
-        """A trace for the next answer, when the backend can fill one (the in-process model)."""
+    def traced(self, backend: Backend) -> tuple[LlamaCppBackend, TokenTrace] | None:
+        """The backend as one that can record a trace (the in-process model) and a trace for the
+        next answer; None for others."""
         from ..backends.llama_cpp import LlamaCppBackend
 
-        return TokenTrace() if isinstance(backend, LlamaCppBackend) else None
+        return (backend, TokenTrace()) if isinstance(backend, LlamaCppBackend) else None
 
     def record(
         self, message_id: str, backend: Backend, config: GenerationConfig, trace: TokenTrace | None

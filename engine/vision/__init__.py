@@ -4,18 +4,16 @@ Only ``clip`` imports open_clip and torch, and only when an image feature is fir
 """
 
 from .clip import ClipConfig, ClipEmbedder
-from .loading import IMAGE_EXTENSIONS, BadImageError, is_image_path
+from .loading import BadImageError
 from .migrations import vision as vision_migrations
 from .service import ImageService
 from .store import StoredImage
 
 __all__ = [
-    "IMAGE_EXTENSIONS",
     "BadImageError",
     "ClipConfig",
     "ClipEmbedder",
     "ImageService",
     "StoredImage",
-    "is_image_path",
     "vision_migrations",
 ]

@@ -17,7 +17,7 @@ from .clip import ClipEmbedder
 from .loading import LoadedImage, decode_image, read_bytes
 from .store import ImageRecords, StoredImage
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("hearth.vision")
 
 #: an image copied and its row inserted, waiting for its vector: (source, row, vector, row it replaces)
 Staged = tuple[Path, StoredImage, list[float], StoredImage | None]

@@ -20,8 +20,6 @@ from typing import Any
 
 from ..errors import VisionError
 
-#: file names routed to the image index
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"})
 #: Pillow format -> file extension of the stored copy
 FORMATS = {"PNG": ".png", "JPEG": ".jpg", "MPO": ".jpg", "WEBP": ".webp", "GIF": ".gif", "BMP": ".bmp"}
 #: largest image decoded, in pixels (Pillow's default limit: about 9,460 x 9,460)
@@ -55,10 +53,6 @@ class LoadedImage:
     @property
     def extension(self) -> str:
         return FORMATS[self.format]
-
-
-def is_image_path(path: Path | str) -> bool:
-    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
 
 
 def read_image(path: Path, *, max_bytes: int, decode_size: int | None = None) -> LoadedImage:
@@ -102,9 +96,14 @@ def decode_image(data: bytes, *, name: str, decode_size: int | None = None) -> L
             f"{name} is truncated or corrupt ({e}). Re-download or re-export it, then add it again."
         ) from e
     return LoadedImage(
-        image=upright, data=data, sha256=hashlib.sha256(data).hexdigest(), format=fmt,
-        width=width, height=height, caption=caption,
-    )  # fmt: skip
+        image=upright,
+        data=data,
+        sha256=hashlib.sha256(data).hexdigest(),
+        format=fmt,
+        width=width,
+        height=height,
+        caption=caption,
+    )
 
 
 def read_bytes(path: Path, max_bytes: int) -> bytes:

@@ -9,6 +9,7 @@ listing, deleting and chats without images never load it.
 from __future__ import annotations
 
 import builtins
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -18,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..errors import ConfigError, EngineError, VisionError
+from ..library import DEFAULT_COLLECTION, check_collection_name
 from ..store import Database, StoredConversation
+from ..turn import Contribution, Turn
 from ..types import FileResult, Hit
 from ..vectors import VectorCollection, VectorStore, collection_name
 from .adding import Prepared, collect, commit, prepare, stage, with_path
@@ -31,6 +34,8 @@ from .store import ImageRecords, StoredImage
 if TYPE_CHECKING:
     from ..rag import DocumentService
 
+
+log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int, str], None]
 
@@ -59,7 +64,6 @@ class ImageService:
         self.chunks = ClipChunkIndex(vectors, embedder, documents)
         # decoding and resizing run in threads beside the encoder (Pillow releases the GIL)
         self.workers = workers or max(2, min(8, os.cpu_count() or 2))
-        self.last_error: str | None = None
         self._synced = False
         self._sync_lock = threading.Lock()
         self._write_lock = threading.Lock()
@@ -124,7 +128,7 @@ class ImageService:
         self,
         paths: Sequence[Path | str],
         *,
-        collection: str = "library",
+        collection: str = DEFAULT_COLLECTION,
         progress: Progress | None = None,
         captions: dict[str, str] | None = None,
     ) -> builtins.list[FileResult]:
@@ -133,7 +137,7 @@ class ImageService:
         ``captions`` maps a path (as given) to text found near the image (alt text, a caption).
         """
         items = [Path(p) for p in paths]
-        collection = check_collection(collection)
+        collection = check_collection_name(collection)
         try:
             self._ready()
         except VisionError as e:
@@ -230,21 +234,27 @@ class ImageService:
             "note": note,
         }
 
-    def retrieve_for_chat(self, query: str, conversation: StoredConversation) -> builtins.list[Hit]:
-        """Images relevant to a chat turn (ChatService's Retriever protocol).
+    @property
+    def provider_name(self) -> str:
+        return "images"
 
-        Collections without images cost nothing (CLIP is not loaded); if CLIP cannot load,
-        the chat goes on without images and ``last_error`` says why.
-        """
+    def contribute(self, turn: Turn) -> Contribution:
+        """This turn's images (engine/turn.py); if CLIP cannot load, the chat goes on without them."""
+        try:
+            hits = self.retrieve_for_chat(turn.query, turn.conversation)
+        except EngineError as e:
+            log.warning("images unavailable this turn: %s", e)
+            return Contribution(source=self.provider_name, error=str(e))
+        return Contribution(source=self.provider_name, hits=tuple(hits))
+
+    def retrieve_for_chat(self, query: str, conversation: StoredConversation) -> builtins.list[Hit]:
+        """Images relevant to a chat turn. Collections without images cost nothing (CLIP is not
+        loaded); raises VisionError when CLIP or the index cannot be used."""
         collections = list(conversation.collections) or None
         if not query.strip() or self.records.count(collections) == 0:
             return []
-        try:
-            vector = self._ready().embed_texts([query])[0]
-            hits = self._search(vector, CHAT_K, collections)
-        except VisionError as e:
-            self.last_error = str(e)
-            return []
+        vector = self._ready().embed_texts([query])[0]
+        hits = self._search(vector, CHAT_K, collections)
         return [h for h in hits if h.score >= self.chat_min_score]
 
     # deleting
@@ -286,7 +296,7 @@ class ImageService:
             try:
                 vector = self._embed_file(record.path)
             except VisionError as e:
-                self.last_error = f"{record.file_name} could not be re-indexed: {e}"
+                log.warning("%s could not be re-indexed: %s", record.file_name, e)
                 continue
             index.upsert(
                 [record.id], [vector], [{"collection": record.collection, "file_name": record.file_name}]
@@ -312,13 +322,6 @@ class ImageService:
         matches = self._index().query(vector, k, where)
         records = self.records.get_many([m.id for m in matches])
         return [_hit(records[m.id], m.score) for m in matches if m.id in records]
-
-
-def check_collection(name: str) -> str:
-    name = (name or "").strip()
-    if not name or len(name) > 100 or not name.isprintable():
-        raise ConfigError("A collection name is 1 to 100 printable characters.", field="collection")
-    return name
 
 
 def _hit(record: StoredImage, score: float) -> Hit:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...errors import IngestError
+from ...library import IMAGE_SUFFIXES
 from ..blocks import LoadedDocument
 
 
@@ -23,7 +24,6 @@ class LoadLimits:
     max_chars: int = 10_000_000
 
 
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"})
 CODE_SUFFIXES = frozenset(
     ".py .pyi .js .mjs .cjs .ts .tsx .jsx .java .kt .kts .scala .c .h .cc .cpp .cxx .hpp .hh .cs .go .rs "
     ".rb .php .swift .m .mm .r .jl .lua .pl .pm .sh .bash .zsh .fish .ps1 .bat .sql .css .scss .sass "
@@ -33,14 +33,27 @@ CODE_SUFFIXES = frozenset(
 SUFFIX_KINDS = {
     ".pdf": "pdf",
     ".docx": "docx",
-    ".html": "html", ".htm": "html", ".xhtml": "html",
-    ".md": "markdown", ".markdown": "markdown", ".mdx": "markdown",
-    ".txt": "text", ".text": "text", ".log": "text", ".rst": "text", ".tex": "text", ".srt": "text",
-    ".csv": "csv", ".tsv": "csv",
-    ".json": "json", ".jsonl": "json", ".ndjson": "json", ".ipynb": "json",
+    ".html": "html",
+    ".htm": "html",
+    ".xhtml": "html",
+    ".md": "markdown",
+    ".markdown": "markdown",
+    ".mdx": "markdown",
+    ".txt": "text",
+    ".text": "text",
+    ".log": "text",
+    ".rst": "text",
+    ".tex": "text",
+    ".srt": "text",
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".ndjson": "json",
+    ".ipynb": "json",
     **{s: "code" for s in CODE_SUFFIXES},
     **{s: "image" for s in IMAGE_SUFFIXES},
-}  # fmt: skip
+}
 CODE_NAMES = frozenset({"makefile", "dockerfile", "rakefile", "gemfile", "justfile", "cmakelists.txt"})
 #: formats people often try that Hearth cannot read, with what to do instead
 UNSUPPORTED = {
@@ -63,10 +76,6 @@ def file_kind(path: Path) -> str:
     if path.name.lower() in CODE_NAMES:
         return "code"
     return SUFFIX_KINDS.get(path.suffix.lower(), "unknown")
-
-
-def is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES
 
 
 def load_bytes(data: bytes, *, name: str, kind: str, limits: LoadLimits = LoadLimits()) -> LoadedDocument:

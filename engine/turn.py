@@ -1,0 +1,95 @@
+"""One turn as one typed value, and the protocol through which memory, documents and images feed it.
+
+``ChatService`` loads a ``Turn`` once (one read of the conversation), asks every
+``ContextProvider`` for its ``Contribution`` at the same time (retrieval runs in threads,
+off the critical path), builds the prompt, streams the answer and saves it; then, as an
+explicit step after the save, each ``AfterAnswer`` hook (memory: indexing, automatic
+memories, the summary) runs in the background.
+
+This module imports nothing from engine.chat: providers depend on it, never on the chat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from .backends.base import Backend
+from .prompt import PromptPlan
+from .store import StoredConversation, StoredMessage
+from .types import Hit
+
+
+@dataclass(frozen=True, kw_only=True)
+class Turn:
+    """Everything a provider may know about this turn, read from SQLite once."""
+
+    id: str
+    conversation: StoredConversation
+    #: the message being answered (saved before anything else happens)
+    user_message: StoredMessage
+    #: the active messages before ``user_message``, oldest first
+    history: tuple[StoredMessage, ...]
+    #: the model answering (kept open for the turn by the chat's lease)
+    backend: Backend
+    #: tokens the prompt may fill (engine.prompt.prompt_budget)
+    budget: int
+
+    @property
+    def query(self) -> str:
+        return self.user_message.content
+
+    @property
+    def n_ctx(self) -> int:
+        return self.backend.info.n_ctx
+
+    @property
+    def count_tokens(self) -> Callable[[str], int]:
+        return self.backend.count_tokens
+
+
+@dataclass(frozen=True, kw_only=True)
+class Contribution:
+    """What one provider adds to a turn's prompt."""
+
+    #: the provider's name, as the status line shows it ("memory", "documents", "images")
+    source: str
+    #: quoted reference material, best first
+    hits: tuple[Hit, ...] = ()
+    #: core memory blocks for the stable prefix (memory only)
+    core_memory: str = ""
+    #: the running summary of evicted history (memory only)
+    summary: str = ""
+    #: messages with seq <= this are folded into ``summary`` and stay out of the window
+    #: (they remain in recall memory); keeps the window start, and the KV cache, stable
+    history_after_seq: int = 0
+    #: why the provider could not (fully) contribute this turn; the chat answers without it
+    error: str = ""
+
+    @property
+    def note(self) -> str:
+        """The status line's words for a failure, e.g. "documents unavailable: <reason>"."""
+        return f"{self.source} unavailable: {self.error}" if self.error else ""
+
+
+class ContextProvider(Protocol):
+    """Anything that contributes to a turn: memory, documents, images.
+
+    ``contribute`` runs in a worker thread beside the other providers; it reports a
+    failure in ``Contribution.error`` instead of raising (an unexpected exception is
+    caught by the chat and reported the same way).
+    """
+
+    @property
+    def provider_name(self) -> str: ...
+
+    def contribute(self, turn: Turn) -> Contribution: ...
+
+
+class AfterAnswer(Protocol):
+    """Work a provider does once the answer is saved (memory: index, remember, summarize)."""
+
+    def after_answer(
+        self, turn: Turn, plan: PromptPlan, answer: StoredMessage, backend: Backend | None
+    ) -> None: ...

@@ -1,0 +1,58 @@
+"""Failures are seen: engine warnings reach stderr and the data directory's private log file."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+from engine.logs import LOG_NAME, PrivateLogFile
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _chat(data_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    full = {**os.environ, "HEARTH_DATA_DIR": str(data_dir), "HEARTH_MEMORY": "0", **env}
+    command = [sys.executable, "run.py", "chat", *args, "--temperature", "0", "--max-tokens", "4"]
+    return subprocess.run(command, cwd=ROOT, env=full, capture_output=True, text=True, timeout=300)
+
+
+def test_an_engine_warning_lands_in_the_log_file(tmp_path):
+    data_dir = tmp_path / "data"
+    first = _chat(data_dir, "Tell me about oceans", "--json")
+    assert first.returncode == 0, first.stderr
+    conversation = json.loads(first.stdout)["conversation_id"]
+    snapshots = list((data_dir / "kv").glob("*.kv"))
+    assert snapshots
+    for path in snapshots:  # the next turn finds a damaged KV snapshot: the engine warns, goes on
+        path.write_bytes(b"not a snapshot at all")
+    second = _chat(data_dir, "And then?", "--conversation", conversation)
+    assert second.returncode == 0, second.stderr
+    log = (data_dir / LOG_NAME).read_text(encoding="utf-8")
+    assert "WARNING hearth.kv" in log and "ignored: not a snapshot file" in log
+    assert "warning: KV snapshot" in second.stderr
+    assert stat.S_IMODE((data_dir / LOG_NAME).stat().st_mode) == 0o600
+    for path in (data_dir / "kv").glob("*.kv"):
+        path.write_bytes(b"not a snapshot at all")
+    quiet = _chat(data_dir, "Once more", "--conversation", conversation, HEARTH_LOG_LEVEL="error")
+    assert quiet.returncode == 0 and "warning" not in quiet.stderr
+    assert (data_dir / LOG_NAME).read_text(encoding="utf-8") == log
+
+
+def test_rotated_log_files_stay_private(tmp_path):
+    path = tmp_path / LOG_NAME
+    handler = PrivateLogFile(path, max_bytes=200, backups=2)
+    logger = logging.Logger("rotation-test")  # not registered: leaves the process's logging alone
+    logger.addHandler(handler)
+    try:
+        for i in range(30):
+            logger.warning("line %d of a log that rotates", i)
+    finally:
+        handler.close()
+    files = sorted(tmp_path.glob(LOG_NAME + "*"))
+    assert [f.name for f in files] == [LOG_NAME, LOG_NAME + ".1", LOG_NAME + ".2"]
+    assert all(stat.S_IMODE(f.stat().st_mode) == 0o600 for f in files)
