@@ -2,7 +2,8 @@
 
 Unknown top-level fields are ignored, as OpenAI-compatible servers do (clients send ``user``,
 ``metadata`` ...). Hearth's own samplers (``top_k``, ``min_p``, ``typical_p``,
-``repeat_penalty``, mirostat) are accepted as extra fields, as llama.cpp's server does.
+``repeat_penalty``, mirostat, DRY, XTC, top-n-sigma, dynamic temperature, ``samplers``) are
+accepted as extra fields under llama.cpp's server names; ``logit_bias`` in both forms.
 """
 
 from __future__ import annotations
@@ -20,11 +21,32 @@ MAX_TOKENS_CAP = int(
 #: OpenAI's limit on alternatives per token
 MAX_TOP_LOGPROBS = 20
 
-#: request fields that go straight into GenerationConfig (same names, same meaning)
+#: request fields that go straight into GenerationConfig (same names as llama.cpp's server)
 SAMPLER_FIELDS = (
-    "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty",
-    "top_k", "min_p", "typical_p", "repeat_penalty", "mirostat_mode", "mirostat_tau", "mirostat_eta",
-)  # fmt: skip
+    "temperature",
+    "top_p",
+    "seed",
+    "presence_penalty",
+    "frequency_penalty",
+    "top_k",
+    "min_p",
+    "typical_p",
+    "repeat_penalty",
+    "mirostat_mode",
+    "mirostat_tau",
+    "mirostat_eta",
+    "dynatemp_range",
+    "dynatemp_exponent",
+    "top_n_sigma",
+    "xtc_probability",
+    "xtc_threshold",
+    "dry_multiplier",
+    "dry_base",
+    "dry_allowed_length",
+    "dry_penalty_last_n",
+    "logit_bias",
+    "samplers",
+)
 
 
 _M = TypeVar("_M", bound=BaseModel)
@@ -96,6 +118,19 @@ class GenerationRequest(_Lenient):
     mirostat_mode: int | None = None
     mirostat_tau: float | None = None
     mirostat_eta: float | None = None
+    dynatemp_range: float | None = None
+    dynatemp_exponent: float | None = None
+    top_n_sigma: float | None = None
+    xtc_probability: float | None = None
+    xtc_threshold: float | None = None
+    dry_multiplier: float | None = None
+    dry_base: float | None = None
+    dry_allowed_length: int | None = None
+    dry_penalty_last_n: int | None = None
+    #: OpenAI's ``{"token id": bias}`` or llama.cpp's ``[[token id, bias], ...]``
+    logit_bias: dict[str, float] | list[tuple[int, float]] | None = None
+    #: llama.cpp's sampler order, e.g. ["penalties", "top_k", "temperature"] (or "a;b;c")
+    samplers: list[str] | str | None = None
 
     def answer_limit(self) -> int | None:
         return self.max_tokens
@@ -169,5 +204,6 @@ async def read_json(request: Any, model: type[_M], *, max_bytes: int) -> _M:
 def _too_large(max_bytes: int) -> Exception:
     from .errors import APIError
 
-    return APIError(413, f"The request body is larger than {max_bytes // (1024 * 1024)} MiB.",
-                    code="request_too_large")  # fmt: skip
+    return APIError(
+        413, f"The request body is larger than {max_bytes // (1024 * 1024)} MiB.", code="request_too_large"
+    )

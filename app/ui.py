@@ -16,6 +16,7 @@ from .controls import build_controls
 from .documents_panel import build_documents_panel
 from .images_panel import build_images_panel
 from .memory_panel import build_memory_panel
+from .studio_panel import build_preset_files, build_studio_panel
 
 if TYPE_CHECKING:
     from engine.factory import Services
@@ -115,7 +116,12 @@ def build_ui(services: Services) -> gr.Blocks:
                             with gr.Row():
                                 save_preset = gr.Button("Save preset", size="sm")
                                 delete_preset = gr.Button("Delete preset", size="sm")
+                            build_preset_files(s, preset)  # studio: preset JSON files, sampler support
                             controls = build_controls()
+                # studio: answer details, re-run exactly, next-token view (app/studio_panel.py)
+                build_studio_panel(
+                    s, conversation_id, controls, [chatbot, conversation_id, message, edit_mode]
+                )
             with gr.Tab("Model"):
                 _model_tab(s)
             with gr.Tab("Documents"):

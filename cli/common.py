@@ -26,6 +26,9 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
         if f.name == "stop":
             g.add_argument(flag, action="append", default=None, help=f.metadata["help"] + " (repeatable)")
             continue
+        if f.name in ("logit_bias", "samplers"):
+            g.add_argument(flag, default=None, help=f.metadata["help"])
+            continue
         kind = int if f.type in ("int", int) else float
         g.add_argument(
             flag,
@@ -34,7 +37,9 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
             help=f"{f.metadata['help']} [{f.metadata['min']}..{f.metadata['max']}, default {f.default}]",
         )
     g.add_argument(
-        "--preset", default=None, help="start from a saved or built-in preset (Precise, Balanced, Creative)"
+        "--preset",
+        default=None,
+        help="start from a saved or built-in preset (see: python run.py presets list)",
     )
 
 

@@ -17,7 +17,7 @@ import uuid
 from collections.abc import Generator, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 from .backends.base import Backend
 from .config import GenerationConfig
@@ -25,6 +25,7 @@ from .errors import ConfigError, GenerationError, NotFoundError
 from .models import ModelManager
 from .prompt import PromptPlan, build_messages, prompt_budget
 from .store import ConversationStore, StoredConversation, StoredMessage
+from .studio.provenance import draw_seed
 from .turn import AfterAnswer, ContextProvider, Contribution, Turn
 from .types import (
     Chunk,
@@ -41,6 +42,11 @@ from .types import (
 from .upkeep import Upkeep
 
 log = logging.getLogger(__name__)
+
+if TYPE_CHECKING:
+    from .backends.llama_cpp import LlamaCppBackend
+    from .studio.service import StudioService
+    from .studio.trace import TokenTrace
 
 Mode = Literal["new", "regenerate", "edit"]
 
@@ -70,6 +76,8 @@ class ChatService:
         self._cancels: dict[str, tuple[str, threading.Event]] = {}
         self._cancels_lock = threading.Lock()
         self.upkeep = Upkeep()
+        #: records each answer's provenance and token trace (engine.studio; set by the factory)
+        self.studio: StudioService | None = None
 
     # public API
 
@@ -141,6 +149,7 @@ class ChatService:
                 "The loaded model cannot see images. Load a vision model with its projector "
                 "(--mmproj FILE, or the Model tab) to send images to it."
             )
+        config = draw_seed(config)  # the seed actually used is saved with the answer
         # the previous turn's summary must be in place before this turn reads memory
         self.upkeep.wait()
         turn = self._load(backend, conversation_id, text, config, mode)
@@ -174,8 +183,9 @@ class ChatService:
         started = time.perf_counter()
         first: float | None = None
         saved: StoredMessage | None = None
+        traced = self.studio.traced(backend) if self.studio is not None and not images else None
         try:
-            for chunk in _chunks(turn, plan, config, images, cancel):
+            for chunk in _chunks(turn, plan, config, images, cancel, traced):
                 if chunk.text:
                     if first is None:
                         first = time.perf_counter()
@@ -193,6 +203,8 @@ class ChatService:
             timings = _timings(started, first, time.perf_counter(), usage.completion_tokens)
             if parts or finish != "error":
                 saved = self._save_answer(turn, "".join(parts), config, usage, timings, finish, plan)
+                if self.studio is not None:
+                    self.studio.record(saved.id, backend, config, traced[1] if traced else None)
         if saved is not None and self.memory is not None:
             # an explicit step once the answer is saved: Done shows at once, memory catches up
             self.upkeep.submit(functools.partial(self._after_answer, self.memory, turn, plan, saved))
@@ -314,9 +326,17 @@ class ChatService:
 
 
 def _chunks(
-    turn: Turn, plan: PromptPlan, config: GenerationConfig, images: Sequence[Path], cancel: threading.Event
+    turn: Turn,
+    plan: PromptPlan,
+    config: GenerationConfig,
+    images: Sequence[Path],
+    cancel: threading.Event,
+    traced: tuple[LlamaCppBackend, TokenTrace] | None = None,
 ) -> Iterator[Chunk]:
     backend, key = turn.backend, turn.conversation.id
+    if traced is not None:  # the in-process model also records each token's candidates
+        llama, trace = traced
+        return llama.stream_chat(plan.messages, config, cancel=cancel, cache_key=key, trace=trace)
     if images:  # only vision backends take images
         return backend.stream_chat(plan.messages, config, cancel=cancel, cache_key=key, images=list(images))
     return backend.stream_chat(plan.messages, config, cancel=cancel, cache_key=key)

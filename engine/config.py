@@ -20,6 +20,13 @@ from .errors import ConfigError
 
 SEED_RANDOM = -1
 
+#: the sampler stages llama.cpp can order (its server's names), and its default order; the
+#: stock llama-cpp-python chain is this order with DRY, top-n-sigma and XTC off
+SAMPLER_NAMES = ("penalties", "dry", "top_n_sigma", "top_k", "typ_p", "top_p", "min_p", "xtc", "temperature")
+DEFAULT_SAMPLERS = SAMPLER_NAMES
+#: a logit bias this low (OpenAI's convention) means "never this token"
+BIAS_BAN = -100.0
+
 
 def _num(default: float | int, lo: float, hi: float, step: float, label: str, help: str) -> Any:
     return field(
@@ -51,11 +58,65 @@ class GenerationConfig:
     mirostat_mode: int = _num(0, 0, 2, 1, "Mirostat", "0 = off, 1 or 2 = Mirostat v1/v2.")
     mirostat_tau: float = _num(5.0, 0.0, 10.0, 0.1, "Mirostat tau", "Target surprise.")
     mirostat_eta: float = _num(0.1, 0.0, 1.0, 0.01, "Mirostat eta", "Mirostat learning rate.")
+    dynatemp_range: float = _num(
+        0.0,
+        0.0,
+        5.0,
+        0.05,
+        "Dynamic temperature range",
+        "Temperature varies by ± this with the entropy of the candidates; 0 = off.",
+    )
+    dynatemp_exponent: float = _num(
+        1.0, 0.0, 5.0, 0.05, "Dynamic temperature exponent", "How the entropy maps onto the range."
+    )
+    top_n_sigma: float = _num(
+        0.0,
+        0.0,
+        10.0,
+        0.05,
+        "Top-n-sigma",
+        "Keep tokens within n standard deviations of the best logit; 0 = off.",
+    )
+    xtc_probability: float = _num(
+        0.0,
+        0.0,
+        1.0,
+        0.01,
+        "XTC probability",
+        "Chance per token that XTC removes the most likely choices; 0 = off.",
+    )
+    xtc_threshold: float = _num(
+        0.1, 0.0, 0.5, 0.01, "XTC threshold", "XTC removes every choice above this probability but the last."
+    )
+    dry_multiplier: float = _num(
+        0.0, 0.0, 5.0, 0.05, "DRY multiplier", "Penalise repeating earlier sequences; 0 = off."
+    )
+    dry_base: float = _num(1.75, 1.0, 4.0, 0.05, "DRY base", "Penalty growth per repeated token.")
+    dry_allowed_length: int = _num(
+        2, 1, 20, 1, "DRY allowed length", "Repeats up to this long are not penalised."
+    )
+    dry_penalty_last_n: int = _num(
+        -1, -1, 32768, 1, "DRY last n", "Tokens DRY looks back over; -1 = the whole context."
+    )
     max_tokens: int = _num(512, 1, 32768, 1, "Max new tokens", "Longest answer, in tokens.")
     seed: int = _num(SEED_RANDOM, -1, 2**31 - 1, 1, "Seed", "Fix for reproducible answers; -1 = random.")
     stop: tuple[str, ...] = field(
         default=(),
         metadata={"label": "Stop strings", "help": "Generation ends at any of these strings."},
+    )
+    logit_bias: tuple[tuple[int, float], ...] = field(
+        default=(),
+        metadata={
+            "label": "Logit bias",
+            "help": f"token id: bias, comma-separated (e.g. 1234:-5); {BIAS_BAN:g} bans the token.",
+        },
+    )
+    samplers: tuple[str, ...] = field(
+        default=DEFAULT_SAMPLERS,
+        metadata={
+            "label": "Sampler order",
+            "help": "Stages in the order applied: " + ", ".join(SAMPLER_NAMES),
+        },
     )
 
     def __post_init__(self) -> None:
@@ -63,8 +124,12 @@ class GenerationConfig:
             value = getattr(self, f.name)
             if f.name == "stop":
                 _check_stop(value)
-                continue
-            _check_number(f, value)
+            elif f.name == "logit_bias":
+                _check_logit_bias(value)
+            elif f.name == "samplers":
+                _check_samplers(value)
+            else:
+                _check_number(f, value)
 
     @classmethod
     def from_values(cls, values: dict[str, Any]) -> GenerationConfig:
@@ -88,7 +153,20 @@ class GenerationConfig:
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["stop"] = list(self.stop)
+        d["logit_bias"] = [[token, bias] for token, bias in self.logit_bias]
+        d["samplers"] = list(self.samplers)
         return d
+
+    def uses_extra_samplers(self) -> bool:
+        """Whether any sampler beyond llama-cpp-python's stock chain is on (or reordered)."""
+        return bool(
+            self.dynatemp_range > 0
+            or self.top_n_sigma > 0
+            or self.xtc_probability > 0
+            or self.dry_multiplier > 0
+            or self.logit_bias
+            or self.samplers != DEFAULT_SAMPLERS
+        )
 
     @staticmethod
     def numeric_fields() -> list[dataclasses.Field]:
@@ -100,6 +178,10 @@ def _coerce(f: dataclasses.Field, value: Any) -> Any:
         if isinstance(value, str):
             return parse_stop_strings(value)
         return tuple(str(s) for s in value)
+    if f.name == "logit_bias":
+        return parse_logit_bias(value)
+    if f.name == "samplers":
+        return parse_samplers(value)
     kind = int if f.type in ("int", int) else float
     try:
         number = float(value)
@@ -141,6 +223,69 @@ def _check_stop(value: Any) -> None:
         raise ConfigError("Stop strings must not be empty.", field="stop")
     if len(value) > 16 or any(len(s) > 200 for s in value):
         raise ConfigError("At most 16 stop strings of up to 200 characters.", field="stop")
+
+
+def _check_logit_bias(value: Any) -> None:
+    ok = isinstance(value, tuple) and all(
+        isinstance(p, tuple) and len(p) == 2 and type(p[0]) is int and isinstance(p[1], float) for p in value
+    )
+    if not ok:
+        raise ConfigError("Logit bias must be (token id, bias) pairs.", field="logit_bias")
+    if len(value) > 1024:
+        raise ConfigError("At most 1024 logit biases.", field="logit_bias")
+    for token, bias in value:
+        if not 0 <= token < 2**31 or not (math.isfinite(bias) and -100 <= bias <= 100):
+            raise ConfigError(
+                f"Logit bias {token}:{bias} is out of range: token ids from 0, biases from -100 to 100.",
+                field="logit_bias",
+            )
+
+
+def _check_samplers(value: Any) -> None:
+    if not isinstance(value, tuple) or not all(isinstance(s, str) for s in value):
+        raise ConfigError("Sampler order must be a tuple of stage names.", field="samplers")
+    unknown = [s for s in value if s not in SAMPLER_NAMES]
+    if unknown or len(set(value)) != len(value):
+        raise ConfigError(
+            f"Sampler order takes each of {', '.join(SAMPLER_NAMES)} at most once; got {', '.join(value)}.",
+            field="samplers",
+        )
+
+
+def parse_logit_bias(value: Any) -> tuple[tuple[int, float], ...]:
+    """Logit biases from "id:bias, id:bias" text, an OpenAI ``{"id": bias}`` map or ``[[id, bias]]``.
+
+    Token ids come first because a text may tokenize differently in context; later entries for the
+    same token win. A bias of -100 or less bans the token, as with OpenAI.
+    """
+    if isinstance(value, str):
+        pairs: list[Any] = [p.split(":", 1) for p in value.replace("\n", ",").split(",") if p.strip()]
+    elif isinstance(value, dict):
+        pairs = list(value.items())
+    else:
+        pairs = list(value)
+    out: dict[int, float] = {}
+    for pair in pairs:
+        try:
+            token, bias = pair
+            if isinstance(token, bool) or isinstance(bias, bool):
+                raise ValueError
+            number = float(str(token).strip())
+            if number != int(number):
+                raise ValueError
+            out[int(number)] = max(float(str(bias).strip()), BIAS_BAN)
+        except (TypeError, ValueError) as e:
+            raise ConfigError(
+                f"Logit bias entries look like 1234:-5 (token id, bias); got {pair!r}.", field="logit_bias"
+            ) from e
+    return tuple(out.items())
+
+
+def parse_samplers(value: Any) -> tuple[str, ...]:
+    """Stage names from "a;b;c" / "a, b" text or a list (llama.cpp's server names; typical_p = typ_p)."""
+    names = value.replace(";", ",").split(",") if isinstance(value, str) else list(value)
+    aliases = {"typical_p": "typ_p", "typical": "typ_p", "temp": "temperature"}
+    return tuple(aliases.get(str(n).strip(), str(n).strip()) for n in names if str(n).strip())
 
 
 def parse_stop_strings(text: str) -> tuple[str, ...]:

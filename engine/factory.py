@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # each pulls in a heavy library when imported; build() import
     from .memory import MemoryService
     from .rag import DocumentService
     from .rerank import CrossEncoderReranker
+    from .studio.service import StudioService
     from .vision import ImageService
 
 
@@ -47,6 +48,8 @@ class Services:
     lock: DataDirLock | None = None
     #: background loading started by build(warm_up=True)
     warm_up: WarmUp | None = None
+    #: engine.studio.StudioService: answers' provenance and the next-token view
+    studio: StudioService | None = None
 
     def close(self) -> None:
         if self.warm_up is not None:
@@ -75,6 +78,9 @@ def migration_sets() -> list[Migrations]:
     from .vision import vision_migrations
 
     sets.append(vision_migrations)
+    from .studio.store import studio_migrations
+
+    sets.append(studio_migrations)
     return sets
 
 
@@ -179,6 +185,7 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
         conversations=conversations,
         presets=PresetStore(database),
         chat=chat,
+        studio=_studio(database, models, chat),
         vectors=vectors,
         embedder=embedder,
         documents=documents,
@@ -186,6 +193,16 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
         memory=memory,
         warnings=warnings,
     )
+
+
+def _studio(database: Database, models: ModelManager, chat: ChatService) -> StudioService:
+    from .studio.service import StudioService
+    from .studio.store import StudioStore
+
+    studio = StudioService(store=StudioStore(database), models=models)
+    chat.studio = studio
+    studio.start_hashing()  # in the background: the first answers do not wait for it
+    return studio
 
 
 def _reranker(settings: Settings) -> CrossEncoderReranker | None:

@@ -35,6 +35,10 @@ class DelegatingBackend:
     def supports_completion(self) -> bool:
         return self.inner.supports_completion
 
+    @property
+    def ignored_settings(self) -> tuple[str, ...]:
+        return self.inner.ignored_settings
+
     def count_tokens(self, text: str) -> int:
         return self.inner.count_tokens(text)
 
@@ -100,6 +104,7 @@ class ScriptedBackend:
 
     supports_images = False
     supports_completion = True
+    ignored_settings: tuple[str, ...] = ()
 
     def __init__(self, replies: Sequence[str], *, fallback: str = "", n_ctx: int = 4096):
         self.replies = list(replies)

@@ -81,11 +81,16 @@ def test_a_server_killed_mid_answer_keeps_the_partial_answer_and_the_message(tmp
         (lambda h: send_stream(h, ["data: {not json"]), "malformed JSON"),
         (lambda h: send_stream(h, ['data: {"object": "x"}']), "without choices"),
         (lambda h: send_stream(h, ["<html><body>Welcome to nginx</body></html>"]), "not an event stream"),
-        (lambda h: send_json(h, {"error": {"message": "model crashed: out of memory"}}, 500),
-         "refused the request (HTTP 500): model crashed: out of memory"),
-        (lambda h: send_stream(h, ['data: {"error": {"message": "CUDA error"}}']), "failed while generating: CUDA error"),
+        (
+            lambda h: send_json(h, {"error": {"message": "model crashed: out of memory"}}, 500),
+            "refused the request (HTTP 500): model crashed: out of memory",
+        ),
+        (
+            lambda h: send_stream(h, ['data: {"error": {"message": "CUDA error"}}']),
+            "failed while generating: CUDA error",
+        ),
     ],
-)  # fmt: skip
+)
 def test_garbage_from_the_server_is_a_clear_error(tmp_path, reply, message):
     routes = {("GET", "/v1/models"): models_route(), ("POST", "/v1/chat/completions"): reply}
     with tiny_server(routes) as (url, _):
@@ -219,7 +224,22 @@ def test_vllm_gets_repetition_penalty_its_grammar_field_and_max_model_len(tmp_pa
     with tiny_server(routes) as (url, seen):
         backend = RemoteBackend(Settings(data_dir=tmp_path, backend_url=url, backend_n_ctx=16384))
         assert backend.info.n_ctx == 16384, "--backend-n-ctx may reserve less than the server holds"
-        assert backend.ignored_settings == ("typical_p", "mirostat_mode", "mirostat_tau", "mirostat_eta")
+        assert backend.ignored_settings == (
+            "typical_p",
+            "mirostat_mode",
+            "mirostat_tau",
+            "mirostat_eta",
+            "dynatemp_range",
+            "dynatemp_exponent",
+            "top_n_sigma",
+            "xtc_probability",
+            "xtc_threshold",
+            "dry_multiplier",
+            "dry_base",
+            "dry_allowed_length",
+            "dry_penalty_last_n",
+            "samplers",
+        )
         list(
             backend.stream_chat(HELLO, GenerationConfig(top_k=0, repeat_penalty=1.2), grammar='root ::= "x"')
         )
@@ -241,8 +261,17 @@ def test_a_plain_openai_server_gets_standard_names_and_estimated_counts(tmp_path
         assert backend.count_tokens("x" * 40) == 10 and "assumed" in backend.facts.n_ctx_source
         assert {"top_k", "min_p", "repeat_penalty"} <= set(backend.ignored_settings)
         list(backend.stream_chat(HELLO, GenerationConfig(top_k=5)))
-        assert set(_bodies(seen)[-1]) <= {"model", "messages", "stream", "stream_options", "max_tokens", "temperature",
-                                          "top_p", "presence_penalty", "frequency_penalty"}  # fmt: skip
+        assert set(_bodies(seen)[-1]) <= {
+            "model",
+            "messages",
+            "stream",
+            "stream_options",
+            "max_tokens",
+            "temperature",
+            "top_p",
+            "presence_penalty",
+            "frequency_penalty",
+        }
         with pytest.raises(GenerationError, match="cannot constrain output with a grammar"):
             list(backend.stream_chat(HELLO, GREEDY, grammar='root ::= "x"'))
         backend.close()

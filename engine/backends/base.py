@@ -40,6 +40,8 @@ class ModelInfo:
     n_threads_batch: int = 0
     #: how the thread counts were chosen
     threads_note: str = ""
+    #: SHA-256 of the chat template that renders prompts ("" = not known, e.g. a remote server)
+    template_sha256: str = ""
 
     @property
     def on_gpu(self) -> bool:
@@ -62,6 +64,8 @@ class Backend(Protocol):
     info: ModelInfo
     #: whether ``stream_chat`` accepts images (a vision model with its projector)
     supports_images: bool
+    #: GenerationConfig fields this backend cannot apply (a remote server drops them)
+    ignored_settings: tuple[str, ...]
     #: whether ``stream_completion`` continues raw text (False: it raises GenerationError)
     supports_completion: bool
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import codecs
 import ctypes
+import hashlib
 import random
 import threading
 from collections.abc import Iterator, Sequence
@@ -28,6 +29,7 @@ from .gguf_files import bundled_model_path, check_gguf_file, resolve_model  # no
 from .kv_hook import ConversationKv
 from .kv_snapshots import KvSnapshotStore, common_prefix, default_budgets, fingerprint, template_hash
 from .limits import available_memory, call_with_deadline, fit_context, kv_bytes_per_token
+from .sampler_chain import CustomChain, build_chain
 from .speculative import PromptLookup, drafted
 from .streaming import StopScanner
 from .threads import plan_threads
@@ -35,11 +37,27 @@ from .threads import plan_threads
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
+    from ..studio.trace import TokenTrace
+
 #: used when a GGUF carries no chat template and none is configured
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
     "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+#: settings an image turn cannot apply (llama-cpp-python's chat handler builds the stock chain)
+IMAGE_TURN_IGNORES = (
+    "dynatemp_range",
+    "dynatemp_exponent",
+    "top_n_sigma",
+    "xtc_probability",
+    "xtc_threshold",
+    "dry_multiplier",
+    "dry_base",
+    "dry_allowed_length",
+    "dry_penalty_last_n",
+    "samplers",
 )
 
 # llama.cpp's LLAMA_FTYPE values, for the model panel
@@ -110,6 +128,9 @@ class LlamaCppBackend:
         kwargs["chat_handler"] = _image_handler(settings.mmproj, gpu_ok)
         #: whether attached images reach the model (a vision GGUF loaded with its mmproj)
         self.supports_images = kwargs["chat_handler"] is not None
+        #: every sampler is driven here (image turns, through llama-cpp-python's chat handler, use
+        #: its stock chain: IMAGE_TURN_IGNORES)
+        self.ignored_settings: tuple[str, ...] = ()
         try:
             self._loaded: Llama | None = llama_cpp.Llama(**kwargs)  # None once closed
         except (ValueError, RuntimeError, OSError) as e:
@@ -256,6 +277,11 @@ class LlamaCppBackend:
             n_threads=threads.generation,
             n_threads_batch=threads.batch,
             threads_note=threads.describe(),
+            template_sha256=hashlib.sha256(
+                "\0".join(
+                    getattr(self._formatter, k, "") for k in ("template", "bos_token", "eos_token")
+                ).encode()
+            ).hexdigest(),
         )
 
     # Backend protocol
@@ -308,13 +334,16 @@ class LlamaCppBackend:
         images: Sequence[Path] = (),
         logprobs: int | None = None,
         cache_key: str | None = None,
+        trace: TokenTrace | None = None,
     ) -> Iterator[Chunk]:
+        """As the Backend protocol says; ``trace`` (the next-token view's record) gets each
+        generated token with the raw logits it was drawn from."""
         if images:
             yield from self._stream_with_images(messages, config, images, cancel)
             return
         prompt = self.render(messages)
         advice = " Start a new chat or load the model with a larger context."
-        yield from self._run(prompt, config, cancel, grammar, logprobs, cache_key, advice)
+        yield from self._run(prompt, config, cancel, grammar, logprobs, cache_key, advice, trace)
 
     def stream_completion(
         self,
@@ -332,7 +361,9 @@ class LlamaCppBackend:
             raise ConfigError("The prompt is empty.", field="prompt")
         yield from self._run(tokens, config, cancel, grammar, logprobs, None, "")
 
-    def _run(self, prompt, config, cancel, grammar, logprobs, cache_key, advice: str) -> Iterator[Chunk]:
+    def _run(
+        self, prompt, config, cancel, grammar, logprobs, cache_key, advice: str, trace=None
+    ) -> Iterator[Chunk]:
         """One generation over prompt tokens: room check, queue on the lock, KV snapshot hooks."""
         n_ctx = self.info.n_ctx
         room = n_ctx - len(prompt)
@@ -347,14 +378,26 @@ class LlamaCppBackend:
                 return
             if self._kv is not None:  # this conversation's snapshot, when it reuses more
                 self._clean = self._kv.before_turn(self._llm, cache_key, prompt, clean=self._clean)
-            yield from self._generate(prompt, config, min(config.max_tokens, room), cancel, grammar, logprobs)
+            max_new = min(config.max_tokens, room)
+            yield from self._generate(prompt, config, max_new, cancel, grammar, logprobs, trace)
             if self._kv is not None:
                 self._kv.after_turn(self._llm, cache_key, clean=self._clean)
 
-    def _generate(self, prompt, config, max_new, cancel, grammar, logprobs=None) -> Iterator[Chunk]:
+    def _generate(
+        self, prompt, config, max_new, cancel, grammar, logprobs=None, trace=None
+    ) -> Iterator[Chunk]:
         llm, lc = self._llm, self._llama_cpp
         cached = self._start_at(prompt)
-        llm.set_seed(config.seed if config.seed >= 0 else random.randrange(2**31))
+        seed = config.seed if config.seed >= 0 else random.randrange(2**31)
+        llm.set_seed(seed)
+        compiled = lc.LlamaGrammar.from_string(grammar, verbose=False) if grammar else None
+        # DRY, XTC, top-n-sigma, ...: llama.cpp's own samplers in a chain of our making; the
+        # stock settings keep llama-cpp-python's chain, so their answers stay what they were
+        custom = (
+            CustomChain(llm, build_chain(lc, llm, config, seed, compiled))
+            if config.uses_extra_samplers()
+            else None
+        )
         # reset=False: llama-cpp-python's own prefix matching would reuse any cached token,
         # including generated ones; _start_at already chose what may be reused
         tokens = llm.generate(
@@ -371,9 +414,12 @@ class LlamaCppBackend:
             mirostat_mode=config.mirostat_mode,
             mirostat_tau=config.mirostat_tau,
             mirostat_eta=config.mirostat_eta,
-            grammar=lc.LlamaGrammar.from_string(grammar, verbose=False) if grammar else None,
+            grammar=compiled,
         )
-        if not logprobs:  # drafted tokens are scored in batches: no per-token logits to read
+        if trace is not None and self._prompt_lookup and config.temperature != 0:
+            trace = None  # drafting keeps its speed; such answers have no next-token data
+        # drafted tokens are scored in batches: no per-token logits to read
+        if not logprobs and trace is None:
             tokens = self._with_drafts(tokens, prompt, max_new, config)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         stops = StopScanner(config.stop)
@@ -388,6 +434,8 @@ class LlamaCppBackend:
                 produced += 1
                 if logprobs is not None:
                     scored.append(self._token_logprob(token, logprobs))
+                if trace is not None:
+                    trace.add(token, self._last_logits())
                 text = stops.feed(decoder.decode(self._piece(token)))
                 if text:
                     yield Chunk(text=text, logprobs=_drain(scored))
@@ -403,6 +451,8 @@ class LlamaCppBackend:
             raise GenerationError(f"llama.cpp failed while generating: {e}") from e
         finally:
             tokens.close()
+            if custom is not None:
+                custom.close()  # a generation that never started leaves no override behind
             self._clean = self._aligned(min(len(prompt), llm.n_tokens))
         tail = stops.flush() + decoder.decode(b"", final=True)
         usage = Usage(
@@ -419,9 +469,8 @@ class LlamaCppBackend:
         """
         import numpy as np
 
-        n_vocab = self._llm.n_vocab()
-        logits = np.ctypeslib.as_array(self._llm._ctx.get_logits_ith(-1), shape=(n_vocab,))
-        logits = logits.astype(np.float64)
+        logits = self._last_logits().astype(np.float64)
+        n_vocab = logits.shape[0]
         peak = logits.max()
         logprobs = logits - (peak + np.log(np.exp(logits - peak).sum()))
         top: tuple[TokenLogprob, ...] = ()
@@ -430,6 +479,18 @@ class LlamaCppBackend:
             best = best[np.argsort(-logprobs[best], kind="stable")]
             top = tuple(self._scored(int(t), float(logprobs[t])) for t in best)
         return self._scored(token, float(logprobs[token]), top)
+
+    def _last_logits(self):
+        """The logits of the position just sampled (a view into llama.cpp's buffer: copy to keep)."""
+        import numpy as np
+
+        return np.ctypeslib.as_array(self._llm._ctx.get_logits_ith(-1), shape=(self._llm.n_vocab(),))
+
+    def token_pieces(self, tokens: Sequence[int]) -> list[bytes]:
+        """Each token's bytes in this model's vocabulary (a piece may be part of a UTF-8 character)."""
+        self._live()
+        n_vocab = self._llm.n_vocab()
+        return [self._piece(t) if 0 <= t < n_vocab else b"" for t in tokens]
 
     def _scored(self, token: int, logprob: float, top: tuple[TokenLogprob, ...] = ()) -> TokenLogprob:
         piece = self._piece(token)
@@ -514,6 +575,7 @@ class LlamaCppBackend:
                     frequency_penalty=config.frequency_penalty,
                     stop=list(config.stop) or None,
                     seed=config.seed if config.seed >= 0 else None,
+                    logit_bias=dict(config.logit_bias) or None,
                 )
                 for part in stream:
                     choice = part["choices"][0]

@@ -23,8 +23,32 @@ _STANDARD = {
     "presence_penalty": "presence_penalty",
     "frequency_penalty": "frequency_penalty",
 }
-_LLAMA_NAMES = {**_STANDARD, "top_k": "top_k", "min_p": "min_p", "repeat_penalty": "repeat_penalty",
-                "mirostat_tau": "mirostat_tau", "mirostat_eta": "mirostat_eta"}  # fmt: skip
+#: OpenAI's own logit bias (a {"token id": bias} map), which vLLM and llama.cpp take too
+_OPENAI = {**_STANDARD, "logit_bias": "logit_bias"}
+_LLAMA_NAMES = {
+    **_OPENAI,
+    "top_k": "top_k",
+    "min_p": "min_p",
+    "repeat_penalty": "repeat_penalty",
+    "mirostat_tau": "mirostat_tau",
+    "mirostat_eta": "mirostat_eta",
+}
+#: llama.cpp's server has every sampler Hearth has, under the same names
+_LLAMA_SERVER_EXTRAS = {
+    name: name
+    for name in (
+        "dynatemp_range",
+        "dynatemp_exponent",
+        "top_n_sigma",
+        "xtc_probability",
+        "xtc_threshold",
+        "dry_multiplier",
+        "dry_base",
+        "dry_allowed_length",
+        "dry_penalty_last_n",
+        "samplers",
+    )
+}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,7 +71,7 @@ class ServerKind:
 
 LLAMA_CPP = ServerKind(
     label="llama.cpp server",
-    samplers={**_LLAMA_NAMES, "typical_p": "typical_p", "mirostat_mode": "mirostat"},
+    samplers={**_LLAMA_NAMES, **_LLAMA_SERVER_EXTRAS, "typical_p": "typical_p", "mirostat_mode": "mirostat"},
     grammar_field="grammar",
     tokenizer="llama.cpp",
 )
@@ -59,13 +83,13 @@ LLAMA_CPP_PYTHON = ServerKind(
 )
 VLLM = ServerKind(
     label="vLLM",
-    samplers={**_STANDARD, "top_k": "top_k", "min_p": "min_p", "repeat_penalty": "repetition_penalty"},
+    samplers={**_OPENAI, "top_k": "top_k", "min_p": "min_p", "repeat_penalty": "repetition_penalty"},
     grammar_field="structured_outputs",
     tokenizer="vllm",
     top_k_off=-1,
 )
 OLLAMA = ServerKind(label="Ollama", samplers=_STANDARD)
-OPENAI = ServerKind(label="OpenAI-compatible", samplers=_STANDARD)
+OPENAI = ServerKind(label="OpenAI-compatible", samplers=_OPENAI)
 
 #: /v1/models ``owned_by`` values that name the server
 _OWNERS = {"llamacpp": LLAMA_CPP, "me": LLAMA_CPP_PYTHON, "vllm": VLLM, "library": OLLAMA, "ollama": OLLAMA}
@@ -117,6 +141,12 @@ def request_body(
         value = getattr(config, name)
         if name == "top_k" and value == 0:
             value = kind.top_k_off
+        elif name == "logit_bias":
+            if not value:
+                continue
+            value = {str(token): bias for token, bias in value}
+        elif name == "samplers":
+            value = list(value)
         body[wire] = value
     if config.seed >= 0:
         body["seed"] = config.seed

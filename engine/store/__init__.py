@@ -3,12 +3,13 @@
 from .conversations import ConversationStore, StoredConversation, StoredMessage
 from .db import Database
 from .migrations import core as core_migrations
-from .presets import BUILTIN_PRESETS, PresetStore
+from .preset_files import Preset
+from .presets import PresetStore
 
 __all__ = [
-    "BUILTIN_PRESETS",
     "ConversationStore",
     "Database",
+    "Preset",
     "PresetStore",
     "StoredConversation",
     "StoredMessage",

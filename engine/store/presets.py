@@ -1,4 +1,4 @@
-"""Generation presets: built-in ones and those a user saves."""
+"""Generation presets: the built-in ones (files in assets/presets) and those a user saves."""
 
 from __future__ import annotations
 
@@ -8,37 +8,46 @@ from ..config import GenerationConfig
 from ..errors import ConfigError, NotFoundError
 from .conversations import now_iso
 from .db import Database
-
-BUILTIN_PRESETS: dict[str, GenerationConfig] = {
-    "Precise": GenerationConfig(temperature=0.0, top_k=1, top_p=1.0, min_p=0.0, repeat_penalty=1.05),
-    "Balanced": GenerationConfig(),
-    "Creative": GenerationConfig(temperature=1.1, top_k=100, top_p=0.98, min_p=0.02, repeat_penalty=1.05),
-}
+from .preset_files import (
+    Preset,
+    check_name,
+    default_presets_dir,
+    format_preset,
+    load_presets_dir,
+    parse_preset,
+)
 
 
 class PresetStore:
-    def __init__(self, database: Database):
+    def __init__(self, database: Database, builtin: dict[str, Preset] | None = None):
         self._database = database
+        #: read once at start; None = the files shipped in assets/presets
+        self._builtin = load_presets_dir(default_presets_dir()) if builtin is None else builtin
+
+    @property
+    def builtin_names(self) -> list[str]:
+        return list(self._builtin)
 
     def names(self) -> list[str]:
         with self._database.read() as db:
             saved = [r["name"] for r in db["presets"].rows_where(order_by="name")]
-        return list(BUILTIN_PRESETS) + [n for n in saved if n not in BUILTIN_PRESETS]
+        return list(self._builtin) + [n for n in saved if n not in self._builtin]
 
     def get(self, name: str) -> GenerationConfig:
-        if name in BUILTIN_PRESETS:
-            return BUILTIN_PRESETS[name]
+        return self.preset(name).config
+
+    def preset(self, name: str) -> Preset:
+        if name in self._builtin:
+            return self._builtin[name]
         with self._database.read() as db:
             rows = list(db["presets"].rows_where("name = ?", [name]))
         if not rows:
             raise NotFoundError(f"No preset named {name!r}.")
-        return GenerationConfig.from_values(json.loads(rows[0]["config"]))
+        return Preset(name=name, config=GenerationConfig.from_values(json.loads(rows[0]["config"])))
 
     def save(self, name: str, config: GenerationConfig) -> None:
-        name = name.strip()
-        if not name or len(name) > 80:
-            raise ConfigError("A preset needs a name of 1 to 80 characters.", field="preset")
-        if name in BUILTIN_PRESETS:
+        name = check_name(name)
+        if name in self._builtin:
             raise ConfigError(f"{name!r} is a built-in preset; choose another name.", field="preset")
         with self._database.tx() as db:
             db.table("presets").upsert(
@@ -47,7 +56,18 @@ class PresetStore:
             )
 
     def delete(self, name: str) -> None:
-        if name in BUILTIN_PRESETS:
+        if name in self._builtin:
             raise ConfigError(f"{name!r} is built in and cannot be deleted.", field="preset")
         with self._database.tx() as db:
             db.table("presets").delete_where("name = ?", [name])
+
+    def export(self, name: str) -> str:
+        """The preset as a JSON file's text."""
+        return format_preset(self.preset(name))
+
+    def import_file(self, text: str | bytes) -> str:
+        """Save the preset in a JSON file's text (replacing a saved one of that name); returns its
+        name. A malformed file, one from a newer Hearth or one named like a built-in saves nothing."""
+        preset = parse_preset(text)
+        self.save(preset.name, preset.config)
+        return preset.name
