@@ -65,8 +65,12 @@ class AutoMemory:
                     if max(_cosine(vector, v) for v in vectors) < SAME_TURN_SCORE:
                         facts.append(fact)
                         vectors.append(vector)
-        origin = Origin(kind="auto", conversation_id=conversation.id, message_id=user_message.id,
-                        note="automatic memory after a turn")  # fmt: skip
+        origin = Origin(
+            kind="auto",
+            conversation_id=conversation.id,
+            message_id=user_message.id,
+            note="automatic memory after a turn",
+        )
         return [self._keep(fact, vector, origin) for fact, vector in zip(facts, vectors)]
 
     def _keep(self, fact: str, vector: list[float], origin: Origin) -> Captured:

@@ -92,11 +92,13 @@ def facts_grammar(max_facts: int = MAX_MODEL_FACTS, max_chars: int = MAX_FACT_CH
     """GBNF for {"facts":[]} or {"facts":["...",...]} with at most ``max_facts`` bounded strings."""
     more = " ".join([f"( {literal(',')} fact" for _ in range(max_facts - 1)]) + " )?" * (max_facts - 1)
     opening, closing = literal('{"facts":['), literal("]}")
-    return "\n".join([
-        f"root ::= {opening} ( fact {more} )? {closing}",
-        f'fact ::= "\\"" [A-Z] char{{8,{max_chars}}} "\\""',
-        r'char ::= [^"\\\x7F\x00-\x1F]',
-    ])  # fmt: skip
+    return "\n".join(
+        [
+            f"root ::= {opening} ( fact {more} )? {closing}",
+            f'fact ::= "\\"" [A-Z] char{{8,{max_chars}}} "\\""',
+            r'char ::= [^"\\\x7F\x00-\x1F]',
+        ]
+    )
 
 
 def model_facts(backend: Backend, prompt: list[Message], answer: str, user_text: str) -> list[str]:

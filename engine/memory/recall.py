@@ -46,9 +46,13 @@ class RecallResult:
             text=text,
             score=self.score,
             source=f"{self.role} in '{self.conversation_title}', {self.created_at[:10]}",
-            meta={"conversation_id": self.conversation_id, "seq": self.seq, "role": self.role,
-                  "created_at": self.created_at},
-        )  # fmt: skip
+            meta={
+                "conversation_id": self.conversation_id,
+                "seq": self.seq,
+                "role": self.role,
+                "created_at": self.created_at,
+            },
+        )
 
 
 def keywords(text: str) -> list[str]:
@@ -128,8 +132,14 @@ class RecallMemory:
             cols = [c[0] for c in cur.description]
             return [_result(dict(zip(cols, row))) for row in cur.fetchall()]
 
-    def by_date(self, start: str | date | None, end: str | date | None = None, *,
-                conversation_id: str | None = None, limit: int = 50) -> list[RecallResult]:  # fmt: skip
+    def by_date(
+        self,
+        start: str | date | None,
+        end: str | date | None = None,
+        *,
+        conversation_id: str | None = None,
+        limit: int = 50,
+    ) -> list[RecallResult]:
         if start in (None, "") and end in (None, ""):
             raise MemoryError_("Give a start date, an end date, or both (like 2025-01-31).")
         return self.search("", start=start, end=end, conversation_id=conversation_id, limit=limit)
@@ -177,8 +187,13 @@ class RecallMemory:
 
 def _result(row: dict[str, Any]) -> RecallResult:
     return RecallResult(
-        message_id=row["id"], conversation_id=row["conversation_id"],
-        conversation_title=row.get("conversation_title") or "", seq=row["seq"], role=row["role"],
-        content=row["content"] or "", created_at=row["created_at"], active=bool(row["active"]),
+        message_id=row["id"],
+        conversation_id=row["conversation_id"],
+        conversation_title=row.get("conversation_title") or "",
+        seq=row["seq"],
+        role=row["role"],
+        content=row["content"] or "",
+        created_at=row["created_at"],
+        active=bool(row["active"]),
         score=float(row.get("score") or 0.0),
-    )  # fmt: skip
+    )
