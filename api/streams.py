@@ -43,9 +43,13 @@ class Gate:
     def enter(self) -> None:
         with self._lock:
             if self._count >= self._limit:
-                raise APIError(503, f"The server is busy: {self._count} calls are waiting for the model. "
-                               "Retry shortly.", type="server_error", code="server_busy",
-                               headers={"Retry-After": "2"})  # fmt: skip
+                raise APIError(
+                    503,
+                    f"The server is busy: {self._count} calls are waiting for the model. Retry shortly.",
+                    type="server_error",
+                    code="server_busy",
+                    headers={"Retry-After": "2"},
+                )
             self._count += 1
 
     def leave(self) -> None:
