@@ -13,7 +13,7 @@ from .config import GenerationConfig, Settings
 from .embeddings import TextEmbedder
 from .errors import ModelError
 from .models import BackendFactory, ModelManager, WarmUp, llama_cpp_factory
-from .store import ConversationStore, Database, PresetStore, core_migrations
+from .store import Branches, ConversationStore, Database, PresetStore, core_migrations
 from .store.datadir import DataDirLock, private_dir
 from .vectors import VectorStore
 
@@ -26,6 +26,8 @@ class Services:
     conversations: ConversationStore
     presets: PresetStore
     chat: ChatService
+    #: sibling navigation, forks, conversation files (engine/store/tree.py)
+    branches: Branches
     #: one Chroma client and one text embedder, shared by documents and memory (both lazy)
     vectors: VectorStore
     embedder: TextEmbedder
@@ -149,6 +151,7 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
         conversations=conversations,
         presets=PresetStore(database),
         chat=chat,
+        branches=Branches(database, conversations),
         vectors=vectors,
         embedder=embedder,
         memory=memory,

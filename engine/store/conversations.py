@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import uuid
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from typing import Any
 
 from ..errors import NotFoundError
 from .db import Database
+from .placement import tree_place
 
 
 def now_iso() -> str:
@@ -51,6 +53,8 @@ class StoredMessage:
     sources: list[dict[str, Any]] = field(default_factory=list)
     #: for a user message: the text the model was sent, when it differs from ``content``
     prompt_content: str | None = None
+    #: the message this one follows (None: the first of a branch at the start); see store/tree.py
+    parent_id: str | None = None
 
     @property
     def sent(self) -> str:
@@ -88,6 +92,7 @@ def _message(row: dict[str, Any]) -> StoredMessage:
         finish_reason=row["finish_reason"],
         sources=json.loads(row["sources"]) if row["sources"] else [],
         prompt_content=row.get("prompt_content"),
+        parent_id=row.get("parent_id"),
     )
 
 
@@ -114,12 +119,12 @@ class ConversationStore:
             "updated_at": now_iso(),
         }
         with self._database.tx() as db:
-            db["conversations"].insert(row)
+            db.table("conversations").insert(row)
         return _conversation(row)
 
     def get(self, conversation_id: str) -> StoredConversation:
         with self._database.read() as db:
-            rows = list(db["conversations"].rows_where("id = ?", [conversation_id]))
+            rows = list(db.table("conversations").rows_where("id = ?", [conversation_id]))
         if not rows:
             raise NotFoundError(f"Conversation {conversation_id!r} does not exist.")
         return _conversation(rows[0])
@@ -128,7 +133,7 @@ class ConversationStore:
         """Newest first; ``query`` matches titles (substring) or message text (full-text)."""
         with self._database.read() as db:
             if not query.strip():
-                rows = db["conversations"].rows_where(order_by="updated_at desc", limit=limit)
+                rows = db.table("conversations").rows_where(order_by="updated_at desc", limit=limit)
                 return [_conversation(r) for r in rows]
             like = f"%{query.strip()}%"
             sql = (
@@ -137,9 +142,9 @@ class ConversationStore:
                 " join messages_fts f on f.rowid = m.rowid where messages_fts match ?)"
                 " order by updated_at desc limit ?"
             )
-            rows = db.execute(sql, [like, fts_query(query), limit])
-            cols = [c[0] for c in rows.description]
-            return [_conversation(dict(zip(cols, r))) for r in rows.fetchall()]
+            cursor = db.execute(sql, [like, fts_query(query), limit])
+            cols = [c[0] for c in cursor.description]
+            return [_conversation(dict(zip(cols, r))) for r in cursor.fetchall()]
 
     def update(self, conversation_id: str, **fields: Any) -> StoredConversation:
         allowed = {"title", "system_prompt", "collections"}
@@ -150,14 +155,14 @@ class ConversationStore:
             fields["collections"] = json.dumps(list(fields["collections"]))
         self.get(conversation_id)
         with self._database.tx() as db:
-            db["conversations"].update(conversation_id, {**fields, "updated_at": now_iso()})
+            db.table("conversations").update(conversation_id, {**fields, "updated_at": now_iso()})
         return self.get(conversation_id)
 
     def delete(self, conversation_id: str) -> None:
         self.get(conversation_id)
         with self._database.tx() as db:
-            db["messages"].delete_where("conversation_id = ?", [conversation_id])
-            db["conversations"].delete(conversation_id)
+            db.table("messages").delete_where("conversation_id = ?", [conversation_id])
+            db.table("conversations").delete(conversation_id)
         for hook in self._delete_hooks:
             hook(conversation_id)
 
@@ -168,7 +173,7 @@ class ConversationStore:
             if key in meta and not isinstance(meta[key], str):
                 meta[key] = json.dumps(meta[key])
         with self._database.tx() as db:
-            if not db["conversations"].count_where("id = ?", [conversation_id]):
+            if not db.table("conversations").count_where("id = ?", [conversation_id]):
                 raise NotFoundError(f"Conversation {conversation_id!r} does not exist.")
             seq = db.execute(
                 "select coalesce(max(seq), 0) + 1 from messages where conversation_id = ?",
@@ -184,37 +189,40 @@ class ConversationStore:
                 "created_at": now_iso(),
                 **meta,
             }
-            db["messages"].insert(row, alter=False)
-            db["conversations"].update(conversation_id, {"updated_at": now_iso()})
+            row.update(tree_place(db, conversation_id, row.get("parent_id")))
+            db.table("messages").insert(row, alter=False)
+            db.table("conversations").update(conversation_id, {"updated_at": now_iso()})
         return self.message(row["id"])
 
     def message(self, message_id: str) -> StoredMessage:
         with self._database.read() as db:
-            rows = list(db["messages"].rows_where("id = ?", [message_id]))
+            rows = list(db.table("messages").rows_where("id = ?", [message_id]))
         if not rows:
             raise NotFoundError(f"Message {message_id!r} does not exist.")
         return _message(rows[0])
 
-    def messages(self, conversation_id: str, *, include_inactive: bool = False) -> list[StoredMessage]:
+    def messages(
+        self, conversation_id: str, *, include_inactive: bool = False
+    ) -> builtins.list[StoredMessage]:
         where = "conversation_id = ?" + ("" if include_inactive else " and active = 1")
         with self._database.read() as db:
-            rows = db["messages"].rows_where(where, [conversation_id], order_by="seq")
+            rows = db.table("messages").rows_where(where, [conversation_id], order_by="seq")
             return [_message(r) for r in rows]
 
     def set_prompt_content(self, message_id: str, text: str | None) -> None:
         """Record what the model was sent for a user message (None: its content as typed)."""
         with self._database.tx() as db:
-            db["messages"].update(message_id, {"prompt_content": text})
+            db.table("messages").update(message_id, {"prompt_content": text})
 
-    def deactivate(self, message_ids: list[str]) -> None:
+    def deactivate(self, message_ids: builtins.list[str]) -> None:
         """Hide messages from the conversation (regenerate, edit); they stay searchable."""
         with self._database.tx() as db:
             for mid in message_ids:
-                db["messages"].update(mid, {"active": 0})
+                db.table("messages").update(mid, {"active": 0})
 
     def search_messages(
         self, query: str, *, limit: int = 20, conversation_id: str | None = None
-    ) -> list[StoredMessage]:
+    ) -> builtins.list[StoredMessage]:
         """Full-text search over every message ever written, best match first."""
         if not query.strip():
             return []
@@ -224,7 +232,7 @@ class ConversationStore:
             + (" and m.conversation_id = ?" if conversation_id else "")
             + " order by f.rank limit ?"
         )
-        params: list[Any] = [fts_query(query)]
+        params: builtins.list[Any] = [fts_query(query)]
         if conversation_id:
             params.append(conversation_id)
         params.append(limit)

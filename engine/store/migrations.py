@@ -13,7 +13,7 @@ core = Migrations("hearth.core")
 
 @core(name="0001_conversations_messages")
 def _conversations_messages(db: Database) -> None:
-    db["conversations"].create(
+    db.table("conversations").create(
         {
             "id": str,
             "title": str,
@@ -24,7 +24,7 @@ def _conversations_messages(db: Database) -> None:
         },
         pk="id",
     )
-    db["messages"].create(
+    db.table("messages").create(
         {
             "id": str,
             "conversation_id": str,
@@ -47,17 +47,31 @@ def _conversations_messages(db: Database) -> None:
         foreign_keys=[("conversation_id", "conversations", "id")],
         defaults={"active": 1},
     )
-    db["messages"].create_index(["conversation_id", "seq"])
-    db["messages"].enable_fts(["content"], create_triggers=True, tokenize="porter")
+    db.table("messages").create_index(["conversation_id", "seq"])
+    db.table("messages").enable_fts(["content"], create_triggers=True, tokenize="porter")
 
 
 @core(name="0002_presets")
 def _presets(db: Database) -> None:
-    db["presets"].create({"name": str, "config": str, "builtin": int, "created_at": str}, pk="name")
+    db.table("presets").create({"name": str, "config": str, "builtin": int, "created_at": str}, pk="name")
 
 
 @core(name="0003_prompt_content")
 def _prompt_content(db: Database) -> None:
     # what the model was actually sent for a user message (retrieved references quoted above
     # the question); later turns resend exactly this, so llama.cpp reuses the cached KV prefix
-    db["messages"].add_column("prompt_content", str)
+    db.table("messages").add_column("prompt_content", str)
+
+
+@core(name="0004_message_tree")
+def _message_tree(db: Database) -> None:
+    # branches: each message points at the one it follows; regenerate and edit add siblings.
+    # ``chosen_at`` orders the last time each message was on the path shown, so switching back
+    # to a branch brings back the sub-branch last seen there. Rows of older versions get
+    # parents by how those versions wrote them (see store/tree_backfill.py).
+    from .tree_backfill import backfill_parents
+
+    db.table("messages").add_column("parent_id", str)
+    db.table("messages").add_column("chosen_at", int)
+    db.table("messages").create_index(["conversation_id", "parent_id"])
+    backfill_parents(db)
