@@ -110,6 +110,11 @@ class ChatService:
             event.set()
         return bool(events)
 
+    def running_turns(self) -> int:
+        """How many answers are streaming now (a new request waits behind them for the model)."""
+        with self._cancels_lock:
+            return len(self._cancels)
+
     def stream_turn(
         self,
         conversation_id: str | None,
