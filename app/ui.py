@@ -10,6 +10,8 @@ import gradio as gr
 from . import documents_handlers as dh
 from . import handlers as h
 from . import model_handlers as mh
+from .branches_panel import build_branch_nav, build_files_box, wire_branches
+from .compare_panel import build_compare_panel
 from .controls import build_controls
 from .documents_panel import build_documents_panel
 from .images_panel import build_images_panel
@@ -32,6 +34,7 @@ def build_ui(services) -> gr.Blocks:
                 title_box = gr.Textbox(label="New title", elem_id="rename-box")
                 rename_btn = gr.Button("Rename", size="sm")
                 delete_btn = gr.Button("Delete this chat", variant="stop", size="sm")
+            files = build_files_box()
         with gr.Tabs():
             with gr.Tab("Chat"):
                 with gr.Row():
@@ -79,6 +82,7 @@ def build_ui(services) -> gr.Blocks:
                             stop = gr.Button("⏹ Stop", elem_id="stop", size="sm")
                             regen = gr.Button("↻ Regenerate", elem_id="regenerate", size="sm")
                             edit = gr.Button("✏️ Edit last message", elem_id="edit-last", size="sm")
+                        nav = build_branch_nav()
                     with gr.Column(scale=1, min_width=280):
                         system_prompt = gr.Textbox(
                             label="System prompt",
@@ -110,6 +114,7 @@ def build_ui(services) -> gr.Blocks:
                                 save_preset = gr.Button("Save preset", size="sm")
                                 delete_preset = gr.Button("Delete preset", size="sm")
                             controls = build_controls()
+                build_compare_panel(s, chatbot=chatbot, conversation_id=conversation_id, controls=controls)
             with gr.Tab("Model"):
                 _model_tab(s)
             with gr.Tab("Documents"):
@@ -175,6 +180,17 @@ def build_ui(services) -> gr.Blocks:
         preset.input(partial(h.apply_preset, s), [preset], controls)
         save_preset.click(partial(_save_preset, s), [preset_name, *controls], preset)
         delete_preset.click(partial(_delete_preset, s), [preset], preset)
+        wire_branches(
+            s,
+            demo,
+            nav,
+            files,
+            chatbot=chatbot,
+            conversation_id=conversation_id,
+            system_prompt=system_prompt,
+            refresh_list=refresh_list,
+            list_io=([search, conversation_id], chats),
+        )
     return demo
 
 
@@ -282,8 +298,9 @@ def _remote_server_box(s, facts, status) -> None:
                 elem_id="remote-n-ctx",
             )
         connect = gr.Button("Connect to server", elem_id="remote-connect")
-    connect.click(partial(mh.connect_remote, s), [url, key, model, n_ctx], [facts, status],
-                  concurrency_limit=1).then(lambda: gr.Dropdown(choices=mh.remote_models(s)), None, model)  # fmt: skip
+    connect.click(
+        partial(mh.connect_remote, s), [url, key, model, n_ctx], [facts, status], concurrency_limit=1
+    ).then(lambda: gr.Dropdown(choices=mh.remote_models(s)), None, model)
 
 
 def _collections(s) -> list[str]:
