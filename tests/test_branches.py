@@ -27,6 +27,18 @@ def _three_answers(services):
     return cid
 
 
+def _stored_branches(services):
+    """Three sibling answers written straight to the store (no model run)."""
+    conv = services.conversations.create(title="stored")
+    services.conversations.add_message(conv.id, "user", "Q")
+    last = None
+    for text in ("A1", "A2", "A3"):
+        if last:
+            services.conversations.deactivate([last])
+        last = services.conversations.add_message(conv.id, "assistant", text, config={"seed": 1}).id
+    return conv.id
+
+
 def _answer_ids(services, cid):
     return [
         m.id for m in services.conversations.messages(cid, include_inactive=True) if m.role == "assistant"
@@ -175,7 +187,7 @@ def _counts(services):
     ],
 )
 def test_a_bad_file_is_refused_clearly_and_nothing_changes(services, mutate, says):
-    cid = _three_answers(services)
+    cid = _stored_branches(services)
     good = services.branches.export_json(cid)
     before = _counts(services)
     bad = mutate(json.loads(json.dumps(good)))
