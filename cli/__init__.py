@@ -12,11 +12,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import chat_cmds, docs_cmds, memory_cmds, serve_cmd
+from . import branch_cmds, chat_cmds, docs_cmds, memory_cmds, serve_cmd
 from .common import check_data_dir
 
 #: modules that add subcommands; each has register(subparsers) -> None
-COMMAND_MODULES = [serve_cmd, chat_cmds, docs_cmds, memory_cmds]
+COMMAND_MODULES = [serve_cmd, chat_cmds, branch_cmds, docs_cmds, memory_cmds]
 
 DEFAULT_DATA_DIR = Path.home() / ".hearth"
 
