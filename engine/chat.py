@@ -247,7 +247,7 @@ class ChatService:
             summary=context.summary,
             history=[
                 # as sent before (references included): an unchanged prefix keeps the KV cache valid
-                Message(role=m.role, content=m.sent)
+                Message(role="user" if m.role == "user" else "assistant", content=m.sent)
                 for m in history
                 if m.role in ("user", "assistant") and m.seq > context.history_after_seq
             ],
