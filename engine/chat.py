@@ -181,7 +181,9 @@ class ChatService:
                 self._cancels.pop(turn_id, None)
             timings = _timings(started, first, time.perf_counter(), usage.completion_tokens)
             if parts or finish != "error":
-                saved = self._save_answer(conversation, "".join(parts), config, usage, timings, finish, plan)
+                saved = self._save_answer(
+                    conversation, "".join(parts), config, usage, timings, finish, plan, user_msg.id
+                )
         if plan.cited:
             yield Sources(hits=plan.cited)
         yield Done(
@@ -257,11 +259,15 @@ class ChatService:
             budget=n_ctx - max_tokens - SAFETY_MARGIN,
         )
 
-    def _save_answer(self, conversation, text, config, usage, timings, finish, plan) -> StoredMessage:
+    def _save_answer(
+        self, conversation, text, config, usage, timings, finish, plan, question
+    ) -> StoredMessage:
+        # under its question even if another branch was shown meanwhile (then it is shown again)
         return self.conversations.add_message(
             conversation.id,
             "assistant",
             text,
+            parent_id=question,
             model=self.models.info.name if self.models.info else "",
             config=config.to_dict(),
             prompt_tokens=usage.prompt_tokens,

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import NotFoundError
 from .db import Database
-from .placement import tree_place
+from .placement import set_path, tree_place
 
 
 def now_iso() -> str:
@@ -191,6 +191,8 @@ class ConversationStore:
             }
             row.update(tree_place(db, conversation_id, row.get("parent_id")))
             db.table("messages").insert(row, alter=False)
+            if "parent_id" in meta:  # placed off the path shown (it changed meanwhile): show it
+                set_path(db, conversation_id, row["id"], remember=False)
             db.table("conversations").update(conversation_id, {"updated_at": now_iso()})
         return self.message(row["id"])
 

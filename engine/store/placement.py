@@ -1,4 +1,4 @@
-"""Where a new message goes in its conversation's tree (see store/tree.py)."""
+"""Where a new message goes in its conversation's tree, and which path is shown (see store/tree.py)."""
 
 from __future__ import annotations
 
@@ -24,3 +24,36 @@ def next_choice(db: SqliteDatabase, conversation_id: str) -> int:
         [conversation_id],
     ).fetchone()
     return int(row[0])
+
+
+def set_path(db: SqliteDatabase, conversation_id: str, message_id: str, *, remember: bool) -> None:
+    """Mark the path through ``message_id`` active (inside the caller's transaction)."""
+    rows = list(
+        db.execute(
+            "select id, parent_id, seq, chosen_at from messages where conversation_id = ?",
+            [conversation_id],
+        ).fetchall()
+    )
+    parents = {r[0]: r[1] for r in rows}
+    children: dict[str | None, list[tuple[int, int, str]]] = {}
+    for mid, parent, seq, chosen in rows:
+        children.setdefault(parent, []).append((chosen or 0, seq, mid))
+    path: list[str] = []
+    current: str | None = message_id
+    while current is not None and current not in path:
+        path.append(current)
+        current = parents.get(current)
+    leaf = message_id
+    while children.get(leaf):
+        leaf = max(children[leaf])[2]  # the branch below that was shown last
+        path.append(leaf)
+    marks = ",".join("?" * len(path))
+    # only rows whose flag changes are written: each write re-indexes the row's full text
+    db.execute(
+        f"update messages set active = 0 where conversation_id = ? and active = 1 and id not in ({marks})",
+        [conversation_id, *path],
+    )
+    db.execute(f"update messages set active = 1 where active = 0 and id in ({marks})", path)
+    if remember:
+        choice = next_choice(db, conversation_id)
+        db.execute(f"update messages set chosen_at = ? where id in ({marks})", [choice, *path])

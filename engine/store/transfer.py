@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import ConfigError, NotFoundError
 from .conversations import StoredConversation, new_id
 from .db import Database
-from .tree import set_path
+from .placement import set_path
 
 FORMAT = "hearth.conversation"
 VERSION = 1
