@@ -13,6 +13,7 @@ from engine import ConfigError, GenerationConfig, Settings, build
 from engine.factory import migration_sets
 from engine.store import Database
 from engine.store.transfer import VERSION
+from engine.types import Done, TextDelta
 
 SHORT = GenerationConfig(temperature=0.0, max_tokens=8)
 
@@ -256,3 +257,20 @@ def test_greedy_default_turn_is_unchanged_by_the_tree(services):
         services.conversations.messages(done.conversation_id)[0].id
     )
     assert text
+
+
+def test_an_answer_finishing_after_a_switch_stays_under_its_question(services):
+    cid = _three_answers(services)
+    first = _answer_ids(services, cid)[0]
+    stream = services.chat.stream_turn(
+        cid, "", GenerationConfig(temperature=0.0, max_tokens=12), mode="regenerate"
+    )
+    for event in stream:
+        if isinstance(event, TextDelta):
+            break
+    services.branches.switch(first)  # another tab shows an older answer meanwhile
+    done = [e for e in stream if isinstance(e, Done)][0]
+    saved = services.conversations.message(done.message_id)
+    question = services.conversations.messages(cid)[0]
+    assert saved.parent_id == question.id
+    assert [m.id for m in services.conversations.messages(cid)] == [question.id, saved.id]
