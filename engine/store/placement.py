@@ -40,7 +40,7 @@ def set_path(db: SqliteDatabase, conversation_id: str, message_id: str, *, remem
         children.setdefault(parent, []).append((chosen or 0, seq, mid))
     path: list[str] = []
     current: str | None = message_id
-    while current is not None and current not in path:
+    while current is not None and current not in path[-1:] and len(path) <= len(parents):
         path.append(current)
         current = parents.get(current)
     leaf = message_id

@@ -72,22 +72,24 @@ def import_conversation(database: Database, source: bytes | str) -> StoredConver
     conversation, messages = check_file(data, columns)
     conversation_id = new_id()
     ids = {m["n"]: new_id() for m in messages}
+    rows = [_row(m, seq, ids, conversation_id) for seq, m in enumerate(messages, 1)]
     with database.tx() as db:
         db.table("conversations").insert({**conversation, "id": conversation_id})
-        leaf = None
-        for seq, m in enumerate(messages, 1):
-            row = {k: v for k, v in m.items() if k not in ("n", "parent")}
-            for key in JSON_COLUMNS:
-                if row.get(key) is not None:
-                    row[key] = json.dumps(row[key])
-            row.update(id=ids[m["n"]], conversation_id=conversation_id, seq=seq)
-            row["parent_id"] = ids[m["parent"]] if m["parent"] is not None else None
-            db.table("messages").insert(row)
-            if row.get("active"):
-                leaf = row["id"]
-        if leaf is not None:  # the flags read from the file, made one consistent path
-            set_path(db, conversation_id, leaf, remember=False)
+        db.table("messages").insert_all(rows, batch_size=500)
+        shown = [row["id"] for row in rows if row.get("active")]
+        if shown:  # the flags read from the file, made one consistent path
+            set_path(db, conversation_id, shown[-1], remember=False)
     return _stored(conversation_id, conversation)
+
+
+def _row(m: dict[str, Any], seq: int, ids: dict[int, str], conversation_id: str) -> dict[str, Any]:
+    row = {k: v for k, v in m.items() if k not in ("n", "parent")}
+    for key in JSON_COLUMNS:
+        if row.get(key) is not None:
+            row[key] = json.dumps(row[key])
+    row.update(id=ids[m["n"]], conversation_id=conversation_id, seq=seq)
+    row["parent_id"] = ids[m["parent"]] if m["parent"] is not None else None
+    return row
 
 
 def parse_file(source: bytes | str) -> dict[str, Any]:
