@@ -24,7 +24,10 @@ def branch_data(services: Any, conversation_id: str | None) -> str:
     if not conversation_id:
         return "[]"
     points = [p for p in services.branches.branch_points(conversation_id) if p.role in ("user", "assistant")]
-    return json.dumps([_point(p) for p in points])
+    # the Chatbot draws consecutive messages of one role (a question whose answer failed) as
+    # one row: such a run gets the arrows of its last message, so rows and entries still match
+    rows = [p for i, p in enumerate(points) if i + 1 == len(points) or points[i + 1].role != p.role]
+    return json.dumps([_point(p) for p in rows])
 
 
 def _point(p: BranchPoint) -> dict[str, Any]:
