@@ -274,3 +274,21 @@ def test_an_answer_finishing_after_a_switch_stays_under_its_question(services):
     question = services.conversations.messages(cid)[0]
     assert saved.parent_id == question.id
     assert [m.id for m in services.conversations.messages(cid)] == [question.id, saved.id]
+
+
+def test_page_handlers_refuse_ids_from_elsewhere_and_group_rows(services):
+    from app import branches_handlers as bh
+
+    cid = _stored_branches(services)
+    other = _stored_branches(services)
+    foreign = services.conversations.messages(other)[-1].id
+    before = [m.id for m in services.conversations.messages(cid)]
+    for bad in (foreign, "not-an-id", "' or 1=1 --"):
+        history, data = bh.switch_branch(services, cid, bad)
+        assert "not in this conversation" in history[-1]["content"]
+    assert [m.id for m in services.conversations.messages(cid)] == before
+    points = json.loads(bh.branch_data(services, cid))
+    assert [(p["role"], p["pos"], p["total"]) for p in points] == [("user", 1, 1), ("assistant", 3, 3)]
+    services.conversations.add_message(cid, "user", "unanswered")
+    services.conversations.add_message(cid, "user", "asked again")
+    assert [p["role"] for p in json.loads(bh.branch_data(services, cid))] == ["user", "assistant", "user"]
