@@ -54,6 +54,9 @@ def set_path(db: SqliteDatabase, conversation_id: str, message_id: str, *, remem
         [conversation_id, *path],
     )
     db.execute(f"update messages set active = 1 where active = 0 and id in ({marks})", path)
-    if remember:
+    # the order matters among siblings only: a message without any keeps its number
+    branched = [mid for mid in path if len(children.get(parents.get(mid), ())) > 1]
+    if remember and branched:
         choice = next_choice(db, conversation_id)
-        db.execute(f"update messages set chosen_at = ? where id in ({marks})", [choice, *path])
+        spots = ",".join("?" * len(branched))
+        db.execute(f"update messages set chosen_at = ? where id in ({spots})", [choice, *branched])
