@@ -18,6 +18,14 @@ from engine.types import Done, TextDelta
 SHORT = GenerationConfig(temperature=0.0, max_tokens=8)
 
 
+@pytest.fixture
+def services(tmp_path):
+    """Memory off: these tests are about the tree, and memory's embedder costs each turn time."""
+    s = build(Settings(data_dir=tmp_path / "data", n_ctx=2048, memory=False))
+    yield s
+    s.close()
+
+
 def _three_answers(services):
     """A chat whose one answer was regenerated twice with different seeds: three siblings."""
     done, _ = run_turn(services, "Name a colour.", SHORT)
@@ -100,7 +108,7 @@ def test_switching_back_brings_the_branch_last_seen_below(services):
 
 
 def test_branches_survive_a_restart_with_a_real_file(tmp_path):
-    settings = Settings(data_dir=tmp_path / "data", n_ctx=2048)
+    settings = Settings(data_dir=tmp_path / "data", n_ctx=2048, memory=False)
     first_services = build(settings)
     try:
         cid = _three_answers(first_services)
