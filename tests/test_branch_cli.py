@@ -7,7 +7,6 @@ import sqlite3
 from contextlib import closing
 
 import pytest
-
 from test_cli import hearth
 
 
