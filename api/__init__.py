@@ -13,17 +13,19 @@ Wiring, in ``serve``::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .keys import add_api_arguments, api_key_from, require_api_key_for
 
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
+    from engine.factory import Services
+
 __all__ = ["add_api_arguments", "api_key_from", "build_router", "require_api_key_for"]
 
 
-def build_router(services: Any, *, api_key: str | None) -> APIRouter:
+def build_router(services: Services, *, api_key: str | None) -> APIRouter:
     """The API's routes over ``services`` (engine.factory.Services); ``api_key`` None = open."""
     from .router import build_router as build
 

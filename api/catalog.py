@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .errors import model_not_found
 
+if TYPE_CHECKING:
+    from engine.factory import Services
 
-def chat_model_ids(services: Any) -> list[str]:
+
+def chat_model_ids(services: Services) -> list[str]:
     """The loaded chat model's id first (its file name without .gguf), then its aliases."""
     info = services.models.info
     if info is None:
@@ -22,18 +25,18 @@ def chat_model_ids(services: Any) -> list[str]:
     return list(dict.fromkeys(i for i in ids if i))
 
 
-def embedding_model_ids(services: Any) -> list[str]:
+def embedding_model_ids(services: Services) -> list[str]:
     embedder = services.embedder
     return list(dict.fromkeys(i for i in (embedder.name, embedder.model_ref) if i))
 
 
-def resolve_chat_model(services: Any, requested: str | None) -> str:
+def resolve_chat_model(services: Services, requested: str | None) -> str:
     """The id to report for a chat call; no model loaded is a 503, an unknown name a 404."""
     services.models.backend  # raises ModelError (503) when no model is loaded  # noqa: B018
     return _resolve(requested, chat_model_ids(services))
 
 
-def resolve_embedding_model(services: Any, requested: str | None) -> str:
+def resolve_embedding_model(services: Services, requested: str | None) -> str:
     return _resolve(requested, embedding_model_ids(services))
 
 
@@ -44,8 +47,10 @@ def _resolve(requested: str | None, ids: list[str]) -> str:
     raise model_not_found(requested, ids[:1])
 
 
-def model_list(services: Any) -> dict[str, Any]:
+def model_list(services: Services) -> dict[str, Any]:
     created = int(time.time())
-    entries = [{"id": i, "object": "model", "created": created, "owned_by": "hearth"}
-               for i in (chat_model_ids(services)[:1] + embedding_model_ids(services)[:1])]  # fmt: skip
+    entries = [
+        {"id": i, "object": "model", "created": created, "owned_by": "hearth"}
+        for i in (chat_model_ids(services)[:1] + embedding_model_ids(services)[:1])
+    ]
     return {"object": "list", "data": entries}

@@ -13,19 +13,22 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request, Response
 
 from engine.chat import ChatService
 from engine.config import GenerationConfig
 from engine.errors import GenerationError
-from engine.types import Chunk, Done, Message, Sources, TextDelta, TokenLogprob, TurnStarted
+from engine.types import Chunk, Done, Message, Sources, TextDelta, TokenLogprob, TurnStarted, Usage
 
 from .catalog import resolve_chat_model
 from .errors import APIError, bad_request
 from .schemas import MAX_TOP_LOGPROBS, ChatCompletionRequest, ChatMessageIn, ResponseFormat, read_json
 from .streams import MAX_BODY_BYTES, Gate, Generation, answer
+
+if TYPE_CHECKING:
+    from engine.factory import Services
 
 
 @dataclasses.dataclass
@@ -37,7 +40,7 @@ class HearthResult:
     sources: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
-async def create_chat_completion(request: Request, services: Any, gate: Gate) -> Response:
+async def create_chat_completion(request: Request, services: Services, gate: Gate) -> Response:
     body = await read_json(request, ChatCompletionRequest, max_bytes=MAX_BODY_BYTES)
     check_n(body.n)
     config = body.generation_config()
@@ -49,13 +52,20 @@ async def create_chat_completion(request: Request, services: Any, gate: Gate) ->
         produce = _stateless(services, to_messages(body.messages), config, grammar, top)
     else:
         if grammar or top is not None:
-            raise bad_request("response_format and logprobs are not available with \"hearth\" turns.",
-                              param="hearth")  # fmt: skip
+            raise bad_request(
+                'response_format and logprobs are not available with "hearth" turns.', param="hearth"
+            )
         hearth = HearthResult()
         produce = _hearth_turn(services, body, config, hearth)
     reply = _Reply(model=model, hearth=hearth, logprobs=top is not None)
-    return await answer(request, produce, gate=gate, stream=body.stream, whole=reply.whole,
-                        events=lambda g: reply.events(g, include_usage=body.include_usage))  # fmt: skip
+    return await answer(
+        request,
+        produce,
+        gate=gate,
+        stream=body.stream,
+        whole=reply.whole,
+        events=lambda g: reply.events(g, include_usage=body.include_usage),
+    )
 
 
 def check_n(n: int | None) -> None:
@@ -103,7 +113,7 @@ def to_messages(messages: list[ChatMessageIn]) -> list[Message]:
     return out
 
 
-def _stateless(services: Any, messages: list[Message], config: GenerationConfig, grammar, top):
+def _stateless(services: Services, messages: list[Message], config: GenerationConfig, grammar, top):
     def produce(cancel: threading.Event) -> Iterator[Chunk]:
         backend = services.models.backend
         try:
@@ -111,28 +121,38 @@ def _stateless(services: Any, messages: list[Message], config: GenerationConfig,
         except GenerationError as e:  # the chat template refused these messages (e.g. role order)
             raise APIError(400, str(e), param="messages") from e
         if needed >= backend.info.n_ctx:
-            raise APIError(400, f"The messages take {needed} tokens; the model's context holds "
-                           f"{backend.info.n_ctx}.", param="messages", code="context_length_exceeded")  # fmt: skip
-        extra = {"logprobs": top} if top is not None else {}  # backends without logprobs still serve
-        return backend.stream_chat(messages, config, cancel=cancel, grammar=grammar, **extra)
+            raise APIError(
+                400,
+                f"The messages take {needed} tokens; the model's context holds {backend.info.n_ctx}.",
+                param="messages",
+                code="context_length_exceeded",
+            )
+        return backend.stream_chat(messages, config, cancel=cancel, grammar=grammar, logprobs=top)
 
     return produce
 
 
-def _hearth_turn(services: Any, body: ChatCompletionRequest, config: GenerationConfig, result: HearthResult):
+def _hearth_turn(
+    services: Services, body: ChatCompletionRequest, config: GenerationConfig, result: HearthResult
+):
     options = body.hearth
     assert options is not None
     last = body.messages[-1]
     if last.role != "user":
-        raise bad_request("A \"hearth\" turn answers the last message, which must be the user's.",
-                          param="messages")  # fmt: skip
+        raise bad_request(
+            'A "hearth" turn answers the last message, which must be the user\'s.', param="messages"
+        )
     text = to_messages([last])[0].content
     system = next((m for m in to_messages(body.messages) if m.role == "system"), None)
     chat: ChatService = services.chat
     if not options.memory and chat.memory is not None:
         # same conversations and retrievers, no memory hooks
-        chat = ChatService(models=chat.models, conversations=chat.conversations, retrievers=chat.retrievers,
-                           default_system_prompt=chat.default_system_prompt)  # fmt: skip
+        chat = ChatService(
+            models=chat.models,
+            conversations=chat.conversations,
+            retrievers=chat.retrievers,
+            default_system_prompt=chat.default_system_prompt,
+        )
 
     def produce(cancel: threading.Event) -> Iterator[Chunk]:
         conversation_id = _prepare_conversation(services, chat, options, system)
@@ -157,7 +177,9 @@ def _hearth_turn(services: Any, body: ChatCompletionRequest, config: GenerationC
     return produce
 
 
-def _prepare_conversation(services: Any, chat: ChatService, options, system: Message | None) -> str | None:
+def _prepare_conversation(
+    services: Services, chat: ChatService, options, system: Message | None
+) -> str | None:
     conversation_id = options.conversation_id
     if conversation_id is None and (system is not None or options.collections is not None):
         prompt = system.content if system is not None else None
@@ -169,8 +191,14 @@ def _prepare_conversation(services: Any, chat: ChatService, options, system: Mes
 
 
 def _source(hit) -> dict[str, Any]:
-    return {"kind": hit.kind, "id": hit.id, "source": hit.source, "page": hit.page,
-            "score": hit.score, "text": hit.text}  # fmt: skip
+    return {
+        "kind": hit.kind,
+        "id": hit.id,
+        "source": hit.source,
+        "page": hit.page,
+        "score": hit.score,
+        "text": hit.text,
+    }
 
 
 @dataclasses.dataclass
@@ -233,7 +261,7 @@ def finish_reason(reason: str | None) -> str:
     return "length" if reason == "length" else "stop"
 
 
-def usage(u) -> dict[str, Any]:
+def usage(u: Usage | None) -> dict[str, Any]:
     if u is None:
         return {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
     return {

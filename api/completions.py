@@ -6,7 +6,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import Request, Response
 
@@ -19,8 +19,11 @@ from .errors import APIError, bad_request
 from .schemas import MAX_TOP_LOGPROBS, CompletionRequest, read_json
 from .streams import MAX_BODY_BYTES, Gate, Generation, answer
 
+if TYPE_CHECKING:
+    from engine.factory import Services
 
-async def create_completion(request: Request, services: Any, gate: Gate) -> Response:
+
+async def create_completion(request: Request, services: Services, gate: Gate) -> Response:
     body = await read_json(request, CompletionRequest, max_bytes=MAX_BODY_BYTES)
     check_n(body.n)
     prompt = _single_prompt(body.prompt)
@@ -32,8 +35,12 @@ async def create_completion(request: Request, services: Any, gate: Gate) -> Resp
     model = resolve_chat_model(services, body.model)
 
     produce = _raw(services, prompt, config, body.logprobs)
-    head = {"id": "cmpl-" + uuid.uuid4().hex, "object": "text_completion", "created": int(time.time()),
-            "model": model}  # fmt: skip
+    head = {
+        "id": "cmpl-" + uuid.uuid4().hex,
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+    }
     want_logprobs = body.logprobs is not None
 
     def whole(chunks: list[Chunk]) -> dict[str, Any]:
@@ -43,22 +50,34 @@ async def create_completion(request: Request, services: Any, gate: Gate) -> Resp
         choice = _choice("".join(c.text for c in chunks), logprobs, last.finish_reason)
         return {**head, "choices": [choice], "usage": usage(last.usage)}
 
-    return await answer(request, produce, gate=gate, stream=body.stream, whole=whole,
-                        events=lambda g: _events(g, head, want_logprobs, body.include_usage))  # fmt: skip
+    return await answer(
+        request,
+        produce,
+        gate=gate,
+        stream=body.stream,
+        whole=whole,
+        events=lambda g: _events(g, head, want_logprobs, body.include_usage),
+    )
 
 
-def _raw(services: Any, prompt: str, config: GenerationConfig, logprobs: int | None):
+def _raw(services: Services, prompt: str, config: GenerationConfig, logprobs: int | None):
     def produce(cancel: threading.Event) -> Iterator[Chunk]:
         backend = services.models.backend
-        if not hasattr(backend, "stream_completion"):
-            raise APIError(400, "The loaded backend cannot continue raw text; use /v1/chat/completions.",
-                           code="unsupported")  # fmt: skip
+        if not backend.supports_completion:
+            raise APIError(
+                400,
+                "The loaded backend cannot continue raw text; use /v1/chat/completions.",
+                code="unsupported",
+            )
         needed = backend.count_tokens(prompt)
         if needed >= backend.info.n_ctx:
-            raise APIError(400, f"The prompt takes {needed} tokens; the model's context holds "
-                           f"{backend.info.n_ctx}.", param="prompt", code="context_length_exceeded")  # fmt: skip
-        extra = {"logprobs": logprobs} if logprobs is not None else {}
-        return backend.stream_completion(prompt, config, cancel=cancel, **extra)
+            raise APIError(
+                400,
+                f"The prompt takes {needed} tokens; the model's context holds {backend.info.n_ctx}.",
+                param="prompt",
+                code="context_length_exceeded",
+            )
+        return backend.stream_completion(prompt, config, cancel=cancel, logprobs=logprobs)
 
     return produce
 
@@ -88,8 +107,12 @@ async def _events(
 
 
 def _choice(text: str, logprobs: Any, reason: str | None, *, final: bool = True) -> dict[str, Any]:
-    return {"index": 0, "text": text, "logprobs": logprobs,
-            "finish_reason": finish_reason(reason) if final else None}  # fmt: skip
+    return {
+        "index": 0,
+        "text": text,
+        "logprobs": logprobs,
+        "finish_reason": finish_reason(reason) if final else None,
+    }
 
 
 def _legacy_logprobs(tokens: tuple[TokenLogprob, ...] | list[TokenLogprob], offset: int) -> dict[str, Any]:

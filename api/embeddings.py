@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import struct
-from typing import Any
+from typing import TYPE_CHECKING
 
 import anyio.to_thread
 from fastapi import Request, Response
@@ -15,11 +15,14 @@ from .errors import bad_request
 from .schemas import EmbeddingRequest, read_json
 from .streams import MAX_BODY_BYTES
 
+if TYPE_CHECKING:
+    from engine.factory import Services
+
 #: most texts in one call (OpenAI's limit)
 MAX_INPUTS = 2048
 
 
-async def create_embeddings(request: Request, services: Any) -> Response:
+async def create_embeddings(request: Request, services: Services) -> Response:
     body = await read_json(request, EmbeddingRequest, max_bytes=MAX_BODY_BYTES)
     model = resolve_embedding_model(services, body.model)
     texts = [body.input] if isinstance(body.input, str) else body.input
@@ -36,8 +39,10 @@ async def create_embeddings(request: Request, services: Any) -> Response:
     # encoding is CPU-bound (and loads the model on first use): never on the event loop
     vectors, tokens = await anyio.to_thread.run_sync(embed)
     if body.dimensions is not None and vectors and body.dimensions != len(vectors[0]):
-        raise bad_request(f"{model} makes {len(vectors[0])}-dimensional vectors; it cannot shorten them.",
-                          param="dimensions")  # fmt: skip
+        raise bad_request(
+            f"{model} makes {len(vectors[0])}-dimensional vectors; it cannot shorten them.",
+            param="dimensions",
+        )
     data = [
         {"object": "embedding", "index": i, "embedding": _encode(v, body.encoding_format)}
         for i, v in enumerate(vectors)
@@ -48,7 +53,7 @@ async def create_embeddings(request: Request, services: Any) -> Response:
             "data": data,
             "model": model,
             "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }  # fmt: skip
+        }
     )
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
@@ -15,8 +15,11 @@ from .embeddings import create_embeddings
 from .errors import APIError, OpenAIRoute, model_not_found
 from .streams import Gate
 
+if TYPE_CHECKING:
+    from engine.factory import Services
 
-def build_router(services: Any, *, api_key: str | None) -> APIRouter:
+
+def build_router(services: Services, *, api_key: str | None) -> APIRouter:
     gate = Gate()  # shared by chat and completions: both hold a thread while they wait for the model
     v1 = APIRouter(prefix="/v1", route_class=OpenAIRoute, dependencies=[Depends(bearer_auth(api_key))])
 

@@ -6,7 +6,7 @@ import json
 import re
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import ConfigError, EngineError, NotFoundError
 from engine.store import BranchPoint
@@ -14,11 +14,14 @@ from engine.store import BranchPoint
 from .handlers import ChatHistory, conversation_history, friendly
 from .markup import escape_inline
 
+if TYPE_CHECKING:
+    from engine.factory import Services
+
 #: message ids are uuid4 hex; anything else from the page is refused before a lookup
 _ID = re.compile(r"^[0-9a-f]{32}$")
 
 
-def branch_data(services: Any, conversation_id: str | None) -> str:
+def branch_data(services: Services, conversation_id: str | None) -> str:
     """The path shown, as JSON for the page's arrows: one entry per user/assistant message,
     in order, with its place among its siblings. Only ids and numbers: nothing to render."""
     if not conversation_id:
@@ -41,7 +44,7 @@ def _point(p: BranchPoint) -> dict[str, Any]:
     }
 
 
-def _own_message(services: Any, conversation_id: str | None, message_id: str) -> str:
+def _own_message(services: Services, conversation_id: str | None, message_id: str) -> str:
     if not conversation_id or not _ID.match(message_id or ""):
         raise NotFoundError("That message is not in this conversation.")
     if services.conversations.message(message_id).conversation_id != conversation_id:
@@ -49,7 +52,9 @@ def _own_message(services: Any, conversation_id: str | None, message_id: str) ->
     return message_id
 
 
-def switch_branch(services: Any, conversation_id: str | None, message_id: str) -> tuple[ChatHistory, str]:
+def switch_branch(
+    services: Services, conversation_id: str | None, message_id: str
+) -> tuple[ChatHistory, str]:
     """Show the branch through ``message_id``; the next turn's prompt follows it (saved)."""
     try:
         services.branches.switch(_own_message(services, conversation_id, message_id))
@@ -60,7 +65,7 @@ def switch_branch(services: Any, conversation_id: str | None, message_id: str) -
 
 
 def fork_from(
-    services: Any, conversation_id: str | None, message_id: str
+    services: Services, conversation_id: str | None, message_id: str
 ) -> tuple[ChatHistory, str | None, str, str]:
     """A new conversation holding the path up to ``message_id``; it is opened."""
     try:
@@ -73,7 +78,7 @@ def fork_from(
     return history, forked.id, forked.system_prompt, branch_data(services, forked.id)
 
 
-def export_file(services: Any, conversation_id: str | None, markdown: bool) -> tuple[str | None, str]:
+def export_file(services: Services, conversation_id: str | None, markdown: bool) -> tuple[str | None, str]:
     """Write the conversation to a file for download: (path, note)."""
     if not conversation_id:
         return None, "Open a conversation first."
@@ -97,7 +102,7 @@ def export_file(services: Any, conversation_id: str | None, markdown: bool) -> t
     return str(path), f"Exported {escape_inline(conversation.title)} as {suffix.upper()}."
 
 
-def import_file(services: Any, path: str | None) -> tuple[ChatHistory, str | None, str, str, str]:
+def import_file(services: Services, path: str | None) -> tuple[ChatHistory, str | None, str, str, str]:
     """Import an exported JSON file as a new conversation and open it.
 
     Returns (history, conversation id, system prompt, branch data, note). A refused file

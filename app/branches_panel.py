@@ -13,11 +13,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
 from . import branches_handlers as bh
+
+if TYPE_CHECKING:
+    from engine.factory import Services
 
 NAV_JS = """
 () => {
@@ -133,7 +136,7 @@ def build_files_box() -> FilesBox:
 
 
 def wire_branches(
-    services: Any,
+    services: Services,
     demo: gr.Blocks,
     nav: BranchNav,
     files: FilesBox,

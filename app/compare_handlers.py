@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.compare import MAX_COLUMNS, ColumnEvent, CompareColumn, Queued, compare_turn, seeded
 from engine.config import GenerationConfig
@@ -12,6 +12,9 @@ from engine.types import Done, TextDelta
 
 from .handlers import ChatHistory, config_from_controls, conversation_history, friendly
 from .markup import escape_inline, safe_markdown
+
+if TYPE_CHECKING:
+    from engine.factory import Services
 
 CURRENT = "(current settings)"
 OFF = "(off)"
@@ -22,12 +25,12 @@ SHOWN = ("temperature", "top_k", "top_p", "min_p", "repeat_penalty", "max_tokens
 CompareView = tuple[str, str, str, list[str]]
 
 
-def column_choices(services: Any) -> list[str]:
+def column_choices(services: Services) -> list[str]:
     return [CURRENT, *services.presets.names()]
 
 
 def build_columns(
-    services: Any, choices: Sequence[str], seeds: Sequence[float | None], controls: Sequence[Any]
+    services: Services, choices: Sequence[str], seeds: Sequence[float | None], controls: Sequence[Any]
 ) -> list[CompareColumn]:
     """A column per chosen preset (or the sliders' current settings), each with its seed."""
     columns = []
@@ -51,7 +54,7 @@ def heading(column: CompareColumn, done: Done | None = None) -> str:
 
 
 def run_compare(
-    services: Any,
+    services: Services,
     conversation_id: str | None,
     choices: Sequence[str],
     seeds: Sequence[float | None],
@@ -106,7 +109,9 @@ class _View:
         return shown[0], shown[1], shown[2], ids
 
 
-def keep(services: Any, conversation_id: str | None, ids: list[str], index: int) -> tuple[ChatHistory, str]:
+def keep(
+    services: Services, conversation_id: str | None, ids: list[str], index: int
+) -> tuple[ChatHistory, str]:
     """Make column ``index``'s answer the conversation's; the others stay as sibling branches."""
     if not conversation_id or index >= len(ids) or not ids[index]:
         return conversation_history(services, conversation_id), "Run a comparison first."

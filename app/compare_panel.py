@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from . import compare_handlers as ch
 from .handlers import conversation_history
 
+if TYPE_CHECKING:
+    from engine.factory import Services
+
 
 def build_compare_panel(
-    services: Any,
+    services: Services,
     *,
     chatbot: gr.Chatbot,
     conversation_id: gr.State,
@@ -67,7 +70,7 @@ def build_compare_panel(
         )
 
 
-def _keep(services: Any, index: int, conversation_id: str | None, ids: list[str]):
+def _keep(services: Services, index: int, conversation_id: str | None, ids: list[str]):
     return ch.keep(services, conversation_id, ids, index)
 
 

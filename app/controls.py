@@ -24,7 +24,7 @@ def control_values(config: GenerationConfig) -> list:
 def build_controls(config: GenerationConfig | None = None) -> list[gr.components.Component]:
     """One input per GenerationConfig field, in CONTROL_FIELDS order."""
     config = config or GenerationConfig()
-    controls = []
+    controls: list[gr.components.Component] = []
     for f in dataclasses.fields(GenerationConfig):
         meta, value = f.metadata, getattr(config, f.name)
         if f.name == "stop":

@@ -10,13 +10,16 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
 from engine.rag import DEFAULT_COLLECTION, IMAGE_SUFFIXES, SearchOptions
 from engine.rag.loaders import SUFFIX_KINDS
 from engine.rag.routing import add_files
 from engine.types import FileResult, Hit
+
+if TYPE_CHECKING:
+    from engine.factory import Services
 
 #: what the upload box offers (images are routed to the Images feature)
 UPLOAD_TYPES = sorted({*SUFFIX_KINDS, *IMAGE_SUFFIXES})
@@ -39,13 +42,13 @@ def _escape(text: str) -> str:
     return text
 
 
-def collection_choices(services) -> list[str]:
+def collection_choices(services: Services) -> list[str]:
     names = services.documents.collections()
     return names if DEFAULT_COLLECTION in names else [DEFAULT_COLLECTION, *names]
 
 
 def upload(
-    services,
+    services: Services,
     files: list[Any] | None,
     collection: str | None,
     progress: Callable[[int, int, str], None] | None = None,
@@ -60,8 +63,14 @@ def upload(
     if not any(p.exists() for p in paths):  # "Add" pressed again: the uploads were used and deleted
         return ALREADY_ADDED
     try:
-        results = add_files(services.documents, services.images, paths, collection=collection or DEFAULT_COLLECTION,
-                            progress=progress, names=[p.name for p in paths])  # fmt: skip
+        results = add_files(
+            services.documents,
+            services.images,
+            paths,
+            collection=collection or DEFAULT_COLLECTION,
+            progress=progress,
+            names=[p.name for p in paths],
+        )
     except EngineError as e:
         return _error(e)
     finally:
@@ -86,7 +95,7 @@ def report(results: list[FileResult]) -> str:
     return f"**{head}**\n\n" + "\n".join(lines)
 
 
-def documents_table(services, collection: str | None) -> list[list[Any]]:
+def documents_table(services: Services, collection: str | None) -> list[list[Any]]:
     rows = []
     for d in services.documents.documents(collection or None):
         rows.append(
@@ -95,13 +104,13 @@ def documents_table(services, collection: str | None) -> list[list[Any]]:
     return rows
 
 
-def document_choices(services, collection: str | None) -> list[tuple[str, str]]:
+def document_choices(services: Services, collection: str | None) -> list[tuple[str, str]]:
     return [
         (f"{d.name} ({d.n_chunks} chunks)", d.id) for d in services.documents.documents(collection or None)
     ]
 
 
-def _size(n: int) -> str:
+def _size(n: float) -> str:
     for unit in ("B", "KB", "MB"):
         if n < 1024 or unit == "MB":
             return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
@@ -109,7 +118,7 @@ def _size(n: int) -> str:
     return str(n)
 
 
-def delete_document(services, document_id: str | None) -> str:
+def delete_document(services: Services, document_id: str | None) -> str:
     if not document_id:
         return "Choose a document to delete."
     try:
@@ -119,7 +128,7 @@ def delete_document(services, document_id: str | None) -> str:
     return "Deleted the document and its index entries."
 
 
-def create_collection(services, name: str) -> tuple[str, str | None]:
+def create_collection(services: Services, name: str) -> tuple[str, str | None]:
     """(message, the created name or None)."""
     try:
         created = services.documents.create_collection(name)
@@ -128,7 +137,7 @@ def create_collection(services, name: str) -> tuple[str, str | None]:
     return f"Collection **{_escape(created)}** is ready.", created
 
 
-def delete_collection(services, name: str | None) -> str:
+def delete_collection(services: Services, name: str | None) -> str:
     try:
         services.documents.delete_collection(name or "")
     except EngineError as e:
@@ -137,13 +146,23 @@ def delete_collection(services, name: str | None) -> str:
 
 
 def search(
-    services, query: str, collection: str | None = None, k: int = 5, mode: str = "hybrid",
-    multi_query: bool = False, hyde: bool = False,
-) -> str:  # fmt: skip
+    services: Services,
+    query: str,
+    collection: str | None = None,
+    k: int = 5,
+    mode: str = "hybrid",
+    multi_query: bool = False,
+    hyde: bool = False,
+) -> str:
     """Ranked hits as markdown; each expands to show the passage in its document."""
     try:
-        hits = services.documents.search(query, k=int(k), collections=[collection] if collection else None,
-                                         mode=mode, options=SearchOptions(multi_query=multi_query, hyde=hyde))  # fmt: skip
+        hits = services.documents.search(
+            query,
+            k=int(k),
+            collections=[collection] if collection else None,
+            mode=mode,
+            options=SearchOptions(multi_query=multi_query, hyde=hyde),
+        )
     except EngineError as e:
         return _error(e)
     if not hits:
@@ -151,18 +170,20 @@ def search(
     return "\n\n".join(hit_markdown(services, n, h) for n, h in enumerate(hits, start=1))
 
 
-def hit_markdown(services, number: int, hit: Hit) -> str:
+def hit_markdown(services: Services, number: int, hit: Hit) -> str:
     where = hit.source + (f", page {hit.page}" if hit.page is not None else "")
     snippet = " ".join(hit.text.split())
     snippet = snippet[:240] + ("…" if len(snippet) > 240 else "")
     heading = hit.meta.get("heading")
     section = f" · {_escape(heading)}" if heading else ""
-    return (f"**[{number}] {_escape(where)}**{section} · score {hit.score:.4f}\n\n> {_escape(snippet)}\n\n"
-            f"<details><summary>Show the passage in its document</summary>\n\n{passage_context(services, hit)}"
-            "\n\n</details>")  # fmt: skip
+    return (
+        f"**[{number}] {_escape(where)}**{section} · score {hit.score:.4f}\n\n> {_escape(snippet)}\n\n"
+        f"<details><summary>Show the passage in its document</summary>\n\n{passage_context(services, hit)}"
+        "\n\n</details>"
+    )
 
 
-def passage_context(services, hit: Hit, *, chars: int = CONTEXT_CHARS) -> str:
+def passage_context(services: Services, hit: Hit, *, chars: int = CONTEXT_CHARS) -> str:
     """The passage in bold, with the text around it, from the stored document."""
     document_id = hit.meta.get("document_id")
     if not document_id or hit.start is None or hit.end is None:
@@ -174,21 +195,31 @@ def passage_context(services, hit: Hit, *, chars: int = CONTEXT_CHARS) -> str:
     before = text[max(0, hit.start - chars) : hit.start]
     after = text[hit.end : hit.end + chars]
     passage = "\n\n".join(f"**{_escape(p)}**" for p in text[hit.start : hit.end].split("\n\n") if p.strip())
-    return (("…" if hit.start > chars else "") + _escape(before) + "\n\n" + passage + "\n\n" + _escape(after)
-            + ("…" if hit.end + chars < len(text) else ""))  # fmt: skip
+    return (
+        ("…" if hit.start > chars else "")
+        + _escape(before)
+        + "\n\n"
+        + passage
+        + "\n\n"
+        + _escape(after)
+        + ("…" if hit.end + chars < len(text) else "")
+    )
 
 
-def set_chat_rewriting(services, multi_query: bool, hyde: bool) -> str:
+def set_chat_rewriting(services: Services, multi_query: bool, hyde: bool) -> str:
     """Turn query rewriting on or off for document retrieval in chat."""
     from dataclasses import replace
 
-    services.documents.chat_options = replace(services.documents.chat_options, multi_query=bool(multi_query),
-                                              hyde=bool(hyde))  # fmt: skip
+    services.documents.chat_options = replace(
+        services.documents.chat_options, multi_query=bool(multi_query), hyde=bool(hyde)
+    )
     on = [n for n, v in (("multi-query", multi_query), ("HyDE", hyde)) if v]
     return "Chat questions are searched " + (f"with {' and '.join(on)}." if on else "as typed.")
 
 
-def set_conversation_collections(services, conversation_id: str | None, names: list[str] | None) -> str:
+def set_conversation_collections(
+    services: Services, conversation_id: str | None, names: list[str] | None
+) -> str:
     """Which collections a conversation draws on; none chosen means all of them."""
     if not conversation_id:
         return "Start a conversation first."

@@ -3,20 +3,31 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from . import documents_handlers as dh
 
+if TYPE_CHECKING:
+    from engine.factory import Services
 
-def build_documents_panel(services) -> None:
+
+def build_documents_panel(services: Services) -> None:
     """Called inside ``with gr.Tab("Documents"):``."""
     s = services
-    gr.Markdown("Add files, then ask about them in Chat: answers cite the passages they use. "
-                "PDF, DOCX, HTML, Markdown, text, CSV, JSON and source code; images go to Images.")  # fmt: skip
+    gr.Markdown(
+        "Add files, then ask about them in Chat: answers cite the passages they use. "
+        "PDF, DOCX, HTML, Markdown, text, CSV, JSON and source code; images go to Images."
+    )
     with gr.Row():
-        collection = gr.Dropdown(choices=dh.collection_choices(s), value=dh.DEFAULT_COLLECTION, label="Collection",
-                                 elem_id="docs-collection", scale=3)  # fmt: skip
+        collection = gr.Dropdown(
+            choices=dh.collection_choices(s),
+            value=dh.DEFAULT_COLLECTION,
+            label="Collection",
+            elem_id="docs-collection",
+            scale=3,
+        )
         new_name = gr.Textbox(
             label="New collection", placeholder="e.g. taxes-2024", elem_id="docs-new-name", scale=2
         )
@@ -24,16 +35,30 @@ def build_documents_panel(services) -> None:
         drop = gr.Button("Delete collection", variant="stop", size="sm", scale=1, elem_id="docs-drop")
     collection_note = gr.Markdown(elem_id="docs-collection-note")
     with gr.Accordion("Add files", open=True):
-        files = gr.File(file_count="multiple", file_types=dh.UPLOAD_TYPES, type="filepath",
-                        label="Drop files here", elem_id="docs-upload")  # fmt: skip
+        files = gr.File(
+            file_count="multiple",
+            file_types=dh.UPLOAD_TYPES,
+            type="filepath",
+            label="Drop files here",
+            elem_id="docs-upload",
+        )
         add = gr.Button("Add to collection", variant="primary", elem_id="docs-add")
         added = gr.Markdown(elem_id="docs-added")
     with gr.Accordion("Documents in this collection", open=True):
-        table = gr.Dataframe(value=partial(dh.documents_table, s, dh.DEFAULT_COLLECTION), headers=dh.TABLE_HEADERS,
-                             interactive=False, wrap=True, elem_id="docs-table")  # fmt: skip
+        table = gr.Dataframe(
+            value=partial(dh.documents_table, s, dh.DEFAULT_COLLECTION),
+            headers=dh.TABLE_HEADERS,
+            interactive=False,
+            wrap=True,
+            elem_id="docs-table",
+        )
         with gr.Row():
-            chosen = gr.Dropdown(choices=dh.document_choices(s, dh.DEFAULT_COLLECTION), label="Document", scale=3,
-                                 elem_id="docs-chosen")  # fmt: skip
+            chosen = gr.Dropdown(
+                choices=dh.document_choices(s, dh.DEFAULT_COLLECTION),
+                label="Document",
+                scale=3,
+                elem_id="docs-chosen",
+            )
             refresh = gr.Button("Refresh", size="sm", scale=1)
             delete = gr.Button("Delete document", variant="stop", size="sm", scale=1, elem_id="docs-delete")
         deleted = gr.Markdown()

@@ -9,7 +9,7 @@ import dataclasses
 import logging
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import GenerationConfig
 from engine.errors import EngineError
@@ -18,9 +18,14 @@ from engine.types import ContextReport, Done, Sources, TextDelta, TurnStarted
 from .controls import CONTROL_FIELDS, control_values
 from .markup import escape_inline, escape_text, safe_markdown
 
+if TYPE_CHECKING:
+    from engine.factory import Services
+
 log = logging.getLogger("hearth.app")
 
 ChatHistory = list[dict[str, Any]]
+#: what a turn streams to the page: (history, conversation_id, textbox value, edit_mode)
+TurnUpdates = Iterator[tuple[ChatHistory, str | None, str, bool]]
 
 
 def friendly(error: BaseException) -> str:
@@ -118,7 +123,7 @@ def assistant_messages(
     return out
 
 
-def conversation_history(services, conversation_id: str | None) -> ChatHistory:
+def conversation_history(services: Services, conversation_id: str | None) -> ChatHistory:
     """A stored conversation as chatbot messages, with each answer's status line and sources."""
     if not conversation_id:
         return []
@@ -148,14 +153,14 @@ def conversation_history(services, conversation_id: str | None) -> ChatHistory:
 
 
 def respond(
-    services,
+    services: Services,
     conversation_id: str | None,
     message: str,
     history: ChatHistory | None,
     edit_mode: bool,
     system_prompt: str,
-    *controls,
-) -> Iterator[tuple[ChatHistory, str | None, str, bool]]:
+    *controls: object,
+) -> TurnUpdates:
     """Stream one answer. Yields (history, conversation_id, textbox value, edit_mode).
 
     A first message starts a conversation with ``system_prompt``.
@@ -164,7 +169,7 @@ def respond(
 
 
 def respond_with_attachment(
-    services,
+    services: Services,
     conversation_id: str | None,
     message: str,
     history: ChatHistory | None,
@@ -173,8 +178,8 @@ def respond_with_attachment(
     attachment: str | None,
     labels: str,
     collections: list[str] | None,
-    *controls,
-):
+    *controls: object,
+) -> TurnUpdates:
     """Like ``respond``, with an optional attached image shown first: the most similar stored
     images, the closest passages in CLIP space, and zero-shot labels when some are typed."""
     preface = attachment_messages(services, attachment, labels) if attachment else []
@@ -191,17 +196,17 @@ def respond_with_attachment(
     )
 
 
-def _model_sees_images(services) -> bool:
+def _model_sees_images(services: Services) -> bool:
     info = services.models.info
-    return info is not None and bool(getattr(services.models.backend, "supports_images", False))
+    return info is not None and services.models.backend.supports_images
 
 
-def conversation_collections(services, conversation_id: str | None) -> list[str]:
+def conversation_collections(services: Services, conversation_id: str | None) -> list[str]:
     """The document collections a conversation draws on (empty: all of them)."""
     return services.conversations.get(conversation_id).collections if conversation_id else []
 
 
-def attachment_messages(services, path: str, labels: str) -> ChatHistory:
+def attachment_messages(services: Services, path: str, labels: str) -> ChatHistory:
     from .images_handlers import describe_attachment
 
     text = describe_attachment(services, path)
@@ -222,7 +227,9 @@ def attachment_messages(services, path: str, labels: str) -> ChatHistory:
     ]
 
 
-def _respond(services, conversation_id, message, edit_mode, system_prompt, controls, preface, images=()):
+def _respond(
+    services: Services, conversation_id, message, edit_mode, system_prompt, controls, preface, images=()
+):
     mode = "edit" if edit_mode else "new"
     try:
         config_from_controls(controls)  # bad settings: say so before anything is created
@@ -240,12 +247,12 @@ def _respond(services, conversation_id, message, edit_mode, system_prompt, contr
     yield from _turn(services, conversation_id, message, mode, controls, preface, images)
 
 
-def regenerate(services, conversation_id: str | None, *controls):
+def regenerate(services: Services, conversation_id: str | None, *controls: object) -> TurnUpdates:
     """Answer the last user message again with the current settings."""
     yield from _turn(services, conversation_id, "", "regenerate", controls)
 
 
-def _turn(services, conversation_id, message, mode, controls, preface=(), images=()):
+def _turn(services: Services, conversation_id, message, mode, controls, preface=(), images=()):
     shown = [*_history_before_turn(services, conversation_id, mode), *preface]
     if mode != "regenerate":
         shown = [*shown, {"role": "user", "content": safe_markdown(message)}]
@@ -294,7 +301,7 @@ def _turn(services, conversation_id, message, mode, controls, preface=(), images
         )
 
 
-def _history_before_turn(services, conversation_id, mode) -> ChatHistory:
+def _history_before_turn(services: Services, conversation_id, mode) -> ChatHistory:
     if not conversation_id:
         return []
     shown = conversation_history(services, conversation_id)
@@ -310,12 +317,12 @@ def _last_user_index(history: ChatHistory) -> int:
     return -1
 
 
-def stop(services, conversation_id: str | None) -> None:
+def stop(services: Services, conversation_id: str | None) -> None:
     if conversation_id:
         services.chat.stop(conversation_id)
 
 
-def start_edit(services, conversation_id: str | None) -> tuple[str, bool]:
+def start_edit(services: Services, conversation_id: str | None) -> tuple[str, bool]:
     """Put the last user message into the textbox and switch Send to 'edit and resend'."""
     if not conversation_id:
         return "", False
@@ -326,11 +333,11 @@ def start_edit(services, conversation_id: str | None) -> tuple[str, bool]:
 # conversations
 
 
-def conversation_choices(services, query: str = "") -> list[tuple[str, str]]:
+def conversation_choices(services: Services, query: str = "") -> list[tuple[str, str]]:
     return [(c.title or "Untitled", c.id) for c in services.conversations.list(query or "")]
 
 
-def open_conversation(services, conversation_id: str | None) -> tuple[ChatHistory, str | None, str]:
+def open_conversation(services: Services, conversation_id: str | None) -> tuple[ChatHistory, str | None, str]:
     """History, id and system prompt of the chosen conversation."""
     if not conversation_id:
         return [], None, services.settings.system_prompt
@@ -338,22 +345,22 @@ def open_conversation(services, conversation_id: str | None) -> tuple[ChatHistor
     return conversation_history(services, conversation_id), conversation_id, conv.system_prompt
 
 
-def new_conversation(services, system_prompt: str) -> str:
+def new_conversation(services: Services, system_prompt: str) -> str:
     return services.chat.new_conversation(system_prompt=system_prompt or "").id
 
 
-def rename_conversation(services, conversation_id: str | None, title: str) -> None:
+def rename_conversation(services: Services, conversation_id: str | None, title: str) -> None:
     title = " ".join((title or "").split())[:120]
     if conversation_id and title:
         services.conversations.update(conversation_id, title=title)
 
 
-def delete_conversation(services, conversation_id: str | None) -> None:
+def delete_conversation(services: Services, conversation_id: str | None) -> None:
     if conversation_id:
         services.conversations.delete(conversation_id)  # memory forgets it too (a delete hook)
 
 
-def set_system_prompt(services, conversation_id: str | None, system_prompt: str) -> None:
+def set_system_prompt(services: Services, conversation_id: str | None, system_prompt: str) -> None:
     if conversation_id:
         services.conversations.update(conversation_id, system_prompt=system_prompt or "")
 
@@ -361,19 +368,19 @@ def set_system_prompt(services, conversation_id: str | None, system_prompt: str)
 # presets
 
 
-def preset_names(services) -> list[str]:
+def preset_names(services: Services) -> list[str]:
     return services.presets.names()
 
 
-def apply_preset(services, name: str) -> list:
+def apply_preset(services: Services, name: str) -> list:
     return control_values(services.presets.get(name))
 
 
-def save_preset(services, name: str, *controls) -> list[str]:
+def save_preset(services: Services, name: str, *controls: object) -> list[str]:
     services.presets.save(name, config_from_controls(controls))
     return services.presets.names()
 
 
-def delete_preset(services, name: str) -> list[str]:
+def delete_preset(services: Services, name: str) -> list[str]:
     services.presets.delete(name)
     return services.presets.names()

@@ -8,13 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.documents_handlers import ALREADY_ADDED, discard_uploads
 from engine.errors import EngineError
 from engine.types import FileResult, Hit
 
 from .markup import escape_inline, escape_text
+
+if TYPE_CHECKING:
+    from engine.factory import Services
 
 Gallery = list[tuple[str, str]]
 DEFAULT_COLLECTION = "library"
@@ -35,7 +38,7 @@ def _error(e: EngineError) -> str:
     return f"**{escape_text(e.title)}:** {escape_text(e)}"
 
 
-def status(services) -> str:
+def status(services: Services) -> str:
     """The panel's first line: whether CLIP can load, and how to provide it if not."""
     ok, message = services.images.available()
     return (
@@ -43,13 +46,13 @@ def status(services) -> str:
     )
 
 
-def collection_choices(services) -> list[str]:
+def collection_choices(services: Services) -> list[str]:
     names = services.images.collections()
     return names if DEFAULT_COLLECTION in names else [DEFAULT_COLLECTION, *names]
 
 
 def upload(
-    services,
+    services: Services,
     files: list[Any] | None,
     collection: str,
     progress: Callable[[int, int, str], None] | None = None,
@@ -94,14 +97,18 @@ def gallery(hits: list[Hit]) -> Gallery:
 def _results(hits: list[Hit], what: str) -> tuple[Gallery, str]:
     if not hits:
         return [], f"No images found for {what}. Add some in *Add images* first."
-    rows = "\n".join(f"| {i} | {escape_inline(h.source)} | {escape_inline(h.meta.get('collection', ''))} | {h.score:.3f} |"
-                     for i, h in enumerate(hits, 1))  # fmt: skip
+    rows = "\n".join(
+        f"| {i} | {escape_inline(h.source)} | {escape_inline(h.meta.get('collection', ''))} | {h.score:.3f} |"
+        for i, h in enumerate(hits, 1)
+    )
     return gallery(
         hits
     ), f"{len(hits)} images for {what}:\n\n| # | file | collection | score |\n|---|---|---|---|\n{rows}"
 
 
-def search_by_text(services, query: str, collection: str | None = None, k: int = 8) -> tuple[Gallery, str]:
+def search_by_text(
+    services: Services, query: str, collection: str | None = None, k: int = 8
+) -> tuple[Gallery, str]:
     try:
         hits = services.images.search_text(query, k=int(k), collection=collection or None)
     except EngineError as e:
@@ -109,7 +116,9 @@ def search_by_text(services, query: str, collection: str | None = None, k: int =
     return _results(hits, f"“{escape_inline(query)}”")
 
 
-def search_by_image(services, image: Any, collection: str | None = None, k: int = 8) -> tuple[Gallery, str]:
+def search_by_image(
+    services: Services, image: Any, collection: str | None = None, k: int = 8
+) -> tuple[Gallery, str]:
     if not image:
         return [], "Choose an example image first."
     path = _path(image)
@@ -125,7 +134,7 @@ def parse_labels(text: str) -> list[str]:
     return [part.strip() for line in (text or "").splitlines() for part in line.split(",") if part.strip()]
 
 
-def classify(services, image: Any, labels_text: str) -> tuple[dict[str, float], str]:
+def classify(services: Services, image: Any, labels_text: str) -> tuple[dict[str, float], str]:
     """Zero-shot labels for an image: ({label: probability}, markdown)."""
     if not image:
         return {}, "Choose an image first."
@@ -138,7 +147,7 @@ def classify(services, image: Any, labels_text: str) -> tuple[dict[str, float], 
     return dict(ranked), f"Most likely: **{escape_inline(best)}** ({p:.0%}) among {len(ranked)} labels."
 
 
-def library(services, collection: str | None = None) -> tuple[Gallery, list[tuple[str, str]], str]:
+def library(services: Services, collection: str | None = None) -> tuple[Gallery, list[tuple[str, str]], str]:
     """The collection's images: gallery items, (label, id) choices for deleting, a summary line."""
     images = services.images.list(collection or None)
     items = [(str(i.path), i.file_name) for i in images]
@@ -147,7 +156,7 @@ def library(services, collection: str | None = None) -> tuple[Gallery, list[tupl
     return items, choices, f"{len(images)} images {where}."
 
 
-def delete_image(services, image_id: str | None) -> str:
+def delete_image(services: Services, image_id: str | None) -> str:
     if not image_id:
         return "Pick an image to delete first."
     try:
@@ -157,13 +166,13 @@ def delete_image(services, image_id: str | None) -> str:
     return "Deleted: the image, its stored copy and its vector are gone."
 
 
-def vision_model_note(services) -> tuple[bool, str]:
+def vision_model_note(services: Services) -> tuple[bool, str]:
     """Whether the loaded chat model can look at images itself (a vision GGUF with its mmproj)."""
     try:
-        backend = services.models.backend
+        sees = services.models.backend.supports_images
     except EngineError:  # no model loaded: nothing can see the image
-        backend = None
-    if getattr(backend, "supports_images", False):
+        sees = False
+    if sees:
         return (
             True,
             "The loaded model can see images: the attached image goes to the model with your message.",
@@ -171,7 +180,7 @@ def vision_model_note(services) -> tuple[bool, str]:
     return False, NO_VISION_MODEL
 
 
-def describe_attachment(services, path: Path | str) -> str:
+def describe_attachment(services: Services, path: Path | str) -> str:
     """Markdown for an image attached to a chat message: the most similar stored images,
     the closest passages in CLIP space, and whether the model itself can see the image."""
     path = _path(path)

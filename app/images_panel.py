@@ -3,46 +3,75 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from . import images_handlers as ih
 
+if TYPE_CHECKING:
+    from engine.factory import Services
+
 IMAGE_TYPES = [".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"]
 
 
-def build_images_panel(services) -> None:
+def build_images_panel(services: Services) -> None:
     """Called inside ``with gr.Tab("Images"):``. CLIP is checked when the page loads, not at start-up."""
     s = services
     status = gr.Markdown(partial(ih.status, s), elem_id="images-status")
     with gr.Row():
-        collection = gr.Dropdown(choices=ih.collection_choices(s), value=ih.DEFAULT_COLLECTION,
-                                 allow_custom_value=True, label="Collection", elem_id="images-collection",
-                                 info="Type a new name to start a collection.", scale=3)  # fmt: skip
+        collection = gr.Dropdown(
+            choices=ih.collection_choices(s),
+            value=ih.DEFAULT_COLLECTION,
+            allow_custom_value=True,
+            label="Collection",
+            elem_id="images-collection",
+            info="Type a new name to start a collection.",
+            scale=3,
+        )
         k = gr.Slider(1, 48, value=8, step=1, label="Results", scale=2)
         everywhere = gr.Checkbox(label="Search every collection", value=False, scale=1)
     with gr.Accordion("Add images", open=True):
-        files = gr.File(file_count="multiple", file_types=IMAGE_TYPES, type="filepath",
-                        label="PNG, JPEG, WebP, GIF (first frame) or BMP", elem_id="images-upload")  # fmt: skip
+        files = gr.File(
+            file_count="multiple",
+            file_types=IMAGE_TYPES,
+            type="filepath",
+            label="PNG, JPEG, WebP, GIF (first frame) or BMP",
+            elem_id="images-upload",
+        )
         add = gr.Button("Add to collection", variant="primary", elem_id="images-add")
         added = gr.Markdown(elem_id="images-added")
     with gr.Row():
-        query = gr.Textbox(placeholder="Describe the image: “a diagram of attention heads”", show_label=False,
-                           scale=4, elem_id="images-query")  # fmt: skip
+        query = gr.Textbox(
+            placeholder="Describe the image: “a diagram of attention heads”",
+            show_label=False,
+            scale=4,
+            elem_id="images-query",
+        )
         search = gr.Button("Search by text", scale=1, elem_id="images-search")
     with gr.Row():
         with gr.Column(scale=1, min_width=240):
-            example = gr.File(file_count="single", file_types=IMAGE_TYPES, type="filepath",
-                              label="Example image (search by example, or label it)", elem_id="images-example")  # fmt: skip
+            example = gr.File(
+                file_count="single",
+                file_types=IMAGE_TYPES,
+                type="filepath",
+                label="Example image (search by example, or label it)",
+                elem_id="images-example",
+            )
             like = gr.Button("Find similar images", elem_id="images-like")
-            labels = gr.Textbox(label="Labels (one per line or comma-separated)", lines=3,
-                                placeholder="cat, dog, diagram, screenshot", elem_id="images-labels")  # fmt: skip
+            labels = gr.Textbox(
+                label="Labels (one per line or comma-separated)",
+                lines=3,
+                placeholder="cat, dog, diagram, screenshot",
+                elem_id="images-labels",
+            )
             label_btn = gr.Button("Label the example image", elem_id="images-classify")
             label_out = gr.Label(label="Zero-shot labels", num_top_classes=5)
             label_note = gr.Markdown()
         with gr.Column(scale=3):
-            results = gr.Gallery(label="Results", columns=4, height=480, object_fit="contain",
-                                 elem_id="images-results")  # fmt: skip
+            results = gr.Gallery(
+                label="Results", columns=4, height=480, object_fit="contain", elem_id="images-results"
+            )
             results_note = gr.Markdown(elem_id="images-results-note")
     with gr.Accordion("Collection contents", open=False):
         contents = gr.Gallery(label="Images", columns=6, height=320, object_fit="cover")

@@ -6,7 +6,7 @@ and a refused edit (over a block's limit) changes nothing.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError, NotFoundError
 from engine.memory.provenance import USER
@@ -14,29 +14,32 @@ from engine.memory.provenance import USER
 from .handlers import friendly
 from .markup import escape_inline, escape_text
 
+if TYPE_CHECKING:
+    from engine.factory import Services
+
 GLOBAL = ""
 ARCHIVAL_HEADERS = ["id", "text", "saved", "from"]
 PENDING_HEADERS = ["id", "action", "what", "origin", "why"]
 LOG_HEADERS = ["when", "status", "action", "target", "by", "conversation", "message", "note"]
 
 
-def _memory(services):
+def _memory(services: Services):
     return services.memory
 
 
 # core blocks
 
 
-def scope_choices(services) -> list[tuple[str, str]]:
+def scope_choices(services: Services) -> list[tuple[str, str]]:
     """'Global' plus each conversation (blocks may be scoped to one)."""
     return [("Global (every conversation)", GLOBAL)] + conversation_choices(services)
 
 
-def conversation_choices(services) -> list[tuple[str, str]]:
+def conversation_choices(services: Services) -> list[tuple[str, str]]:
     return [(f"{c.title or 'Untitled'} · {c.updated_at[:10]}", c.id) for c in services.conversations.list()]
 
 
-def block_choices(services, scope: str | None = GLOBAL) -> list[str]:
+def block_choices(services: Services, scope: str | None = GLOBAL) -> list[str]:
     return [b.label for b in _memory(services).core.blocks(scope or None)]
 
 
@@ -48,7 +51,7 @@ def fill_label(text: str | None, limit: int) -> str:
     return f"{n}/{limit} chars"
 
 
-def block_view(services, label: str | None, scope: str | None = GLOBAL) -> tuple[str, str, int]:
+def block_view(services: Services, label: str | None, scope: str | None = GLOBAL) -> tuple[str, str, int]:
     """(text, description line, limit) of the block a scope sees under ``label``."""
     if not label:
         return "", "Choose a block.", 0
@@ -63,7 +66,7 @@ def block_view(services, label: str | None, scope: str | None = GLOBAL) -> tuple
     return block.value, info, block.limit
 
 
-def save_block(services, label: str | None, text: str, scope: str | None = GLOBAL) -> str:
+def save_block(services: Services, label: str | None, text: str, scope: str | None = GLOBAL) -> str:
     if not label:
         return "⚠️ Choose a block first."
     try:
@@ -75,7 +78,9 @@ def save_block(services, label: str | None, text: str, scope: str | None = GLOBA
     return f"✅ Saved **{escape_inline(block.label)}** ({block.fill})."
 
 
-def create_block(services, label: str, limit: float | int | None, scope: str | None = GLOBAL) -> str:
+def create_block(
+    services: Services, label: str, limit: float | int | None, scope: str | None = GLOBAL
+) -> str:
     try:
         limit_int = int(limit) if limit not in (None, "") else 2000
         block = _memory(services).core.create(
@@ -90,7 +95,7 @@ def create_block(services, label: str, limit: float | int | None, scope: str | N
     return f"✅ Created **{escape_inline(block.label)}** ({block.fill}, {'this conversation' if scope else 'global'})."
 
 
-def delete_block(services, label: str | None, scope: str | None = GLOBAL) -> str:
+def delete_block(services: Services, label: str | None, scope: str | None = GLOBAL) -> str:
     if not label:
         return "⚠️ Choose a block first."
     try:
@@ -109,7 +114,7 @@ def _user(scope: str | None):
 # search
 
 
-def search(services, query: str, start: str = "", end: str = "", limit: int = 10) -> str:
+def search(services: Services, query: str, start: str = "", end: str = "", limit: int = 10) -> str:
     if not (query or "").strip() and not (start or end):
         return "Type something to search for, or give dates."
     try:
@@ -131,10 +136,12 @@ def _hit_line(number: int, hit: dict[str, Any]) -> str:
 # archival
 
 
-def archival_table(services, limit: int = 200) -> list[list[str]]:
+def archival_table(services: Services, limit: int = 200) -> list[list[str]]:
     memory = _memory(services)
-    return [[e.id, e.text, (e.updated_at or e.created_at)[:19].replace("T", " "), _from(memory, e)]
-            for e in memory.archival.list(limit=limit)]  # fmt: skip
+    return [
+        [e.id, e.text, (e.updated_at or e.created_at)[:19].replace("T", " "), _from(memory, e)]
+        for e in memory.archival.list(limit=limit)
+    ]
 
 
 def _from(memory, entry) -> str:
@@ -144,7 +151,7 @@ def _from(memory, entry) -> str:
     return f"automatic · said in {len(chats)} chat{'s' if len(chats) != 1 else ''}"
 
 
-def edit_archival(services, entry_id: str, text: str) -> str:
+def edit_archival(services: Services, entry_id: str, text: str) -> str:
     entry_id = (entry_id or "").strip()
     if not entry_id:
         return "⚠️ Paste the id of the memory to edit (first column of the table)."
@@ -155,11 +162,11 @@ def edit_archival(services, entry_id: str, text: str) -> str:
     return f"✅ Updated `{entry.id}`; it is yours now and stays if its chats are deleted."
 
 
-def auto_memory_on(services) -> bool:
+def auto_memory_on(services: Services) -> bool:
     return _memory(services).auto_enabled
 
 
-def set_auto_memory(services, enabled: bool) -> str:
+def set_auto_memory(services: Services, enabled: bool) -> str:
     try:
         on = _memory(services).set_auto(bool(enabled))
     except EngineError as e:
@@ -169,7 +176,7 @@ def set_auto_memory(services, enabled: bool) -> str:
     return "⏸️ Automatic memories are off: nothing new is kept unless you add it."
 
 
-def add_archival(services, text: str) -> str:
+def add_archival(services: Services, text: str) -> str:
     try:
         entry = _memory(services).archival.insert(text or "", origin=USER)
     except EngineError as e:
@@ -178,7 +185,7 @@ def add_archival(services, text: str) -> str:
     return f"✅ Kept in archival memory as {escape_inline(entry.id)}{note}."
 
 
-def delete_archival(services, entry_id: str) -> str:
+def delete_archival(services: Services, entry_id: str) -> str:
     entry_id = (entry_id or "").strip()
     if not entry_id:
         return "⚠️ Paste the id of the memory to delete (first column of the table)."
@@ -192,12 +199,14 @@ def delete_archival(services, entry_id: str) -> str:
 # suggestions waiting for approval, and the provenance log
 
 
-def pending_table(services) -> list[list[str]]:
-    return [[w.id, w.action, _what(w.args), _origin(w.origin, w.conversation_id, w.message_id), w.note]
-            for w in _memory(services).log.pending()]  # fmt: skip
+def pending_table(services: Services) -> list[list[str]]:
+    return [
+        [w.id, w.action, _what(w.args), _origin(w.origin, w.conversation_id, w.message_id), w.note]
+        for w in _memory(services).log.pending()
+    ]
 
 
-def resolve_pending(services, write_id: str, approve: bool) -> str:
+def resolve_pending(services: Services, write_id: str, approve: bool) -> str:
     write_id = (write_id or "").strip()
     if not write_id:
         return "⚠️ Paste the id of a suggestion (first column)."
@@ -210,9 +219,20 @@ def resolve_pending(services, write_id: str, approve: bool) -> str:
     return f"🗑️ Rejected {escape_inline(write_id)}; nothing was written."
 
 
-def log_table(services, limit: int = 100) -> list[list[str]]:
-    return [[w.created_at[:19].replace("T", " "), w.status, w.action, w.target, w.origin, w.conversation_id,
-             w.message_id, w.note] for w in _memory(services).log.list(limit=limit)]  # fmt: skip
+def log_table(services: Services, limit: int = 100) -> list[list[str]]:
+    return [
+        [
+            w.created_at[:19].replace("T", " "),
+            w.status,
+            w.action,
+            w.target,
+            w.origin,
+            w.conversation_id,
+            w.message_id,
+            w.note,
+        ]
+        for w in _memory(services).log.list(limit=limit)
+    ]
 
 
 def _what(args: dict[str, Any]) -> str:
@@ -231,7 +251,7 @@ def _origin(kind: str, conversation_id: str, message_id: str) -> str:
 # which memories fed an answer
 
 
-def answer_choices(services, conversation_id: str | None) -> list[tuple[str, str]]:
+def answer_choices(services: Services, conversation_id: str | None) -> list[tuple[str, str]]:
     if not conversation_id:
         return []
     try:
@@ -246,7 +266,7 @@ def answer_choices(services, conversation_id: str | None) -> list[tuple[str, str
     return list(reversed(choices))
 
 
-def answer_memories(services, message_id: str | None) -> str:
+def answer_memories(services: Services, message_id: str | None) -> str:
     """The recall and archival memories quoted in an answer's prompt, and the summary state."""
     if not message_id:
         return "Choose an answer."
@@ -256,15 +276,17 @@ def answer_memories(services, message_id: str | None) -> str:
     except EngineError as e:
         return friendly(e)
     summary = _memory(services).summaries.get(message.conversation_id)
-    lines = [f"Core memory blocks were in the prompt of every answer. Summary of earlier messages: "
-             f"{'covers ' + str(summary.folded) + ' messages' if summary.text else 'none yet'}."]  # fmt: skip
+    lines = [
+        f"Core memory blocks were in the prompt of every answer. Summary of earlier messages: "
+        f"{'covers ' + str(summary.folded) + ' messages' if summary.text else 'none yet'}."
+    ]
     if not hits:
         lines.append("No recall or archival memories were quoted for this answer.")
     lines += [_hit_line(n, h) for n, h in enumerate(hits, 1)]
     return "\n\n".join(lines)
 
 
-def summary_text(services, conversation_id: str | None) -> str:
+def summary_text(services: Services, conversation_id: str | None) -> str:
     if not conversation_id:
         return ""
     summary = _memory(services).summaries.get(conversation_id)

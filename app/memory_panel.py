@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from functools import partial
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
 from . import memory_handlers as mh
 
+if TYPE_CHECKING:
+    from engine.factory import Services
 
-def build_memory_panel(services) -> None:
+
+def build_memory_panel(services: Services) -> None:
     """Called inside ``with gr.Tab("Memory"):``."""
-    gr.Markdown("What Hearth remembers. **Core** blocks are in every prompt; **archival** memories and past "
-                "**messages** are searched and quoted when relevant. Every change records who made it.")  # fmt: skip
+    gr.Markdown(
+        "What Hearth remembers. **Core** blocks are in every prompt; **archival** memories and past "
+        "**messages** are searched and quoted when relevant. Every change records who made it."
+    )
     _auto_switch(services)
     _core_blocks(services)
     _search(services)
@@ -20,18 +26,29 @@ def build_memory_panel(services) -> None:
     pending = _suggestions(services)
     _answers(services)
     with gr.Accordion("Where each write came from", open=False):
-        log = gr.Dataframe(value=partial(mh.log_table, services), headers=mh.LOG_HEADERS, interactive=False,
-                           wrap=True, elem_id="mem-log")  # fmt: skip
+        log = gr.Dataframe(
+            value=partial(mh.log_table, services),
+            headers=mh.LOG_HEADERS,
+            interactive=False,
+            wrap=True,
+            elem_id="mem-log",
+        )
         refresh = gr.Button("Refresh", size="sm")
-    refresh.click(lambda: (mh.log_table(services), mh.pending_table(services), mh.archival_table(services)),
-                  None, [log, pending, archive])  # fmt: skip
+    refresh.click(
+        lambda: (mh.log_table(services), mh.pending_table(services), mh.archival_table(services)),
+        None,
+        [log, pending, archive],
+    )
 
 
 def _auto_switch(s) -> None:
-    auto = gr.Checkbox(value=lambda: mh.auto_memory_on(s), label="Remember what I say about myself automatically",
-                       info="After each answer, facts you state about yourself, your people, work and preferences "
-                            "become archival memories (deduplicated; deleting a chat deletes what only it said).",
-                       elem_id="mem-auto")  # fmt: skip
+    auto = gr.Checkbox(
+        value=lambda: mh.auto_memory_on(s),
+        label="Remember what I say about myself automatically",
+        info="After each answer, facts you state about yourself, your people, work and preferences "
+        "become archival memories (deduplicated; deleting a chat deletes what only it said).",
+        elem_id="mem-auto",
+    )
     status = gr.Markdown(elem_id="mem-auto-status")
     auto.input(partial(mh.set_auto_memory, s), [auto], [status]).then(
         lambda: mh.auto_memory_on(s), None, [auto]
@@ -41,10 +58,12 @@ def _auto_switch(s) -> None:
 def _core_blocks(s) -> None:
     with gr.Accordion("Core memory", open=True):
         with gr.Row():
-            scope = gr.Dropdown(choices=mh.scope_choices(s), value=mh.GLOBAL, label="Scope", scale=2,
-                                elem_id="mem-scope")  # fmt: skip
-            label = gr.Dropdown(choices=mh.block_choices(s), value="human", label="Block", scale=2,
-                                elem_id="mem-block")  # fmt: skip
+            scope = gr.Dropdown(
+                choices=mh.scope_choices(s), value=mh.GLOBAL, label="Scope", scale=2, elem_id="mem-scope"
+            )
+            label = gr.Dropdown(
+                choices=mh.block_choices(s), value="human", label="Block", scale=2, elem_id="mem-block"
+            )
         first_text, first_info, first_limit = mh.block_view(s, "human")
         text = gr.Textbox(value=first_text, lines=6, max_lines=20, label="Text", elem_id="mem-block-text")
         limit = gr.State(first_limit)
@@ -86,8 +105,12 @@ def _core_blocks(s) -> None:
 def _search(s) -> None:
     with gr.Accordion("Search memory", open=True):
         with gr.Row():
-            query = gr.Textbox(placeholder="Search memories and past messages…", show_label=False, scale=4,
-                               elem_id="mem-query")  # fmt: skip
+            query = gr.Textbox(
+                placeholder="Search memories and past messages…",
+                show_label=False,
+                scale=4,
+                elem_id="mem-query",
+            )
             start = gr.Textbox(placeholder="from 2025-01-31", show_label=False, scale=1)
             end = gr.Textbox(placeholder="to 2025-02-28", show_label=False, scale=1)
             go = gr.Button("Search", scale=1, elem_id="mem-search")
@@ -98,18 +121,25 @@ def _search(s) -> None:
 
 def _archival(s) -> gr.Dataframe:
     with gr.Accordion("Archival memory", open=False):
-        archive = gr.Dataframe(value=partial(mh.archival_table, s), headers=mh.ARCHIVAL_HEADERS, interactive=False,
-                               wrap=True, elem_id="mem-archival")  # fmt: skip
+        archive = gr.Dataframe(
+            value=partial(mh.archival_table, s),
+            headers=mh.ARCHIVAL_HEADERS,
+            interactive=False,
+            wrap=True,
+            elem_id="mem-archival",
+        )
         with gr.Row():
             fact = gr.Textbox(placeholder="A fact to keep…", show_label=False, scale=4, elem_id="mem-fact")
             add = gr.Button("Keep", size="sm", scale=1, elem_id="mem-add")
         with gr.Row():
-            entry_id = gr.Textbox(placeholder="id to edit or delete", show_label=False, scale=4,
-                                  elem_id="mem-entry-id")  # fmt: skip
+            entry_id = gr.Textbox(
+                placeholder="id to edit or delete", show_label=False, scale=4, elem_id="mem-entry-id"
+            )
             remove = gr.Button("Delete", variant="stop", size="sm", scale=1, elem_id="mem-remove")
         with gr.Row():
-            new_text = gr.Textbox(placeholder="new text for that memory", show_label=False, scale=4,
-                                  elem_id="mem-entry-text")  # fmt: skip
+            new_text = gr.Textbox(
+                placeholder="new text for that memory", show_label=False, scale=4, elem_id="mem-entry-text"
+            )
             edit = gr.Button("Save edit", size="sm", scale=1, elem_id="mem-edit")
         status = gr.Markdown()
     table = partial(mh.archival_table, s)
@@ -122,8 +152,13 @@ def _archival(s) -> gr.Dataframe:
 def _suggestions(s) -> gr.Dataframe:
     with gr.Accordion("Suggestions waiting for approval", open=False):
         gr.Markdown("Writes the model asked for after reading retrieved text are never applied on their own.")
-        pending = gr.Dataframe(value=partial(mh.pending_table, s), headers=mh.PENDING_HEADERS, interactive=False,
-                               wrap=True, elem_id="mem-pending")  # fmt: skip
+        pending = gr.Dataframe(
+            value=partial(mh.pending_table, s),
+            headers=mh.PENDING_HEADERS,
+            interactive=False,
+            wrap=True,
+            elem_id="mem-pending",
+        )
         with gr.Row():
             pending_id = gr.Textbox(placeholder="suggestion id", show_label=False, scale=4)
             approve = gr.Button("Approve", size="sm", scale=1, elem_id="mem-approve")
@@ -142,8 +177,9 @@ def _suggestions(s) -> gr.Dataframe:
 def _answers(s) -> None:
     with gr.Accordion("Which memories fed an answer", open=False):
         with gr.Row():
-            conversation = gr.Dropdown(choices=mh.conversation_choices(s), label="Conversation", scale=2,
-                                       elem_id="mem-conversation")  # fmt: skip
+            conversation = gr.Dropdown(
+                choices=mh.conversation_choices(s), label="Conversation", scale=2, elem_id="mem-conversation"
+            )
             answer = gr.Dropdown(choices=[], label="Answer", scale=3, elem_id="mem-answer")
         summary = gr.Markdown(elem_id="mem-summary")
         fed = gr.Markdown(elem_id="mem-fed")

@@ -7,19 +7,28 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from engine.backends.remote import RemoteBackend  # no httpx until a server is connected
 from engine.errors import ConfigError, EngineError, ModelError
 
 from .markup import escape_inline
 
+if TYPE_CHECKING:
+    from engine.factory import Services
 
-def model_facts(services) -> str:
+#: a number box's value: empty is None (or "" from a textbox)
+NumberBox = float | str | None
+
+
+def model_facts(services: Services) -> str:
     info = services.models.info
     if info is None:
         why = services.models.last_error or "no model file chosen"
         return f"**No model loaded.** {why}"
-    if info.backend == "remote":
-        return remote_facts(services)
+    backend = services.models.backend
+    if isinstance(backend, RemoteBackend):
+        return remote_facts(backend)
     gpu = (
         f"{'all' if info.n_gpu_layers < 0 else info.n_gpu_layers} layers on the GPU"
         if info.on_gpu
@@ -40,14 +49,14 @@ def model_facts(services) -> str:
         f"| context | {info.n_ctx:,} tokens (trained on {info.n_ctx_train:,}) |\n"
         f"| layers | {info.n_layers} |\n"
         f"| chat template | {info.chat_template_source} |\n"
-        f"| images | {'yes (projector loaded)' if getattr(services.models.backend, 'supports_images', False) else 'no (text only)'} |\n"
+        f"| images | {'yes (projector loaded)' if backend.supports_images else 'no (text only)'} |\n"
         f"| compute | {gpu} |\n"
         f"| CPU threads | {info.threads_note or 'n/a'} |\n"
         f"| backend | {info.backend} |" + (f"\n\n⚠️ {info.note}" if info.note else "")
     )
 
 
-def _int_or_none(value, name: str) -> int | None:
+def _int_or_none(value: NumberBox, name: str) -> int | None:
     if value is None or str(value).strip() == "":
         return None
     try:
@@ -60,13 +69,13 @@ def _int_or_none(value, name: str) -> int | None:
 
 
 def load_model(
-    services,
+    services: Services,
     path: str,
     uploaded: str | None,
-    n_ctx,
-    n_gpu_layers,
-    n_threads,
-    n_batch,
+    n_ctx: NumberBox,
+    n_gpu_layers: NumberBox,
+    n_threads: NumberBox,
+    n_batch: NumberBox,
     flash_attn: bool,
     type_k: str,
     type_v: str,
@@ -114,7 +123,7 @@ NOT_ALLOWED = (
 )
 
 
-def _page_model(services, spec: str | None) -> str | None:
+def _page_model(services: Services, spec: str | None) -> str | None:
     """The page is reachable by anyone who can reach the port: it loads no arbitrary server path."""
     start = services.settings.model
     if spec is None or spec == start or spec.startswith("hf:"):  # hf: downloads into the models folder
@@ -129,7 +138,7 @@ def _page_model(services, spec: str | None) -> str | None:
     raise ModelError(NOT_ALLOWED.format(folder=services.settings.models_dir))
 
 
-def _page_projector(services, spec: str | None) -> str | None:
+def _page_projector(services: Services, spec: str | None) -> str | None:
     if spec is None or spec == services.settings.mmproj or _in_models(services, spec):
         return spec
     raise ModelError(NOT_ALLOWED.format(folder=services.settings.models_dir))
@@ -140,12 +149,12 @@ def _normal(path: Path) -> str:
     return os.path.normpath(os.path.abspath(path))
 
 
-def _in_models(services, spec: str) -> bool:
+def _in_models(services: Services, spec: str) -> bool:
     folder = _normal(services.settings.models_dir)
     return _normal(Path(spec).expanduser()).startswith(folder + os.sep)
 
 
-def _keep_upload(services, uploaded: Path) -> Path:
+def _keep_upload(services: Services, uploaded: Path) -> Path:
     """Copy an uploaded GGUF into the models folder under a new name, atomically.
 
     Never over an existing file: the loaded model's file is memory-mapped, and writing into
@@ -186,9 +195,8 @@ def _link_new_name(tmp: Path, wanted: Path) -> Path:
 # A remote model server (an OpenAI-compatible API) instead of a local GGUF
 
 
-def remote_facts(services) -> str:
+def remote_facts(backend: RemoteBackend) -> str:
     """The remote server, its models, its context, and what it ignores."""
-    backend = services.models.backend
     info, facts = backend.info, backend.facts
     ignored = ", ".join(escape_inline(name) for name in backend.ignored_settings) or "none"
     counts = (
@@ -211,14 +219,17 @@ def remote_facts(services) -> str:
     )
 
 
-def remote_models(services) -> list[str]:
+def remote_models(services: Services) -> list[str]:
     """Models the connected server offers (empty when a local model is loaded)."""
     if services.models.info is None:
         return []
-    return list(getattr(services.models.backend, "models", []))
+    backend = services.models.backend
+    return backend.models if isinstance(backend, RemoteBackend) else []
 
 
-def connect_remote(services, url: str, key: str, model: str, n_ctx) -> tuple[str, str]:
+def connect_remote(
+    services: Services, url: str | None, key: str | None, model: str | None, n_ctx: NumberBox
+) -> tuple[str, str]:
     """Use an OpenAI-compatible server; on failure keep the current model. Returns (facts, status)."""
     try:
         url = (url or "").strip()

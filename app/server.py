@@ -21,10 +21,16 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import security
 from .security import Guard, GuardConfig, LoginThrottle
+
+if TYPE_CHECKING:
+    import gradio as gr
+    from fastapi import APIRouter, FastAPI
+
+    from engine.factory import Services
 
 DEFAULT_MAX_UPLOAD_MB = 1024
 #: Gradio deletes the temp files it made every hour once they are a day old, and all at exit
@@ -43,20 +49,19 @@ def temp_dir(data_dir: Path) -> Path:
 
 
 def create_app(
-    services: Any,
+    services: Services,
     *,
     host: str = "127.0.0.1",
     port: int = 7860,
     auth: tuple[str, str] | Credentials | None = None,
     allowed_hosts: Iterable[str] = (),
     max_upload_bytes: int = DEFAULT_MAX_UPLOAD_MB * 2**20,
-    routers: Iterable[Any] = (),
-):
+    routers: Iterable[APIRouter] = (),
+) -> FastAPI:
     """The FastAPI app serving the page (and ``routers``, e.g. the /v1 API), guarded."""
-    import gradio as gr
     from fastapi import FastAPI
 
-    from .ui import CSS_PATH, build_ui
+    from .ui import build_ui
 
     tmp = temp_dir(services.settings.data_dir)
     demo = build_ui(services)
@@ -67,13 +72,9 @@ def create_app(
     for router in routers:
         app.include_router(router)
     credentials = [auth] if isinstance(auth, tuple) else (list(auth) if auth else None)
-    gr.mount_gradio_app(
-        app, demo, path="/", server_name=host, server_port=port, auth=credentials,
-        allowed_paths=[str(services.settings.files_dir)], css_paths=[CSS_PATH], theme="soft",
-        footer_links=[], show_error=False, max_file_size=max_upload_bytes, run_history=False,
-        ssr_mode=False, mcp_server=False, pwa=False, enable_monitoring=False,
-        js=demo._deprecated_js, head=demo._deprecated_head,  # what build_ui gave gr.Blocks(js=, head=)
-    )  # fmt: skip
+    _mount_page(
+        app, demo, services, host=host, port=port, auth=credentials, max_upload_bytes=max_upload_bytes
+    )
     _gradio_app(app).uploaded_file_dir = str(tmp)
     config = GuardConfig(
         hosts=security.allowed_hosts(host, port, allowed_hosts),
@@ -84,6 +85,44 @@ def create_app(
     app.add_middleware(Guard, config=config, throttle=LoginThrottle())
     app.state.blocks = demo
     return app
+
+
+def _mount_page(
+    app: FastAPI,
+    demo: gr.Blocks,
+    services: Services,
+    *,
+    host: str,
+    port: int,
+    auth: Credentials | None,
+    max_upload_bytes: int,
+) -> None:
+    """Gradio's page at /, with everything that reaches outside the app turned off."""
+    import gradio as gr
+
+    from .ui import CSS_PATH
+
+    gr.mount_gradio_app(
+        app,
+        demo,
+        path="/",
+        server_name=host,
+        server_port=port,
+        auth=auth,
+        allowed_paths=[str(services.settings.files_dir)],
+        css_paths=[CSS_PATH],
+        theme="soft",
+        footer_links=[],
+        show_error=False,
+        max_file_size=max_upload_bytes,
+        run_history=False,
+        ssr_mode=False,
+        mcp_server=False,
+        pwa=False,
+        enable_monitoring=False,
+        js=demo._deprecated_js,
+        head=demo._deprecated_head,  # what build_ui gave gr.Blocks(js=, head=)
+    )
 
 
 def _keep_temp_files_in(demo: Any, tmp: Path) -> None:
@@ -121,10 +160,17 @@ def serve(
     import uvicorn
 
     config = uvicorn.Config(
-        app, host=host, port=port, ssl_certfile=ssl_certfile, ssl_keyfile=ssl_keyfile,
-        log_level="warning", server_header=False, proxy_headers=False, ws="none",
+        app,
+        host=host,
+        port=port,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        log_level="warning",
+        server_header=False,
+        proxy_headers=False,
+        ws="none",
         timeout_graceful_shutdown=5,
-    )  # fmt: skip
+    )
     server = uvicorn.Server(config)
     if block:
         server.run()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import gradio as gr
 
@@ -17,10 +18,13 @@ from .documents_panel import build_documents_panel
 from .images_panel import build_images_panel
 from .memory_panel import build_memory_panel
 
+if TYPE_CHECKING:
+    from engine.factory import Services
+
 CSS_PATH = Path(__file__).resolve().parent.parent / "assets" / "hearth.css"
 
 
-def build_ui(services) -> gr.Blocks:
+def build_ui(services: Services) -> gr.Blocks:
     s = services
     with gr.Blocks(title="Hearth", analytics_enabled=False) as demo:
         conversation_id = gr.State(None)
@@ -330,7 +334,7 @@ def _delete_preset(s, name: str):
 
 
 def launch(
-    services,
+    services: Services,
     *,
     host: str = "127.0.0.1",
     port: int = 7860,

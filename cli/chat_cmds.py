@@ -9,7 +9,7 @@ import sys
 from .common import add_generation_flags, build_services, generation_config_from, print_json
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("chat", help="stream an answer to stdout")
     p.add_argument("message", help="what to say")
     p.add_argument("--conversation", default=None, help="continue this conversation id")
@@ -28,7 +28,7 @@ def register(sub) -> None:
 
 def chat(args: argparse.Namespace) -> int:
     from engine.errors import GenerationError
-    from engine.types import Done, Sources, TextDelta
+    from engine.types import Done, Hit, Sources, TextDelta
 
     services = build_services(args)
     try:
@@ -36,7 +36,8 @@ def chat(args: argparse.Namespace) -> int:
         conversation_id = args.conversation
         if conversation_id is None and args.system is not None:
             conversation_id = services.chat.new_conversation(system_prompt=args.system).id
-        done, sources = None, []
+        done: Done | None = None
+        sources: list[Hit] = []
         for event in services.chat.stream_turn(conversation_id, args.message, config):
             if isinstance(event, TextDelta) and not args.json:
                 sys.stdout.write(event.text)

@@ -6,7 +6,11 @@ import argparse
 import dataclasses
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from engine.config import GenerationConfig
+    from engine.factory import Services
 
 
 def add_generation_flags(parser: argparse.ArgumentParser) -> None:
@@ -31,7 +35,7 @@ def add_generation_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def generation_config_from(args: argparse.Namespace, services: Any = None):
+def generation_config_from(args: argparse.Namespace, services: Services | None = None) -> GenerationConfig:
     from engine.config import GenerationConfig
 
     base = GenerationConfig()

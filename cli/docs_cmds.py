@@ -15,7 +15,7 @@ ASK_SYSTEM = (
 )
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("ingest", help="add documents (files or folders) to a collection")
     p.add_argument("paths", nargs="+", type=Path, help="files or folders (walked recursively)")
     p.add_argument("--collection", default="library", help="collection to add to (default: library)")
@@ -110,8 +110,9 @@ def ingest(args: argparse.Namespace) -> int:
                 bar.set_postfix_str(name[-40:], refresh=False)
                 bar.update(done - bar.n)
 
-            results = add_files(services.documents, services.images, args.paths,
-                                collection=args.collection, progress=progress)  # fmt: skip
+            results = add_files(
+                services.documents, services.images, args.paths, collection=args.collection, progress=progress
+            )
         if args.json:
             print_json([dataclasses.asdict(r) for r in results])
         else:
@@ -132,9 +133,6 @@ def search(args: argparse.Namespace) -> int:
     try:
         collection = args.collection[0] if args.collection else None
         if args.images or args.image is not None:
-            if services.images is None:
-                print("Image search is not available in this installation.", file=sys.stderr)
-                return 2
             if args.image is not None:
                 hits = services.images.search_image(args.image, k=args.k, collection=collection)
             else:
@@ -143,8 +141,9 @@ def search(args: argparse.Namespace) -> int:
             from engine.rag import SearchOptions
 
             options = SearchOptions(multi_query=args.multi_query, hyde=args.hyde)
-            hits = services.documents.search(args.query, k=args.k, collections=args.collection, mode=args.mode,
-                                             options=options)  # fmt: skip
+            hits = services.documents.search(
+                args.query, k=args.k, collections=args.collection, mode=args.mode, options=options
+            )
         _print_hits(hits, as_json=args.json)
         return 0
     finally:
@@ -186,8 +185,13 @@ def ask(args: argparse.Namespace) -> int:
             elif isinstance(event, Done):
                 done = event
         if args.json:
-            print_json({"conversation_id": conversation.id, "answer": done.text if done else "",
-                        "sources": [dataclasses.asdict(h) for h in sources]})  # fmt: skip
+            print_json(
+                {
+                    "conversation_id": conversation.id,
+                    "answer": done.text if done else "",
+                    "sources": [dataclasses.asdict(h) for h in sources],
+                }
+            )
             return 0
         print("\n\nSources:" if sources else "\n\n(No passage in your documents matched this question.)")
         for n, h in enumerate(sources, start=1):

@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from .common import build_services, print_json
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("memory", help="view and edit long-term memory (core blocks, recall, archival)")
     msub = p.add_subparsers(dest="memory_command", metavar="ACTION", required=True)
 
@@ -119,8 +119,9 @@ def set_block(args: argparse.Namespace) -> int:
             block = None
         if block is None or (args.conversation and not block.conversation_id):
             limit = args.limit or 2000
-            block = memory.core.create(args.block, limit=limit, value=args.text, conversation_id=args.conversation or "",
-                                       origin=CLI)  # fmt: skip
+            block = memory.core.create(
+                args.block, limit=limit, value=args.text, conversation_id=args.conversation or "", origin=CLI
+            )
         else:
             if args.limit and args.limit > block.limit:  # raise the limit before writing longer text
                 memory.core.set_limit(args.block, args.limit, conversation_id=args.conversation, origin=CLI)

@@ -6,8 +6,12 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from api.keys import add_api_arguments
+
+if TYPE_CHECKING:
+    from engine.factory import Services
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 MIN_PASSWORD = 8
@@ -16,7 +20,7 @@ DEFAULT_MAX_UPLOAD_MB = 1024  # app/server.py has the same default; no import: -
 Credentials = list[tuple[str, str]]
 
 
-def register(sub) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("serve", help="serve the chat page (default command)")
     env = os.environ.get
     p.add_argument(
@@ -34,7 +38,7 @@ def register(sub) -> None:
     p.add_argument(
         "--auth-file",
         type=Path,
-        default=Path(env("HEARTH_AUTH_FILE")) if env("HEARTH_AUTH_FILE") else None,
+        default=Path(auth_file) if (auth_file := env("HEARTH_AUTH_FILE")) else None,
         help="file with one USER:PASSWORD per line, # for comments (HEARTH_AUTH_FILE); keep it chmod 600",
     )
     p.add_argument(
@@ -66,10 +70,8 @@ def register(sub) -> None:
     p.set_defaults(handler=serve)
 
 
-def parse_auth(value: str | None) -> tuple[str, str] | None:
+def parse_auth(value: str) -> tuple[str, str]:
     """USER:PASSWORD (the password may contain ':'), with a password of at least 8 characters."""
-    if not value:
-        return None
     user, sep, password = value.strip().partition(":")
     if not sep or not user.strip() or not password:
         raise SystemExit("credentials must be USER:PASSWORD")
@@ -86,8 +88,7 @@ def read_auth_file(path: Path) -> Credentials:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as e:
         raise SystemExit(f"cannot read --auth-file {path}: {e.strerror or e}") from e
-    found = [parse_auth(line) for line in lines if line.strip() and not line.lstrip().startswith("#")]
-    credentials = [c for c in found if c]
+    credentials = [parse_auth(line) for line in lines if line.strip() and not line.lstrip().startswith("#")]
     if not credentials:
         raise SystemExit(f"--auth-file {path} holds no USER:PASSWORD line")
     if path.stat().st_mode & 0o077:
@@ -103,8 +104,10 @@ def credentials_from(args: argparse.Namespace) -> Credentials | None:
     if os.environ.get("HEARTH_AUTH"):
         credentials.append(parse_auth(os.environ["HEARTH_AUTH"]))
     if args.auth:
-        warn("--auth puts the password on the command line, where other users see it (ps); "
-             "use HEARTH_AUTH or --auth-file instead")  # fmt: skip
+        warn(
+            "--auth puts the password on the command line, where other users see it (ps); "
+            "use HEARTH_AUTH or --auth-file instead"
+        )
         credentials.append(parse_auth(args.auth))
     return credentials or None
 
@@ -119,11 +122,15 @@ def check_exposure(host: str, auth: Credentials | tuple[str, str] | None, tls: b
             "read your chats. Set HEARTH_AUTH=USER:PASSWORD or --auth-file FILE, or use 127.0.0.1."
         )
     if not tls:
-        warn(f"listening on {host} without TLS: passwords and chats cross the network in clear text. "
-             "Add --ssl-certfile/--ssl-keyfile, or put Hearth behind an https reverse proxy.")  # fmt: skip
+        warn(
+            f"listening on {host} without TLS: passwords and chats cross the network in clear text. "
+            "Add --ssl-certfile/--ssl-keyfile, or put Hearth behind an https reverse proxy."
+        )
     if host in ("0.0.0.0", "::"):
-        warn("other computers must open the page by a name given with --allowed-host "
-             "(e.g. --allowed-host mybox.lan --allowed-host 192.168.1.20); other names are refused")  # fmt: skip
+        warn(
+            "other computers must open the page by a name given with --allowed-host "
+            "(e.g. --allowed-host mybox.lan --allowed-host 192.168.1.20); other names are refused"
+        )
 
 
 def warn(message: str) -> None:
@@ -167,12 +174,14 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _api_routers(services, api_key: str | None, *, page_login: bool) -> tuple:
+def _api_routers(services: Services, api_key: str | None, *, page_login: bool) -> tuple:
     """The /v1 API on the page's port. The page's login does not cover it, so a page behind a
     password serves the API only with a key of its own."""
     if page_login and api_key is None:
-        print("The /v1 API is off: the page needs a login, so give the API a key (--api-key-file).",
-              file=sys.stderr)  # fmt: skip
+        print(
+            "The /v1 API is off: the page needs a login, so give the API a key (--api-key-file).",
+            file=sys.stderr,
+        )
         return ()
     from api import build_router
 

@@ -10,7 +10,7 @@ import dataclasses
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol
@@ -123,7 +123,7 @@ class ChatService:
         *,
         mode: Mode = "new",
         images: Sequence[Path] = (),
-    ) -> Iterator[Event]:
+    ) -> Generator[Event, None, None]:  # callers close() it to end a turn early
         """Yield TurnStarted, ContextReport, TextDelta..., Sources, Done.
 
         ``mode``: "new" adds ``text`` as a user message; "regenerate" answers the last
@@ -136,7 +136,7 @@ class ChatService:
             yield from self._turn(backend, conversation_id, text, config, mode, images)
 
     def _turn(self, backend, conversation_id, text, config, mode, images) -> Iterator[Event]:
-        if images and not getattr(backend, "supports_images", False):
+        if images and not backend.supports_images:
             raise GenerationError(
                 "The loaded model cannot see images. Load a vision model with its projector "
                 "(--mmproj FILE, or the Model tab) to send images to it."

@@ -13,8 +13,12 @@ import importlib.util
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import RetrievalError
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
 
 DEFAULT_BATCH = 32
 
@@ -86,7 +90,7 @@ class TextEmbedder:
         self.device = device
         self.batch_size = batch_size
         self._prefix_override = (query_prefix, passage_prefix)
-        self._model = None
+        self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
 
     @property
@@ -114,25 +118,26 @@ class TextEmbedder:
             named = (own["query"], own.get("document", own.get("passage", "")) or "")
         return (named[0] if query is None else query), (named[1] if passage is None else passage)
 
-    def _load(self):
+    def _load(self) -> SentenceTransformer:
         with self._lock:
             if self._model is None:
                 # a local folder never needs the hub: say so to this call only (never through
                 # os.environ, which would also cut off CLIP and hf: model downloads)
-                offline = {"local_files_only": True} if Path(self.model_ref).exists() else {}
+                offline = Path(self.model_ref).exists()
                 try:
                     from sentence_transformers import SentenceTransformer
 
-                    self._model = SentenceTransformer(self.model_ref, device=self.device or "cpu", **offline)
+                    self._model = SentenceTransformer(
+                        self.model_ref, device=self.device or "cpu", local_files_only=offline
+                    )
                 except Exception as e:  # missing model, no network, bad files
                     raise RetrievalError(f"Could not load the embedding model {self.model_ref!r}: {e}") from e
             return self._model
 
     @property
     def dimension(self) -> int:
-        model = self._load()
-        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
-        return int(get_dim())
+        dim = self._load().get_embedding_dimension()
+        return dim if dim is not None else len(self.embed_one("dimension"))  # not in its config: measure
 
     def max_tokens(self) -> int:
         return int(getattr(self._load(), "max_seq_length", 256) or 256)

@@ -5,8 +5,9 @@ Nothing else constructs services; tests call ``build`` with a temp data director
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .chat import ChatService
 from .config import GenerationConfig, Settings
@@ -16,6 +17,14 @@ from .models import BackendFactory, ModelManager, WarmUp, llama_cpp_factory
 from .store import Branches, ConversationStore, Database, PresetStore, core_migrations
 from .store.datadir import DataDirLock, private_dir
 from .vectors import VectorStore
+
+if TYPE_CHECKING:  # each pulls in a heavy library when imported; build() imports them lazily
+    from sqlite_utils.migrations import Migrations
+
+    from .memory import MemoryService
+    from .rag import DocumentService
+    from .rerank import CrossEncoderReranker
+    from .vision import ImageService
 
 
 @dataclass(kw_only=True)
@@ -31,12 +40,9 @@ class Services:
     #: one Chroma client and one text embedder, shared by documents and memory (both lazy)
     vectors: VectorStore
     embedder: TextEmbedder
-    #: engine.rag.DocumentService (documents issue)
-    documents: Any = None
-    #: engine.vision.ImageService (images issue)
-    images: Any = None
-    #: engine.memory.MemoryService (memory issue)
-    memory: Any = None
+    documents: DocumentService
+    images: ImageService
+    memory: MemoryService
     #: what went wrong at start-up but left the app running (e.g. the model failed to load)
     warnings: list[str] = field(default_factory=list)
     #: this process's exclusive hold on the data directory (released last, by close)
@@ -49,9 +55,7 @@ class Services:
             self.warm_up.wait()  # never close a store a warm-up step is still opening
         try:
             for part in (self.images, self.documents, self.memory):
-                close = getattr(part, "close", None)
-                if close:
-                    close()
+                part.close()
             self.models.close()
             self.vectors.close()
             self.database.close()
@@ -60,7 +64,7 @@ class Services:
                 self.lock.release()
 
 
-def migration_sets() -> list:
+def migration_sets() -> list[Migrations]:
     """Every subsystem's named migrations, in the order they apply."""
     sets = [core_migrations]
     from .memory import memory_migrations
@@ -144,22 +148,9 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
         default_system_prompt=settings.system_prompt,
         memory=memory if settings.memory else None,  # the Memory panel and CLI work either way
     )
-    services = Services(
-        settings=settings,
-        database=database,
-        models=models,
-        conversations=conversations,
-        presets=PresetStore(database),
-        chat=chat,
-        branches=Branches(database, conversations),
-        vectors=vectors,
-        embedder=embedder,
-        memory=memory,
-        warnings=warnings,
-    )
     from .rag import DocumentService, IngestLimits, model_generator
 
-    services.documents = DocumentService(
+    documents = DocumentService(
         database=database,
         vectors=vectors,
         embedder=embedder,
@@ -174,18 +165,32 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
         generate=model_generator(models),  # query rewriting (off unless asked for) uses the chat model
         reranker=_reranker(settings),
     )
-    chat.retrievers.append(services.documents)
+    chat.retrievers.append(documents)
     from .vision import ImageService
 
     # lazy: CLIP loads on the first image feature used; documents are looked up when needed
-    services.images = ImageService.from_settings(
-        settings, database=database, vectors=vectors, documents=lambda: services.documents
+    images = ImageService.from_settings(
+        settings, database=database, vectors=vectors, documents=lambda: documents
     )
-    chat.retrievers.append(services.images)
-    return services
+    chat.retrievers.append(images)
+    return Services(
+        settings=settings,
+        database=database,
+        models=models,
+        conversations=conversations,
+        presets=PresetStore(database),
+        chat=chat,
+        branches=Branches(database, conversations),
+        vectors=vectors,
+        embedder=embedder,
+        documents=documents,
+        images=images,
+        memory=memory,
+        warnings=warnings,
+    )
 
 
-def _reranker(settings: Settings):
+def _reranker(settings: Settings) -> CrossEncoderReranker | None:
     if not settings.rerank_model:
         return None
     from .rerank import CrossEncoderReranker
@@ -193,12 +198,12 @@ def _reranker(settings: Settings):
     return CrossEncoderReranker(settings.rerank_model)
 
 
-def warm_up_steps(services: Services) -> list[tuple[str, Any]]:
+def warm_up_steps(services: Services) -> list[tuple[str, Callable[[], object]]]:
     """What a first turn would otherwise load lazily, cheapest first."""
     from .types import Message
 
     settings = services.settings
-    steps: list[tuple[str, Any]] = []
+    steps: list[tuple[str, Callable[[], object]]] = []
     if services.models.info is not None:
         backend = services.models.backend
         config = GenerationConfig(temperature=0.0, max_tokens=1)

@@ -11,6 +11,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from .backends.base import Backend, ModelInfo
 from .config import Settings
@@ -85,7 +86,7 @@ class ModelManager:
                     self._in_use[id(backend)] = left
                 self._leases.notify_all()
 
-    def load(self, **changes) -> ModelInfo:
+    def load(self, **changes: Any) -> ModelInfo:
         """Load a model with these Settings changes; on failure keep the old one and raise."""
         settings = self.settings.replace(**changes)
         with self._lock:
@@ -109,8 +110,9 @@ class ModelManager:
         if idle:
             old.close()
             return
-        threading.Thread(target=self._close_when_idle, args=(old, None), daemon=True,
-                         name="hearth-retire-model").start()  # fmt: skip
+        threading.Thread(
+            target=self._close_when_idle, args=(old, None), daemon=True, name="hearth-retire-model"
+        ).start()
 
     def _close_when_idle(self, backend: Backend, timeout: float | None) -> None:
         with self._leases:

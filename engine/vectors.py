@@ -15,10 +15,14 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, RetrievalError
+
+if TYPE_CHECKING:
+    from chromadb import Collection
+    from chromadb.api.types import PyEmbedding
 
 _NAME = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9._-]{1,510}[a-zA-Z0-9]$")
 
@@ -139,7 +143,7 @@ class VectorStore:
 
 
 class VectorCollection:
-    def __init__(self, col):
+    def __init__(self, col: Collection):
         self._col = col
 
     def upsert(
@@ -147,10 +151,11 @@ class VectorCollection:
     ) -> None:
         if not ids:
             return
+        embeddings: list[PyEmbedding] = [list(map(float, v)) for v in vectors]
         try:
             self._col.upsert(
                 ids=list(ids),
-                embeddings=[list(map(float, v)) for v in vectors],
+                embeddings=embeddings,
                 metadatas=[_clean(m) for m in metadatas],
             )
         except Exception as e:
@@ -170,18 +175,22 @@ class VectorCollection:
         n = self.count()
         if n == 0 or k <= 0:
             return []
+        query: list[PyEmbedding] = [list(map(float, vector))]
         try:
             res = self._col.query(
-                query_embeddings=[list(map(float, vector))],
+                query_embeddings=query,
                 n_results=min(k, n),
                 where=where,
                 include=["metadatas", "distances"],
             )
         except Exception as e:
             raise RetrievalError(f"Vector search failed: {e}") from e
+        distances, metadatas = res["distances"], res["metadatas"]
+        if distances is None or metadatas is None:  # both asked for in ``include``
+            raise RetrievalError("Vector search returned no distances.")
         return [
             VectorMatch(id=i, score=1.0 - float(d), metadata=dict(m or {}))
-            for i, d, m in zip(res["ids"][0], res["distances"][0], res["metadatas"][0])
+            for i, d, m in zip(res["ids"][0], distances[0], metadatas[0])
         ]
 
     def vectors(self, ids: Sequence[str]) -> dict[str, list[float]]:
@@ -192,7 +201,10 @@ class VectorCollection:
             res = self._col.get(ids=list(ids), include=["embeddings"])
         except Exception as e:
             raise RetrievalError(f"Could not read the vector index: {e}") from e
-        return {i: [float(x) for x in v] for i, v in zip(res["ids"], res["embeddings"])}
+        embeddings = res["embeddings"]
+        if embeddings is None:  # asked for in ``include``
+            raise RetrievalError("The vector index returned no vectors.")
+        return {i: [float(x) for x in v] for i, v in zip(res["ids"], embeddings)}
 
     def ids(self, where: dict[str, Any] | None = None) -> list[str]:
         try:

@@ -12,6 +12,9 @@ fi
 
 python -m pip install -q -r requirements.txt
 
+# Types first: engine/, cli/, app/ and api/ (pyproject.toml); any error fails this script (set -e).
+python -m mypy
+
 # pytest exits 5 when it collects no test: that fails this script too (set -e).
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 GRADIO_ANALYTICS_ENABLED=False ANONYMIZED_TELEMETRY=False
 python -m pytest "$@"

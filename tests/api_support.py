@@ -9,6 +9,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from backend_doubles import DelegatingBackend
+
 API_KEY = "test-key-0123456789"
 
 
@@ -44,15 +46,12 @@ def serve_api(services, *, api_key: str | None = API_KEY) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-class RecordingBackend:
+class RecordingBackend(DelegatingBackend):
     """The real backend, with a note of how each generation ended (to see cancellations)."""
 
     def __init__(self, inner):
-        self.inner = inner
+        super().__init__(inner)
         self.finishes: list[str] = []
-
-    def __getattr__(self, name):
-        return getattr(self.inner, name)
 
     def _record(self, chunks):
         for chunk in chunks:

@@ -80,8 +80,14 @@ def test_not_streaming_answers_as_the_engine_does(client, model, services):
 def test_streaming_gives_the_same_text_then_usage(client, model):
     messages = [{"role": "user", "content": "Name three colours."}]
     whole = client.chat.completions.create(model=model, messages=messages, max_tokens=16, **_extra(GREEDY))
-    stream = client.chat.completions.create(model=model, messages=messages, max_tokens=16, stream=True,
-                                            stream_options={"include_usage": True}, **_extra(GREEDY))  # fmt: skip
+    stream = client.chat.completions.create(
+        model=model,
+        messages=messages,
+        max_tokens=16,
+        stream=True,
+        stream_options={"include_usage": True},
+        **_extra(GREEDY),
+    )
     chunks = list(stream)
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == whole.choices[0].message.content
@@ -103,8 +109,13 @@ def test_openai_and_hearth_fields_reach_the_engine(client, model):
     short = client.chat.completions.create(model=model, messages=messages, max_completion_tokens=5)
     assert short.usage.completion_tokens == 5 and short.choices[0].finish_reason == "length"
     # top_k=1 (a Hearth sampler, sent as an extra field) makes even a hot temperature greedy
-    top1 = client.chat.completions.create(model=model, messages=messages, max_tokens=24, temperature=1.5,
-                                          extra_body={"top_k": 1, "repeat_penalty": 1.0})  # fmt: skip
+    top1 = client.chat.completions.create(
+        model=model,
+        messages=messages,
+        max_tokens=24,
+        temperature=1.5,
+        extra_body={"top_k": 1, "repeat_penalty": 1.0},
+    )
     assert top1.choices[0].message.content == text
     seeded = [
         client.chat.completions.create(model=model, messages=messages, max_tokens=12, temperature=1.0, seed=7)
@@ -129,9 +140,12 @@ def test_json_schema_output_always_parses(client, model):
     fmt = {"type": "json_schema", "json_schema": {"name": "city", "schema": CITY, "strict": True}}
     for _ in range(20):  # sampled, not greedy: a different answer each time (no seed keeps the KV cache)
         reply = client.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": "Describe a city as JSON."}],
-            response_format=fmt, max_tokens=80, temperature=0.9,
-        )  # fmt: skip
+            model=model,
+            messages=[{"role": "user", "content": "Describe a city as JSON."}],
+            response_format=fmt,
+            max_tokens=80,
+            temperature=0.9,
+        )
         value = json.loads(reply.choices[0].message.content)
         assert set(value) == {"name", "population", "coastal"}, value
         assert isinstance(value["population"], int) and isinstance(value["coastal"], bool)
@@ -139,19 +153,27 @@ def test_json_schema_output_always_parses(client, model):
 
 def test_json_object_output_is_an_object(client, model):
     reply = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "Give a JSON object with your name."}],
-        response_format={"type": "json_object"}, max_tokens=60, seed=1, temperature=0.5,
+        model=model,
+        messages=[{"role": "user", "content": "Give a JSON object with your name."}],
+        response_format={"type": "json_object"},
+        max_tokens=60,
+        seed=1,
+        temperature=0.5,
         **_extra({"top_k": 5}),
-    )  # fmt: skip
+    )
     assert reply.choices[0].finish_reason == "stop"
     assert isinstance(json.loads(reply.choices[0].message.content), dict)
 
 
 def test_logprobs_are_the_models_own(client, model):
     reply = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "Say hello."}], max_tokens=12,
-        logprobs=True, top_logprobs=3, **_extra(GREEDY),
-    )  # fmt: skip
+        model=model,
+        messages=[{"role": "user", "content": "Say hello."}],
+        max_tokens=12,
+        logprobs=True,
+        top_logprobs=3,
+        **_extra(GREEDY),
+    )
     content = reply.choices[0].logprobs.content
     assert len(content) == reply.usage.completion_tokens == 12
     assert "".join(t.token for t in content) == reply.choices[0].message.content
@@ -166,16 +188,21 @@ def test_logprobs_are_the_models_own(client, model):
 
 def test_streamed_logprobs_cover_every_token(client, model):
     stream = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "Say hello."}], max_tokens=8,
-        logprobs=True, stream=True, **_extra(GREEDY),
-    )  # fmt: skip
+        model=model,
+        messages=[{"role": "user", "content": "Say hello."}],
+        max_tokens=8,
+        logprobs=True,
+        stream=True,
+        **_extra(GREEDY),
+    )
     tokens = [t for c in stream if c.choices and c.choices[0].logprobs for t in c.choices[0].logprobs.content]
     assert len(tokens) == 8 and all(t.logprob <= 0 and t.top_logprobs == [] for t in tokens)
 
 
 def test_raw_completion_skips_the_chat_template(client, model, services):
-    reply = client.completions.create(model=model, prompt="The capital of France is", max_tokens=6,
-                                      logprobs=2, **_extra(GREEDY))  # fmt: skip
+    reply = client.completions.create(
+        model=model, prompt="The capital of France is", max_tokens=6, logprobs=2, **_extra(GREEDY)
+    )
     config = GenerationConfig(temperature=0.0, repeat_penalty=1.0, max_tokens=6)
     direct = "".join(
         c.text for c in services.models.backend.stream_completion("The capital of France is", config)
@@ -194,8 +221,12 @@ def test_embeddings_are_the_configured_embedder(client, services, base_url):
     vectors = [d.embedding for d in result.data]
     assert [len(v) for v in vectors] == [384] * 3 and result.usage.prompt_tokens > 0
     assert _cos(vectors[0], vectors[1]) > _cos(vectors[0], vectors[2]) + 0.2
-    as_floats = httpx.post(f"{base_url}/v1/embeddings", json={"input": texts[0], "encoding_format": "float"},
-                           headers=_auth(), timeout=120).json()  # fmt: skip
+    as_floats = httpx.post(
+        f"{base_url}/v1/embeddings",
+        json={"input": texts[0], "encoding_format": "float"},
+        headers=_auth(),
+        timeout=120,
+    ).json()
     assert _cos(as_floats["data"][0]["embedding"], vectors[0]) == pytest.approx(1.0, abs=1e-5)
     assert as_floats["data"][0]["embedding"] == pytest.approx(
         services.embedder.embed([texts[0]])[0], abs=1e-6
@@ -208,10 +239,15 @@ def test_calls_are_stateless_unless_hearth_is_asked_for(client, model, services)
     assert len(services.conversations.list()) == before
 
     first = client.chat.completions.create(
-        model=model, messages=[{"role": "system", "content": "You are terse."},
-                               {"role": "user", "content": "My favourite fruit is the quince."}],
-        max_tokens=8, temperature=0.0, extra_body={"hearth": {"memory": True}},
-    )  # fmt: skip
+        model=model,
+        messages=[
+            {"role": "system", "content": "You are terse."},
+            {"role": "user", "content": "My favourite fruit is the quince."},
+        ],
+        max_tokens=8,
+        temperature=0.0,
+        extra_body={"hearth": {"memory": True}},
+    )
     hearth = first.model_extra["hearth"]
     conversation = services.conversations.get(hearth["conversation_id"])
     assert conversation.system_prompt == "You are terse."
@@ -220,9 +256,12 @@ def test_calls_are_stateless_unless_hearth_is_asked_for(client, model, services)
     assert saved[1].content == first.choices[0].message.content
 
     stream = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "Which fruit did I name?"}], max_tokens=8,
-        stream=True, extra_body={"hearth": {"conversation_id": conversation.id, "memory": False}},
-    )  # fmt: skip
+        model=model,
+        messages=[{"role": "user", "content": "Which fruit did I name?"}],
+        max_tokens=8,
+        stream=True,
+        extra_body={"hearth": {"conversation_id": conversation.id, "memory": False}},
+    )
     chunks = list(stream)
     assert chunks[-1].model_extra["hearth"]["conversation_id"] == conversation.id
     saved = services.conversations.messages(conversation.id)
@@ -232,13 +271,18 @@ def test_calls_are_stateless_unless_hearth_is_asked_for(client, model, services)
 
 def test_hearth_turn_retrieves_from_collections_with_sources(client, model, services, tmp_path):
     manual = tmp_path / "heron7.md"
-    manual.write_text("# Heron 7 manual\n\nError E-47 means the drain filter of the Heron 7 is blocked. "
-                      "Rinse the filter under warm water.\n", encoding="utf-8")  # fmt: skip
+    manual.write_text(
+        "# Heron 7 manual\n\nError E-47 means the drain filter of the Heron 7 is blocked. "
+        "Rinse the filter under warm water.\n",
+        encoding="utf-8",
+    )
     services.documents.ingest_paths([manual], collection="appliances")
     reply = client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": "What does error E-47 mean on the Heron 7?"}],
-        max_tokens=24, extra_body={"hearth": {"collections": ["appliances"], "memory": False}},
-    )  # fmt: skip
+        model=model,
+        messages=[{"role": "user", "content": "What does error E-47 mean on the Heron 7?"}],
+        max_tokens=24,
+        extra_body={"hearth": {"collections": ["appliances"], "memory": False}},
+    )
     sources = reply.model_extra["hearth"]["sources"]
     assert any(s["source"].endswith("heron7.md") and "E-47" in s["text"] for s in sources), sources
     conversation = services.conversations.get(reply.model_extra["hearth"]["conversation_id"])
@@ -256,10 +300,10 @@ def test_disconnect_cancels_the_generation_and_frees_the_model(client, model, se
         received += len(chunk.choices[0].text) if chunk.choices else 0
         if received > 10:
             break
-    assert backend._lock.locked()  # still generating when the client leaves
+    assert backend.inner._lock.locked()  # still generating when the client leaves
     stream.close()
-    assert backend._lock.acquire(timeout=120), "the cancelled generation kept the model"
-    backend._lock.release()
+    assert backend.inner._lock.acquire(timeout=120), "the cancelled generation kept the model"
+    backend.inner._lock.release()
     assert backend.finishes == ["cancelled"]
     reply = client.completions.create(model=model, prompt="Hello", max_tokens=3)
     assert reply.choices[0].finish_reason in ("length", "stop")
@@ -277,8 +321,8 @@ def test_a_client_that_gives_up_on_a_whole_reply_cancels_it_too(base_url, model,
     while not backend.finishes and time.monotonic() < deadline:
         time.sleep(0.05)
     assert backend.finishes == ["cancelled"]
-    assert backend._lock.acquire(timeout=120), "the abandoned generation kept the model"
-    backend._lock.release()
+    assert backend.inner._lock.acquire(timeout=120), "the abandoned generation kept the model"
+    backend.inner._lock.release()
 
 
 def test_other_requests_are_served_while_a_long_call_generates(client, model, services, base_url):
@@ -291,7 +335,7 @@ def test_other_requests_are_served_while_a_long_call_generates(client, model, se
     try:
         assert httpx.get(f"{base_url}/health").json() == {"status": "ok"}
         assert client.models.list().data
-        assert backend._lock.locked()  # the long call was still generating all along
+        assert backend.inner._lock.locked()  # the long call was still generating all along
     finally:
         stream.close()
 
@@ -308,8 +352,12 @@ def test_api_calls_and_page_turns_share_the_model(client, model, services):
         answers["page"] = services.conversations.messages(done.conversation_id)[-1].content
 
     def api_call(i: int):
-        reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Name a colour."}],
-                                               max_tokens=12, temperature=0.0)  # fmt: skip
+        reply = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "Name a colour."}],
+            max_tokens=12,
+            temperature=0.0,
+        )
         answers[f"api{i}"] = reply.choices[0].message.content
 
     threads = [threading.Thread(target=page_turn)] + [
@@ -322,7 +370,7 @@ def test_api_calls_and_page_turns_share_the_model(client, model, services):
     assert set(answers) == {"page", "api0", "api1"} and all(answers.values())
     # one after the other, each to its end: the lock queued them
     assert backend.finishes.count("length") + backend.finishes.count("stop") == 3, backend.finishes
-    assert not backend._lock.locked()
+    assert not backend.inner._lock.locked()
 
 
 def _extra(fields: dict) -> dict:

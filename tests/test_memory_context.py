@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from backend_doubles import DelegatingBackend
 
 from engine import GenerationConfig, Settings, build
 from engine.backends.llama_cpp import LlamaCppBackend
@@ -22,38 +23,64 @@ N_CTX = 512
 TURN = GenerationConfig(temperature=0.0, max_tokens=10)
 FACT = "My cat's name is Pickles and she is ginger."
 FILLER = [
-    "Tell me about the sea.", "What is rain?", "Name a fruit.", "How do birds fly?", "What is a star?",
-    "Why is the sky blue?", "What is bread made of?", "Describe a forest.", "What is a river?",
-    "How does a clock work?", "What is snow?", "Tell me about mountains.", "What do bees do?",
-    "How are rainbows made?", "What is a volcano?", "Why do leaves fall?", "What is thunder?",
-    "How do fish breathe?", "What is a desert?", "Tell me about the moon.", "What is wind?",
-    "How is glass made?", "What do owls eat?", "Describe a city.", "What is a comet?",
-    "How do plants grow?", "What is an island?", "Tell me about trains.", "What is a cloud?",
-    "How do magnets work?", "What is honey?", "Describe autumn.", "What is a glacier?",
-    "How do ships float?", "What is fog?", "Tell me about bridges.", "What is a lake?",
+    "Tell me about the sea.",
+    "What is rain?",
+    "Name a fruit.",
+    "How do birds fly?",
+    "What is a star?",
+    "Why is the sky blue?",
+    "What is bread made of?",
+    "Describe a forest.",
+    "What is a river?",
+    "How does a clock work?",
+    "What is snow?",
+    "Tell me about mountains.",
+    "What do bees do?",
+    "How are rainbows made?",
+    "What is a volcano?",
+    "Why do leaves fall?",
+    "What is thunder?",
+    "How do fish breathe?",
+    "What is a desert?",
+    "Tell me about the moon.",
+    "What is wind?",
+    "How is glass made?",
+    "What do owls eat?",
+    "Describe a city.",
+    "What is a comet?",
+    "How do plants grow?",
+    "What is an island?",
+    "Tell me about trains.",
+    "What is a cloud?",
+    "How do magnets work?",
+    "What is honey?",
+    "Describe autumn.",
+    "What is a glacier?",
+    "How do ships float?",
+    "What is fog?",
+    "Tell me about bridges.",
+    "What is a lake?",
     "How does soap clean?",
-]  # fmt: skip
+]
 
 
-class RecordingBackend:
+class RecordingBackend(DelegatingBackend):
     """The real llama.cpp backend, recording every request; optionally failing chosen ones."""
 
     def __init__(self, inner: LlamaCppBackend, fail_if=None):
-        self.inner = inner
-        self.info = inner.info
+        super().__init__(inner)
         self.requests: list[tuple[list[Message], str | None]] = []
         self.fail_if = fail_if
         #: (messages, grammar) -> text to answer instead of the model (fault injection), or None
         self.reply_instead = None
         self.lock = threading.Lock()
 
-    def count_tokens(self, text: str) -> int:
-        return self.inner.count_tokens(text)
+    def stream_chat(
+        self, messages, config, *, cancel=None, grammar=None, images=(), logprobs=None, cache_key=None
+    ):
+        return self._recorded(messages, config, cancel, grammar, images, logprobs, cache_key)
 
-    def count_prompt_tokens(self, messages) -> int:
-        return self.inner.count_prompt_tokens(messages)
-
-    def stream_chat(self, messages, config, *, cancel=None, grammar=None, cache_key=None):
+    def _recorded(self, messages, config, cancel, grammar, images, logprobs, cache_key):
         with self.lock:
             self.requests.append((list(messages), grammar))
         if self.fail_if and self.fail_if(messages, grammar):
@@ -62,16 +89,19 @@ class RecordingBackend:
         if instead is not None:
             yield Chunk(text=instead, finish_reason="stop", usage=Usage(n_ctx=self.info.n_ctx))
             return
-        yield from self.inner.stream_chat(
-            messages, config, cancel=cancel, grammar=grammar, cache_key=cache_key
+        yield from super().stream_chat(
+            messages,
+            config,
+            cancel=cancel,
+            grammar=grammar,
+            images=images,
+            logprobs=logprobs,
+            cache_key=cache_key,
         )
 
     def chat_prompts(self) -> list[list[Message]]:
         """Requests that were answers (not summaries or tool calls)."""
         return [m for m, g in self.requests if g is None and SUMMARY_REQUEST[:40] not in m[-1].content]
-
-    def close(self) -> None:
-        self.inner.close()
 
 
 def is_summary_request(messages, grammar) -> bool:

@@ -4,9 +4,9 @@ provenance, and writes suggested by retrieved text waiting for approval."""
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import pytest
+from backend_doubles import ScriptedBackend
 from test_memory_context import make_services, turn
 
 from engine import Settings, build
@@ -16,7 +16,6 @@ from engine.memory import TOOLS, Origin, ToolBox, ToolContext, function_schema
 from engine.memory.agent import call_room, fit_agent_prompt, run_agent
 from engine.memory.grammar import tool_call_grammar
 from engine.memory.provenance import USER
-from engine.types import Chunk, Usage
 
 
 @pytest.fixture
@@ -27,8 +26,10 @@ def services(tmp_path):
 
 
 def model_context(services, conversation_id="c1", message_id="m1") -> ToolContext:
-    return ToolContext(memory=services.memory, origin=Origin(kind="model", conversation_id=conversation_id,
-                                                             message_id=message_id))  # fmt: skip
+    return ToolContext(
+        memory=services.memory,
+        origin=Origin(kind="model", conversation_id=conversation_id, message_id=message_id),
+    )
 
 
 # schemas come from the functions
@@ -37,9 +38,12 @@ def model_context(services, conversation_id="c1", message_id="m1") -> ToolContex
 def test_schemas_are_generated_from_signatures_and_docstrings():
     schemas = {s["name"]: s for s in ToolBox().schemas}
     assert list(schemas) == [
-        "core_memory_append", "core_memory_replace", "archival_memory_insert", "archival_memory_search",
+        "core_memory_append",
+        "core_memory_replace",
+        "archival_memory_insert",
+        "archival_memory_search",
         "conversation_search",
-    ]  # fmt: skip
+    ]
     append = schemas["core_memory_append"]
     assert append["description"].startswith("Add a lasting fact to a core memory block")
     assert append["parameters"]["required"] == ["label", "content"]
@@ -47,8 +51,11 @@ def test_schemas_are_generated_from_signatures_and_docstrings():
     assert "human" in append["parameters"]["properties"]["label"]["description"]
     search = schemas["conversation_search"]["parameters"]
     assert search["required"] == ["query"]
-    assert search["properties"]["page"] == {"type": "integer", "description": "Page of results, 0 for the best matches.",
-                                            "default": 0}  # fmt: skip
+    assert search["properties"]["page"] == {
+        "type": "integer",
+        "description": "Page of results, 0 for the best matches.",
+        "default": 0,
+    }
     assert "ctx" not in search["properties"], "the call context is not an argument"
 
 
@@ -64,8 +71,12 @@ def test_a_new_function_gets_its_schema_and_mistakes_are_caught():
         return what
 
     schema = function_schema(remind)
-    assert schema["parameters"]["properties"]["urgent"] == {"type": "boolean", "nullable": True,
-                                                            "description": "Whether it is urgent.", "default": None}  # fmt: skip
+    assert schema["parameters"]["properties"]["urgent"] == {
+        "type": "boolean",
+        "nullable": True,
+        "description": "Whether it is urgent.",
+        "default": None,
+    }
 
     def undocumented(ctx, what: str) -> str:
         """No Args section."""
@@ -161,8 +172,12 @@ def test_a_write_after_reading_search_results_waits_for_approval(services):
 
 
 def test_approving_a_suggestion_applies_it_as_a_user_write(services):
-    write_id = services.memory.propose("archival_insert", {"text": "The user is allergic to peanuts."},
-                                       origin=Origin(kind="model", conversation_id="c2", message_id="m2"), note="x")  # fmt: skip
+    write_id = services.memory.propose(
+        "archival_insert",
+        {"text": "The user is allergic to peanuts."},
+        origin=Origin(kind="model", conversation_id="c2", message_id="m2"),
+        note="x",
+    )
     services.memory.approve(write_id)
     assert services.memory.log.get(write_id).status == "approved"
     entry = services.memory.archival.list()[0]
@@ -186,8 +201,11 @@ def test_grammar_constrained_calls_always_parse_on_the_real_model(tmp_path):
             box.schemas, choices={"label": labels}, allow_none=False, max_string_chars=24
         )
         messages = [
-            "My cat is called Pickles.", "What did I say about my holiday?", "Hello!", "Remember my birthday is 3 May.",
-        ]  # fmt: skip
+            "My cat is called Pickles.",
+            "What did I say about my holiday?",
+            "Hello!",
+            "Remember my birthday is 3 May.",
+        ]
         runs = [(m, free, 0.0, 0) for m in messages] + [(messages[i % 4], forced, 1.0, i) for i in range(8)]
         tools_seen = set()
         for text, grammar, temperature, seed in runs:
@@ -223,41 +241,54 @@ def test_agent_mode_turn_completes_and_records_what_the_model_did(tmp_path):
         services.close()
 
 
-class ScriptedBackend:
-    """Pure-logic stand-in: replies with fixed tool-call texts, like a remote server ignoring the grammar."""
+class ToolCallBackend(ScriptedBackend):
+    """Replies with fixed tool-call texts, like a remote server ignoring the grammar."""
 
     def __init__(self, replies):
-        self.replies = list(replies)
-        self.info = SimpleNamespace(n_ctx=4096)
-
-    def count_prompt_tokens(self, messages) -> int:
-        return sum(len(m.content.split()) + 4 for m in messages)
-
-    def stream_chat(self, messages, config, *, cancel=None, grammar=None):
-        text = self.replies.pop(0) if self.replies else '{"tool":"none"}'
-        yield Chunk(text=text, finish_reason="stop", usage=Usage())
+        super().__init__(replies, fallback='{"tool":"none"}')
 
 
 def test_the_chain_is_capped_and_bad_calls_end_it(services):
     search = '{"tool":"archival_memory_search","arguments":{"query":"cats"}}'
     ctx = model_context(services)
-    run = run_agent(ScriptedBackend([search] * 10), services.memory.toolbox, ctx, core_memory="", user_message="hi",
-                    labels=["human"], max_calls=3)  # fmt: skip
+    run = run_agent(
+        ToolCallBackend([search] * 10),
+        services.memory.toolbox,
+        ctx,
+        core_memory="",
+        user_message="hi",
+        labels=["human"],
+        max_calls=3,
+    )
     assert run.ended == "cap" and len(run.steps) == 3
     for bad, ended in (
         ("I think I should save this.", "malformed"),
         ('{"tool":"rm_rf","arguments":{}}', "malformed"),
     ):
-        run = run_agent(ScriptedBackend([bad]), services.memory.toolbox, ctx, core_memory="", user_message="hi",
-                        labels=["human"], max_calls=3)  # fmt: skip
+        run = run_agent(
+            ToolCallBackend([bad]),
+            services.memory.toolbox,
+            ctx,
+            core_memory="",
+            user_message="hi",
+            labels=["human"],
+            max_calls=3,
+        )
         assert run.ended == ended and run.steps[0].error
     failed = services.memory.log.list(status="failed")
     assert len(failed) == 2 and "no tool named 'rm_rf'" in failed[0].note
     refused = (
         '{"tool":"core_memory_replace","arguments":{"label":"human","old_content":"x","new_content":"y"}}'
     )
-    run = run_agent(ScriptedBackend([refused]), services.memory.toolbox, ctx, core_memory="", user_message="hi",
-                    labels=["human"], max_calls=1)  # fmt: skip
+    run = run_agent(
+        ToolCallBackend([refused]),
+        services.memory.toolbox,
+        ctx,
+        core_memory="",
+        user_message="hi",
+        labels=["human"],
+        max_calls=1,
+    )
     assert run.steps[0].result.startswith("Error:") and "does not contain" in run.steps[0].result
 
 

@@ -63,8 +63,17 @@ def test_bad_files_exit_nonzero_with_a_message_each(capsys, data_dir, tmp_path):
     (tmp_path / "ok.txt").write_text("Hedgehogs hibernate under leaf piles.", encoding="utf-8")
     big = tmp_path / "big.txt"
     big.write_text("x" * 3000, encoding="utf-8")
-    code, out, err = run(capsys, data_dir, "ingest", str(tmp_path / "empty.txt"), str(tmp_path / "ok.txt"),
-                         str(big), str(tmp_path / "missing.pdf"), "--max-upload-mb", "0.002")  # fmt: skip
+    code, out, err = run(
+        capsys,
+        data_dir,
+        "ingest",
+        str(tmp_path / "empty.txt"),
+        str(tmp_path / "ok.txt"),
+        str(big),
+        str(tmp_path / "missing.pdf"),
+        "--max-upload-mb",
+        "0.002",
+    )
     assert code == 1
     lines = out.strip().splitlines()
     assert len(lines) == 4
@@ -92,15 +101,7 @@ def test_search_errors_are_clear(capsys, data_dir, monkeypatch):
     code, _, err = run(capsys, data_dir, "search", "  ")
     assert code == 2 and "Type something" in err
 
-    import engine.factory
-
-    real_build = engine.factory.build
-
-    def build_without_images(settings, **kwargs):
-        services = real_build(settings, **kwargs)
-        services.images = None
-        return services
-
-    monkeypatch.setattr(engine.factory, "build", build_without_images)
-    code, _, err = run(capsys, data_dir, "search", "a red square", "--images")
-    assert code == 2 and "not available" in err
+    # without CLIP weights image search is not available, and says what is missing
+    missing = str(data_dir / "no-such-clip.safetensors")
+    code, _, err = run(capsys, data_dir, "--clip-pretrained", missing, "search", "a red square", "--images")
+    assert code == 2 and "--clip-pretrained" in err and "Traceback" not in err

@@ -78,9 +78,12 @@ def test_history_is_sent_as_strict_turns_starting_with_the_user():
     assert plan.dropped == []  # unanswered messages are not "dropped for room" (memory would fold them)
     # a window cut by the budget never starts with an answer
     tight = build_messages(
-        system_prompt="", user_message="q", count_tokens=lambda t: len(t), budget=40,
+        system_prompt="",
+        user_message="q",
+        count_tokens=lambda t: len(t),
+        budget=40,
         history=[Message(role="user", content="u" * 30), Message(role="assistant", content="a")],
-    )  # fmt: skip
+    )
     assert [m.role for m in tight.messages] == ["user"]
 
 
@@ -132,8 +135,11 @@ def test_stop_reaches_both_turns_running_in_one_chat(plain):
 
 def test_stop_with_a_turn_id_stops_only_that_turn(plain):
     chat = plain.chat
-    a = chat.stream_turn(None, "List the numbers from 1 to 300 separated by commas.",
-                         GenerationConfig(temperature=0.0, max_tokens=200))  # fmt: skip
+    a = chat.stream_turn(
+        None,
+        "List the numbers from 1 to 300 separated by commas.",
+        GenerationConfig(temperature=0.0, max_tokens=200),
+    )
     started = _until(a, TurnStarted)
     _until(a, TextDelta)
     assert not chat.stop(started.conversation_id, turn_id="another-turn")
@@ -152,9 +158,9 @@ def test_loading_a_model_mid_turn_lets_the_turn_finish_on_its_model(plain):
     assert done.text.strip()
     list(turn)
     deadline = time.monotonic() + 30
-    while old._llm is not None and time.monotonic() < deadline:  # closed once its turn ended
+    while old._loaded is not None and time.monotonic() < deadline:  # closed once its turn ended
         time.sleep(0.05)
-    assert old._llm is None
+    assert old._loaded is None
     with pytest.raises(ModelError):
         old.count_tokens("a closed model says so, with a typed error")
     after, _ = run_turn(plain, "Say hello again.")

@@ -62,6 +62,8 @@ class Backend(Protocol):
     info: ModelInfo
     #: whether ``stream_chat`` accepts images (a vision model with its projector)
     supports_images: bool
+    #: whether ``stream_completion`` continues raw text (False: it raises GenerationError)
+    supports_completion: bool
 
     def count_tokens(self, text: str) -> int:
         """Tokens ``text`` takes, without special tokens."""

@@ -11,15 +11,20 @@ backend module imports llama_cpp.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..errors import GenerationError
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from llama_cpp import Llama
 
 #: zero-width space: a control token's spelling with it inside reads the same but is plain text
 BREAK = "\u200b"
 
 
-def defuse(llm: Any, llama_cpp: Any, text: str) -> str:
+def defuse(llm: Llama, llama_cpp: ModuleType, text: str) -> str:
     """``text`` with every control-token spelling broken by a zero-width space."""
     for _ in range(16):  # each pass breaks every spelling found; nested spellings take a few
         spellings = control_spellings(llm, llama_cpp, text)
@@ -36,7 +41,7 @@ def defuse(llm: Any, llama_cpp: Any, text: str) -> str:
     )
 
 
-def control_spellings(llm: Any, llama_cpp: Any, text: str) -> set[str]:
+def control_spellings(llm: Llama, llama_cpp: ModuleType, text: str) -> set[str]:
     """Control-token texts that ``text`` spells (tokenized with special parsing on)."""
     if not text:
         return set()

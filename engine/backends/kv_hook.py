@@ -12,9 +12,14 @@ from __future__ import annotations
 import ctypes
 import logging
 from array import array
-from typing import Any
+from typing import TYPE_CHECKING
 
 from .kv_snapshots import KvSnapshotStore, Snapshot, common_prefix, reusable_prefix
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+    from llama_cpp import Llama
 
 log = logging.getLogger("hearth.kv")
 
@@ -24,7 +29,7 @@ SEQ = 0  # llama-cpp-python keeps the conversation in sequence 0
 class ConversationKv:
     """Which conversation the live KV cells belong to, how far they are clean, and its snapshots."""
 
-    def __init__(self, llama_cpp: Any, store: KvSnapshotStore, n_batch: int):
+    def __init__(self, llama_cpp: ModuleType, store: KvSnapshotStore, n_batch: int):
         self._lc = llama_cpp
         self.store = store
         self.n_batch = n_batch
@@ -35,7 +40,7 @@ class ConversationKv:
         #: what the last before_turn did, for tests and benchmarks: "live", "restored" or "fresh"
         self.last_source = "fresh"
 
-    def before_turn(self, llm, key: str | None, prompt: list[int], *, clean: int) -> int:
+    def before_turn(self, llm: Llama, key: str | None, prompt: list[int], *, clean: int) -> int:
         """Restore ``key``'s snapshot when it lets more of ``prompt`` be reused than the live KV
         (``clean``: how far the live KV was evaluated in full, aligned n_batch chunks); returns
         that boundary for what the KV holds now. The backend then cuts to the reusable prefix."""
@@ -55,11 +60,11 @@ class ConversationKv:
         self.live_key, self.saved = key, False
         return clean
 
-    def after_turn(self, llm, key: str | None, *, clean: int) -> None:
+    def after_turn(self, llm: Llama, key: str | None, *, clean: int) -> None:
         if key is not None and key == self.live_key:
             self.capture(llm, key, clean=clean)
 
-    def leave(self, llm, *, clean: int) -> None:
+    def leave(self, llm: Llama, *, clean: int) -> None:
         """Something other than a turn is about to use the KV (images): keep the live one first."""
         if self.live_key is not None and not self.saved:
             self.capture(llm, self.live_key, clean=clean)
@@ -69,12 +74,12 @@ class ConversationKv:
         """The live KV was cleared or replaced outside a turn."""
         self.live_key, self.saved = None, True
 
-    def close(self, llm, *, clean: int) -> None:
+    def close(self, llm: Llama | None, *, clean: int) -> None:
         if llm is not None and self.live_key is not None and not self.saved:
             self.capture(llm, self.live_key, clean=clean)
         self.store.flush()
 
-    def capture(self, llm, key: str, *, clean: int) -> None:
+    def capture(self, llm: Llama, key: str, *, clean: int) -> None:
         lc, ctx = self._lc, llm._ctx.ctx
         n_tokens = int(llm.n_tokens)
         if n_tokens == 0:
@@ -93,7 +98,7 @@ class ConversationKv:
         if key == self.live_key:
             self.saved = True
 
-    def _restore(self, llm, snap: Snapshot) -> bool:
+    def _restore(self, llm: Llama, snap: Snapshot) -> bool:
         lc, ctx = self._lc, llm._ctx.ctx
         llm._ctx.kv_cache_clear()
         buf = (ctypes.c_uint8 * len(snap.state)).from_buffer(snap.state)

@@ -30,6 +30,7 @@ import threading
 import zlib
 from array import array
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,7 +67,7 @@ def template_hash(template: str) -> str:
     return hashlib.sha256(template.encode("utf-8", "replace")).hexdigest()[:16]
 
 
-def common_prefix(a, b) -> int:
+def common_prefix(a: Iterable[int], b: Iterable[int]) -> int:
     """How many leading tokens two token sequences share."""
     n = 0
     for x, y in zip(a, b):

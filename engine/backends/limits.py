@@ -19,9 +19,17 @@ T = TypeVar("T")
 
 #: bytes per element of each KV-cache type (block types: block bytes / 32 elements)
 KV_TYPE_BYTES = {
-    None: 2.0, "f16": 2.0, "bf16": 2.0, "f32": 4.0, "q8_0": 34 / 32, "q4_0": 18 / 32, "q4_1": 20 / 32,
-    "q5_0": 22 / 32, "q5_1": 24 / 32, "iq4_nl": 18 / 32,
-}  # fmt: skip
+    None: 2.0,
+    "f16": 2.0,
+    "bf16": 2.0,
+    "f32": 4.0,
+    "q8_0": 34 / 32,
+    "q4_0": 18 / 32,
+    "q4_1": 20 / 32,
+    "q5_0": 22 / 32,
+    "q5_1": 24 / 32,
+    "iq4_nl": 18 / 32,
+}
 #: share of the available memory the KV cache may take (the model, the app and the OS need the rest)
 KV_MEMORY_SHARE = 0.6
 #: never clamp below this (a model too big for the machine fails on its own, with its own message)
@@ -31,9 +39,16 @@ TEMPLATE_SECONDS = 5.0
 
 
 def kv_bytes_per_token(
-    *, n_layer: int, n_head: int, n_head_kv: int, n_embd: int, key_length: int = 0, value_length: int = 0,
-    type_k: str | None = None, type_v: str | None = None,
-) -> int:  # fmt: skip
+    *,
+    n_layer: int,
+    n_head: int,
+    n_head_kv: int,
+    n_embd: int,
+    key_length: int = 0,
+    value_length: int = 0,
+    type_k: str | None = None,
+    type_v: str | None = None,
+) -> int:
     """KV-cache bytes one token of context takes, from the model's hyperparameters."""
     if n_layer <= 0 or n_head <= 0 or n_head_kv <= 0:
         return 0  # recurrent models keep a fixed-size state instead
@@ -102,6 +117,7 @@ def call_with_deadline(fn: Callable[[], T], seconds: float = TEMPLATE_SECONDS) -
     worker.start()
     worker.join(seconds)
     if worker.is_alive():
+        assert worker.ident is not None  # a started thread has one
         ctypes.pythonapi.PyThreadState_SetAsyncExc(
             ctypes.c_ulong(worker.ident), ctypes.py_object(_TemplateTimeoutError)
         )

@@ -16,7 +16,7 @@ import random
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import GenerationConfig, Settings
 from ..errors import ConfigError, GenerationError, ModelError
@@ -31,6 +31,9 @@ from .speculative import PromptLookup, drafted
 from .streaming import StopScanner
 from .threads import plan_threads
 
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
 #: used when a GGUF carries no chat template and none is configured
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
@@ -40,15 +43,39 @@ CHATML_TEMPLATE = (
 
 # llama.cpp's LLAMA_FTYPE values, for the model panel
 _FILE_TYPES = {
-    0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1", 10: "Q2_K",
-    11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M", 16: "Q5_K_S",
-    17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 23: "IQ3_XXS", 24: "IQ1_S",
-    25: "IQ4_NL", 26: "IQ3_S", 29: "IQ4_XS", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0",
-}  # fmt: skip
+    0: "F32",
+    1: "F16",
+    2: "Q4_0",
+    3: "Q4_1",
+    7: "Q8_0",
+    8: "Q5_0",
+    9: "Q5_1",
+    10: "Q2_K",
+    11: "Q3_K_S",
+    12: "Q3_K_M",
+    13: "Q3_K_L",
+    14: "Q4_K_S",
+    15: "Q4_K_M",
+    16: "Q5_K_S",
+    17: "Q5_K_M",
+    18: "Q6_K",
+    19: "IQ2_XXS",
+    20: "IQ2_XS",
+    23: "IQ3_XXS",
+    24: "IQ1_S",
+    25: "IQ4_NL",
+    26: "IQ3_S",
+    29: "IQ4_XS",
+    32: "BF16",
+    36: "TQ1_0",
+    37: "TQ2_0",
+}
 
 
 class LlamaCppBackend:
     """One loaded model; one generation at a time (a lock queues the others)."""
+
+    supports_completion = True
 
     def __init__(self, settings: Settings, path: Path | None = None):
         path = path or resolve_model(settings.model, settings.models_dir)
@@ -83,7 +110,7 @@ class LlamaCppBackend:
         #: whether attached images reach the model (a vision GGUF loaded with its mmproj)
         self.supports_images = kwargs["chat_handler"] is not None
         try:
-            self._llm = llama_cpp.Llama(**kwargs)
+            self._loaded: Llama | None = llama_cpp.Llama(**kwargs)  # None once closed
         except (ValueError, RuntimeError, OSError) as e:
             raise ModelError(
                 f"llama.cpp could not load {path.name}: {e}. The file may be truncated, "
@@ -123,16 +150,25 @@ class LlamaCppBackend:
             return _int(meta.get(f"{arch}.{key}"))
 
         per_token = kv_bytes_per_token(
-            n_layer=number("block_count"), n_head=number("attention.head_count"),
+            n_layer=number("block_count"),
+            n_head=number("attention.head_count"),
             n_head_kv=number("attention.head_count_kv") or number("attention.head_count"),
-            n_embd=number("embedding_length"), key_length=number("attention.key_length"),
-            value_length=number("attention.value_length"), type_k=settings.type_k, type_v=settings.type_v,
-        )  # fmt: skip
+            n_embd=number("embedding_length"),
+            key_length=number("attention.key_length"),
+            value_length=number("attention.value_length"),
+            type_k=settings.type_k,
+            type_v=settings.type_v,
+        )
         n_ctx_train = number("context_length")
         # on a GPU the cache lives in its memory, which llama.cpp checks itself when it allocates
         available = None if on_gpu else available_memory()
-        return fit_context(settings.n_ctx, n_ctx_train=n_ctx_train, per_token=per_token,
-                           available=available, model_bytes=path.stat().st_size)  # fmt: skip
+        return fit_context(
+            settings.n_ctx,
+            n_ctx_train=n_ctx_train,
+            per_token=per_token,
+            available=available,
+            model_bytes=path.stat().st_size,
+        )
 
     def _make_formatter(self, override: str | None):
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
@@ -154,12 +190,20 @@ class LlamaCppBackend:
         ram, disk = default_budgets(settings.data_dir)
         mb = 1024 * 1024
         parts = {
-            "model": str(path.resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns,
-            "n_ctx": self._llm.n_ctx(), "n_batch": self._llm.n_batch, "type_k": settings.type_k,
-            "type_v": settings.type_v, "flash_attn": settings.flash_attn, "n_gpu_layers": kwargs["n_gpu_layers"],
-            "template": template_hash("\0".join(getattr(self._formatter, k, "") for k in ("template", "bos_token", "eos_token"))),
+            "model": str(path.resolve()),
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "n_ctx": self._llm.n_ctx(),
+            "n_batch": self._llm.n_batch,
+            "type_k": settings.type_k,
+            "type_v": settings.type_v,
+            "flash_attn": settings.flash_attn,
+            "n_gpu_layers": kwargs["n_gpu_layers"],
+            "template": template_hash(
+                "\0".join(getattr(self._formatter, k, "") for k in ("template", "bos_token", "eos_token"))
+            ),
             "llama_cpp": getattr(self._llama_cpp, "__version__", ""),
-        }  # fmt: skip
+        }
         store = KvSnapshotStore(
             settings.kv_dir,
             fingerprint=fingerprint(parts),
@@ -197,9 +241,13 @@ class LlamaCppBackend:
 
     # Backend protocol
 
-    def _live(self):
+    @property
+    def _llm(self) -> Llama:
+        return self._live()
+
+    def _live(self) -> Llama:
         """The llama.cpp model, or a typed error once this backend was closed (model swapped)."""
-        llm = self._llm
+        llm = self._loaded
         if llm is None:
             raise ModelError("That model was unloaded (another one was loaded): send the message again.")
         return llm
@@ -420,23 +468,30 @@ class LlamaCppBackend:
                 "The loaded model cannot see images. Load a vision model with its projector "
                 "(--mmproj FILE, or the Model tab) to send images to it."
             )
-        parts = [{"type": "text", "text": messages[-1].content}]
-        parts += [{"type": "image_url", "image_url": {"url": _data_uri(Path(p))}} for p in images]
-        payload = [{"role": m.role, "content": m.content} for m in messages[:-1]]
-        payload.append({"role": messages[-1].role, "content": parts})
+        payload = _image_payload(messages, images)
         finish, produced = "stop", 0
         with self._lock:
             if self._kv is not None:
                 self._kv.leave(self._llm, clean=self._clean)
             self._clean = 0  # llama-cpp-python's own prefix reuse runs here: nothing is clean after it
             try:
-                stream = self._live().create_chat_completion(
-                    messages=payload, stream=True, max_tokens=config.max_tokens, temperature=config.temperature,
-                    top_k=config.top_k, top_p=config.top_p, min_p=config.min_p, typical_p=config.typical_p,
-                    repeat_penalty=config.repeat_penalty, presence_penalty=config.presence_penalty,
-                    frequency_penalty=config.frequency_penalty, stop=list(config.stop) or None,
+                # llama-cpp-python types messages as TypedDicts and stream=True's result as a union
+                llm: Any = self._live()
+                stream = llm.create_chat_completion(
+                    messages=payload,
+                    stream=True,
+                    max_tokens=config.max_tokens,
+                    temperature=config.temperature,
+                    top_k=config.top_k,
+                    top_p=config.top_p,
+                    min_p=config.min_p,
+                    typical_p=config.typical_p,
+                    repeat_penalty=config.repeat_penalty,
+                    presence_penalty=config.presence_penalty,
+                    frequency_penalty=config.frequency_penalty,
+                    stop=list(config.stop) or None,
                     seed=config.seed if config.seed >= 0 else None,
-                )  # fmt: skip
+                )
                 for part in stream:
                     choice = part["choices"][0]
                     text = choice["delta"].get("content") or ""
@@ -477,10 +532,19 @@ class LlamaCppBackend:
     def close(self) -> None:
         with self._lock:
             if self._kv is not None:
-                self._kv.close(self._llm, clean=self._clean)
-            llm, self._llm = self._llm, None
+                self._kv.close(self._loaded, clean=self._clean)
+            llm, self._loaded = self._loaded, None
             if llm is not None:
                 llm.close()
+
+
+def _image_payload(messages: Sequence[Message], images: Sequence[Path]) -> list[dict[str, Any]]:
+    """OpenAI-style messages with ``images`` as data URIs in the last one."""
+    parts: list[dict[str, Any]] = [{"type": "text", "text": messages[-1].content}]
+    parts += [{"type": "image_url", "image_url": {"url": _data_uri(Path(p))}} for p in images]
+    payload: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages[:-1]]
+    payload.append({"role": messages[-1].role, "content": parts})
+    return payload
 
 
 def _image_handler(mmproj: str | None, use_gpu: bool):

@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ..config import GenerationConfig, Settings
@@ -23,6 +23,9 @@ from ..types import Chunk, Message, Usage
 from .base import ModelInfo
 from .server_kinds import ServerKind, ignored_settings, request_body
 from .server_probe import ServerFacts, probe_server
+
+if TYPE_CHECKING:
+    import httpx
 
 CONNECT_TIMEOUT_S = 5.0
 #: tokens a chat template adds around each message, when the server cannot render the template
@@ -49,8 +52,10 @@ class RemoteBackend:
 
     #: attached images are not sent to remote servers (yet)
     supports_images = False
+    #: raw text completion is not relayed (yet): only the chat API is
+    supports_completion = False
 
-    def __init__(self, settings: Settings, *, transport: Any = None):
+    def __init__(self, settings: Settings, *, transport: httpx.BaseTransport | None = None):
         import httpx  # lazy: keeps `run.py --help` instant
 
         self._httpx = httpx
@@ -188,9 +193,28 @@ class RemoteBackend:
                 f"The prompt needs about {prompt_tokens} tokens but the server's context holds "
                 f"{self.info.n_ctx}. Start a new chat or give the server a larger context."
             )
-        body = request_body(self.kind, model=self.facts.model, messages=messages, config=config,
-                            max_tokens=min(config.max_tokens, room), grammar=grammar)  # fmt: skip
+        body = request_body(
+            self.kind,
+            model=self.facts.model,
+            messages=messages,
+            config=config,
+            max_tokens=min(config.max_tokens, room),
+            grammar=grammar,
+        )
         yield from self._stream(body, prompt_tokens, cancel)
+
+    def stream_completion(
+        self,
+        prompt: str,
+        config: GenerationConfig,
+        *,
+        cancel: threading.Event | None = None,
+        grammar: str | None = None,
+        logprobs: int | None = None,
+    ) -> Iterator[Chunk]:
+        raise GenerationError(
+            f"Raw text completion is not relayed to the model server at {self.url}; use chat completions."
+        )
 
     def _stream(self, body: dict[str, Any], prompt_tokens: int, cancel) -> Iterator[Chunk]:
         httpx = self._httpx

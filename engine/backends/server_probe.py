@@ -8,11 +8,14 @@ so a bad URL never replaces a working model.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..errors import ModelError
 from .server_kinds import LLAMA_CPP, OPENAI, ServerKind, kind_from_owner, vllm_kind
+
+if TYPE_CHECKING:
+    import httpx
 
 #: context assumed when the server does not say and --backend-n-ctx is not given
 #: (llama-cpp-python's and older Ollama's default)
@@ -32,7 +35,7 @@ class ServerFacts:
     count_offset: int = 0
 
 
-def probe_server(client: Any, settings: Settings, url: str) -> ServerFacts:
+def probe_server(client: httpx.Client, settings: Settings, url: str) -> ServerFacts:
     """Everything the backend needs to know, from /v1/models and the kind's own endpoints."""
     listing = _get_json(client, "/v1/models", url, required=True)
     entries = listing.get("data") if isinstance(listing, dict) else None

@@ -42,6 +42,7 @@ class PromptLookup:
     def _add(self, end: int) -> None:
         """Index the n-grams that end just before ``end`` as followed by position ``end``."""
         ids, index = self.ids, self._index
+        assert index is not None, "append() adds to the index only once it is built"
         for n in range(self.min_ngram, self.max_ngram + 1):
             if end - n >= 0:
                 index[tuple(ids[end - n : end])] = end

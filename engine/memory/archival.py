@@ -7,6 +7,7 @@ the collection is missing or was built by another embedding model.
 
 from __future__ import annotations
 
+import builtins
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -41,14 +42,24 @@ class ArchivalEntry:
     score: float = 0.0
 
     def to_hit(self, score: float | None = None) -> Hit:
-        source = (f"what the user said, remembered automatically {(self.updated_at or self.created_at)[:10]}"
-                  if self.auto else f"archival memory, saved {self.created_at[:10]} ({self.origin})")  # fmt: skip
+        source = (
+            f"what the user said, remembered automatically {(self.updated_at or self.created_at)[:10]}"
+            if self.auto
+            else f"archival memory, saved {self.created_at[:10]} ({self.origin})"
+        )
         return Hit(
-            kind="memory", id=self.id, text=self.text, score=self.score if score is None else score,
+            kind="memory",
+            id=self.id,
+            text=self.text,
+            score=self.score if score is None else score,
             source=source,
-            meta={"conversation_id": self.conversation_id, "message_id": self.message_id, "origin": self.origin,
-                  "auto": self.auto},
-        )  # fmt: skip
+            meta={
+                "conversation_id": self.conversation_id,
+                "message_id": self.message_id,
+                "origin": self.origin,
+                "auto": self.auto,
+            },
+        )
 
 
 class ArchivalMemory:
@@ -69,13 +80,27 @@ class ArchivalMemory:
         text = _checked(text)
         entry_id, auto = new_id(), origin.kind == "auto"
         with self._database.tx() as db:
-            write_id = record_write(db, action="archival_insert", target=f"archival:{entry_id}",
-                                    args={"text": text}, origin=origin)  # fmt: skip
-            db["memory_archival"].insert({
-                "id": entry_id, "text": text, "created_at": now_iso(), "origin": origin.kind,
-                "conversation_id": origin.conversation_id, "message_id": origin.message_id,
-                "write_id": write_id, "indexed": 0, "auto": int(auto), "updated_at": now_iso(),
-            })  # fmt: skip
+            write_id = record_write(
+                db,
+                action="archival_insert",
+                target=f"archival:{entry_id}",
+                args={"text": text},
+                origin=origin,
+            )
+            db.table("memory_archival").insert(
+                {
+                    "id": entry_id,
+                    "text": text,
+                    "created_at": now_iso(),
+                    "origin": origin.kind,
+                    "conversation_id": origin.conversation_id,
+                    "message_id": origin.message_id,
+                    "write_id": write_id,
+                    "indexed": 0,
+                    "auto": int(auto),
+                    "updated_at": now_iso(),
+                }
+            )
             if auto:
                 _add_source(db, entry_id, origin, text)
         self._index([self.get(entry_id)], [vector] if vector is not None else None)
@@ -87,11 +112,23 @@ class ArchivalMemory:
         """Replace an entry's text (a user edit, or a newer statement of the same fact)."""
         entry, text = self.get(entry_id), _checked(text)
         with self._database.tx() as db:
-            record_write(db, action="archival_update", target=f"archival:{entry.id}",
-                         args={"old_text": entry.text, "text": text}, origin=origin)  # fmt: skip
+            record_write(
+                db,
+                action="archival_update",
+                target=f"archival:{entry.id}",
+                args={"old_text": entry.text, "text": text},
+                origin=origin,
+            )
             # an edit by the user makes the memory theirs: it no longer goes with its source chats
-            db["memory_archival"].update(entry.id, {"text": text, "indexed": 0, "updated_at": now_iso(),
-                                                    "auto": int(entry.auto and origin.kind == "auto")})  # fmt: skip
+            db.table("memory_archival").update(
+                entry.id,
+                {
+                    "text": text,
+                    "indexed": 0,
+                    "updated_at": now_iso(),
+                    "auto": int(entry.auto and origin.kind == "auto"),
+                },
+            )
             if origin.kind == "auto" and entry.auto:
                 _add_source(db, entry.id, origin, text)
         self._index([self.get(entry.id)], [vector] if vector is not None else None)
@@ -104,26 +141,43 @@ class ArchivalMemory:
 
     def sources(self, entry_id: str) -> list[dict[str, Any]]:
         with self._database.read() as db:
-            return list(db["memory_archival_sources"].rows_where("archival_id = ?", [entry_id],
-                                                                 order_by="created_at, rowid"))  # fmt: skip
+            return list(
+                db["memory_archival_sources"].rows_where(
+                    "archival_id = ?", [entry_id], order_by="created_at, rowid"
+                )
+            )
 
     def forget_conversation(self, conversation_id: str) -> list[str]:
         """Drop that chat's sources of automatic memories; a memory left with none goes. Returns deleted ids."""
         with self._database.tx() as db:
-            ids = [r[0] for r in db.execute("select distinct archival_id from memory_archival_sources"
-                                            " where conversation_id = ?", [conversation_id]).fetchall()]  # fmt: skip
-            db["memory_archival_sources"].delete_where("conversation_id = ?", [conversation_id])
+            ids = [
+                r[0]
+                for r in db.execute(
+                    "select distinct archival_id from memory_archival_sources where conversation_id = ?",
+                    [conversation_id],
+                ).fetchall()
+            ]
+            db.table("memory_archival_sources").delete_where("conversation_id = ?", [conversation_id])
             gone, changed = [], []
             for entry_id in ids:
-                rest = list(db["memory_archival_sources"].rows_where("archival_id = ?", [entry_id],
-                                                                     order_by="created_at desc, rowid desc"))  # fmt: skip
+                rest = list(
+                    db["memory_archival_sources"].rows_where(
+                        "archival_id = ?", [entry_id], order_by="created_at desc, rowid desc"
+                    )
+                )
                 if not rest:
-                    db["memory_archival"].delete_where("id = ? and auto = 1", [entry_id])
+                    db.table("memory_archival").delete_where("id = ? and auto = 1", [entry_id])
                     gone.append(entry_id)
                 else:  # the text as the newest remaining chat said it
-                    db["memory_archival"].update(entry_id, {"text": rest[0]["text"], "indexed": 0,
-                                                            "conversation_id": rest[0]["conversation_id"],
-                                                            "message_id": rest[0]["message_id"]})  # fmt: skip
+                    db.table("memory_archival").update(
+                        entry_id,
+                        {
+                            "text": rest[0]["text"],
+                            "indexed": 0,
+                            "conversation_id": rest[0]["conversation_id"],
+                            "message_id": rest[0]["message_id"],
+                        },
+                    )
                     changed.append(entry_id)
         try:
             self._col().delete(ids=gone)
@@ -148,10 +202,15 @@ class ArchivalMemory:
     def delete(self, entry_id: str, *, origin: Origin) -> None:
         entry = self.get(entry_id)
         with self._database.tx() as db:
-            db["memory_archival"].delete(entry.id)
-            db["memory_archival_sources"].delete_where("archival_id = ?", [entry.id])
-            record_write(db, action="archival_delete", target=f"archival:{entry.id}",
-                         args={"text": entry.text}, origin=origin)  # fmt: skip
+            db.table("memory_archival").delete(entry.id)
+            db.table("memory_archival_sources").delete_where("archival_id = ?", [entry.id])
+            record_write(
+                db,
+                action="archival_delete",
+                target=f"archival:{entry.id}",
+                args={"text": entry.text},
+                origin=origin,
+            )
         try:
             self._col().delete(ids=[entry.id])
         except EngineError as e:  # the row is gone; a stale vector is skipped at search time
@@ -176,8 +235,8 @@ class ArchivalMemory:
             return db["memory_archival"].count
 
     def search(
-        self, query: str, *, k: int = 5, min_score: float = 0.0, vector: list[float] | None = None
-    ) -> list[ArchivalEntry]:
+        self, query: str, *, k: int = 5, min_score: float = 0.0, vector: builtins.list[float] | None = None
+    ) -> builtins.list[ArchivalEntry]:
         """Best matches by meaning; keyword matches when the vector index is unusable."""
         if not query.strip() or self.count() == 0:
             return []
@@ -197,10 +256,10 @@ class ArchivalMemory:
                 continue
         return found
 
-    def vectors_of(self, ids: list[str]) -> dict[str, list[float]]:
+    def vectors_of(self, ids: builtins.list[str]) -> dict[str, builtins.list[float]]:
         return self._col().vectors(ids) if ids else {}
 
-    def keyword_search(self, query: str, *, k: int = 5) -> list[ArchivalEntry]:
+    def keyword_search(self, query: str, *, k: int = 5) -> builtins.list[ArchivalEntry]:
         words = keywords(query)
         if not words:
             return []
@@ -236,7 +295,11 @@ class ArchivalMemory:
         self._index([_entry(r) for r in rows])
         return len(rows)
 
-    def _index(self, entries: list[ArchivalEntry], vectors: list[list[float]] | None = None) -> None:
+    def _index(
+        self,
+        entries: builtins.list[ArchivalEntry],
+        vectors: builtins.list[builtins.list[float]] | None = None,
+    ) -> None:
         if not entries:
             return
         try:
@@ -265,10 +328,16 @@ class ArchivalMemory:
 
 def _entry(row: dict[str, Any]) -> ArchivalEntry:
     return ArchivalEntry(
-        id=row["id"], text=row["text"] or "", created_at=row["created_at"], origin=row["origin"] or "",
-        conversation_id=row["conversation_id"] or "", message_id=row["message_id"] or "",
-        indexed=bool(row["indexed"]), auto=bool(row.get("auto")), updated_at=row.get("updated_at") or "",
-    )  # fmt: skip
+        id=row["id"],
+        text=row["text"] or "",
+        created_at=row["created_at"],
+        origin=row["origin"] or "",
+        conversation_id=row["conversation_id"] or "",
+        message_id=row["message_id"] or "",
+        indexed=bool(row["indexed"]),
+        auto=bool(row.get("auto")),
+        updated_at=row.get("updated_at") or "",
+    )
 
 
 def _checked(text: str) -> str:
@@ -284,15 +353,26 @@ def _checked(text: str) -> str:
 
 
 def _add_source(db, entry_id: str, origin: Origin, text: str) -> None:
-    known = db.execute("select 1 from memory_archival_sources where archival_id = ? and message_id = ?",
-                       [entry_id, origin.message_id]).fetchone()  # fmt: skip
+    known = db.execute(
+        "select 1 from memory_archival_sources where archival_id = ? and message_id = ?",
+        [entry_id, origin.message_id],
+    ).fetchone()
     if known:  # the same message again (a regenerated answer): update its text only
-        db.execute("update memory_archival_sources set text = ? where archival_id = ? and message_id = ?",
-                   [text, entry_id, origin.message_id])  # fmt: skip
+        db.execute(
+            "update memory_archival_sources set text = ? where archival_id = ? and message_id = ?",
+            [text, entry_id, origin.message_id],
+        )
         return
-    db["memory_archival_sources"].insert({"id": new_id(), "archival_id": entry_id,
-                                          "conversation_id": origin.conversation_id,
-                                          "message_id": origin.message_id, "text": text, "created_at": now_iso()})  # fmt: skip
+    db["memory_archival_sources"].insert(
+        {
+            "id": new_id(),
+            "archival_id": entry_id,
+            "conversation_id": origin.conversation_id,
+            "message_id": origin.message_id,
+            "text": text,
+            "created_at": now_iso(),
+        }
+    )
 
 
 def _with_score(entry: ArchivalEntry, score: float) -> ArchivalEntry:

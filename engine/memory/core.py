@@ -81,9 +81,13 @@ class CoreMemory:
     def blocks(self, conversation_id: str | None = None) -> list[Block]:
         """The blocks a conversation sees (its own override global ones), persona and human first."""
         with self._database.read() as db:
-            rows = list(db["memory_blocks"].rows_where(
-                "conversation_id = '' or conversation_id = ?", [conversation_id or ""], order_by="created_at, label"
-            ))  # fmt: skip
+            rows = list(
+                db["memory_blocks"].rows_where(
+                    "conversation_id = '' or conversation_id = ?",
+                    [conversation_id or ""],
+                    order_by="created_at, label",
+                )
+            )
         chosen: dict[str, Block] = {}
         for row in rows:
             block = _block(row)
@@ -126,8 +130,16 @@ class CoreMemory:
 
     # writing: each runs in one transaction together with its provenance row
 
-    def create(self, label: str, *, limit: int = DEFAULT_BLOCK_LIMIT, value: str = "", description: str = "",
-               conversation_id: str = "", origin: Origin) -> Block:  # fmt: skip
+    def create(
+        self,
+        label: str,
+        *,
+        limit: int = DEFAULT_BLOCK_LIMIT,
+        value: str = "",
+        description: str = "",
+        conversation_id: str = "",
+        origin: Origin,
+    ) -> Block:
         label, limit = check_label(label), check_limit(limit)
         block = Block(
             label=label, value="", limit=limit, conversation_id=conversation_id or "", description=description
@@ -137,11 +149,19 @@ class CoreMemory:
         with self._database.tx() as db:
             if db["memory_blocks"].count_where("id = ?", [_row_id(block)]):
                 raise MemoryError_(f"A block named '{label}' already exists here; edit it instead.")
-            db["memory_blocks"].insert({
-                "id": _row_id(block), "label": label, "conversation_id": block.conversation_id, "value": value,
-                "char_limit": limit, "description": description, "created_at": now, "updated_at": now,
-                "updated_by": origin.describe(),
-            })  # fmt: skip
+            db.table("memory_blocks").insert(
+                {
+                    "id": _row_id(block),
+                    "label": label,
+                    "conversation_id": block.conversation_id,
+                    "value": value,
+                    "char_limit": limit,
+                    "description": description,
+                    "created_at": now,
+                    "updated_at": now,
+                    "updated_by": origin.describe(),
+                }
+            )
             record_write(
                 db,
                 action="block_create",
@@ -207,7 +227,7 @@ class CoreMemory:
         with self._database.tx() as db:
             block = self.get(label, conversation_id)
             value = check_fits(block, make_value(block))
-            db["memory_blocks"].update(
+            db.table("memory_blocks").update(
                 _row_id(block), {"value": value, "updated_at": now_iso(), "updated_by": origin.describe()}
             )
             record_write(db, action=action, target=block.target, origin=origin, args=make_args(block))
@@ -224,7 +244,7 @@ class CoreMemory:
                 f"its limit to {limit}."
             )
         with self._database.tx() as db:
-            db["memory_blocks"].update(_row_id(block), {"char_limit": limit, "updated_at": now_iso()})
+            db.table("memory_blocks").update(_row_id(block), {"char_limit": limit, "updated_at": now_iso()})
             record_write(
                 db,
                 action="block_limit",
@@ -239,7 +259,7 @@ class CoreMemory:
         if block.label in REQUIRED_LABELS and not block.conversation_id:
             raise MemoryError_(f"'{block.label}' is a built-in block: empty it instead of deleting it.")
         with self._database.tx() as db:
-            db["memory_blocks"].delete(_row_id(block))
+            db.table("memory_blocks").delete(_row_id(block))
             record_write(
                 db,
                 action="block_delete",
@@ -255,10 +275,14 @@ def _row_id(block: Block) -> str:
 
 def _block(row: dict) -> Block:
     return Block(
-        label=row["label"], value=row["value"] or "", limit=row["char_limit"],
-        conversation_id=row["conversation_id"] or "", description=row["description"] or "",
-        updated_at=row["updated_at"] or "", updated_by=row["updated_by"] or "",
-    )  # fmt: skip
+        label=row["label"],
+        value=row["value"] or "",
+        limit=row["char_limit"],
+        conversation_id=row["conversation_id"] or "",
+        description=row["description"] or "",
+        updated_at=row["updated_at"] or "",
+        updated_by=row["updated_by"] or "",
+    )
 
 
 def _render_block(block: Block, shown: str) -> str:

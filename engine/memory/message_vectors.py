@@ -130,7 +130,7 @@ class MessageVectors:
         vectors = [v if v is not None else next(fresh) for v in known]
         self._col().upsert([r[0] for r in rows], vectors, [{"conversation_id": r[1]} for r in rows])
         with self._database.tx() as db:
-            db["memory_message_vectors"].insert_all(
+            db.table("memory_message_vectors").insert_all(
                 [{"message_id": r[0], "conversation_id": r[1], "indexed_at": now_iso()} for r in rows],
                 replace=True,
             )
@@ -152,7 +152,7 @@ class MessageVectors:
 
     def forget_conversation(self, conversation_id: str) -> None:
         with self._database.tx() as db:
-            db["memory_message_vectors"].delete_where("conversation_id = ?", [conversation_id])
+            db.table("memory_message_vectors").delete_where("conversation_id = ?", [conversation_id])
         try:
             self._col().delete(where={"conversation_id": conversation_id})
         except EngineError as e:  # the rows are gone; stale vectors are skipped at search time

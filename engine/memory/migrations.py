@@ -15,17 +15,20 @@ memory_migrations = Migrations("hearth.memory")
 
 #: blocks every installation starts with; users add more (and may empty these, not delete them)
 DEFAULT_BLOCKS = (
-    ("persona", "Who the assistant is and how it should behave.",
-     "I am Hearth, a private assistant on this computer. I remember what the user tells me."),
+    (
+        "persona",
+        "Who the assistant is and how it should behave.",
+        "I am Hearth, a private assistant on this computer. I remember what the user tells me.",
+    ),
     ("human", "What the assistant knows about the user.", ""),
-)  # fmt: skip
+)
 
 DEFAULT_BLOCK_LIMIT = 2000
 
 
 @memory_migrations(name="0001_memory_tables")
 def _memory_tables(db: Database) -> None:
-    db["memory_blocks"].create(
+    db.table("memory_blocks").create(
         {
             "id": str,  # label for global blocks, "<conversation_id>:<label>" for per-conversation ones
             "label": str,
@@ -39,8 +42,8 @@ def _memory_tables(db: Database) -> None:
         },
         pk="id",
     )
-    db["memory_blocks"].create_index(["conversation_id", "label"], unique=True)
-    db["memory_archival"].create(
+    db.table("memory_blocks").create_index(["conversation_id", "label"], unique=True)
+    db.table("memory_archival").create(
         {
             "id": str,
             "text": str,
@@ -53,8 +56,8 @@ def _memory_tables(db: Database) -> None:
         },
         pk="id",
     )
-    db["memory_archival"].enable_fts(["text"], create_triggers=True, tokenize="porter")
-    db["memory_summaries"].create(
+    db.table("memory_archival").enable_fts(["text"], create_triggers=True, tokenize="porter")
+    db.table("memory_summaries").create(
         {
             "conversation_id": str,
             "text": str,
@@ -64,7 +67,7 @@ def _memory_tables(db: Database) -> None:
         },
         pk="conversation_id",
     )
-    db["memory_writes"].create(
+    db.table("memory_writes").create(
         {
             "id": str,
             "created_at": str,
@@ -81,15 +84,15 @@ def _memory_tables(db: Database) -> None:
         },
         pk="id",
     )
-    db["memory_writes"].create_index(["status"])
-    db["memory_writes"].create_index(["conversation_id"])
+    db.table("memory_writes").create_index(["status"])
+    db.table("memory_writes").create_index(["conversation_id"])
 
 
 @memory_migrations(name="0002_default_blocks")
 def _default_blocks(db: Database) -> None:
     now = datetime.now(UTC).isoformat(timespec="milliseconds")
     for label, description, value in DEFAULT_BLOCKS:
-        db["memory_blocks"].insert(
+        db.table("memory_blocks").insert(
             {
                 "id": label,
                 "label": label,
@@ -108,9 +111,9 @@ def _default_blocks(db: Database) -> None:
 @memory_migrations(name="0003_automatic_memory")
 def _automatic_memory(db: Database) -> None:
     # archival rows written by the automatic step (1) may be updated and deleted with their sources
-    db["memory_archival"].add_column("auto", int, not_null_default=0)
-    db["memory_archival"].add_column("updated_at", str, not_null_default="")
-    db["memory_archival_sources"].create(
+    db.table("memory_archival").add_column("auto", int, not_null_default=0)
+    db.table("memory_archival").add_column("updated_at", str, not_null_default="")
+    db.table("memory_archival_sources").create(
         {
             "id": str,
             "archival_id": str,
@@ -121,12 +124,12 @@ def _automatic_memory(db: Database) -> None:
         },
         pk="id",
     )
-    db["memory_archival_sources"].create_index(["archival_id"])
-    db["memory_archival_sources"].create_index(["conversation_id"])
+    db.table("memory_archival_sources").create_index(["archival_id"])
+    db.table("memory_archival_sources").create_index(["conversation_id"])
     # which messages have a vector in the messages collection (Chroma is rebuilt from this and `messages`)
-    db["memory_message_vectors"].create(
+    db.table("memory_message_vectors").create(
         {"message_id": str, "conversation_id": str, "indexed_at": str}, pk="message_id"
     )
-    db["memory_message_vectors"].create_index(["conversation_id"])
+    db.table("memory_message_vectors").create_index(["conversation_id"])
     # switches the user flips in the Memory tab (kept across restarts)
-    db["memory_settings"].create({"key": str, "value": str}, pk="key")
+    db.table("memory_settings").create({"key": str, "value": str}, pk="key")

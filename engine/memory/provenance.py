@@ -8,6 +8,7 @@ applied only when the user approves it.
 
 from __future__ import annotations
 
+import builtins
 import json
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -33,8 +34,13 @@ class Origin:
     note: str = ""
 
     def describe(self) -> str:
-        text = {"user": "user edit", "model": "model tool call", "cli": "command line", "system": "Hearth",
-                "auto": "automatic memory"}[self.kind]  # fmt: skip
+        text = {
+            "user": "user edit",
+            "model": "model tool call",
+            "cli": "command line",
+            "system": "Hearth",
+            "auto": "automatic memory",
+        }[self.kind]
         if self.conversation_id:
             text += f" in conversation {self.conversation_id}"
         if self.message_id:
@@ -73,7 +79,7 @@ def record_write(
 ) -> str:
     """Insert one provenance row; call inside the transaction that makes the change."""
     write_id = new_id()
-    db["memory_writes"].insert(
+    db.table("memory_writes").insert(
         {
             "id": write_id,
             "created_at": now_iso(),
@@ -97,8 +103,16 @@ class WriteLog:
     def __init__(self, database: Database):
         self._database = database
 
-    def record(self, *, action: str, target: str, args: dict[str, Any], origin: Origin, status: Status,
-               note: str = "") -> str:  # fmt: skip
+    def record(
+        self,
+        *,
+        action: str,
+        target: str,
+        args: dict[str, Any],
+        origin: Origin,
+        status: Status,
+        note: str = "",
+    ) -> str:
         with self._database.tx() as db:
             return record_write(
                 db, action=action, target=target, args=args, origin=origin, status=status, note=note
@@ -111,8 +125,14 @@ class WriteLog:
             raise NotFoundError(f"No memory write with id {write_id!r}. List them with `memory log`.")
         return _record(rows[0])
 
-    def list(self, *, status: str | None = None, conversation_id: str | None = None, target: str | None = None,
-             limit: int = 100) -> list[WriteRecord]:  # fmt: skip
+    def list(
+        self,
+        *,
+        status: str | None = None,
+        conversation_id: str | None = None,
+        target: str | None = None,
+        limit: int = 100,
+    ) -> list[WriteRecord]:
         where, params = [], []
         for column, value in (("status", status), ("conversation_id", conversation_id), ("target", target)):
             if value is not None:
@@ -124,7 +144,7 @@ class WriteLog:
             )
             return [_record(r) for r in rows]
 
-    def pending(self) -> list[WriteRecord]:
+    def pending(self) -> builtins.list[WriteRecord]:
         return self.list(status="pending")
 
     def resolve(self, db: sqlite_utils.Database, write_id: str, status: Status, note: str) -> None:
@@ -137,7 +157,7 @@ class WriteLog:
                 f"Memory write {write_id} is {rows[0]['status']}, not pending; only pending writes can be "
                 "approved or rejected."
             )
-        db["memory_writes"].update(write_id, {"status": status, "note": note, "resolved_at": now_iso()})
+        db.table("memory_writes").update(write_id, {"status": status, "note": note, "resolved_at": now_iso()})
 
 
 def _record(row: dict[str, Any]) -> WriteRecord:

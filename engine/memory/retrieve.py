@@ -82,8 +82,10 @@ class MemoryRetriever:
         memory = self._memory
         cosines: dict[str, float] = {}
         try:
-            found = {r.message_id: r for r in memory.recall.search(query, limit=k, include_inactive=False,
-                                                                    exclude_after=window)}  # fmt: skip
+            found = {
+                r.message_id: r
+                for r in memory.recall.search(query, limit=k, include_inactive=False, exclude_after=window)
+            }
             if vector is not None:
                 matches = memory.messages.search(vector, k=k, exclude_after=window)
                 cosines = {m.message_id: m.score for m in matches}
@@ -111,7 +113,8 @@ def _cosines(vector: Sequence[float], stored: dict[str, list[float]]) -> dict[st
 
 def _one_per_fact(hits: list[Hit]) -> list[Hit]:
     """An automatic memory and the message it came from say the same: keep the better-scored one."""
-    kept, seen = [], set()
+    kept: list[Hit] = []
+    seen: set[tuple[str, str]] = set()
     for hit in hits:
         if hit.kind == "memory":
             keys = {("memory", hit.id), ("recall", hit.meta.get("message_id") or "")}

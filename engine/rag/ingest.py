@@ -14,7 +14,7 @@ import hashlib
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import EngineError, IngestError
 from ..types import FileResult
@@ -23,6 +23,11 @@ from .chunking import ChunkSpec, chunk_blocks
 from .files import SourceFile, read_limited
 from .loaders import file_kind, load_bytes
 from .store import DocumentStore
+
+if TYPE_CHECKING:
+    from ..embeddings import TextEmbedder
+    from ..vectors import VectorCollection
+    from .service import IngestLimits
 
 log = logging.getLogger(__name__)
 
@@ -54,30 +59,22 @@ Load = Callable[[bytes, str, str], LoadedDocument]
 
 
 def prepare(
-    file: SourceFile, collection: str, *, store: DocumentStore, embedder, limits, load: Load | None = None
+    file: SourceFile,
+    collection: str,
+    *,
+    store: DocumentStore,
+    embedder: TextEmbedder,
+    limits: IngestLimits,
+    load: Load | None = None,
 ) -> Prepared | FileResult:
     """Everything before embedding; a FileResult when there is nothing to embed. Holds no lock:
     ``commit`` re-checks what this decided from the store (twins, the old version)."""
     data = read_limited(file, limits.max_bytes)
     content_hash = hashlib.sha256(data).hexdigest()
     previous = store.find(collection, source=file.source)
-    if previous is not None and previous["content_hash"] == content_hash:
-        return FileResult(
-            path=file.given,
-            status="unchanged",
-            id=previous["id"],
-            items=previous["n_chunks"],
-            message=f"{file.name}: unchanged since it was added; nothing to do.",
-        )
-    twin = store.find(collection, content_hash=content_hash)
-    if twin is not None:
-        return FileResult(
-            path=file.given,
-            status="unchanged",
-            id=twin["id"],
-            items=twin["n_chunks"],
-            message=f"{file.name}: identical to {twin['name']!r}, already in {collection!r}.",
-        )
+    unchanged = _already_there(file, collection, content_hash, previous, store)
+    if unchanged is not None:
+        return unchanged
     kind = file_kind(_named(file))
     loaded = load(data, file.name, kind) if load else load_bytes(data, name=file.name, kind=kind)
     text, chunks = chunk_blocks(
@@ -90,10 +87,19 @@ def prepare(
         raise IngestError(f"{file.name}: no text found in it; nothing to index.")
     doc_id = document_id(collection, content_hash)
     document = {
-        "id": doc_id, "collection": collection, "source": file.source, "name": file.name,
-        "kind": loaded.kind, "content_hash": content_hash, "size_bytes": len(data), "n_chunks": len(chunks),
-        "n_pages": loaded.n_pages, "encoding": loaded.encoding, "text": text, "embed_model": embedder.name,
-    }  # fmt: skip
+        "id": doc_id,
+        "collection": collection,
+        "source": file.source,
+        "name": file.name,
+        "kind": loaded.kind,
+        "content_hash": content_hash,
+        "size_bytes": len(data),
+        "n_chunks": len(chunks),
+        "n_pages": loaded.n_pages,
+        "encoding": loaded.encoding,
+        "text": text,
+        "embed_model": embedder.name,
+    }
     return Prepared(
         file=file,
         document=document,
@@ -113,15 +119,52 @@ def _named(file: SourceFile):
 def chunk_rows(prepared: Prepared) -> list[dict[str, Any]]:
     doc = prepared.document
     return [
-        {"id": f"{doc['id']}-{seq:05d}", "document_id": doc["id"], "collection": doc["collection"],
-         "seq": seq, "text": c.text, "heading": c.heading, "page": c.page, "start": c.start, "end": c.end,
-         "n_tokens": c.n_tokens}
+        {
+            "id": f"{doc['id']}-{seq:05d}",
+            "document_id": doc["id"],
+            "collection": doc["collection"],
+            "seq": seq,
+            "text": c.text,
+            "heading": c.heading,
+            "page": c.page,
+            "start": c.start,
+            "end": c.end,
+            "n_tokens": c.n_tokens,
+        }
         for seq, c in enumerate(prepared.chunks)
-    ]  # fmt: skip
+    ]
+
+
+def _already_there(
+    file: SourceFile,
+    collection: str,
+    content_hash: str,
+    previous: dict[str, Any] | None,
+    store: DocumentStore,
+) -> FileResult | None:
+    """ "unchanged" when this file, or a twin of it, is already in ``collection``."""
+    if previous is not None and previous["content_hash"] == content_hash:
+        return FileResult(
+            path=file.given,
+            status="unchanged",
+            id=previous["id"],
+            items=previous["n_chunks"],
+            message=f"{file.name}: unchanged since it was added; nothing to do.",
+        )
+    twin = store.find(collection, content_hash=content_hash)
+    if twin is not None:
+        return FileResult(
+            path=file.given,
+            status="unchanged",
+            id=twin["id"],
+            items=twin["n_chunks"],
+            message=f"{file.name}: identical to {twin['name']!r}, already in {collection!r}.",
+        )
+    return None
 
 
 def write_vectors(
-    batch: list[tuple[Prepared, list[dict[str, Any]]]], vectors: list[list[float]], index
+    batch: list[tuple[Prepared, list[dict[str, Any]]]], vectors: list[list[float]], index: VectorCollection
 ) -> None:
     """One upsert for a whole batch of files (Chroma's per-call cost is high). Invisible until
     each file's SQLite commit; ids derive from the content, so rewriting a twin's is harmless.
@@ -139,7 +182,9 @@ def write_vectors(
     )
 
 
-def commit(prepared: Prepared, rows: list[dict[str, Any]], *, store: DocumentStore, index) -> FileResult:
+def commit(
+    prepared: Prepared, rows: list[dict[str, Any]], *, store: DocumentStore, index: VectorCollection
+) -> FileResult:
     """Make one file visible: the SQLite swap, then the old version's vectors out.
 
     ``index`` is the vector collection of the document's collection, already holding ``rows``."""

@@ -23,9 +23,12 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..store.db import Database
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database as SqliteDatabase
 from .chunking import embedding_text
 
 #: words and identifiers / character pairs of no-space scripts
@@ -134,7 +137,7 @@ def document_token(document_id: str) -> str:
 # writes: always inside the caller's transaction (DocumentStore), beside the chunk rows
 
 
-def create_tables(db) -> None:
+def create_tables(db: SqliteDatabase) -> None:
     for table in TABLES:
         db.execute(
             f"create virtual table if not exists {table} using fts5("
@@ -142,7 +145,7 @@ def create_tables(db) -> None:
         )
 
 
-def add_chunks(db, rows: Iterable[dict[str, Any]]) -> None:
+def add_chunks(db: SqliteDatabase, rows: Iterable[dict[str, Any]]) -> None:
     """Index chunk rows (``id``, ``document_id``, ``collection``, ``text``, ``heading``)."""
     out: dict[str, list[tuple[str, str, str, str]]] = {TABLE: [], PAIRS_TABLE: []}
     for r in rows:
@@ -155,21 +158,21 @@ def add_chunks(db, rows: Iterable[dict[str, Any]]) -> None:
         db.conn.executemany(f"insert into {table}(body, doc, coll, chunk_id) values (?, ?, ?, ?)", values)
 
 
-def delete_document(db, document_id: str) -> None:
+def delete_document(db: SqliteDatabase, document_id: str) -> None:
     for table in TABLES:
         db.execute(
             f"delete from {table} where {table} match ?", ["{doc} : " + _term(document_token(document_id))]
         )
 
 
-def delete_collection(db, name: str) -> None:
+def delete_collection(db: SqliteDatabase, name: str) -> None:
     for table in TABLES:
         db.execute(
             f"delete from {table} where {table} match ?", ["{coll} : " + _term(collection_token(name))]
         )
 
 
-def indexed_chunks(db, collection: str) -> set[str]:
+def indexed_chunks(db: SqliteDatabase, collection: str) -> set[str]:
     """Chunk ids of ``collection`` that the keyword index holds (in either table)."""
     found: set[str] = set()
     for table in TABLES:
@@ -181,7 +184,7 @@ def indexed_chunks(db, collection: str) -> set[str]:
     return found
 
 
-def rebuild(db, *, batch: int = 2000) -> None:
+def rebuild(db: SqliteDatabase, *, batch: int = 2000) -> None:
     """Re-index every chunk from ``rag_chunks`` (the migration that creates the tables uses it)."""
     for table in TABLES:
         db.execute(f"delete from {table}")

@@ -19,7 +19,7 @@ DEFAULT_COLLECTION = "library"
 
 @rag(name="0001_collections_documents_chunks")
 def _collections_documents_chunks(db: Database) -> None:
-    db["rag_collections"].create(
+    db.table("rag_collections").create(
         {
             "name": str,
             "created_at": str,
@@ -30,7 +30,7 @@ def _collections_documents_chunks(db: Database) -> None:
         pk="name",
         defaults={"generation": 0},
     )
-    db["rag_documents"].create(
+    db.table("rag_documents").create(
         {
             "id": str,  # derived from (collection, content hash): the same bytes get the same id
             "collection": str,
@@ -50,9 +50,9 @@ def _collections_documents_chunks(db: Database) -> None:
         pk="id",
         foreign_keys=[("collection", "rag_collections", "name")],
     )
-    db["rag_documents"].create_index(["collection", "source"], unique=True)
-    db["rag_documents"].create_index(["collection", "content_hash"], unique=True)
-    db["rag_chunks"].create(
+    db.table("rag_documents").create_index(["collection", "source"], unique=True)
+    db.table("rag_documents").create_index(["collection", "content_hash"], unique=True)
+    db.table("rag_chunks").create(
         {
             "id": str,
             "document_id": str,
@@ -68,16 +68,16 @@ def _collections_documents_chunks(db: Database) -> None:
         pk="id",
         foreign_keys=[("document_id", "rag_documents", "id")],
     )
-    db["rag_chunks"].create_index(["document_id", "seq"])
-    db["rag_chunks"].create_index(["collection"])
-    db["rag_collections"].insert({"name": DEFAULT_COLLECTION, "created_at": now_iso(), "generation": 0})
+    db.table("rag_chunks").create_index(["document_id", "seq"])
+    db.table("rag_chunks").create_index(["collection"])
+    db.table("rag_collections").insert({"name": DEFAULT_COLLECTION, "created_at": now_iso(), "generation": 0})
 
 
 @rag(name="0002_embedding_cache")
 def _embedding_cache(db: Database) -> None:
     # vectors by content: the same text under the same model is never embedded twice
     # (a re-added file with a small edit, boilerplate shared by many files, a re-index)
-    db["rag_vector_cache"].create({"key": str, "vector": bytes}, pk="key")
+    db.table("rag_vector_cache").create({"key": str, "vector": bytes}, pk="key")
 
 
 @rag(name="0003_keyword_fts5")

@@ -16,11 +16,14 @@ import threading
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import IngestError
 from .blocks import LoadedDocument
 from .loaders import LoadLimits
+
+if TYPE_CHECKING:
+    from multiprocessing.connection import Connection
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +195,7 @@ def main(argv: list[str]) -> None:
     serve(Connection(int(argv[0])), int(argv[1]) or None)
 
 
-def serve(conn, memory_bytes: int | None) -> None:
+def serve(conn: Connection, memory_bytes: int | None) -> None:
     """The worker's loop: parse what arrives until the other end closes."""
     _limit_memory(memory_bytes)
     conn.send(("ready",))

@@ -11,11 +11,16 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypeVar
 
 from ..errors import EngineError
 
+if TYPE_CHECKING:
+    from ..models import ModelManager
+
 #: (system prompt, user message) -> the model's reply
 Generate = Callable[[str, str], str]
+T = TypeVar("T")
 
 MULTI_QUERY_SYSTEM = (
     "You rewrite search queries. Given a question, write {n} different short search queries "
@@ -65,7 +70,7 @@ def hypothetical_answer(query: str, generate: Generate) -> str:
     return generate(HYDE_SYSTEM, query).strip()[:2000]
 
 
-def safe(fn: Callable[[], list[str] | str], fallback):
+def safe(fn: Callable[[], T], fallback: T) -> T:
     """Rewriting is an optional boost: a missing or failing model falls back to the plain query."""
     try:
         return fn()
@@ -73,7 +78,7 @@ def safe(fn: Callable[[], list[str] | str], fallback):
         return fallback
 
 
-def model_generator(models, *, max_tokens: int = 160) -> Generate:
+def model_generator(models: ModelManager, *, max_tokens: int = 160) -> Generate:
     """A Generate over the currently loaded chat model (greedy, so repeatable)."""
 
     def generate(system: str, user: str) -> str:

@@ -8,16 +8,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..types import FileResult
 from .files import SourceFile, expand, split_images
 from .ingest import Progress
 from .migrations import DEFAULT_COLLECTION
 
+if TYPE_CHECKING:
+    from ..vision import ImageService
+    from .service import DocumentService
+
 
 def add_files(
-    documents,
-    images,
+    documents: DocumentService,
+    images: ImageService | None,
     paths: Sequence[Path | str],
     *,
     collection: str = DEFAULT_COLLECTION,

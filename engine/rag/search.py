@@ -10,12 +10,18 @@ leftovers).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..types import Hit
 from .fusion import FusionWeights, dense_weight, score_fusion
 from .keyword import KeywordIndex
 from .rewrite import Generate, SearchOptions, expand_queries, hypothetical_answer, safe
 from .store import DocumentStore
+
+if TYPE_CHECKING:
+    from ..embeddings import TextEmbedder
+    from ..rerank import CrossEncoderReranker
+    from ..vectors import VectorCollection
 
 
 class HybridSearcher:
@@ -24,10 +30,10 @@ class HybridSearcher:
         *,
         store: DocumentStore,
         keywords: KeywordIndex,
-        embedder,
-        index: Callable,
+        embedder: TextEmbedder,
+        index: Callable[[str], VectorCollection],
         generate: Generate | None = None,
-        reranker=None,
+        reranker: CrossEncoderReranker | None = None,
         weights: FusionWeights = FusionWeights(),
     ):
         self.store = store
@@ -67,14 +73,16 @@ class HybridSearcher:
         return self._hits(scored, k, dense, keyword)
 
     def _expansions(self, query: str, options: SearchOptions) -> list[str]:
-        if not (options.multi_query and self.generate):
+        generate = self.generate
+        if not (options.multi_query and generate):
             return []
-        return safe(lambda: expand_queries(query, self.generate), [])
+        return safe(lambda: expand_queries(query, generate), [])
 
     def _hyde(self, query: str, options: SearchOptions) -> list[str]:
-        if not (options.hyde and self.generate):
+        generate = self.generate
+        if not (options.hyde and generate):
             return []
-        passage = safe(lambda: hypothetical_answer(query, self.generate), "")
+        passage = safe(lambda: hypothetical_answer(query, generate), "")
         return [passage] if passage else []
 
     def _dense(self, texts: list[str], n: int, names: list[str], scores: dict[str, float]) -> None:

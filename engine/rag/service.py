@@ -8,8 +8,10 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import ConfigError, EngineError, NotFoundError
+from ..store import StoredConversation
 from ..store.db import Database
 from ..types import FileResult, Hit
 from ..vectors import VectorStore, collection_name
@@ -23,6 +25,10 @@ from .rewrite import Generate, SearchOptions
 from .search import HybridSearcher
 from .store import DocumentInfo, DocumentStore
 from .vector_cache import CachedEmbedder
+
+if TYPE_CHECKING:
+    from ..embeddings import TextEmbedder
+    from ..rerank import CrossEncoderReranker
 
 Mode = str  # "hybrid" | "dense" | "bm25"
 
@@ -45,8 +51,12 @@ class IngestLimits:
     parse_memory_bytes: int | None = 4 * 1024**3
 
     def parse_limits(self) -> ParseLimits:
-        return ParseLimits(max_pages=self.max_pages, max_chars=self.max_chars, seconds=self.parse_seconds,
-                           memory_bytes=self.parse_memory_bytes)  # fmt: skip
+        return ParseLimits(
+            max_pages=self.max_pages,
+            max_chars=self.max_chars,
+            seconds=self.parse_seconds,
+            memory_bytes=self.parse_memory_bytes,
+        )
 
 
 class DocumentService:
@@ -55,11 +65,11 @@ class DocumentService:
         *,
         database: Database,
         vectors: VectorStore,
-        embedder,
+        embedder: TextEmbedder,
         limits: IngestLimits = IngestLimits(),
         generate: Generate | None = None,
         chat_k: int = 4,
-        reranker=None,
+        reranker: CrossEncoderReranker | None = None,
     ):
         self.store = DocumentStore(database)
         self.vectors = vectors
@@ -281,10 +291,10 @@ class DocumentService:
             )
         return list(collections)
 
-    def retrieve_for_chat(self, query: str, conversation) -> list[Hit]:
+    def retrieve_for_chat(self, query: str, conversation: StoredConversation) -> list[Hit]:
         """Hits for a chat turn from the conversation's collections (empty list = all),
         keeping only passages that are plausibly about the question."""
-        wanted = list(getattr(conversation, "collections", None) or [])
+        wanted = list(conversation.collections)
         known = set(self.store.collections())
         names = [c for c in wanted if c in known] if wanted else None
         if (wanted and not names) or not query.strip() or self.store.count_chunks(names) == 0:

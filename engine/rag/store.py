@@ -66,7 +66,7 @@ class DocumentStore:
             if not db["rag_collections"].count_where("name = ?", [name]):
                 # start from the clock, not 0: a collection deleted and re-created under the same
                 # name must never reuse a generation that another process has cached
-                db["rag_collections"].insert(
+                db.table("rag_collections").insert(
                     {"name": name, "created_at": now_iso(), "generation": time.time_ns()}
                 )
         return name
@@ -84,9 +84,9 @@ class DocumentStore:
                 raise NotFoundError(f"There is no collection named {name!r}.")
             ids = [r[0] for r in db.execute("select id from rag_chunks where collection = ?", [name])]
             keyword.delete_collection(db, name)
-            db["rag_chunks"].delete_where("collection = ?", [name])
-            db["rag_documents"].delete_where("collection = ?", [name])
-            db["rag_collections"].delete_where("name = ?", [name])
+            db.table("rag_chunks").delete_where("collection = ?", [name])
+            db.table("rag_documents").delete_where("collection = ?", [name])
+            db.table("rag_collections").delete_where("name = ?", [name])
         return ids
 
     # documents
@@ -120,10 +120,10 @@ class DocumentStore:
                     r[0] for r in db.execute("select id from rag_chunks where document_id = ?", [old_id])
                 ]
                 keyword.delete_document(db, old_id)
-                db["rag_chunks"].delete_where("document_id = ?", [old_id])
-                db["rag_documents"].delete_where("id = ?", [old_id])
-            db["rag_documents"].insert({**document, "created_at": now, "updated_at": now}, replace=True)
-            db["rag_chunks"].insert_all(chunks, batch_size=500)
+                db.table("rag_chunks").delete_where("document_id = ?", [old_id])
+                db.table("rag_documents").delete_where("id = ?", [old_id])
+            db.table("rag_documents").insert({**document, "created_at": now, "updated_at": now}, replace=True)
+            db.table("rag_chunks").insert_all(chunks, batch_size=500)
             keyword.add_chunks(db, chunks)  # same transaction: the keyword index is never out of step
             self._bump(db, document["collection"])
         return old_chunks
@@ -136,8 +136,8 @@ class DocumentStore:
                 raise NotFoundError(f"Document {document_id!r} does not exist (already deleted?).")
             ids = [r[0] for r in db.execute("select id from rag_chunks where document_id = ?", [document_id])]
             keyword.delete_document(db, document_id)
-            db["rag_chunks"].delete_where("document_id = ?", [document_id])
-            db["rag_documents"].delete_where("id = ?", [document_id])
+            db.table("rag_chunks").delete_where("document_id = ?", [document_id])
+            db.table("rag_documents").delete_where("id = ?", [document_id])
             self._bump(db, rows[0]["collection"])
         return rows[0]["collection"], ids
 

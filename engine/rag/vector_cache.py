@@ -10,14 +10,18 @@ from __future__ import annotations
 import hashlib
 from array import array
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from ..store.db import Database
+
+if TYPE_CHECKING:
+    from ..embeddings import TextEmbedder
 
 
 class CachedEmbedder:
     """``embed`` through the cache; everything else is the wrapped embedder's."""
 
-    def __init__(self, embedder, database: Database):
+    def __init__(self, embedder: TextEmbedder, database: Database):
         self.embedder = embedder
         self.database = database
         #: texts embedded / served from the cache since this object was made (for benchmarks)

@@ -91,7 +91,7 @@ class DataDirLock:
                 raise StoreError(f"Cannot lock the data directory ({self.path}): {e.strerror or e}.") from e
             raise DataDirInUseError(describe_holder(self.path.parent, holder)) from e
         self._fd = fd
-        self._write({**(owner or {}), "pid": os.getpid()})
+        self._write(fd, {**(owner or {}), "pid": os.getpid()})
 
     def _open(self) -> int:
         try:
@@ -99,18 +99,19 @@ class DataDirLock:
         except OSError as e:
             raise StoreError(f"Cannot open the lock file {self.path}: {e.strerror or e}.") from e
 
-    def _write(self, owner: dict[str, Any]) -> None:
+    @staticmethod
+    def _write(fd: int, owner: dict[str, Any]) -> None:
         data = json.dumps(owner, ensure_ascii=False).encode()
-        os.ftruncate(self._fd, 0)
-        os.pwrite(self._fd, data, 0)
-        os.fsync(self._fd)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, data, 0)
+        os.fsync(fd)
 
     def describe(self, **owner: Any) -> None:
         """Add to what the lock file says about this process (the server's URL once known)."""
         if self._fd is None:
             return
         current = _read_holder(self._fd)
-        self._write({**current, **owner, "pid": os.getpid()})
+        self._write(self._fd, {**current, **owner, "pid": os.getpid()})
 
     @property
     def held(self) -> bool:

@@ -41,7 +41,7 @@ class PresetStore:
         if name in BUILTIN_PRESETS:
             raise ConfigError(f"{name!r} is a built-in preset; choose another name.", field="preset")
         with self._database.tx() as db:
-            db["presets"].upsert(
+            db.table("presets").upsert(
                 {"name": name, "config": json.dumps(config.to_dict()), "builtin": 0, "created_at": now_iso()},
                 pk="name",
             )
@@ -50,4 +50,4 @@ class PresetStore:
         if name in BUILTIN_PRESETS:
             raise ConfigError(f"{name!r} is built in and cannot be deleted.", field="preset")
         with self._database.tx() as db:
-            db["presets"].delete_where("name = ?", [name])
+            db.table("presets").delete_where("name = ?", [name])

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from ..types import Hit
 from ..vectors import VectorStore, collection_name
 from .clip import ClipEmbedder
+
+if TYPE_CHECKING:
+    from ..rag import DocumentService
 
 #: chunk text kept with each vector, for showing a result without another lookup
 PREVIEW_CHARS = 600
@@ -23,7 +26,9 @@ _EMBED_STEP = 256
 
 
 class ClipChunkIndex:
-    def __init__(self, vectors: VectorStore, embedder: ClipEmbedder, documents: Callable[[], Any]):
+    def __init__(
+        self, vectors: VectorStore, embedder: ClipEmbedder, documents: Callable[[], DocumentService | None]
+    ):
         self.vectors = vectors
         self.embedder = embedder
         self._documents = documents
@@ -34,17 +39,15 @@ class ClipChunkIndex:
         return collection_name("clip-chunks", self.embedder.config.key)
 
     def available(self) -> bool:
-        docs = self._documents()
-        return docs is not None and hasattr(docs, "all_chunks")
+        return self._documents() is not None
 
     def sync(self) -> int:
         """Embed chunks the index lacks and drop ones that are gone; return how many were added."""
-        if not self.available():
+        docs = self._documents()
+        if docs is None:
             return 0
         with self._lock:
-            chunks = {
-                cid: (text or "", source or "") for cid, text, source in self._documents().all_chunks(None)
-            }
+            chunks = {cid: (text or "", source or "") for cid, text, source in docs.all_chunks(None)}
             col = self.vectors.collection(self.name)
             have = set(col.ids())
             gone = sorted(have - chunks.keys())
@@ -63,7 +66,13 @@ class ClipChunkIndex:
         self.sync()
         matches = self.vectors.collection(self.name).query(vector, k)
         return [
-            Hit(kind="chunk", id=m.id, text=str(m.metadata.get("text", "")), score=m.score,
-                source=str(m.metadata.get("source", "")), meta={"space": "clip"})
+            Hit(
+                kind="chunk",
+                id=m.id,
+                text=str(m.metadata.get("text", "")),
+                score=m.score,
+                source=str(m.metadata.get("source", "")),
+                meta={"space": "clip"},
+            )
             for m in matches
-        ]  # fmt: skip
+        ]

@@ -15,7 +15,7 @@ vision = Migrations("hearth.vision")
 
 @vision(name="0001_images")
 def _images(db: Database) -> None:
-    db["images"].create(
+    db.table("images").create(
         {
             "id": str,
             "collection": str,
@@ -32,5 +32,5 @@ def _images(db: Database) -> None:
         },
         pk="id",
     )
-    db["images"].create_index(["collection", "sha256"])
-    db["images"].create_index(["collection", "source_path"])
+    db.table("images").create_index(["collection", "sha256"])
+    db.table("images").create_index(["collection", "source_path"])

@@ -8,42 +8,34 @@ listing, deleting and chats without images never load it.
 
 from __future__ import annotations
 
-import logging
+import builtins
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..errors import ConfigError, EngineError, VisionError
 from ..store import Database, StoredConversation
 from ..types import FileResult, Hit
 from ..vectors import VectorCollection, VectorStore, collection_name
+from .adding import Prepared, collect, commit, prepare, stage, with_path
 from .chunks import ClipChunkIndex
 from .clip import ClipConfig, ClipEmbedder
 from .labels import clean_labels, zero_shot
-from .loading import LoadedImage, decode_image, read_bytes, read_image
+from .loading import read_image
 from .store import ImageRecords, StoredImage
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:
+    from ..rag import DocumentService
+
 
 Progress = Callable[[int, int, str], None]
 
 #: images shown with a chat answer, at most
 CHAT_K = 3
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Prepared:
-    """An image file read, checked, decoded and preprocessed, waiting for its vector."""
-
-    path: Path
-    loaded: LoadedImage
-    tensor: Any
-    caption: str
 
 
 class ImageService:
@@ -56,7 +48,7 @@ class ImageService:
         files_dir: Path,
         max_upload_bytes: int,
         chat_min_score: float = 0.24,
-        documents: Callable[[], Any] = lambda: None,
+        documents: Callable[[], DocumentService | None] = lambda: None,
         workers: int | None = None,
     ):
         self.records = ImageRecords(database, Path(files_dir) / "images")
@@ -74,17 +66,28 @@ class ImageService:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, *, database: Database, vectors: VectorStore, documents: Callable[[], Any]
+        cls,
+        settings: Settings,
+        *,
+        database: Database,
+        vectors: VectorStore,
+        documents: Callable[[], DocumentService | None],
     ) -> ImageService:
         config = ClipConfig(
-            model=settings.clip_model, pretrained=settings.clip_pretrained,
-            device=settings.clip_device, batch_size=settings.clip_batch_size,
-        )  # fmt: skip
+            model=settings.clip_model,
+            pretrained=settings.clip_pretrained,
+            device=settings.clip_device,
+            batch_size=settings.clip_batch_size,
+        )
         return cls(
-            database=database, vectors=vectors, embedder=ClipEmbedder(config), files_dir=settings.files_dir,
-            max_upload_bytes=settings.max_upload_bytes, chat_min_score=settings.clip_chat_min_score,
+            database=database,
+            vectors=vectors,
+            embedder=ClipEmbedder(config),
+            files_dir=settings.files_dir,
+            max_upload_bytes=settings.max_upload_bytes,
+            chat_min_score=settings.clip_chat_min_score,
             documents=documents,
-        )  # fmt: skip
+        )
 
     # status
 
@@ -112,7 +115,7 @@ class ImageService:
     def list(self, collection: str | None = None) -> list[StoredImage]:
         return self.records.list([collection] if collection else None)
 
-    def collections(self) -> list[str]:
+    def collections(self) -> builtins.list[str]:
         return self.records.collections()
 
     # adding
@@ -124,7 +127,7 @@ class ImageService:
         collection: str = "library",
         progress: Progress | None = None,
         captions: dict[str, str] | None = None,
-    ) -> list[FileResult]:
+    ) -> builtins.list[FileResult]:
         """Add image files; one FileResult per path, in order. Bad files never stop the batch.
 
         ``captions`` maps a path (as given) to text found near the image (alt text, a caption).
@@ -147,7 +150,7 @@ class ImageService:
             ]
             pending = submit(batches[0]) if batches else []
             for number, batch in enumerate(batches):
-                prepared = _collect(pending)
+                prepared = collect(pending)
                 pending = submit(batches[number + 1]) if number + 1 < len(batches) else []
                 for index, outcome in zip(batch, self._store_batch(prepared, collection)):
                     results[index] = outcome
@@ -156,100 +159,45 @@ class ImageService:
                         progress(done, len(items), items[index].name)
         return [r for r in results if r is not None]
 
-    def _prepare(self, path: Path, collection: str, caption: str) -> _Prepared | FileResult:
-        try:
-            data = read_bytes(path, self.max_upload_bytes)
-            loaded = decode_image(data, name=path.name, decode_size=self.embedder.image_size)
-            same = self.records.find(collection, sha256=loaded.sha256)
-            if same is not None:
-                return FileResult(path=str(path), status="unchanged", id=same.id, items=1,
-                                  message=f"{path.name}: already in {collection!r} as {same.file_name}")  # fmt: skip
-            tensor = self.embedder.preprocess(loaded.image)
-        except EngineError as e:
-            return FileResult(path=str(path), status="error", message=str(e))
-        except Exception as e:  # noqa: BLE001 - one file's surprise must not cost the batch
-            log.error("adding the image %s failed unexpectedly", path, exc_info=e)
-            return FileResult(path=str(path), status="error", message=f"{path.name}: could not be added "
-                              f"({type(e).__name__}: {e}); the other files were not affected.")  # fmt: skip
-        text = " · ".join(t for t in (caption.strip(), loaded.caption) if t)
-        return _Prepared(path=path, loaded=loaded, tensor=tensor, caption=text)
+    def _prepare(self, path: Path, collection: str, caption: str) -> Prepared | FileResult:
+        return prepare(
+            path,
+            collection,
+            caption,
+            records=self.records,
+            embedder=self.embedder,
+            max_bytes=self.max_upload_bytes,
+        )
 
-    def _store_batch(self, prepared: list[_Prepared | FileResult], collection: str) -> list[FileResult]:
-        ready = [p for p in prepared if isinstance(p, _Prepared)]
+    def _store_batch(
+        self, prepared: builtins.list[Prepared | FileResult], collection: str
+    ) -> builtins.list[FileResult]:
+        ready = [p for p in prepared if isinstance(p, Prepared)]
         try:
             vectors = iter(self.embedder.embed_tensors([p.tensor for p in ready]))
         except (VisionError, RuntimeError) as e:  # e.g. out of GPU memory: report, keep going
             failed = FileResult(path="", status="error", message=f"CLIP failed on this batch: {e}")
-            return [p if isinstance(p, FileResult) else _with_path(failed, p.path) for p in prepared]
+            return [p if isinstance(p, FileResult) else with_path(failed, p.path) for p in prepared]
         with self._write_lock:
             staged = [
-                self._stage(p, next(vectors), collection) if isinstance(p, _Prepared) else p for p in prepared
+                stage(p, next(vectors), collection, self.records) if isinstance(p, Prepared) else p
+                for p in prepared
             ]
-            return self._commit(staged, collection)
-
-    def _stage(self, p: _Prepared, vector: list[float], collection: str) -> FileResult | tuple:
-        """Copy the file and insert its row; the vector is written for the whole batch after."""
-        same = self.records.find(collection, sha256=p.loaded.sha256)  # a twin earlier in this batch
-        if same is not None:
-            return FileResult(path=str(p.path), status="unchanged", id=same.id, items=1,
-                              message=f"{p.path.name}: already in {collection!r} as {same.file_name}")  # fmt: skip
-        source = str(p.path.resolve())
-        old = self.records.find(collection, source_path=source)
-        try:
-            image_id, stored = self.records.write_file(p.loaded.data, p.loaded.extension)
-        except OSError as e:  # disk full, permissions: this file fails, the batch goes on
-            return FileResult(path=str(p.path), status="error", message=f"Could not store a copy: {e}")
-        try:
-            record = self.records.insert({
-                "id": image_id, "collection": collection, "file_name": _display_name(p.path.name),
-                "source_path": source, "stored_name": stored.name, "sha256": p.loaded.sha256,
-                "format": p.loaded.format, "width": p.loaded.width, "height": p.loaded.height,
-                "bytes": len(p.loaded.data), "caption": p.caption,
-            })  # fmt: skip
-        except EngineError as e:
-            self.records.remove_file(stored.name)
-            return FileResult(path=str(p.path), status="error", message=str(e))
-        return (p.path, record, vector, old)
-
-    def _commit(self, staged: list, collection: str) -> list[FileResult]:
-        rows = [s for s in staged if isinstance(s, tuple)]
-        try:
-            self._index().upsert(
-                [r.id for _, r, _, _ in rows], [v for _, _, v, _ in rows],
-                [{"collection": collection, "file_name": r.file_name} for _, r, _, _ in rows],
-            )  # fmt: skip
-        except EngineError as e:
-            for _, record, _, _ in rows:  # nothing half-written: undo the rows and copies
-                self.records.delete_row(record.id)
-                self.records.remove_file(record.path.name)
-            return [s if isinstance(s, FileResult) else FileResult(path=str(s[0]), status="error", message=str(e))
-                    for s in staged]  # fmt: skip
-        out: list[FileResult] = []
-        for s in staged:
-            if isinstance(s, FileResult):
-                out.append(s)
-                continue
-            path, record, _, old = s
-            if old is not None and old.id != record.id:
-                self._remove(old)
-            status = "replaced" if old is not None else "added"
-            out.append(FileResult(path=str(path), status=status, id=record.id, items=1,
-                                  message=f"{path.name}: {status}, {record.width}x{record.height} {record.format}"))  # fmt: skip
-        return out
+            return commit(staged, collection, records=self.records, index=self._index, remove=self._remove)
 
     # searching
 
-    def search_text(self, query: str, *, k: int = 8, collection: str | None = None) -> list[Hit]:
+    def search_text(self, query: str, *, k: int = 8, collection: str | None = None) -> builtins.list[Hit]:
         if not query or not query.strip():
             raise ConfigError("Type what the images should show.", field="query")
         vector = self._ready().embed_texts([query.strip()])[0]
         return self._search(vector, k, [collection] if collection else None)
 
-    def search_image(self, path: Path, *, k: int = 8, collection: str | None = None) -> list[Hit]:
+    def search_image(self, path: Path, *, k: int = 8, collection: str | None = None) -> builtins.list[Hit]:
         self._ready()
         return self._search(self._embed_file(Path(path)), k, [collection] if collection else None)
 
-    def classify(self, path: Path, labels: Iterable[str]) -> list[tuple[str, float]]:
+    def classify(self, path: Path, labels: Iterable[str]) -> builtins.list[tuple[str, float]]:
         """Zero-shot labels: (label, probability) best first; probabilities sum to 1."""
         names = clean_labels(labels)
         self._ready()
@@ -272,11 +220,17 @@ class ImageService:
             chunks = self.chunks.search(vector, k)
         except EngineError as e:
             note = f"Passages could not be compared: {e}"
-        return {"file_name": path.name, "width": loaded.width, "height": loaded.height,
-                "caption": loaded.caption, "images": self._search(vector, k, None),
-                "chunks": chunks, "note": note}  # fmt: skip
+        return {
+            "file_name": path.name,
+            "width": loaded.width,
+            "height": loaded.height,
+            "caption": loaded.caption,
+            "images": self._search(vector, k, None),
+            "chunks": chunks,
+            "note": note,
+        }
 
-    def retrieve_for_chat(self, query: str, conversation: StoredConversation) -> list[Hit]:
+    def retrieve_for_chat(self, query: str, conversation: StoredConversation) -> builtins.list[Hit]:
         """Images relevant to a chat turn (ChatService's Retriever protocol).
 
         Collections without images cost nothing (CLIP is not loaded); if CLIP cannot load,
@@ -338,12 +292,14 @@ class ImageService:
                 [record.id], [vector], [{"collection": record.collection, "file_name": record.file_name}]
             )
 
-    def _embed_file(self, path: Path) -> list[float]:
+    def _embed_file(self, path: Path) -> builtins.list[float]:
         """Callers load CLIP first (``_ready``); the index sync calls this while loading."""
         loaded = read_image(path, max_bytes=self.max_upload_bytes, decode_size=self.embedder.image_size)
         return self.embedder.embed_tensors([self.embedder.preprocess(loaded.image)])[0]
 
-    def _search(self, vector: list[float], k: int, collections: list[str] | None) -> list[Hit]:
+    def _search(
+        self, vector: builtins.list[float], k: int, collections: builtins.list[str] | None
+    ) -> builtins.list[Hit]:
         if k <= 0:
             return []
         where = None
@@ -367,22 +323,19 @@ def check_collection(name: str) -> str:
 
 def _hit(record: StoredImage, score: float) -> Hit:
     return Hit(
-        kind="image", id=record.id, text=record.description, score=score, source=record.file_name,
-        meta={"path": str(record.path), "collection": record.collection, "width": record.width,
-              "height": record.height, "caption": record.caption},
-    )  # fmt: skip
-
-
-def _display_name(name: str) -> str:
-    return "".join(ch if ch.isprintable() else "_" for ch in name)[:255] or "image"
-
-
-def _collect(futures: list[Future]) -> list[_Prepared | FileResult]:
-    return [f.result() for f in futures]
-
-
-def _with_path(result: FileResult, path: Path) -> FileResult:
-    return FileResult(path=str(path), status=result.status, message=result.message)
+        kind="image",
+        id=record.id,
+        text=record.description,
+        score=score,
+        source=record.file_name,
+        meta={
+            "path": str(record.path),
+            "collection": record.collection,
+            "width": record.width,
+            "height": record.height,
+            "caption": record.caption,
+        },
+    )
 
 
 def _report(results: list[FileResult], progress: Progress | None) -> list[FileResult]:

@@ -7,6 +7,7 @@ renamed, so a crash never leaves a half-written image under a real name.
 
 from __future__ import annotations
 
+import builtins
 import os
 import uuid
 from dataclasses import dataclass
@@ -72,7 +73,7 @@ class ImageRecords:
     def insert(self, row: dict[str, Any]) -> StoredImage:
         row = {**row, "created_at": datetime.now(UTC).isoformat(timespec="milliseconds")}
         with self.database.tx() as db:
-            db["images"].insert(row)
+            db.table("images").insert(row)
         return self._image(row)
 
     def get(self, image_id: str) -> StoredImage:
@@ -106,7 +107,7 @@ class ImageRecords:
             rows = db["images"].rows_where(where, args, order_by="created_at, id")
             return [self._image(row) for row in rows]
 
-    def count(self, collections: list[str] | None = None) -> int:
+    def count(self, collections: builtins.list[str] | None = None) -> int:
         where, args = _in_collections(collections)
         with self.database.read() as db:
             return int(db.execute(f"select count(*) from images where {where or '1'}", args).fetchone()[0])
@@ -115,7 +116,7 @@ class ImageRecords:
         with self.database.read() as db:
             return {row[0] for row in db.execute("select id from images").fetchall()}
 
-    def collections(self) -> list[str]:
+    def collections(self) -> builtins.list[str]:
         with self.database.read() as db:
             return [
                 r[0]
@@ -124,15 +125,23 @@ class ImageRecords:
 
     def delete_row(self, image_id: str) -> None:
         with self.database.tx() as db:
-            db["images"].delete_where("id = ?", [image_id])
+            db.table("images").delete_where("id = ?", [image_id])
 
     def _image(self, row: dict[str, Any]) -> StoredImage:
         return StoredImage(
-            id=row["id"], collection=row["collection"], file_name=row["file_name"] or "",
-            source_path=row["source_path"] or "", path=self.folder / row["stored_name"],
-            sha256=row["sha256"], format=row["format"], width=row["width"], height=row["height"],
-            bytes=row["bytes"], caption=row["caption"] or "", created_at=row["created_at"],
-        )  # fmt: skip
+            id=row["id"],
+            collection=row["collection"],
+            file_name=row["file_name"] or "",
+            source_path=row["source_path"] or "",
+            path=self.folder / row["stored_name"],
+            sha256=row["sha256"],
+            format=row["format"],
+            width=row["width"],
+            height=row["height"],
+            bytes=row["bytes"],
+            caption=row["caption"] or "",
+            created_at=row["created_at"],
+        )
 
 
 def _in_collections(collections: list[str] | None) -> tuple[str | None, list[str]]:
