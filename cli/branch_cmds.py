@@ -10,7 +10,7 @@ from pathlib import Path
 from .common import add_generation_flags, build_services, generation_config_from, print_json
 
 
-def register(sub: argparse._SubParsersAction) -> None:
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("export", help="export a conversation (JSON: every branch; md: the path shown)")
     p.add_argument("conversation", help="conversation id")
     p.add_argument("--format", choices=["md", "json"], default="md")
