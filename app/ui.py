@@ -12,6 +12,8 @@ from . import citations as ch
 from . import documents_handlers as dh
 from . import handlers as h
 from . import model_handlers as mh
+from .branches_panel import build_branch_nav, build_files_box, wire_branches
+from .compare_panel import build_compare_panel
 from .controls import build_controls
 from .documents_panel import build_documents_panel
 from .images_panel import build_images_panel
@@ -38,6 +40,7 @@ def build_ui(services: Services) -> gr.Blocks:
                 title_box = gr.Textbox(label="New title", elem_id="rename-box")
                 rename_btn = gr.Button("Rename", size="sm")
                 delete_btn = gr.Button("Delete this chat", variant="stop", size="sm")
+            files = build_files_box()
         with gr.Tabs():
             with gr.Tab("Chat"):
                 with gr.Row():
@@ -86,6 +89,7 @@ def build_ui(services: Services) -> gr.Blocks:
                             regen = gr.Button("↻ Regenerate", elem_id="regenerate", size="sm")
                             edit = gr.Button("✏️ Edit last message", elem_id="edit-last", size="sm")
                         _citation_viewer(s)
+                        nav = build_branch_nav()
                     with gr.Column(scale=1, min_width=280):
                         system_prompt = gr.Textbox(
                             label="System prompt",
@@ -122,6 +126,7 @@ def build_ui(services: Services) -> gr.Blocks:
                 build_studio_panel(
                     s, conversation_id, controls, [chatbot, conversation_id, message, edit_mode]
                 )
+                build_compare_panel(s, chatbot=chatbot, conversation_id=conversation_id, controls=controls)
             with gr.Tab("Model"):
                 _model_tab(s)
             with gr.Tab("Documents"):
@@ -188,6 +193,17 @@ def build_ui(services: Services) -> gr.Blocks:
         preset.input(partial(h.apply_preset, s), [preset], controls)
         save_preset.click(partial(_save_preset, s), [preset_name, *controls], preset)
         delete_preset.click(partial(_delete_preset, s), [preset], preset)
+        wire_branches(
+            s,
+            demo,
+            nav,
+            files,
+            chatbot=chatbot,
+            conversation_id=conversation_id,
+            system_prompt=system_prompt,
+            refresh_list=refresh_list,
+            list_io=([search, conversation_id], chats),
+        )
     return demo
 
 

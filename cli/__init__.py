@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
 
-from . import chat_cmds, docs_cmds, memory_cmds, preset_cmds, serve_cmd
+from . import branch_cmds, chat_cmds, docs_cmds, memory_cmds, preset_cmds, serve_cmd
 from .common import check_data_dir
 from .options import env_option, setting_option
 
@@ -27,7 +27,7 @@ def log_level(text: str) -> str:
 
 
 #: modules that add subcommands; each has register(subparsers) -> None
-COMMAND_MODULES = [serve_cmd, chat_cmds, docs_cmds, memory_cmds, preset_cmds]
+COMMAND_MODULES = [serve_cmd, chat_cmds, branch_cmds, docs_cmds, memory_cmds, preset_cmds]
 
 DEFAULT_DATA_DIR = Path.home() / ".hearth"
 

@@ -1,4 +1,4 @@
-"""chat, conversations, export."""
+"""chat, conversations (export and import: cli/branch_cmds.py)."""
 
 from __future__ import annotations
 
@@ -25,13 +25,9 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--json", action="store_true")
     p.set_defaults(handler=conversations)
 
-    p = sub.add_parser("export", help="export a conversation")
-    p.add_argument("conversation", help="conversation id")
-    p.add_argument("--format", choices=["md", "json"], default="md")
-    p.set_defaults(handler=export)
-
 
 def chat(args: argparse.Namespace) -> int:
+    from engine.errors import GenerationError
     from engine.types import Done, Hit, Sources, TextDelta
 
     services = build_services(args)
@@ -50,8 +46,8 @@ def chat(args: argparse.Namespace) -> int:
                 sources = event.hits
             elif isinstance(event, Done):
                 done = event
-        if done is None:  # stream_turn always ends with Done, or raises
-            raise RuntimeError("the turn ended without a Done event")
+        if done is None:  # the engine always ends a turn with Done; say so rather than crash
+            raise GenerationError("The answer ended without its final status.")
         if args.json:
             print_json(
                 {
@@ -89,24 +85,6 @@ def conversations(args: argparse.Namespace) -> int:
         else:
             for c in rows:
                 print(f"{c.id}  {c.updated_at[:19]}  {c.title}")
-        return 0
-    finally:
-        services.close()
-
-
-def export(args: argparse.Namespace) -> int:
-    services = build_services(args, load_model=False)
-    try:
-        conv = services.conversations.get(args.conversation)
-        messages = services.conversations.messages(conv.id)
-        if args.format == "json":
-            print_json({**dataclasses.asdict(conv), "messages": [dataclasses.asdict(m) for m in messages]})
-        else:
-            print(f"# {conv.title}\n")
-            if conv.system_prompt:
-                print(f"> System: {conv.system_prompt}\n")
-            for m in messages:
-                print(f"**{m.role}**:\n\n{m.content}\n")
         return 0
     finally:
         services.close()

@@ -110,6 +110,11 @@ class ChatService:
         """Finish pending upkeep; call before the stores close."""
         self.upkeep.close()
 
+    def running_turns(self) -> int:
+        """How many answers are streaming now (a new request waits behind them for the model)."""
+        with self._cancels_lock:
+            return len(self._cancels)
+
     def stream_turn(
         self,
         conversation_id: str | None,
@@ -309,10 +314,12 @@ class ChatService:
         finish: str,
         plan: PromptPlan,
     ) -> StoredMessage:
+        # under its question even if another branch was shown meanwhile (then it is shown again)
         return self.conversations.add_message(
             turn.conversation.id,
             "assistant",
             text,
+            parent_id=turn.user_message.id,
             model=self.models.info.name if self.models.info else "",
             config=config.to_dict(),
             prompt_tokens=usage.prompt_tokens,

@@ -14,7 +14,7 @@ from .config import GenerationConfig, Settings
 from .embeddings import TextEmbedder
 from .errors import ModelError
 from .models import BackendFactory, ModelManager, WarmUp, llama_cpp_factory
-from .store import ConversationStore, Database, PresetStore, StoredConversation, core_migrations
+from .store import Branches, ConversationStore, Database, PresetStore, StoredConversation, core_migrations
 from .store.datadir import DataDirLock, private_dir
 from .vectors import VectorStore
 
@@ -36,6 +36,8 @@ class Services:
     conversations: ConversationStore
     presets: PresetStore
     chat: ChatService
+    #: sibling navigation, forks, conversation files (engine/store/tree.py)
+    branches: Branches
     #: one Chroma client and one text embedder, shared by documents and memory (both lazy)
     vectors: VectorStore
     embedder: TextEmbedder
@@ -186,6 +188,7 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
         presets=PresetStore(database),
         chat=chat,
         studio=_studio(database, models, chat),
+        branches=Branches(database, conversations),
         vectors=vectors,
         embedder=embedder,
         documents=documents,

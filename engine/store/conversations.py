@@ -12,6 +12,7 @@ from typing import Any
 
 from ..errors import NotFoundError
 from .db import Database
+from .placement import set_path, tree_place
 
 
 def now_iso() -> str:
@@ -52,6 +53,8 @@ class StoredMessage:
     sources: list[dict[str, Any]] = field(default_factory=list)
     #: for a user message: the text the model was sent, when it differs from ``content``
     prompt_content: str | None = None
+    #: the message this one follows (None: the first of a branch at the start); see store/tree.py
+    parent_id: str | None = None
 
     @property
     def sent(self) -> str:
@@ -89,6 +92,7 @@ def _message(row: dict[str, Any]) -> StoredMessage:
         finish_reason=row["finish_reason"],
         sources=json.loads(row["sources"]) if row["sources"] else [],
         prompt_content=row.get("prompt_content"),
+        parent_id=row.get("parent_id"),
     )
 
 
@@ -120,7 +124,7 @@ class ConversationStore:
 
     def get(self, conversation_id: str) -> StoredConversation:
         with self._database.read() as db:
-            rows = list(db["conversations"].rows_where("id = ?", [conversation_id]))
+            rows = list(db.table("conversations").rows_where("id = ?", [conversation_id]))
         if not rows:
             raise NotFoundError(f"Conversation {conversation_id!r} does not exist.")
         return _conversation(rows[0])
@@ -129,7 +133,7 @@ class ConversationStore:
         """Newest first; ``query`` matches titles (substring) or message text (full-text)."""
         with self._database.read() as db:
             if not query.strip():
-                rows = db["conversations"].rows_where(order_by="updated_at desc", limit=limit)
+                rows = db.table("conversations").rows_where(order_by="updated_at desc", limit=limit)
                 return [_conversation(r) for r in rows]
             like = f"%{query.strip()}%"
             sql = (
@@ -169,7 +173,7 @@ class ConversationStore:
             if key in meta and not isinstance(meta[key], str):
                 meta[key] = json.dumps(meta[key])
         with self._database.tx() as db:
-            if not db["conversations"].count_where("id = ?", [conversation_id]):
+            if not db.table("conversations").count_where("id = ?", [conversation_id]):
                 raise NotFoundError(f"Conversation {conversation_id!r} does not exist.")
             seq = db.execute(
                 "select coalesce(max(seq), 0) + 1 from messages where conversation_id = ?",
@@ -185,13 +189,16 @@ class ConversationStore:
                 "created_at": now_iso(),
                 **meta,
             }
+            row.update(tree_place(db, conversation_id, row.get("parent_id")))
             db.table("messages").insert(row, alter=False)
+            if "parent_id" in meta:  # placed off the path shown (it changed meanwhile): show it
+                set_path(db, conversation_id, row["id"], remember=False)
             db.table("conversations").update(conversation_id, {"updated_at": now_iso()})
         return self.message(row["id"])
 
     def message(self, message_id: str) -> StoredMessage:
         with self._database.read() as db:
-            rows = list(db["messages"].rows_where("id = ?", [message_id]))
+            rows = list(db.table("messages").rows_where("id = ?", [message_id]))
         if not rows:
             raise NotFoundError(f"Message {message_id!r} does not exist.")
         return _message(rows[0])
@@ -201,7 +208,7 @@ class ConversationStore:
     ) -> builtins.list[StoredMessage]:
         where = "conversation_id = ?" + ("" if include_inactive else " and active = 1")
         with self._database.read() as db:
-            rows = db["messages"].rows_where(where, [conversation_id], order_by="seq")
+            rows = db.table("messages").rows_where(where, [conversation_id], order_by="seq")
             return [_message(r) for r in rows]
 
     def set_prompt_content(self, message_id: str, text: str | None) -> None:
@@ -227,7 +234,7 @@ class ConversationStore:
             + (" and m.conversation_id = ?" if conversation_id else "")
             + " order by f.rank limit ?"
         )
-        params: list[Any] = [fts_query(query)]
+        params: builtins.list[Any] = [fts_query(query)]
         if conversation_id:
             params.append(conversation_id)
         params.append(limit)

@@ -61,3 +61,17 @@ def _prompt_content(db: Database) -> None:
     # what the model was actually sent for a user message (retrieved references quoted above
     # the question); later turns resend exactly this, so llama.cpp reuses the cached KV prefix
     db.table("messages").add_column("prompt_content", str)
+
+
+@core(name="0004_message_tree")
+def _message_tree(db: Database) -> None:
+    # branches: each message points at the one it follows; regenerate and edit add siblings.
+    # ``chosen_at`` orders the last time each message was on the path shown, so switching back
+    # to a branch brings back the sub-branch last seen there. Rows of older versions get
+    # parents by how those versions wrote them (see store/tree_backfill.py).
+    from .tree_backfill import backfill_parents
+
+    db.table("messages").add_column("parent_id", str)
+    db.table("messages").add_column("chosen_at", int)
+    db.table("messages").create_index(["conversation_id", "parent_id"])
+    backfill_parents(db)
