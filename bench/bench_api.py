@@ -91,8 +91,10 @@ def overhead(client, model: str, backend, runs: int, max_tokens: int) -> None:
     print(
         f"1. tokens/s   API {a_rate:7.1f}   engine {d_rate:7.1f}   ratio {a_rate / d_rate:.3f}   (target >= 0.95)"
     )
-    print(f"   TTFT (ms)  API {a_ttft * 1e3:7.1f}   engine {d_ttft * 1e3:7.1f}   "
-          f"ratio {a_ttft / d_ttft:.3f}   (target <= 1.10)")  # fmt: skip
+    print(
+        f"   TTFT (ms)  API {a_ttft * 1e3:7.1f}   engine {d_ttft * 1e3:7.1f}   "
+        f"ratio {a_ttft / d_ttft:.3f}   (target <= 1.10)"
+    )
 
 
 def concurrency(client, model: str, backend, max_tokens: int) -> None:
@@ -118,8 +120,10 @@ def concurrency(client, model: str, backend, max_tokens: int) -> None:
         for t in threads:
             t.join()
         wall = time.perf_counter() - start
-        print(f"   {clients} client(s): {sum(counts)} tokens in {wall:6.2f} s = {sum(counts) / wall:7.1f} tokens/s "
-              f"aggregate, {wall / clients:5.2f} s per call on average")  # fmt: skip
+        print(
+            f"   {clients} client(s): {sum(counts)} tokens in {wall:6.2f} s = {sum(counts) / wall:7.1f} tokens/s "
+            f"aggregate, {wall / clients:5.2f} s per call on average"
+        )
 
 
 def main() -> int:

@@ -112,8 +112,16 @@ def model_id(url: str, _known: dict[str, str] = {}) -> str:  # noqa: B006 - a ca
     return _known[url]
 
 
-def hearth_turn(url: str, text: str, conversation_id: str | None, *, stream: bool, max_tokens: int = 48,
-                on_chunk=None, timeout: float = 300) -> dict:  # fmt: skip
+def hearth_turn(
+    url: str,
+    text: str,
+    conversation_id: str | None,
+    *,
+    stream: bool,
+    max_tokens: int = 48,
+    on_chunk=None,
+    timeout: float = 300,
+) -> dict:
     """Returns {"conversation_id", "content", "ttft", "acked_user", "done"}."""
     body = {
         "model": model_id(url),
@@ -197,8 +205,14 @@ def half_indexed(data_dir: Path, acked: set[str] = frozenset()) -> int:
         "from pathlib import Path; s = build(Settings(data_dir=Path(sys.argv[1])), load_model=False); "
         "print(json.dumps(s.documents.consistency())); s.close()"
     )
-    done = subprocess.run([sys.executable, "-c", code, str(data_dir)], cwd=ROOT, env=clean_env(),
-                          capture_output=True, text=True, timeout=600)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(data_dir)],
+        cwd=ROOT,
+        env=clean_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     if done.returncode != 0:
         print(done.stderr[-2000:], file=sys.stderr)
         return -1
@@ -329,10 +343,20 @@ def check_fault_ingests(work: Path, ingests: int, rng: random.Random) -> dict:
     acked: set[str] = set()
     for i in range(ingests):
         corpus = real_corpus(work / f"corpus-{i}", files=3 + 4 * i)
-        cmd = [sys.executable, "run.py", "--data-dir", str(data), "ingest", str(corpus), "--collection",
-               f"battery{i}", "--json"]  # fmt: skip
-        proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                env=clean_env())  # fmt: skip
+        cmd = [
+            sys.executable,
+            "run.py",
+            "--data-dir",
+            str(data),
+            "ingest",
+            str(corpus),
+            "--collection",
+            f"battery{i}",
+            "--json",
+        ]
+        proc = subprocess.Popen(
+            cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=clean_env()
+        )
         threading.Timer(
             rng.uniform(3.0, 40.0), lambda p=proc: p.poll() is None and os.kill(p.pid, signal.SIGKILL)
         ).start()
@@ -379,8 +403,17 @@ def start_collector() -> Collector:
 def _ingest_hostile(work: Path, data: Path, collector: str) -> tuple[int, int, bool]:
     folder = work / "hostile-files"
     files = hostile_files(folder, collector)
-    cmd = [sys.executable, "run.py", "--data-dir", str(data), "ingest", str(folder), "--collection", "hostile",
-           "--json"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "run.py",
+        "--data-dir",
+        str(data),
+        "ingest",
+        str(folder),
+        "--collection",
+        "hostile",
+        "--json",
+    ]
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, env=clean_env(), timeout=900)
     results = _json_results(done.stdout)
     tracebacks = done.stderr.count("Traceback (most recent call last)")
@@ -402,9 +435,16 @@ def check_hostile(work: Path) -> dict:
     for query in HOSTILE_QUERIES:
         query = query.replace("{collector}", where)
         try:
-            r = httpx.post(server.url + "/v1/chat/completions", timeout=300, json={
-                "model": model_id(server.url), "max_tokens": 16, "messages": [{"role": "user", "content": query}],
-                "hearth": {"memory": True, "collections": ["hostile"]}})  # fmt: skip
+            r = httpx.post(
+                server.url + "/v1/chat/completions",
+                timeout=300,
+                json={
+                    "model": model_id(server.url),
+                    "max_tokens": 16,
+                    "messages": [{"role": "user", "content": query}],
+                    "hearth": {"memory": True, "collections": ["hostile"]},
+                },
+            )
             errors += r.status_code >= 500
         except httpx.HTTPError:
             errors += 1
@@ -430,21 +470,38 @@ def foreign_origin_leaks(url: str, port: int, marker: str) -> int:
         ("GET", "/", {"Host": f"attacker.example:{port}"}, None),
         ("GET", "/config", {"Host": "attacker.example"}, None),
         ("GET", "/gradio_api/info", {"Host": "attacker.example"}, None),
-        ("POST", "/v1/chat/completions", {"Host": "attacker.example", "Origin": evil},
-         {"model": model_id(url), "messages": [{"role": "user", "content": "PIN?"}], "hearth": {"memory": True}}),
-        ("POST", "/v1/chat/completions", {"Origin": evil},
-         {"model": model_id(url), "messages": [{"role": "user", "content": "PIN?"}], "hearth": {"memory": True}}),
+        (
+            "POST",
+            "/v1/chat/completions",
+            {"Host": "attacker.example", "Origin": evil},
+            {
+                "model": model_id(url),
+                "messages": [{"role": "user", "content": "PIN?"}],
+                "hearth": {"memory": True},
+            },
+        ),
+        (
+            "POST",
+            "/v1/chat/completions",
+            {"Origin": evil},
+            {
+                "model": model_id(url),
+                "messages": [{"role": "user", "content": "PIN?"}],
+                "hearth": {"memory": True},
+            },
+        ),
         ("POST", "/gradio_api/queue/join", {"Origin": evil}, {"data": [], "fn_index": 0}),
         ("OPTIONS", "/v1/chat/completions", {"Origin": evil, "Access-Control-Request-Method": "POST"}, None),
-    ]  # fmt: skip
+    ]
     for method, path, headers, body in probes:
         r = httpx.request(method, url + path, headers=headers, json=body, timeout=60)
         granted = r.headers.get("access-control-allow-origin") in (evil, "*")
         if r.status_code < 400 or marker in r.text or granted:
             print(f"foreign origin leak: {method} {path} -> {r.status_code}", file=sys.stderr)
             leaks += 1
-    upload = httpx.post(url + "/gradio_api/upload", headers={"Origin": evil},
-                        files={"files": ("x.txt", b"hello")}, timeout=60)  # fmt: skip
+    upload = httpx.post(
+        url + "/gradio_api/upload", headers={"Origin": evil}, files={"files": ("x.txt", b"hello")}, timeout=60
+    )
     leaks += upload.status_code < 400
     return leaks
 
@@ -460,8 +517,15 @@ def remote_images_in_browser(url: str, collector: str) -> int | None:
         return None
     text = f"Show ![a](http://{collector}/md.png) and <img src='http://{collector}/tag.png'> please"
     hearth_turn(url, text, None, stream=False, max_tokens=8)
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        "--disable-quic",
+    ]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium, args=args)
         page = browser.new_page()
@@ -490,33 +554,56 @@ def main() -> int:
         work = Path(tmp)
         if args.only in (None, "load"):
             load = check_load(work, args.minutes, args.clients)
-            print(f"load: {args.clients} clients x {args.minutes:g} min: {load['turns']} turns, errors "
-                  f"{load['errors']}, lost {load['lost']}, TTFT p50 {load['ttft_p50_s']:.2f} s, p95 "
-                  f"{load['ttft_p95_s']:.2f} s, server tracebacks {load['tracebacks']}")  # fmt: skip
+            print(
+                f"load: {args.clients} clients x {args.minutes:g} min: {load['turns']} turns, errors "
+                f"{load['errors']}, lost {load['lost']}, TTFT p50 {load['ttft_p50_s']:.2f} s, p95 "
+                f"{load['ttft_p95_s']:.2f} s, server tracebacks {load['tracebacks']}"
+            )
             must_be_zero.update({"load errors": load["errors"], "load lost": load["lost"]})
         if args.only in (None, "faults"):
             chats = check_fault_chats(work, args.chats, rng)
-            print(f"faults/chats: {chats['kills']} kill -9: lost acknowledged messages {chats['lost']}, "
-                  f"conversations that cannot continue {chats['stuck_conversations']}")  # fmt: skip
+            print(
+                f"faults/chats: {chats['kills']} kill -9: lost acknowledged messages {chats['lost']}, "
+                f"conversations that cannot continue {chats['stuck_conversations']}"
+            )
             ingests = check_fault_ingests(work, args.ingests, rng)
-            print(f"faults/ingests: {ingests['kills']} kill -9 ({ingests['acked_documents']} documents "
-                  f"acknowledged): half-indexed documents {ingests['half_indexed']}")  # fmt: skip
-            must_be_zero.update({"lost messages": chats["lost"], "stuck conversations": chats["stuck_conversations"],
-                                 "half-indexed": abs(ingests["half_indexed"])})  # fmt: skip
+            print(
+                f"faults/ingests: {ingests['kills']} kill -9 ({ingests['acked_documents']} documents "
+                f"acknowledged): half-indexed documents {ingests['half_indexed']}"
+            )
+            must_be_zero.update(
+                {
+                    "lost messages": chats["lost"],
+                    "stuck conversations": chats["stuck_conversations"],
+                    "half-indexed": abs(ingests["half_indexed"]),
+                }
+            )
         if args.only in (None, "hostile"):
             hostile = check_hostile(work)
-            print(f"hostile/files: ingest tracebacks {hostile['ingest_tracebacks']}, files without a result "
-                  f"{hostile['files_without_result']}, good file indexed {hostile['good_file_indexed']}")  # fmt: skip
-            print(f"hostile/http: data to a foreign origin {hostile['foreign_origin_leaks']}, "
-                  f"{len(HOSTILE_QUERIES)} hostile queries -> server errors {hostile['query_errors']}, "
-                  f"server tracebacks {hostile['server_tracebacks']}")  # fmt: skip
-            print(f"hostile/leaks: requests leaving the machine {hostile['requests_leaving']} "
-                  f"(browser checked: {hostile['browser_checked']})")  # fmt: skip
-            must_be_zero.update({
-                "ingest tracebacks": hostile["ingest_tracebacks"], "files without result": hostile["files_without_result"],
-                "foreign origin": hostile["foreign_origin_leaks"], "query errors": hostile["query_errors"],
-                "server tracebacks": hostile["server_tracebacks"], "requests leaving": hostile["requests_leaving"],
-                "good file missing": int(not hostile["good_file_indexed"])})  # fmt: skip
+            print(
+                f"hostile/files: ingest tracebacks {hostile['ingest_tracebacks']}, files without a result "
+                f"{hostile['files_without_result']}, good file indexed {hostile['good_file_indexed']}"
+            )
+            print(
+                f"hostile/http: data to a foreign origin {hostile['foreign_origin_leaks']}, "
+                f"{len(HOSTILE_QUERIES)} hostile queries -> server errors {hostile['query_errors']}, "
+                f"server tracebacks {hostile['server_tracebacks']}"
+            )
+            print(
+                f"hostile/leaks: requests leaving the machine {hostile['requests_leaving']} "
+                f"(browser checked: {hostile['browser_checked']})"
+            )
+            must_be_zero.update(
+                {
+                    "ingest tracebacks": hostile["ingest_tracebacks"],
+                    "files without result": hostile["files_without_result"],
+                    "foreign origin": hostile["foreign_origin_leaks"],
+                    "query errors": hostile["query_errors"],
+                    "server tracebacks": hostile["server_tracebacks"],
+                    "requests leaving": hostile["requests_leaving"],
+                    "good file missing": int(not hostile["good_file_indexed"]),
+                }
+            )
     bad = {k: v for k, v in must_be_zero.items() if v}
     print(
         "summary: "

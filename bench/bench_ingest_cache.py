@@ -24,9 +24,10 @@ sys.path.insert(0, str(ROOT))
 from engine import Settings, build  # noqa: E402
 
 SHARED = [
-    f"## {title}\n\n" + " ".join(f"{title} rule {n}: keep the {title.lower()} log current and signed." for n in range(12))
+    f"## {title}\n\n"
+    + " ".join(f"{title} rule {n}: keep the {title.lower()} log current and signed." for n in range(12))
     for title in ("Safety", "Access", "Records", "Equipment", "Escalation")
-]  # fmt: skip
+]
 
 
 def write_folder(folder: Path, files: int) -> None:
@@ -68,8 +69,10 @@ def main() -> None:
         chunks, plain, _ = run(folder, Path(tmp) / "plain", cache=False)
         _, cached, embedded = run(folder, Path(tmp) / "cached", cache=True)
     print(f"files {files}, chunks {chunks}, embedded with the cache {embedded}")
-    print(f"ingest without cache {chunks / plain:.1f} chunks/s, with cache {chunks / cached:.1f} chunks/s, "
-          f"ratio {plain / cached:.2f} (target >= 2)")  # fmt: skip
+    print(
+        f"ingest without cache {chunks / plain:.1f} chunks/s, with cache {chunks / cached:.1f} chunks/s, "
+        f"ratio {plain / cached:.2f} (target >= 2)"
+    )
 
 
 if __name__ == "__main__":

@@ -52,10 +52,26 @@ SUBJECTS = [
     "A ferry crew",
 ]
 VERBS = ["recorded", "questioned", "repaired", "measured", "described", "rebuilt", "catalogued", "inspected"]
-OBJECTS = ["the northern sluice gate", "an old lighthouse lamp", "the parish ledger", "a cracked bell",
-           "the tidal gauge", "the orchard wall", "a stone bridge", "the signal box"]  # fmt: skip
-TAILS = ["after the spring floods", "before the autumn fair", "during a long winter", "in the early morning",
-         "with borrowed tools", "despite the rain", "for the third time", "to everyone's surprise"]  # fmt: skip
+OBJECTS = [
+    "the northern sluice gate",
+    "an old lighthouse lamp",
+    "the parish ledger",
+    "a cracked bell",
+    "the tidal gauge",
+    "the orchard wall",
+    "a stone bridge",
+    "the signal box",
+]
+TAILS = [
+    "after the spring floods",
+    "before the autumn fair",
+    "during a long winter",
+    "in the early morning",
+    "with borrowed tools",
+    "despite the rain",
+    "for the third time",
+    "to everyone's surprise",
+]
 
 
 def prose(rng: random.Random, chars: int) -> str:
@@ -99,16 +115,24 @@ def ingest_ratio(tmp: Path, n_files: int, paragraphs: int) -> dict:
             ingest_times.append(time.perf_counter() - start)
             embedder.embed = real_embed
             n = sum(r.items for r in results)
-            texts = [embedding_text(r["text"], r["heading"] or "") for r in
-                     services.documents.store.iter_chunks(f"round{round_}")]  # fmt: skip
+            texts = [
+                embedding_text(r["text"], r["heading"] or "")
+                for r in services.documents.store.iter_chunks(f"round{round_}")
+            ]
             start = time.perf_counter()
             embedder.embed(texts, batch_size=embedder.batch_size)
             embed_times.append(time.perf_counter() - start)
         ingest_rate, embed_rate = n / min(ingest_times), n / min(embed_times)
         best = ingest_times.index(min(ingest_times))
-        return {"chunks": n, "files": n_files, "batch": embedder.batch_size, "ingest_chunks_s": ingest_rate,
-                "embed_chunks_s": embed_rate, "ratio": ingest_rate / embed_rate,
-                "embed_share": inside[best] / ingest_times[best]}  # fmt: skip
+        return {
+            "chunks": n,
+            "files": n_files,
+            "batch": embedder.batch_size,
+            "ingest_chunks_s": ingest_rate,
+            "embed_chunks_s": embed_rate,
+            "ratio": ingest_rate / embed_rate,
+            "embed_share": inside[best] / ingest_times[best],
+        }
     finally:
         services.close()
 
@@ -126,14 +150,36 @@ def fill_synthetic(services, n_chunks: int, rng: random.Random, words: list[str]
         texts = [" ".join(rng.choices(words, k=60)) for _ in range(count)]
         doc_id = document_id("bench", f"synthetic-{d}")
         full = "\n\n".join(texts)
-        document = {"id": doc_id, "collection": "bench", "source": f"synthetic-{d}", "name": f"synthetic-{d}.txt",
-                    "kind": "text", "content_hash": f"synthetic-{d}", "size_bytes": len(full), "n_chunks": count,
-                    "n_pages": 0, "encoding": "utf-8", "text": full, "embed_model": services.embedder.name}  # fmt: skip
+        document = {
+            "id": doc_id,
+            "collection": "bench",
+            "source": f"synthetic-{d}",
+            "name": f"synthetic-{d}.txt",
+            "kind": "text",
+            "content_hash": f"synthetic-{d}",
+            "size_bytes": len(full),
+            "n_chunks": count,
+            "n_pages": 0,
+            "encoding": "utf-8",
+            "text": full,
+            "embed_model": services.embedder.name,
+        }
         rows, pos = [], 0
         for i, text in enumerate(texts):
-            rows.append({"id": f"{doc_id}-{i:05d}", "document_id": doc_id, "collection": "bench", "seq": i,
-                         "text": text, "heading": "", "page": None, "start": pos, "end": pos + len(text),
-                         "n_tokens": 60})  # fmt: skip
+            rows.append(
+                {
+                    "id": f"{doc_id}-{i:05d}",
+                    "document_id": doc_id,
+                    "collection": "bench",
+                    "seq": i,
+                    "text": text,
+                    "heading": "",
+                    "page": None,
+                    "start": pos,
+                    "end": pos + len(text),
+                    "n_tokens": 60,
+                }
+            )
             pos += len(text) + 2
         vectors = gen.standard_normal((count, 384)).astype("float32")
         vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
@@ -151,8 +197,12 @@ def latency(tmp: Path, sizes: tuple[int, ...], n_queries: int) -> list[dict]:
     another process on this shared machine hits every size alike. Then, on the largest index:
     the first search after adding one document, against normal searches in between."""
     rng = random.Random(11)
-    words = ["".join(rng.choices("bcdfghklmnprstvwz", k=2)) + rng.choice("aeiou")
-             + "".join(rng.choices("bcdfghklmnprstvwz", k=2)) for _ in range(20000)]  # fmt: skip
+    words = [
+        "".join(rng.choices("bcdfghklmnprstvwz", k=2))
+        + rng.choice("aeiou")
+        + "".join(rng.choices("bcdfghklmnprstvwz", k=2))
+        for _ in range(20000)
+    ]
     opened, rows = [], []
     try:
         for size in sizes:
@@ -228,8 +278,12 @@ def quality(data_dir: Path, sets: list[str] | None, rerank_model: str | None) ->
                 def search(q: str, mode=mode, name=eval_set.name) -> list[str]:
                     options = SearchOptions(rerank=mode == "rerank")
                     real = "hybrid" if mode == "rerank" else mode
-                    return [h.id for h in services.documents.search(q, k=5, collections=[name], mode=real,
-                                                                     options=options)]  # fmt: skip
+                    return [
+                        h.id
+                        for h in services.documents.search(
+                            q, k=5, collections=[name], mode=real, options=options
+                        )
+                    ]
 
                 out[eval_set.name][mode] = evaluate(eval_set, relevant, search)
         out["rag_qa"] = old_set(services)
@@ -335,8 +389,10 @@ def report_latency(lat: list[dict]) -> None:
         f"    p95 ratio {large['size']:,}/{small['size']:,} = {ratio:.2f}   (target <= 2: {_ok(ratio <= 2)})"
     )
     after = large["first_after_add_ms"] / large["normal_ms"]
-    print(f"    at {large['size']:,} chunks, median of 10 rounds: normal search {large['normal_ms']:.1f} ms, first search "
-          f"after adding one document {large['first_after_add_ms']:.1f} ms")  # fmt: skip
+    print(
+        f"    at {large['size']:,} chunks, median of 10 rounds: normal search {large['normal_ms']:.1f} ms, first search "
+        f"after adding one document {large['first_after_add_ms']:.1f} ms"
+    )
     print(f"    first-after-add / normal = {after:.2f}   (target <= 2: {_ok(after <= 2)})")
 
 

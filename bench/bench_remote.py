@@ -44,8 +44,19 @@ def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = (tmp / "server.log").open("wb")
-    args = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()),
-            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(bundled_model_path()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        "2048",
+    ]
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     for _ in range(480):
@@ -89,8 +100,9 @@ def recorded_body(services, config: GenerationConfig) -> dict:
         hearth_turn(services, config)
     finally:
         del backend.stream_chat
-    return request_body(backend.kind, model=backend.facts.model, messages=seen[0], config=config,
-                        max_tokens=config.max_tokens)  # fmt: skip
+    return request_body(
+        backend.kind, model=backend.facts.model, messages=seen[0], config=config, max_tokens=config.max_tokens
+    )
 
 
 def hearth_turn(services, config: GenerationConfig) -> tuple[float, float, int]:
@@ -120,8 +132,10 @@ def overhead(services, url: str, runs: int, config: GenerationConfig) -> None:
     for name, runs_ in (("Hearth turn via --backend-url", hearth), ("direct httpx client", direct)):
         ttft = statistics.median(t for t, _ in runs_) * 1000
         print(f"   {name:<30} {statistics.median(r for _, r in runs_):7.1f} tok/s   TTFT {ttft:6.0f} ms")
-    print(f"   tokens/s ratio Hearth/direct: {h / d:.3f} (of medians), {statistics.median(pairs):.3f} "
-          "(median of pairs)  (target >= 0.95)")  # fmt: skip
+    print(
+        f"   tokens/s ratio Hearth/direct: {h / d:.3f} (of medians), {statistics.median(pairs):.3f} "
+        "(median of pairs)  (target >= 0.95)"
+    )
     print(f"   per-pair ratios: {', '.join(f'{r:.2f}' for r in pairs)}")
 
 
@@ -172,8 +186,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         proc, url = (None, args.url) if args.url else start_server(Path(tmp))
         try:
-            settings = Settings(data_dir=Path(tmp) / "data", backend_url=url, backend_key=args.key,
-                                backend_n_ctx=2048, system_prompt=SYSTEM, memory=False)  # fmt: skip
+            settings = Settings(
+                data_dir=Path(tmp) / "data",
+                backend_url=url,
+                backend_key=args.key,
+                backend_n_ctx=2048,
+                system_prompt=SYSTEM,
+                memory=False,
+            )
             services = build(settings)
             if services.warnings:
                 raise SystemExit(services.warnings[0])

@@ -103,19 +103,28 @@ def run(args: argparse.Namespace, root: Path) -> None:
 
     clip_dir = save_random_vit_b_32(root / "vit-b-32")
     paths = make_images(root / "images", args.images, args.width)
-    settings = Settings(data_dir=root / "data", clip_model=f"local-dir:{clip_dir}",
-                        clip_batch_size=args.batch, clip_device=args.device)  # fmt: skip
+    settings = Settings(
+        data_dir=root / "data",
+        clip_model=f"local-dir:{clip_dir}",
+        clip_batch_size=args.batch,
+        clip_device=args.device,
+    )
     services = build(settings, load_model=False)
     images = services.images
     embedder = images.embedder
-    print(embedder.load(), f"| {args.images} images {args.width}x{args.width * 3 // 4} | batch {args.batch} "
-          f"| {images.workers} decoding threads | torch threads: {_torch_threads()}")  # fmt: skip
+    print(
+        embedder.load(),
+        f"| {args.images} images {args.width}x{args.width * 3 // 4} | batch {args.batch} "
+        f"| {images.workers} decoding threads | torch threads: {_torch_threads()}",
+    )
 
     images.add_files(
         make_images(root / "warm", 4, args.width), collection="warmup"
     )  # warm caches and kernels
-    tensors = [embedder.preprocess(read_image(p, max_bytes=10**9, decode_size=embedder.image_size).image)
-               for p in paths]  # fmt: skip
+    tensors = [
+        embedder.preprocess(read_image(p, max_bytes=10**9, decode_size=embedder.image_size).image)
+        for p in paths
+    ]
     embedder.embed_tensors(tensors[: args.batch])
 
     # interleave the measurements and keep each one's best round: the machine may be shared
@@ -127,9 +136,14 @@ def run(args: argparse.Namespace, root: Path) -> None:
         times["pool"].append(timed(partial(_ingest, images, paths, f"bench-{r}")))
         images.workers = 1
         times["single"].append(timed(partial(_ingest, images, paths, f"bench-1-{r}")))
-        times["decode"].append(timed(lambda: [
-            embedder.preprocess(read_image(p, max_bytes=10**9, decode_size=embedder.image_size).image) for p in paths
-        ]))  # fmt: skip
+        times["decode"].append(
+            timed(
+                lambda: [
+                    embedder.preprocess(read_image(p, max_bytes=10**9, decode_size=embedder.image_size).image)
+                    for p in paths
+                ]
+            )
+        )
     services.close()
     _report(times, args.images, pool)
 

@@ -150,8 +150,13 @@ def prompts(services, rows: list[dict], fact_chats: set[str]) -> list[dict]:
         plan = services.chat._plan(backend, chat, [], row["ask"], ASK)
         prompt = plan.messages[-1].content
         quoted = [{"kind": h.kind, "meta": h.meta} for h in plan.cited if h.kind in ("memory", "recall")]
-        out.append({**row, "reached": bool(row["key"]) and row["key"].lower() in prompt.lower(),
-                    "leaked": any(personal(h, fact_chats) for h in quoted)})  # fmt: skip
+        out.append(
+            {
+                **row,
+                "reached": bool(row["key"]) and row["key"].lower() in prompt.lower(),
+                "leaked": any(personal(h, fact_chats) for h in quoted),
+            }
+        )
     services.conversations.delete(chat.id)
     return out
 
@@ -199,8 +204,10 @@ def report(result: dict) -> None:
     )
     for split in ("tune", "heldout"):
         row = result[f"turns_{split}"]
-        print(f"  {split:<8} fact reached the prompt: {row['reached']:.3f} of {row['questions']} questions; "
-              f"unrelated questions quoting a personal memory: {row['unrelated_leak_rate']:.3f} of {row['unrelated']}")  # fmt: skip
+        print(
+            f"  {split:<8} fact reached the prompt: {row['reached']:.3f} of {row['questions']} questions; "
+            f"unrelated questions quoting a personal memory: {row['unrelated_leak_rate']:.3f} of {row['unrelated']}"
+        )
         if row["missed"]:
             print(f"           missed: {row['missed']}")
         if row["leaked"]:

@@ -44,8 +44,15 @@ def collect(cache: Path) -> dict:
                 dense: dict[str, float] = {}
                 searcher._dense([q["q"]], CANDIDATES, [eval_set.name], dense)
                 keyword = dict(searcher.keywords.search(q["q"], k=CANDIDATES, collections=[eval_set.name]))
-                rows.append({"q": q["q"], "split": q["split"], "dense": dense, "keyword": keyword,
-                             "relevant": sorted(rel)})  # fmt: skip
+                rows.append(
+                    {
+                        "q": q["q"],
+                        "split": q["split"],
+                        "dense": dense,
+                        "keyword": keyword,
+                        "relevant": sorted(rel),
+                    }
+                )
             data[eval_set.name] = rows
     finally:
         services.close()

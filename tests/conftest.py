@@ -60,8 +60,13 @@ def tiny_clip_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def vision_settings(tmp_path, tiny_clip_dir) -> Settings:
     # every image clears the chat threshold: random weights give arbitrary scores
-    return Settings(data_dir=tmp_path / "data", n_ctx=2048, clip_model=f"local-dir:{tiny_clip_dir}",
-                    clip_chat_min_score=-1.0, clip_batch_size=4)  # fmt: skip
+    return Settings(
+        data_dir=tmp_path / "data",
+        n_ctx=2048,
+        clip_model=f"local-dir:{tiny_clip_dir}",
+        clip_chat_min_score=-1.0,
+        clip_batch_size=4,
+    )
 
 
 @pytest.fixture

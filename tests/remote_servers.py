@@ -70,8 +70,19 @@ class ServerProcess:
 
 def start_llama_server(tmp: Path, *, api_key: str | None = None, n_ctx: int = 2048) -> ServerProcess:
     port = free_port()
-    args = [sys.executable, "-m", "llama_cpp.server", "--model", str(bundled_model_path()),
-            "--host", "127.0.0.1", "--port", str(port), "--n_ctx", str(n_ctx)]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(bundled_model_path()),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--n_ctx",
+        str(n_ctx),
+    ]
     headers = {}
     if api_key:
         args += ["--api_key", api_key]

@@ -36,8 +36,11 @@ def served(
     log = open(data_dir.parent / f"server-{port}.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "run.py", "--data-dir", str(data_dir), "serve", "--port", str(port), *flags],
-        cwd=ROOT, env=child_env, stdout=log, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=child_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base = f"{scheme}://127.0.0.1:{port}"
     try:
         _wait_until_up(proc, base, data_dir.parent / f"server-{port}.log")

@@ -226,8 +226,9 @@ def test_deleting_a_chat_removes_its_own_memory_but_keeps_global_memory(services
     services.memory.set_block("human", "Only for this chat", conversation_id=cid)
     services.memory.set_block("human", "Everywhere")
     with services.database.tx() as db:
-        db["memory_summaries"].insert({"conversation_id": cid, "text": "s", "through_seq": 1, "folded": 1,
-                                       "updated_at": "2026-01-01"})  # fmt: skip
+        db["memory_summaries"].insert(
+            {"conversation_id": cid, "text": "s", "through_seq": 1, "folded": 1, "updated_at": "2026-01-01"}
+        )
     h.delete_conversation(services, cid)
     with services.database.read() as db:
         assert db["memory_summaries"].count_where("conversation_id = ?", [cid]) == 0

@@ -20,8 +20,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def hearth(*args: str, data_dir: Path, timeout: float = 300) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "run.py", "--data-dir", str(data_dir), *args], cwd=ROOT, env=env,
-                          capture_output=True, text=True, timeout=timeout)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "run.py", "--data-dir", str(data_dir), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def free_port() -> int:
@@ -34,8 +40,11 @@ def test_commands_are_refused_while_another_process_holds_the_data_dir(tmp_path)
     data = tmp_path / "data"
     note = tmp_path / "note.txt"
     note.write_text("The capybara is the largest rodent.", encoding="utf-8")
-    holder = build(Settings(data_dir=data), load_model=False,
-                   owner={"command": "python run.py serve", "url": "http://127.0.0.1:7999", "port": 7999})  # fmt: skip
+    holder = build(
+        Settings(data_dir=data),
+        load_model=False,
+        owner={"command": "python run.py serve", "url": "http://127.0.0.1:7999", "port": 7999},
+    )
     try:
         for args in (["serve", "--port", str(free_port())], ["ingest", str(note)], ["conversations"]):
             result = hearth(*args, data_dir=data)
@@ -63,8 +72,14 @@ def test_commands_are_refused_while_another_process_holds_the_data_dir(tmp_path)
 def test_a_second_server_is_refused_and_a_killed_one_leaves_no_lock(tmp_path):
     data, port = tmp_path / "data", free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    first = subprocess.Popen([sys.executable, "run.py", "--data-dir", str(data), "--port", str(port)], cwd=ROOT,
-                             env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    first = subprocess.Popen(
+        [sys.executable, "run.py", "--data-dir", str(data), "--port", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline, up = time.monotonic() + 180, False
         while time.monotonic() < deadline and first.poll() is None and not up:

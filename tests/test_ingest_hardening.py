@@ -26,8 +26,13 @@ def shared_stream_pdf(pages: int, ops: int = 5000) -> bytes:
     content = DecodedStreamObject()
     content.set_data(b"BT /F1 11 Tf 72 740 Td " + b"(x) Tj " * ops + b"ET")
     stream = writer._add_object(content.flate_encode())
-    font = DictionaryObject({NameObject("/Type"): NameObject("/Font"), NameObject("/Subtype"): NameObject("/Type1"),
-                             NameObject("/BaseFont"): NameObject("/Helvetica")})  # fmt: skip
+    font = DictionaryObject(
+        {
+            NameObject("/Type"): NameObject("/Font"),
+            NameObject("/Subtype"): NameObject("/Type1"),
+            NameObject("/BaseFont"): NameObject("/Helvetica"),
+        }
+    )
     for _ in range(pages):
         page = writer.add_blank_page(612, 792)
         page[NameObject("/Contents")] = stream

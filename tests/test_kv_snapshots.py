@@ -95,8 +95,10 @@ def test_snapshot_of_other_settings_or_model_is_a_miss(tmp_path, change, caplog)
     kwargs = {}
     if "n_ctx" in change:
         kwargs["n_ctx"] = change["n_ctx"]
-    second = LlamaCppBackend(Settings(data_dir=tmp_path / "data", n_batch=64, **{"n_ctx": 2048, **kwargs}),
-                             path=_model_copy(tmp_path) if "model_copy" in change else None)  # fmt: skip
+    second = LlamaCppBackend(
+        Settings(data_dir=tmp_path / "data", n_batch=64, **{"n_ctx": 2048, **kwargs}),
+        path=_model_copy(tmp_path) if "model_copy" in change else None,
+    )
     try:
         with caplog.at_level(logging.INFO, logger="hearth.kv"):
             text, usage = ask(second, a, "A")

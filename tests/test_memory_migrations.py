@@ -37,13 +37,28 @@ def test_an_empty_database_gets_every_table_and_the_default_blocks(tmp_path):
 def test_a_database_from_before_memory_keeps_its_chats_and_they_become_recall(tmp_path):
     settings = Settings(data_dir=tmp_path / "data")
     old = Database(settings.db_path, [core_migrations])  # what an older Hearth created
-    conversation = old.db["conversations"].insert({"id": "c1", "title": "old chat", "system_prompt": "",
-                                                   "collections": "[]", "created_at": "2024-05-01T09:00:00",
-                                                   "updated_at": "2024-05-01T09:00:00"})  # fmt: skip
+    conversation = old.db["conversations"].insert(
+        {
+            "id": "c1",
+            "title": "old chat",
+            "system_prompt": "",
+            "collections": "[]",
+            "created_at": "2024-05-01T09:00:00",
+            "updated_at": "2024-05-01T09:00:00",
+        }
+    )
     assert conversation
-    old.db["messages"].insert({"id": "m1", "conversation_id": "c1", "seq": 1, "role": "user",
-                               "content": "I grow tomatoes on my balcony.", "active": 1,
-                               "created_at": "2024-05-01T09:00:00"})  # fmt: skip
+    old.db["messages"].insert(
+        {
+            "id": "m1",
+            "conversation_id": "c1",
+            "seq": 1,
+            "role": "user",
+            "content": "I grow tomatoes on my balcony.",
+            "active": 1,
+            "created_at": "2024-05-01T09:00:00",
+        }
+    )
     old.close()
     services = build(settings, load_model=False)
     try:
@@ -60,9 +75,19 @@ def test_a_database_with_only_the_first_memory_migration_is_upgraded_without_los
     settings = Settings(data_dir=tmp_path / "data")
     old = Database(settings.db_path, [core_migrations])
     memory_migrations.apply(old.db, stop_before="0002_default_blocks")
-    old.db["memory_blocks"].insert({"id": "human", "label": "human", "conversation_id": "", "value": "Ana, nurse.",
-                                    "char_limit": 500, "description": "", "created_at": "2024-01-01",
-                                    "updated_at": "2024-01-01", "updated_by": "user edit"})  # fmt: skip
+    old.db["memory_blocks"].insert(
+        {
+            "id": "human",
+            "label": "human",
+            "conversation_id": "",
+            "value": "Ana, nurse.",
+            "char_limit": 500,
+            "description": "",
+            "created_at": "2024-01-01",
+            "updated_at": "2024-01-01",
+            "updated_by": "user edit",
+        }
+    )
     assert applied(old.db) == ["0001_memory_tables"]
     old.close()
     services = build(settings, load_model=False)

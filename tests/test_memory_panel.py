@@ -91,8 +91,12 @@ def test_edit_an_automatic_memory_and_switch_automatic_memories_off(services):
 
 
 def test_approve_a_suggestion(services):
-    write_id = services.memory.propose("block_append", {"label": "human", "content": "Likes jazz."},
-                                       origin=Origin(kind="model", conversation_id="c", message_id="m"), note="why")  # fmt: skip
+    write_id = services.memory.propose(
+        "block_append",
+        {"label": "human", "content": "Likes jazz."},
+        origin=Origin(kind="model", conversation_id="c", message_id="m"),
+        note="why",
+    )
     [row] = mh.pending_table(services)
     assert row[0] == write_id and row[2] == "human: Likes jazz." and "conversation c" in row[3]
     assert "Added to 'human'" in mh.resolve_pending(services, write_id, approve=True)

@@ -22,16 +22,19 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _load(services, path="", uploaded=None, n_ctx=1024, template="", mmproj=""):
-    return mh.load_model(services, path, uploaded, n_ctx, "", "", 256, False, "f16", "f16", True, False,
-                         template, mmproj)  # fmt: skip
+    return mh.load_model(
+        services, path, uploaded, n_ctx, "", "", 256, False, "f16", "f16", True, False, template, mmproj
+    )
 
 
 def test_the_page_loads_no_server_path_outside_the_models_folder(services, tmp_path):
     outside = tmp_path / "outside.gguf"
     shutil.copyfile(bundled_model_path(), outside)
     traversal = str(services.settings.models_dir / ".." / ".." / "outside.gguf")
-    answers = {_load(services, p)[1] for p in ("/etc/shadow", "/etc/passwd", "/nonexistent/x.gguf",
-                                                str(outside), traversal)}  # fmt: skip
+    answers = {
+        _load(services, p)[1]
+        for p in ("/etc/shadow", "/etc/passwd", "/nonexistent/x.gguf", str(outside), traversal)
+    }
     [status] = answers  # one generic answer: nothing about whether a file exists or its size
     assert "models folder" in status and "Still using" in status
     assert "bytes" not in status and "not found" not in status
@@ -117,7 +120,8 @@ def test_loading_the_bundled_embedder_leaves_the_process_environment_alone():
         "assert len(e.embed_one('a private note')) == 384\n"
         "print('HF_HUB_OFFLINE' in os.environ, 'TRANSFORMERS_OFFLINE' in os.environ)\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
-                         timeout=300)  # fmt: skip
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.strip().splitlines()[-1] == "False False"

@@ -93,8 +93,9 @@ def test_model_panel_loads_another_file_and_reports_failures(services, tmp_path)
     )
     assert "whole number" in status
     for bad_threads in ("-3", "inf", "2.5"):
-        _, status = mh.load_model(services, str(copy), None, 1024, "", bad_threads, 256, False, "f16", "f16", True,
-                                  False, "")  # fmt: skip
+        _, status = mh.load_model(
+            services, str(copy), None, 1024, "", bad_threads, 256, False, "f16", "f16", True, False, ""
+        )
         assert status.startswith("⚠️") and "Still using" in status
     _, status = mh.load_model(
         services, str(copy), None, 1024, " ", "", 256, False, "f16", "f16", True, False, ""

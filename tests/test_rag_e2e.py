@@ -39,14 +39,23 @@ def upload_like_gradio(tmp_path, name: str, text: str):
 def test_upload_through_the_handler_then_ask_cites_the_file(full_services, tmp_path):
     s = full_services
     ticks = []
-    report = dh.upload(s, [str(upload_like_gradio(tmp_path, "heron7-manual.md", MANUAL))], "library",
-                       progress=lambda done, total, name: ticks.append((done, total)))  # fmt: skip
+    report = dh.upload(
+        s,
+        [str(upload_like_gradio(tmp_path, "heron7-manual.md", MANUAL))],
+        "library",
+        progress=lambda done, total, name: ticks.append((done, total)),
+    )
     assert "1 added" in report and ticks[-1] == (1, 1)
     shutil.rmtree(tmp_path / "gradio")  # Gradio cleans its temp files; the index must not need them
     assert "heron7-manual.md" in [row[0] for row in dh.documents_table(s, "library")]
 
-    events = list(s.chat.stream_turn(None, "What does error E-47 mean on the Heron 7?",
-                                     GenerationConfig(temperature=0.0, max_tokens=48)))  # fmt: skip
+    events = list(
+        s.chat.stream_turn(
+            None,
+            "What does error E-47 mean on the Heron 7?",
+            GenerationConfig(temperature=0.0, max_tokens=48),
+        )
+    )
     sources = [h for h in next(e for e in events if isinstance(e, Sources)).hits if h.kind == "chunk"]
     done = next(e for e in events if isinstance(e, Done))
     assert sources and sources[0].source == "heron7-manual.md" and "E-47" in sources[0].text
@@ -61,8 +70,19 @@ def test_upload_through_the_handler_then_ask_cites_the_file(full_services, tmp_p
 
 def test_ask_command_answers_with_sources(full_services, capsys):
     data_dir = full_services.settings.data_dir
-    code = cli.main(["--data-dir", str(data_dir), "ask", "Which detergent should the Heron 7 use?", "--json",
-                     "--max-tokens", "32", "--temperature", "0"])  # fmt: skip
+    code = cli.main(
+        [
+            "--data-dir",
+            str(data_dir),
+            "ask",
+            "Which detergent should the Heron 7 use?",
+            "--json",
+            "--max-tokens",
+            "32",
+            "--temperature",
+            "0",
+        ]
+    )
     out = json.loads(capsys.readouterr().out)
     assert code == 0 and out["answer"].strip()
     assert out["sources"] and out["sources"][0]["source"] == "heron7-manual.md"
@@ -72,8 +92,13 @@ def test_retrieved_text_is_quoted_as_data_in_the_prompt(full_services):
     from engine.prompt import build_messages
 
     hit = full_services.documents.search("E-47", k=1)[0]
-    plan = build_messages(system_prompt="sys", user_message="q", references=[hit],
-                          count_tokens=full_services.models.backend.count_tokens, budget=1500)  # fmt: skip
+    plan = build_messages(
+        system_prompt="sys",
+        user_message="q",
+        references=[hit],
+        count_tokens=full_services.models.backend.count_tokens,
+        budget=1500,
+    )
     user = plan.messages[-1].content
     assert "never follow" in user and '<reference id="1" source="heron7-manual.md"' in user
     assert plan.cited == [hit]

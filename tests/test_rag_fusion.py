@@ -17,11 +17,29 @@ from engine.rag.fusion import FusionWeights, dense_weight, score_fusion
 EVAL = Path(__file__).resolve().parent.parent / "bench" / "data" / "eval"
 # small fixed sets: a few real documents of two evaluation sets and every question about them
 FIXED = {
-    "zh_mixed": ["zh_CN-apropos.1.md", "zh_CN-whatis.1.txt", "zh_CN-manpath.5.txt", "zh_CN-mandb.8.md",
-                 "zh_CN-passwd.1.md", "zh_CN-shadow.5.txt", "zh_TW-passwd.5.md", "zh_CN-chpasswd.8.txt"],
-    "en_man": ["sort.txt", "uniq.md", "cut.txt", "tr.md", "gzip.md", "watch.md", "date.txt", "chmod.md", "ln.txt",
-               "df.txt"],
-}  # fmt: skip
+    "zh_mixed": [
+        "zh_CN-apropos.1.md",
+        "zh_CN-whatis.1.txt",
+        "zh_CN-manpath.5.txt",
+        "zh_CN-mandb.8.md",
+        "zh_CN-passwd.1.md",
+        "zh_CN-shadow.5.txt",
+        "zh_TW-passwd.5.md",
+        "zh_CN-chpasswd.8.txt",
+    ],
+    "en_man": [
+        "sort.txt",
+        "uniq.md",
+        "cut.txt",
+        "tr.md",
+        "gzip.md",
+        "watch.md",
+        "date.txt",
+        "chmod.md",
+        "ln.txt",
+        "df.txt",
+    ],
+}
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +57,9 @@ def test_hybrid_is_never_below_the_better_of_dense_and_keywords(docs_services, n
     docs = FIXED[name]
     results = s.documents.ingest_paths([EVAL / name / "docs" / d for d in docs], collection=f"fixed-{name}")
     assert all(r.status == "added" for r in results)
-    questions = [q for q in json.loads((EVAL / name / "questions.json").read_text())["questions"]
-                 if q["doc"] in docs]  # fmt: skip
+    questions = [
+        q for q in json.loads((EVAL / name / "questions.json").read_text())["questions"] if q["doc"] in docs
+    ]
     assert len(questions) >= 12
     scores = {}
     for mode in ("dense", "bm25", "hybrid"):
@@ -90,8 +109,15 @@ def save_tiny_cross_encoder(folder: Path) -> Path:
 
     tokenizer = AutoTokenizer.from_pretrained(str(bundled_embedder_path()))
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512, num_labels=1)  # fmt: skip
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        num_labels=1,
+    )
     BertForSequenceClassification(config).save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return folder
@@ -105,8 +131,16 @@ def test_a_cross_encoder_reorders_the_fused_top_passages(docs_services, tmp_path
 
     s = docs_services
     model_dir = save_tiny_cross_encoder(tmp_path / "tiny-ce")
-    topics = ["brass hinges", "copper rivets", "oak planks", "steel bolts", "wool blankets", "glass jars",
-              "clay pots", "linen sheets"]  # fmt: skip
+    topics = [
+        "brass hinges",
+        "copper rivets",
+        "oak planks",
+        "steel bolts",
+        "wool blankets",
+        "glass jars",
+        "clay pots",
+        "linen sheets",
+    ]
     for i, topic in enumerate(topics):
         (tmp_path / f"shelf{i}.txt").write_text(
             f"Shelf {i} of the workshop store holds {topic}.", encoding="utf-8"
@@ -118,8 +152,10 @@ def test_a_cross_encoder_reorders_the_fused_top_passages(docs_services, tmp_path
     searcher.reranker = CrossEncoderReranker(str(model_dir))
     try:
         reranked = s.documents.search("which shelf holds the workshop store items", **ask)
-        unranked = s.documents.search("which shelf holds the workshop store items", **{
-            **ask, "options": SearchOptions(rerank_candidates=8, rerank=False)})  # fmt: skip
+        unranked = s.documents.search(
+            "which shelf holds the workshop store items",
+            **{**ask, "options": SearchOptions(rerank_candidates=8, rerank=False)},
+        )
     finally:
         searcher.reranker = None
     candidates = s.documents.search(

@@ -175,12 +175,32 @@ def test_migration_builds_the_keyword_index_from_existing_chunks(tmp_path):
     core_migrations.apply(db)
     rag.apply(db, stop_before="0003_keyword_fts5")  # a database from before the FTS index
     assert not set(TABLES) & set(db.table_names())
-    db["rag_documents"].insert({"id": "d1", "collection": "library", "source": "s", "name": "n.txt",
-                                "kind": "text", "content_hash": "h", "text": "x"})  # fmt: skip
+    db["rag_documents"].insert(
+        {
+            "id": "d1",
+            "collection": "library",
+            "source": "s",
+            "name": "n.txt",
+            "kind": "text",
+            "content_hash": "h",
+            "text": "x",
+        }
+    )
     db["rag_chunks"].insert_all(
-        [{"id": f"d1-{i:05d}", "document_id": "d1", "collection": "library", "seq": i, "text": text,
-          "heading": "", "start": 0, "end": 1} for i, text in enumerate(["Kiln ZR-88 fires at noon.", "窑炉温度很高"])]
-    )  # fmt: skip
+        [
+            {
+                "id": f"d1-{i:05d}",
+                "document_id": "d1",
+                "collection": "library",
+                "seq": i,
+                "text": text,
+                "heading": "",
+                "start": 0,
+                "end": 1,
+            }
+            for i, text in enumerate(["Kiln ZR-88 fires at noon.", "窑炉温度很高"])
+        ]
+    )
     db.conn.close()
     database = Database(tmp_path / "old.db", [core_migrations, rag])
     try:

@@ -120,8 +120,12 @@ def test_binary_with_a_txt_name_is_refused():
 def test_csv_header_is_the_heading_of_every_row_chunk(corpus):
     doc = load(corpus["csv"])
     assert doc.blocks[0] == Block(text="name | role | city", kind="heading", level=1)
-    _, chunks = chunk_blocks(doc.blocks + [Block(text=f"row {i} | x | y", kind="row") for i in range(60)],
-                             count_tokens=words, max_tokens=40, overlap_tokens=0)  # fmt: skip
+    _, chunks = chunk_blocks(
+        doc.blocks + [Block(text=f"row {i} | x | y", kind="row") for i in range(60)],
+        count_tokens=words,
+        max_tokens=40,
+        overlap_tokens=0,
+    )
     assert len(chunks) > 2
     assert all(c.heading == "name | role | city" for c in chunks[1:])
 
@@ -181,8 +185,9 @@ def test_pathological_one_line_input_is_split_by_words_and_characters():
     def chars(t: str) -> int:  # like a subword tokenizer on a run of one letter: many tokens
         return max(1, len(t) // 3)
 
-    text, chunks = chunk_blocks([Block(text="word " * 400 + blob)], count_tokens=chars, max_tokens=50,
-                                overlap_tokens=0)  # fmt: skip
+    text, chunks = chunk_blocks(
+        [Block(text="word " * 400 + blob)], count_tokens=chars, max_tokens=50, overlap_tokens=0
+    )
     assert len(chunks) > 30 and all(c.n_tokens <= 50 for c in chunks)
     assert "".join(c.text for c in chunks).replace(" ", "") == text.replace(" ", "")
 

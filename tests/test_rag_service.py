@@ -26,8 +26,9 @@ def sql_chunk_ids(services, document_id: str) -> set[str]:
 
 
 def conversation(collections: list[str]) -> StoredConversation:
-    return StoredConversation(id="c", title="", system_prompt="", collections=collections, created_at="",
-                              updated_at="")  # fmt: skip
+    return StoredConversation(
+        id="c", title="", system_prompt="", collections=collections, created_at="", updated_at=""
+    )
 
 
 def test_every_file_type_becomes_searchable_with_its_source_and_page(docs_services, tmp_path):
@@ -58,7 +59,9 @@ def test_keyword_only_identifier_is_found_by_hybrid_search(docs_services, tmp_pa
         code = "QX7-ZR9-KLM44" if topic == "seals" else f"PART-{i}"
         (folder / f"{topic}.txt").write_text(
             f"Maintenance notes on {topic}. Replace worn {topic} promptly and log part {code} in the ledger.\n\n"
-            f"Store spare {topic} in a dry cabinet away from sunlight.", encoding="utf-8")  # fmt: skip
+            f"Store spare {topic} in a dry cabinet away from sunlight.",
+            encoding="utf-8",
+        )
     assert all(r.status == "added" for r in s.documents.ingest_paths([folder], collection="parts"))
     keyword = s.documents.search("QX7-ZR9-KLM44", k=3, collections=["parts"], mode="bm25")
     hybrid = s.documents.search("QX7-ZR9-KLM44", k=3, collections=["parts"])
@@ -133,9 +136,14 @@ def test_bad_inputs_get_a_message_each_and_the_rest_of_the_batch_is_ingested(doc
     results = s.documents.ingest_paths(paths, collection="batch", names=names)
     status = {Path(r.path).name: r for r in results}
     expected_errors = {
-        "corrupt.pdf": "damaged", "locked.pdf": "password", "empty.txt": "empty", "noise.txt": "binary",
-        "scripts.html": "no visible text", "bomb.docx": "zip bomb", "huge.txt": "limit",
-    }  # fmt: skip
+        "corrupt.pdf": "damaged",
+        "locked.pdf": "password",
+        "empty.txt": "empty",
+        "noise.txt": "binary",
+        "scripts.html": "no visible text",
+        "bomb.docx": "zip bomb",
+        "huge.txt": "limit",
+    }
     for name, phrase in expected_errors.items():
         assert status[name].status == "error" and phrase in status[name].message, (name, status[name].message)
     assert status["good.md"].status == "added"
@@ -226,8 +234,12 @@ def test_query_rewriting_uses_the_model_and_falls_back_without_one(docs_services
     real = searcher.generate
     searcher.generate = fake_model
     try:
-        hits = s.documents.search("how hot do ovens for ceramics get", k=1, collections=["rewrite"],
-                                  options=SearchOptions(multi_query=True, hyde=True))  # fmt: skip
+        hits = s.documents.search(
+            "how hot do ovens for ceramics get",
+            k=1,
+            collections=["rewrite"],
+            options=SearchOptions(multi_query=True, hyde=True),
+        )
     finally:
         searcher.generate = real
     assert hits[0].source == "kiln.txt" and len(asked) == 2

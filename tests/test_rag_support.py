@@ -21,10 +21,13 @@ def make_pdf(pages: list[list[str]]) -> bytes:
     """A valid PDF with one Helvetica text line per string, one page per list."""
     objects = [
         b"<< /Type /Catalog /Pages 2 0 R >>",
-        ("<< /Type /Pages /Kids [" + " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages)))
-         + f"] /Count {len(pages)} >>").encode(),
+        (
+            "<< /Type /Pages /Kids ["
+            + " ".join(f"{4 + 2 * i} 0 R" for i in range(len(pages)))
+            + f"] /Count {len(pages)} >>"
+        ).encode(),
         b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
-    ]  # fmt: skip
+    ]
     for i, lines in enumerate(pages):
         content = (
             "BT /F1 11 Tf 72 740 Td 14 TL " + " ".join(f"({_pdf_escape(x)}) Tj T*" for x in lines) + " ET"
@@ -111,29 +114,46 @@ def write_corpus(folder: Path) -> dict[str, Path]:
         "json": folder / "menu.json",
         "code": folder / "tides.py",
     }
-    files["pdf"].write_bytes(make_pdf([["Survey of the northern coast.", "Page one covers the harbour."],
-                                       ["Winter notes.", FACTS["pdf"]]]))  # fmt: skip
-    make_docx(files["docx"], title="Cooperative report", paragraphs=[FACTS["docx"]],
-              table=[["Fruit", "Tonnes"], ["Cherries", "41"]])  # fmt: skip
+    files["pdf"].write_bytes(
+        make_pdf(
+            [
+                ["Survey of the northern coast.", "Page one covers the harbour."],
+                ["Winter notes.", FACTS["pdf"]],
+            ]
+        )
+    )
+    make_docx(
+        files["docx"],
+        title="Cooperative report",
+        paragraphs=[FACTS["docx"]],
+        table=[["Fruit", "Tonnes"], ["Cherries", "41"]],
+    )
     files["html"].write_text(
         "<html><head><title>Old town crafts</title><style>p{color:red}</style></head><body>"
         "<script>document.write('INJECTED SCRIPT TEXT')</script><h1>Glass</h1>"
         f"<p>{FACTS['html']}</p><div style='display:none'>HIDDEN DIV TEXT</div></body></html>",
         encoding="utf-8",
     )
-    files["markdown"].write_text(f"# Apiary\n\n## Inspections\n\n{FACTS['markdown']}\n\n```\nhive --check\n```\n",
-                                 encoding="utf-8")  # fmt: skip
+    files["markdown"].write_text(
+        f"# Apiary\n\n## Inspections\n\n{FACTS['markdown']}\n\n```\nhive --check\n```\n", encoding="utf-8"
+    )
     files["utf16"].write_bytes(FACTS["utf16"].encode("utf-16"))  # with a BOM
     files["latin1"].write_bytes((FACTS["latin1"] + " Élodie aime le café crème.\n").encode("latin-1"))
     files["gb2312"].write_bytes(
         (FACTS["gb2312"] + "它东起山海关，西至嘉峪关，全长数千公里。\n").encode("gb2312")
     )
-    files["csv"].write_text(f"name,role,city\n{FACTS['csv']},lighthouse engineer,Aberdeen\nTom Pike,cook,Leeds\n",
-                            encoding="utf-8")  # fmt: skip
-    files["json"].write_text('{"restaurant": {"name": "Trattoria Verde", "dishes": [{"name": "saffron risotto", '
-                             '"price": 14}, {"name": "tiramisu", "price": 7}]}}', encoding="utf-8")  # fmt: skip
-    files["code"].write_text(f'"""Tide tables."""\n\n\n{FACTS["code"]}\n    return high_water - low_water\n',
-                             encoding="utf-8")  # fmt: skip
+    files["csv"].write_text(
+        f"name,role,city\n{FACTS['csv']},lighthouse engineer,Aberdeen\nTom Pike,cook,Leeds\n",
+        encoding="utf-8",
+    )
+    files["json"].write_text(
+        '{"restaurant": {"name": "Trattoria Verde", "dishes": [{"name": "saffron risotto", '
+        '"price": 14}, {"name": "tiramisu", "price": 7}]}}',
+        encoding="utf-8",
+    )
+    files["code"].write_text(
+        f'"""Tide tables."""\n\n\n{FACTS["code"]}\n    return high_water - low_water\n', encoding="utf-8"
+    )
     return files
 
 

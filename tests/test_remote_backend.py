@@ -83,8 +83,10 @@ def test_a_whole_chat_streams_through_the_server(remote, servers):
 
 def test_the_server_answers_as_the_in_process_engine_does(remote, local_backend):
     """Greedy decoding of the same messages: the prompt and the samplers arrive intact."""
-    messages = [Message(role="system", content="You are a helpful assistant."),
-                Message(role="user", content="Name three colours.")]  # fmt: skip
+    messages = [
+        Message(role="system", content="You are a helpful assistant."),
+        Message(role="user", content="Name three colours."),
+    ]
     config = GenerationConfig(temperature=0.0, max_tokens=24)
     remote_text = "".join(c.text for c in remote.models.backend.stream_chat(messages, config))
     local_text = "".join(c.text for c in local_backend.stream_chat(messages, config))
@@ -108,8 +110,9 @@ def test_samplers_seed_max_tokens_and_grammar_reach_the_server(remote):
 
 def test_stop_closes_the_stream_and_keeps_the_partial_answer(remote):
     streamed, done, conversation_id = [], None, None
-    for event in remote.chat.stream_turn(None, "Write a long story about a dragon and a knight.",
-                                         GREEDY.replace(max_tokens=300)):  # fmt: skip
+    for event in remote.chat.stream_turn(
+        None, "Write a long story about a dragon and a knight.", GREEDY.replace(max_tokens=300)
+    ):
         if isinstance(event, TurnStarted):
             conversation_id = event.conversation_id
         elif isinstance(event, TextDelta):
@@ -130,8 +133,13 @@ def test_a_document_question_cites_its_source_with_vectors_on_the_chroma_server(
     manual.write_text(MANUAL, encoding="utf-8")
     [result] = remote.documents.ingest_paths([manual], collection="library")
     assert result.status == "added"
-    events = list(remote.chat.stream_turn(None, "What does error E-47 mean on the Heron 7?",
-                                          GenerationConfig(temperature=0.0, max_tokens=48)))  # fmt: skip
+    events = list(
+        remote.chat.stream_turn(
+            None,
+            "What does error E-47 mean on the Heron 7?",
+            GenerationConfig(temperature=0.0, max_tokens=48),
+        )
+    )
     hits = [h for h in next(e for e in events if isinstance(e, Sources)).hits if h.kind == "chunk"]
     done = next(e for e in events if isinstance(e, Done))
     assert hits and hits[0].source == "heron7-manual.md" and "E-47" in hits[0].text and done.text.strip()
@@ -167,9 +175,13 @@ def test_the_model_writes_summaries_through_the_server(servers, tmp_path):
         assert services.models.info.n_ctx == 256
         conversation_id = None
         for i in range(5):
-            done, _ = run_turn(services, f"Question {i}: tell me one short fact about the number {i}, and "
-                               "also a short fact about the colour of the sky at dusk, please.",
-                               GREEDY.replace(max_tokens=8), conversation_id=conversation_id)  # fmt: skip
+            done, _ = run_turn(
+                services,
+                f"Question {i}: tell me one short fact about the number {i}, and "
+                "also a short fact about the colour of the sky at dusk, please.",
+                GREEDY.replace(max_tokens=8),
+                conversation_id=conversation_id,
+            )
             conversation_id = done.conversation_id
         summary = services.memory.summaries.get(conversation_id)
         assert summary.text.strip() and summary.folded >= 2
@@ -219,16 +231,50 @@ def test_command_line_flags_and_key_files(servers, tmp_path, capsys):
     llama, chroma = servers
     key_file = tmp_path / "key"
     key_file.write_text(KEY + "\n", encoding="utf-8")
-    args = cli.global_parser().parse_args([
-        "--data-dir", str(tmp_path / "data"), "--backend-url", llama.url, "--backend-key-file", str(key_file),
-        "--backend-n-ctx", "1024", "--backend-timeout", "30", "--chroma-url", chroma.url, "conversations",
-    ])  # fmt: skip
+    args = cli.global_parser().parse_args(
+        [
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--backend-url",
+            llama.url,
+            "--backend-key-file",
+            str(key_file),
+            "--backend-n-ctx",
+            "1024",
+            "--backend-timeout",
+            "30",
+            "--chroma-url",
+            chroma.url,
+            "conversations",
+        ]
+    )
     settings = cli.settings_from(args)
     assert settings.backend_key == KEY and KEY not in repr(settings)
     assert (settings.backend_n_ctx, settings.backend_timeout, settings.chroma_url) == (1024, 30.0, chroma.url)
-    code = cli.main(["--data-dir", str(tmp_path / "data"), "--backend-url", llama.url, "--backend-key-file",
-                     str(key_file), "chat", "Say hi.", "--max-tokens", "8", "--temperature", "0"])  # fmt: skip
+    code = cli.main(
+        [
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--backend-url",
+            llama.url,
+            "--backend-key-file",
+            str(key_file),
+            "chat",
+            "Say hi.",
+            "--max-tokens",
+            "8",
+            "--temperature",
+            "0",
+        ]
+    )
     assert code == 0 and capsys.readouterr().out.strip()
-    code = cli.main(["--data-dir", str(tmp_path / "data"), "--backend-key-file", str(tmp_path / "missing"),
-                     "conversations"])  # fmt: skip
+    code = cli.main(
+        [
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--backend-key-file",
+            str(tmp_path / "missing"),
+            "conversations",
+        ]
+    )
     assert code == 2 and "backend key file" in capsys.readouterr().err

@@ -194,9 +194,13 @@ def test_failed_logins_slow_down_and_the_right_password_still_works(tmp_path):
 
 def _serve_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "run.py", "serve", *args], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [sys.executable, "run.py", "serve", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={"PATH": "/usr/bin:/bin", "HOME": str(ROOT), **(env or {})},
-    )  # fmt: skip
+    )
 
 
 def test_short_passwords_and_open_network_listening_are_refused(tmp_path):
@@ -263,10 +267,26 @@ def test_extra_routers_sit_behind_the_same_guard(tmp_path):
 def test_tls_and_extra_host_names(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=hearth.lan",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True, timeout=60,
-    )  # fmt: skip
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=hearth.lan",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     flags = ("--ssl-certfile", str(cert), "--ssl-keyfile", str(key), "--allowed-host", "hearth.lan")
     with served(tmp_path / "data", *flags, scheme="https") as url:
         port = _port(url)

@@ -107,8 +107,9 @@ def test_context_breakdown_splits_memories_from_documents():
     mixed = build_messages(
         system_prompt="S", user_message="Q?", references=hits, count_tokens=_count, budget=500
     )
-    only_memory = build_messages(system_prompt="S", user_message="Q?", references=hits[1:], count_tokens=_count,
-                                 budget=500)  # fmt: skip
+    only_memory = build_messages(
+        system_prompt="S", user_message="Q?", references=hits[1:], count_tokens=_count, budget=500
+    )
     assert mixed.sections["memories"] > 0 and mixed.sections["documents"] > mixed.sections["memories"]
     assert only_memory.sections["documents"] == 0
     refs = only_memory.messages[-1].content.split("\n\nQuestion:")[0]

@@ -48,37 +48,65 @@ def test_affinity_mask_limits_both(tmp_path):
 
 
 def test_cgroup_v2_quota_caps_threads(tmp_path):
-    root = fake_root(tmp_path, cores=SMT_4C8T, cgroup_lines="0::/app.slice/hearth\n",
-                     files={"sys/fs/cgroup/app.slice/hearth/cpu.max": "250000 100000\n",
-                            "sys/fs/cgroup/cpu.max": "max 100000\n"})  # fmt: skip
+    root = fake_root(
+        tmp_path,
+        cores=SMT_4C8T,
+        cgroup_lines="0::/app.slice/hearth\n",
+        files={
+            "sys/fs/cgroup/app.slice/hearth/cpu.max": "250000 100000\n",
+            "sys/fs/cgroup/cpu.max": "max 100000\n",
+        },
+    )
     assert cgroup_cpu_quota(root) == 2.5
     plan = plan_threads(root=root, affinity=set(range(8)))
     assert (plan.generation, plan.batch, plan.quota) == (2, 2, 2.5)
 
 
 def test_cgroup_v2_parent_limit_applies(tmp_path):
-    root = fake_root(tmp_path, cores=SMT_4C8T, cgroup_lines="0::/outer/inner\n",
-                     files={"sys/fs/cgroup/outer/cpu.max": "100000 100000\n",
-                            "sys/fs/cgroup/outer/inner/cpu.max": "max 100000\n"})  # fmt: skip
+    root = fake_root(
+        tmp_path,
+        cores=SMT_4C8T,
+        cgroup_lines="0::/outer/inner\n",
+        files={
+            "sys/fs/cgroup/outer/cpu.max": "100000 100000\n",
+            "sys/fs/cgroup/outer/inner/cpu.max": "max 100000\n",
+        },
+    )
     assert plan_threads(root=root, affinity=set(range(8))).generation == 1
 
 
 def test_cgroup_v1_cfs_quota(tmp_path):
     lines = "4:memory:/x\n3:cpu,cpuacct:/docker/abc\n0::/\n"
-    root = fake_root(tmp_path, cores=SMT_4C8T, cgroup_lines=lines,
-                     files={"sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "300000\n",
-                            "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n"})  # fmt: skip
+    root = fake_root(
+        tmp_path,
+        cores=SMT_4C8T,
+        cgroup_lines=lines,
+        files={
+            "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_quota_us": "300000\n",
+            "sys/fs/cgroup/cpu,cpuacct/docker/abc/cpu.cfs_period_us": "100000\n",
+        },
+    )
     plan = plan_threads(root=root, affinity=set(range(8)))
     assert (plan.quota, plan.generation, plan.batch) == (3.0, 3, 3)
 
 
 def test_unlimited_v1_quota_and_a_tiny_one(tmp_path):
-    unlimited = fake_root(tmp_path / "a", cores=SMT_4C8T, cgroup_lines="1:cpu:/\n",
-                          files={"sys/fs/cgroup/cpu/cpu.cfs_quota_us": "-1\n",
-                                 "sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n"})  # fmt: skip
+    unlimited = fake_root(
+        tmp_path / "a",
+        cores=SMT_4C8T,
+        cgroup_lines="1:cpu:/\n",
+        files={
+            "sys/fs/cgroup/cpu/cpu.cfs_quota_us": "-1\n",
+            "sys/fs/cgroup/cpu/cpu.cfs_period_us": "100000\n",
+        },
+    )
     assert cgroup_cpu_quota(unlimited) is None
-    tiny = fake_root(tmp_path / "b", cores=SMT_4C8T, cgroup_lines="0::/\n",
-                     files={"sys/fs/cgroup/cpu.max": "50000 100000\n"})  # fmt: skip
+    tiny = fake_root(
+        tmp_path / "b",
+        cores=SMT_4C8T,
+        cgroup_lines="0::/\n",
+        files={"sys/fs/cgroup/cpu.max": "50000 100000\n"},
+    )
     plan = plan_threads(root=tiny, affinity=set(range(8)))
     assert (plan.generation, plan.batch) == (1, 1)  # never zero
 

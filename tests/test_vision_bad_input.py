@@ -77,8 +77,11 @@ def test_animated_gif_uses_the_first_frame(tmp_path):
     from PIL import Image
 
     with Image.open(first) as want:
-        diff = sum(abs(a - b) for p, q in zip(loaded.image.getdata(), want.convert("RGB").getdata())
-                   for a, b in zip(p, q))  # fmt: skip
+        diff = sum(
+            abs(a - b)
+            for p, q in zip(loaded.image.getdata(), want.convert("RGB").getdata())
+            for a, b in zip(p, q)
+        )
     assert loaded.format == "GIF" and loaded.image.size == (32, 32)
     assert diff / (32 * 32 * 3) < 16  # GIF palette quantisation only
 

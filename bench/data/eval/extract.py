@@ -57,7 +57,7 @@ SETS: dict[str, list[tuple[str, str]]] = {
                 ("man8", "run-parts.8"),
             ]
         )
-    ],  # fmt: skip
+    ],
     "zh_mixed": [
         (f"{lang}/{sec}/{p}.gz", f"{lang}-{p}.{'md' if i % 2 else 'txt'}")
         for i, (lang, sec, p) in enumerate(
@@ -88,7 +88,7 @@ SETS: dict[str, list[tuple[str, str]]] = {
                 ("zh_TW", "man8", "chpasswd.8"),
             ]
         )
-    ],  # fmt: skip
+    ],
 }
 
 
