@@ -1,4 +1,5 @@
-"""The in-process backend over llama-cpp-python: the only module that imports llama_cpp.
+"""The in-process backend over llama-cpp-python (imported lazily, here and in its helpers:
+llama_load, llama_images, grammars; llama_generate and logprobs hold the generation's pure parts).
 
 Streaming is our own loop over ``Llama.generate`` rather than
 ``create_chat_completion``: that one re-detokenizes the whole completion on every
@@ -9,86 +10,53 @@ prompt prefix is reused in a way that keeps answers deterministic (see ``reusabl
 
 from __future__ import annotations
 
-import base64
-import codecs
 import ctypes
-import hashlib
 import random
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import GenerationConfig, Settings
 from ..errors import ConfigError, GenerationError, ModelError
 from ..types import Chunk, Message, TokenLogprob, Usage
-from .base import ModelInfo
 from .control_tokens import defuse
-from .draft_model import DraftModel
-from .gguf_files import bundled_model_path, check_gguf_file, resolve_model  # noqa: F401 - bundled_model_path: re-exported
-from .kv_hook import ConversationKv
-from .kv_snapshots import KvSnapshotStore, common_prefix, default_budgets, fingerprint, template_hash
-from .limits import available_memory, call_with_deadline, fit_context, kv_bytes_per_token
+from .gguf_files import bundled_model_path, check_gguf_file, resolve_model
+from .grammars import json_object_grammar, json_schema_grammar
+from .kv_snapshots import common_prefix
+from .limits import call_with_deadline
+from .llama_generate import AnswerText, sample, with_drafts
+from .llama_images import IMAGE_TURN_IGNORES, image_chunks, image_handler, image_payload
+from .llama_load import (
+    CHATML_TEMPLATE,
+    conversation_kv,
+    describe,
+    fit_model_context,
+    import_llama_cpp,
+    load_draft,
+    load_kwargs,
+    load_llama,
+    make_formatter,
+)
+from .logprobs import drain, token_logprob
 from .sampler_chain import CustomChain, build_chain
-from .speculative import PromptLookup, drafted
-from .streaming import StopScanner
 from .threads import plan_threads
 
 if TYPE_CHECKING:
+    import numpy as np
     from llama_cpp import Llama
 
     from ..studio.trace import TokenTrace
 
-#: used when a GGUF carries no chat template and none is configured
-CHATML_TEMPLATE = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
-    "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
-)
-
-#: settings an image turn cannot apply (llama-cpp-python's chat handler builds the stock chain)
-IMAGE_TURN_IGNORES = (
-    "dynatemp_range",
-    "dynatemp_exponent",
-    "top_n_sigma",
-    "xtc_probability",
-    "xtc_threshold",
-    "dry_multiplier",
-    "dry_base",
-    "dry_allowed_length",
-    "dry_penalty_last_n",
-    "samplers",
-)
-
-# llama.cpp's LLAMA_FTYPE values, for the model panel
-_FILE_TYPES = {
-    0: "F32",
-    1: "F16",
-    2: "Q4_0",
-    3: "Q4_1",
-    7: "Q8_0",
-    8: "Q5_0",
-    9: "Q5_1",
-    10: "Q2_K",
-    11: "Q3_K_S",
-    12: "Q3_K_M",
-    13: "Q3_K_L",
-    14: "Q4_K_S",
-    15: "Q4_K_M",
-    16: "Q5_K_S",
-    17: "Q5_K_M",
-    18: "Q6_K",
-    19: "IQ2_XXS",
-    20: "IQ2_XS",
-    23: "IQ3_XXS",
-    24: "IQ1_S",
-    25: "IQ4_NL",
-    26: "IQ3_S",
-    29: "IQ4_XS",
-    32: "BF16",
-    36: "TQ1_0",
-    37: "TQ2_0",
-}
+# importable from here, where they lived before the loading, image and grammar helpers had modules
+__all__ = [
+    "CHATML_TEMPLATE",
+    "IMAGE_TURN_IGNORES",
+    "LlamaCppBackend",
+    "bundled_model_path",
+    "json_object_grammar",
+    "json_schema_grammar",
+]
 
 
 class LlamaCppBackend:
@@ -99,190 +67,45 @@ class LlamaCppBackend:
     def __init__(self, settings: Settings, path: Path | None = None):
         path = path or resolve_model(settings.model, settings.models_dir)
         check_gguf_file(path)
-        try:
-            import llama_cpp
-        except ImportError as e:
-            raise ModelError("llama-cpp-python is not installed: pip install -r requirements.txt") from e
-        self._llama_cpp = llama_cpp
+        self._llama_cpp = llama_cpp = import_llama_cpp()
         gpu_ok = bool(llama_cpp.llama_supports_gpu_offload())
         n_gpu_layers = settings.n_gpu_layers
         if n_gpu_layers is None:
             n_gpu_layers = -1 if gpu_ok else 0
-        n_ctx, self.note = self._fit_context(path, settings, on_gpu=gpu_ok and n_gpu_layers != 0)
-        kwargs: dict[str, Any] = dict(
-            model_path=str(path),
-            n_ctx=n_ctx,
-            n_gpu_layers=n_gpu_layers,
-            n_batch=min(settings.n_batch, n_ctx),
-            use_mmap=settings.use_mmap,
-            use_mlock=settings.use_mlock,
-            flash_attn=settings.flash_attn,
-            verbose=False,
-        )
+        n_ctx, self.note = fit_model_context(llama_cpp, path, settings, on_gpu=gpu_ok and n_gpu_layers != 0)
         threads = plan_threads(n_threads=settings.n_threads, n_threads_batch=settings.n_threads_batch)
-        kwargs["n_threads"], kwargs["n_threads_batch"] = threads.generation, threads.batch
-        for name in ("type_k", "type_v"):
-            value = getattr(settings, name)
-            if value:
-                kwargs[name] = _ggml_type(llama_cpp, value)
-        kwargs["chat_handler"] = _image_handler(settings.mmproj, gpu_ok)
+        kwargs = load_kwargs(
+            llama_cpp, settings, path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, threads=threads
+        )
+        kwargs["chat_handler"] = image_handler(settings.mmproj, gpu_ok)
         #: whether attached images reach the model (a vision GGUF loaded with its mmproj)
         self.supports_images = kwargs["chat_handler"] is not None
         #: every sampler is driven here (image turns, through llama-cpp-python's chat handler, use
         #: its stock chain: IMAGE_TURN_IGNORES)
         self.ignored_settings: tuple[str, ...] = ()
-        try:
-            self._loaded: Llama | None = llama_cpp.Llama(**kwargs)  # None once closed
-        except (ValueError, RuntimeError, OSError) as e:
-            raise ModelError(
-                f"llama.cpp could not load {path.name}: {e}. The file may be truncated, "
-                "or made for a newer llama.cpp; try re-downloading it."
-            ) from e
+        self._loaded: Llama | None = load_llama(llama_cpp, path, kwargs)  # None once closed
         self._lock = threading.Lock()
         #: cache positions evaluated inside full n_batch chunks from 0: the only reusable ones
         self._clean = 0
         self._pieces: dict[int, bytes] = {}
-        self._formatter, template_source = self._make_formatter(settings.chat_template)
-        self.info = self._describe(path, template_source, gpu_ok, n_gpu_layers, threads)
-        self._kv = self._conversation_kv(settings, path, kwargs) if settings.kv_snapshots else None
-        self._prompt_lookup = settings.prompt_lookup
-        self._draft = self._load_draft(settings, kwargs) if settings.draft_model else None
-
-    # loading helpers
-
-    def _fit_context(self, path: Path, settings: Settings, *, on_gpu: bool) -> tuple[int, str]:
-        """n_ctx within what the model was trained on and what memory holds (from the GGUF's
-        hyperparameters, read without loading the weights), and why when less than asked."""
-        lc = self._llama_cpp
-        params = lc.llama_model_default_params()
-        params.vocab_only = True
-        try:
-            probe = lc._internals.LlamaModel(path_model=str(path), params=params, verbose=False)
-        except (ValueError, RuntimeError, OSError) as e:
-            raise ModelError(
-                f"llama.cpp could not load {path.name}: {e}. The file may be truncated, "
-                "or made for a newer llama.cpp; try re-downloading it."
-            ) from e
-        try:  # vocab_only loads no hyperparameters: read them from the metadata
-            meta = probe.metadata()
-        finally:
-            probe.close()
-        arch = meta.get("general.architecture", "")
-
-        def number(key: str) -> int:
-            return _int(meta.get(f"{arch}.{key}"))
-
-        per_token = kv_bytes_per_token(
-            n_layer=number("block_count"),
-            n_head=number("attention.head_count"),
-            n_head_kv=number("attention.head_count_kv") or number("attention.head_count"),
-            n_embd=number("embedding_length"),
-            key_length=number("attention.key_length"),
-            value_length=number("attention.value_length"),
-            type_k=settings.type_k,
-            type_v=settings.type_v,
-        )
-        n_ctx_train = number("context_length")
-        # on a GPU the cache lives in its memory, which llama.cpp checks itself when it allocates
-        available = None if on_gpu else available_memory()
-        return fit_context(
-            settings.n_ctx,
-            n_ctx_train=n_ctx_train,
-            per_token=per_token,
-            available=available,
-            model_bytes=path.stat().st_size,
-        )
-
-    def _make_formatter(self, override: str | None):
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
-        llm = self._llm
-        template = override or llm.metadata.get("tokenizer.chat_template")
-        source = "override" if override else ("gguf" if template else "fallback (chatml)")
-        eos, bos = llm.token_eos(), llm.token_bos()
-        formatter = Jinja2ChatFormatter(
-            template=template or CHATML_TEMPLATE,
-            eos_token=llm._model.token_get_text(eos) if eos != -1 else "",
-            bos_token=llm._model.token_get_text(bos) if bos != -1 else "",
-        )
-        return formatter, source
-
-    def _load_draft(self, settings: Settings, kwargs: dict[str, Any]) -> DraftModel:
-        """The --draft-model GGUF, on the same device and threads as the main model."""
-        path = resolve_model(settings.draft_model or "", settings.models_dir)
-        check_gguf_file(path)
-        draft_kwargs = {**kwargs, "model_path": str(path), "chat_handler": None}
-        try:
-            llm = self._llama_cpp.Llama(**draft_kwargs)
-        except (ValueError, RuntimeError, OSError) as e:
-            self._llm.close()
-            raise ModelError(f"llama.cpp could not load the draft model {path.name}: {e}") from e
-        try:
-            return DraftModel(llm, target_vocab=self._llm.n_vocab())
-        except ModelError:
-            llm.close()
-            self._llm.close()
-            raise
-
-    def _conversation_kv(self, settings: Settings, path: Path, kwargs: dict[str, Any]) -> ConversationKv:
-        """KV snapshots, valid only for this exact model file, context and template."""
-        stat = path.stat()
-        ram, disk = default_budgets(settings.data_dir)
-        mb = 1024 * 1024
-        parts = {
-            "model": str(path.resolve()),
-            "size": stat.st_size,
-            "mtime_ns": stat.st_mtime_ns,
-            "n_ctx": self._llm.n_ctx(),
-            "n_batch": self._llm.n_batch,
-            "type_k": settings.type_k,
-            "type_v": settings.type_v,
-            "flash_attn": settings.flash_attn,
-            "n_gpu_layers": kwargs["n_gpu_layers"],
-            "template": template_hash(
-                "\0".join(getattr(self._formatter, k, "") for k in ("template", "bos_token", "eos_token"))
-            ),
-            "llama_cpp": getattr(self._llama_cpp, "__version__", ""),
-        }
-        store = KvSnapshotStore(
-            settings.kv_dir,
-            fingerprint=fingerprint(parts),
-            ram_bytes=settings.kv_cache_ram_mb * mb if settings.kv_cache_ram_mb is not None else ram,
-            disk_bytes=settings.kv_cache_disk_mb * mb if settings.kv_cache_disk_mb is not None else disk,
-        )
-        return ConversationKv(self._llama_cpp, store, self._llm.n_batch)
-
-    def _describe(
-        self, path: Path, template_source: str, gpu_ok: bool, n_gpu_layers: int, threads
-    ) -> ModelInfo:
-        meta = self._llm.metadata
-        arch = meta.get("general.architecture", "")
-        try:
-            ftype = _FILE_TYPES.get(int(meta.get("general.file_type", -1)), "unknown")
-        except ValueError:
-            ftype = "unknown"
-        return ModelInfo(
-            name=meta.get("general.name") or path.stem,
-            path=str(path),
-            quantization=ftype,
-            n_params=int(self._llm._model.n_params()),
-            size_bytes=path.stat().st_size,
-            n_ctx=self._llm.n_ctx(),
-            n_ctx_train=int(self._llm._model.n_ctx_train()),
-            n_layers=int(meta.get(f"{arch}.block_count", 0) or 0),
-            chat_template_source=template_source,
-            gpu_offload_supported=gpu_ok,
-            n_gpu_layers=n_gpu_layers if gpu_ok else 0,
+        self._formatter, template_source = make_formatter(self._llm, settings.chat_template)
+        self.info = describe(
+            self._llm,
+            self._formatter,
+            path,
+            template_source=template_source,
+            gpu_ok=gpu_ok,
+            n_gpu_layers=n_gpu_layers,
+            threads=threads,
             note=self.note,
-            n_threads=threads.generation,
-            n_threads_batch=threads.batch,
-            threads_note=threads.describe(),
-            template_sha256=hashlib.sha256(
-                "\0".join(
-                    getattr(self._formatter, k, "") for k in ("template", "bos_token", "eos_token")
-                ).encode()
-            ).hexdigest(),
         )
+        self._kv = (
+            conversation_kv(llama_cpp, self._llm, self._formatter, settings, path, kwargs)
+            if settings.kv_snapshots
+            else None
+        )
+        self._prompt_lookup = settings.prompt_lookup
+        self._draft = load_draft(llama_cpp, self._llm, settings, kwargs) if settings.draft_model else None
 
     # Backend protocol
 
@@ -311,7 +134,10 @@ class LlamaCppBackend:
         stays plain text whatever the template. Other contents are left byte for byte.
         """
         llm = self._live()
-        payload = [{"role": m.role, "content": defuse(llm, self._llama_cpp, m.content)} for m in messages]
+        # Any: llama-cpp-python types messages as TypedDicts, one per (literal) role
+        payload: list[Any] = [
+            {"role": m.role, "content": defuse(llm, self._llama_cpp, m.content)} for m in messages
+        ]
         try:  # a template is untrusted code: nested loops could render for hours
             result = call_with_deadline(lambda: self._formatter(messages=payload))
         except GenerationError:
@@ -384,69 +210,38 @@ class LlamaCppBackend:
                 self._kv.after_turn(self._llm, cache_key, clean=self._clean)
 
     def _generate(
-        self, prompt, config, max_new, cancel, grammar, logprobs=None, trace=None
+        self,
+        prompt: list[int],
+        config: GenerationConfig,
+        max_new: int,
+        cancel: threading.Event | None,
+        grammar: str | None,
+        logprobs: int | None = None,
+        trace: TokenTrace | None = None,
     ) -> Iterator[Chunk]:
-        llm, lc = self._llm, self._llama_cpp
+        llm = self._llm
         cached = self._start_at(prompt)
         seed = config.seed if config.seed >= 0 else random.randrange(2**31)
         llm.set_seed(seed)
-        compiled = lc.LlamaGrammar.from_string(grammar, verbose=False) if grammar else None
+        compiled = self._llama_cpp.LlamaGrammar.from_string(grammar, verbose=False) if grammar else None
         # DRY, XTC, top-n-sigma, ...: llama.cpp's own samplers in a chain of our making; the
         # stock settings keep llama-cpp-python's chain, so their answers stay what they were
         custom = (
-            CustomChain(llm, build_chain(lc, llm, config, seed, compiled))
+            CustomChain(llm, build_chain(self._llama_cpp, llm, config, seed, compiled))
             if config.uses_extra_samplers()
             else None
         )
-        # reset=False: llama-cpp-python's own prefix matching would reuse any cached token,
-        # including generated ones; _start_at already chose what may be reused
-        tokens = llm.generate(
-            prompt[cached:],
-            reset=False,
-            temp=config.temperature,
-            top_k=config.top_k,
-            top_p=config.top_p,
-            min_p=config.min_p,
-            typical_p=config.typical_p,
-            repeat_penalty=config.repeat_penalty,
-            presence_penalty=config.presence_penalty,
-            frequency_penalty=config.frequency_penalty,
-            mirostat_mode=config.mirostat_mode,
-            mirostat_tau=config.mirostat_tau,
-            mirostat_eta=config.mirostat_eta,
-            grammar=compiled,
-        )
+        tokens = sample(llm, prompt[cached:], config, compiled)
         if trace is not None and self._prompt_lookup and config.temperature != 0:
             trace = None  # drafting keeps its speed; such answers have no next-token data
         # drafted tokens are scored in batches: no per-token logits to read
         if not logprobs and trace is None:
-            tokens = self._with_drafts(tokens, prompt, max_new, config)
-        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        stops = StopScanner(config.stop)
-        vocab = llm._model.vocab
-        finish, produced = "length", 0
-        scored: list[TokenLogprob] = []  # stays empty unless logprobs were asked for
+            tokens = with_drafts(
+                llm, tokens, prompt, max_new, config, draft=self._draft, prompt_lookup=self._prompt_lookup
+            )
+        text = AnswerText(config.stop)
         try:
-            for token in tokens:
-                if lc.llama_vocab_is_eog(vocab, token):
-                    finish = "stop"
-                    break
-                produced += 1
-                if logprobs is not None:
-                    scored.append(self._token_logprob(token, logprobs))
-                if trace is not None:
-                    trace.add(token, self._last_logits())
-                text = stops.feed(decoder.decode(self._piece(token)))
-                if text:
-                    yield Chunk(text=text, logprobs=_drain(scored))
-                if stops.stopped:
-                    finish = "stop"
-                    break
-                if produced >= max_new:
-                    break
-                if cancel is not None and cancel.is_set():
-                    finish = "cancelled"
-                    break
+            finish, produced = yield from self._decode(tokens, text, max_new, cancel, logprobs, trace)
         except (RuntimeError, ValueError) as e:
             raise GenerationError(f"llama.cpp failed while generating: {e}") from e
         finally:
@@ -454,11 +249,42 @@ class LlamaCppBackend:
             if custom is not None:
                 custom.close()  # a generation that never started leaves no override behind
             self._clean = self._aligned(min(len(prompt), llm.n_tokens))
-        tail = stops.flush() + decoder.decode(b"", final=True)
         usage = Usage(
             prompt_tokens=len(prompt), completion_tokens=produced, cached_tokens=cached, n_ctx=self.info.n_ctx
         )
-        yield Chunk(text=tail, finish_reason=finish, usage=usage, logprobs=_drain(scored))
+        yield Chunk(text=text.tail(), finish_reason=finish, usage=usage, logprobs=drain(text.scored))
+
+    def _decode(
+        self,
+        tokens: Iterator[int],
+        text: AnswerText,
+        max_new: int,
+        cancel: threading.Event | None,
+        logprobs: int | None,
+        trace: TokenTrace | None,
+    ) -> Generator[Chunk, None, tuple[str, int]]:
+        """Text chunks of ``tokens`` until an end, a stop string, ``max_new`` or ``cancel``;
+        returns the finish reason and how many tokens were produced."""
+        is_eog, vocab = self._llama_cpp.llama_vocab_is_eog, self._llm._model.vocab
+        produced = 0
+        for token in tokens:
+            if is_eog(vocab, token):
+                return "stop", produced
+            produced += 1
+            if logprobs is not None:
+                text.scored.append(self._token_logprob(token, logprobs))
+            if trace is not None:
+                trace.add(token, self._last_logits())
+            out = text.stops.feed(text.decoder.decode(self._piece(token)))
+            if out:
+                yield Chunk(text=out, logprobs=drain(text.scored))
+            if text.stops.stopped:
+                return "stop", produced
+            if produced >= max_new:
+                break
+            if cancel is not None and cancel.is_set():
+                return "cancelled", produced
+        return "length", produced
 
     def _token_logprob(self, token: int, top_n: int) -> TokenLogprob:
         """The model's log-probability of ``token`` and its ``top_n`` best alternatives.
@@ -467,20 +293,9 @@ class LlamaCppBackend:
         so the context still holds them (no logits_all needed). These are the model's raw
         probabilities, before temperature and the other samplers, as OpenAI reports them.
         """
-        import numpy as np
+        return token_logprob(self._last_logits(), token, top_n, self._piece)
 
-        logits = self._last_logits().astype(np.float64)
-        n_vocab = logits.shape[0]
-        peak = logits.max()
-        logprobs = logits - (peak + np.log(np.exp(logits - peak).sum()))
-        top: tuple[TokenLogprob, ...] = ()
-        if top_n > 0:
-            best = np.argpartition(-logprobs, min(top_n, n_vocab - 1))[:top_n]
-            best = best[np.argsort(-logprobs[best], kind="stable")]
-            top = tuple(self._scored(int(t), float(logprobs[t])) for t in best)
-        return self._scored(token, float(logprobs[token]), top)
-
-    def _last_logits(self):
+    def _last_logits(self) -> np.ndarray:
         """The logits of the position just sampled (a view into llama.cpp's buffer: copy to keep)."""
         import numpy as np
 
@@ -491,11 +306,6 @@ class LlamaCppBackend:
         self._live()
         n_vocab = self._llm.n_vocab()
         return [self._piece(t) if 0 <= t < n_vocab else b"" for t in tokens]
-
-    def _scored(self, token: int, logprob: float, top: tuple[TokenLogprob, ...] = ()) -> TokenLogprob:
-        piece = self._piece(token)
-        text = piece.decode("utf-8", errors="replace")
-        return TokenLogprob(token=text, token_bytes=piece, logprob=min(logprob, 0.0), top=top)
 
     # KV-cache reuse. The same prompt must give the same logits whatever the cache holds
     # (temperature 0 and a fixed seed promise the same answer), and llama.cpp's results
@@ -530,68 +340,25 @@ class LlamaCppBackend:
         llm.n_tokens = reuse
         return reuse
 
-    def _with_drafts(self, tokens, prompt: list[int], max_new: int, config: GenerationConfig):
-        """Prompt-lookup speculative decoding for sampled answers (same distribution, fewer decodes).
-
-        Not for greedy ones: llama.cpp's CPU kernels give a batch's positions logits that
-        differ from one-token decodes (measured up to 0.85), enough to flip a near-tie, and
-        a greedy answer must not depend on whether drafting was on.
-        """
-        if config.temperature == 0:
-            return tokens
-        if self._draft is not None:
-            return drafted(self._llm, tokens, max_new, self._draft.session(prompt))
-        if self._prompt_lookup:
-            return drafted(self._llm, tokens, max_new, PromptLookup(prompt))
-        return tokens
-
-    def _stream_with_images(self, messages, config, images, cancel) -> Iterator[Chunk]:
+    def _stream_with_images(
+        self,
+        messages: Sequence[Message],
+        config: GenerationConfig,
+        images: Sequence[Path],
+        cancel: threading.Event | None,
+    ) -> Iterator[Chunk]:
         """Images attached to the last user message, through llama.cpp's multimodal handler."""
         if not self.supports_images:
             raise GenerationError(
                 "The loaded model cannot see images. Load a vision model with its projector "
                 "(--mmproj FILE, or the Model tab) to send images to it."
             )
-        payload = _image_payload(messages, images)
-        finish, produced = "stop", 0
+        payload = image_payload(messages, images)
         with self._lock:
             if self._kv is not None:
                 self._kv.leave(self._llm, clean=self._clean)
             self._clean = 0  # llama-cpp-python's own prefix reuse runs here: nothing is clean after it
-            try:
-                # llama-cpp-python types messages as TypedDicts and stream=True's result as a union
-                llm: Any = self._live()
-                stream = llm.create_chat_completion(
-                    messages=payload,
-                    stream=True,
-                    max_tokens=config.max_tokens,
-                    temperature=config.temperature,
-                    top_k=config.top_k,
-                    top_p=config.top_p,
-                    min_p=config.min_p,
-                    typical_p=config.typical_p,
-                    repeat_penalty=config.repeat_penalty,
-                    presence_penalty=config.presence_penalty,
-                    frequency_penalty=config.frequency_penalty,
-                    stop=list(config.stop) or None,
-                    seed=config.seed if config.seed >= 0 else None,
-                    logit_bias=dict(config.logit_bias) or None,
-                )
-                for part in stream:
-                    choice = part["choices"][0]
-                    text = choice["delta"].get("content") or ""
-                    if text:
-                        produced += 1
-                        yield Chunk(text=text)
-                    finish = choice.get("finish_reason") or finish
-                    if cancel is not None and cancel.is_set():
-                        finish = "cancelled"
-                        break
-            except (RuntimeError, ValueError) as e:
-                raise GenerationError(
-                    f"The image could not go to the model ({e}). Check that the projector (mmproj) "
-                    "file is the one made for the loaded model."
-                ) from e
+            finish, produced = yield from image_chunks(self._live(), payload, config, cancel)
         usage = Usage(completion_tokens=produced, n_ctx=self.info.n_ctx)
         yield Chunk(text="", finish_reason=finish, usage=usage)
 
@@ -624,75 +391,3 @@ class LlamaCppBackend:
             if self._draft is not None:
                 self._draft.close()
                 self._draft = None
-
-
-def _image_payload(messages: Sequence[Message], images: Sequence[Path]) -> list[dict[str, Any]]:
-    """OpenAI-style messages with ``images`` as data URIs in the last one."""
-    parts: list[dict[str, Any]] = [{"type": "text", "text": messages[-1].content}]
-    parts += [{"type": "image_url", "image_url": {"url": _data_uri(Path(p))}} for p in images]
-    payload: list[dict[str, Any]] = [{"role": m.role, "content": m.content} for m in messages[:-1]]
-    payload.append({"role": messages[-1].role, "content": parts})
-    return payload
-
-
-def _image_handler(mmproj: str | None, use_gpu: bool):
-    if not mmproj:
-        return None
-    path = Path(mmproj).expanduser()
-    check_gguf_file(path)
-    from llama_cpp.llama_chat_format import MTMDChatHandler
-
-    try:
-        return MTMDChatHandler(clip_model_path=str(path), verbose=False, use_gpu=use_gpu)
-    except (ValueError, RuntimeError, OSError) as e:
-        raise ModelError(f"Could not load the projector {path.name}: {e}") from e
-
-
-def _data_uri(path: Path) -> str:
-    kind = {".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp", ".gif": "gif", ".bmp": "bmp"}.get(
-        path.suffix.lower(), "png"
-    )
-    return f"data:image/{kind};base64," + base64.b64encode(path.read_bytes()).decode("ascii")
-
-
-def _drain(scored: list[TokenLogprob]) -> tuple[TokenLogprob, ...] | None:
-    if not scored:
-        return None
-    out = tuple(scored)
-    scored.clear()
-    return out
-
-
-def json_schema_grammar(schema: Any) -> str:
-    """A GBNF grammar that only lets the model write JSON valid under ``schema``."""
-    import json
-
-    from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-    try:
-        return json_schema_to_gbnf(json.dumps(schema))
-    except (ValueError, TypeError, KeyError, RecursionError, NotImplementedError) as e:
-        raise ConfigError(
-            f"This JSON schema cannot be turned into a grammar: {e}", field="response_format"
-        ) from e
-
-
-def json_object_grammar() -> str:
-    """A GBNF grammar for any JSON object."""
-    from llama_cpp.llama_grammar import JSON_GBNF
-
-    return JSON_GBNF
-
-
-def _int(value: str | None) -> int:
-    try:
-        return int(value or 0)
-    except ValueError:
-        return 0
-
-
-def _ggml_type(llama_cpp, name: str) -> int:
-    attr = f"GGML_TYPE_{name.upper()}"
-    if not hasattr(llama_cpp, attr):
-        raise ModelError(f"Unknown KV cache type {name!r}; use f16, q8_0, q4_0 ...")
-    return getattr(llama_cpp, attr)

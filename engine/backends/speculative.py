@@ -13,7 +13,7 @@ after misses keep free chat at its normal speed.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Generator
 from typing import Any, Protocol
 
 
@@ -95,7 +95,9 @@ class PromptLookup:
             self.draft_len = max(1, accepted + 1)
 
 
-def drafted(llm: Any, tokens: Generator[int, Any, None], max_new: int, lookup: Drafter) -> Iterator[int]:
+def drafted(
+    llm: Any, tokens: Generator[int, Any, None], max_new: int, lookup: Drafter
+) -> Generator[int, Any, None]:
     """Wrap ``llm.generate(...)``: send drafts into it and have their batches keep every logit.
 
     ``lookup`` starts with the prompt. Closing this generator closes ``tokens`` and puts
