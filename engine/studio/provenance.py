@@ -13,8 +13,20 @@ from .store import StudioStore
 
 log = logging.getLogger(__name__)
 
-#: Hearth's version, as in pyproject.toml
-HEARTH_VERSION = "0.1.0"
+
+def _read_version() -> str:
+    """Hearth's version from pyproject.toml, its one home (the app runs from a checkout)."""
+    import tomllib
+
+    try:
+        with open(Path(__file__).resolve().parents[2] / "pyproject.toml", "rb") as f:
+            return str(tomllib.load(f)["project"]["version"])
+    except (OSError, KeyError, tomllib.TOMLDecodeError):
+        return "unknown"
+
+
+#: Hearth's version, recorded with every answer
+HEARTH_VERSION = _read_version()
 
 
 def draw_seed(config: GenerationConfig) -> GenerationConfig:
