@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from engine.config import GenerationConfig
+from engine.config import CHAIN_ONLY_SETTINGS, GenerationConfig
 
 #: the longest answer GenerationConfig allows; a bigger ask means "until the context is full"
 MAX_TOKENS_CAP = int(
@@ -35,17 +35,8 @@ SAMPLER_FIELDS = (
     "mirostat_mode",
     "mirostat_tau",
     "mirostat_eta",
-    "dynatemp_range",
-    "dynatemp_exponent",
-    "top_n_sigma",
-    "xtc_probability",
-    "xtc_threshold",
-    "dry_multiplier",
-    "dry_base",
-    "dry_allowed_length",
-    "dry_penalty_last_n",
     "logit_bias",
-    "samplers",
+    *CHAIN_ONLY_SETTINGS,
 )
 
 

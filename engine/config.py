@@ -37,6 +37,20 @@ SEED_RANDOM = -1
 #: stock llama-cpp-python chain is this order with DRY, top-n-sigma and XTC off
 SAMPLER_NAMES = ("penalties", "dry", "top_n_sigma", "top_k", "typ_p", "top_p", "min_p", "xtc", "temperature")
 DEFAULT_SAMPLERS = SAMPLER_NAMES
+#: settings only llama.cpp's own sampler chain applies (llama-cpp-python's stock chain has none
+#: of them): image turns ignore them, llama.cpp's server takes them under the same names
+CHAIN_ONLY_SETTINGS = (
+    "dynatemp_range",
+    "dynatemp_exponent",
+    "top_n_sigma",
+    "xtc_probability",
+    "xtc_threshold",
+    "dry_multiplier",
+    "dry_base",
+    "dry_allowed_length",
+    "dry_penalty_last_n",
+    "samplers",
+)
 #: a logit bias this low (OpenAI's convention) means "never this token"
 BIAS_BAN = -100.0
 

@@ -12,7 +12,7 @@ from collections.abc import Generator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import GenerationConfig
+from ..config import CHAIN_ONLY_SETTINGS, GenerationConfig
 from ..errors import GenerationError, ModelError
 from ..types import Chunk, Message
 from .gguf_files import check_gguf_file
@@ -21,18 +21,7 @@ if TYPE_CHECKING:
     from llama_cpp.llama_chat_format import MTMDChatHandler
 
 #: settings an image turn cannot apply (llama-cpp-python's chat handler builds the stock chain)
-IMAGE_TURN_IGNORES = (
-    "dynatemp_range",
-    "dynatemp_exponent",
-    "top_n_sigma",
-    "xtc_probability",
-    "xtc_threshold",
-    "dry_multiplier",
-    "dry_base",
-    "dry_allowed_length",
-    "dry_penalty_last_n",
-    "samplers",
-)
+IMAGE_TURN_IGNORES = CHAIN_ONLY_SETTINGS
 
 
 def image_handler(mmproj: str | None, use_gpu: bool) -> MTMDChatHandler | None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..config import GenerationConfig
+from ..config import CHAIN_ONLY_SETTINGS, GenerationConfig
 from ..errors import GenerationError
 from ..types import Message
 
@@ -34,21 +34,7 @@ _LLAMA_NAMES = {
     "mirostat_eta": "mirostat_eta",
 }
 #: llama.cpp's server has every sampler Hearth has, under the same names
-_LLAMA_SERVER_EXTRAS = {
-    name: name
-    for name in (
-        "dynatemp_range",
-        "dynatemp_exponent",
-        "top_n_sigma",
-        "xtc_probability",
-        "xtc_threshold",
-        "dry_multiplier",
-        "dry_base",
-        "dry_allowed_length",
-        "dry_penalty_last_n",
-        "samplers",
-    )
-}
+_LLAMA_SERVER_EXTRAS = {name: name for name in CHAIN_ONLY_SETTINGS}
 
 
 @dataclass(frozen=True, kw_only=True)
