@@ -134,44 +134,14 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
         query_prefix=settings.embed_query_prefix,
         passage_prefix=settings.embed_passage_prefix,
     )
-    from .memory import MemoryOptions, MemoryService
-
-    memory = MemoryService(
-        database=database,
-        conversations=conversations,
-        models=models,
-        vectors=vectors,
-        embedder=embedder,
-        options=MemoryOptions(
-            threshold=settings.memory_summary_threshold,
-            max_hits=settings.memory_hits,
-            agent=settings.memory_agent,
-            auto=settings.auto_memory,
-        ),
-    )
+    memory = _memory(settings, database, conversations, models, vectors, embedder)
     chat = ChatService(
         models=models,
         conversations=conversations,
         default_system_prompt=settings.system_prompt,
         memory=memory if settings.memory else None,  # the Memory panel and CLI work either way
     )
-    from .rag import DocumentService, IngestLimits, model_generator
-
-    documents = DocumentService(
-        database=database,
-        vectors=vectors,
-        embedder=embedder,
-        limits=IngestLimits(
-            max_bytes=settings.max_upload_bytes,
-            chunk_tokens=settings.chunk_tokens,
-            chunk_overlap=settings.chunk_overlap_tokens,
-            max_pages=settings.ingest_max_pages,
-            max_chars=settings.ingest_max_chars,
-            parse_seconds=settings.ingest_parse_seconds,
-        ),
-        generate=model_generator(models),  # query rewriting (off unless asked for) uses the chat model
-        reranker=_reranker(settings),
-    )
+    documents = _documents(settings, database, vectors, embedder, models)
     chat.retrievers.append(documents)
     from .vision import ImageService
 
@@ -195,6 +165,53 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
         images=images,
         memory=memory,
         warnings=warnings,
+    )
+
+
+def _memory(
+    settings: Settings,
+    database: Database,
+    conversations: ConversationStore,
+    models: ModelManager,
+    vectors: VectorStore,
+    embedder: TextEmbedder,
+) -> MemoryService:
+    from .memory import MemoryOptions, MemoryService
+
+    return MemoryService(
+        database=database,
+        conversations=conversations,
+        models=models,
+        vectors=vectors,
+        embedder=embedder,
+        options=MemoryOptions(
+            threshold=settings.memory_summary_threshold,
+            max_hits=settings.memory_hits,
+            agent=settings.memory_agent,
+            auto=settings.auto_memory,
+        ),
+    )
+
+
+def _documents(
+    settings: Settings, database: Database, vectors: VectorStore, embedder: TextEmbedder, models: ModelManager
+) -> DocumentService:
+    from .rag import DocumentService, IngestLimits, model_generator
+
+    return DocumentService(
+        database=database,
+        vectors=vectors,
+        embedder=embedder,
+        limits=IngestLimits(
+            max_bytes=settings.max_upload_bytes,
+            chunk_tokens=settings.chunk_tokens,
+            chunk_overlap=settings.chunk_overlap_tokens,
+            max_pages=settings.ingest_max_pages,
+            max_chars=settings.ingest_max_chars,
+            parse_seconds=settings.ingest_parse_seconds,
+        ),
+        generate=model_generator(models),  # query rewriting (off unless asked for) uses the chat model
+        reranker=_reranker(settings),
     )
 
 
