@@ -36,7 +36,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     s.add_argument("--conversation", default=None, help="a block for this conversation only")
     s.set_defaults(handler=set_block)
+    _register_archival(msub)
+    _register_review(msub)
 
+
+def _register_archival(msub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = msub.add_parser("add", help="keep a fact in archival memory")
     s.add_argument("fact")
     s.add_argument("--json", action="store_true")
@@ -62,6 +66,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s.add_argument("id")
     s.set_defaults(handler=delete)
 
+
+def _register_review(msub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     s = msub.add_parser("pending", help="writes the model suggested that wait for your approval")
     s.add_argument("--json", action="store_true")
     s.set_defaults(handler=pending)
