@@ -90,9 +90,15 @@ def open_answer(
         tokens = services.studio.answer_tokens(message_id, config)
     except EngineError as e:
         return [], None, none, friendly(e)
-    spans: list[tuple[str, str | None]] = [(piece, None) for piece in tokens.pieces]
+    spans: list[tuple[str, str | None]] = [(_shown(piece), None) for piece in tokens.pieces]
     values = [getattr(config, name) for name in VIEW_FIELDS]
     return spans, tokens, values, f"{len(tokens.pieces)} tokens: click one to see its candidates."
+
+
+def _shown(piece: str) -> str:
+    """A token as one clickable span: the page splits text at line breaks, so a newline token
+    would lose its span (and shift every index after it); an empty piece would have none."""
+    return piece.replace("\r", "␍").replace("\n", "↵") or "∅"
 
 
 def view(services, tokens: AnswerTokens | None, index: int | None, *sliders: Any) -> str:

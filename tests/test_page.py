@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from engine import Settings, build
+from engine.turn import Turn
 
 pytestmark = pytest.mark.browser
 
@@ -201,9 +202,16 @@ def test_core_memory_edited_on_the_page_reaches_the_next_prompt(server, page):
     _send(page, "What do I keep?")
     cid = services.conversations.list()[0].id
     # the stable system message now carries the block: the answer's prompt grew by its tokens
-    assert (
-        services.memory.context_for_turn(services.conversations.get(cid), "bees").core_memory.count("Orla")
-        == 1
+    messages = services.conversations.messages(cid)
+    question = next(m for m in reversed(messages) if m.role == "user")
+    turn = Turn(
+        id="check",
+        conversation=services.conversations.get(cid),
+        user_message=question,
+        history=tuple(m for m in messages if m.seq < question.seq),
+        backend=services.models.backend,
+        budget=services.models.backend.info.n_ctx // 2,
     )
+    assert services.memory.contribute(turn).core_memory.count("Orla") == 1
     page.get_by_text("📊").last.click()
     page.wait_for_selector("#hearth-chat >> text=core memory", timeout=10_000)
