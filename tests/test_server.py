@@ -4,6 +4,7 @@ fetch URLs, the temp folder, login backoff and the credential flags."""
 
 from __future__ import annotations
 
+import logging
 import re
 import socket
 import stat
@@ -308,12 +309,17 @@ def test_tls_and_extra_host_names(tmp_path):
             httpx.get(url.replace("https://", "http://") + "/config")  # no plain http on that port
 
 
-def test_listening_beyond_loopback_warns_without_tls(capsys):
-    from cli.serve_cmd import check_exposure
+def test_listening_beyond_loopback_warns_without_tls(caplog):
+    from cli.serve_cmd import check_exposure, log
 
-    check_exposure("192.168.1.20", [("orla", "correct-horse")], tls=False)
-    assert "without TLS" in capsys.readouterr().err
-    check_exposure("192.168.1.20", [("orla", "correct-horse")], tls=True)
-    assert "TLS" not in capsys.readouterr().err
-    check_exposure("127.0.0.1", None)
-    assert capsys.readouterr().err == ""
+    # the warning goes through logging (stderr and the log file); read the records themselves, so
+    # whatever logging setup an earlier in-process test left behind cannot hide them
+    log.disabled = False
+    with caplog.at_level(logging.WARNING, logger=log.name):
+        check_exposure("192.168.1.20", [("orla", "correct-horse")], tls=False)
+        assert "without TLS" in caplog.text
+        caplog.clear()
+        check_exposure("192.168.1.20", [("orla", "correct-horse")], tls=True)
+        assert "TLS" not in caplog.text
+        check_exposure("127.0.0.1", None)
+        assert caplog.text == ""
