@@ -6,6 +6,7 @@ calls, model-written summaries) and the Model tab all go through them."""
 from __future__ import annotations
 
 import json
+import threading
 from pathlib import Path
 
 import httpx
@@ -18,6 +19,7 @@ from app import model_handlers as mh
 from engine import GenerationConfig, Settings, build
 from engine.backends.llama_cpp import LlamaCppBackend
 from engine.backends.remote import RemoteBackend
+from engine.errors import GenerationError
 from engine.memory.agent import agent_messages, generate_call
 from engine.memory.grammar import tool_call_grammar
 from engine.memory.provenance import USER
@@ -160,15 +162,55 @@ def test_archival_memory_feeds_an_answer_through_both_servers(remote):
 
 
 def test_grammar_constrained_memory_tool_calls_parse_through_the_server(remote):
-    # an earlier turn's memory upkeep may still be asking the server: llama-cpp-python's server
-    # interrupts a running request when a new one arrives, which ends it with no tokens
-    remote.chat.wait_for_upkeep()
+    # an earlier turn's memory upkeep may still be asking the server as this starts
     backend, box = remote.models.backend, remote.memory.toolbox
     grammar = tool_call_grammar(box.schemas, choices={"label": ["persona", "human"]}, max_string_chars=40)
     for text in ("My cat is called Pickles.", "Remember my birthday is 3 May.", "Hello!"):
         output = generate_call(backend, agent_messages(box, "", text, compact=True), grammar, 80)
         box.parse(output)  # raises MemoryError_ unless the server applied the grammar
         assert json.loads(output)["tool"]
+
+
+def test_hearths_own_requests_never_cut_each_others_answers(remote):
+    # llama-cpp-python's server cuts a running stream short whenever another request arrives,
+    # a token count included (the cut answer ends with [DONE] and no finish reason). Memory
+    # upkeep counts tokens while the next answer streams: Hearth sends one request at a time.
+    backend = remote.models.backend
+    assert backend.kind.one_at_a_time
+    config = GenerationConfig(temperature=0.0, max_tokens=32)
+    results: dict[str, list] = {}
+    counted: list[int] = []
+
+    def ask(name: str, question: str) -> None:
+        results[name] = list(backend.stream_chat([Message(role="user", content=question)], config))
+
+    def count() -> None:
+        counted.extend(backend.count_tokens(f"a fresh sentence number {i}") for i in range(5))
+
+    jobs = [("a", "Name a colour."), ("b", "Name a fruit.")]
+    threads = [threading.Thread(target=ask, args=job) for job in jobs] + [threading.Thread(target=count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert set(results) == {"a", "b"} and len(counted) == 5 and all(n > 0 for n in counted)
+    for chunks in results.values():
+        assert "".join(c.text for c in chunks).strip() and chunks[-1].usage.completion_tokens > 0
+
+
+def test_an_answer_cut_by_another_client_is_an_error_not_an_empty_answer(remote, servers):
+    backend = remote.models.backend
+    story = [Message(role="user", content="Tell me a long story about a lighthouse keeper.")]
+    chunks = backend.stream_chat(story, GenerationConfig(temperature=0.0, max_tokens=400))
+    next(chunks)  # streaming (400 tokens take seconds): now another client asks the server something
+    httpx.post(
+        servers[0].url + "/extras/tokenize/count",
+        json={"input": "hello"},
+        headers={"Authorization": f"Bearer {KEY}"},
+        timeout=60,
+    )
+    with pytest.raises(GenerationError, match="cut the answer short"):
+        list(chunks)
 
 
 def test_the_model_writes_summaries_through_the_server(servers, tmp_path):

@@ -13,6 +13,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -69,6 +70,9 @@ class RemoteBackend:
         )
         self._counts: OrderedDict[str, int] = OrderedDict()
         self._counts_lock = threading.Lock()
+        #: held around every request on one_at_a_time servers; a plain lock, as a stream's
+        #: generator may be resumed (and closed) on another thread than the one that started it
+        self._turn = threading.Lock()
         try:
             self.facts: ServerFacts = probe_server(self._client, settings, self.url)
         except BaseException:
@@ -156,7 +160,8 @@ class RemoteBackend:
         """``key`` of the JSON answer to a POST; _MissingEndpointError when the server lacks ``path``."""
         httpx = self._httpx
         try:
-            response = self._client.post(path, json=body)
+            with self._one_at_a_time():
+                response = self._client.post(path, json=body)
             if response.status_code in (404, 405, 501):
                 raise _MissingEndpointError(path)
             response.raise_for_status()
@@ -216,10 +221,29 @@ class RemoteBackend:
             f"Raw text completion is not relayed to the model server at {self.url}; use chat completions."
         )
 
+    @contextmanager
+    def _one_at_a_time(self) -> Iterator[None]:
+        """On servers where any request cuts a running stream short (llama-cpp-python's: even a
+        token count does), Hearth's own requests wait for each other."""
+        if not self.kind.one_at_a_time:
+            yield
+            return
+        # a stream dropped without being closed would hold the lock: past the read timeout,
+        # go ahead anyway (the older request is then cut, as the server would do unasked)
+        held = self._turn.acquire(timeout=self._client.timeout.read or -1)
+        try:
+            yield
+        finally:
+            if held:
+                self._turn.release()
+
     def _stream(self, body: dict[str, Any], prompt_tokens: int, cancel) -> Iterator[Chunk]:
         httpx = self._httpx
         try:
-            with self._client.stream("POST", "/v1/chat/completions", json=body) as response:
+            with (
+                self._one_at_a_time(),
+                self._client.stream("POST", "/v1/chat/completions", json=body) as response,
+            ):
                 if response.status_code >= 400:
                     response.read()
                     raise GenerationError(self._refusal(response))
@@ -261,6 +285,13 @@ class RemoteBackend:
         if finish is None and not ended:
             raise GenerationError(
                 f"The model server at {self.url} ended the answer mid-stream. The text so far is kept."
+            )
+        if finish is None and self.kind.one_at_a_time:
+            # [DONE] with no finish reason: llama-cpp-python's server cut this answer to serve
+            # another request (Hearth sends one at a time, so another client is using it)
+            raise GenerationError(
+                f"The model server at {self.url} cut the answer short to serve another request. "
+                "The text so far is kept; try again, or start that server with --interrupt_requests False."
             )
         usage = self._usage(usage, prompt_tokens, produced)
         yield Chunk(text=thinking.close(), finish_reason=_finish(finish), usage=usage)

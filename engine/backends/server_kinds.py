@@ -53,6 +53,10 @@ class ServerKind:
     tokenizer: str | None = None
     #: the value that turns top-k off (vLLM: -1; older vLLM rejects 0)
     top_k_off: int = 0
+    #: True when a new request cuts the running one short (llama-cpp-python's server
+    #: interrupts by default, and the cut answer ends as "stop" with no tokens): Hearth then
+    #: sends one generation at a time, so its own requests never cut each other
+    one_at_a_time: bool = False
 
 
 LLAMA_CPP = ServerKind(
@@ -66,6 +70,7 @@ LLAMA_CPP_PYTHON = ServerKind(
     samplers={**_LLAMA_NAMES, "mirostat_mode": "mirostat_mode"},  # it has no typical_p field
     grammar_field="grammar",
     tokenizer="llama-cpp-python",
+    one_at_a_time=True,
 )
 VLLM = ServerKind(
     label="vLLM",
