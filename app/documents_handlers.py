@@ -7,12 +7,13 @@ it is escaped before it is shown.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import EngineError
-from engine.library import DEFAULT_COLLECTION, IMAGE_SUFFIXES, offered_collections
+from engine.library import DEFAULT_COLLECTION, IMAGE_SUFFIXES, STOPPED, offered_collections
 from engine.rag import SearchOptions
 from engine.rag.loaders import SUFFIX_KINDS
 from engine.rag.progress import IngestProgress, OnProgress
@@ -43,11 +44,13 @@ def upload(
     collection: str | None,
     progress: Callable[[int, int, str], None] | None = None,
     on_progress: OnProgress | None = None,
+    cancel: threading.Event | None = None,
 ) -> str:
     """Add uploaded files (documents and images) to a collection; one report line per file.
 
     ``files`` are Gradio's temporary copies of the uploads: they are deleted once ingested
-    (or refused), so no copy of a user's document outlives its upload."""
+    (or refused), so no copy of a user's document outlives its upload. Once ``cancel`` is set
+    (Stop), the ingest ends after the file in progress and the report says what went in."""
     paths = [Path(getattr(f, "name", f)) for f in (files or [])]
     if not paths:
         return "Choose one or more files first."
@@ -62,12 +65,41 @@ def upload(
             progress=progress,
             names=[p.name for p in paths],
             on_progress=on_progress,
+            cancel=cancel,
         )
     except EngineError as e:
         return error_markdown(e)
     finally:
         discard_uploads(paths)
     return report(results)
+
+
+class UploadStops:
+    """The cancel event of each page session's running upload, so Stop in one browser tab stops
+    that tab's upload only (the panel makes one; nothing lives at module level)."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def begin(self, session: str) -> threading.Event:
+        with self._lock:
+            event = self._events[session] = threading.Event()
+        return event
+
+    def end(self, session: str, event: threading.Event) -> None:
+        with self._lock:
+            if self._events.get(session) is event:
+                del self._events[session]
+
+    def stop(self, session: str) -> str:
+        """Ask the session's upload to stop; what to show meanwhile."""
+        with self._lock:
+            event = self._events.get(session)
+        if event is None:
+            return "No upload is running."
+        event.set()
+        return "Stopping after the file in progress…"
 
 
 def discard_uploads(paths: list[Path]) -> None:
@@ -83,8 +115,21 @@ def discard_uploads(paths: list[Path]) -> None:
 def report(results: list[FileResult]) -> str:
     counts = {s: sum(r.status == s for r in results) for s in _ICONS}
     head = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "nothing to add"
-    lines = [f"- {_ICONS[r.status]} {escape_text(r.message or r.path)}" for r in results]
+    left = sum(r.message == STOPPED for r in results)
+    if left:
+        went_in = counts["added"] + counts["replaced"]
+        head = (
+            f"Stopped: {went_in} file(s) added; {left} not added (nothing half-written; add them "
+            f"again to finish). {head}"
+        )
+    lines = [f"- {_ICONS[r.status]} {escape_text(_line(r))}" for r in results]
     return f"**{head}**\n\n" + "\n".join(lines)
+
+
+def _line(result: FileResult) -> str:
+    if result.message == STOPPED:  # the same words for every file left out: name it
+        return f"{Path(result.path).name}: not added, the upload was stopped before it."
+    return result.message or result.path
 
 
 def documents_table(services: Services, collection: str | None) -> list[list[Any]]:

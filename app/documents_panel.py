@@ -42,7 +42,11 @@ def build_documents_panel(services: Services) -> None:
             label="Drop files here",
             elem_id="docs-upload",
         )
-        add = gr.Button("Add to collection", variant="primary", elem_id="docs-add")
+        with gr.Row():
+            add = gr.Button("Add to collection", variant="primary", elem_id="docs-add", scale=4)
+            # shown while an upload runs: it ends after the file in progress, nothing half-written
+            stop = gr.Button("Stop", variant="stop", elem_id="docs-stop", scale=1, visible=False)
+        stop_note = gr.Markdown(elem_id="docs-stop-note")
         added = gr.Markdown(elem_id="docs-added")
     with gr.Accordion("Watched folders", open=False):
         gr.Markdown(
@@ -108,11 +112,23 @@ def build_documents_panel(services: Services) -> None:
     def show(name):
         return dh.documents_table(s, name), gr.update(choices=dh.document_choices(s, name), value=None)
 
-    def do_upload(paths, name, progress=gr.Progress()):
+    stops = dh.UploadStops()
+
+    def do_upload(paths, name, request: gr.Request, progress=gr.Progress()):
         def tick(state):
             progress(state.fraction, desc=dh.progress_text(state))
 
-        return dh.upload(s, paths, name, on_progress=tick)
+        cancel = stops.begin(request.session_hash or "")
+        try:
+            return dh.upload(s, paths, name, on_progress=tick, cancel=cancel)
+        finally:
+            stops.end(request.session_hash or "", cancel)
+
+    def do_stop(request: gr.Request):
+        return stops.stop(request.session_hash or "")
+
+    def uploading(running: bool):
+        return gr.update(visible=running), ""
 
     def show_watched():
         return dh.watched_table(s), gr.update(choices=dh.watched_choices(s))
@@ -142,9 +158,13 @@ def build_documents_panel(services: Services) -> None:
         message = dh.delete_collection(s, name)
         return message, gr.update(choices=dh.collection_choices(s), value=dh.DEFAULT_COLLECTION)
 
-    add.click(do_upload, [files, collection], added, concurrency_id="documents").then(
+    add.click(partial(uploading, True), None, [stop, stop_note], queue=False).then(
+        do_upload, [files, collection], added, concurrency_id="documents"
+    ).then(partial(uploading, False), None, [stop, stop_note], queue=False).then(
         show, [collection], [table, chosen]
     )
+    # its own queue slot, never behind the upload it stops
+    stop.click(do_stop, None, stop_note, concurrency_limit=None, show_progress="hidden")
     watch.click(do_watch, [folder, collection], [watch_note, watched, watched_pick, ticker])
     unwatch.click(do_unwatch, [watched_pick], [watch_note, watched, watched_pick, ticker])
     ticker.tick(refresh_watched, [collection], [watched, table, chosen], show_progress="hidden")

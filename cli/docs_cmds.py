@@ -16,8 +16,11 @@ ASK_SYSTEM = (
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from . import watch_cmd
+
     _register_ingest(sub)
     _register_search(sub)
+    watch_cmd.register(sub)
 
     p = sub.add_parser("ask", help="answer a question from your documents, with sources")
     p.add_argument("question")
@@ -71,7 +74,8 @@ def _register_ingest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     p.add_argument(
         "--watch",
         action="store_true",
-        help="after adding, keep the folders in sync (added, changed, renamed and deleted files) until Ctrl-C",
+        help="after adding, put the folders in the watched list (the Documents tab's) and keep every listed "
+        "folder in sync (added, changed, renamed and deleted files, images too) until Ctrl-C",
     )
     p.set_defaults(handler=ingest)
 
@@ -115,25 +119,34 @@ def _services(args: argparse.Namespace, *, load_model: bool = False):
 
 
 def ingest(args: argparse.Namespace) -> int:
+    import threading
+
     from engine.rag.routing import add_files
 
     from .progress_line import ProgressLine
+    from .watch_cmd import INTERRUPTED, ctrl_c_sets, stopped_note
 
     services = _services(args)
     try:
         line = ProgressLine()
+        stop = threading.Event()
         try:
-            results = add_files(
-                services.documents,
-                services.images,
-                args.paths,
-                collection=args.collection,
-                on_progress=line,
-            )
+            with ctrl_c_sets(stop, "Stopping after the file in progress…"):
+                results = add_files(
+                    services.documents,
+                    services.images,
+                    args.paths,
+                    collection=args.collection,
+                    on_progress=line,
+                    cancel=stop,
+                )
         finally:
             line.close()
         _print_results(results, as_json=args.json)
         sys.stdout.flush()  # before a watch, which may run for days
+        if stop.is_set():
+            print(stopped_note(results), file=sys.stderr)
+            return INTERRUPTED
         if args.watch:
             from .watch_cmd import watch
 
@@ -147,8 +160,11 @@ def _print_results(results, *, as_json: bool) -> None:
     if as_json:
         print_json([dataclasses.asdict(r) for r in results])
         return
+    from engine.library import STOPPED
+
     for r in results:
-        print(f"{r.status:>9}  {r.message or r.path}")
+        what = f"{r.path}: {r.message}" if r.message == STOPPED else r.message or r.path
+        print(f"{r.status:>9}  {what}")
     counts = {
         s: sum(r.status == s for r in results) for s in ("added", "replaced", "unchanged", "skipped", "error")
     }

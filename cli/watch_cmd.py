@@ -1,42 +1,130 @@
-"""`ingest --watch`: keep folders in sync with a collection until Ctrl-C."""
+"""`ingest --watch` and `watched`: the one list of watched folders (the Documents tab's) on the
+command line, and Ctrl+C that stops an ingest cleanly."""
 
 from __future__ import annotations
 
+import argparse
+import signal
 import sys
-import time
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
 
-from engine.rag.sync import FolderSync
-from engine.rag.watch import DEFAULT_INTERVAL
+if TYPE_CHECKING:
+    from engine.factory import Services
+    from engine.rag.sync import SyncReport
+    from engine.types import FileResult
+
+#: the exit status of a command stopped by Ctrl+C (128 + SIGINT), as shells report it
+INTERRUPTED = 130
 
 
-def watch(services, paths: Sequence[Path], *, collection: str, interval: float = DEFAULT_INTERVAL) -> int:
-    """Poll the folders among ``paths`` (just ingested) and print each change; 0 on Ctrl-C."""
-    folders = [p for p in paths if Path(p).expanduser().is_dir()]
+@contextmanager
+def ctrl_c_sets(event: threading.Event, message: str) -> Iterator[threading.Event]:
+    """While inside, the first Ctrl+C sets ``event`` (the work stops at a clean point) and says
+    ``message``; a second one interrupts at once. Outside the main thread, nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield event
+        return
+
+    def first(signum: int, frame: FrameType | None) -> None:
+        event.set()
+        print(f"\n{message} (Ctrl+C again to quit at once)", file=sys.stderr, flush=True)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    before = signal.signal(signal.SIGINT, first)
+    try:
+        yield event
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def stopped_note(results: Sequence[FileResult]) -> str:
+    """What a Ctrl+C'd ingest did: how many files went in, and that the rest did not."""
+    from engine.library import STOPPED
+
+    done = [r for r in results if r.status in ("added", "replaced")]
+    left = [r for r in results if r.message == STOPPED]
+    return (
+        f"Stopped: {len(done)} file(s) added; {len(left)} not added (nothing half-written). "
+        "Run the same command again to add the rest."
+    )
+
+
+def watch(services: Services, paths: Sequence[Path], *, collection: str) -> int:
+    """Put the folders among ``paths`` (just ingested) in the watched list and keep every listed
+    folder in sync, printing each change, until Ctrl+C (0)."""
+    watcher = services.documents.watcher
+    folders = [Path(p).expanduser() for p in paths if Path(p).expanduser().is_dir()]
     if not folders:
         print("--watch needs at least one folder.", file=sys.stderr)
         return 2
-    syncs = [FolderSync(services.documents, Path(p), collection) for p in folders]
-    for sync in syncs:
-        sync.prime()  # the ingest above has just handled everything there
-    names = ", ".join(str(s.root) for s in syncs)
-    print(f"Watching {names} (Ctrl-C to stop).", file=sys.stderr, flush=True)
-    try:
-        while True:
-            time.sleep(interval)
-            for sync in syncs:
-                _poll(sync)
-    except KeyboardInterrupt:
-        print("Stopped watching.", file=sys.stderr)
-        return 0
+    for folder in folders:
+        already = watcher.find(folder)
+        watched = watcher.add(folder, collection)
+        watcher.prime(watched.folder)  # the ingest above has just handled everything there
+        verb = "Already watched" if already and already.collection == collection else "Added to the watched"
+        print(f"{verb}: {watched.folder} -> {watched.collection}", file=sys.stderr)
+    listed = ", ".join(f"{w.folder} -> {w.collection}" for w in watcher.folders())
+    print(
+        f"Watching {listed} (Ctrl+C to stop; the folders stay in the Documents tab's list and keep "
+        "syncing while the page runs).",
+        file=sys.stderr,
+        flush=True,
+    )
+    watcher.on_report = _print_report
+    stop = threading.Event()
+    with ctrl_c_sets(stop, "Stopping after the file in progress…"):
+        watcher.start()
+        try:
+            while not stop.wait(0.5):
+                pass
+        finally:
+            watcher.stop()  # an ingest under way stops at a clean point
+    print("Stopped watching.", file=sys.stderr)
+    return 0
 
 
-def _poll(sync: FolderSync) -> None:
-    try:
-        report = sync.poll()
-    except Exception as e:  # noqa: BLE001 - one bad poll must not end the watch
-        print(f"{sync.root}: this check failed ({type(e).__name__}: {e}); trying again.", file=sys.stderr)
-        return
+def _print_report(report: SyncReport) -> None:
     for line in report.lines():
         print(line, flush=True)
+
+
+# the `watched` command
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from engine.library import DEFAULT_COLLECTION
+
+    p = sub.add_parser(
+        "watched", help="list the watched folders (the Documents tab's list), add one, or remove one"
+    )
+    group = p.add_mutually_exclusive_group()
+    group.add_argument(
+        "--add", metavar="FOLDER", type=Path, help="watch this folder (synced while the page runs)"
+    )
+    group.add_argument("--remove", metavar="FOLDER", type=Path, help="stop watching it (its documents stay)")
+    p.add_argument("--collection", default=DEFAULT_COLLECTION, help="collection for --add")
+    p.set_defaults(handler=watched)
+
+
+def watched(args: argparse.Namespace) -> int:
+    from .docs_cmds import _services
+
+    services = _services(args)
+    try:
+        watcher = services.documents.watcher
+        if args.add is not None:
+            w = watcher.add(args.add, args.collection)
+            print(f"Watching {w.folder} -> {w.collection} (synced while the page or ingest --watch runs).")
+        elif args.remove is not None:
+            w = watcher.remove(args.remove)
+            print(f"Stopped watching {w.folder}; its documents stay.")
+        for w in watcher.folders():
+            print(f"{w.folder}\t{w.collection}")
+        return 0
+    finally:
+        services.close()

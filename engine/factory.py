@@ -141,7 +141,8 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
         default_system_prompt=settings.system_prompt,
         memory=memory if settings.memory else None,  # the Memory panel and CLI work either way
     )
-    documents = _documents(settings, database, vectors, embedder, models)
+    # watched folders send their images to the image index, made just below
+    documents = _documents(settings, database, vectors, embedder, models, images=lambda: images)
     chat.retrievers.append(documents)
     from .vision import ImageService
 
@@ -194,7 +195,13 @@ def _memory(
 
 
 def _documents(
-    settings: Settings, database: Database, vectors: VectorStore, embedder: TextEmbedder, models: ModelManager
+    settings: Settings,
+    database: Database,
+    vectors: VectorStore,
+    embedder: TextEmbedder,
+    models: ModelManager,
+    *,
+    images: Callable[[], ImageService | None],
 ) -> DocumentService:
     from .rag import DocumentService, IngestLimits, model_generator
 
@@ -212,6 +219,7 @@ def _documents(
         ),
         generate=model_generator(models),  # query rewriting (off unless asked for) uses the chat model
         reranker=_reranker(settings),
+        images=images,
     )
 
 

@@ -13,6 +13,8 @@ DEFAULT_COLLECTION = "library"
 MAX_COLLECTION_NAME = 64
 #: file names routed to the image index (Pillow decodes these; GIFs by their first frame)
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp"})
+#: the message of a file left out ("skipped") because its ingest was stopped (Stop, Ctrl+C)
+STOPPED = "skipped: the ingest was stopped before this file; add it again to finish."
 
 
 def check_collection_name(name: str) -> str:

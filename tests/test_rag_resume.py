@@ -9,6 +9,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -144,13 +145,15 @@ def test_a_stopped_ingest_leaves_the_rest_out_cleanly_and_resumes(tmp_path, monk
     try:
         s = services.documents
         seen = []
+        stop = threading.Event()
 
-        def stop_midway() -> bool:  # after the small files and two slices of the big one
-            return len(seen) >= 2 and seen[-1].files_done == len(SMALL) and seen[-1].chunks_done >= 3 + 16
+        def stop_midway(progress) -> None:  # after the small files and two slices of the big one
+            seen.append(progress)
+            if progress.files_done == len(SMALL) and progress.chunks_done >= 3 + 16:
+                stop.set()
 
         results = {
-            Path(r.path).name: r
-            for r in s.ingest_paths([folder], on_progress=seen.append, should_stop=stop_midway)
+            Path(r.path).name: r for r in s.ingest_paths([folder], on_progress=stop_midway, cancel=stop)
         }
         assert {n: r.status for n, r in results.items()} == {
             **dict.fromkeys(SMALL, "added"),

@@ -192,6 +192,7 @@ def main(argv: list[str]) -> None:
     """The worker process: ``argv`` is (socket file descriptor, memory limit in bytes or 0)."""
     from multiprocessing.connection import Connection
 
+    _ignore_ctrl_c()
     serve(Connection(int(argv[0])), int(argv[1]) or None)
 
 
@@ -221,6 +222,14 @@ def _parse(data: bytes, name: str, kind: str, limits: LoadLimits) -> tuple:
         return ("error", f"{name}: refused, it is nested too deeply to read.")
     except Exception as e:  # noqa: BLE001 - any parser bug becomes this file's message, not a crash
         return ("bug", f"{type(e).__name__}: {e}", traceback.format_exc())
+
+
+def _ignore_ctrl_c() -> None:
+    """Ctrl+C in a terminal reaches the whole process group: the parent stops the ingest cleanly
+    (after the file at hand), so the worker must not die mid-file and fail that file."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _limit_memory(memory_bytes: int | None) -> None:

@@ -6,6 +6,11 @@ searchable in seconds whatever the big one costs. Chunks are embedded in slices 
 ingest killed halfway through a big file re-embeds, when run again, only the slices it had
 not finished (files already committed are skipped by content hash), and progress is
 reported slice by slice.
+
+A run stops when its ``cancel`` event is set (the page's Stop, Ctrl+C, the watcher shutting
+down): before the next file is read, or between embedding slices. Files whose vectors are
+all ready by then are committed; the others are left out whole ("skipped"), their embedded
+slices kept in the vector cache, so adding them again picks up where this run stopped.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import EngineError
+from ..library import STOPPED
 from ..types import FileResult
 from . import ingest
 from .blocks import LoadedDocument
@@ -54,10 +60,10 @@ class IngestRun:
         *,
         progress: ingest.Progress | None = None,
         on_progress: OnProgress | None = None,
-        should_stop: Callable[[], bool] | None = None,
+        cancel: threading.Event | None = None,
     ):
         self.parts = parts
-        self.should_stop = should_stop or (lambda: False)
+        self.cancel = cancel or threading.Event()
         self.files = files
         self.collection = collection
         self.progress = progress
@@ -70,7 +76,7 @@ class IngestRun:
         """Every entry gets its own result, in the order given, whatever goes wrong with it."""
         pending: list[tuple[int, ingest.Prepared]] = []
         for i in sorted(range(len(self.files)), key=self.sizes.__getitem__):
-            if self.should_stop():
+            if self.cancel.is_set():
                 break
             file = self.files[i]
             if self.sizes[i] >= ingest.BIG_FILE_BYTES:
@@ -135,19 +141,21 @@ class IngestRun:
         pending.clear()
 
     def _write(self, pending: list[tuple[int, ingest.Prepared]]) -> None:
-        batch = [(p, ingest.chunk_rows(p)) for _, p in pending]
         texts = [embedding_text(c.text, c.heading) for _, p in pending for c in p.chunks]
+        ready = pending
         try:
             index = self.parts.vector_index(self.collection)
-            ingest.write_vectors(batch, self._embed(texts, pending[-1][1].file.name), index)
-        except _StoppedError:
-            return  # the slices embedded so far are in the vector cache for the next run
+            # stopped mid-way: only the files with every vector go on, the others are left out whole
+            ready, vectors = _complete(pending, self._embed(texts, pending[-1][1].file.name))
+            batch = [(p, ingest.chunk_rows(p)) for _, p in ready]
+            if batch:
+                ingest.write_vectors(batch, vectors, index)
         except Exception as e:  # noqa: BLE001 - EngineError or not, every file of the batch is told
-            for i, p in pending:
+            for i, p in ready:
                 bad = ingest.error_result(p.file.given, e) if isinstance(e, EngineError) else None
                 self._finish(i, bad or ingest.unexpected_result(p.file.given, p.file.name, e), p.file.name)
             return
-        for (i, p), (_, rows) in zip(pending, batch):
+        for (i, p), (_, rows) in zip(ready, batch):
             try:
                 result = ingest.commit(p, rows, store=self.parts.store, index=index)
             except EngineError as e:
@@ -162,8 +170,8 @@ class IngestRun:
         order = sorted(range(len(texts)), key=lambda n: len(texts[n]))
         vectors: list[list[float]] = [[] for _ in texts]
         for start in range(0, len(order), EMBED_SLICE):
-            if self.should_stop():
-                raise _StoppedError
+            if self.cancel.is_set():
+                break  # the slices embedded so far are in the vector cache for the next run
             part = order[start : start + EMBED_SLICE]
             for n, vector in zip(part, self.parts.cached.embed([texts[n] for n in part])):
                 vectors[n] = vector
@@ -171,11 +179,21 @@ class IngestRun:
         return vectors
 
 
-STOPPED = "skipped: the ingest was stopped before this file; add it again to finish."
-
-
-class _StoppedError(Exception):
-    """Raised between embedding slices when the run is asked to stop."""
+def _complete(
+    pending: list[tuple[int, ingest.Prepared]], vectors: list[list[float]]
+) -> tuple[list[tuple[int, ingest.Prepared]], list[list[float]]]:
+    """The files of ``pending`` whose chunks all have a vector (all of them unless the run was
+    stopped mid-embedding), with their vectors in order."""
+    kept: list[tuple[int, ingest.Prepared]] = []
+    kept_vectors: list[list[float]] = []
+    start = 0
+    for item in pending:
+        mine = vectors[start : start + len(item[1].chunks)]
+        start += len(mine)
+        if all(mine):
+            kept.append(item)
+            kept_vectors += mine
+    return kept, kept_vectors
 
 
 def _given(entry: Entry) -> str:

@@ -6,6 +6,7 @@ the same way everywhere.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,9 +31,11 @@ def add_files(
     progress: Progress | None = None,
     names: Sequence[str] | None = None,
     on_progress: OnProgress | None = None,
+    cancel: threading.Event | None = None,
 ) -> list[FileResult]:
     """Ingest ``paths`` (files and folders); images go to ``images.add_files`` when the Images
-    feature is there, and get a clear per-file message when it is not."""
+    feature is there, and get a clear per-file message when it is not. Once ``cancel`` is set,
+    what is not committed yet is left out ("skipped"), documents and images alike."""
     files = expand(paths, names)
     image_files, rest = split_images(files)
     total = len(files)
@@ -43,13 +46,17 @@ def add_files(
             progress(done_before + done, total, name)
 
     results = (
-        documents.ingest_files(rest, collection=collection, progress=tick, on_progress=on_progress)
+        documents.ingest_files(
+            rest, collection=collection, progress=tick, on_progress=on_progress, cancel=cancel
+        )
         if rest
         else []
     )
     done_before = len(results)
     if image_files and images is not None:
-        results += images.add_files([f.path for f in image_files], collection=collection, progress=tick)
+        results += images.add_files(
+            [f.path for f in image_files], collection=collection, progress=tick, cancel=cancel
+        )
     elif image_files:
         results += [_no_images(f) for f in image_files]
         tick(len(image_files), total, "")

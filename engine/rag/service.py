@@ -6,7 +6,7 @@ import hashlib
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +22,7 @@ from . import ingest
 from .chunking import embedding_text
 from .citations import Passage, passage
 from .files import Entry, expand
+from .image_sync import Images
 from .keyword import KeywordIndex
 from .parsing import ParseLimits, ParserPool
 from .pipeline import IngestRun, Parts
@@ -79,6 +80,7 @@ class DocumentService:
         generate: Generate | None = None,
         chat_k: int = 4,
         reranker: CrossEncoderReranker | None = None,
+        images: Images = lambda: None,
     ):
         self.store = DocumentStore(database)
         self.vectors = vectors
@@ -102,7 +104,7 @@ class DocumentService:
         self._ingest_lock = threading.Lock()
         self._parser = ParserPool()
         #: watched folders (the Documents tab); the server starts its thread, nothing else does
-        self.watcher = FolderWatcher(self, database)
+        self.watcher = FolderWatcher(self, database, images=images)
 
     def vector_index(self, collection: str):
         """The Chroma collection holding ``collection``'s vectors for the current embedding model.
@@ -173,7 +175,7 @@ class DocumentService:
         progress: ingest.Progress | None = None,
         names: Sequence[str] | None = None,
         on_progress: OnProgress | None = None,
-        should_stop: Callable[[], bool] | None = None,
+        cancel: threading.Event | None = None,
     ) -> list[FileResult]:
         """Add files and folders; one FileResult per file, in order. A bad file never stops the
         others. ``names`` (one per path) gives uploads their real names and identities."""
@@ -182,7 +184,7 @@ class DocumentService:
             collection=collection,
             progress=progress,
             on_progress=on_progress,
-            should_stop=should_stop,
+            cancel=cancel,
         )
 
     def ingest_files(
@@ -192,12 +194,14 @@ class DocumentService:
         collection: str = DEFAULT_COLLECTION,
         progress: ingest.Progress | None = None,
         on_progress: OnProgress | None = None,
-        should_stop: Callable[[], bool] | None = None,
+        cancel: threading.Event | None = None,
     ) -> list[FileResult]:
         """``ingest_paths`` after folder expansion (see ``files.expand``). Every entry gets its own
         result whatever goes wrong with it. ``progress`` hears of each file done, ``on_progress``
-        also of chunks embedded, with chunks/s and time left. Once ``should_stop`` says so, the
-        files not committed yet are left out ("skipped"); a later ingest resumes them."""
+        also of chunks embedded, with chunks/s and time left. Once ``cancel`` is set, the run
+        stops at the next file or embedding slice: files whose vectors are all ready are
+        committed, the others left out whole ("skipped", ``library.STOPPED``); adding them
+        again resumes from the vector cache."""
         collection = self.store.ensure_collection(collection)
         parts = Parts(
             store=self.store,
@@ -208,9 +212,7 @@ class DocumentService:
             vector_index=self.vector_index,
             lock=self._ingest_lock,
         )
-        run = IngestRun(
-            parts, files, collection, progress=progress, on_progress=on_progress, should_stop=should_stop
-        )
+        run = IngestRun(parts, files, collection, progress=progress, on_progress=on_progress, cancel=cancel)
         return run.run()
 
     # search

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, NotFoundError
 from ..store.conversations import now_iso
 from ..store.db import Database
+from .image_sync import Images
 from .progress import IngestProgress
 from .sync import FolderSync, SyncReport
 
@@ -38,7 +39,10 @@ class WatchedFolder:
 
 
 class FolderWatcher:
-    """The watched folders of one data directory, synced by ``poll_once`` or the thread ``start`` runs."""
+    """The watched folders of one data directory, synced by ``poll_once`` or the thread ``start`` runs.
+
+    One list, in SQLite: the Documents tab and ``ingest --watch`` both add to it and sync it
+    (never at once: one process holds a data directory). Image files go to the image index."""
 
     def __init__(
         self,
@@ -47,9 +51,11 @@ class FolderWatcher:
         *,
         interval: float = DEFAULT_INTERVAL,
         on_report: Callable[[SyncReport], None] | None = None,
+        images: Images = lambda: None,
     ):
         self.documents = documents
         self.database = database
+        self.images = images
         self.interval = interval
         self.on_report = on_report
         self._syncs: dict[str, FolderSync] = {}
@@ -65,25 +71,49 @@ class FolderWatcher:
             rows = list(db.execute("select folder, collection from rag_watched_folders order by folder"))
         return [WatchedFolder(folder=f, collection=c, status=self._status.get(f, "")) for f, c in rows]
 
+    def find(self, folder: str | Path) -> WatchedFolder | None:
+        """The list's entry for ``folder``, however it is written (compared as resolved paths)."""
+        wanted = Path(folder).expanduser().resolve()
+        return next((w for w in self.folders() if Path(w.folder).resolve() == wanted), None)
+
     def add(self, folder: str | Path, collection: str) -> WatchedFolder:
-        """Watch ``folder`` (it must exist) for ``collection``; saved, so it is watched after a restart."""
+        """Watch ``folder`` (it must exist) for ``collection``; saved, so it is watched after a restart.
+        A folder already in the list keeps its one entry (its collection becomes ``collection``)."""
         path = check_folder(folder)
         collection = self.documents.store.ensure_collection(collection)
+        before = self.find(path)
+        key = before.folder if before else str(path)
+        if before is not None and before.collection == collection:
+            return before
         with self.database.tx() as db:
             db.table("rag_watched_folders").insert(
-                {"folder": str(path), "collection": collection, "added_at": now_iso()}, replace=True
+                {"folder": key, "collection": collection, "added_at": now_iso()}, replace=True
             )
         # not under the poll lock: a first poll of a big folder may hold it for minutes (a dict
         # pop is atomic, and the next poll reads the list afresh)
-        self._syncs.pop(str(path), None)  # a new collection means a fresh first poll
-        return WatchedFolder(folder=str(path), collection=collection)
+        self._syncs.pop(key, None)  # a new collection means a fresh first poll
+        return WatchedFolder(folder=key, collection=collection)
 
-    def remove(self, folder: str) -> None:
-        """Stop watching; the folder's documents stay in the index (delete them in the list)."""
+    def remove(self, folder: str | Path) -> WatchedFolder:
+        """Stop watching; the folder's documents stay in the index (delete them in the list).
+        NotFoundError when the folder is not in the list."""
+        watched = self.find(folder)
+        if watched is None:
+            listed = ", ".join(w.folder for w in self.folders()) or "none"
+            raise NotFoundError(f"{folder} is not a watched folder (watched: {listed}).")
         with self.database.tx() as db:
-            db.execute("delete from rag_watched_folders where folder = ?", [folder])
-        self._syncs.pop(folder, None)
-        self._status.pop(folder, None)
+            db.execute("delete from rag_watched_folders where folder = ?", [watched.folder])
+        self._syncs.pop(watched.folder, None)
+        self._status.pop(watched.folder, None)
+        return watched
+
+    def prime(self, folder: str | Path) -> None:
+        """Take a listed folder as it is now as in sync (it was just ingested): its first poll
+        then looks only for changes."""
+        watched = self.find(folder)
+        if watched is not None:
+            sync = self._syncs[watched.folder] = self._sync_for(watched)
+            sync.prime()
 
     # syncing
 
@@ -99,18 +129,7 @@ class FolderWatcher:
         sync = self._syncs.get(watched.folder)
         first = sync is None or sync.collection != watched.collection
         if sync is None or first:
-            folder = watched.folder
-
-            def show(progress: IngestProgress) -> None:
-                self._status[folder] = f"indexing: {progress.line()}"
-
-            sync = self._syncs[folder] = FolderSync(
-                self.documents,
-                Path(folder),
-                watched.collection,
-                on_progress=show,
-                should_stop=self._stop.is_set,
-            )
+            sync = self._syncs[watched.folder] = self._sync_for(watched)
         try:
             report = sync.poll(settle=not first)
         except Exception as e:  # noqa: BLE001 - the watcher outlives any one failure
@@ -120,6 +139,21 @@ class FolderWatcher:
         if report.changed and self.on_report is not None:
             self.on_report(report)
         return report
+
+    def _sync_for(self, watched: WatchedFolder) -> FolderSync:
+        folder = watched.folder
+
+        def show(progress: IngestProgress) -> None:
+            self._status[folder] = f"indexing: {progress.line()}"
+
+        return FolderSync(
+            self.documents,
+            Path(folder),
+            watched.collection,
+            on_progress=show,
+            cancel=self._stop,
+            images=self.images,
+        )
 
     def start(self) -> None:
         """Poll in a daemon thread until ``stop`` (idempotent)."""
@@ -166,4 +200,6 @@ def _status(report: SyncReport, before: str) -> str:
     ]
     counts += [f"{len(report.renamed)} renamed"] if report.renamed else []
     counts += [f"{len(report.removed)} removed"] if report.removed else []
+    if report.image_problem:
+        counts.append(f"{report.images_skipped} image(s) skipped: {report.image_problem}")
     return f"{now_iso()[11:19]} " + ", ".join(counts)

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..errors import ConfigError, EngineError, VisionError
-from ..library import DEFAULT_COLLECTION, check_collection_name
+from ..library import DEFAULT_COLLECTION, STOPPED, check_collection_name
 from ..store import Database, StoredConversation
 from ..turn import Contribution, Turn
 from ..types import FileResult, Hit
 from ..vectors import VectorCollection, VectorStore, collection_name
-from .adding import Prepared, collect, commit, prepare, stage, with_path
+from .adding import Prepared, collect, commit, display_name, prepare, stage, with_path
 from .chunks import ClipChunkIndex
 from .clip import ClipConfig, ClipEmbedder
 from .labels import clean_labels, zero_shot
@@ -116,6 +116,25 @@ class ImageService:
             f"CLIP {label} is ready at {plan.source}; it loads the first time an image feature is used.",
         )
 
+    def index_problem(self) -> str | None:
+        """Why images cannot be added now without a download (None: CLIP is loaded and ready).
+        For work nobody is watching (a watched folder): it never starts a CLIP download."""
+        if not self.embedder.loaded:
+            try:
+                plan = self.embedder.plan()
+            except VisionError as e:
+                return str(e)
+            if plan.downloads:
+                return (
+                    f"the CLIP weights are not on this computer yet (they come from {plan.source}); add "
+                    "one image in the Images tab to download them, and the folder's images follow."
+                )
+        try:
+            self._ready()
+        except VisionError as e:
+            return str(e)
+        return None
+
     def list(self, collection: str | None = None) -> list[StoredImage]:
         return self.records.list([collection] if collection else None)
 
@@ -131,10 +150,12 @@ class ImageService:
         collection: str = DEFAULT_COLLECTION,
         progress: Progress | None = None,
         captions: dict[str, str] | None = None,
+        cancel: threading.Event | None = None,
     ) -> builtins.list[FileResult]:
         """Add image files; one FileResult per path, in order. Bad files never stop the batch.
 
         ``captions`` maps a path (as given) to text found near the image (alt text, a caption).
+        Once ``cancel`` is set, the batches not started are left out ("skipped").
         """
         items = [Path(p) for p in paths]
         collection = check_collection_name(collection)
@@ -154,6 +175,9 @@ class ImageService:
             ]
             pending = submit(batches[0]) if batches else []
             for number, batch in enumerate(batches):
+                if cancel is not None and cancel.is_set():
+                    collect(pending)  # let the threads finish; nothing of theirs is stored
+                    break
                 prepared = collect(pending)
                 pending = submit(batches[number + 1]) if number + 1 < len(batches) else []
                 for index, outcome in zip(batch, self._store_batch(prepared, collection)):
@@ -161,7 +185,7 @@ class ImageService:
                     done += 1
                     if progress:
                         progress(done, len(items), items[index].name)
-        return [r for r in results if r is not None]
+        return [r or _stopped(items[i]) for i, r in enumerate(results)]
 
     def _prepare(self, path: Path, collection: str, caption: str) -> Prepared | FileResult:
         return prepare(
@@ -268,6 +292,19 @@ class ImageService:
         self.records.delete_row(record.id)
         self.records.remove_file(record.path.name)
 
+    def in_folder(self, collection: str, folder: Path) -> builtins.list[StoredImage]:
+        """The images of ``collection`` added from files inside ``folder``."""
+        return self.records.in_folder(collection, folder)
+
+    def relocate(self, image_id: str, *, source_path: str, file_name: str) -> None:
+        """An added file was renamed or moved: follow it, without reading or embedding it again."""
+        record = self.records.get(image_id)
+        self.records.move(image_id, source_path=source_path, file_name=display_name(file_name))
+        vector = self._index().vectors([image_id]).get(image_id)
+        if vector is not None:  # the metadata names the file too
+            meta = {"collection": record.collection, "file_name": display_name(file_name)}
+            self._index().upsert([image_id], [vector], [meta])
+
     def close(self) -> None:
         self.embedder.close()
 
@@ -339,6 +376,10 @@ def _hit(record: StoredImage, score: float) -> Hit:
             "caption": record.caption,
         },
     )
+
+
+def _stopped(path: Path) -> FileResult:
+    return FileResult(path=str(path), status="skipped", message=STOPPED)
 
 
 def _report(results: list[FileResult], progress: Progress | None) -> list[FileResult]:

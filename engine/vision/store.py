@@ -123,6 +123,16 @@ class ImageRecords:
                 for r in db.execute("select distinct collection from images order by collection").fetchall()
             ]
 
+    def in_folder(self, collection: str, folder: Path) -> builtins.list[StoredImage]:
+        """The images of ``collection`` added from files inside ``folder`` (an absolute path)."""
+        inside = str(folder).rstrip("/") + "/"
+        return [i for i in self.list([collection]) if i.source_path.startswith(inside)]
+
+    def move(self, image_id: str, *, source_path: str, file_name: str) -> None:
+        """Point a row at the file's new place (a rename): nothing is read or embedded again."""
+        with self.database.tx() as db:
+            db.table("images").update(image_id, {"source_path": source_path, "file_name": file_name})
+
     def delete_row(self, image_id: str) -> None:
         with self.database.tx() as db:
             db.table("images").delete_where("id = ?", [image_id])
