@@ -49,21 +49,22 @@ class SyncReport:
     removed: list[str] = field(default_factory=list)
     #: why the folder could not be read this time (it was left as it is in the index)
     problem: str | None = None
-    #: image files of the folder not added because the image index cannot take them now
+    #: image files of the folder waiting because the image index cannot take them now, and why
     images_skipped: int = 0
-    #: why (set only by a poll that skipped images)
     image_problem: str | None = None
+    #: this poll skipped images (news; later polls only carry the count and reason on)
+    skipped_now: bool = False
 
     @property
     def changed(self) -> bool:
         touched = any(r.status in ("added", "replaced", "error") for r in self.results)
-        return touched or bool(self.renamed or self.removed or self.problem or self.image_problem)
+        return touched or bool(self.renamed or self.removed or self.problem or self.skipped_now)
 
     def lines(self) -> list[str]:
         out = [f"{r.status}: {r.message or r.path}" for r in self.results if r.status != "unchanged"]
         out += [f"renamed: {old} -> {new}" for old, new in self.renamed]
         out += [f"removed: {name}" for name in self.removed]
-        if self.image_problem:
+        if self.skipped_now:
             out.append(f"images skipped: {self.images_skipped} image(s) not added: {self.image_problem}")
         return out + ([f"problem: {self.problem}"] if self.problem else [])
 
@@ -89,6 +90,7 @@ class FolderSync:
         self.images = FolderImages(images, self.root, collection)
         #: image files handled by skipping them (no image index now): retried once there is one
         self._skipped_images: set[str] = set()
+        self._image_problem: str | None = None
         self._image_check = time.monotonic()
         #: stat of every file as handled by the last poll that took it
         self._handled: dict[str, Stat] = {}
@@ -137,6 +139,8 @@ class FolderSync:
             report.removed.append(d["name"])
         stopped = self._sync_images([f for f in ready if is_image(f.path)], files, hold, report)
         stopped |= {r.path for r in report.results if r.message == STOPPED}
+        if self._skipped_images:
+            report.images_skipped, report.image_problem = len(self._skipped_images), self._image_problem
         for file in ready:
             if file.given not in stopped:
                 self._handled[file.source] = files[file]
@@ -163,7 +167,7 @@ class FolderSync:
         self._skipped_images |= {f.source for f in outcome.skipped}
         self._skipped_images -= {f.source for f in take if f not in outcome.skipped}
         if outcome.problem:
-            report.images_skipped, report.image_problem = len(self._skipped_images), outcome.problem
+            report.skipped_now, self._image_problem = True, outcome.problem
         return {r.path for r in outcome.results if r.message == STOPPED}
 
     def _retry_skipped_images(self) -> None:

@@ -188,11 +188,15 @@ def check_folder(folder: str | Path) -> Path:
 
 
 def _status(report: SyncReport, before: str) -> str:
+    now = now_iso()[11:19]
     if report.problem:
-        return f"{now_iso()[11:19]} {report.problem}"
+        return f"{now} {report.problem}"
+    waiting = (
+        [f"{report.images_skipped} image(s) skipped: {report.image_problem}"] if report.image_problem else []
+    )
     if not report.changed:
         settled = before and not before.startswith("indexing")
-        return before if settled else f"{now_iso()[11:19]} in sync"
+        return before if settled else f"{now} " + "; ".join(["in sync", *waiting])
     counts = [
         f"{sum(r.status == s for r in report.results)} {s}"
         for s in ("added", "replaced", "error")
@@ -200,6 +204,4 @@ def _status(report: SyncReport, before: str) -> str:
     ]
     counts += [f"{len(report.renamed)} renamed"] if report.renamed else []
     counts += [f"{len(report.removed)} removed"] if report.removed else []
-    if report.image_problem:
-        counts.append(f"{report.images_skipped} image(s) skipped: {report.image_problem}")
-    return f"{now_iso()[11:19]} " + ", ".join(counts)
+    return f"{now} " + "; ".join([", ".join(counts), *waiting] if counts else waiting)
