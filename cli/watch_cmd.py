@@ -108,13 +108,21 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     group.add_argument("--remove", metavar="FOLDER", type=Path, help="stop watching it (its documents stay)")
     p.add_argument("--collection", default=DEFAULT_COLLECTION, help="collection for --add")
-    p.set_defaults(handler=watched)
+    # listing only reads SQLite, so it also works beside a running server (read-only)
+    p.set_defaults(handler=watched, reads_beside_a_server=True)
 
 
 def watched(args: argparse.Namespace) -> int:
+    from engine.errors import DataDirInUseError
+
     from .docs_cmds import _services
 
-    services = _services(args)
+    try:
+        services = _services(args)
+    except DataDirInUseError as busy:
+        if args.add is not None or args.remove is not None:
+            raise
+        return _watched_read_only(args, busy)
     try:
         watcher = services.documents.watcher
         if args.add is not None:
@@ -128,3 +136,21 @@ def watched(args: argparse.Namespace) -> int:
         return 0
     finally:
         services.close()
+
+
+def _watched_read_only(args: argparse.Namespace, busy: Exception) -> int:
+    """The list straight from SQLite, opened read-only: no migrations, no Chroma, no lock."""
+    from engine.store.db import Database
+
+    from . import settings_from
+
+    database = Database.read_only(settings_from(args).db_path)
+    try:
+        with database.read() as db:
+            rows = db.execute("select folder, collection from rag_watched_folders order by folder").fetchall()
+    finally:
+        database.close()
+    for folder, collection in rows:
+        print(f"{folder}\t{collection}")
+    print(f"(read-only: {str(busy).split(':')[0]}, so nothing can be changed now)", file=sys.stderr)
+    return 0

@@ -154,8 +154,31 @@ def test_cli_ingest_watch_follows_the_folder_until_ctrl_c(tmp_path):
         if proc.poll() is None:
             proc.kill()
     assert "added: desk/owl.txt" in seen and "removed: desk/ferry.txt" in seen
+    link = tmp_path / "desk-link"
+    link.symlink_to(folder)
     services = build(Settings(data_dir=data), load_model=False)
     try:
         assert [d.name for d in services.documents.documents()] == ["desk/owl.txt"]
+        watcher = services.documents.watcher  # the one list the Documents tab shows and syncs
+        assert [(w.folder, w.collection) for w in watcher.folders()] == [(str(folder.resolve()), "library")]
+        watcher.add(link, "library")  # the same folder spelled another way: still one entry
+        watcher.add(f"{folder}/../desk", "library")
+        assert [w.folder for w in watcher.folders()] == [str(folder.resolve())]
+    finally:
+        services.close()
+    # removed from the command line (spelled through the link): gone from the page's list too
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "run.py"), "--data-dir", str(data), "watched", "--remove", str(link)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=300,
+    )
+    assert done.returncode == 0 and "Stopped watching" in done.stdout, done.stderr
+    services = build(Settings(data_dir=data), load_model=False)
+    try:
+        assert services.documents.watcher.folders() == []
+        assert [d.name for d in services.documents.documents()] == ["desk/owl.txt"]  # documents stay
     finally:
         services.close()
