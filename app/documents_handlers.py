@@ -309,5 +309,8 @@ def watch_folder(services: Services, folder: str | None, collection: str | None)
 def unwatch_folder(services: Services, folder: str | None) -> str:
     if not folder:
         return "Choose a watched folder first."
-    services.documents.watcher.remove(folder)
+    try:
+        services.documents.watcher.remove(folder)
+    except EngineError as e:  # removed meanwhile (another tab, the command line)
+        return error_markdown(e)
     return f"Stopped watching **{escape_text(folder)}**; its documents stay (delete them above if you like)."
