@@ -94,3 +94,31 @@ def test_without_clip_text_syncs_and_the_status_says_why_images_wait(tmp_path, m
         assert [i.file_name for i in services.images.list("photos")] == ["boat.png"]
     finally:
         services.close()
+
+
+def test_a_stopped_ingest_leaves_the_images_after_it_out(vservices, tmp_path):
+    import threading
+
+    from engine.library import STOPPED
+    from engine.rag.routing import add_files
+
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "owl.txt").write_text(OWL, encoding="utf-8")
+    make_image(folder / "barn.png", seed=5)
+    cancel = threading.Event()
+
+    def stop_once_the_note_is_in(progress) -> None:
+        if progress.files_done == 1:
+            cancel.set()
+
+    results = add_files(
+        vservices.documents, vservices.images, [folder], on_progress=stop_once_the_note_is_in, cancel=cancel
+    )
+    assert {r.path.rsplit("/", 1)[-1]: r.status for r in results} == {
+        "owl.txt": "added",
+        "barn.png": "skipped",
+    }
+    assert next(r for r in results if r.path.endswith("barn.png")).message == STOPPED
+    assert vservices.images.list() == [] and not vservices.images.embedder.loaded
+    assert [d.name for d in vservices.documents.documents()] == ["mixed/owl.txt"]

@@ -159,6 +159,8 @@ class ImageService:
         """
         items = [Path(p) for p in paths]
         collection = check_collection_name(collection)
+        if cancel is not None and cancel.is_set():  # stopped before the images: do not even load CLIP
+            return [_stopped(p) for p in items]
         try:
             self._ready()
         except VisionError as e:
