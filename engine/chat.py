@@ -210,9 +210,9 @@ class ChatService:
                 saved = self._save_answer(turn, "".join(parts), config, usage, timings, finish, plan)
                 if self.studio is not None:
                     self.studio.record(saved.id, backend, config, traced[1] if traced else None)
-        if saved is not None and self.memory is not None:
-            # an explicit step once the answer is saved: Done shows at once, memory catches up
-            self.upkeep.submit(functools.partial(self._after_answer, self.memory, turn, plan, saved))
+        if saved is not None:
+            # explicit steps once the answer is saved: Done shows at once, upkeep catches up
+            self.upkeep.submit(functools.partial(self._after_answer, turn, plan, saved))
         if plan.cited:
             yield Sources(hits=plan.cited)
         yield Done(
@@ -233,7 +233,13 @@ class ChatService:
             self._cancels[turn.id] = (turn.conversation.id, cancel)
         return cancel
 
-    def _after_answer(self, hook: AfterAnswer, turn: Turn, plan: PromptPlan, answer: StoredMessage) -> None:
+    def _after_answer(self, turn: Turn, plan: PromptPlan, answer: StoredMessage) -> None:
+        # while the user reads: the answer's tokens become reusable by the next turn (first, as
+        # memory's model requests below continue this prompt and so reuse them too)
+        turn.backend.settle(turn.conversation.id)
+        hook: AfterAnswer | None = self.memory
+        if hook is None:
+            return
         # the model loaded now (the turn's may have been swapped out meanwhile), or none
         if self.models.info is None:
             hook.after_answer(turn, plan, answer, None)

@@ -11,6 +11,7 @@ prompt prefix is reused in a way that keeps answers deterministic (see ``reusabl
 from __future__ import annotations
 
 import ctypes
+import logging
 import random
 import threading
 from collections.abc import Generator, Iterator, Sequence
@@ -57,6 +58,9 @@ __all__ = [
     "json_object_grammar",
     "json_schema_grammar",
 ]
+
+
+log = logging.getLogger(__name__)
 
 
 class LlamaCppBackend:
@@ -380,6 +384,30 @@ class LlamaCppBackend:
             if self._kv is not None:
                 self._kv.forget_live()
             llm._ctx.kv_cache_clear() if hasattr(llm._ctx, "kv_cache_clear") else None
+
+    def settle(self, cache_key: str | None) -> int:
+        """Evaluate the last answer's tokens again, in whole n_batch chunks, so the next turn
+        reuses them: generated tokens are decoded one at a time, and only positions evaluated
+        in a whole aligned chunk give a fresh evaluation's exact logits (greedy answers must
+        not depend on the cache). Runs after the answer, off the next turn's critical path."""
+        with self._lock:
+            llm = self._loaded
+            if llm is None or (self._kv is not None and self._kv.live_key != cache_key):
+                return 0  # unloaded, or another conversation holds the KV now
+            start, end = self._clean, self._aligned(llm.n_tokens)
+            if end <= start or not llm._ctx.kv_cache_seq_rm(-1, start, -1):
+                return 0
+            tokens = [int(t) for t in llm.input_ids[start:end]]
+            llm.n_tokens, self._clean = start, 0  # until the evaluation ends
+            try:
+                llm.eval(tokens)
+            except (RuntimeError, ValueError) as e:
+                log.warning("settling the cache failed: %s", e)
+                return 0
+            self._clean = end
+            if self._kv is not None:
+                self._kv.after_turn(llm, cache_key, clean=end)
+            return end - start
 
     def close(self) -> None:
         with self._lock:
