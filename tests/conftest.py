@@ -74,3 +74,38 @@ def vservices(vision_settings):
     services = build(vision_settings, load_model=False)
     yield services
     services.close()
+
+
+# The page in Debian's Chromium (tests/page_support.py): one browser per module, a fresh page
+# (its own browser context) per test. A module overrides `server` (and `page_height`) for its own.
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from page_support import chromium
+
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """The page served over the bundled model, memory on: (services, base URL)."""
+    from page_support import serve_page
+
+    with serve_page(tmp_path_factory.mktemp("page")) as served:
+        yield served
+
+
+@pytest.fixture
+def page_height() -> int:
+    return 1000
+
+
+@pytest.fixture
+def page(browser, server, page_height):
+    from page_support import open_page
+
+    page = open_page(browser, server[1], height=page_height)
+    yield page
+    page.close()
