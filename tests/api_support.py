@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from backend_doubles import DelegatingBackend
 from serving import free_port
@@ -38,6 +39,15 @@ def serve_api(services, *, api_key: str | None = API_KEY) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextmanager
+def api_client(services) -> Iterator[tuple[Any, str]]:
+    """The API served over ``services`` (serve_api) and an openai client of it: (client, model id)."""
+    import openai
+
+    with serve_api(services) as url, openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY) as client:
+        yield client, client.models.list().data[0].id
 
 
 class RecordingBackend(DelegatingBackend):
