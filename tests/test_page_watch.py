@@ -4,7 +4,7 @@ page in Debian's Chromium (Playwright) over a real server."""
 from __future__ import annotations
 
 import pytest
-from test_page import CHROMIUM, CHROMIUM_ARGS, _free_port
+from page_support import open_page, serve_page
 
 from app import documents_handlers as dh
 from engine import Settings, build
@@ -15,14 +15,8 @@ OWL = "Barn owls nest in the old granary above the cider press each spring."
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from app.ui import launch
-
-    services = build(Settings(data_dir=tmp_path_factory.mktemp("watch-page") / "data"), load_model=False)
-    port = _free_port()
-    server = launch(services, port=port, block=False)
-    yield services, f"http://127.0.0.1:{port}"
-    server.close()
-    services.close()
+    with serve_page(tmp_path_factory.mktemp("watch-page") / "data", load_model=False) as served:
+        yield served
 
 
 def test_upload_reports_chunks_per_second_and_time_left(tmp_path):
@@ -56,17 +50,13 @@ def shows(page, elem_id: str, text: str) -> None:
 
 
 @pytest.mark.browser
-def test_watch_a_folder_from_the_documents_tab(served, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_watch_a_folder_from_the_documents_tab(served, browser, tmp_path):
     services, url = served
     folder = tmp_path / "notes"
     folder.mkdir()
     (folder / "ferry.txt").write_text(FERRY, encoding="utf-8")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
+    page = open_page(browser, url)
+    try:
         page.get_by_role("tab", name="Documents").click()
         page.get_by_text("Watched folders").click()
         page.fill("#docs-watch-folder textarea", str(folder))
@@ -79,6 +69,7 @@ def test_watch_a_folder_from_the_documents_tab(served, tmp_path):
         shows(page, "docs-table", "notes/owl.txt")
         shows(page, "docs-watched", "added")
         page.screenshot(path=str(tmp_path / "watched.png"))
-        browser.close()
+    finally:
+        page.close()
     assert {d.name for d in services.documents.documents("library")} >= {"notes/ferry.txt", "notes/owl.txt"}
     assert [w.folder for w in services.documents.watcher.folders()] == [str(folder.resolve())]
