@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,16 @@ if TYPE_CHECKING:
     from engine.factory import Services
 
 
+@dataclass
+class _Columns:
+    """One entry per column, left to right."""
+
+    picks: list[gr.Dropdown] = field(default_factory=list)
+    seeds: list[gr.Number] = field(default_factory=list)
+    outs: list[gr.Markdown] = field(default_factory=list)
+    keeps: list[gr.Button] = field(default_factory=list)
+
+
 def build_compare_panel(
     services: Services,
     *,
@@ -24,28 +35,13 @@ def build_compare_panel(
 ) -> None:
     """An accordion under the chat: pick settings per column, Compare, Keep one."""
     s = services
-    choices = ch.column_choices(s)
     with gr.Accordion("⚖️ Compare side by side", open=False, elem_id="compare"):
         gr.Markdown(
             "Answers your last message again with each setting, one after another on the same model. "
             "Every answer is kept as a branch; **Keep** makes one the conversation's answer. "
             "A seed makes a column reproducible (-1 draws one and shows it)."
         )
-        picks, seeds, outs, keeps = [], [], [], []
-        with gr.Row():
-            for i, default in enumerate((ch.CURRENT, _other(choices), ch.OFF)):
-                with gr.Column(min_width=200):
-                    options = choices + ([ch.OFF] if i == 2 else [])
-                    picks.append(
-                        gr.Dropdown(
-                            options, value=default, label=f"Settings {i + 1}", elem_id=f"compare-pick-{i + 1}"
-                        )
-                    )
-                    seeds.append(
-                        gr.Number(value=-1, precision=0, label="Seed", elem_id=f"compare-seed-{i + 1}")
-                    )
-                    outs.append(gr.Markdown(elem_id=f"compare-col-{i + 1}"))
-                    keeps.append(gr.Button(f"Keep {i + 1}", size="sm", elem_id=f"compare-keep-{i + 1}"))
+        columns = _columns(ch.column_choices(s))
         run = gr.Button("Compare", variant="primary", elem_id="compare-run")
         note = gr.Markdown(elem_id="compare-note")
         ids = gr.State([])
@@ -55,12 +51,44 @@ def build_compare_panel(
 
     run.click(
         compare,
-        [conversation_id, *picks, *seeds, *controls],
-        [*outs, ids],
+        [conversation_id, *columns.picks, *columns.seeds, *controls],
+        [*columns.outs, ids],
         concurrency_limit=4,
         concurrency_id="chat",
     ).then(partial(conversation_history, s), [conversation_id], chatbot)
-    for i, button in enumerate(keeps):
+    _wire_columns(s, columns, conversation_id, ids, chatbot, note)
+
+
+def _columns(choices: list[str]) -> _Columns:
+    """Three columns: the current settings, another preset, and one that is off until picked."""
+    columns = _Columns()
+    with gr.Row():
+        for i, default in enumerate((ch.CURRENT, _other(choices), ch.OFF)):
+            with gr.Column(min_width=200):
+                options = choices + ([ch.OFF] if i == 2 else [])
+                columns.picks.append(
+                    gr.Dropdown(
+                        options, value=default, label=f"Settings {i + 1}", elem_id=f"compare-pick-{i + 1}"
+                    )
+                )
+                columns.seeds.append(
+                    gr.Number(value=-1, precision=0, label="Seed", elem_id=f"compare-seed-{i + 1}")
+                )
+                columns.outs.append(gr.Markdown(elem_id=f"compare-col-{i + 1}"))
+                columns.keeps.append(gr.Button(f"Keep {i + 1}", size="sm", elem_id=f"compare-keep-{i + 1}"))
+    return columns
+
+
+def _wire_columns(
+    s: Services,
+    columns: _Columns,
+    conversation_id: gr.State,
+    ids: gr.State,
+    chatbot: gr.Chatbot,
+    note: gr.Markdown,
+) -> None:
+    picks = columns.picks
+    for i, button in enumerate(columns.keeps):
         button.click(partial(_keep, s, i), [conversation_id, ids], [chatbot, note])
     for pick in picks:  # presets saved since the page loaded
         pick.focus(

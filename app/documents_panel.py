@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
@@ -13,6 +15,62 @@ if TYPE_CHECKING:
     from engine.factory import Services
 
 
+@dataclass
+class _CollectionRow:
+    collection: gr.Dropdown
+    new_name: gr.Textbox
+    create: gr.Button
+    drop: gr.Button
+    note: gr.Markdown
+
+
+@dataclass
+class _AddFiles:
+    files: gr.File
+    add: gr.Button
+    stop: gr.Button
+    stop_note: gr.Markdown
+    added: gr.Markdown
+
+
+@dataclass
+class _WatchedFolders:
+    folder: gr.Textbox
+    watch: gr.Button
+    watched: gr.Dataframe
+    pick: gr.Dropdown
+    unwatch: gr.Button
+    note: gr.Markdown
+    ticker: gr.Timer
+
+
+@dataclass
+class _DocumentList:
+    table: gr.Dataframe
+    chosen: gr.Dropdown
+    refresh: gr.Button
+    delete: gr.Button
+    deleted: gr.Markdown
+
+
+@dataclass
+class _Search:
+    query: gr.Textbox
+    go: gr.Button
+    k: gr.Slider
+    mode: gr.Radio
+    multi: gr.Checkbox
+    hyde: gr.Checkbox
+    results: gr.Markdown
+
+
+@dataclass
+class _ChatRetrieval:
+    multi: gr.Checkbox
+    hyde: gr.Checkbox
+    note: gr.Markdown
+
+
 def build_documents_panel(services: Services) -> None:
     """Called inside ``with gr.Tab("Documents"):``."""
     s = services
@@ -20,6 +78,19 @@ def build_documents_panel(services: Services) -> None:
         "Add files, then ask about them in Chat: answers cite the passages they use. "
         "PDF, DOCX, HTML, Markdown, text, CSV, JSON and source code; images go to Images."
     )
+    top = _collection_row(s)
+    adding = _add_files()
+    folders = _watched_folders(s)
+    documents = _document_list(s)
+    search = _search()
+    chat = _chat_retrieval()
+    show = _document_view(s)
+    _wire_files(s, top, adding, folders, documents, show)
+    _wire_collection(s, top, documents, show)
+    _wire_search(s, top, search, chat)
+
+
+def _collection_row(s: Services) -> _CollectionRow:
     with gr.Row():
         collection = gr.Dropdown(
             choices=dh.collection_choices(s),
@@ -33,7 +104,11 @@ def build_documents_panel(services: Services) -> None:
         )
         create = gr.Button("Create", size="sm", scale=1, elem_id="docs-create")
         drop = gr.Button("Delete collection", variant="stop", size="sm", scale=1, elem_id="docs-drop")
-    collection_note = gr.Markdown(elem_id="docs-collection-note")
+    note = gr.Markdown(elem_id="docs-collection-note")
+    return _CollectionRow(collection, new_name, create, drop, note)
+
+
+def _add_files() -> _AddFiles:
     with gr.Accordion("Add files", open=True):
         files = gr.File(
             file_count="multiple",
@@ -48,6 +123,10 @@ def build_documents_panel(services: Services) -> None:
             stop = gr.Button("Stop", variant="stop", elem_id="docs-stop", scale=1, visible=False)
         stop_note = gr.Markdown(elem_id="docs-stop-note")
         added = gr.Markdown(elem_id="docs-added")
+    return _AddFiles(files, add, stop, stop_note, added)
+
+
+def _watched_folders(s: Services) -> _WatchedFolders:
     with gr.Accordion("Watched folders", open=False):
         gr.Markdown(
             "Folders on this machine kept in sync with the chosen collection: files added, changed, "
@@ -67,13 +146,17 @@ def build_documents_panel(services: Services) -> None:
             elem_id="docs-watched",
         )
         with gr.Row():
-            watched_pick = gr.Dropdown(
+            pick = gr.Dropdown(
                 choices=dh.watched_choices(s), label="Watched folder", scale=4, elem_id="docs-watched-pick"
             )
             unwatch = gr.Button("Stop watching", size="sm", scale=1, elem_id="docs-unwatch")
-        watch_note = gr.Markdown(elem_id="docs-watch-note")
+        note = gr.Markdown(elem_id="docs-watch-note")
         # only while folders are watched: a tick is a request, every 3 s, from every open page
         ticker = gr.Timer(3, active=bool(dh.watched_choices(s)))
+    return _WatchedFolders(folder, watch, watched, pick, unwatch, note, ticker)
+
+
+def _document_list(s: Services) -> _DocumentList:
     with gr.Accordion("Documents in this collection", open=True):
         table = gr.Dataframe(
             value=partial(dh.documents_table, s, dh.DEFAULT_COLLECTION),
@@ -92,6 +175,10 @@ def build_documents_panel(services: Services) -> None:
             refresh = gr.Button("Refresh", size="sm", scale=1)
             delete = gr.Button("Delete document", variant="stop", size="sm", scale=1, elem_id="docs-delete")
         deleted = gr.Markdown()
+    return _DocumentList(table, chosen, refresh, delete, deleted)
+
+
+def _search() -> _Search:
     with gr.Accordion("Search", open=True):
         with gr.Row():
             query = gr.Textbox(
@@ -104,14 +191,71 @@ def build_documents_panel(services: Services) -> None:
             multi = gr.Checkbox(label="Multi-query (uses the chat model)")
             hyde = gr.Checkbox(label="HyDE (uses the chat model)")
         results = gr.Markdown(elem_id="docs-results")
+    return _Search(query, go, k, mode, multi, hyde, results)
+
+
+def _chat_retrieval() -> _ChatRetrieval:
     with gr.Accordion("Retrieval in chat", open=False):
-        chat_multi = gr.Checkbox(label="Rewrite chat questions into several queries (multi-query)")
-        chat_hyde = gr.Checkbox(label="Search with a hypothetical answer (HyDE)")
-        chat_note = gr.Markdown()
+        multi = gr.Checkbox(label="Rewrite chat questions into several queries (multi-query)")
+        hyde = gr.Checkbox(label="Search with a hypothetical answer (HyDE)")
+        note = gr.Markdown()
+    return _ChatRetrieval(multi, hyde, note)
+
+
+def _document_view(s: Services) -> Callable[[str], tuple[Any, Any]]:
+    """The collection's table and document choices, shown after every change to them."""
 
     def show(name):
         return dh.documents_table(s, name), gr.update(choices=dh.document_choices(s, name), value=None)
 
+    return show
+
+
+def _wire_files(
+    s: Services,
+    top: _CollectionRow,
+    adding: _AddFiles,
+    folders: _WatchedFolders,
+    documents: _DocumentList,
+    show: Callable[[str], tuple[Any, Any]],
+) -> None:
+    """Uploads and watched folders, both of which add documents to the chosen collection."""
+    _wire_upload(s, top, adding, documents, show)
+
+    def refresh_watched(name):
+        """Watched folders change the documents behind the page's back: show it (keeping choices made)."""
+        rows = dh.watched_table(s)
+        if not rows:
+            return gr.skip(), gr.skip(), gr.skip()
+        return rows, dh.documents_table(s, name), gr.update(choices=dh.document_choices(s, name))
+
+    def do_watch(path, name):
+        note, watched_now = dh.watch_folder(s, path, name), dh.watched_choices(s)
+        return note, dh.watched_table(s), gr.update(choices=watched_now), gr.Timer(active=bool(watched_now))
+
+    def do_unwatch(path):
+        note, watched_now = dh.unwatch_folder(s, path), dh.watched_choices(s)
+        picked = gr.update(choices=watched_now, value=None)
+        return note, dh.watched_table(s), picked, gr.Timer(active=bool(watched_now))
+
+    collection, table, chosen = top.collection, documents.table, documents.chosen
+    watch_outputs = [folders.note, folders.watched, folders.pick, folders.ticker]
+    folders.watch.click(do_watch, [folders.folder, collection], watch_outputs)
+    folders.unwatch.click(do_unwatch, [folders.pick], watch_outputs)
+    folders.ticker.tick(
+        refresh_watched, [collection], [folders.watched, table, chosen], show_progress="hidden"
+    )
+
+
+def _wire_upload(
+    s: Services,
+    top: _CollectionRow,
+    adding: _AddFiles,
+    documents: _DocumentList,
+    show: Callable[[str], tuple[Any, Any]],
+) -> None:
+    """Add (with a progress bar: files done, chunks/s, time left) and Stop, which ends the upload
+    after the file in progress; each browser tab stops its own upload."""
     stops = dh.UploadStops()
 
     def do_upload(paths, name, request: gr.Request, progress=gr.Progress()):
@@ -130,24 +274,21 @@ def build_documents_panel(services: Services) -> None:
     def uploading(running: bool):
         return gr.update(visible=running), ""
 
-    def show_watched():
-        return dh.watched_table(s), gr.update(choices=dh.watched_choices(s))
+    collection, table, chosen = top.collection, documents.table, documents.chosen
+    stop_outputs = [adding.stop, adding.stop_note]
+    adding.add.click(partial(uploading, True), None, stop_outputs, queue=False).then(
+        do_upload, [adding.files, collection], adding.added, concurrency_id="documents"
+    ).then(partial(uploading, False), None, stop_outputs, queue=False).then(
+        show, [collection], [table, chosen]
+    )
+    # its own queue slot, never behind the upload it stops
+    adding.stop.click(do_stop, None, adding.stop_note, concurrency_limit=None, show_progress="hidden")
 
-    def refresh_watched(name):
-        """Watched folders change the documents behind the page's back: show it (keeping choices made)."""
-        rows = dh.watched_table(s)
-        if not rows:
-            return gr.skip(), gr.skip(), gr.skip()
-        return rows, dh.documents_table(s, name), gr.update(choices=dh.document_choices(s, name))
 
-    def do_watch(path, name):
-        note, watched_now = dh.watch_folder(s, path, name), dh.watched_choices(s)
-        return note, *show_watched(), gr.Timer(active=bool(watched_now))
-
-    def do_unwatch(path):
-        note, watched_now = dh.unwatch_folder(s, path), dh.watched_choices(s)
-        picked = gr.update(choices=watched_now, value=None)
-        return note, dh.watched_table(s), picked, gr.Timer(active=bool(watched_now))
+def _wire_collection(
+    s: Services, top: _CollectionRow, documents: _DocumentList, show: Callable[[str], tuple[Any, Any]]
+) -> None:
+    """Creating and dropping collections, and the chosen one's documents."""
 
     def do_create(name):
         message, created = dh.create_collection(s, name)
@@ -158,27 +299,23 @@ def build_documents_panel(services: Services) -> None:
         message = dh.delete_collection(s, name)
         return message, gr.update(choices=dh.collection_choices(s), value=dh.DEFAULT_COLLECTION)
 
-    add.click(partial(uploading, True), None, [stop, stop_note], queue=False).then(
-        do_upload, [files, collection], added, concurrency_id="documents"
-    ).then(partial(uploading, False), None, [stop, stop_note], queue=False).then(
-        show, [collection], [table, chosen]
+    collection, shown = top.collection, [documents.table, documents.chosen]
+    top.create.click(do_create, [top.new_name], [top.note, collection])
+    top.drop.click(do_drop, [collection], [top.note, collection])
+    collection.change(show, [collection], shown)
+    documents.refresh.click(show, [collection], shown)
+    documents.delete.click(partial(dh.delete_document, s), [documents.chosen], documents.deleted).then(
+        show, [collection], shown
     )
-    # its own queue slot, never behind the upload it stops
-    stop.click(do_stop, None, stop_note, concurrency_limit=None, show_progress="hidden")
-    watch.click(do_watch, [folder, collection], [watch_note, watched, watched_pick, ticker])
-    unwatch.click(do_unwatch, [watched_pick], [watch_note, watched, watched_pick, ticker])
-    ticker.tick(refresh_watched, [collection], [watched, table, chosen], show_progress="hidden")
-    create.click(do_create, [new_name], [collection_note, collection])
-    drop.click(do_drop, [collection], [collection_note, collection])
-    collection.change(show, [collection], [table, chosen])
-    refresh.click(show, [collection], [table, chosen])
-    delete.click(partial(dh.delete_document, s), [chosen], deleted).then(show, [collection], [table, chosen])
-    for trigger in (go.click, query.submit):
+
+
+def _wire_search(s: Services, top: _CollectionRow, search: _Search, chat: _ChatRetrieval) -> None:
+    for trigger in (search.go.click, search.query.submit):
         trigger(
             partial(dh.search, s),
-            [query, collection, k, mode, multi, hyde],
-            results,
+            [search.query, top.collection, search.k, search.mode, search.multi, search.hyde],
+            search.results,
             concurrency_id="documents",
         )
-    for box in (chat_multi, chat_hyde):
-        box.change(partial(dh.set_chat_rewriting, s), [chat_multi, chat_hyde], chat_note)
+    for box in (chat.multi, chat.hyde):
+        box.change(partial(dh.set_chat_rewriting, s), [chat.multi, chat.hyde], chat.note)

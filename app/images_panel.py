@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
@@ -17,9 +19,64 @@ if TYPE_CHECKING:
 IMAGE_TYPES = sorted(IMAGE_SUFFIXES)
 
 
+@dataclass
+class _Scope:
+    status: gr.Markdown
+    collection: gr.Dropdown
+    k: gr.Slider
+    everywhere: gr.Checkbox
+
+
+@dataclass
+class _AddImages:
+    files: gr.File
+    add: gr.Button
+    added: gr.Markdown
+
+
+@dataclass
+class _Searches:
+    query: gr.Textbox
+    search: gr.Button
+    example: gr.File
+    like: gr.Button
+    labels: gr.Textbox
+    label_btn: gr.Button
+    label_out: gr.Label
+    label_note: gr.Markdown
+    results: gr.Gallery
+    results_note: gr.Markdown
+
+
+@dataclass
+class _Contents:
+    gallery: gr.Gallery
+    note: gr.Markdown
+    chosen: gr.Dropdown
+    refresh: gr.Button
+    delete: gr.Button
+    deleted: gr.Markdown
+
+    @property
+    def shown(self) -> list[gr.components.Component]:
+        """What ``show_library`` fills."""
+        return [self.gallery, self.chosen, self.note]
+
+
 def build_images_panel(services: Services) -> None:
     """Called inside ``with gr.Tab("Images"):``. CLIP is checked when the page loads, not at start-up."""
     s = services
+    scope = _scope(s)
+    adding = _add_images()
+    searches = _searches()
+    contents = _contents()
+    show_library = _library_view(s)
+    _wire_add(s, scope, adding, contents, show_library)
+    _wire_searches(s, scope, searches)
+    _wire_contents(s, scope, contents, show_library)
+
+
+def _scope(s: Services) -> _Scope:
     status = gr.Markdown(partial(ih.status, s), elem_id="images-status")
     with gr.Row():
         collection = gr.Dropdown(
@@ -33,6 +90,10 @@ def build_images_panel(services: Services) -> None:
         )
         k = gr.Slider(1, 48, value=8, step=1, label="Results", scale=2)
         everywhere = gr.Checkbox(label="Search every collection", value=False, scale=1)
+    return _Scope(status, collection, k, everywhere)
+
+
+def _add_images() -> _AddImages:
     with gr.Accordion("Add images", open=True):
         files = gr.File(
             file_count="multiple",
@@ -43,6 +104,11 @@ def build_images_panel(services: Services) -> None:
         )
         add = gr.Button("Add to collection", variant="primary", elem_id="images-add")
         added = gr.Markdown(elem_id="images-added")
+    return _AddImages(files, add, added)
+
+
+def _searches() -> _Searches:
+    """Search by text, by an example image, or label the example; results on the right."""
     with gr.Row():
         query = gr.Textbox(
             placeholder="Describe the image: “a diagram of attention heads”",
@@ -75,45 +141,87 @@ def build_images_panel(services: Services) -> None:
                 label="Results", columns=4, height=480, object_fit="contain", elem_id="images-results"
             )
             results_note = gr.Markdown(elem_id="images-results-note")
+    return _Searches(
+        query, search, example, like, labels, label_btn, label_out, label_note, results, results_note
+    )
+
+
+def _contents() -> _Contents:
     with gr.Accordion("Collection contents", open=False):
-        contents = gr.Gallery(label="Images", columns=6, height=320, object_fit="cover")
-        contents_note = gr.Markdown()
+        gallery = gr.Gallery(label="Images", columns=6, height=320, object_fit="cover")
+        note = gr.Markdown()
         with gr.Row():
             chosen = gr.Dropdown(choices=[], label="Image", scale=3)
             refresh = gr.Button("Refresh", size="sm", scale=1)
             delete = gr.Button("Delete image", variant="stop", size="sm", scale=1)
         deleted = gr.Markdown()
+    return _Contents(gallery, note, chosen, refresh, delete, deleted)
+
+
+def _library_view(s: Services) -> Callable[[str], tuple[Any, Any, Any]]:
+    """The collection's images, image choices and a note, shown after every change to them."""
 
     def show_library(name):
         items, choices, note = ih.library(s, name)
         return items, gr.update(choices=choices, value=None), note
 
+    return show_library
+
+
+def _wire_add(
+    s: Services,
+    scope: _Scope,
+    adding: _AddImages,
+    contents: _Contents,
+    show_library: Callable[[str], tuple[Any, Any, Any]],
+) -> None:
     def do_upload(paths, name, progress=gr.Progress()):
         def tick(done, total, file_name):
             progress(done / max(total, 1), desc=f"{done}/{total} {file_name}")
 
         return ih.upload(s, paths, name, progress=tick), gr.update(choices=ih.collection_choices(s))
 
-    add.click(do_upload, [files, collection], [added, collection], concurrency_id="images").then(
-        partial(ih.status, s), None, status
-    ).then(show_library, [collection], [contents, chosen, contents_note])
+    collection = scope.collection
+    adding.add.click(
+        do_upload, [adding.files, collection], [adding.added, collection], concurrency_id="images"
+    ).then(partial(ih.status, s), None, scope.status).then(show_library, [collection], contents.shown)
 
+
+def _wire_searches(s: Services, scope: _Scope, searches: _Searches) -> None:
     def by_text(text, name, count, every):
         return ih.search_by_text(s, text, None if every else name, count)
 
     def by_example(image, name, count, every):
         return ih.search_by_image(s, image, None if every else name, count)
 
-    for trigger in (search.click, query.submit):
-        trigger(by_text, [query, collection, k, everywhere], [results, results_note], concurrency_id="images")
-    like.click(
-        by_example, [example, collection, k, everywhere], [results, results_note], concurrency_id="images"
+    found = [searches.results, searches.results_note]
+    for trigger in (searches.search.click, searches.query.submit):
+        trigger(
+            by_text,
+            [searches.query, scope.collection, scope.k, scope.everywhere],
+            found,
+            concurrency_id="images",
+        )
+    searches.like.click(
+        by_example,
+        [searches.example, scope.collection, scope.k, scope.everywhere],
+        found,
+        concurrency_id="images",
     )
-    label_btn.click(
-        partial(ih.classify, s), [example, labels], [label_out, label_note], concurrency_id="images"
+    searches.label_btn.click(
+        partial(ih.classify, s),
+        [searches.example, searches.labels],
+        [searches.label_out, searches.label_note],
+        concurrency_id="images",
     )
-    refresh.click(show_library, [collection], [contents, chosen, contents_note])
-    collection.change(show_library, [collection], [contents, chosen, contents_note])
-    delete.click(partial(ih.delete_image, s), [chosen], deleted).then(
-        show_library, [collection], [contents, chosen, contents_note]
+
+
+def _wire_contents(
+    s: Services, scope: _Scope, contents: _Contents, show_library: Callable[[str], tuple[Any, Any, Any]]
+) -> None:
+    collection = scope.collection
+    contents.refresh.click(show_library, [collection], contents.shown)
+    collection.change(show_library, [collection], contents.shown)
+    contents.delete.click(partial(ih.delete_image, s), [contents.chosen], contents.deleted).then(
+        show_library, [collection], contents.shown
     )

@@ -11,6 +11,7 @@ from . import model_handlers as mh
 
 if TYPE_CHECKING:
     from engine.factory import Services
+    from engine.settings import Settings
 
 
 def build_model_panel(s: Services) -> None:
@@ -22,9 +23,27 @@ def build_model_panel(s: Services) -> None:
     _remote_server_box(s, facts, status)
 
 
-def _load_options(s: Services) -> list[Any]:
+def _load_options(s: Services) -> list[gr.components.Component]:
     """The load settings' inputs, in the order ``model_handlers.load_model`` takes them."""
     settings = s.settings
+    files = _model_file_row(s)
+    sizes = _size_row(settings)
+    memory = _memory_row(settings)
+    template = gr.Textbox(
+        label="Chat template override (Jinja; empty = the model's own)",
+        lines=3,
+        value=settings.chat_template or "",
+    )
+    mmproj = gr.Textbox(
+        label="Vision projector (mmproj GGUF) — lets a vision model see attached images; empty = text only",
+        value=settings.mmproj or "",
+        elem_id="model-mmproj",
+    )
+    return [*files, *sizes, *memory, template, mmproj]
+
+
+def _model_file_row(s: Services) -> list[gr.components.Component]:
+    """The GGUF path and an upload box."""
     with gr.Row():
         path = gr.Textbox(
             label="GGUF file path (or hf:OWNER/REPO/FILE.gguf)",
@@ -32,9 +51,14 @@ def _load_options(s: Services) -> list[Any]:
             elem_id="model-path",
             value=s.models.info.path
             if s.models.info and s.models.info.backend != "remote"  # a remote model's path is its URL
-            else (settings.model or ""),
+            else (s.settings.model or ""),
         )
         upload = gr.File(label="…or upload a .gguf", file_types=[".gguf"], type="filepath", scale=2)
+    return [path, upload]
+
+
+def _size_row(settings: Settings) -> list[gr.components.Component]:
+    """Context, GPU layers, CPU threads and batch size."""
     with gr.Row():
         n_ctx = gr.Number(label="Context (n_ctx)", value=settings.n_ctx, precision=0)
         # text boxes: empty means "auto", which a number box cannot show (it shows 0, a real choice)
@@ -49,6 +73,11 @@ def _load_options(s: Services) -> list[Any]:
             value="" if settings.n_threads is None else str(settings.n_threads),
         )
         n_batch = gr.Number(label="Batch size", value=settings.n_batch, precision=0)
+    return [n_ctx, n_gpu, n_threads, n_batch]
+
+
+def _memory_row(settings: Settings) -> list[gr.components.Component]:
+    """Flash attention, the KV cache's types, mmap and mlock."""
     with gr.Row():
         flash = gr.Checkbox(label="Flash attention", value=settings.flash_attn)
         cache_types = ["f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
@@ -56,31 +85,7 @@ def _load_options(s: Services) -> list[Any]:
         type_v = gr.Dropdown(cache_types, value=settings.type_v or "f16", label="V cache type")
         mmap = gr.Checkbox(label="mmap", value=settings.use_mmap)
         mlock = gr.Checkbox(label="mlock", value=settings.use_mlock)
-    template = gr.Textbox(
-        label="Chat template override (Jinja; empty = the model's own)",
-        lines=3,
-        value=settings.chat_template or "",
-    )
-    mmproj = gr.Textbox(
-        label="Vision projector (mmproj GGUF) — lets a vision model see attached images; empty = text only",
-        value=settings.mmproj or "",
-        elem_id="model-mmproj",
-    )
-    return [
-        path,
-        upload,
-        n_ctx,
-        n_gpu,
-        n_threads,
-        n_batch,
-        flash,
-        type_k,
-        type_v,
-        mmap,
-        mlock,
-        template,
-        mmproj,
-    ]
+    return [flash, type_k, type_v, mmap, mlock]
 
 
 def _remote_server_box(s: Services, facts: Any, status: Any) -> None:

@@ -24,20 +24,19 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from api_support import API_KEY, serve_api  # noqa: E402
+from api_support import api_client  # noqa: E402
 
 from engine import GenerationConfig, Settings, build  # noqa: E402
 from engine.types import Message  # noqa: E402
 
 SYSTEM = "You are a helpful assistant."
 PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
+Sample = tuple[float, float]  # (time to first token in s, tokens/s after it)
 
 
-def direct_run(backend, max_tokens: int) -> tuple[float, float]:
-    """(time to first token, tokens/s after it) straight from the backend."""
-    backend.clear_cache()
-    config = GenerationConfig(temperature=0.0, repeat_penalty=1.0, max_tokens=max_tokens)
-    messages = [Message(role="system", content=SYSTEM), Message(role="user", content=PROMPT)]
+def backend_timing(backend, prompt: str, config: GenerationConfig) -> Sample:
+    """One greedy answer streamed straight from the backend."""
+    messages = [Message(role="system", content=SYSTEM), Message(role="user", content=prompt)]
     start = time.perf_counter()
     stamps, tokens = [], 0
     for chunk in backend.stream_chat(messages, config):
@@ -48,25 +47,39 @@ def direct_run(backend, max_tokens: int) -> tuple[float, float]:
     return stamps[0] - start, (tokens - 1) / (stamps[-1] - stamps[0])
 
 
-def api_run(client, model: str, backend, max_tokens: int) -> tuple[float, float]:
-    backend.clear_cache()
+def api_timing(client, model: str, prompt: str, max_tokens: int, **options) -> Sample:
+    """One greedy answer streamed from an OpenAI-compatible server with the openai client."""
     start = time.perf_counter()
-    stamps, tokens = [], 0
+    stamps: list[float] = []
+    tokens = 0
     stream = client.chat.completions.create(
         model=model,
-        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": PROMPT}],
+        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
         max_tokens=max_tokens,
         temperature=0.0,
         stream=True,
         stream_options={"include_usage": True},
-        extra_body={"repeat_penalty": 1.0},
+        **options,
     )
     for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
             stamps.append(time.perf_counter())
         if chunk.usage:
             tokens = chunk.usage.completion_tokens
+    tokens = tokens or len(stamps)  # a server without usage in streams: one chunk per token
     return stamps[0] - start, (tokens - 1) / (stamps[-1] - stamps[0])
+
+
+def direct_run(backend, max_tokens: int) -> Sample:
+    backend.clear_cache()
+    return backend_timing(
+        backend, PROMPT, GenerationConfig(temperature=0.0, repeat_penalty=1.0, max_tokens=max_tokens)
+    )
+
+
+def api_run(client, model: str, backend, max_tokens: int) -> Sample:
+    backend.clear_cache()
+    return api_timing(client, model, PROMPT, max_tokens, extra_body={"repeat_penalty": 1.0})
 
 
 def in_thread(fn, *args):
@@ -137,14 +150,11 @@ def main() -> int:
         help="llama.cpp threads (1 steadies timings on a busy 2-core box)",
     )
     args = parser.parse_args()
-    import openai
-
     with tempfile.TemporaryDirectory() as tmp:
         services = build(Settings(data_dir=Path(tmp) / "data", n_ctx=2048, n_threads=args.n_threads))
         try:
             backend = services.models.backend
-            with serve_api(services) as url, openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY) as client:
-                model = client.models.list().data[0].id
+            with api_client(services) as (client, model):
                 api_run(client, model, backend, 8)  # warm up both paths once
                 in_thread(direct_run, backend, 8)
                 overhead(client, model, backend, args.runs, args.max_tokens)

@@ -26,7 +26,6 @@ import multiprocessing as mp
 import os
 import random
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -41,16 +40,14 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from page_support import CHROMIUM, chromium  # noqa: E402
+from serving import free_port  # noqa: E402
 
 from bench.battery_inputs import HOSTILE_QUERIES, hostile_files  # noqa: E402
 
 TOPICS = ["tea", "rivers", "bicycles", "owls", "volcanoes", "chess", "bread", "lighthouses"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def clean_env() -> dict[str, str]:
@@ -509,31 +506,19 @@ def foreign_origin_leaks(url: str, port: int, marker: str) -> int:
 def remote_images_in_browser(url: str, collector: str) -> int | None:
     """Open the page on a chat whose text holds remote images; None when no browser is here."""
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401 - only to know whether it is here
     except ImportError:
         return None
-    chromium = "/usr/bin/chromium"
-    if not Path(chromium).exists():
+    if not Path(CHROMIUM).exists():
         return None
     text = f"Show ![a](http://{collector}/md.png) and <img src='http://{collector}/tag.png'> please"
     hearth_turn(url, text, None, stream=False, max_tokens=8)
-    args = [
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        "--disable-quic",
-    ]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium, args=args)
+    with chromium() as browser:
         page = browser.new_page()
         page.goto(url)
         page.wait_for_selector("#chat-list")
         page.locator("#chat-list label").first.click()
         page.wait_for_timeout(3000)
-        browser.close()
     return 0
 
 

@@ -38,18 +38,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from page_support import chromium  # noqa: E402
 from serving import free_port  # noqa: E402
 
 PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 CHILD_ENV = {
     **os.environ,
     "HF_HUB_OFFLINE": "1",
@@ -308,14 +300,8 @@ def _browser(skip: set[str]):
     if "page" in skip:
         yield None
         return
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium() as browser:
+        yield browser
 
 
 def report(results: dict[str, list]) -> None:

@@ -34,50 +34,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from api_support import API_KEY, serve_api  # noqa: E402
+from api_support import api_client  # noqa: E402
+from bench_api import Sample, api_timing, backend_timing  # noqa: E402
 from bench_speed import FREE, GROUNDED  # noqa: E402
 from serving import free_port  # noqa: E402
 
 from engine import GenerationConfig, Settings, build  # noqa: E402
 from engine.backends.gguf_files import bundled_model_path  # noqa: E402
-from engine.types import Message  # noqa: E402
-
-SYSTEM = "You are a helpful assistant."
-Sample = tuple[float, float]  # (TTFT s, tokens/s)
 
 
 def engine_run(backend, prompt: str, max_tokens: int) -> Sample:
-    config = GenerationConfig(temperature=0.0, max_tokens=max_tokens)
-    messages = [Message(role="system", content=SYSTEM), Message(role="user", content=prompt)]
-    start = time.perf_counter()
-    stamps, tokens = [], 0
-    for chunk in backend.stream_chat(messages, config):
-        if chunk.text:
-            stamps.append(time.perf_counter())
-        if chunk.usage:
-            tokens = chunk.usage.completion_tokens
-    return stamps[0] - start, (tokens - 1) / (stamps[-1] - stamps[0])
-
-
-def api_run(client, model: str, prompt: str, max_tokens: int) -> Sample:
-    start = time.perf_counter()
-    stamps: list[float] = []
-    tokens = 0
-    stream = client.chat.completions.create(
-        model=model,
-        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
-        max_tokens=max_tokens,
-        temperature=0.0,
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    for chunk in stream:
-        if chunk.choices and chunk.choices[0].delta.content:
-            stamps.append(time.perf_counter())
-        if chunk.usage:
-            tokens = chunk.usage.completion_tokens
-    tokens = tokens or len(stamps)  # a server without usage in streams: one chunk per token
-    return stamps[0] - start, (tokens - 1) / (stamps[-1] - stamps[0])
+    return backend_timing(backend, prompt, GenerationConfig(temperature=0.0, max_tokens=max_tokens))
 
 
 @contextmanager
@@ -134,17 +101,15 @@ def compare(args: argparse.Namespace) -> None:
                 binary, bundled_model_path(), info.n_threads, info.n_threads_batch, info.n_ctx
             )
             with (
-                serve_api(services) as url,
-                openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY) as hearth,
+                api_client(services) as (hearth, hearth_model),
                 peer_server as peer_url,
                 openai.OpenAI(base_url=f"{peer_url}/v1", api_key="none") as peer,
             ):
-                hearth_model = hearth.models.list().data[0].id
                 peer_model = peer.models.list().data[0].id
                 paths = {
                     "engine": lambda p: engine_run(backend, p, args.max_tokens),
-                    "api": lambda p: api_run(hearth, hearth_model, p, args.max_tokens),
-                    "peer": lambda p: api_run(peer, peer_model, p, args.max_tokens),
+                    "api": lambda p: api_timing(hearth, hearth_model, p, args.max_tokens),
+                    "peer": lambda p: api_timing(peer, peer_model, p, args.max_tokens),
                 }
                 for run in paths.values():  # untimed: first requests set up buffers on both sides
                     run("Hello!")

@@ -18,55 +18,24 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import httpx  # noqa: E402
+from remote_servers import start_llama_server  # noqa: E402
 
 from engine import GenerationConfig, Settings, build  # noqa: E402
-from engine.backends.llama_cpp import bundled_model_path  # noqa: E402
 from engine.types import Done, Message  # noqa: E402
 
 PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
 SYSTEM = "You are a helpful assistant."
-
-
-def start_server(tmp: Path) -> tuple[subprocess.Popen, str]:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (tmp / "server.log").open("wb")
-    args = [
-        sys.executable,
-        "-m",
-        "llama_cpp.server",
-        "--model",
-        str(bundled_model_path()),
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--n_ctx",
-        "2048",
-    ]
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(480):
-        try:
-            if httpx.get(url + "/v1/models", timeout=2).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            time.sleep(0.25)
-    proc.kill()
-    raise SystemExit("the server did not start; see " + str(tmp / "server.log"))
 
 
 def direct_stream(client: httpx.Client, body: dict) -> tuple[float, float]:
@@ -184,7 +153,8 @@ def main() -> None:
     args = parser.parse_args()
     config = GenerationConfig(temperature=0.0, repeat_penalty=1.0, max_tokens=args.max_tokens)
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = (None, args.url) if args.url else start_server(Path(tmp))
+        server = None if args.url else start_llama_server(Path(tmp))
+        url = args.url or server.url
         try:
             settings = Settings(
                 data_dir=Path(tmp) / "data",
@@ -209,9 +179,8 @@ def main() -> None:
                 local.close()
             services.close()
         finally:
-            if proc is not None:
-                proc.terminate()
-                proc.wait(timeout=30)
+            if server is not None:
+                server.stop()
 
 
 if __name__ == "__main__":

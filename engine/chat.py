@@ -203,16 +203,14 @@ class ChatService:
             finish = "cancelled"
             raise
         finally:
-            with self._cancels_lock:
-                self._cancels.pop(turn.id, None)
+            self._unregister(turn)
             timings = _timings(started, first, time.perf_counter(), usage.completion_tokens)
             if parts or finish != "error":
-                saved = self._save_answer(turn, "".join(parts), config, usage, timings, finish, plan)
-                if self.studio is not None:
-                    self.studio.record(saved.id, backend, config, traced[1] if traced else None)
-        if saved is not None and self.memory is not None:
-            # an explicit step once the answer is saved: Done shows at once, memory catches up
-            self.upkeep.submit(functools.partial(self._after_answer, self.memory, turn, plan, saved))
+                trace = traced[1] if traced else None
+                saved = self._save_answer(turn, "".join(parts), config, usage, timings, finish, plan, trace)
+        if saved is not None:
+            # explicit steps once the answer is saved: Done shows at once, upkeep catches up
+            self.upkeep.submit(functools.partial(self._after_answer, turn, plan, saved))
         if plan.cited:
             yield Sources(hits=plan.cited)
         yield Done(
@@ -233,7 +231,17 @@ class ChatService:
             self._cancels[turn.id] = (turn.conversation.id, cancel)
         return cancel
 
-    def _after_answer(self, hook: AfterAnswer, turn: Turn, plan: PromptPlan, answer: StoredMessage) -> None:
+    def _unregister(self, turn: Turn) -> None:
+        with self._cancels_lock:
+            self._cancels.pop(turn.id, None)
+
+    def _after_answer(self, turn: Turn, plan: PromptPlan, answer: StoredMessage) -> None:
+        # while the user reads: the answer's tokens become reusable by the next turn (first, as
+        # memory's model requests below continue this prompt and so reuse them too)
+        turn.backend.settle(turn.conversation.id)
+        hook: AfterAnswer | None = self.memory
+        if hook is None:
+            return
         # the model loaded now (the turn's may have been swapped out meanwhile), or none
         if self.models.info is None:
             hook.after_answer(turn, plan, answer, None)
@@ -313,9 +321,11 @@ class ChatService:
         timings: Timings,
         finish: str,
         plan: PromptPlan,
+        trace: TokenTrace | None,
     ) -> StoredMessage:
+        """Save the answer (a partial one after Stop or an error) and, in the studio, how it was made."""
         # under its question even if another branch was shown meanwhile (then it is shown again)
-        return self.conversations.add_message(
+        saved = self.conversations.add_message(
             turn.conversation.id,
             "assistant",
             text,
@@ -330,6 +340,9 @@ class ChatService:
             finish_reason=finish,
             sources=[dataclasses.asdict(h) for h in plan.cited],
         )
+        if self.studio is not None:
+            self.studio.record(saved.id, turn.backend, config, trace)
+        return saved
 
 
 def _chunks(

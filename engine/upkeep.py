@@ -1,4 +1,5 @@
-"""Work after an answer is saved (memory: index, remember, summarize), one job at a time.
+"""Work after an answer is saved (the KV cache settled for the next turn; memory: index,
+remember, summarize), one job at a time.
 
 The answer's Done event is shown at once; the jobs run in one background thread, in the
 order their turns finished. The next turn waits for them (so a summary is in place before
@@ -24,7 +25,7 @@ class Upkeep:
 
     def submit(self, job: Callable[[], None]) -> None:
         with self._lock:
-            if self._pool is None:  # made on first use: a chat without memory never starts a thread
+            if self._pool is None:  # made on first use
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hearth-upkeep")
             self._last = self._pool.submit(_guarded, job)
 

@@ -3,21 +3,16 @@ over real services built on the bundled model; used by tests/test_api*.py and be
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from backend_doubles import DelegatingBackend
+from serving import free_port
 
 API_KEY = "test-key-0123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @contextmanager
@@ -44,6 +39,15 @@ def serve_api(services, *, api_key: str | None = API_KEY) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextmanager
+def api_client(services) -> Iterator[tuple[Any, str]]:
+    """The API served over ``services`` (serve_api) and an openai client of it: (client, model id)."""
+    import openai
+
+    with serve_api(services) as url, openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY) as client:
+        yield client, client.models.list().data[0].id
 
 
 class RecordingBackend(DelegatingBackend):

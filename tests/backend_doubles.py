@@ -77,6 +77,9 @@ class DelegatingBackend:
     ) -> Iterator[Chunk]:
         return self.inner.stream_completion(prompt, config, cancel=cancel, grammar=grammar, logprobs=logprobs)
 
+    def settle(self, cache_key: str | None) -> int:
+        return self.inner.settle(cache_key)
+
     def close(self) -> None:
         self.inner.close()
 
@@ -146,6 +149,9 @@ class ScriptedBackend:
     def _reply(self) -> Iterator[Chunk]:
         text = self.replies.pop(0) if self.replies else self.fallback
         yield Chunk(text=text, finish_reason="stop", usage=Usage(n_ctx=self.info.n_ctx))
+
+    def settle(self, cache_key: str | None) -> int:
+        return 0
 
     def close(self) -> None:
         pass

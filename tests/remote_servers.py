@@ -9,7 +9,6 @@ from __future__ import annotations
 import http.server
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import threading
@@ -19,14 +18,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+from serving import free_port
 
 from engine.backends.llama_cpp import bundled_model_path
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class ServerProcess:

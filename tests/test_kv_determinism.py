@@ -75,3 +75,29 @@ def test_a_fixed_seed_reproduces_a_sampled_answer_with_the_prompt_cached(backend
     cached, reused = _answer(backend, ask, config=config)
     assert cached == fresh
     assert reused > 0 or backend.count_prompt_tokens([SYSTEM, ask]) < backend._llm.n_batch
+
+
+def test_settling_an_answer_lets_the_next_turn_reuse_it_and_answer_as_a_fresh_prompt_would(backend):
+    # a long answer, so the generated tokens fill whole n_batch chunks past the prompt
+    first = Message(role="user", content=QUESTION)
+    backend.clear_cache()
+    reply, _ = _answer(backend, first, config=GenerationConfig(temperature=0.0, max_tokens=160))
+    prompt_tokens = backend.count_prompt_tokens([SYSTEM, first])
+    follow_up = [
+        first,
+        Message(role="assistant", content=reply),
+        Message(role="user", content="Now a haiku."),
+    ]
+    unsettled_reuse = backend.reusable_prefix(backend.render([SYSTEM, *follow_up]))
+    settled = backend.settle(None)
+    assert backend.settle(None) == 0  # nothing left to settle
+    warm, cached = _answer(backend, *follow_up)
+    backend.clear_cache()
+    cold, _ = _answer(backend, *follow_up)
+    assert warm == cold and warm.strip()
+    n_batch = backend._llm.n_batch
+    assert settled % n_batch == 0
+    if n_batch < 160:  # the answer filled whole chunks: they are reused now, not only the prompt's
+        assert settled > 0 and unsettled_reuse <= prompt_tokens < cached
+    else:  # nothing whole to settle at n_batch=512
+        assert settled == 0 and cached == unsettled_reuse

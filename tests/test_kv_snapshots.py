@@ -202,3 +202,20 @@ def test_chat_service_turns_are_keyed_by_conversation(tmp_path):
         assert done.usage.cached_tokens >= 64
     finally:
         services.close()
+
+
+def test_the_next_turn_reuses_the_last_answer_once_upkeep_settled_it(tmp_path):
+    # memory off: settling is the chat's own upkeep, not memory's
+    services = build(Settings(data_dir=tmp_path / "d", n_ctx=2048, n_batch=16, memory=False))
+    try:
+        long = GenerationConfig(temperature=0.0, max_tokens=80)
+        first, text = run_turn(services, "Write a short story about a lighthouse keeper.", long)
+        services.chat.wait_for_upkeep()
+        assert first.usage.completion_tokens >= 32
+        kv = services.models.backend._kv
+        assert kv.store.get(first.conversation_id).clean > first.usage.prompt_tokens  # the snapshot too
+        second, _ = run_turn(services, "Give it a title.", GREEDY, conversation_id=first.conversation_id)
+        # the answer's whole chunks were reused, not only the first prompt's
+        assert second.usage.cached_tokens > first.usage.prompt_tokens
+    finally:
+        services.close()

@@ -73,3 +73,18 @@ def test_log_level_covers_every_hearth_logger_and_only_warnings_of_others(tmp_pa
     text = path.read_text(encoding="utf-8")
     assert "module-named info" in text and "part-named info" in text
     assert "a library's warning" in text and "a library's info" not in text
+
+
+def test_a_command_run_in_process_leaves_no_logging_setup_to_later_tests(tmp_path, caplog):
+    """What tests/conftest.py's autouse fixture does after every test: a quiet command run
+    in-process, and a logger a library's logging config disabled, do not silence later warnings."""
+    from conftest import restored_logging
+
+    import cli
+    from cli.serve_cmd import check_exposure, log
+
+    with restored_logging():
+        assert cli.main(["--data-dir", str(tmp_path / "data"), "--log-level", "error", "conversations"]) == 0
+        log.disabled = True  # as logging.config.dictConfig(disable_existing_loggers=True) does
+    check_exposure("192.168.1.20", [("orla", "correct-horse")], tls=False)
+    assert "without TLS" in caplog.text

@@ -2,97 +2,24 @@
 
 from __future__ import annotations
 
-import shutil
-import socket
-
 import pytest
+from page_support import open_page, send, serve_page, set_number
 
-from engine import Settings, build
 from engine.turn import Turn
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _serve(data_dir, **settings):
-    from app.ui import launch
-
-    services = build(Settings(data_dir=data_dir, n_ctx=2048, **settings))
-    port = _free_port()
-    server = launch(services, port=port, block=False)
-    yield services, f"http://127.0.0.1:{port}"
-    server.close()
-    services.close()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    yield from _serve(tmp_path_factory.mktemp("page"))
 
 
 @pytest.fixture(scope="module")
 def quiet_server(tmp_path_factory):
     """Memory off: recall from other chats would change the prompt, and so the answer's length."""
-    yield from _serve(tmp_path_factory.mktemp("quiet"), memory=False)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser, server):
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(server[1])
-    page.wait_for_selector("#message-box textarea")
-    yield page
-    page.close()
-
-
-def _send(page, text: str) -> None:
-    before = page.locator("text=tok/s").count()
-    page.fill("#message-box textarea", text)
-    page.click("#send")
-    page.wait_for_function(
-        f"document.querySelectorAll('#hearth-chat [data-testid=bot]').length > 0 && "
-        f"[...document.querySelectorAll('#hearth-chat *')].filter(e => e.children.length === 0 && "
-        f"e.textContent.includes('tok/s')).length > {before}",
-        timeout=120_000,
-    )
-
-
-def _set_number(page, elem_id: str, value: str) -> None:
-    box = page.locator(f"#{elem_id} input[type=number]")
-    box.fill(value)
-    box.press("Enter")
-    box.blur()
+    with serve_page(tmp_path_factory.mktemp("quiet"), memory=False) as served:
+        yield served
 
 
 def test_one_full_chat_and_a_slider_that_changes_the_answer(server, page):
     services, _ = server
-    _send(page, "Tell me about the moon.")
+    send(page, "Tell me about the moon.")
     conv = services.conversations.list()[0]
     first = services.conversations.messages(conv.id)[-1]
     assert first.role == "assistant" and first.content.strip()
@@ -101,8 +28,8 @@ def test_one_full_chat_and_a_slider_that_changes_the_answer(server, page):
     assert word in page.inner_text("#hearth-chat")
     page.wait_for_selector("#chat-list >> text=Tell me about the moon.", timeout=30_000)
 
-    _set_number(page, "ctl-max_tokens", "3")
-    _send(page, "Tell me about the sun.")
+    set_number(page, "ctl-max_tokens", "3")
+    send(page, "Tell me about the sun.")
     second = services.conversations.messages(conv.id)[-1]
     assert second.completion_tokens == 3 and second.config["max_tokens"] == 3
     assert second.finish_reason == "length"
@@ -158,7 +85,7 @@ def test_upload_a_document_on_the_page_then_the_answer_cites_it(server, page, tm
 
     page.get_by_role("tab", name="Chat").click()
     page.click("#new-chat")
-    _send(page, "How is the HX-9931 heron pump primed?")
+    send(page, "How is the HX-9931 heron pump primed?")
     page.wait_for_selector("#hearth-chat >> text=Sources (", timeout=30_000)
     page.get_by_text("Sources (").first.click()
     page.wait_for_selector("#hearth-chat >> text=heron-manual.md", timeout=10_000)
@@ -168,11 +95,9 @@ def test_upload_a_document_on_the_page_then_the_answer_cites_it(server, page, tm
 
 def test_stop_button_keeps_the_partial_answer(browser, quiet_server):
     services, url = quiet_server
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
-    page.goto(url)
-    page.wait_for_selector("#message-box textarea")
-    _set_number(page, "ctl-max_tokens", "1500")
-    _set_number(page, "ctl-temperature", "0")  # greedy: this prompt then runs to max_tokens (checked)
+    page = open_page(browser, url)
+    set_number(page, "ctl-max_tokens", "1500")
+    set_number(page, "ctl-temperature", "0")  # greedy: this prompt then runs to max_tokens (checked)
     page.fill("#message-box textarea", "List the numbers from 1 to 300 separated by commas.")
     page.click("#send")
     page.wait_for_function(
@@ -199,7 +124,7 @@ def test_core_memory_edited_on_the_page_reaches_the_next_prompt(server, page):
 
     page.get_by_role("tab", name="Chat").click()
     page.click("#new-chat")
-    _send(page, "What do I keep?")
+    send(page, "What do I keep?")
     cid = services.conversations.list()[0].id
     # the stable system message now carries the block: the answer's prompt grew by its tokens
     messages = services.conversations.messages(cid)

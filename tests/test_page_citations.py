@@ -5,7 +5,7 @@ as inert text, under the page's Content-Security-Policy."""
 from __future__ import annotations
 
 import pytest
-from test_page import _send, _serve
+from page_support import open_page, send, serve_page
 
 pytestmark = pytest.mark.browser
 
@@ -23,33 +23,23 @@ def server(tmp_path_factory):
         "Storage\n-------\n\nKeep the pump indoors over winter, dry and drained.\n",
         encoding="utf-8",
     )
-    gen = _serve(tmp_path_factory.mktemp("cite"), memory=False)
-    services, url = next(gen)
-    [result] = services.documents.ingest_paths([manual])
-    assert result.status == "added", result.message
-    yield services, url
-    next(gen, None)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-    from test_page import CHROMIUM, CHROMIUM_ARGS
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    with serve_page(tmp_path_factory.mktemp("cite"), memory=False) as (services, url):
+        [result] = services.documents.ingest_paths([manual])
+        assert result.status == "added", result.message
+        yield services, url
 
 
 def test_clicking_a_source_opens_the_passage_with_the_cited_span_marked(server, browser):
     services, url = server
-    page = browser.new_page(viewport={"width": 1400, "height": 1000})
     violations: list[str] = []
-    page.on("console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None)
-    page.goto(url)
-    page.wait_for_selector("#message-box textarea")
-    _send(page, "How is the HX-9931 heron pump primed before the season?")
+
+    def listen(opened) -> None:
+        opened.on(
+            "console", lambda m: violations.append(m.text) if "Content Security Policy" in m.text else None
+        )
+
+    page = open_page(browser, url, listen=listen)
+    send(page, "How is the HX-9931 heron pump primed before the season?")
     answer = services.conversations.messages(services.conversations.list()[0].id)[-1]
     cited = next(s for s in answer.sources if s["source"] == "heron-manual.md")
     assert cited["location"] == "Heron pump > Priming"

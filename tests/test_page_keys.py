@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from test_page import browser, page, server  # noqa: F401 - fixtures shared with the page tests
 
 pytestmark = pytest.mark.browser
 
 
-def test_enter_sends_and_shift_enter_adds_a_newline(server, page):  # noqa: F811
+def test_enter_sends_and_shift_enter_adds_a_newline(server, page):
     services, _ = server
     box = page.locator("#message-box textarea")
     box.click()

@@ -5,8 +5,8 @@ message) makes no request to any other host."""
 from __future__ import annotations
 
 import pytest
+from page_support import open_page
 from serving import CountingServer, served
-from test_page import CHROMIUM, CHROMIUM_ARGS
 
 from engine import Settings, build
 from engine.memory.provenance import USER
@@ -45,19 +45,17 @@ def site(tmp_path_factory, attacker):
 
 
 @pytest.fixture
-def page(site):
-    from playwright.sync_api import sync_playwright
+def page(browser, site):
+    page = open_page(browser, site, listen=_record)
+    yield page
+    page.close()
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.requests, page.console = [], []
-        page.on("request", lambda r: page.requests.append(r.url))
-        page.on("console", lambda m: page.console.append(m.text))
-        page.goto(site)
-        page.wait_for_selector("#message-box textarea")
-        yield page
-        browser.close()
+
+def _record(page) -> None:
+    """Every request the page makes and every console message, from before it loads."""
+    page.requests, page.console = [], []
+    page.on("request", lambda r: page.requests.append(r.url))
+    page.on("console", lambda m: page.console.append(m.text))
 
 
 def _foreign(page, site: str) -> list[str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from test_page import CHROMIUM, CHROMIUM_ARGS, _free_port
+from page_support import open_page, serve_page
 
 from app import documents_handlers as dh
 from engine import Settings, build
@@ -17,14 +17,8 @@ OWL = "Barn owls nest in the old granary above the cider press each spring."
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
-    from app.ui import launch
-
-    services = build(Settings(data_dir=tmp_path_factory.mktemp("watch-page") / "data"), load_model=False)
-    port = _free_port()
-    server = launch(services, port=port, block=False)
-    yield services, f"http://127.0.0.1:{port}"
-    server.close()
-    services.close()
+    with serve_page(tmp_path_factory.mktemp("watch-page") / "data", load_model=False) as served:
+        yield served
 
 
 def test_upload_reports_chunks_per_second_and_time_left(tmp_path):
@@ -58,17 +52,13 @@ def shows(page, elem_id: str, text: str) -> None:
 
 
 @pytest.mark.browser
-def test_watch_a_folder_from_the_documents_tab(served, tmp_path):
-    from playwright.sync_api import sync_playwright
-
+def test_watch_a_folder_from_the_documents_tab(served, browser, tmp_path):
     services, url = served
     folder = tmp_path / "notes"
     folder.mkdir()
     (folder / "ferry.txt").write_text(FERRY, encoding="utf-8")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
+    page = open_page(browser, url)
+    try:
         page.get_by_role("tab", name="Documents").click()
         page.get_by_text("Watched folders").click()
         page.fill("#docs-watch-folder textarea", str(folder))
@@ -81,7 +71,8 @@ def test_watch_a_folder_from_the_documents_tab(served, tmp_path):
         shows(page, "docs-table", "notes/owl.txt")
         shows(page, "docs-watched", "added")
         page.screenshot(path=str(tmp_path / "watched.png"))
-        browser.close()
+    finally:
+        page.close()
     assert {d.name for d in services.documents.documents("library")} >= {"notes/ferry.txt", "notes/owl.txt"}
     assert [w.folder for w in services.documents.watcher.folders()] == [str(folder.resolve())]
 
@@ -116,8 +107,7 @@ def wait_for(condition, what: str, seconds: float = 300) -> None:
 
 
 @pytest.mark.browser
-def test_stop_ends_a_page_upload_after_the_file_in_progress(served, tmp_path):
-    from playwright.sync_api import sync_playwright
+def test_stop_ends_a_page_upload_after_the_file_in_progress(served, browser, tmp_path):
     from test_rag_resume import MAN
 
     services, url = served
@@ -132,10 +122,8 @@ def test_stop_ends_a_page_upload_after_the_file_in_progress(served, tmp_path):
     (tmp_path / "manual.txt").write_text("\n\n".join(p.read_text(encoding="utf-8") for p in pages))
     files = [str(tmp_path / n) for n in (*notes, "manual.txt")]
     before = {d.name for d in services.documents.documents()}
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(url)
+    page = open_page(browser, url)
+    try:
         page.get_by_role("tab", name="Documents").click()
         assert not page.locator("#docs-stop").is_visible()
         page.locator("#docs-upload input[type=file]").set_input_files(files)
@@ -150,7 +138,8 @@ def test_stop_ends_a_page_upload_after_the_file_in_progress(served, tmp_path):
         page.wait_for_selector("#docs-stop", state="hidden", timeout=30_000)
         shows(page, "docs-added", "manual.txt: not added, the upload was stopped")
         page.screenshot(path=str(tmp_path / "stopped.png"))
-        browser.close()
+    finally:
+        page.close()
     s = services.documents
     assert {d.name for d in s.documents()} - before == set(notes)
     assert s.consistency()["inconsistent"] == []
@@ -159,14 +148,10 @@ def test_stop_ends_a_page_upload_after_the_file_in_progress(served, tmp_path):
 
 
 @pytest.mark.browser
-def test_a_folder_watched_from_the_cli_is_in_the_page_list_and_syncs(tmp_path):
+def test_a_folder_watched_from_the_cli_is_in_the_page_list_and_syncs(browser, tmp_path):
     import os
     import subprocess
     import sys
-
-    from playwright.sync_api import sync_playwright
-
-    from app.ui import launch
 
     root = Path(__file__).resolve().parent.parent
     data, folder = tmp_path / "data", tmp_path / "field-notes"
@@ -176,21 +161,14 @@ def test_a_folder_watched_from_the_cli_is_in_the_page_list_and_syncs(tmp_path):
     cmd = [sys.executable, str(root / "run.py"), "--data-dir", str(data), "watched", "--add", str(folder)]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=root, timeout=300)
     assert done.returncode == 0, done.stderr
-    services = build(Settings(data_dir=data), load_model=False)
-    port = _free_port()
-    server = launch(services, port=port, block=False)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"http://127.0.0.1:{port}")
+    with serve_page(data, load_model=False) as (_, url):
+        page = open_page(browser, url)
+        try:
             page.get_by_role("tab", name="Documents").click()
             page.get_by_text("Watched folders").click()
             shows(page, "docs-watched", str(folder.resolve()))
             shows(page, "docs-table", "field-notes/ferry.txt")  # the server syncs it
             (folder / "owl.txt").write_text(OWL, encoding="utf-8")
             shows(page, "docs-table", "field-notes/owl.txt")
-            browser.close()
-    finally:
-        server.close()
-        services.close()
+        finally:
+            page.close()

@@ -312,9 +312,7 @@ def test_tls_and_extra_host_names(tmp_path):
 def test_listening_beyond_loopback_warns_without_tls(caplog):
     from cli.serve_cmd import check_exposure, log
 
-    # the warning goes through logging (stderr and the log file); read the records themselves, so
-    # whatever logging setup an earlier in-process test left behind cannot hide them
-    log.disabled = False
+    # the warning goes through logging (stderr and the log file): read the records themselves
     with caplog.at_level(logging.WARNING, logger=log.name):
         check_exposure("192.168.1.20", [("orla", "correct-horse")], tls=False)
         assert "without TLS" in caplog.text

@@ -5,33 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_page import CHROMIUM, CHROMIUM_ARGS, _send, _serve
+from page_support import send, serve_page
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    yield from _serve(tmp_path_factory.mktemp("studio-page"), memory=False)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield b
-        b.close()
+    with serve_page(tmp_path_factory.mktemp("studio-page"), memory=False) as served:
+        yield served
 
 
 @pytest.fixture
-def page(browser, server):
-    page = browser.new_page(viewport={"width": 1400, "height": 1400})
-    page.goto(server[1])
-    page.wait_for_selector("#message-box textarea")
-    yield page
-    page.close()
+def page_height() -> int:
+    return 1400
 
 
 def _stage_count(page, stage: str) -> str:
@@ -40,7 +27,7 @@ def _stage_count(page, stage: str) -> str:
 
 def test_click_a_token_to_see_each_stage_then_a_slider_recomputes_it(server, page):
     services, _ = server
-    _send(page, "Name a colour.")
+    send(page, "Name a colour.")
     answer = services.conversations.messages(services.conversations.list()[0].id)[-1]
     page.get_by_text("🔬 Studio").click()
     page.click("#studio-pick")

@@ -12,8 +12,8 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from api_support import free_port
 from conftest import GREEDY, run_turn
+from serving import free_port
 
 from app.handlers import status_title
 from engine import Settings, build

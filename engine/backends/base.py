@@ -114,4 +114,10 @@ class Backend(Protocol):
         """Continue raw ``prompt`` text (no chat template); otherwise as ``stream_chat``."""
         ...
 
+    def settle(self, cache_key: str | None) -> int:
+        """After an answer, while the user reads it: make what the last turn left in the cache
+        reusable by the next turn of ``cache_key``'s conversation. Returns the tokens it
+        evaluated (0: nothing to do, or the backend keeps its own cache)."""
+        ...
+
     def close(self) -> None: ...

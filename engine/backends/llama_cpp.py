@@ -5,7 +5,7 @@ Streaming is our own loop over ``Llama.generate`` rather than
 ``create_chat_completion``: that one re-detokenizes the whole completion on every
 token (cost grows with the answer); here each token costs O(1) text work. Prompts
 are rendered with the GGUF's own chat template, and the KV cache of an unchanged
-prompt prefix is reused in a way that keeps answers deterministic (see ``reusable_prefix``).
+prompt prefix is reused in a way that keeps answers deterministic (see ``kv_reuse``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..types import Chunk, Message, TokenLogprob, Usage
 from .control_tokens import defuse
 from .gguf_files import bundled_model_path, check_gguf_file, resolve_model
 from .grammars import json_object_grammar, json_schema_grammar
-from .kv_snapshots import common_prefix
+from .kv_reuse import CleanPrefix
 from .limits import call_with_deadline
 from .llama_generate import AnswerText, sample, with_drafts
 from .llama_images import IMAGE_TURN_IGNORES, image_chunks, image_handler, image_payload
@@ -85,8 +85,7 @@ class LlamaCppBackend:
         self.ignored_settings: tuple[str, ...] = ()
         self._loaded: Llama | None = load_llama(llama_cpp, path, kwargs)  # None once closed
         self._lock = threading.Lock()
-        #: cache positions evaluated inside full n_batch chunks from 0: the only reusable ones
-        self._clean = 0
+        self._reuse = CleanPrefix()
         self._pieces: dict[int, bytes] = {}
         self._formatter, template_source = make_formatter(self._llm, settings.chat_template)
         self.info = describe(
@@ -203,11 +202,13 @@ class LlamaCppBackend:
                 yield Chunk(text="", finish_reason="cancelled", usage=Usage(prompt_tokens=len(prompt)))
                 return
             if self._kv is not None:  # this conversation's snapshot, when it reuses more
-                self._clean = self._kv.before_turn(self._llm, cache_key, prompt, clean=self._clean)
+                self._reuse.clean = self._kv.before_turn(
+                    self._llm, cache_key, prompt, clean=self._reuse.clean
+                )
             max_new = min(config.max_tokens, room)
             yield from self._generate(prompt, config, max_new, cancel, grammar, logprobs, trace)
             if self._kv is not None:
-                self._kv.after_turn(self._llm, cache_key, clean=self._clean)
+                self._kv.after_turn(self._llm, cache_key, clean=self._reuse.clean)
 
     def _generate(
         self,
@@ -220,7 +221,7 @@ class LlamaCppBackend:
         trace: TokenTrace | None = None,
     ) -> Iterator[Chunk]:
         llm = self._llm
-        cached = self._start_at(prompt)
+        cached = self._reuse.start_at(llm, prompt)
         seed = config.seed if config.seed >= 0 else random.randrange(2**31)
         llm.set_seed(seed)
         compiled = self._llama_cpp.LlamaGrammar.from_string(grammar, verbose=False) if grammar else None
@@ -248,7 +249,7 @@ class LlamaCppBackend:
             tokens.close()
             if custom is not None:
                 custom.close()  # a generation that never started leaves no override behind
-            self._clean = self._aligned(min(len(prompt), llm.n_tokens))
+            self._reuse.evaluated(llm, len(prompt))
         usage = Usage(
             prompt_tokens=len(prompt), completion_tokens=produced, cached_tokens=cached, n_ctx=self.info.n_ctx
         )
@@ -307,38 +308,9 @@ class LlamaCppBackend:
         n_vocab = self._llm.n_vocab()
         return [self._piece(t) if 0 <= t < n_vocab else b"" for t in tokens]
 
-    # KV-cache reuse. The same prompt must give the same logits whatever the cache holds
-    # (temperature 0 and a fixed seed promise the same answer), and llama.cpp's results
-    # depend in the last bits on how the tokens were split into batches. So a prompt is
-    # always evaluated in n_batch-sized chunks counted from position 0, and only positions
-    # that were evaluated inside such a full chunk ("clean") are reused. The partial last
-    # chunk of a prompt and generated tokens (evaluated one by one) are evaluated again.
-
-    def _aligned(self, n: int) -> int:
-        return n - n % self._llm.n_batch
-
     def reusable_prefix(self, prompt: Sequence[int]) -> int:
-        """How many leading tokens of ``prompt`` the KV cache holds, evaluated exactly as a
-        fresh evaluation would: a multiple of n_batch, and always short of the whole prompt
-        (the last chunk is evaluated again to give the logits of the next token)."""
-        llm = self._llm
-        shared = common_prefix(llm.input_ids[: min(llm.n_tokens, self._clean)], prompt)
-        reuse = self._aligned(shared)
-        if reuse >= len(prompt):
-            reuse = self._aligned(max(0, len(prompt) - 1))
-        return reuse
-
-    def _start_at(self, prompt: Sequence[int]) -> int:
-        """Cut the cache back to the reusable prefix of ``prompt``; returns its length."""
-        llm = self._llm
-        reuse = self.reusable_prefix(prompt)
-        self._clean = 0  # until this evaluation ends (an error may leave it half done)
-        if reuse > 0 and not llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
-            reuse = 0  # this model's memory cannot drop a tail (recurrent): start over
-        if reuse == 0:
-            llm.reset()
-        llm.n_tokens = reuse
-        return reuse
+        """How many leading tokens of ``prompt`` the KV cache may reuse (see kv_reuse)."""
+        return self._reuse.reusable(self._llm, prompt)
 
     def _stream_with_images(
         self,
@@ -356,8 +328,8 @@ class LlamaCppBackend:
         payload = image_payload(messages, images)
         with self._lock:
             if self._kv is not None:
-                self._kv.leave(self._llm, clean=self._clean)
-            self._clean = 0  # llama-cpp-python's own prefix reuse runs here: nothing is clean after it
+                self._kv.leave(self._llm, clean=self._reuse.clean)
+            self._reuse.clean = 0  # llama-cpp-python's own prefix reuse runs here: nothing is clean after it
             finish, produced = yield from image_chunks(self._live(), payload, config, cancel)
         usage = Usage(completion_tokens=produced, n_ctx=self.info.n_ctx)
         yield Chunk(text="", finish_reason=finish, usage=usage)
@@ -374,17 +346,29 @@ class LlamaCppBackend:
     def clear_cache(self) -> None:
         """Forget the KV cache (benchmarks compare against a cold prefix)."""
         with self._lock:
-            self._clean = 0
+            self._reuse.clean = 0
             llm = self._live()
             llm.reset()
             if self._kv is not None:
                 self._kv.forget_live()
             llm._ctx.kv_cache_clear() if hasattr(llm._ctx, "kv_cache_clear") else None
 
+    def settle(self, cache_key: str | None) -> int:
+        """Once an answer is done, while the user reads it: evaluate its tokens again in whole
+        n_batch chunks, so the next turn reuses them (see kv_reuse) and its snapshot keeps them."""
+        with self._lock:
+            llm = self._loaded
+            if llm is None or (self._kv is not None and self._kv.live_key != cache_key):
+                return 0  # unloaded, or another conversation holds the KV now
+            settled = self._reuse.settle(llm)
+            if settled and self._kv is not None:
+                self._kv.after_turn(llm, cache_key, clean=self._reuse.clean)
+            return settled
+
     def close(self) -> None:
         with self._lock:
             if self._kv is not None:
-                self._kv.close(self._loaded, clean=self._clean)
+                self._kv.close(self._loaded, clean=self._reuse.clean)
             llm, self._loaded = self._loaded, None
             if llm is not None:
                 llm.close()

@@ -312,6 +312,9 @@ class RemoteBackend:
             return f"The model server at {self.url} refused the key (HTTP {response.status_code}). Check --backend-key."
         return f"The model server at {self.url} refused the request (HTTP {response.status_code}): {detail}"
 
+    def settle(self, cache_key: str | None) -> int:
+        return 0  # the server keeps its own prompt cache
+
     def close(self) -> None:
         self._client.close()
 

@@ -28,6 +28,16 @@ DEFAULT_BLOCK_LIMIT = 2000
 
 @memory_migrations(name="0001_memory_tables")
 def _memory_tables(db: Database) -> None:
+    _blocks_table(db)
+    _archival_table(db)
+    _summaries_table(db)
+    _writes_table(db)
+
+
+# The tables of 0001, one function each (the migration above runs them in this order).
+
+
+def _blocks_table(db: Database) -> None:
     db.table("memory_blocks").create(
         {
             "id": str,  # label for global blocks, "<conversation_id>:<label>" for per-conversation ones
@@ -43,6 +53,9 @@ def _memory_tables(db: Database) -> None:
         pk="id",
     )
     db.table("memory_blocks").create_index(["conversation_id", "label"], unique=True)
+
+
+def _archival_table(db: Database) -> None:
     db.table("memory_archival").create(
         {
             "id": str,
@@ -57,6 +70,9 @@ def _memory_tables(db: Database) -> None:
         pk="id",
     )
     db.table("memory_archival").enable_fts(["text"], create_triggers=True, tokenize="porter")
+
+
+def _summaries_table(db: Database) -> None:
     db.table("memory_summaries").create(
         {
             "conversation_id": str,
@@ -67,6 +83,9 @@ def _memory_tables(db: Database) -> None:
         },
         pk="conversation_id",
     )
+
+
+def _writes_table(db: Database) -> None:
     db.table("memory_writes").create(
         {
             "id": str,

@@ -18,6 +18,16 @@ rag = Migrations("hearth.rag")
 
 @rag(name="0001_collections_documents_chunks")
 def _collections_documents_chunks(db: Database) -> None:
+    _collections_table(db)
+    _documents_table(db)
+    _chunks_table(db)
+    db.table("rag_collections").insert({"name": DEFAULT_COLLECTION, "created_at": now_iso(), "generation": 0})
+
+
+# The tables of 0001, one function each (the migration above runs them in this order).
+
+
+def _collections_table(db: Database) -> None:
     db.table("rag_collections").create(
         {
             "name": str,
@@ -29,6 +39,9 @@ def _collections_documents_chunks(db: Database) -> None:
         pk="name",
         defaults={"generation": 0},
     )
+
+
+def _documents_table(db: Database) -> None:
     db.table("rag_documents").create(
         {
             "id": str,  # derived from (collection, content hash): the same bytes get the same id
@@ -51,6 +64,9 @@ def _collections_documents_chunks(db: Database) -> None:
     )
     db.table("rag_documents").create_index(["collection", "source"], unique=True)
     db.table("rag_documents").create_index(["collection", "content_hash"], unique=True)
+
+
+def _chunks_table(db: Database) -> None:
     db.table("rag_chunks").create(
         {
             "id": str,
@@ -69,7 +85,6 @@ def _collections_documents_chunks(db: Database) -> None:
     )
     db.table("rag_chunks").create_index(["document_id", "seq"])
     db.table("rag_chunks").create_index(["collection"])
-    db.table("rag_collections").insert({"name": DEFAULT_COLLECTION, "created_at": now_iso(), "generation": 0})
 
 
 @rag(name="0002_embedding_cache")

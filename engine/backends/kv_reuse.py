@@ -1,0 +1,72 @@
+"""Which KV cache positions a prompt may reuse, so that greedy answers stay deterministic.
+
+The same prompt must give the same logits whatever the cache holds (temperature 0 and a
+fixed seed promise the same answer), and llama.cpp's results depend in the last bits on how
+the tokens were split into batches. So a prompt is always evaluated in n_batch-sized chunks
+counted from position 0, and only positions evaluated inside such a full chunk ("clean") are
+reused. The partial last chunk of a prompt, and generated tokens (decoded one by one), are
+evaluated again: by the next prompt, or earlier by ``settle`` once the answer is done.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from .kv_snapshots import common_prefix, reusable_prefix
+
+if TYPE_CHECKING:
+    from llama_cpp import Llama
+
+log = logging.getLogger(__name__)
+
+
+class CleanPrefix:
+    """How far the live KV cache is clean; the backend holds its lock around every call."""
+
+    def __init__(self) -> None:
+        #: cache positions evaluated inside full n_batch chunks from 0: the only reusable ones
+        self.clean = 0
+
+    def reusable(self, llm: Llama, prompt: Sequence[int]) -> int:
+        """How many leading tokens of ``prompt`` the cache holds, evaluated exactly as a fresh
+        evaluation would: a multiple of n_batch, and always short of the whole prompt (the last
+        chunk is evaluated again to give the logits of the next token)."""
+        common = common_prefix(llm.input_ids[: min(llm.n_tokens, self.clean)], prompt)
+        return reusable_prefix(common, self.clean, llm.n_batch, len(prompt))
+
+    def start_at(self, llm: Llama, prompt: Sequence[int]) -> int:
+        """Cut the cache back to the reusable prefix of ``prompt``; returns its length."""
+        reuse = self.reusable(llm, prompt)
+        self.clean = 0  # until this evaluation ends (an error may leave it half done)
+        if reuse > 0 and not llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
+            reuse = 0  # this model's memory cannot drop a tail (recurrent): start over
+        if reuse == 0:
+            llm.reset()
+        llm.n_tokens = reuse
+        return reuse
+
+    def evaluated(self, llm: Llama, prompt_len: int) -> None:
+        """A generation over a ``prompt_len``-token prompt ended: its whole chunks are clean."""
+        self.clean = _aligned(min(prompt_len, llm.n_tokens), llm.n_batch)
+
+    def settle(self, llm: Llama) -> int:
+        """Evaluate the generated tail again in whole chunks, so the next turn may reuse it;
+        returns how many tokens that took (0: nothing whole to settle)."""
+        start, end = self.clean, _aligned(llm.n_tokens, llm.n_batch)
+        if end <= start or not llm._ctx.kv_cache_seq_rm(-1, start, -1):
+            return 0
+        tokens = [int(t) for t in llm.input_ids[start:end]]
+        llm.n_tokens, self.clean = start, 0  # until the evaluation ends
+        try:
+            llm.eval(tokens)
+        except (RuntimeError, ValueError) as e:
+            log.warning("settling the cache failed: %s", e)
+            return 0
+        self.clean = end
+        return end - start
+
+
+def _aligned(n: int, n_batch: int) -> int:
+    return n - n % n_batch
