@@ -66,7 +66,9 @@ def watch(services: Services, paths: Sequence[Path], *, collection: str) -> int:
         already = watcher.find(folder)
         watched = watcher.add(folder, collection)
         watcher.prime(watched.folder)  # the ingest above has just handled everything there
-        verb = "Already watched" if already and already.collection == collection else "Added to the watched"
+        verb = (
+            "Already watched" if already and already.collection == collection else "Added to the watched list"
+        )
         print(f"{verb}: {watched.folder} -> {watched.collection}", file=sys.stderr)
     listed = ", ".join(f"{w.folder} -> {w.collection}" for w in watcher.folders())
     print(
