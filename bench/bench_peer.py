@@ -34,10 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from api_support import api_client  # noqa: E402
+from api_support import API_KEY  # noqa: E402
 from bench_api import Sample, api_timing, backend_timing  # noqa: E402
+
+PAUSE_S = 1.0  # between timed runs (see measure)
 from bench_speed import FREE, GROUNDED  # noqa: E402
-from serving import free_port  # noqa: E402
+from serving import free_port, served  # noqa: E402
 
 from engine import GenerationConfig, Settings, build  # noqa: E402
 from engine.backends.gguf_files import bundled_model_path  # noqa: E402
@@ -100,12 +102,21 @@ def compare(args: argparse.Namespace) -> None:
             peer_server = llama_server(
                 binary, bundled_model_path(), info.n_threads, info.n_threads_batch, info.n_ctx
             )
+            # Hearth's API as a user runs it: its own process (a client in the same process would
+            # share the GIL with the server's per-token work, which no real client does)
+            env = {"HEARTH_API_KEY": API_KEY, "HEARTH_MEMORY": "0", "HEARTH_N_CTX": str(info.n_ctx)}
+            env |= {
+                "HEARTH_N_THREADS": str(info.n_threads),
+                "HEARTH_N_THREADS_BATCH": str(info.n_threads_batch),
+            }
             with (
-                api_client(services) as (hearth, hearth_model),
+                served(Path(tmp) / "served", env=env) as hearth_url,
+                openai.OpenAI(base_url=f"{hearth_url}/v1", api_key=API_KEY) as hearth,
                 peer_server as peer_url,
                 openai.OpenAI(base_url=f"{peer_url}/v1", api_key="none") as peer,
             ):
                 peer_model = peer.models.list().data[0].id
+                hearth_model = hearth.models.list().data[0].id
                 paths = {
                     "engine": lambda p: engine_run(backend, p, args.max_tokens),
                     "api": lambda p: api_timing(hearth, hearth_model, p, args.max_tokens),
@@ -124,6 +135,9 @@ def measure(paths, prompts: list[str], runs: int) -> dict[str, list[Sample]]:
     for i in range(runs):
         for prompt in prompts:
             for name, run in paths.items():  # interleaved: noise hits every path alike
+                # a pause first: llama.cpp's OpenMP threads spin-wait a while after their last
+                # work, and on a small machine the previous path's spinning threads would slow this one
+                time.sleep(PAUSE_S)
                 results[name].append(run(f"Request {i + 1}. {prompt}"))
     return results
 

@@ -78,7 +78,10 @@ def test_ingest_killed_mid_file_resumes_without_redoing_finished_work(tmp_path):
     db = Settings(data_dir=data).db_path
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
     cmd = [sys.executable, str(ROOT / "run.py"), "--data-dir", str(data), "ingest", str(folder)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    # stderr to a file: progress lines could fill an unread pipe and block the ingest
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.DEVNULL, stderr=(tmp_path / "stderr.txt").open("w"), env=env, cwd=ROOT
+    )
     try:
         deadline = time.monotonic() + 400
         # the small files are committed, and at least one slice of the big file's vectors is cached

@@ -133,7 +133,9 @@ def test_cli_ingest_watch_follows_the_folder_until_ctrl_c(tmp_path):
     (folder / "ferry.txt").write_text(FERRY, encoding="utf-8")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
     cmd = [sys.executable, str(ROOT / "run.py"), "--data-dir", str(data), "ingest", "--watch", str(folder)]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    # stderr to a file: progress lines could fill an unread pipe and block the process
+    errors = (tmp_path / "stderr.txt").open("w")
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=errors, text=True, env=env, cwd=ROOT)
     try:
         lines = []
         for line in proc.stdout:  # type: ignore[union-attr]
@@ -149,10 +151,11 @@ def test_cli_ingest_watch_follows_the_folder_until_ctrl_c(tmp_path):
             if "removed" in seen and "owl.txt" in seen:
                 break
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=60) == 0, proc.stderr.read()  # type: ignore[union-attr]
+        assert proc.wait(timeout=60) == 0, (tmp_path / "stderr.txt").read_text()
     finally:
         if proc.poll() is None:
             proc.kill()
+        errors.close()
     assert "added: desk/owl.txt" in seen and "removed: desk/ferry.txt" in seen
     link = tmp_path / "desk-link"
     link.symlink_to(folder)
