@@ -86,26 +86,22 @@ def test_ctrl_c_stops_the_cli_ingest_cleanly_with_exit_code_130(tmp_path):
     db = Settings(data_dir=data).db_path
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
     cmd = [sys.executable, str(ROOT / "run.py"), "--data-dir", str(data), "ingest", str(folder)]
-    # a session of its own, so the signal goes to the whole group (the parser worker too), as from a terminal
-    proc = subprocess.Popen(
-        cmd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=ROOT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 400
-        while count(db, "rag_documents") < len(SMALL) and time.monotonic() < deadline:  # the notes are in
-            assert proc.poll() is None, "the ingest ended before it could be stopped"
-            time.sleep(0.05)
-        os.killpg(proc.pid, signal.SIGINT)
-        out, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    out_file, err_file = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    # a session of its own, so the signal goes to the whole group (the parser worker too), as from a
+    # terminal; output to files: progress lines could fill an unread pipe and block the ingest
+    with out_file.open("w") as out_fh, err_file.open("w") as err_fh:
+        proc = subprocess.Popen(cmd, stdout=out_fh, stderr=err_fh, env=env, cwd=ROOT, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 400
+            while count(db, "rag_documents") < len(SMALL) and time.monotonic() < deadline:  # the notes are in
+                assert proc.poll() is None, "the ingest ended before it could be stopped"
+                time.sleep(0.05)
+            os.killpg(proc.pid, signal.SIGINT)
+            proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    out, err = out_file.read_text(), err_file.read_text()
     assert proc.returncode == 130, err
     assert "Stopping after the file in progress" in err
     assert f"Stopped: {len(SMALL)} file(s) added; 1 not added" in err
