@@ -115,6 +115,9 @@ FREE = ["Write a short story about a cat who learns to fly.", "What are good hab
 
 
 def rate(backend, prompt: str, config: GenerationConfig) -> float:
+    # a pause first: llama.cpp's OpenMP threads spin-wait a while after their last work, and on
+    # a 2-core machine the previous run's spinning threads would slow this one down
+    time.sleep(1.0)
     backend.clear_cache()
     msgs = [
         Message(role="system", content="You are a helpful assistant."),
