@@ -102,9 +102,9 @@ def seeded_chat(services) -> str:
     return chat.id
 
 
-def timed_turn(services, conversation_id: str, text: str) -> tuple[float, Done]:
+def timed_turn(services, conversation_id: str | None, text: str, config=TURN) -> tuple[float, Done]:
     started, first, done = time.perf_counter(), None, None
-    for event in services.chat.stream_turn(conversation_id, text, TURN):
+    for event in services.chat.stream_turn(conversation_id, text, config):
         if isinstance(event, TextDelta) and first is None:
             first = time.perf_counter() - started
         elif isinstance(event, Done):

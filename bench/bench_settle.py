@@ -15,13 +15,15 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_memory import timed_turn  # noqa: E402  (each turn's upkeep finishes outside its timing)
+
 from engine import GenerationConfig, Settings, build  # noqa: E402
-from engine.types import Done, TextDelta  # noqa: E402
 
 QUESTIONS = [
     "Write a detailed story about a lighthouse keeper and a storm.",
@@ -33,18 +35,6 @@ QUESTIONS = [
     "List ten things the keeper keeps in his pocket, with a sentence each.",
     "Explain how a lighthouse lamp works, step by step.",
 ]
-
-
-def timed_turn(services, conversation_id: str | None, text: str, config: GenerationConfig):
-    services.chat.wait_for_upkeep()  # the user reads the previous answer: settling is done by now
-    started, first, done = time.perf_counter(), None, None
-    for event in services.chat.stream_turn(conversation_id, text, config):
-        if isinstance(event, TextDelta) and first is None:
-            first = time.perf_counter() - started
-        elif isinstance(event, Done):
-            done = event
-    assert done is not None
-    return (first if first is not None else time.perf_counter() - started), done
 
 
 def main() -> int:

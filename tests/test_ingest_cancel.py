@@ -9,13 +9,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from test_rag_resume import SMALL, count, write_folder
+from test_rag_resume import SMALL, cli_ingest, count, write_folder
 
 from engine import Settings, build
 from engine.library import STOPPED
@@ -84,8 +83,7 @@ def test_ctrl_c_stops_the_cli_ingest_cleanly_with_exit_code_130(tmp_path):
     folder, data = tmp_path / "folder", tmp_path / "data"
     write_folder(folder, big_pages=12)
     db = Settings(data_dir=data).db_path
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
-    cmd = [sys.executable, str(ROOT / "run.py"), "--data-dir", str(data), "ingest", str(folder)]
+    cmd, env = cli_ingest(data, folder)
     out_file, err_file = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
     # a session of its own, so the signal goes to the whole group (the parser worker too), as from a
     # terminal; output to files: progress lines could fill an unread pipe and block the ingest

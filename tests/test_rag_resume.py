@@ -39,6 +39,12 @@ def write_folder(folder: Path, *, big_pages: int) -> None:
     )
 
 
+def cli_ingest(data: Path, folder: Path) -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of ``run.py ingest FOLDER`` in a child process (offline)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
+    return [sys.executable, str(ROOT / "run.py"), "--data-dir", str(data), "ingest", str(folder)], env
+
+
 def count(db: Path, table: str) -> int:
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
@@ -76,8 +82,7 @@ def test_ingest_killed_mid_file_resumes_without_redoing_finished_work(tmp_path):
     folder, data = tmp_path / "folder", tmp_path / "data"
     write_folder(folder, big_pages=10)
     db = Settings(data_dir=data).db_path
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "ANONYMIZED_TELEMETRY": "False"}
-    cmd = [sys.executable, str(ROOT / "run.py"), "--data-dir", str(data), "ingest", str(folder)]
+    cmd, env = cli_ingest(data, folder)
     # stderr to a file: progress lines could fill an unread pipe and block the ingest
     proc = subprocess.Popen(
         cmd, stdout=subprocess.DEVNULL, stderr=(tmp_path / "stderr.txt").open("w"), env=env, cwd=ROOT
