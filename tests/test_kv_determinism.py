@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 
 from engine import GenerationConfig, Settings, build
+from engine.backends.kv_snapshots import common_prefix
 from engine.types import Message
 
 GREEDY = GenerationConfig(temperature=0.0, max_tokens=48)
@@ -101,3 +102,23 @@ def test_settling_an_answer_lets_the_next_turn_reuse_it_and_answer_as_a_fresh_pr
         assert settled > 0 and unsettled_reuse <= prompt_tokens < cached
     else:  # nothing whole to settle at n_batch=512
         assert settled == 0 and cached == unsettled_reuse
+
+
+def test_a_short_shared_system_prompt_is_reused_and_answers_stay_those_of_a_fresh_prompt(tmp_path):
+    # prompts shorter than one n_batch chunk: the head chunks (a quarter of n_batch) still reuse
+    # the shared system prompt, which a llama.cpp server reuses too
+    services = build(Settings(data_dir=tmp_path / "data", n_ctx=2048, n_batch=64, memory=False))
+    backend = services.models.backend
+    try:
+        first, question = (Message(role="user", content=f"Name three {w}.") for w in ("rivers", "mountains"))
+        shared = common_prefix(backend.render([SYSTEM, first]), backend.render([SYSTEM, question]))
+        assert 16 <= shared and backend.count_prompt_tokens([SYSTEM, question]) < 64  # under one chunk
+        backend.clear_cache()
+        _answer(backend, first)
+        warm, cached = _answer(backend, question)
+        backend.clear_cache()
+        cold, cold_cached = _answer(backend, question)
+        assert warm == cold and warm.strip() and cold_cached == 0
+        assert cached == shared // 16 * 16 > 0
+    finally:
+        services.close()

@@ -6,9 +6,9 @@ ever used by a backend whose *fingerprint* matches (model file, n_ctx, n_batch, 
 types, chat template, llama.cpp build): anything else is a miss, never a wrong answer.
 
 Determinism rule shared with the prefix cache (see ``reusable_prefix``): KV positions
-evaluated as part of full n_batch chunks aligned on n_batch hold the same numbers however
-the conversation got there; each snapshot records that *clean boundary*, and a greedy turn
-reuses only ``min(common prefix, clean boundary)`` rounded down to n_batch.
+evaluated as part of whole chunks at the shared boundaries (``boundary``) hold the same numbers
+however the conversation got there; each snapshot records that *clean boundary*, and a greedy
+turn reuses only ``min(common prefix, clean boundary)`` rounded down to a boundary.
 
 Disk files: ``MAGIC | u32 header length | JSON header | int32 tokens | state bytes``,
 written as temp file + fsync + rename, mode 0600. A file that is truncated, corrupt
@@ -77,14 +77,30 @@ def common_prefix(a: Iterable[int], b: Iterable[int]) -> int:
     return n
 
 
+#: names the chunk boundaries below; snapshots taken under another schedule are misses
+CHUNK_SCHEDULE = "quarter-head-v1"
+
+
+def head_chunk(n_batch: int) -> int:
+    """The chunk size of a prompt's first n_batch tokens: a quarter of n_batch, so a short shared
+    prefix (a system prompt) is reusable too, while longer prompts keep full batches."""
+    return max(1, n_batch // 4)
+
+
+def boundary(n: int, n_batch: int) -> int:
+    """The last chunk boundary at or before position ``n``: chunks of ``head_chunk`` up to
+    n_batch, then of n_batch. Every evaluation splits a prompt at these same boundaries."""
+    step = n_batch if n >= n_batch else head_chunk(n_batch)
+    return max(0, n) // step * step
+
+
 def reusable_prefix(common: int, clean: int, n_batch: int, prompt_len: int) -> int:
-    """Positions a greedy turn may keep: clean, shared with the prompt, n_batch-aligned.
+    """Positions a greedy turn may keep: clean, shared with the prompt, at a chunk boundary.
 
     At least one prompt token is always left to evaluate (the logits of the last prompt
     token must come from a live decode), so the result stays below ``prompt_len``.
     """
-    limit = min(common, clean, prompt_len - 1)
-    return max(0, limit) // n_batch * n_batch
+    return boundary(min(common, clean, prompt_len - 1), n_batch)
 
 
 def default_budgets(data_dir: Path) -> tuple[int, int]:

@@ -222,6 +222,10 @@ class LlamaCppBackend:
     ) -> Iterator[Chunk]:
         llm = self._llm
         cached = self._reuse.start_at(llm, prompt)
+        try:
+            start = self._reuse.head(llm, prompt, cached)
+        except (RuntimeError, ValueError) as e:
+            raise GenerationError(f"llama.cpp failed while reading the prompt: {e}") from e
         seed = config.seed if config.seed >= 0 else random.randrange(2**31)
         llm.set_seed(seed)
         compiled = self._llama_cpp.LlamaGrammar.from_string(grammar, verbose=False) if grammar else None
@@ -232,7 +236,7 @@ class LlamaCppBackend:
             if config.uses_extra_samplers()
             else None
         )
-        tokens = sample(llm, prompt[cached:], config, compiled)
+        tokens = sample(llm, prompt[start:], config, compiled)
         if trace is not None and self._prompt_lookup and config.temperature != 0:
             trace = None  # drafting keeps its speed; such answers have no next-token data
         # drafted tokens are scored in batches: no per-token logits to read

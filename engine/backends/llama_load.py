@@ -17,7 +17,7 @@ from .base import ModelInfo
 from .draft_model import DraftModel
 from .gguf_files import check_gguf_file, resolve_model
 from .kv_hook import ConversationKv
-from .kv_snapshots import KvSnapshotStore, default_budgets, fingerprint, template_hash
+from .kv_snapshots import CHUNK_SCHEDULE, KvSnapshotStore, default_budgets, fingerprint, template_hash
 from .limits import available_memory, fit_context, kv_bytes_per_token
 from .threads import ThreadPlan
 
@@ -215,6 +215,7 @@ def conversation_kv(
         "mtime_ns": stat.st_mtime_ns,
         "n_ctx": llm.n_ctx(),
         "n_batch": llm.n_batch,
+        "chunks": CHUNK_SCHEDULE,  # how prompts are split into batches (what "clean" means)
         "type_k": settings.type_k,
         "type_v": settings.type_v,
         "flash_attn": settings.flash_attn,
