@@ -76,7 +76,8 @@ def build_documents_panel(services: Services) -> None:
     s = services
     gr.Markdown(
         "Add files, then ask about them in Chat: answers cite the passages they use. "
-        "PDF, DOCX, HTML, Markdown, text, CSV, JSON and source code; images go to Images."
+        "PDF, Word (.docx), OpenDocument text (.odt), PowerPoint (.pptx), Excel (.xlsx), EPUB, HTML, "
+        "Markdown, notebooks (.ipynb), text, CSV, JSON and source code; images go to Images."
     )
     top = _collection_row(s)
     adding = _add_files()
