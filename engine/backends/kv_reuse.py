@@ -30,6 +30,9 @@ class CleanPrefix:
     def __init__(self) -> None:
         #: cache positions evaluated inside whole chunks from 0: the only reusable ones
         self.clean = 0
+        #: whether the cache past ``clean`` holds our own generation's prompt and answer tokens
+        #: (after an image turn or a cleared cache it does not: nothing to settle)
+        self.settleable = False
 
     def reusable(self, llm: Llama, prompt: Sequence[int]) -> int:
         """How many leading tokens of ``prompt`` the cache holds, evaluated exactly as a fresh
@@ -41,7 +44,7 @@ class CleanPrefix:
     def start_at(self, llm: Llama, prompt: Sequence[int]) -> int:
         """Cut the cache back to the reusable prefix of ``prompt``; returns its length."""
         reuse = self.reusable(llm, prompt)
-        self.clean = 0  # until this evaluation ends (an error may leave it half done)
+        self.clean, self.settleable = 0, False  # until this evaluation ends (an error may leave it half done)
         if reuse > 0 and not llm._ctx.kv_cache_seq_rm(-1, reuse, -1):
             reuse = 0  # this model's memory cannot drop a tail (recurrent): start over
         if reuse == 0:
@@ -59,13 +62,19 @@ class CleanPrefix:
     def evaluated(self, llm: Llama, prompt_len: int) -> None:
         """A generation over a ``prompt_len``-token prompt ended: its whole chunks are clean."""
         self.clean = boundary(min(prompt_len, llm.n_tokens), llm.n_batch)
+        self.settleable = True
+
+    def forget(self) -> None:
+        """Something else filled the cache (an image turn, a reset): nothing in it is clean."""
+        self.clean, self.settleable = 0, False
 
     def settle(self, llm: Llama) -> int:
         """Evaluate the generated tail again in whole chunks, so the next turn may reuse it;
         returns how many tokens that took (0: nothing whole to settle)."""
         start, end = self.clean, boundary(llm.n_tokens, llm.n_batch)
-        if end <= start or not llm._ctx.kv_cache_seq_rm(-1, start, -1):
+        if not self.settleable or end <= start or not llm._ctx.kv_cache_seq_rm(-1, start, -1):
             return 0
+        self.settleable = False
         tokens = [int(t) for t in llm.input_ids[:end]]
         llm.n_tokens, self.clean = start, 0  # until the evaluation ends
         try:

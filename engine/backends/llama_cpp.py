@@ -333,7 +333,7 @@ class LlamaCppBackend:
         with self._lock:
             if self._kv is not None:
                 self._kv.leave(self._llm, clean=self._reuse.clean)
-            self._reuse.clean = 0  # llama-cpp-python's own prefix reuse runs here: nothing is clean after it
+            self._reuse.forget()  # llama-cpp-python's own prefix reuse runs here: nothing is clean after it
             finish, produced = yield from image_chunks(self._live(), payload, config, cancel)
         usage = Usage(completion_tokens=produced, n_ctx=self.info.n_ctx)
         yield Chunk(text="", finish_reason=finish, usage=usage)
@@ -350,7 +350,7 @@ class LlamaCppBackend:
     def clear_cache(self) -> None:
         """Forget the KV cache (benchmarks compare against a cold prefix)."""
         with self._lock:
-            self._reuse.clean = 0
+            self._reuse.forget()
             llm = self._live()
             llm.reset()
             if self._kv is not None:
