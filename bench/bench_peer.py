@@ -36,9 +36,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from api_support import API_KEY  # noqa: E402
 from bench_api import Sample, api_timing, backend_timing  # noqa: E402
-
-PAUSE_S = 1.0  # between timed runs (see measure)
-from bench_speed import FREE, GROUNDED  # noqa: E402
+from bench_speed import FREE, GROUNDED, pause_between_runs  # noqa: E402
 from serving import free_port, served  # noqa: E402
 
 from engine import GenerationConfig, Settings, build  # noqa: E402
@@ -135,9 +133,7 @@ def measure(paths, prompts: list[str], runs: int) -> dict[str, list[Sample]]:
     for i in range(runs):
         for prompt in prompts:
             for name, run in paths.items():  # interleaved: noise hits every path alike
-                # a pause first: llama.cpp's OpenMP threads spin-wait a while after their last
-                # work, and on a small machine the previous path's spinning threads would slow this one
-                time.sleep(PAUSE_S)
+                pause_between_runs()
                 results[name].append(run(f"Request {i + 1}. {prompt}"))
     return results
 

@@ -114,10 +114,14 @@ GROUNDED = [
 FREE = ["Write a short story about a cat who learns to fly.", "What are good habits for sleeping well?"]
 
 
-def rate(backend, prompt: str, config: GenerationConfig) -> float:
-    # a pause first: llama.cpp's OpenMP threads spin-wait a while after their last work, and on
-    # a 2-core machine the previous run's spinning threads would slow this one down
+def pause_between_runs() -> None:
+    """Before each timed run: llama.cpp's OpenMP threads spin-wait a while after their last work,
+    and on a 2-core machine the previous run's spinning threads would slow the next one down."""
     time.sleep(1.0)
+
+
+def rate(backend, prompt: str, config: GenerationConfig) -> float:
+    pause_between_runs()
     backend.clear_cache()
     msgs = [
         Message(role="system", content="You are a helpful assistant."),

@@ -57,7 +57,7 @@ class CleanPrefix:
         llama-cpp-python's own evaluation splits only by n_batch; returns where it should go on.
         The last prompt token is always left to it (its logits come from that decode)."""
         stop = min(llm.n_batch, boundary(len(prompt) - 1, llm.n_batch))
-        return _evaluate(llm, list(prompt), start, stop) if start < stop else start
+        return _evaluate(llm, prompt, start, stop) if start < stop else start
 
     def evaluated(self, llm: Llama, prompt_len: int) -> None:
         """A generation over a ``prompt_len``-token prompt ended: its whole chunks are clean."""
@@ -75,7 +75,7 @@ class CleanPrefix:
         if not self.settleable or end <= start or not llm._ctx.kv_cache_seq_rm(-1, start, -1):
             return 0
         self.settleable = False
-        tokens = [int(t) for t in llm.input_ids[:end]]
+        tokens = llm.input_ids[:end].tolist()  # a copy: evaluating writes input_ids
         llm.n_tokens, self.clean = start, 0  # until the evaluation ends
         try:
             _evaluate(llm, tokens, start, end)
@@ -86,7 +86,7 @@ class CleanPrefix:
         return end - start
 
 
-def _evaluate(llm: Llama, tokens: list[int], start: int, stop: int) -> int:
+def _evaluate(llm: Llama, tokens: Sequence[int], start: int, stop: int) -> int:
     """Evaluate ``tokens[start:stop]`` chunk by chunk at the shared boundaries (``start`` is one)."""
     n_batch = llm.n_batch
     position = start
