@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_api import SYSTEM  # noqa: E402
+from bench_api import SYSTEM, stream_answer  # noqa: E402
 from bench_peer import both_servers  # noqa: E402
 from bench_speed import pause_between_runs  # noqa: E402
 
@@ -53,28 +53,10 @@ def opening(name: str, chars: int) -> list[dict]:
 
 
 def ask(client, model: str, history: list[dict], max_tokens: int) -> tuple[Turn, str]:
-    start = time.perf_counter()
-    stamps: list[float] = []
-    parts: list[str] = []
-    tokens = 0
-    stream = client.chat.completions.create(
-        model=model,
-        messages=history,
-        max_tokens=max_tokens,
-        temperature=0.0,
-        stream=True,
-        stream_options={"include_usage": True},
-    )
-    for chunk in stream:
-        if chunk.choices and chunk.choices[0].delta.content:
-            stamps.append(time.perf_counter())
-            parts.append(chunk.choices[0].delta.content)
-        if chunk.usage:
-            tokens = chunk.usage.completion_tokens
+    start, stamps, tokens, text = stream_answer(client, model, history, max_tokens)
     end = time.perf_counter()
-    tokens = tokens or len(stamps)
     rate = (tokens - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
-    return (stamps[0] - start if stamps else end - start, rate, end - start), "".join(parts)
+    return (stamps[0] - start if stamps else end - start, rate, end - start), text
 
 
 def run(args: argparse.Namespace) -> dict[str, dict[str, list[Turn]]]:
