@@ -62,10 +62,12 @@ def test_a_follow_up_turn_reuses_the_prefix_and_answers_as_a_fresh_prompt_would(
     cold, cold_cached = _answer(backend, *follow_up)
     assert warm == cold
     assert cold_cached == 0
-    n_batch = backend._llm.n_batch
-    # reuse stays: every full n_batch chunk of the earlier prompt is kept (none at n_batch=512)
-    assert cached % n_batch == 0
-    assert cached > 0 or backend.count_prompt_tokens([SYSTEM, first]) < n_batch
+    n_batch, earlier = backend._llm.n_batch, backend.count_prompt_tokens([SYSTEM, first])
+    if backend._reuse.rule.any_batch:  # every batch-evaluated position: the whole earlier prompt
+        assert cached == earlier
+    else:  # every full n_batch chunk of the earlier prompt is kept (none at n_batch=512)
+        assert cached % n_batch == 0
+        assert cached > 0 or earlier < n_batch
 
 
 def test_a_fixed_seed_reproduces_a_sampled_answer_with_the_prompt_cached(backend):
@@ -97,16 +99,19 @@ def test_settling_an_answer_lets_the_next_turn_reuse_it_and_answer_as_a_fresh_pr
     cold, _ = _answer(backend, *follow_up)
     assert warm == cold and warm.strip()
     n_batch = backend._llm.n_batch
-    assert settled % n_batch == 0
-    if n_batch < 160:  # the answer filled whole chunks: they are reused now, not only the prompt's
+    if backend._reuse.rule.any_batch:  # the whole answer is settled and reused
+        assert settled > 0 and unsettled_reuse <= prompt_tokens < prompt_tokens + settled <= cached
+    elif n_batch < 160:  # the answer filled whole chunks: they are reused now, not only the prompt's
+        assert settled % n_batch == 0
         assert settled > 0 and unsettled_reuse <= prompt_tokens < cached
     else:  # nothing whole to settle at n_batch=512
         assert settled == 0 and cached == unsettled_reuse
 
 
 def test_a_short_shared_system_prompt_is_reused_and_answers_stay_those_of_a_fresh_prompt(tmp_path):
-    # prompts shorter than one n_batch chunk: the head chunks (a quarter of n_batch) still reuse
-    # the shared system prompt, which a llama.cpp server reuses too
+    # prompts shorter than one n_batch chunk: the shared system prompt is still reused (all of it
+    # where any batch is clean, else the head chunks of a quarter of n_batch), as a llama.cpp
+    # server reuses it too
     services = build(Settings(data_dir=tmp_path / "data", n_ctx=2048, n_batch=64, memory=False))
     backend = services.models.backend
     try:
@@ -119,6 +124,7 @@ def test_a_short_shared_system_prompt_is_reused_and_answers_stay_those_of_a_fres
         backend.clear_cache()
         cold, cold_cached = _answer(backend, question)
         assert warm == cold and warm.strip() and cold_cached == 0
-        assert cached == shared // 16 * 16 > 0
+        rule = backend._reuse.rule
+        assert cached == (shared if rule.any_batch else shared // 16 * 16) > 0
     finally:
         services.close()

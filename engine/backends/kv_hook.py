@@ -3,7 +3,7 @@
 The backend calls ``before_turn`` (under its lock, before generating) and ``after_turn``
 (after the answer). ``before_turn`` keeps the conversation the live KV holds, restores
 the snapshot of the one the turn is for when that reuses more, and applies the
-clean-boundary rule of greedy turns (see kv_snapshots.reusable_prefix). The llama_cpp
+clean-prefix rule of greedy turns (see kv_snapshots.ChunkRule). The llama_cpp
 module is passed in, so this module imports no heavy library.
 """
 
@@ -14,7 +14,7 @@ import logging
 from array import array
 from typing import TYPE_CHECKING
 
-from .kv_snapshots import KvSnapshotStore, Snapshot, common_prefix, reusable_prefix
+from .kv_snapshots import ChunkRule, KvSnapshotStore, Snapshot, common_prefix
 
 if TYPE_CHECKING:
     from types import ModuleType
@@ -29,10 +29,10 @@ SEQ = 0  # llama-cpp-python keeps the conversation in sequence 0
 class ConversationKv:
     """Which conversation the live KV cells belong to, how far they are clean, and its snapshots."""
 
-    def __init__(self, llama_cpp: ModuleType, store: KvSnapshotStore, n_batch: int):
+    def __init__(self, llama_cpp: ModuleType, store: KvSnapshotStore, rule: ChunkRule):
         self._lc = llama_cpp
         self.store = store
-        self.n_batch = n_batch
+        self.rule = rule
         #: conversation whose tokens the live KV holds (None: an unkeyed call, or nothing)
         self.live_key: str | None = None
         #: whether the store already holds the live KV as it is now
@@ -42,17 +42,17 @@ class ConversationKv:
 
     def before_turn(self, llm: Llama, key: str | None, prompt: list[int], *, clean: int) -> int:
         """Restore ``key``'s snapshot when it lets more of ``prompt`` be reused than the live KV
-        (``clean``: how far the live KV was evaluated in full, aligned n_batch chunks); returns
+        (``clean``: how far the live KV holds what a fresh evaluation would); returns
         that boundary for what the KV holds now. The backend then cuts to the reusable prefix."""
         if self.live_key is not None and self.live_key != key and not self.saved:
             self.capture(llm, self.live_key, clean=clean)  # switching away: keep what the live KV holds
-        n_prompt, nb = len(prompt), self.n_batch
+        n_prompt, rule = len(prompt), self.rule
         live_common = common_prefix(llm.input_ids[: llm.n_tokens], prompt)
-        reuse = reusable_prefix(live_common, clean, nb, n_prompt)
+        reuse = rule.reusable(live_common, clean, n_prompt)
         self.last_source = "live" if reuse else "fresh"
         snap = self.store.get(key) if key is not None and key != self.live_key else None
         if snap is not None:
-            snap_reuse = reusable_prefix(common_prefix(snap.tokens, prompt), snap.clean, nb, n_prompt)
+            snap_reuse = rule.reusable(common_prefix(snap.tokens, prompt), snap.clean, n_prompt)
             if snap_reuse > reuse:
                 restored = self._restore(llm, snap)
                 clean = snap.clean if restored else 0

@@ -1,13 +1,15 @@
 """Which KV cache positions a prompt may reuse, so that greedy answers stay deterministic.
 
 The same prompt must give the same logits whatever the cache holds (temperature 0 and a
-fixed seed promise the same answer), and llama.cpp's results depend in the last bits on how
-the tokens were split into batches. So every evaluation splits a prompt at the same chunk
-boundaries counted from position 0 (kv_snapshots.boundary: quarter-size chunks up to n_batch,
-so a short shared system prompt is reusable, then n_batch chunks), and only positions
-evaluated inside such a whole chunk ("clean") are reused. The partial last chunk of a prompt,
-and generated tokens (decoded one by one), are evaluated again: by the next prompt, or
-earlier by ``settle`` once the answer is done.
+fixed seed promise the same answer), and llama.cpp's results can depend in the last bits on
+how the tokens were split into batches. Where they do not (kv_snapshots.ChunkRule.any_batch,
+probed at load: only one-token decodes differ), every position evaluated in a batch of two
+or more is clean and reused, and no batch of one is ever made of a prompt. Elsewhere every
+evaluation splits a prompt at the same chunk boundaries counted from position 0
+(kv_snapshots.boundary: quarter-size chunks up to n_batch, so a short shared system prompt is
+reusable, then n_batch chunks), and only positions evaluated inside such a whole chunk are
+reused. Either way, generated tokens (decoded one by one) are evaluated again: by the next
+prompt, or earlier by ``settle`` once the answer is done.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .kv_snapshots import boundary, common_prefix, head_chunk, reusable_prefix
+from .kv_snapshots import ChunkRule, common_prefix, head_chunk
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -27,8 +29,9 @@ log = logging.getLogger(__name__)
 class CleanPrefix:
     """How far the live KV cache is clean; the backend holds its lock around every call."""
 
-    def __init__(self) -> None:
-        #: cache positions evaluated inside whole chunks from 0: the only reusable ones
+    def __init__(self, rule: ChunkRule) -> None:
+        self.rule = rule
+        #: cache positions from 0 evaluated as a fresh evaluation would: the only reusable ones
         self.clean = 0
         #: whether the cache past ``clean`` holds our own generation's prompt and answer tokens
         #: (after an image turn or a cleared cache it does not: nothing to settle)
@@ -36,10 +39,10 @@ class CleanPrefix:
 
     def reusable(self, llm: Llama, prompt: Sequence[int]) -> int:
         """How many leading tokens of ``prompt`` the cache holds, evaluated exactly as a fresh
-        evaluation would: at a chunk boundary, and always short of the whole prompt (the last
-        chunk is evaluated again to give the logits of the next token)."""
+        evaluation would, and always short of the whole prompt (its end is evaluated again to
+        give the logits of the next token)."""
         common = common_prefix(llm.input_ids[: min(llm.n_tokens, self.clean)], prompt)
-        return reusable_prefix(common, self.clean, llm.n_batch, len(prompt))
+        return self.rule.reusable(common, self.clean, len(prompt))
 
     def start_at(self, llm: Llama, prompt: Sequence[int]) -> int:
         """Cut the cache back to the reusable prefix of ``prompt``; returns its length."""
@@ -53,15 +56,21 @@ class CleanPrefix:
         return reuse
 
     def head(self, llm: Llama, prompt: Sequence[int], start: int) -> int:
-        """Evaluate the prompt's head chunks (those before position n_batch) from ``start``, as
-        llama-cpp-python's own evaluation splits only by n_batch; returns where it should go on.
-        The last prompt token is always left to it (its logits come from that decode)."""
-        stop = min(llm.n_batch, boundary(len(prompt) - 1, llm.n_batch))
-        return _evaluate(llm, prompt, start, stop) if start < stop else start
+        """Evaluate the part of the prompt from ``start`` that llama-cpp-python's own evaluation
+        would not split as the rule needs; returns where it should go on. It splits only by
+        n_batch, so the fixed rule's head chunks (before position n_batch) are evaluated here;
+        under ``any_batch`` all but the last two tokens are, in batches of two or more. The last
+        prompt token is always left to it (its logits come from that decode)."""
+        if self.rule.any_batch:
+            stop = len(prompt) - 2
+            return _evaluate(llm, prompt, start, stop, self.rule) if stop - start >= 2 else start
+        stop = min(llm.n_batch, self.rule.boundary(len(prompt) - 1))
+        return _evaluate(llm, prompt, start, stop, self.rule) if start < stop else start
 
     def evaluated(self, llm: Llama, prompt_len: int) -> None:
-        """A generation over a ``prompt_len``-token prompt ended: its whole chunks are clean."""
-        self.clean = boundary(min(prompt_len, llm.n_tokens), llm.n_batch)
+        """A generation over a ``prompt_len``-token prompt ended: its prompt (under ``any_batch``)
+        or the prompt's whole chunks are clean."""
+        self.clean = self.rule.boundary(min(prompt_len, llm.n_tokens))
         self.settleable = True
 
     def forget(self) -> None:
@@ -69,16 +78,18 @@ class CleanPrefix:
         self.clean, self.settleable = 0, False
 
     def settle(self, llm: Llama) -> int:
-        """Evaluate the generated tail again in whole chunks, so the next turn may reuse it;
-        returns how many tokens that took (0: nothing whole to settle)."""
-        start, end = self.clean, boundary(llm.n_tokens, llm.n_batch)
+        """Evaluate the generated tail again in batches (in whole chunks under the fixed rule), so
+        the next turn may reuse it; returns how many tokens that took (0: nothing to settle)."""
+        start, end = self.clean, self.rule.boundary(llm.n_tokens)
+        if self.rule.any_batch and end - start == 1 and start > 0:
+            start -= 1  # never a batch of one: the last clean position is evaluated again with it
         if not self.settleable or end <= start or not llm._ctx.kv_cache_seq_rm(-1, start, -1):
             return 0
         self.settleable = False
         tokens = llm.input_ids[:end].tolist()  # a copy: evaluating writes input_ids
         llm.n_tokens, self.clean = start, 0  # until the evaluation ends
         try:
-            _evaluate(llm, tokens, start, end)
+            _evaluate(llm, tokens, start, end, self.rule)
         except (RuntimeError, ValueError) as e:
             log.warning("settling the cache failed: %s", e)
             return 0
@@ -86,8 +97,15 @@ class CleanPrefix:
         return end - start
 
 
-def _evaluate(llm: Llama, tokens: Sequence[int], start: int, stop: int) -> int:
-    """Evaluate ``tokens[start:stop]`` chunk by chunk at the shared boundaries (``start`` is one)."""
+def _evaluate(llm: Llama, tokens: Sequence[int], start: int, stop: int, rule: ChunkRule) -> int:
+    """Evaluate ``tokens[start:stop]`` as the rule needs: in batches of two or more tokens
+    (``any_batch``), or chunk by chunk at the shared boundaries (``start`` is one)."""
+    if rule.any_batch:
+        position = start
+        for size in rule.sizes(stop - start):
+            llm.eval(tokens[position : position + size])
+            position += size
+        return stop
     n_batch = llm.n_batch
     position = start
     while position < min(stop, n_batch):  # head chunks, one decode each

@@ -106,6 +106,52 @@ def reusable_prefix(common: int, clean: int, n_batch: int, prompt_len: int) -> i
     return boundary(min(common, clean, prompt_len - 1), n_batch)
 
 
+@dataclass(frozen=True)
+class ChunkRule:
+    """Which KV positions are clean (hold exactly what a fresh evaluation would), and how
+    prompts are split into batches so that stays true.
+
+    ``any_batch`` is what llama.cpp's CPU kernels give on most machines (probed at load,
+    llama_load.batch_invariant): every position evaluated inside a batch of two or more tokens
+    gets the same bits however the batches were cut; only one-token decodes (generated
+    tokens) differ. Then every batch-evaluated position is clean and reusable. Otherwise (a
+    GPU, another kernel) only whole chunks at the shared boundaries are (``boundary``).
+    """
+
+    n_batch: int
+    any_batch: bool = False
+
+    @property
+    def name(self) -> str:
+        """For the snapshot fingerprint: a snapshot's ``clean`` means something else under the other rule."""
+        return "any-batch-v1" if self.any_batch else CHUNK_SCHEDULE
+
+    def boundary(self, n: int) -> int:
+        """How far a cache evaluated in batches up to position ``n`` is clean."""
+        if self.any_batch:
+            return n if n >= 2 else 0
+        return boundary(n, self.n_batch)
+
+    def reusable(self, common: int, clean: int, prompt_len: int) -> int:
+        """Positions a turn may keep: clean and shared with the prompt. At least one prompt token
+        (two under ``any_batch``: never a one-token batch) is left to evaluate, as the logits of
+        the last prompt token must come from a live decode."""
+        if self.any_batch:
+            return max(0, min(common, clean, prompt_len - 2))
+        return reusable_prefix(common, clean, self.n_batch, prompt_len)
+
+    def sizes(self, n: int) -> list[int]:
+        """Batch sizes for ``n`` tokens under ``any_batch``: at most n_batch each, none of one."""
+        out: list[int] = []
+        while n > 0:
+            size = min(self.n_batch, n)
+            if n - size == 1:
+                size -= 1  # leave two for the last batch
+            out.append(size)
+            n -= size
+        return out
+
+
 def default_budgets(data_dir: Path) -> tuple[int, int]:
     """(RAM bytes, disk bytes): 5% of physical memory (64 MB..2 GB), 5% of free disk (256 MB..4 GB)."""
     try:

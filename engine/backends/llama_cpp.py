@@ -24,11 +24,13 @@ from .control_tokens import defuse
 from .gguf_files import bundled_model_path, check_gguf_file, resolve_model
 from .grammars import json_object_grammar, json_schema_grammar
 from .kv_reuse import CleanPrefix
+from .kv_snapshots import ChunkRule
 from .limits import call_with_deadline
 from .llama_generate import AnswerText, sample, with_drafts
 from .llama_images import IMAGE_TURN_IGNORES, image_chunks, image_handler, image_payload
 from .llama_load import (
     CHATML_TEMPLATE,
+    batch_invariant,
     conversation_kv,
     describe,
     fit_model_context,
@@ -85,7 +87,9 @@ class LlamaCppBackend:
         self.ignored_settings: tuple[str, ...] = ()
         self._loaded: Llama | None = load_llama(llama_cpp, path, kwargs)  # None once closed
         self._lock = threading.Lock()
-        self._reuse = CleanPrefix()
+        # how much of the KV cache a prompt may reuse and stay deterministic (see kv_reuse)
+        rule = ChunkRule(self._llm.n_batch, any_batch=batch_invariant(llama_cpp, self._llm))
+        self._reuse = CleanPrefix(rule)
         self._pieces: dict[int, bytes] = {}
         self._formatter, template_source = make_formatter(self._llm, settings.chat_template)
         self.info = describe(
@@ -99,7 +103,7 @@ class LlamaCppBackend:
             note=self.note,
         )
         self._kv = (
-            conversation_kv(llama_cpp, self._llm, self._formatter, settings, path, kwargs)
+            conversation_kv(llama_cpp, self._llm, self._formatter, settings, path, kwargs, rule)
             if settings.kv_snapshots
             else None
         )

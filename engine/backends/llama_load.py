@@ -7,6 +7,7 @@ Helpers of ``LlamaCppBackend`` (llama_cpp.py); llama_cpp is imported lazily, as 
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -17,7 +18,7 @@ from .base import ModelInfo
 from .draft_model import DraftModel
 from .gguf_files import check_gguf_file, resolve_model
 from .kv_hook import ConversationKv
-from .kv_snapshots import CHUNK_SCHEDULE, KvSnapshotStore, default_budgets, fingerprint, template_hash
+from .kv_snapshots import ChunkRule, KvSnapshotStore, default_budgets, fingerprint, template_hash
 from .limits import available_memory, fit_context, kv_bytes_per_token
 from .threads import ThreadPlan
 
@@ -61,6 +62,8 @@ _FILE_TYPES = {
     36: "TQ1_0",
     37: "TQ2_0",
 }
+
+log = logging.getLogger(__name__)
 
 
 def import_llama_cpp() -> ModuleType:
@@ -193,6 +196,43 @@ def load_draft(llama_cpp: ModuleType, llm: Llama, settings: Settings, kwargs: di
         raise
 
 
+#: a probe prompt for batch_invariant: plain text, about 40 tokens in any tokenizer
+_PROBE = "The keeper of the lighthouse wrote down the weather every morning: wind, rain, fog and the colour of the sea."
+
+
+def batch_invariant(llama_cpp: ModuleType, llm: Llama) -> bool:
+    """Whether llama.cpp gives the same logits for a prompt however it is cut into batches of
+    two or more tokens (kv_snapshots.ChunkRule.any_batch). Measured on this model, device and
+    build: three cuts of a probe prompt must agree to the last bit. Leaves the cache empty."""
+    import numpy as np
+
+    tokens = llm.tokenize(_PROBE.encode("utf-8"), add_bos=True, special=False)
+    n, n_batch = len(tokens), llm.n_batch
+    if n_batch < 4 or n < 8 or n > n_batch * 4:
+        return False
+    cuts = [[n], [3, n - 3], [2] * (n // 2 - 1) + [n - 2 * (n // 2 - 1)]]
+    seen: list[Any] = []
+    try:
+        for cut in cuts:
+            llm.reset()
+            llm._ctx.kv_cache_clear()
+            position = 0
+            for size in (part for whole in cut for part in ChunkRule(n_batch, True).sizes(whole)):
+                llm.eval(tokens[position : position + size])
+                position += size
+            logits = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
+            seen.append(np.ctypeslib.as_array(logits, shape=(llm.n_vocab(),)).copy())
+    except (RuntimeError, ValueError, OSError) as e:
+        log.warning("the batch probe failed (%s): KV reuse keeps to whole chunks", e)
+        return False
+    finally:
+        llm.reset()
+        llm._ctx.kv_cache_clear()
+    same = all(np.array_equal(seen[0], other) for other in seen[1:])
+    log.info("KV reuse: %s", "any batch of two or more tokens" if same else "whole chunks only")
+    return same
+
+
 def _template_text(formatter: Jinja2ChatFormatter) -> str:
     return "\0".join(getattr(formatter, k, "") for k in ("template", "bos_token", "eos_token"))
 
@@ -204,8 +244,9 @@ def conversation_kv(
     settings: Settings,
     path: Path,
     kwargs: dict[str, Any],
+    rule: ChunkRule,
 ) -> ConversationKv:
-    """KV snapshots, valid only for this exact model file, context and template."""
+    """KV snapshots, valid only for this exact model file, context, template and chunk rule."""
     stat = path.stat()
     ram, disk = default_budgets(settings.data_dir)
     mb = 1024 * 1024
@@ -215,7 +256,7 @@ def conversation_kv(
         "mtime_ns": stat.st_mtime_ns,
         "n_ctx": llm.n_ctx(),
         "n_batch": llm.n_batch,
-        "chunks": CHUNK_SCHEDULE,  # how prompts are split into batches (what "clean" means)
+        "chunks": rule.name,  # how prompts are split into batches (what "clean" means)
         "type_k": settings.type_k,
         "type_v": settings.type_v,
         "flash_attn": settings.flash_attn,
@@ -229,7 +270,7 @@ def conversation_kv(
         ram_bytes=settings.kv_cache_ram_mb * mb if settings.kv_cache_ram_mb is not None else ram,
         disk_bytes=settings.kv_cache_disk_mb * mb if settings.kv_cache_disk_mb is not None else disk,
     )
-    return ConversationKv(llama_cpp, store, llm.n_batch)
+    return ConversationKv(llama_cpp, store, rule)
 
 
 def describe(
