@@ -10,6 +10,7 @@ changed model never runs through a stale export.
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -45,6 +46,8 @@ class OnnxEncoder:
     def __init__(self, path: Path, tokenize: Tokenize, *, threads: int | None = None):
         self.path = path
         self.tokenize = tokenize
+        #: one tokenization at a time (the model runs concurrently: ONNX Runtime sessions are thread-safe)
+        self._tokenizing = threading.Lock()
         self.session = _session(path, threads)
         self.inputs = {i.name for i in self.session.get_inputs()}
 
@@ -60,7 +63,8 @@ class OnnxEncoder:
         return vectors
 
     def _batch(self, texts: list[str]) -> np.ndarray:
-        encoded = self.tokenize(texts)
+        with self._tokenizing:
+            encoded = self.tokenize(texts)
         feed = {name: encoded[name].astype(np.int64) for name in self.inputs}
         hidden = self.session.run(None, feed)[0]
         mask = encoded["attention_mask"][..., None].astype(np.float32)

@@ -8,6 +8,7 @@ the e5/bge families were trained with a prefix on queries (and for e5 on passage
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import logging
@@ -257,7 +258,11 @@ class TextEmbedder:
         model_dir = Path(self.model_ref)
         if self.onnx_dir is None or not model_dir.is_dir() or not exportable(model_dir):
             return None
-        return export_path(self.onnx_dir, model_dir)
+        try:
+            return export_path(self.onnx_dir, model_dir)
+        except OSError as e:  # a model file went away while it was looked at
+            log.warning("ONNX embedding is off: %s", e)
+            return None
 
     def _export(self, target: Path) -> None:
         """Export, check and switch over (in its own thread; torch embeds meanwhile)."""
@@ -278,18 +283,21 @@ class TextEmbedder:
     def _open(self, path: Path) -> OnnxEncoder | None:
         """The encoder of an export if its vectors equal torch's; a bad file is removed (the
         next start exports again) and torch used."""
+        import numpy as np
+
+        from .embed_onnx import OnnxEncoder
+
+        # its own copy: a fast tokenizer called from two threads at once can fail ("Already
+        # borrowed"), and torch's copy serves questions while an ingest embeds
+        tokenizer = copy.deepcopy(self._load().tokenizer)
+        length = self.max_tokens()
+
+        def tokenize(texts: list[str]) -> dict[str, np.ndarray]:
+            return dict(
+                tokenizer(texts, padding=True, truncation=True, max_length=length, return_tensors="np")
+            )
+
         try:
-            import numpy as np
-
-            from .embed_onnx import OnnxEncoder
-
-            tokenizer = self._load().tokenizer
-            length = self.max_tokens()
-
-            def tokenize(texts: list[str]) -> dict[str, np.ndarray]:
-                out = tokenizer(texts, padding=True, truncation=True, max_length=length, return_tensors="np")
-                return dict(out)
-
             encoder = OnnxEncoder(path, tokenize)
             ours = np.asarray(encoder.encode(_PROBES, DEFAULT_BATCH))
             theirs = np.asarray(self._torch_encode(_PROBES, DEFAULT_BATCH))

@@ -132,3 +132,16 @@ def test_settings_put_exports_in_the_data_dir(tmp_path):
     finally:
         on.close()
         off.close()
+
+
+def test_concurrent_callers_get_torchs_vectors(exported, torch_embedder):
+    """Questions embedded while an ingest embeds (chat during an ingest) share the encoder."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    embedder = TextEmbedder(onnx_dir=exported)
+    many = [f"{text} ({n})" for n in range(8) for text in TEXTS]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(embedder.embed, [many[n::4] for n in range(4)]))
+    assert embedder.onnx_state == "ready"
+    for n, vectors in enumerate(results):
+        assert _lowest_cosine(vectors, torch_embedder.embed(many[n::4])) >= 0.9999
