@@ -3,6 +3,7 @@
     python bench/bench_ingest.py                       # a 20 MB file of distinct Debian documentation
     python bench/bench_ingest.py --big-mb 1            # a short run (the numbers in notes come from these)
     python bench/bench_ingest.py --source repeated     # the big file repeats 500 KB of man pages
+    python bench/bench_ingest.py --no-embed-onnx       # ingest through torch, as before the ONNX path
 
 The small files are 27 documents of bench/data/eval (Debian man pages in English, German and
 mixed Chinese/English). The big one is real public text too: README, NEWS and changelog files
@@ -77,8 +78,8 @@ def write_big(path: Path, megabytes: float, source: str) -> None:
                     break
 
 
-def ingest(folder: Path, data: Path, small: set[str], sample_size: int) -> dict:
-    services = build(Settings(data_dir=data), load_model=False)
+def ingest(folder: Path, data: Path, small: set[str], sample_size: int, *, onnx: bool) -> dict:
+    services = build(Settings(data_dir=data, embed_onnx=onnx), load_model=False)
     docs = services.documents
     try:
         docs.embedder.embed(["warm-up"])  # the model loads outside the timing
@@ -126,6 +127,7 @@ def main() -> None:
     parser.add_argument("--big-mb", type=float, default=20.0)
     parser.add_argument("--source", choices=["distinct", "repeated"], default="distinct")
     parser.add_argument("--sample", type=int, default=256, help="chunks embedded for the baseline")
+    parser.add_argument("--no-embed-onnx", action="store_true", help="ingest with torch only (as before)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "folder"
@@ -136,7 +138,7 @@ def main() -> None:
             (folder / name).write_bytes(path.read_bytes())
             small.add(f"folder/{name}")
         write_big(folder / "big.txt", args.big_mb, args.source)
-        out = ingest(folder, Path(tmp) / "data", small, args.sample)
+        out = ingest(folder, Path(tmp) / "data", small, args.sample, onnx=not args.no_embed_onnx)
     rate = out["chunks"] / out["seconds"]
     print(
         f"folder: 1 file of {args.big_mb:g} MB ({args.source}) + {len(small)} small; {out['chunks']} chunks, "
