@@ -49,12 +49,22 @@ def backend_timing(backend, prompt: str, config: GenerationConfig) -> Sample:
 
 def api_timing(client, model: str, prompt: str, max_tokens: int, **options) -> Sample:
     """One greedy answer streamed from an OpenAI-compatible server with the openai client."""
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+    start, stamps, tokens, _ = stream_answer(client, model, messages, max_tokens, **options)
+    return stamps[0] - start, (tokens - 1) / (stamps[-1] - stamps[0])
+
+
+def stream_answer(
+    client, model: str, messages: list[dict], max_tokens: int, **options
+) -> tuple[float, list[float], int, str]:
+    """Stream one greedy answer: (start time, arrival time of each text chunk, tokens, text)."""
     start = time.perf_counter()
     stamps: list[float] = []
+    parts: list[str] = []
     tokens = 0
     stream = client.chat.completions.create(
         model=model,
-        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+        messages=messages,
         max_tokens=max_tokens,
         temperature=0.0,
         stream=True,
@@ -64,10 +74,11 @@ def api_timing(client, model: str, prompt: str, max_tokens: int, **options) -> S
     for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
             stamps.append(time.perf_counter())
+            parts.append(chunk.choices[0].delta.content)
         if chunk.usage:
             tokens = chunk.usage.completion_tokens
     tokens = tokens or len(stamps)  # a server without usage in streams: one chunk per token
-    return stamps[0] - start, (tokens - 1) / (stamps[-1] - stamps[0])
+    return start, stamps, tokens, "".join(parts)
 
 
 def direct_run(backend, max_tokens: int) -> Sample:

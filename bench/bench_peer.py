@@ -82,50 +82,59 @@ def server_binary(given: str | None) -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def compare(args: argparse.Namespace) -> None:
+@contextmanager
+def both_servers(tmp: Path, threads: int | None, server: str | None) -> Iterator[dict]:
+    """Hearth (its engine in this process, and its API as its own process) and llama-server
+    on the same GGUF, threads and context, out of the box otherwise. Yields a dict:
+    backend, hearth / peer (openai clients), hearth_model / peer_model."""
     import openai
 
-    with tempfile.TemporaryDirectory() as tmp:
-        threads = args.n_threads  # None: Hearth's default for this machine, given to both
-        settings = Settings(
-            data_dir=Path(tmp) / "data", memory=False, n_threads=threads, n_threads_batch=threads
-        )
-        services = build(settings)
+    # None: Hearth's default for this machine, given to both
+    settings = Settings(data_dir=tmp / "data", memory=False, n_threads=threads, n_threads_batch=threads)
+    services = build(settings)
+    try:
         backend = services.models.backend
         info = backend.info
-        threads = f"threads {info.n_threads} generation / {info.n_threads_batch} batch"
-        print(f"{threads}, n_ctx {info.n_ctx}, model {Path(info.path).name}")
-        binary = server_binary(args.server)
-        try:
-            peer_server = llama_server(
-                binary, bundled_model_path(), info.n_threads, info.n_threads_batch, info.n_ctx
-            )
-            # Hearth's API as a user runs it: its own process (a client in the same process would
-            # share the GIL with the server's per-token work, which no real client does)
-            env = {"HEARTH_API_KEY": API_KEY, "HEARTH_MEMORY": "0", "HEARTH_N_CTX": str(info.n_ctx)}
-            env |= {
-                "HEARTH_N_THREADS": str(info.n_threads),
-                "HEARTH_N_THREADS_BATCH": str(info.n_threads_batch),
+        print(
+            f"threads {info.n_threads} generation / {info.n_threads_batch} batch,"
+            f" n_ctx {info.n_ctx}, model {Path(info.path).name}"
+        )
+        binary = server_binary(server)
+        peer_server = llama_server(
+            binary, bundled_model_path(), info.n_threads, info.n_threads_batch, info.n_ctx
+        )
+        # Hearth's API as a user runs it: its own process (a client in the same process would
+        # share the GIL with the server's per-token work, which no real client does)
+        env = {"HEARTH_API_KEY": API_KEY, "HEARTH_MEMORY": "0", "HEARTH_N_CTX": str(info.n_ctx)}
+        env |= {"HEARTH_N_THREADS": str(info.n_threads), "HEARTH_N_THREADS_BATCH": str(info.n_threads_batch)}
+        with (
+            served(tmp / "served", env=env) as hearth_url,
+            openai.OpenAI(base_url=f"{hearth_url}/v1", api_key=API_KEY) as hearth,
+            peer_server as peer_url,
+            openai.OpenAI(base_url=f"{peer_url}/v1", api_key="none") as peer,
+        ):
+            yield {
+                "backend": backend,
+                "hearth": hearth,
+                "hearth_model": hearth.models.list().data[0].id,
+                "peer": peer,
+                "peer_model": peer.models.list().data[0].id,
             }
-            with (
-                served(Path(tmp) / "served", env=env) as hearth_url,
-                openai.OpenAI(base_url=f"{hearth_url}/v1", api_key=API_KEY) as hearth,
-                peer_server as peer_url,
-                openai.OpenAI(base_url=f"{peer_url}/v1", api_key="none") as peer,
-            ):
-                peer_model = peer.models.list().data[0].id
-                hearth_model = hearth.models.list().data[0].id
-                paths = {
-                    "engine": lambda p: engine_run(backend, p, args.max_tokens),
-                    "api": lambda p: api_timing(hearth, hearth_model, p, args.max_tokens),
-                    "peer": lambda p: api_timing(peer, peer_model, p, args.max_tokens),
-                }
-                for run in paths.values():  # untimed: first requests set up buffers on both sides
-                    run("Hello!")
-                for label, prompts in (("free chat", FREE), ("grounded", GROUNDED)):
-                    report(label, measure(paths, prompts, args.runs))
-        finally:
-            services.close()
+    finally:
+        services.close()
+
+
+def compare(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp, both_servers(Path(tmp), args.n_threads, args.server) as s:
+        paths = {
+            "engine": lambda p: engine_run(s["backend"], p, args.max_tokens),
+            "api": lambda p: api_timing(s["hearth"], s["hearth_model"], p, args.max_tokens),
+            "peer": lambda p: api_timing(s["peer"], s["peer_model"], p, args.max_tokens),
+        }
+        for run in paths.values():  # untimed: first requests set up buffers on both sides
+            run("Hello!")
+        for label, prompts in (("free chat", FREE), ("grounded", GROUNDED)):
+            report(label, measure(paths, prompts, args.runs))
 
 
 def measure(paths, prompts: list[str], runs: int) -> dict[str, list[Sample]]:
