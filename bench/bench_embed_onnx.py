@@ -10,6 +10,12 @@ each, in alternating rounds (a change in the machine's load hits every path), an
 best and median chunks/s of each, its ratio to torch, and the lowest cosine of its vectors to
 torch's on English, German and mixed Chinese/English chunks. A path is used by Hearth only
 if it is exact: cosine >= 0.9999 for every chunk.
+
+Measured here (2 EPYC cores, load average 4-7 from other jobs, so read ratios, not rates):
+fused fp32 1.30x/1.32x torch best, 1.20x/1.39x median, max |difference| 3e-7 (cosine 1.000000);
+the unfused SDPA export 1.03-1.15x; int8 of the fused graph 2.86x but cosine 0.80 (rejected).
+Torch itself: tokenizing 128 chunks is ~1% of an embed; batch sizes 8-64 on length-sorted
+input are within the noise; sentence-transformers already length-sorts and uses inference_mode.
 """
 
 from __future__ import annotations
