@@ -108,6 +108,7 @@ def _retrieval_options(parser: argparse.ArgumentParser) -> None:
         keep_empty=True,
         help="text put before each passage before embedding (default: from the model name)",
     )
+    add("embed_onnx", help="embed with torch only, never through an ONNX export of the model")
     add(
         "rerank_model",
         help="sentence-transformers CrossEncoder that reorders the best search results (default: none)",
@@ -192,6 +193,7 @@ def settings_from(args: argparse.Namespace):
         embed_model=args.embed_model,
         embed_query_prefix=args.embed_query_prefix,
         embed_passage_prefix=args.embed_passage_prefix,
+        embed_onnx=not args.no_embed_onnx,
         rerank_model=args.rerank_model,
         clip_model=args.clip_model,
         clip_pretrained=args.clip_pretrained,
