@@ -47,16 +47,20 @@ def backend_timing(backend, prompt: str, config: GenerationConfig) -> Sample:
     return stamps[0] - start, (tokens - 1) / (stamps[-1] - stamps[0])
 
 
-def api_timing(client, model: str, prompt: str, max_tokens: int, **options) -> Sample:
-    """One greedy answer streamed from an OpenAI-compatible server with the openai client."""
+def api_timing(
+    client, model: str, prompt: str, max_tokens: int, temperature: float | None = 0.0, **options
+) -> Sample:
+    """One answer streamed from an OpenAI-compatible server with the openai client: greedy, or
+    with the server's own default sampling when ``temperature`` is None."""
     start = time.perf_counter()
     stamps: list[float] = []
     tokens = 0
+    if temperature is not None:
+        options["temperature"] = temperature
     stream = client.chat.completions.create(
         model=model,
         messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
         max_tokens=max_tokens,
-        temperature=0.0,
         stream=True,
         stream_options={"include_usage": True},
         **options,

@@ -90,9 +90,12 @@ def test_lookup_learns_from_guesses_it_never_drafted():
 def test_lookup_drafts_a_long_passage_it_is_quoting():
     passage = list(range(100, 140))
     lookup = PromptLookup([1, 2, *passage, 3, 4])
-    for token in passage[:12]:  # the answer quotes the passage; every guess comes true
+    drafts = []
+    for i, token in enumerate(passage[:16]):  # the answer quotes the passage; every guess comes true
         lookup.append(token)
-    draft = lookup.propose(limit=30)
-    assert draft == passage[12 : 12 + len(draft)] and len(draft) >= 6
-    assert lookup.propose(limit=3) == passage[12:15] or lookup.propose(limit=3) == []
+        drafts.append(lookup.propose(limit=30))
+        assert drafts[-1] == passage[i + 1 : i + 1 + len(drafts[-1])]
+    assert drafts[:5] == [[]] * 5  # not before the answer has shown that its guesses come true
+    assert len(drafts[-1]) >= 6
+    assert len(lookup.propose(limit=3)) <= 3
     assert PromptLookup([1, 2, 3]).propose(limit=5) == []  # nothing appended, nothing to guess
