@@ -61,6 +61,14 @@ def test_learned_costs_replace_the_prior_once_seen_often():
     assert draft_length([0.05] * 8, costs) == 0  # still not for what is almost never accepted
 
 
+def test_a_decode_that_lost_its_cpu_does_not_stop_drafting():
+    costs = BatchCosts()
+    for i in range(40):
+        costs.observe(1, 0.010)
+        costs.observe(4, 0.025 if i % 10 else 0.400)  # now and then another process takes the CPU
+    assert abs(costs.ratio(4) - 2.5) < 0.01
+
+
 def test_prior_curve_is_monotone_and_interpolated():
     ratios = [prior_ratio(n) for n in range(1, 20)]
     assert ratios[0] == 1.0 and all(a < b for a, b in itertools.pairwise(ratios))

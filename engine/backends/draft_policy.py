@@ -23,6 +23,8 @@ best k beats a plain decode by a margin. Both sides are learned:
 
 from __future__ import annotations
 
+import statistics
+from collections import deque
 from collections.abc import Sequence
 
 #: one batch of n positions (logits at each) / a one-token decode, measured on a 2-core CPU
@@ -46,19 +48,24 @@ class BatchCosts:
     """What a decode of n positions costs relative to one of 1, learned from timings.
 
     Lives as long as the loaded model: the curve is a property of the model and the machine.
+    Medians of the latest timings per size, because on a busy machine a decode that lost its
+    CPU for a scheduler tick takes many times its cost, and one such outlier in a mean would
+    stop drafting for a long while.
     """
 
-    def __init__(self, *, alpha: float = 0.1, trust_after: int = 8):
-        self.alpha, self.trust_after = alpha, trust_after
-        self._seconds: dict[int, float] = {}  # moving average per batch size
+    def __init__(self, *, window: int = 31, trust_after: int = 8):
+        self.window, self.trust_after = window, trust_after
+        self._seconds: dict[int, deque[float]] = {}  # the latest timings per batch size
+        self._median: dict[int, float] = {}  # theirs, kept current: ratio() runs for every token
         self._seen: dict[int, int] = {}
 
     def observe(self, n: int, seconds: float) -> None:
         """One decode of ``n`` positions (with logits at each when n > 1) took ``seconds``."""
         if n < 1 or seconds <= 0:
             return
-        old = self._seconds.get(n)
-        self._seconds[n] = seconds if old is None else old + self.alpha * (seconds - old)
+        latest = self._seconds.setdefault(n, deque(maxlen=self.window))
+        latest.append(seconds)
+        self._median[n] = statistics.median(latest)
         self._seen[n] = self._seen.get(n, 0) + 1
 
     def ratio(self, n: int) -> float:
@@ -68,7 +75,7 @@ class BatchCosts:
         seen = min(self._seen.get(n, 0), self._seen.get(1, 0))
         if n == 1 or seen == 0:
             return prior
-        measured = self._seconds[n] / self._seconds[1]
+        measured = self._median[n] / self._median[1]
         weight = min(1.0, seen / self.trust_after)
         return weight * measured + (1 - weight) * prior
 
