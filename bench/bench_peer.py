@@ -92,7 +92,11 @@ def compare(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         threads = args.n_threads  # None: Hearth's default for this machine, given to both
         settings = Settings(
-            data_dir=Path(tmp) / "data", memory=False, n_threads=threads, n_threads_batch=threads
+            data_dir=Path(tmp) / "data",
+            memory=False,
+            n_threads=threads,
+            n_threads_batch=threads,
+            prompt_lookup=not args.no_prompt_lookup,
         )
         services = build(settings)
         backend = services.models.backend
@@ -110,6 +114,7 @@ def compare(args: argparse.Namespace) -> None:
             env |= {
                 "HEARTH_N_THREADS": str(info.n_threads),
                 "HEARTH_N_THREADS_BATCH": str(info.n_threads_batch),
+                "HEARTH_PROMPT_LOOKUP": "0" if args.no_prompt_lookup else "1",
             }
             with (
                 served(Path(tmp) / "served", env=env) as hearth_url,
@@ -173,6 +178,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--n-threads", type=int, default=None, help="generation and batch threads for both")
+    parser.add_argument("--no-prompt-lookup", action="store_true", help="Hearth without drafting")
     parser.add_argument(
         "--sampling",
         choices=("greedy", "defaults", "both"),
