@@ -9,14 +9,18 @@ conversation id and its sources in an extra ``hearth`` field.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request, Response
 
+from engine.backends.kv_snapshots import RAM_ONLY
 from engine.chat import ChatService
 from engine.config import GenerationConfig
 from engine.errors import GenerationError
@@ -127,9 +131,39 @@ def _stateless(services: Services, messages: list[Message], config: GenerationCo
                 param="messages",
                 code="context_length_exceeded",
             )
-        return backend.stream_chat(messages, config, cancel=cancel, grammar=grammar, logprobs=top)
+        key = stateless_cache_key(messages)
+        chunks = backend.stream_chat(
+            messages, config, cancel=cancel, grammar=grammar, logprobs=top, cache_key=key
+        )
+        return _settled_after(services, chunks, key)
 
     return produce
+
+
+def stateless_cache_key(messages: list[Message]) -> str:
+    """The KV snapshot key of a stateless call's conversation.
+
+    A client sends a chat's opening (system prompt, first user message) again with every call
+    of that chat, so the opening names it: switching between chats restores each one's KV
+    instead of evaluating its whole history again. Two chats that open alike share a key,
+    which costs reuse, never correctness (a snapshot is used only for the tokens it shares
+    with the prompt). RAM only: nothing of a stateless call is written to disk.
+    """
+    opening: list[tuple[str, str]] = []
+    for m in messages:
+        opening.append((m.role, m.content))
+        if m.role == "user":
+            break
+    digest = hashlib.sha256(json.dumps(opening).encode("utf-8")).hexdigest()[:32]
+    return f"{RAM_ONLY}api-{digest}"
+
+
+def _settled_after(services: Services, chunks: Iterator[Chunk], key: str) -> Iterator[Chunk]:
+    """``chunks``, then (once the whole answer went out) the backend settles it in the
+    background as after a page turn, so the chat's next call reuses the answer's tokens."""
+    yield from chunks
+    backend = services.models.backend
+    services.chat.upkeep.submit(partial(backend.settle, key))
 
 
 def _hearth_turn(

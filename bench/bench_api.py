@@ -52,14 +52,25 @@ def api_timing(
 ) -> Sample:
     """One answer streamed from an OpenAI-compatible server with the openai client: greedy, or
     with the server's own default sampling when ``temperature`` is None."""
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
+    start, stamps, tokens, _ = stream_answer(client, model, messages, max_tokens, temperature, **options)
+    return stamps[0] - start, (tokens - 1) / (stamps[-1] - stamps[0])
+
+
+def stream_answer(
+    client, model: str, messages: list[dict], max_tokens: int, temperature: float | None = 0.0, **options
+) -> tuple[float, list[float], int, str]:
+    """Stream one answer, greedy unless ``temperature`` says otherwise (None: the server's
+    default): (start time, arrival time of each text chunk, tokens, text)."""
     start = time.perf_counter()
     stamps: list[float] = []
+    parts: list[str] = []
     tokens = 0
     if temperature is not None:
         options["temperature"] = temperature
     stream = client.chat.completions.create(
         model=model,
-        messages=[{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}],
+        messages=messages,
         max_tokens=max_tokens,
         stream=True,
         stream_options={"include_usage": True},
@@ -68,10 +79,11 @@ def api_timing(
     for chunk in stream:
         if chunk.choices and chunk.choices[0].delta.content:
             stamps.append(time.perf_counter())
+            parts.append(chunk.choices[0].delta.content)
         if chunk.usage:
             tokens = chunk.usage.completion_tokens
     tokens = tokens or len(stamps)  # a server without usage in streams: one chunk per token
-    return stamps[0] - start, (tokens - 1) / (stamps[-1] - stamps[0])
+    return start, stamps, tokens, "".join(parts)
 
 
 def direct_run(backend, max_tokens: int) -> Sample:

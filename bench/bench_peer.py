@@ -86,59 +86,78 @@ def server_binary(given: str | None) -> Path:
     return Path(out.stdout.strip().splitlines()[-1])
 
 
-def compare(args: argparse.Namespace) -> None:
+@contextmanager
+def both_servers(
+    tmp: Path, threads: int | None, server: str | None, *, prompt_lookup: bool = True
+) -> Iterator[dict]:
+    """Hearth (its engine in this process, and its API as its own process) and llama-server
+    on the same GGUF, threads and context, out of the box otherwise. Yields a dict:
+    backend, hearth / peer (openai clients), hearth_model / peer_model."""
     import openai
 
-    with tempfile.TemporaryDirectory() as tmp:
-        threads = args.n_threads  # None: Hearth's default for this machine, given to both
-        settings = Settings(
-            data_dir=Path(tmp) / "data",
-            memory=False,
-            n_threads=threads,
-            n_threads_batch=threads,
-            prompt_lookup=not args.no_prompt_lookup,
-        )
-        services = build(settings)
+    # None: Hearth's default for this machine, given to both
+    settings = Settings(
+        data_dir=tmp / "data",
+        memory=False,
+        n_threads=threads,
+        n_threads_batch=threads,
+        prompt_lookup=prompt_lookup,
+    )
+    services = build(settings)
+    try:
         backend = services.models.backend
         info = backend.info
-        threads = f"threads {info.n_threads} generation / {info.n_threads_batch} batch"
-        print(f"{threads}, n_ctx {info.n_ctx}, model {Path(info.path).name}")
-        binary = server_binary(args.server)
-        try:
-            peer_server = llama_server(
-                binary, bundled_model_path(), info.n_threads, info.n_threads_batch, info.n_ctx
-            )
-            # Hearth's API as a user runs it: its own process (a client in the same process would
-            # share the GIL with the server's per-token work, which no real client does)
-            env = {"HEARTH_API_KEY": API_KEY, "HEARTH_MEMORY": "0", "HEARTH_N_CTX": str(info.n_ctx)}
-            env |= {
-                "HEARTH_N_THREADS": str(info.n_threads),
-                "HEARTH_N_THREADS_BATCH": str(info.n_threads_batch),
-                "HEARTH_PROMPT_LOOKUP": "0" if args.no_prompt_lookup else "1",
+        print(
+            f"threads {info.n_threads} generation / {info.n_threads_batch} batch,"
+            f" n_ctx {info.n_ctx}, model {Path(info.path).name}"
+        )
+        binary = server_binary(server)
+        peer_server = llama_server(
+            binary, bundled_model_path(), info.n_threads, info.n_threads_batch, info.n_ctx
+        )
+        # Hearth's API as a user runs it: its own process (a client in the same process would
+        # share the GIL with the server's per-token work, which no real client does)
+        env = {"HEARTH_API_KEY": API_KEY, "HEARTH_MEMORY": "0", "HEARTH_N_CTX": str(info.n_ctx)}
+        env |= {"HEARTH_N_THREADS": str(info.n_threads), "HEARTH_N_THREADS_BATCH": str(info.n_threads_batch)}
+        env["HEARTH_PROMPT_LOOKUP"] = "1" if prompt_lookup else "0"
+        with (
+            served(tmp / "served", env=env) as hearth_url,
+            openai.OpenAI(base_url=f"{hearth_url}/v1", api_key=API_KEY) as hearth,
+            peer_server as peer_url,
+            openai.OpenAI(base_url=f"{peer_url}/v1", api_key="none") as peer,
+        ):
+            yield {
+                "backend": backend,
+                "hearth": hearth,
+                "hearth_model": hearth.models.list().data[0].id,
+                "peer": peer,
+                "peer_model": peer.models.list().data[0].id,
             }
-            with (
-                served(Path(tmp) / "served", env=env) as hearth_url,
-                openai.OpenAI(base_url=f"{hearth_url}/v1", api_key=API_KEY) as hearth,
-                peer_server as peer_url,
-                openai.OpenAI(base_url=f"{peer_url}/v1", api_key="none") as peer,
-            ):
-                peer_model = peer.models.list().data[0].id
-                hearth_model = hearth.models.list().data[0].id
-                for greedy in [g for g in (True, False) if args.sampling in ("both", SAMPLING[g])]:
-                    temperature = 0.0 if greedy else None  # None: the server's own default
-                    paths = {
-                        "engine": lambda p, g=greedy: engine_run(backend, p, args.max_tokens, g),
-                        "api": lambda p, t=temperature: api_timing(
-                            hearth, hearth_model, p, args.max_tokens, t
-                        ),
-                        "peer": lambda p, t=temperature: api_timing(peer, peer_model, p, args.max_tokens, t),
-                    }
-                    for run in paths.values():  # untimed: first requests set up buffers on both sides
-                        run("Hello!")
-                    for label, prompts in (("free chat", FREE), ("grounded", GROUNDED)):
-                        report(f"{label} ({SAMPLING[greedy]})", measure(paths, prompts, args.runs))
-        finally:
-            services.close()
+    finally:
+        services.close()
+
+
+def compare(args: argparse.Namespace) -> None:
+    lookup = not args.no_prompt_lookup
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        both_servers(Path(tmp), args.n_threads, args.server, prompt_lookup=lookup) as s,
+    ):
+        for greedy in [g for g in (True, False) if args.sampling in ("both", SAMPLING[g])]:
+            temperature = 0.0 if greedy else None  # None: the server's own default
+            paths = {
+                "engine": lambda p, g=greedy: engine_run(s["backend"], p, args.max_tokens, g),
+                "api": lambda p, t=temperature: api_timing(
+                    s["hearth"], s["hearth_model"], p, args.max_tokens, t
+                ),
+                "peer": lambda p, t=temperature: api_timing(
+                    s["peer"], s["peer_model"], p, args.max_tokens, t
+                ),
+            }
+            for run in paths.values():  # untimed: first requests set up buffers on both sides
+                run("Hello!")
+            for label, prompts in (("free chat", FREE), ("grounded", GROUNDED)):
+                report(f"{label} ({SAMPLING[greedy]})", measure(paths, prompts, args.runs))
 
 
 #: --sampling's words for greedy (True) and each side's default sampling (False)

@@ -145,9 +145,9 @@ def tune(rows: list[dict], fact_chats: set[str]) -> dict:
 def prompts(services, rows: list[dict], fact_chats: set[str]) -> list[dict]:
     """Each question's real prompt in a new chat (ChatService's own planning, no generation, nothing saved)."""
     chat = services.chat.new_conversation(title="bench question")
-    backend, out = services.models.backend, []
+    out = []
     for row in rows:
-        plan = services.chat._plan(backend, chat, [], row["ask"], ASK)
+        plan = services.chat.preview(chat.id, row["ask"], ASK)
         prompt = plan.messages[-1].content
         quoted = [{"kind": h.kind, "meta": h.meta} for h in plan.cited if h.kind in ("memory", "recall")]
         out.append(

@@ -13,9 +13,7 @@ import functools
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Generator, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
@@ -23,10 +21,10 @@ from .backends.base import Backend
 from .config import GenerationConfig
 from .errors import ConfigError, GenerationError, NotFoundError
 from .models import ModelManager
-from .prompt import PromptPlan, build_messages, prompt_budget
+from .prompt import PromptPlan, build_messages
 from .store import ConversationStore, StoredConversation, StoredMessage
 from .studio.provenance import draw_seed
-from .turn import AfterAnswer, ContextProvider, Contribution, Turn
+from .turn import AfterAnswer, ContextProvider, Contribution, Turn, collect_contributions, start_contributions
 from .types import (
     Chunk,
     ContextReport,
@@ -135,6 +133,28 @@ class ChatService:
         with self.models.lease() as backend:  # fails before saving anything if no model is loaded
             yield from self._turn(backend, conversation_id, text, config, mode, images)
 
+    def preview(self, conversation_id: str, text: str, config: GenerationConfig) -> PromptPlan:
+        """The prompt ``text`` would get as this conversation's next message, memory and
+        retrieval included, with nothing saved and nothing generated (benchmarks, inspection)."""
+        with self.models.lease() as backend:
+            self.upkeep.wait()
+            conversation = self.conversations.get(conversation_id)
+            history = self.conversations.messages(conversation.id)
+            draft = StoredMessage(
+                id="preview",
+                conversation_id=conversation.id,
+                seq=(history[-1].seq if history else 0) + 1,
+                role="user",
+                content=text,
+                created_at="",
+            )
+            turn = Turn.opened(backend, conversation, draft, history, config.max_tokens)
+            pool, pending = start_contributions(self.providers, turn)
+            try:
+                return self._plan(turn, collect_contributions(pending))
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)
+
     @property
     def providers(self) -> list[ContextProvider]:
         """Memory first (its hits lead the references), then documents and images."""
@@ -158,12 +178,12 @@ class ChatService:
         # the previous turn's summary must be in place before this turn reads memory
         self.upkeep.wait()
         turn = self._load(backend, conversation_id, text, config, mode)
-        pool, pending = _start(self.providers, turn)  # retrieval runs while the turn goes on
+        pool, pending = start_contributions(self.providers, turn)  # retrieval runs while the turn goes on
         try:
             yield TurnStarted(
                 conversation_id=turn.conversation.id, user_message_id=turn.user_message.id, turn_id=turn.id
             )
-            contributions = _collect(pending)
+            contributions = collect_contributions(pending)
         finally:
             pool.shutdown(wait=False, cancel_futures=True)
         plan = self._plan(turn, contributions)
@@ -268,14 +288,7 @@ class ChatService:
         if mode == "new" and not messages and conversation.title in ("", "New chat"):
             conversation = self.conversations.update(conversation.id, title=_title_from(text))
         user, history = self._user_message(conversation, messages, text, mode)
-        return Turn(
-            id=uuid.uuid4().hex,
-            conversation=conversation,
-            user_message=user,
-            history=tuple(history),
-            backend=backend,
-            budget=prompt_budget(backend.info.n_ctx, config.max_tokens),
-        )
+        return Turn.opened(backend, conversation, user, history, config.max_tokens)
 
     def _user_message(
         self, conversation: StoredConversation, messages: list[StoredMessage], text: str, mode: Mode
@@ -360,26 +373,6 @@ def _chunks(
     if images:  # only vision backends take images
         return backend.stream_chat(plan.messages, config, cancel=cancel, cache_key=key, images=list(images))
     return backend.stream_chat(plan.messages, config, cancel=cancel, cache_key=key)
-
-
-def _start(
-    providers: Sequence[ContextProvider], turn: Turn
-) -> tuple[ThreadPoolExecutor, list[tuple[str, Future[Contribution]]]]:
-    """Every provider's contribution, started at once in its own thread."""
-    pool = ThreadPoolExecutor(max_workers=max(1, len(providers)), thread_name_prefix="hearth-retrieve")
-    return pool, [(p.provider_name, pool.submit(p.contribute, turn)) for p in providers]
-
-
-def _collect(pending: list[tuple[str, Future[Contribution]]]) -> list[Contribution]:
-    """The contributions in provider order; a provider that raised is reported, not fatal."""
-    out = []
-    for name, future in pending:
-        try:
-            out.append(future.result())
-        except Exception as e:  # noqa: BLE001 - a broken provider costs its hits, never the answer
-            log.warning("%s failed this turn", name, exc_info=e)
-            out.append(Contribution(source=name, error=str(e) or type(e).__name__))
-    return out
 
 
 def _timings(started: float, first: float | None, ended: float, tokens: int) -> Timings:

@@ -11,14 +11,19 @@ This module imports nothing from engine.chat: providers depend on it, never on t
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
 from .backends.base import Backend
-from .prompt import PromptPlan
+from .prompt import PromptPlan, prompt_budget
 from .store import StoredConversation, StoredMessage
 from .types import Hit
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -35,6 +40,25 @@ class Turn:
     backend: Backend
     #: tokens the prompt may fill (engine.prompt.prompt_budget)
     budget: int
+
+    @classmethod
+    def opened(
+        cls,
+        backend: Backend,
+        conversation: StoredConversation,
+        user_message: StoredMessage,
+        history: Sequence[StoredMessage],
+        max_tokens: int,
+    ) -> Turn:
+        """A new turn whose answer may take up to ``max_tokens``."""
+        return cls(
+            id=uuid.uuid4().hex,
+            conversation=conversation,
+            user_message=user_message,
+            history=tuple(history),
+            backend=backend,
+            budget=prompt_budget(backend.info.n_ctx, max_tokens),
+        )
 
     @property
     def query(self) -> str:
@@ -93,3 +117,23 @@ class AfterAnswer(Protocol):
     def after_answer(
         self, turn: Turn, plan: PromptPlan, answer: StoredMessage, backend: Backend | None
     ) -> None: ...
+
+
+def start_contributions(
+    providers: Sequence[ContextProvider], turn: Turn
+) -> tuple[ThreadPoolExecutor, list[tuple[str, Future[Contribution]]]]:
+    """Every provider's contribution, started at once in its own thread."""
+    pool = ThreadPoolExecutor(max_workers=max(1, len(providers)), thread_name_prefix="hearth-retrieve")
+    return pool, [(p.provider_name, pool.submit(p.contribute, turn)) for p in providers]
+
+
+def collect_contributions(pending: list[tuple[str, Future[Contribution]]]) -> list[Contribution]:
+    """The contributions in provider order; a provider that raised is reported, not fatal."""
+    out = []
+    for name, future in pending:
+        try:
+            out.append(future.result())
+        except Exception as e:  # noqa: BLE001 - a broken provider costs its hits, never the answer
+            log.warning("%s failed this turn", name, exc_info=e)
+            out.append(Contribution(source=name, error=str(e) or type(e).__name__))
+    return out

@@ -23,7 +23,7 @@ class Upkeep:
         self._last: Future[None] | None = None
         self._lock = threading.Lock()
 
-    def submit(self, job: Callable[[], None]) -> None:
+    def submit(self, job: Callable[[], object]) -> None:
         with self._lock:
             if self._pool is None:  # made on first use
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hearth-upkeep")
@@ -43,7 +43,7 @@ class Upkeep:
             pool.shutdown(wait=True)
 
 
-def _guarded(job: Callable[[], None]) -> None:
+def _guarded(job: Callable[[], object]) -> None:
     try:
         job()
     except Exception:  # noqa: BLE001 - upkeep failing must not stop the next turn

@@ -17,6 +17,7 @@ from engine import GenerationConfig, Settings, build
 from engine.types import Message
 
 GREEDY = {"temperature": 0.0, "repeat_penalty": 1.0}
+GREEDY_ARGS = {"temperature": 0.0, "extra_body": {"repeat_penalty": 1.0}}
 CITY = {
     "type": "object",
     "properties": {
@@ -371,6 +372,38 @@ def test_api_calls_and_page_turns_share_the_model(client, model, services):
     # one after the other, each to its end: the lock queued them
     assert backend.finishes.count("length") + backend.finishes.count("stop") == 3, backend.finishes
     assert not backend.inner._lock.locked()
+
+
+def test_stateless_chats_keep_their_kv_in_ram_only_and_get_it_back(client, model, services):
+    """Two chats through the plain OpenAI API, in turns: switching back restores the chat's
+    KV snapshot (keyed by its opening, kept in RAM only). That a restored snapshot answers as
+    a fresh evaluation does is tested in test_kv_snapshots."""
+    kv = services.models.backend.inner._kv
+    chats = {
+        name: [
+            {"role": "system", "content": f"You answer questions about {name}."},
+            {"role": "user", "content": f"Tell me three facts about {name}, one per line."},
+        ]
+        for name in ("rivers", "volcanoes")
+    }
+
+    def ask(name: str):
+        reply = client.chat.completions.create(
+            model=model, messages=chats[name], max_tokens=24, **GREEDY_ARGS
+        )
+        chats[name] += [
+            {"role": "assistant", "content": reply.choices[0].message.content},
+            {"role": "user", "content": "And one more?"},
+        ]
+        services.chat.wait_for_upkeep()  # the answer settles after the call, as after a page turn
+        return reply
+
+    ask("rivers"), ask("volcanoes")
+    again = ask("rivers")
+    assert kv.last_source == "restored" and kv.live_key.startswith("ram:api-")
+    assert again.usage.prompt_tokens_details.cached_tokens >= 32  # the two chats share under 16
+    kv.store.flush()
+    assert kv.live_key in kv.store.ram_keys() and not kv.store._path(kv.live_key).exists()
 
 
 def _extra(fields: dict) -> dict:

@@ -15,8 +15,10 @@ from backend_doubles import DelegatingBackend
 from engine import GenerationConfig, Settings, build
 from engine.backends.llama_cpp import LlamaCppBackend
 from engine.errors import GenerationError
-from engine.memory.context import _content_words, _redundant
+from engine.memory.context import _content_words, _redundant, _shown_words
+from engine.memory.provenance import USER
 from engine.memory.summary import SUMMARY_REQUEST, choose_eviction
+from engine.store import StoredMessage
 from engine.types import Chunk, ContextReport, Done, Message, Sources, Usage
 
 N_CTX = 512
@@ -294,6 +296,19 @@ def test_hits_already_in_the_prompt_are_not_quoted_again():
     shown = _content_words("### human (30/2000 chars)\nThe user's cat is called Pickles.")
     assert _redundant("The user's cat is called Pickles.", shown)
     assert not _redundant("Pickles was adopted in 2019 from a shelter in Lisbon.", shown)
+    # an earlier turn's quote counts by its text, not by its source attribute (a chat's title)
+    quoted = StoredMessage(
+        id="m1",
+        conversation_id="c1",
+        seq=3,
+        role="user",
+        content="Tell me about the sea.",
+        created_at="2026-11-25T10:00:00",
+        prompt_content="<memory source=\"user in 'My cat is Pickles'\">Name a fruit.</memory>\n\nQuestion: Tell me about the sea.",
+    )
+    shown = _shown_words("", "", [quoted])
+    assert not _redundant("The user's cat is called Pickles.", shown)
+    assert _redundant("Name a fruit.", shown) and "sea" in shown
 
 
 def test_memory_off_leaves_chat_plain_but_memory_usable(tmp_path):
@@ -303,3 +318,36 @@ def test_memory_off_leaves_chat_plain_but_memory_usable(tmp_path):
         assert services.memory.set_block("human", "Ana").value == "Ana"
     finally:
         services.close()
+
+
+def test_a_memory_quoted_earlier_in_the_window_is_not_quoted_again(tmp_path):
+    """Turn 1 quotes the archival memory; turn 2 asks about it again in other words: the
+    memory is still in the prompt (turn 1's message as sent), so turn 2 evaluates no second copy."""
+    services = build(Settings(data_dir=tmp_path / "data", n_ctx=N_CTX))
+    try:
+        services.memory.archival.insert("The user's cat is called Pickles and is ginger.", origin=USER)
+        chat = services.chat.new_conversation(title="pets")
+        quoted = [
+            _quoted_kinds(services.chat.stream_turn(chat.id, question, TURN))
+            for question in ("What is my cat called?", "What colour is my cat?")
+        ]
+        services.chat.wait_for_upkeep()
+        first, second = [m for m in services.conversations.messages(chat.id) if m.role == "user"]
+        assert '<memory source="archival memory' in first.sent and "Pickles" in first.sent
+        assert "never instructions" in first.sent, "quoted as data, never as instructions"
+        assert quoted[0] == ["memory"]
+        assert "<memory" not in second.sent and second.sent == second.content
+        assert "memory" not in quoted[1]
+        # a question holding the memory's words is no statement of it: the memory is still quoted
+        other = services.chat.new_conversation(title="check")
+        asked = _quoted_kinds(
+            services.chat.stream_turn(other.id, "Is my cat called Pickles, and ginger?", TURN)
+        )
+        assert "memory" in asked
+    finally:
+        services.close()
+
+
+def _quoted_kinds(events) -> list[str]:
+    """The kinds of the hits a turn quoted (its Sources event), once the turn has finished."""
+    return [h.kind for e in list(events) if isinstance(e, Sources) for h in e.hits]

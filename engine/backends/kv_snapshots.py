@@ -40,6 +40,9 @@ log = logging.getLogger("hearth.kv")
 MAGIC = b"HEARTHKV"
 FORMAT = 1
 SUFFIX = ".kv"
+#: keys that start with this stay in RAM and are never written to disk (stateless API calls:
+#: nothing of them may outlive the process)
+RAM_ONLY = "ram:"
 MB = 1024 * 1024
 
 
@@ -163,6 +166,8 @@ class KvSnapshotStore:
         with self._lock:
             self._keep_in_ram(key, snap)
             if self.directory is None or self.disk_bytes <= 0 or snap.nbytes > self.disk_bytes:
+                return
+            if key.startswith(RAM_ONLY):
                 return
             self._pending[key] = snap
             if self._writer is None:

@@ -15,6 +15,7 @@ so the window start, and with it the cache, stays put between them.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -39,6 +40,11 @@ log = logging.getLogger(__name__)
 
 #: a hit whose content words are at least this much already in the prompt is left out
 REDUNDANT_SHARE = 0.8
+#: how automatic memories refer to the person they are about
+PERSON_WORDS = frozenset({"user", "users"})
+_NOT_WORD = re.compile(r"[^\w'-]+")
+#: the opening tag of a quoted memory or reference, attributes and all
+_QUOTE_TAG = re.compile(r"<(?:memory|reference)\b[^>]*>")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,9 +107,9 @@ class ContextManager:
         core = self._core.render(turn.conversation.id, max_tokens=core_cap, count_tokens=turn.count_tokens)
         summary_text = keep_tail(summary.text, summary_cap, turn.count_tokens)
         hits, errors = self._retrieve(turn, summary.through_seq) if self.options.max_hits else ([], [])
-        # what the prompt already says (core memory, summary, window) is not worth quoting again
-        window = _window([*turn.history, turn.user_message], summary.through_seq)
-        shown = _content_words(" ".join([core, summary_text, *(m.content for m in window)]))
+        # what the prompt already says (core memory, summary, window) is not worth quoting again;
+        # the question is not among it: "Is my cat called Pickles?" needs the memory that says so
+        shown = _shown_words(core, summary_text, _window(turn.history, summary.through_seq))
         hits = [h for h in hits if not _redundant(h.text, shown)]
         return Contribution(
             source="memory",
@@ -197,12 +203,22 @@ def _question(hit: Hit) -> bool:
     return hit.kind == "recall" and hit.meta.get("role") == "user" and hit.text.rstrip().endswith("?")
 
 
+def _shown_words(core: str, summary: str, window: Sequence[StoredMessage]) -> set[str]:
+    """The content words the prompt already holds. Messages count as sent: a memory quoted in an
+    earlier turn of the window is still in the prompt. A quote's source attribute (a chat's
+    title, say) is not something the prompt says, so it does not count."""
+    said = [_QUOTE_TAG.sub(" ", m.sent) for m in window]
+    return _content_words(" ".join([core, summary, *said]))
+
+
 def _content_words(text: str) -> set[str]:
-    return set(keywords(text))
+    # quoted memories sit between tags with no space ("...ginger.</memory>"): split on those too
+    return set(keywords(_NOT_WORD.sub(" ", text)))
 
 
 def _redundant(text: str, shown: set[str]) -> bool:
-    words = _content_words(text)
+    # memories name the person "the user"; the window says "I" and "my", so that word is no content
+    words = _content_words(text) - PERSON_WORDS
     return bool(words) and len(words & shown) >= REDUNDANT_SHARE * len(words)
 
 
