@@ -240,16 +240,8 @@ class LlamaCppBackend:
             else None
         )
         tokens = sample(llm, prompt[start:], config, compiled)
-        tokens = with_drafts(
-            llm,
-            tokens,
-            prompt,
-            max_new,
-            config,
-            draft=self._draft,
-            prompt_lookup=self._prompt_lookup,
-            costs=self._batch_costs,
-        )
+        drafts = (self._draft, self._prompt_lookup, self._batch_costs)
+        tokens = with_drafts(llm, tokens, prompt, max_new, config, *drafts)
         text = AnswerText(config.stop)
         try:
             finish, produced = yield from self._decode(

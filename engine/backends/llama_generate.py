@@ -50,7 +50,6 @@ def with_drafts(
     prompt: list[int],
     max_new: int,
     config: GenerationConfig,
-    *,
     draft: DraftModel | None,
     prompt_lookup: bool,
     costs: BatchCosts,
