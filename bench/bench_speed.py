@@ -6,7 +6,10 @@
    A's next turn with KV snapshots / without (target <= 0.15), and after a restart
    of the services (disk tier; target <= 0.25); sampled (default settings) and greedy turns
 2. prompt-lookup drafting: tokens/s with / without on grounded answers (target >= 1.3)
-   and on free chat (target >= 0.97); sampled answers (greedy answers never draft)
+   and on free chat (target >= 0.97); sampled answers (greedy answers never draft), at
+   temperature 0.3 and at Hearth's defaults; also the drafts accepted / proposed and the
+   ratio those drafts give at draft_policy's prior cost curve (measured on a quiet machine):
+   on a busy machine the wall-clock ratios swing far more than drafting changes them
 3. cold start: first-turn TTFT / second-turn TTFT of a fresh process, with and without the
    warm-up (target <= 1.2)
 4. default threads tokens/s / --n-threads 1
