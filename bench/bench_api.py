@@ -47,26 +47,31 @@ def backend_timing(backend, prompt: str, config: GenerationConfig) -> Sample:
     return stamps[0] - start, (tokens - 1) / (stamps[-1] - stamps[0])
 
 
-def api_timing(client, model: str, prompt: str, max_tokens: int, **options) -> Sample:
-    """One greedy answer streamed from an OpenAI-compatible server with the openai client."""
+def api_timing(
+    client, model: str, prompt: str, max_tokens: int, temperature: float | None = 0.0, **options
+) -> Sample:
+    """One answer streamed from an OpenAI-compatible server with the openai client: greedy, or
+    with the server's own default sampling when ``temperature`` is None."""
     messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": prompt}]
-    start, stamps, tokens, _ = stream_answer(client, model, messages, max_tokens, **options)
+    start, stamps, tokens, _ = stream_answer(client, model, messages, max_tokens, temperature, **options)
     return stamps[0] - start, (tokens - 1) / (stamps[-1] - stamps[0])
 
 
 def stream_answer(
-    client, model: str, messages: list[dict], max_tokens: int, **options
+    client, model: str, messages: list[dict], max_tokens: int, temperature: float | None = 0.0, **options
 ) -> tuple[float, list[float], int, str]:
-    """Stream one greedy answer: (start time, arrival time of each text chunk, tokens, text)."""
+    """Stream one answer, greedy unless ``temperature`` says otherwise (None: the server's
+    default): (start time, arrival time of each text chunk, tokens, text)."""
     start = time.perf_counter()
     stamps: list[float] = []
     parts: list[str] = []
     tokens = 0
+    if temperature is not None:
+        options["temperature"] = temperature
     stream = client.chat.completions.create(
         model=model,
         messages=messages,
         max_tokens=max_tokens,
-        temperature=0.0,
         stream=True,
         stream_options={"include_usage": True},
         **options,

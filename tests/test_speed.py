@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from conftest import GREEDY, run_turn
 
 from engine import GenerationConfig, Settings, build
@@ -19,49 +21,99 @@ QUOTE = [
 ]
 
 
-def test_prompt_lookup_finds_the_latest_continuation_and_backs_off():
-    lookup = PromptLookup([5, 6, 7, 8, 9, 1, 2, 5, 6, 3, 4], min_ngram=2, max_draft=4)
-    lookup.append(5)
-    lookup.append(6)  # suffix (5, 6) occurred twice; the latest was followed by 3, 4, 5, 6
-    assert lookup.propose(limit=10) == [3, 4, 5, 6]
-    assert lookup.propose(limit=2) == [3, 4]
-    lookup.record(proposed=4, accepted=0)
-    assert lookup.propose(limit=10) == []  # backing off after a miss
-    assert PromptLookup([1, 2, 3]).propose(limit=5) == []  # nothing repeats
+def test_prompt_lookup_guesses_from_the_latest_occurrence_of_the_longest_suffix():
+    lookup = PromptLookup([5, 6, 7, 8, 9, 1, 2, 5, 6, 3, 4, 9, 5])
+    lookup.append(6)  # suffix (5, 6) occurred twice; the latest was followed by 3 (position 9)
+    assert lookup.guess == (9, 2)
+    lookup.append(3)  # (5, 6, 3) matches 3 tokens there, and (9, 5, 6, 3) only here: 3
+    assert lookup.guess == (10, 3)
+    assert lookup.acceptance.hits == [1, 0, 0, 0, 0, 0, 0]  # the guess 3 after a 2-token match came true
+
+
+def test_default_settings_draft_and_the_switch_turns_it_off(monkeypatch, tmp_path):
+    from cli import global_parser, settings_from
+
+    assert Settings(data_dir=tmp_path).prompt_lookup
+    for name in [n for n in os.environ if n.startswith("HEARTH_")]:
+        monkeypatch.delenv(name)
+    assert settings_from(global_parser().parse_args(["conversations"])).prompt_lookup
+    assert not settings_from(
+        global_parser().parse_args(["--no-prompt-lookup", "conversations"])
+    ).prompt_lookup
+    monkeypatch.setenv("HEARTH_PROMPT_LOOKUP", "0")
+    assert not settings_from(global_parser().parse_args(["conversations"])).prompt_lookup
 
 
 def test_greedy_answer_is_identical_with_and_without_drafting(tmp_path):
     answers = []
     for on in (True, False):
-        backend = LlamaCppBackend(Settings(data_dir=tmp_path / str(on), n_ctx=2048, prompt_lookup=on))
+        backend = LlamaCppBackend(Settings(data_dir=tmp_path / str(on), n_ctx=2048).replace(prompt_lookup=on))
         try:
             config = GenerationConfig(temperature=0.0, repeat_penalty=1.0, max_tokens=60)
             answers.append("".join(c.text for c in backend.stream_chat(QUOTE, config)))
+            assert 2 not in backend._batch_costs._seen  # greedy answers never evaluate a draft batch
         finally:
             backend.close()
     assert answers[0] == answers[1] and "lighthouse" in answers[0]
 
 
+def sampled_tokens(backend: LlamaCppBackend, messages: list[Message], seed: int) -> tuple[PromptLookup, str]:
+    """Drafted sampled generation of up to 60 tokens: the lookup (it holds the counts), the text."""
+    llm = backend._llm
+    llm.reset()
+    prompt = backend.render(messages)
+    llm.set_seed(seed)
+    lookup = PromptLookup(prompt, backend._batch_costs)
+    tokens = llm.generate(prompt, temp=0.2, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0)
+    out = []
+    for token in drafted(llm, tokens, 60, lookup, backend._batch_costs):
+        if token == llm.token_eos():
+            break
+        out.append(token)
+        if len(out) >= 60:
+            break
+    assert "eval" not in llm.__dict__  # the shadowed eval is gone again
+    assert lookup.ids[len(prompt) :] == out[: len(lookup.ids) - len(prompt)]  # it saw every token
+    return lookup, llm.detokenize(out).decode("utf-8", "replace")
+
+
 def test_sampled_answer_accepts_drafts_from_the_prompt(tmp_path):
-    backend = LlamaCppBackend(Settings(data_dir=tmp_path, n_ctx=2048, prompt_lookup=True))
+    backend = LlamaCppBackend(Settings(data_dir=tmp_path, n_ctx=2048))
     try:
-        llm = backend._llm
-        prompt = backend.render(QUOTE)
-        llm.set_seed(7)
-        lookup = PromptLookup(prompt)
-        tokens = llm.generate(prompt, temp=0.2, top_k=40, top_p=0.95, min_p=0.05, repeat_penalty=1.0)
-        out = []
-        for token in drafted(llm, tokens, 60, lookup):
-            out.append(token)
-            if len(out) >= 60:
-                break
-        assert lookup.accepted_total > 10  # many tokens came from verified drafts
-        assert "lighthouse" in llm.detokenize(out).decode("utf-8", "replace")
-        assert "eval" not in llm.__dict__  # the shadowed eval is gone again
+        quoted, text = sampled_tokens(backend, QUOTE, seed=7)
+        assert quoted.accepted_total > 10  # many tokens came from verified drafts
+        assert quoted.accepted_total <= quoted.proposed_total
+        assert "lighthouse" in text
+        free, _ = sampled_tokens(
+            backend, [Message(role="user", content="Tell me a story about a cat.")], seed=7
+        )
+        assert free.proposed_total <= 10  # no passage to copy: (almost) no drafts are paid for
         # the backend's own path drafts for sampled turns and still answers
-        config = GenerationConfig(temperature=0.2, max_tokens=40, seed=-1)
+        config = GenerationConfig(temperature=0.2, max_tokens=40, seed=3)
         text = "".join(c.text for c in backend.stream_chat(QUOTE, config))
         assert text.strip()
+    finally:
+        backend.close()
+
+
+def test_drafted_answers_keep_their_logprobs_and_next_token_data(tmp_path):
+    """Each drafted token's logits are read at its own position in the batch: with top-k 40 the
+    drawn token is always among that position's 40 best (the batch's last row would not say so)."""
+    from engine.studio.trace import TokenTrace
+
+    backend = LlamaCppBackend(Settings(data_dir=tmp_path, n_ctx=2048))
+    try:
+        config = GenerationConfig(temperature=0.2, repeat_penalty=1.0, top_k=40, max_tokens=60, seed=7)
+        trace = TokenTrace()
+        chunks = list(backend.stream_chat(QUOTE, config, trace=trace, logprobs=3))
+        assert set(backend._batch_costs._seen) - {1}  # draft batches were evaluated
+        assert len(trace) == chunks[-1].usage.completion_tokens > 30
+        for token, top in zip(trace.ids, trace.top_ids, strict=True):
+            assert token in top.tolist()
+        scored = [lp for c in chunks for lp in c.logprobs or ()]
+        assert len(scored) == len(trace)
+        for lp, traced in zip(scored, trace.logprobs, strict=True):
+            assert abs(lp.logprob - traced) < 1e-3  # the API's logprobs read the same row
     finally:
         backend.close()
 

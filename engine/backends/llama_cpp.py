@@ -21,6 +21,7 @@ from ..config import GenerationConfig, Settings
 from ..errors import ConfigError, GenerationError, ModelError
 from ..types import Chunk, Message, TokenLogprob, Usage
 from .control_tokens import defuse
+from .draft_policy import BatchCosts
 from .gguf_files import bundled_model_path, check_gguf_file, resolve_model
 from .grammars import json_object_grammar, json_schema_grammar
 from .kv_reuse import CleanPrefix
@@ -42,6 +43,7 @@ from .llama_load import (
 )
 from .logprobs import drain, token_logprob
 from .sampler_chain import CustomChain, build_chain
+from .speculative import sampled_index
 from .threads import plan_threads
 
 if TYPE_CHECKING:
@@ -108,6 +110,7 @@ class LlamaCppBackend:
             else None
         )
         self._prompt_lookup = settings.prompt_lookup
+        self._batch_costs = BatchCosts()  # what drafts cost on this model and machine, learned
         self._draft = load_draft(llama_cpp, self._llm, settings, kwargs) if settings.draft_model else None
 
     # Backend protocol
@@ -241,16 +244,13 @@ class LlamaCppBackend:
             else None
         )
         tokens = sample(llm, prompt[start:], config, compiled)
-        if trace is not None and self._prompt_lookup and config.temperature != 0:
-            trace = None  # drafting keeps its speed; such answers have no next-token data
-        # drafted tokens are scored in batches: no per-token logits to read
-        if not logprobs and trace is None:
-            tokens = with_drafts(
-                llm, tokens, prompt, max_new, config, draft=self._draft, prompt_lookup=self._prompt_lookup
-            )
+        drafts = (self._draft, self._prompt_lookup, self._batch_costs)
+        tokens = with_drafts(llm, tokens, prompt, max_new, config, *drafts)
         text = AnswerText(config.stop)
         try:
-            finish, produced = yield from self._decode(tokens, text, max_new, cancel, logprobs, trace)
+            finish, produced = yield from self._decode(
+                tokens, text, max_new, cancel, logprobs, trace, position=len(prompt)
+            )
         except (RuntimeError, ValueError) as e:
             raise GenerationError(f"llama.cpp failed while generating: {e}") from e
         finally:
@@ -271,19 +271,23 @@ class LlamaCppBackend:
         cancel: threading.Event | None,
         logprobs: int | None,
         trace: TokenTrace | None,
+        *,
+        position: int,
     ) -> Generator[Chunk, None, tuple[str, int]]:
         """Text chunks of ``tokens`` until an end, a stop string, ``max_new`` or ``cancel``;
-        returns the finish reason and how many tokens were produced."""
+        returns the finish reason and how many tokens were produced. ``position``: where the
+        first token sits in the context (a drafted batch holds several tokens' logits)."""
         is_eog, vocab = self._llama_cpp.llama_vocab_is_eog, self._llm._model.vocab
         produced = 0
         for token in tokens:
             if is_eog(vocab, token):
                 return "stop", produced
+            index = sampled_index(self._llm, position + produced)
             produced += 1
             if logprobs is not None:
-                text.scored.append(self._token_logprob(token, logprobs))
+                text.scored.append(self._token_logprob(token, logprobs, index))
             if trace is not None:
-                trace.add(token, self._last_logits())
+                trace.add(token, self._logits(index))
             out = text.stops.feed(text.decoder.decode(self._piece(token)))
             if out:
                 yield Chunk(text=out, logprobs=drain(text.scored))
@@ -295,20 +299,21 @@ class LlamaCppBackend:
                 return "cancelled", produced
         return "length", produced
 
-    def _token_logprob(self, token: int, top_n: int) -> TokenLogprob:
+    def _token_logprob(self, token: int, top_n: int, index: int) -> TokenLogprob:
         """The model's log-probability of ``token`` and its ``top_n`` best alternatives.
 
-        Read from the logits that produced ``token``: ``generate`` is suspended at its yield,
-        so the context still holds them (no logits_all needed). These are the model's raw
-        probabilities, before temperature and the other samplers, as OpenAI reports them.
+        Read from the logits that produced ``token`` (at ``index`` of the last batch):
+        ``generate`` is suspended at its yield, so the context still holds them. These are the
+        model's raw probabilities, before temperature and the other samplers, as OpenAI reports them.
         """
-        return token_logprob(self._last_logits(), token, top_n, self._piece)
+        return token_logprob(self._logits(index), token, top_n, self._piece)
 
-    def _last_logits(self) -> np.ndarray:
-        """The logits of the position just sampled (a view into llama.cpp's buffer: copy to keep)."""
+    def _logits(self, index: int = -1) -> np.ndarray:
+        """The logits at ``index`` of the last batch, -1 its last position (a view into llama.cpp's
+        buffer: copy to keep)."""
         import numpy as np
 
-        return np.ctypeslib.as_array(self._llm._ctx.get_logits_ith(-1), shape=(self._llm.n_vocab(),))
+        return np.ctypeslib.as_array(self._llm._ctx.get_logits_ith(index), shape=(self._llm.n_vocab(),))
 
     def token_pieces(self, tokens: Sequence[int]) -> list[bytes]:
         """Each token's bytes in this model's vocabulary (a piece may be part of a UTF-8 character)."""

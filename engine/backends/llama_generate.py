@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import GenerationConfig
 from ..types import TokenLogprob
 from .draft_model import DraftModel
+from .draft_policy import BatchCosts
 from .speculative import PromptLookup, drafted
 from .streaming import StopScanner
 
@@ -49,12 +50,13 @@ def with_drafts(
     prompt: list[int],
     max_new: int,
     config: GenerationConfig,
-    *,
     draft: DraftModel | None,
     prompt_lookup: bool,
+    costs: BatchCosts,
 ) -> Generator[int, Any, None]:
     """Speculative decoding for sampled answers (same distribution, fewer decodes): drafts
-    from ``draft`` (a small model), else from the prompt itself when ``prompt_lookup``.
+    from ``draft`` (a small model), else from the prompt itself when ``prompt_lookup``, as
+    long as ``costs`` (the model's learned batch costs) say they pay.
 
     Not for greedy ones: llama.cpp's CPU kernels give a batch's positions logits that
     differ from one-token decodes (measured up to 0.85), enough to flip a near-tie, and
@@ -63,9 +65,9 @@ def with_drafts(
     if config.temperature == 0:
         return tokens
     if draft is not None:
-        return drafted(llm, tokens, max_new, draft.session(prompt))
+        return drafted(llm, tokens, max_new, draft.session(prompt), costs)
     if prompt_lookup:
-        return drafted(llm, tokens, max_new, PromptLookup(prompt))
+        return drafted(llm, tokens, max_new, PromptLookup(prompt, costs), costs)
     return tokens
 
 

@@ -77,7 +77,7 @@ class StudioService:
         if trace is None or provenance is None:
             raise NotFoundError(
                 "This answer has no next-token data: it was written before Hearth recorded it, "
-                "by a remote model, with an image or with prompt-lookup drafting. Regenerate it to inspect it."
+                "by a remote model or with an image. Regenerate it to inspect it."
             )
         backend = self._same_model(provenance)
         pieces = [p.decode("utf-8", errors="replace") for p in backend.token_pieces(trace.ids)]
