@@ -6,7 +6,7 @@
 Same bundled GGUF, same prompts, same generation and batch threads (Hearth's defaults for
 this machine, passed to llama-server as -t/-tb), same context size. ``--sampling greedy``:
 temperature 0 on both sides; ``defaults``: each side's own default sampling, out of the box
-(Hearth: temperature 0.7, repeat penalty 1.1, prompt-lookup drafting; llama-server:
+(Hearth: temperature 0.7, repeat penalty 1.1, drafting only with --prompt-lookup; llama-server:
 temperature 0.8, no drafting); ``both`` (the default) runs greedy, then defaults:
 
 - Hearth engine: the in-process backend's stream_chat (what the page and the CLI use)
@@ -88,7 +88,7 @@ def server_binary(given: str | None) -> Path:
 
 @contextmanager
 def both_servers(
-    tmp: Path, threads: int | None, server: str | None, *, prompt_lookup: bool = True
+    tmp: Path, threads: int | None, server: str | None, *, prompt_lookup: bool = False
 ) -> Iterator[dict]:
     """Hearth (its engine in this process, and its API as its own process) and llama-server
     on the same GGUF, threads and context, out of the box otherwise. Yields a dict:
@@ -138,7 +138,7 @@ def both_servers(
 
 
 def compare(args: argparse.Namespace) -> None:
-    lookup = not args.no_prompt_lookup
+    lookup = args.prompt_lookup
     with (
         tempfile.TemporaryDirectory() as tmp,
         both_servers(Path(tmp), args.n_threads, args.server, prompt_lookup=lookup) as s,
@@ -197,7 +197,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--n-threads", type=int, default=None, help="generation and batch threads for both")
-    parser.add_argument("--no-prompt-lookup", action="store_true", help="Hearth without drafting")
+    parser.add_argument("--prompt-lookup", action="store_true", help="Hearth with prompt-lookup drafting")
     parser.add_argument(
         "--sampling",
         choices=("greedy", "defaults", "both"),

@@ -166,7 +166,7 @@ def _speed_options(parser: argparse.ArgumentParser) -> None:
         "kv_cache_disk_mb",
         help="disk for KV snapshots in MB, in DATA_DIR/kv (default: 5%% of free disk, 256-4096)",
     )
-    add("prompt_lookup", help="turn off prompt-lookup speculative decoding of sampled answers")
+    add("prompt_lookup", help="prompt-lookup speculative decoding of sampled answers")
     add("draft_model", help="small GGUF of the same family that drafts tokens for sampled answers")
 
 
@@ -186,7 +186,7 @@ def settings_from(args: argparse.Namespace):
         kv_snapshots=not args.no_kv_snapshots,
         kv_cache_ram_mb=args.kv_cache_ram_mb,
         kv_cache_disk_mb=args.kv_cache_disk_mb,
-        prompt_lookup=not args.no_prompt_lookup,
+        prompt_lookup=args.prompt_lookup,
         draft_model=args.draft_model,
         chat_template=template,
         mmproj=args.mmproj,

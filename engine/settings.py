@@ -67,7 +67,7 @@ class Settings:
     kv_cache_disk_mb: int | None = None
     #: prompt-lookup speculative decoding of sampled answers: draft tokens copied from the context,
     #: verified in one batch, only where the learned batch costs say they pay (draft_policy)
-    prompt_lookup: bool = True
+    prompt_lookup: bool = False
     #: a small GGUF of the same model family (same tokenizer) that drafts tokens for sampled
     #: answers, verified by the main model in one batch; None = no draft model
     draft_model: str | None = None
