@@ -15,7 +15,6 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from fastapi import Request, Response
@@ -135,7 +134,9 @@ def _stateless(services: Services, messages: list[Message], config: GenerationCo
         chunks = backend.stream_chat(
             messages, config, cancel=cancel, grammar=grammar, logprobs=top, cache_key=key
         )
-        return _settled_after(services, chunks, key)
+        # (not settled after the call as page turns are: that cost a tenth of the API's tokens/s
+        # on the next calls here, as the next call often comes at once)
+        return chunks
 
     return produce
 
@@ -156,14 +157,6 @@ def stateless_cache_key(messages: list[Message]) -> str:
             break
     digest = hashlib.sha256(json.dumps(opening).encode("utf-8")).hexdigest()[:32]
     return f"{RAM_ONLY}api-{digest}"
-
-
-def _settled_after(services: Services, chunks: Iterator[Chunk], key: str) -> Iterator[Chunk]:
-    """``chunks``, then (once the whole answer went out) the backend settles it in the
-    background as after a page turn, so the chat's next call reuses the answer's tokens."""
-    yield from chunks
-    backend = services.models.backend
-    services.chat.upkeep.submit(partial(backend.settle, key))
 
 
 def _hearth_turn(

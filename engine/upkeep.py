@@ -1,7 +1,7 @@
 """Work after an answer is saved (the KV cache settled for the next turn; memory: index,
 remember, summarize), one job at a time.
 
-The answer's Done event is shown at once; the jobs run in one background thread, in the
+The answer's Done event is shown at once; the jobs run in the background, one after another, in the
 order their turns finished. The next turn waits for them (so a summary is in place before
 the prompt that needs it), and ``close`` finishes them before the stores close.
 A failing job is logged and never reaches the user.
@@ -12,35 +12,40 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 
 log = logging.getLogger(__name__)
 
 
 class Upkeep:
+    """Jobs run one at a time, in the order submitted, each on a thread of its own that ends
+    with it: a long-lived thread that ever ran llama.cpp keeps its OpenMP team, which slowed
+    every later decode on other threads by a third here (settling runs llama.cpp)."""
+
     def __init__(self) -> None:
-        self._pool: ThreadPoolExecutor | None = None
-        self._last: Future[None] | None = None
+        self._last: threading.Thread | None = None
         self._lock = threading.Lock()
 
     def submit(self, job: Callable[[], object]) -> None:
         with self._lock:
-            if self._pool is None:  # made on first use
-                self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hearth-upkeep")
-            self._last = self._pool.submit(_guarded, job)
+            worker = threading.Thread(target=_after, args=(self._last, job), name="hearth-upkeep")
+            self._last = worker
+            worker.start()
 
     def wait(self) -> None:
-        """Return when every job submitted so far is done (one worker: the last one is last)."""
+        """Return when every job submitted so far is done (each waits for the one before)."""
         with self._lock:
             last = self._last
         if last is not None:
-            last.result()
+            last.join()
 
     def close(self) -> None:
-        with self._lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        self.wait()
+
+
+def _after(previous: threading.Thread | None, job: Callable[[], object]) -> None:
+    if previous is not None:
+        previous.join()
+    _guarded(job)
 
 
 def _guarded(job: Callable[[], object]) -> None:

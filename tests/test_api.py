@@ -395,7 +395,6 @@ def test_stateless_chats_keep_their_kv_in_ram_only_and_get_it_back(client, model
             {"role": "assistant", "content": reply.choices[0].message.content},
             {"role": "user", "content": "And one more?"},
         ]
-        services.chat.wait_for_upkeep()  # the answer settles after the call, as after a page turn
         return reply
 
     ask("rivers"), ask("volcanoes")
