@@ -102,7 +102,7 @@ def test_drafted_answers_keep_their_logprobs_and_next_token_data(tmp_path):
     drawn token is always among that position's 40 best (the batch's last row would not say so)."""
     from engine.studio.trace import TokenTrace
 
-    backend = LlamaCppBackend(Settings(data_dir=tmp_path, n_ctx=2048))
+    backend = LlamaCppBackend(Settings(data_dir=tmp_path, n_ctx=2048, prompt_lookup=True))
     try:
         config = GenerationConfig(temperature=0.2, repeat_penalty=1.0, top_k=40, max_tokens=60, seed=7)
         trace = TokenTrace()
