@@ -63,9 +63,9 @@ class CleanPrefix:
         prompt token is always left to it (its logits come from that decode)."""
         if self.rule.any_batch:
             stop = len(prompt) - 2
-            return _evaluate(llm, prompt, start, stop, self.rule) if stop - start >= 2 else start
-        stop = min(llm.n_batch, self.rule.boundary(len(prompt) - 1))
-        return _evaluate(llm, prompt, start, stop, self.rule) if start < stop else start
+            return evaluate(llm, prompt, start, stop, self.rule) if stop - start >= 2 else start
+        stop = min(self.rule.n_batch, self.rule.boundary(len(prompt) - 1))
+        return evaluate(llm, prompt, start, stop, self.rule) if start < stop else start
 
     def evaluated(self, llm: Llama, prompt_len: int) -> None:
         """A generation over a ``prompt_len``-token prompt ended: its prompt (under ``any_batch``)
@@ -89,7 +89,7 @@ class CleanPrefix:
         tokens = llm.input_ids[:end].tolist()  # a copy: evaluating writes input_ids
         llm.n_tokens, self.clean = start, 0  # until the evaluation ends
         try:
-            _evaluate(llm, tokens, start, end, self.rule)
+            evaluate(llm, tokens, start, end, self.rule)
         except (RuntimeError, ValueError) as e:
             log.warning("settling the cache failed: %s", e)
             return 0
@@ -97,7 +97,7 @@ class CleanPrefix:
         return end - start
 
 
-def _evaluate(llm: Llama, tokens: Sequence[int], start: int, stop: int, rule: ChunkRule) -> int:
+def evaluate(llm: Llama, tokens: Sequence[int], start: int, stop: int, rule: ChunkRule) -> int:
     """Evaluate ``tokens[start:stop]`` as the rule needs: in batches of two or more tokens
     (``any_batch``), or chunk by chunk at the shared boundaries (``start`` is one)."""
     if rule.any_batch:
@@ -106,7 +106,7 @@ def _evaluate(llm: Llama, tokens: Sequence[int], start: int, stop: int, rule: Ch
             llm.eval(tokens[position : position + size])
             position += size
         return stop
-    n_batch = llm.n_batch
+    n_batch = rule.n_batch
     position = start
     while position < min(stop, n_batch):  # head chunks, one decode each
         end = min(position + head_chunk(n_batch), stop)

@@ -19,6 +19,7 @@ from .base import ModelInfo
 from .draft_model import DraftModel
 from .gguf_files import check_gguf_file, resolve_model
 from .kv_hook import ConversationKv
+from .kv_reuse import evaluate
 from .kv_snapshots import ChunkRule, KvSnapshotStore, default_budgets, fingerprint, template_hash
 from .limits import available_memory, fit_context, kv_bytes_per_token
 from .threads import ThreadPlan
@@ -229,9 +230,8 @@ def _batch_probe(llama_cpp: ModuleType, llm: Llama) -> bool:
             llm.reset()
             llm._ctx.kv_cache_clear()
             position = 0
-            for size in (part for whole in cut for part in ChunkRule(n_batch, True).sizes(whole)):
-                llm.eval(tokens[position : position + size])
-                position += size
+            for whole in cut:  # each part as a prompt is evaluated under the rule it probes
+                position = evaluate(llm, tokens, position, position + whole, ChunkRule(n_batch, True))
             logits = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
             seen.append(np.ctypeslib.as_array(logits, shape=(llm.n_vocab(),)).copy())
     except (RuntimeError, ValueError, OSError) as e:
