@@ -4,6 +4,7 @@
     python bench/bench_ingest.py --big-mb 1            # a short run (the numbers in notes come from these)
     python bench/bench_ingest.py --source repeated     # the big file repeats 500 KB of man pages
     python bench/bench_ingest.py --no-embed-onnx       # ingest through torch, as before the ONNX path
+    python bench/bench_ingest.py --embed-precision fp32  # the exact ONNX export instead of int8
 
 The small files are 27 documents of bench/data/eval (Debian man pages in English, German and
 mixed Chinese/English). The big one is real public text too: README, NEWS and changelog files
@@ -33,7 +34,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine import Settings, build  # noqa: E402
-from engine.embeddings import TextEmbedder  # noqa: E402
+from engine.embeddings import PRECISIONS, TextEmbedder  # noqa: E402
 from engine.rag.chunking import embedding_text  # noqa: E402
 
 EVAL = ROOT / "bench" / "data" / "eval"
@@ -78,8 +79,10 @@ def write_big(path: Path, megabytes: float, source: str) -> None:
                     break
 
 
-def ingest(folder: Path, data: Path, small: set[str], sample_size: int, *, onnx: bool) -> dict:
-    services = build(Settings(data_dir=data, embed_onnx=onnx), load_model=False)
+def ingest(
+    folder: Path, data: Path, small: set[str], sample_size: int, *, onnx: bool, precision: str
+) -> dict:
+    services = build(Settings(data_dir=data, embed_onnx=onnx, embed_precision=precision), load_model=False)
     docs = services.documents
     try:
         docs.embedder.embed(["warm-up"])  # the model loads outside the timing
@@ -117,6 +120,7 @@ def ingest(folder: Path, data: Path, small: set[str], sample_size: int, *, onnx:
             "baseline": baseline,
             "own": own,
             "onnx": docs.embedder.onnx_state,
+            "variant": docs.embedder.variant(),
         }
     finally:
         services.close()
@@ -128,6 +132,7 @@ def main() -> None:
     parser.add_argument("--source", choices=["distinct", "repeated"], default="distinct")
     parser.add_argument("--sample", type=int, default=256, help="chunks embedded for the baseline")
     parser.add_argument("--no-embed-onnx", action="store_true", help="ingest with torch only (as before)")
+    parser.add_argument("--embed-precision", choices=PRECISIONS, default=Settings().embed_precision)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "folder"
@@ -138,7 +143,14 @@ def main() -> None:
             (folder / name).write_bytes(path.read_bytes())
             small.add(f"folder/{name}")
         write_big(folder / "big.txt", args.big_mb, args.source)
-        out = ingest(folder, Path(tmp) / "data", small, args.sample, onnx=not args.no_embed_onnx)
+        out = ingest(
+            folder,
+            Path(tmp) / "data",
+            small,
+            args.sample,
+            onnx=not args.no_embed_onnx,
+            precision=args.embed_precision,
+        )
     rate = out["chunks"] / out["seconds"]
     print(
         f"folder: 1 file of {args.big_mb:g} MB ({args.source}) + {len(small)} small; {out['chunks']} chunks, "
@@ -153,7 +165,8 @@ def main() -> None:
         f"{out['baseline']:.1f} chunks/s; ratio {rate / out['baseline']:.2f} (target >= 2)"
     )
     print(
-        f"Hearth's embedder (ONNX {out['onnx']}) on the same sample {out['own']:.1f} chunks/s, "
+        f"Hearth's embedder (embed_precision {args.embed_precision}; ONNX {out['onnx']}, at the end "
+        f"embedding {out['variant']}) on the same sample {out['own']:.1f} chunks/s, "
         f"{out['own'] / out['baseline']:.2f}x torch; whole ingest over it {rate / out['own']:.2f}"
     )
 

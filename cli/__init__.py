@@ -92,6 +92,8 @@ def _model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def _retrieval_options(parser: argparse.ArgumentParser) -> None:
+    from engine.embeddings import PRECISIONS
+
     g = parser.add_argument_group("documents and images: embedders, reranker, CLIP")
     add = partial(setting_option, g)
     add(
@@ -109,6 +111,12 @@ def _retrieval_options(parser: argparse.ArgumentParser) -> None:
         help="text put before each passage before embedding (default: from the model name)",
     )
     add("embed_onnx", help="embed with torch only, never through an ONNX export of the model")
+    add(
+        "embed_precision",
+        choices=PRECISIONS,
+        help="ONNX export to embed with: int8 (default, about 2x faster, recall measured equal) "
+        "or fp32 (torch's vectors)",
+    )
     add(
         "rerank_model",
         help="sentence-transformers CrossEncoder that reorders the best search results (default: none)",
@@ -194,6 +202,7 @@ def settings_from(args: argparse.Namespace):
         embed_query_prefix=args.embed_query_prefix,
         embed_passage_prefix=args.embed_passage_prefix,
         embed_onnx=not args.no_embed_onnx,
+        embed_precision=args.embed_precision,
         rerank_model=args.rerank_model,
         clip_model=args.clip_model,
         clip_pretrained=args.clip_pretrained,

@@ -1,10 +1,12 @@
 """A BERT sentence embedder's transformer through ONNX Runtime: the only module that imports it.
 
-Same vectors as torch (the tests hold every cosine >= 0.9999; measured max |difference| ~3e-7),
-about 1.3x faster on CPU because the exported graph has onnxruntime's fused attention, GELU
-and LayerNorm kernels (bench/bench_embed_onnx.py). The file is exported once per model into
-the data directory (``embed_export``), named by the identity of the model's files, so a
-changed model never runs through a stale export.
+Two precisions (bench/bench_embed_onnx.py measures both). "fp32": the same vectors as torch
+(the tests hold every cosine >= 0.9999; measured max |difference| ~3e-7), about 1.3x faster on
+CPU because the exported graph has onnxruntime's fused attention, GELU and LayerNorm kernels.
+"int8": that graph with int8 weights (``embed_export.quantize``), faster again, its vectors
+close to torch's but not equal. The file is exported once per model and precision into the
+data directory (``embed_export``), named by the identity of the model's files, so a changed
+model never runs through a stale export.
 """
 
 from __future__ import annotations
@@ -35,16 +37,22 @@ def model_key(model_dir: Path) -> str:
     return digest.hexdigest()[:16]
 
 
-def export_path(folder: Path, model_dir: Path) -> Path:
-    """Where the export of the model in ``model_dir`` lives under ``folder``."""
-    return folder / f"{model_dir.name}-{model_key(model_dir)}.onnx"
+def export_path(folder: Path, model_dir: Path, precision: str = "fp32") -> Path:
+    """Where the export of the model in ``model_dir`` at ``precision`` lives under ``folder``
+    (an fp32 file keeps the name it had before there were two precisions)."""
+    tag = "" if precision == "fp32" else f"-{precision}"
+    return folder / f"{model_dir.name}-{model_key(model_dir)}{tag}.onnx"
 
 
 class OnnxEncoder:
     """Mean-pooled, L2-normalised vectors from an exported transformer."""
 
-    def __init__(self, path: Path, tokenize: Tokenize, *, threads: int | None = None):
+    def __init__(
+        self, path: Path, tokenize: Tokenize, *, precision: str = "fp32", threads: int | None = None
+    ):
         self.path = path
+        #: "fp32" or "int8": which vectors it makes (the vector cache keeps them apart)
+        self.precision = precision
         self.tokenize = tokenize
         #: one tokenization at a time (the model runs concurrently: ONNX Runtime sessions are thread-safe)
         self._tokenizing = threading.Lock()

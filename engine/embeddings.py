@@ -32,8 +32,12 @@ DEFAULT_BATCH = 32
 #: an embed call of at least this many texts starts the one-time ONNX export, in the
 #: background (seconds of CPU and ~90 MB on disk: worth it for an ingest, not for a question)
 EXPORT_AFTER_TEXTS = 64
-#: an export is used only if its vectors of the probe texts are this close to torch's
-EXACT_COSINE = 0.9999
+#: an export is used only if its vectors of the probe texts are this close to torch's: equal for
+#: fp32; for int8 a margin below the lowest cosine measured (bench/bench_embed_onnx.py)
+PROBE_COSINE = {"fp32": 0.9999, "int8": 0.96}
+#: what ``precision`` may be: the int8 graph (default: faster, its recall measured equal) or
+#: the exact one
+PRECISIONS = ("int8", "fp32")
 #: probes of that check: prose, another script, mixed CJK, a text longer than the model reads
 _PROBES = (
     "How do I restore a backup of my notes?",
@@ -109,21 +113,26 @@ class TextEmbedder:
         query_prefix: str | None = None,
         passage_prefix: str | None = None,
         onnx_dir: Path | None = None,
+        precision: str = "fp32",
     ):
         """``onnx_dir``: where exports to ONNX are kept (None: always torch). A local BERT
         model with mean pooling (the bundled one) is exported there once, then embedded with
-        ONNX Runtime: the same vectors, faster (``embed_onnx``)."""
+        ONNX Runtime (``embed_onnx``) at ``precision``: "fp32" gives torch's vectors, faster;
+        "int8" nearly the same vectors, faster again (its recall measured equal)."""
+        if precision not in PRECISIONS:
+            raise RetrievalError(f"Unknown embedding precision {precision!r}: use int8 or fp32.")
         self.model_ref = model or str(bundled_embedder_path())
         self.device = device
         self.batch_size = batch_size
         self._prefix_override = (query_prefix, passage_prefix)
         self._model: SentenceTransformer | None = None
         self._lock = threading.Lock()
-        #: (model name, question) -> vector, least recently used first
+        #: (model name and variant, question) -> vector, least recently used first
         self._queries: OrderedDict[tuple[str, str], list[float]] = OrderedDict()
         #: held while a question is embedded: a second asker of the same words waits, then reads the cache
         self._queries_lock = threading.Lock()
         self.onnx_dir = onnx_dir
+        self.precision = precision
         #: "new" (not looked at yet), "exporting", "ready" (``_onnx`` set) or "off" (torch)
         self.onnx_state = "new" if onnx_dir is not None else "off"
         self._onnx: OnnxEncoder | None = None
@@ -137,6 +146,13 @@ class TextEmbedder:
             tag = hashlib.sha256(repr(self._prefix_override).encode()).hexdigest()[:8]
             return f"{base}#prefix-{tag}"
         return base
+
+    def variant(self) -> str:
+        """Which vectors an embed call makes now: "int8" once an int8 export is in use, else
+        "fp32" (torch and the fp32 export make the same ones). Opens an existing export, as
+        the first embed call would, so that the answer holds for that call."""
+        encoder = self._fast_encoder(0)
+        return encoder.precision if encoder is not None else "fp32"
 
     @property
     def multilingual(self) -> bool:
@@ -181,45 +197,53 @@ class TextEmbedder:
 
     def embed(self, texts: Sequence[str], *, batch_size: int | None = None) -> list[list[float]]:
         """Vectors of passages (documents, memories), with the model's passage prefix."""
+        return self.embed_tagged(texts, batch_size=batch_size)[1]
+
+    def embed_tagged(
+        self, texts: Sequence[str], *, batch_size: int | None = None
+    ) -> tuple[str, list[list[float]]]:
+        """``embed``, and the ``variant`` that made the vectors (the path may change between calls)."""
         passage = self.prefixes()[1] if texts else ""
         return self._encode([passage + t for t in texts] if passage else texts, batch_size)
 
     def embed_queries(self, texts: Sequence[str], *, batch_size: int | None = None) -> list[list[float]]:
         """Vectors of search questions, with the model's query prefix; each distinct question is
-        embedded once (an LRU keyed by model and text, shared by memory and documents)."""
+        embedded once (an LRU keyed by model, variant and text, shared by memory and documents)."""
         if not texts:
             return []
-        name = self.name
         with self._queries_lock:
-            known = [self._queries.get((name, t)) for t in texts]
-            missing = list(dict.fromkeys(t for t, v in zip(texts, known) if v is None))
+            known = {t: v for t in texts if (v := self._queries.get((self._query_key(), t))) is not None}
+            missing = list(dict.fromkeys(t for t in texts if t not in known))
             if missing:
                 query = self.prefixes()[0]
-                fresh = self._encode([query + t for t in missing] if query else missing, batch_size)
+                variant, fresh = self._encode([query + t for t in missing] if query else missing, batch_size)
                 for text, vector in zip(missing, fresh):
-                    self._queries[(name, text)] = vector
-            for t in texts:
-                self._queries.move_to_end((name, t))
-            found = [self._queries[(name, t)] for t in texts]
+                    known[text] = self._queries[(f"{self.name}#{variant}", text)] = vector
+            for key in [k for k in self._queries if k[1] in known]:
+                self._queries.move_to_end(key)
             while len(self._queries) > QUERY_CACHE_SIZE:
                 self._queries.popitem(last=False)
-        return found
+        return [known[t] for t in texts]
 
     def cached_query(self, text: str) -> list[float] | None:
         """The vector ``embed_queries`` made for ``text``, if it is still cached."""
         with self._queries_lock:
-            return self._queries.get((self.name, text))
+            return self._queries.get((self._query_key(), text))
 
-    def _encode(self, texts: Sequence[str], batch_size: int | None) -> list[list[float]]:
+    def _query_key(self) -> str:
+        return f"{self.name}#{self.variant()}"
+
+    def _encode(self, texts: Sequence[str], batch_size: int | None) -> tuple[str, list[list[float]]]:
+        """(variant, vectors)."""
         if not texts:
-            return []
+            return self.variant(), []
         fast = self._fast_encoder(len(texts))
         if fast is not None:
             try:
-                return fast.encode(texts, batch_size or self.batch_size)
-            except Exception as e:  # noqa: BLE001 - any ONNX Runtime failure: torch gives the same vectors
+                return fast.precision, fast.encode(texts, batch_size or self.batch_size)
+            except Exception as e:  # noqa: BLE001 - any ONNX Runtime failure: torch embeds instead
                 self._onnx_off(f"it failed ({e})")
-        return self._torch_encode(texts, batch_size)
+        return "fp32", self._torch_encode(texts, batch_size)
 
     def _torch_encode(self, texts: Sequence[str], batch_size: int | None) -> list[list[float]]:
         model = self._load()
@@ -259,7 +283,7 @@ class TextEmbedder:
         if self.onnx_dir is None or not model_dir.is_dir() or not exportable(model_dir):
             return None
         try:
-            return export_path(self.onnx_dir, model_dir)
+            return export_path(self.onnx_dir, model_dir, self.precision)
         except OSError as e:  # a model file went away while it was looked at
             log.warning("ONNX embedding is off: %s", e)
             return None
@@ -269,7 +293,7 @@ class TextEmbedder:
         try:
             from .embed_export import export
 
-            export(Path(self.model_ref), target)
+            export(Path(self.model_ref), target, self.precision)
         except Exception as e:  # noqa: BLE001 - no exporter (onnx missing), a model it cannot trace
             self._onnx_off(f"the export failed ({e})")
             return
@@ -281,8 +305,8 @@ class TextEmbedder:
             log.info("Embedding with ONNX Runtime from %s", target)
 
     def _open(self, path: Path) -> OnnxEncoder | None:
-        """The encoder of an export if its vectors equal torch's; a bad file is removed (the
-        next start exports again) and torch used."""
+        """The encoder of an export if its vectors are torch's (at its precision's bar); a bad
+        file is removed (the next start exports again) and torch used."""
         import numpy as np
 
         from .embed_onnx import OnnxEncoder
@@ -298,11 +322,11 @@ class TextEmbedder:
             )
 
         try:
-            encoder = OnnxEncoder(path, tokenize)
+            encoder = OnnxEncoder(path, tokenize, precision=self.precision)
             ours = np.asarray(encoder.encode(_PROBES, DEFAULT_BATCH))
             theirs = np.asarray(self._torch_encode(_PROBES, DEFAULT_BATCH))
             lowest = float((ours * theirs).sum(axis=1).min())
-            if lowest < EXACT_COSINE:
+            if lowest < PROBE_COSINE[self.precision]:
                 raise ValueError(f"its vectors differ from torch's (cosine {lowest:.6f})")
             return encoder
         except Exception as e:  # noqa: BLE001 - a corrupt or foreign file must not stop embedding

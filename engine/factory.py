@@ -134,6 +134,7 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
         query_prefix=settings.embed_query_prefix,
         passage_prefix=settings.embed_passage_prefix,
         onnx_dir=settings.data_dir / "onnx" if settings.embed_onnx else None,
+        precision=settings.embed_precision,
     )
     memory = _memory(settings, database, conversations, models, vectors, embedder)
     chat = ChatService(

@@ -1,7 +1,9 @@
 """Vectors by content: the same text, embedded by the same model, is embedded once.
 
-Keys are sha256(model, text), values float32 vectors in SQLite, beside the chunks they
-came from. A document's entries go when the document does: vectors can give away
+Keys are sha256(model, variant, text), values float32 vectors in SQLite, beside the chunks
+they came from. The variant is the embedder's path: "fp32" (torch, or its exact ONNX export:
+the same vectors, so one key, the one used before int8 existed) or "int8" (close, not equal:
+never served for the other, nor the other for it). A document's entries go when the document does: vectors can give away
 something of the text they were made from.
 """
 
@@ -12,6 +14,7 @@ from array import array
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from ..embeddings import PRECISIONS
 from ..store.db import Database
 
 if TYPE_CHECKING:
@@ -27,24 +30,27 @@ class CachedEmbedder:
         #: texts embedded / served from the cache since this object was made (for benchmarks)
         self.misses = self.hits = 0
 
-    def key(self, text: str) -> str:
-        return hashlib.sha256(f"{self.embedder.name}\0{text}".encode()).hexdigest()
+    def key(self, text: str, variant: str = "fp32") -> str:
+        model = self.embedder.name if variant == "fp32" else f"{self.embedder.name}#{variant}"
+        return hashlib.sha256(f"{model}\0{text}".encode()).hexdigest()
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        keys = [self.key(t) for t in texts]
+        variant = self.embedder.variant()
+        keys = [self.key(t, variant) for t in texts]
         found = self._get(set(keys))
         todo = {k: t for k, t in zip(keys, texts) if k not in found}  # duplicates in a batch: once
         if todo:
-            fresh = dict(zip(todo, self.embedder.embed(list(todo.values()))))
-            self._put(fresh)
-            found.update(fresh)
+            made_by, vectors = self.embedder.embed_tagged(list(todo.values()))
+            # filed under the path that made them (it may have switched since ``variant`` was read)
+            self._put({self.key(t, made_by): v for t, v in zip(todo.values(), vectors)})
+            found.update(zip(todo, vectors))
         self.misses += len(todo)
         self.hits += len(texts) - len(todo)
         return [found[k] for k in keys]
 
     def forget(self, texts: Iterable[str]) -> None:
-        """Drop the entries of these texts (a deleted document's chunks)."""
-        keys = [(self.key(t),) for t in texts]
+        """Drop the entries of these texts (a deleted document's chunks), of every variant."""
+        keys = [(self.key(t, variant),) for t in texts for variant in PRECISIONS]
         with self.database.tx() as db:
             db.conn.executemany("delete from rag_vector_cache where key = ?", keys)
 

@@ -1,0 +1,150 @@
+"""The int8 path of the bundled embedder: a real export and quantization, real sessions, real
+SQLite and Chroma; its vectors against torch's at the bar its probe holds."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine import ConfigError, Settings, build
+from engine.embed_onnx import export_path
+from engine.embeddings import EXPORT_AFTER_TEXTS, PROBE_COSINE, TextEmbedder, bundled_embedder_path
+
+TEXTS = [
+    "How do I restore a backup of my notes?",
+    "Die Konfigurationsdatei wird beim Start gelesen und danach nie wieder.",
+    "RLHF:PPO近端策略优化 keeps the new policy close to the old one（信任域）。",
+    "离线同步：笔记在本地加密保存，只有在用户确认后才上传到服务器。" * 20,  # far past 256 tokens
+    "- item one\n- item two\n\n```\ncode block\n```",
+    "x",
+]
+
+
+def _cosines(a: list[list[float]], b: list[list[float]]) -> np.ndarray:
+    return (np.asarray(a) * np.asarray(b)).sum(axis=1)
+
+
+@pytest.fixture(scope="module")
+def torch_embedder() -> TextEmbedder:
+    return TextEmbedder()
+
+
+@pytest.fixture(scope="module")
+def int8_folder(tmp_path_factory) -> Path:
+    """An onnx folder holding the bundled model's int8 export, made the way ingest makes it."""
+    folder = tmp_path_factory.mktemp("data") / "onnx"
+    embedder = TextEmbedder(onnx_dir=folder, precision="int8")
+    embedder.embed([f"chunk {n} of a big file" for n in range(EXPORT_AFTER_TEXTS)])
+    deadline = time.monotonic() + 300  # a hang guard, not a speed check
+    while embedder.onnx_state == "exporting" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert embedder.onnx_state == "ready" and embedder.variant() == "int8"
+    return folder
+
+
+def _data_dir_with(tmp_path: Path, int8_folder: Path) -> Path:
+    data = tmp_path / "data"
+    shutil.copytree(int8_folder, data / "onnx")
+    return data
+
+
+def test_int8_export_is_quantized_and_close_to_torch(int8_folder, torch_embedder):
+    import onnx
+
+    target = export_path(int8_folder, bundled_embedder_path(), "int8")
+    assert [p.name for p in int8_folder.iterdir()] == [target.name]  # keyed by precision, no temp files
+    ops = {n.op_type for n in onnx.load(str(target)).graph.node}
+    assert {"MatMulInteger", "QAttention"} <= ops and "MatMul" not in ops  # every weight is int8
+    embedder = TextEmbedder(onnx_dir=int8_folder, precision="int8")
+    passages = embedder.embed(TEXTS)
+    assert embedder.variant() == "int8"
+    cosines = _cosines(passages, torch_embedder.embed(TEXTS))
+    assert cosines.min() >= PROBE_COSINE["int8"]
+    assert cosines.min() < 0.99999  # really another path, not torch's vectors
+    # questions go through the same path: with MiniLM (no prefixes) the same words, the same vector
+    questions = embedder.embed_queries(TEXTS)
+    assert _cosines(questions, passages).min() >= 0.99999
+
+
+def test_a_corrupt_int8_export_falls_back_to_torch(tmp_path, torch_embedder):
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    target = export_path(folder, bundled_embedder_path(), "int8")
+    target.write_bytes(b"not an onnx graph")
+    embedder = TextEmbedder(onnx_dir=folder, precision="int8")
+    vectors = embedder.embed(TEXTS)
+    assert embedder.onnx_state == "off" and embedder.variant() == "fp32"
+    assert _cosines(vectors, torch_embedder.embed(TEXTS)).min() >= 0.9999
+    assert not target.exists()  # the next start exports again
+
+
+def test_an_int8_file_does_not_stand_in_for_fp32(int8_folder, tmp_path, torch_embedder):
+    """An int8 graph under the fp32 name (a foreign file) fails fp32's exactness probe."""
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    shutil.copyfile(
+        export_path(int8_folder, bundled_embedder_path(), "int8"),
+        export_path(folder, bundled_embedder_path()),
+    )
+    embedder = TextEmbedder(onnx_dir=folder, precision="fp32")
+    vectors = embedder.embed(TEXTS)
+    assert embedder.onnx_state == "off"
+    assert _cosines(vectors, torch_embedder.embed(TEXTS)).min() >= 0.9999
+
+
+def test_vector_cache_keeps_precisions_apart(int8_folder, tmp_path):
+    data = _data_dir_with(tmp_path, int8_folder)
+    exact = build(Settings(data_dir=data, embed_precision="fp32"), load_model=False)
+    try:
+        fp32 = exact.documents.cached.embed(TEXTS)
+        assert exact.documents.cached.misses == len(TEXTS)
+    finally:
+        exact.close()
+    fast = build(Settings(data_dir=data, embed_precision="int8"), load_model=False)
+    try:
+        cached = fast.documents.cached
+        int8 = cached.embed(TEXTS)
+        assert cached.misses == len(TEXTS) and cached.hits == 0  # fp32 vectors are not served for int8
+        assert _cosines(int8, fp32).min() < 0.99999
+        assert cached.embed(TEXTS) == int8 and cached.hits == len(TEXTS)  # its own are
+        with fast.database.read() as db:
+            assert db["rag_vector_cache"].count == 2 * len(TEXTS)
+    finally:
+        fast.close()
+    again = build(Settings(data_dir=data, embed_precision="fp32"), load_model=False)
+    try:
+        assert again.documents.cached.embed(TEXTS) == fp32  # and int8 ones are not served for fp32
+        assert again.documents.cached.hits == len(TEXTS)
+        again.documents.cached.forget(TEXTS)
+        with again.database.read() as db:
+            assert db["rag_vector_cache"].count == 0  # a deleted document's vectors go in both
+    finally:
+        again.close()
+
+
+def test_embed_precision_flag_gives_torchs_vectors(int8_folder, tmp_path, torch_embedder):
+    import cli
+
+    data = _data_dir_with(tmp_path, int8_folder)
+    default = cli.settings_from(cli.global_parser().parse_args(["--data-dir", str(data), "conversations"]))
+    assert default.embed_precision == "int8"
+    args = cli.global_parser().parse_args(
+        ["--data-dir", str(data), "--embed-precision", "fp32", "conversations"]
+    )
+    services = build(cli.settings_from(args), load_model=False)
+    try:
+        embedder = services.documents.embedder
+        vectors = embedder.embed(TEXTS)
+        assert embedder.precision == "fp32" and embedder.variant() == "fp32"
+        assert _cosines(vectors, torch_embedder.embed(TEXTS)).min() >= 0.9999
+        assert _cosines(embedder.embed_queries(TEXTS), torch_embedder.embed_queries(TEXTS)).min() >= 0.9999
+    finally:
+        services.close()
+    with pytest.raises(SystemExit):  # argparse refuses other values
+        cli.global_parser().parse_args(["--embed-precision", "int4", "conversations"])
+    with pytest.raises(ConfigError):
+        Settings(embed_precision="int4")
