@@ -132,7 +132,7 @@ def main() -> None:
     parser.add_argument("--source", choices=["distinct", "repeated"], default="distinct")
     parser.add_argument("--sample", type=int, default=256, help="chunks embedded for the baseline")
     parser.add_argument("--no-embed-onnx", action="store_true", help="ingest with torch only (as before)")
-    parser.add_argument("--embed-precision", choices=PRECISIONS, default=Settings().embed_precision)
+    parser.add_argument("--embed-precision", choices=PRECISIONS, default=Settings.embed_precision)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "folder"

@@ -147,4 +147,4 @@ def test_embed_precision_flag_gives_torchs_vectors(int8_folder, tmp_path, torch_
     with pytest.raises(SystemExit):  # argparse refuses other values
         cli.global_parser().parse_args(["--embed-precision", "int4", "conversations"])
     with pytest.raises(ConfigError):
-        Settings(embed_precision="int4")
+        Settings(data_dir=tmp_path / "x", embed_precision="int4")
