@@ -1,6 +1,6 @@
 """The bundled MiniLM through torch against ONNX Runtime: Hearth's fused fp32 export, and int8.
 
-    python bench/bench_embed_onnx.py [--chunks 64] [--rounds 6] [--retrieval]
+    python bench/bench_embed_onnx.py [--chunks 64] [--rounds 6] [--retrieval] [--only NAME ...]
 
 Exports the model the way Hearth does (``engine.embed_export``: eager attention traced, then
 onnxruntime's transformer optimizer fuses attention, GELU and LayerNorm) into a temp folder
@@ -8,13 +8,53 @@ onnxruntime's transformer optimizer fuses attention, GELU and LayerNorm) into a 
 length-sorted 1,000-character chunks of the evaluation set's man pages with each, in
 alternating rounds (a change in the machine's load hits every path), and prints the median
 chunks/s of each, its ratio to torch and to the fused fp32 export, and the lowest and mean
-cosine of its vectors to torch's on English, German and mixed Chinese/English chunks.
+cosine of its vectors to torch's on English (64), German (32) and mixed Chinese/English (32)
+chunks.
 
 ``--retrieval``: dense-only recall@5 and MRR on every evaluation set and split, each
-candidate's vectors for passages and questions, and fp32 passages with the candidate's
-questions (a collection embedded before a switch), against fp32 for both. The chunks are the
-ones Hearth's ingest makes; the ranking is the exact cosine top 5 (what Chroma approximates).
-The candidates that need onnx_ir (onnxruntime's MatMulNBits quantizer) are skipped without it.
+candidate's vectors for passages and questions ("both"), and fp32 passages with the
+candidate's questions (a collection embedded before the switch), against fp32 for both. The
+chunks are the ones Hearth's ingest makes; the ranking is the exact cosine top 5 (what Chroma
+approximates). The candidates that need onnx_ir (onnxruntime's MatMulNBits quantizer, not a
+Hearth dependency) are skipped without it.
+
+Measured here (2 EPYC cores with AVX-512 VNNI, load average 6 from other jobs: read ratios):
+
+    candidate                   x torch  x fp32  lowest cosine en/de/zh   mean en/de/zh
+    onnx fp32 (fused)            1.20     1.00   1.0000 (max |diff| 3e-7)
+    int8 default (per tensor)    2.39     1.99   0.907 0.788 0.823        0.940 0.863 0.880
+    int8 per-channel  <- Hearth  2.33     1.94   0.988 0.986 0.981        0.994 0.991 0.989
+    int8 pc, fp32 FFN-out        1.71     1.42   0.994 0.995 0.994        0.997 0.996 0.996
+    blk8 MatMul, int8 attention  1.70     1.41   0.997 0.998 0.998        0.999 0.998 0.999
+
+Explored once, not kept in the table (single timings, cosine on the same chunks): per-tensor
+int8 of MatMul only 0.80 lowest; per-channel MatMul only 0.980 (slower than with Attention);
+reduce_range 0.983 (no better); uint8 weights (per tensor) 0.931; per-channel excluding layer 0 0.988;
+excluding FFN-out of layers 0-2 0.986 at ~1.9x fp32; MatMulNBits 8-bit blocks of 32 everywhere
+(accuracy level 4) 0.9996 but only ~1.2x fp32 (b128: 0.9991, ~1.35x); 4-bit blocks 0.929.
+Sensitivity, one node quantized at a time: the FFN output MatMuls of layers 0-2 cost most
+(mean cosine 0.997-0.999 each), attention output MatMuls least (>= 0.99997). Quantizing the
+unfused traced graph (per channel, MatMul) gives the same cosines (0.979 lowest) and speed (2.0x
+fp32, single timing); fusing after that finds no Attention (the MatMuls are quantized) and runs
+at 1.1x fp32. So: fuse, then quantize.
+
+Dense recall (hits in the top 5 / questions, MRR), fp32 both against int8 per-channel both
+and fp32 passages + int8 questions; tune splits chose the candidate, held-out splits were
+looked at only for the final check:
+
+    set       split     fp32            int8 both       fp32 passages + int8 questions
+    en_man    tune      38/58 0.475     38/58 0.451     38/58 0.450
+    en_man    held_out  18/25 0.498     18/25 0.495     18/25 0.523
+    de_man    tune      23/52 0.260     23/52 0.257     23/52 0.259
+    de_man    held_out  10/22 0.341     11/22 0.380     10/22 0.341
+    zh_mixed  tune      17/48 0.199     18/48 0.203     17/48 0.192
+    zh_mixed  held_out   5/21 0.151      5/21 0.143      5/21 0.139
+    all 226 questions   MRR 0.3263      0.3230 (-0.003)  0.3198 (-0.007)
+
+The closer candidates were not better for it: "fp32 FFN-out" lost 2 questions on de_man tune,
+"blk8 MatMul" 2 on zh_mixed tune; differences of a question or two are noise at this size.
+Torch itself: tokenizing 128 chunks is ~1% of an embed; batch sizes 8-64 on length-sorted
+input are within the noise; sentence-transformers already length-sorts and uses inference_mode.
 """
 
 from __future__ import annotations

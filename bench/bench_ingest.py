@@ -17,7 +17,8 @@ a keyword search the moment it is committed; target <= 60 s), and whole-ingest c
 an embed-every-chunk baseline measured in the same process (the plain torch embedder, as
 ingest embedded before the vector cache and the ONNX path, on a sample of the same chunks in
 file order; target >= 2); also over Hearth's own embedder (ONNX Runtime once exported, which
-the first ingest into a new data directory does in the background) on the same sample. The baseline counts
+the first ingest into a new data directory does in the background; int8 unless
+``--embed-precision fp32``) on the same sample, with the precision it ran at. The baseline counts
 embedding only, while the ingest also parses and writes, so the ratio is if anything low.
 """
 
