@@ -131,12 +131,12 @@ def _stateless(services: Services, messages: list[Message], config: GenerationCo
                 code="context_length_exceeded",
             )
         key = stateless_cache_key(messages)
-        chunks = backend.stream_chat(
+        yield from backend.stream_chat(
             messages, config, cancel=cancel, grammar=grammar, logprobs=top, cache_key=key
         )
-        # (not settled after the call as page turns are: that cost a tenth of the API's tokens/s
-        # on the next calls here, as the next call often comes at once)
-        return chunks
+        # the client has the whole answer: its tokens become reusable by this chat's next call
+        # (which would otherwise evaluate them again, as a page turn's next one would)
+        backend.settle(key)
 
     return produce
 

@@ -64,7 +64,7 @@ def debian_docs() -> list[bytes]:
     return out
 
 
-def write_big(path: Path, megabytes: float, source: str) -> None:
+def write_big(path: Path, megabytes: float, source: str, one_line: bool = False) -> None:
     target = int(megabytes * 2**20)
     if source == "repeated":
         parts = [p.read_bytes() for p in sorted((EVAL / "en_man" / "docs").iterdir())]
@@ -74,7 +74,9 @@ def write_big(path: Path, megabytes: float, source: str) -> None:
         written = 0
         while written < target:
             for part in parts:
-                out.write(part + b"\n\n")
+                if one_line:  # an export or a minified dump: not one line break in 20 MB
+                    part = b" ".join(part.split())
+                out.write(part + (b" " if one_line else b"\n\n"))
                 written += len(part) + 2
                 if written >= target:
                     break
@@ -131,6 +133,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--big-mb", type=float, default=20.0)
     parser.add_argument("--source", choices=["distinct", "repeated"], default="distinct")
+    parser.add_argument("--one-line", action="store_true", help="the big file has no line breaks")
     parser.add_argument("--sample", type=int, default=256, help="chunks embedded for the baseline")
     parser.add_argument("--no-embed-onnx", action="store_true", help="ingest with torch only (as before)")
     parser.add_argument("--embed-precision", choices=PRECISIONS, default=Settings.embed_precision)
@@ -143,7 +146,7 @@ def main() -> None:
             name = f"{n:02d}-{path.parent.parent.name}-{path.name}"
             (folder / name).write_bytes(path.read_bytes())
             small.add(f"folder/{name}")
-        write_big(folder / "big.txt", args.big_mb, args.source)
+        write_big(folder / "big.txt", args.big_mb, args.source, args.one_line)
         out = ingest(
             folder,
             Path(tmp) / "data",
@@ -154,7 +157,7 @@ def main() -> None:
         )
     rate = out["chunks"] / out["seconds"]
     print(
-        f"folder: 1 file of {args.big_mb:g} MB ({args.source}) + {len(small)} small; {out['chunks']} chunks, "
+        f"folder: 1 file of {args.big_mb:g} MB ({args.source}{', one line' if args.one_line else ''}) + {len(small)} small; {out['chunks']} chunks, "
         f"{out['unique']} distinct, {out['embedded']} embedded"
     )
     print(

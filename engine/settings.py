@@ -105,8 +105,9 @@ class Settings:
     max_upload_bytes: int = 50 * 1024 * 1024
     #: ingest refuses PDFs with more pages than this (checked before any page is read)
     ingest_max_pages: int = 2000
-    #: ingest refuses documents with more text than this, in characters
-    ingest_max_chars: int = 10_000_000
+    #: ingest refuses documents with more text than this, in characters (as many as the largest
+    #: upload holds: a 20 MB log or export is a real file, not an attack)
+    ingest_max_chars: int = 50_000_000
     #: a file still being parsed after this many seconds is stopped (its worker process killed)
     ingest_parse_seconds: float = 120.0
     #: document chunk size in tokens of the embedding model (MiniLM reads at most 256)

@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 
 class Upkeep:
     """Jobs run one at a time, in the order submitted, each on a thread of its own that ends
-    with it: a long-lived thread that ever ran llama.cpp keeps its OpenMP team, which slowed
-    every later decode on other threads by a third here (settling runs llama.cpp)."""
+    with it (no idle worker is kept; the llama.cpp work of a job runs on the backend's llama
+    thread, see backends/llama_thread)."""
 
     def __init__(self) -> None:
         self._last: threading.Thread | None = None

@@ -94,3 +94,36 @@ def test_invalid_values_name_the_field_and_range(values, field):
 def test_unknown_setting_is_rejected():
     with pytest.raises(ConfigError):
         GenerationConfig.from_values({"temprature": 0.5})
+
+
+def test_every_decode_runs_on_the_one_llama_thread_whoever_asks(services):
+    """Page workers, API threads and upkeep all ask for generations; llama.cpp must run on one
+    thread only (a second thread that had run it slowed every decode by a third here)."""
+    import threading
+
+    backend = services.models.backend
+    llm = backend._loaded
+    decode = llm.eval
+    seen: set[str] = set()
+
+    def spy(tokens):
+        seen.add(threading.current_thread().name)
+        return decode(tokens)
+
+    llm.eval = spy
+    try:
+        answers: list[str] = []
+        callers = [
+            threading.Thread(
+                target=lambda: answers.append(run_turn(services, QUESTION)[1]), name=f"caller-{i}"
+            )
+            for i in range(2)
+        ]
+        for t in callers:
+            t.start()
+            t.join()
+        assert backend.settle(None) >= 0  # from this thread too
+    finally:
+        del llm.eval
+    assert len(answers) == 2 and all(answers)
+    assert seen == {"hearth-llama"}

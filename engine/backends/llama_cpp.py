@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import GenerationConfig, Settings
 from ..errors import ConfigError, GenerationError, ModelError
-from ..types import Chunk, Message, TokenLogprob, Usage
+from ..types import Chunk, Message, Usage
+from . import llama_thread
 from .control_tokens import defuse
 from .draft_policy import BatchCosts
 from .gguf_files import bundled_model_path, check_gguf_file, resolve_model
@@ -41,6 +42,7 @@ from .llama_load import (
     load_llama,
     make_formatter,
 )
+from .llama_thread import calls, streams
 from .logprobs import drain, token_logprob
 from .sampler_chain import CustomChain, build_chain
 from .speculative import sampled_index
@@ -89,8 +91,11 @@ class LlamaCppBackend:
         self.ignored_settings: tuple[str, ...] = ()
         self._loaded: Llama | None = load_llama(llama_cpp, path, kwargs)  # None once closed
         self._lock = threading.Lock()
+        # llama.cpp runs only there: one OpenMP team, whichever thread asks (see llama_thread)
+        self._thread = llama_thread.acquire()
         # how much of the KV cache a prompt may reuse and stay deterministic (see kv_reuse)
-        rule = ChunkRule(self._llm.n_batch, any_batch=batch_invariant(llama_cpp, self._llm))
+        any_batch = self._thread.call(batch_invariant, llama_cpp, self._llm)
+        rule = ChunkRule(self._llm.n_batch, any_batch=any_batch)
         self._reuse = CleanPrefix(rule)
         self._pieces: dict[int, bytes] = {}
         self._formatter, template_source = make_formatter(self._llm, settings.chat_template)
@@ -156,6 +161,7 @@ class LlamaCppBackend:
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
         return len(self.render(messages))
 
+    @streams
     def stream_chat(
         self,
         messages: Sequence[Message],
@@ -167,7 +173,7 @@ class LlamaCppBackend:
         logprobs: int | None = None,
         cache_key: str | None = None,
         trace: TokenTrace | None = None,
-    ) -> Iterator[Chunk]:
+    ) -> Generator[Chunk, Any, None]:
         """As the Backend protocol says; ``trace`` (the next-token view's record) gets each
         generated token with the raw logits it was drawn from."""
         if images:
@@ -177,6 +183,7 @@ class LlamaCppBackend:
         advice = " Start a new chat or load the model with a larger context."
         yield from self._run(prompt, config, cancel, grammar, logprobs, cache_key, advice, trace)
 
+    @streams
     def stream_completion(
         self,
         prompt: str,
@@ -185,7 +192,7 @@ class LlamaCppBackend:
         cancel: threading.Event | None = None,
         grammar: str | None = None,
         logprobs: int | None = None,
-    ) -> Iterator[Chunk]:
+    ) -> Generator[Chunk, Any, None]:
         """Continue raw text: no chat template; special-token text in ``prompt`` is parsed as
         such (the caller writes the whole prompt, as with llama.cpp's /completion)."""
         tokens = self._llm.tokenize(prompt.encode("utf-8", "replace"), add_bos=True, special=True)
@@ -285,7 +292,9 @@ class LlamaCppBackend:
             index = sampled_index(self._llm, position + produced)
             produced += 1
             if logprobs is not None:
-                text.scored.append(self._token_logprob(token, logprobs, index))
+                # the raw probabilities (before the samplers, as OpenAI reports them) of the
+                # logits that drew ``token``: ``generate`` is suspended at its yield, they are intact
+                text.scored.append(token_logprob(self._logits(index), token, logprobs, self._piece))
             if trace is not None:
                 trace.add(token, self._logits(index))
             out = text.stops.feed(text.decoder.decode(self._piece(token)))
@@ -298,15 +307,6 @@ class LlamaCppBackend:
             if cancel is not None and cancel.is_set():
                 return "cancelled", produced
         return "length", produced
-
-    def _token_logprob(self, token: int, top_n: int, index: int) -> TokenLogprob:
-        """The model's log-probability of ``token`` and its ``top_n`` best alternatives.
-
-        Read from the logits that produced ``token`` (at ``index`` of the last batch):
-        ``generate`` is suspended at its yield, so the context still holds them. These are the
-        model's raw probabilities, before temperature and the other samplers, as OpenAI reports them.
-        """
-        return token_logprob(self._logits(index), token, top_n, self._piece)
 
     def _logits(self, index: int = -1) -> np.ndarray:
         """The logits at ``index`` of the last batch, -1 its last position (a view into llama.cpp's
@@ -356,6 +356,7 @@ class LlamaCppBackend:
             self._pieces[token] = piece
         return piece
 
+    @calls
     def clear_cache(self) -> None:
         """Forget the KV cache (benchmarks compare against a cold prefix)."""
         with self._lock:
@@ -366,6 +367,7 @@ class LlamaCppBackend:
                 self._kv.forget_live()
             llm._ctx.kv_cache_clear() if hasattr(llm._ctx, "kv_cache_clear") else None
 
+    @calls
     def settle(self, cache_key: str | None) -> int:
         """Once an answer is done, while the user reads it: evaluate its tokens again in whole
         n_batch chunks, so the next turn reuses them (see kv_reuse) and its snapshot keeps them."""
@@ -379,6 +381,13 @@ class LlamaCppBackend:
             return settled
 
     def close(self) -> None:
+        thread, self._thread = self._thread, llama_thread.LlamaThread(start=False)
+        try:
+            thread.call(self._close)
+        finally:
+            llama_thread.release(thread)
+
+    def _close(self) -> None:
         with self._lock:
             if self._kv is not None:
                 self._kv.close(self._loaded, clean=self._reuse.clean)

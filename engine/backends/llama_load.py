@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import threading
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -203,17 +202,6 @@ _PROBE = "The keeper of the lighthouse wrote down the weather every morning: win
 
 
 def batch_invariant(llama_cpp: ModuleType, llm: Llama) -> bool:
-    """``_batch_probe`` on a thread of its own that ends with it: a long-lived thread that ever
-    ran llama.cpp keeps its OpenMP team, which slowed every later decode on other threads by a
-    third here (the server's loading thread lives on)."""
-    found: list[bool] = []
-    worker = threading.Thread(target=lambda: found.append(_batch_probe(llama_cpp, llm)), name="hearth-probe")
-    worker.start()
-    worker.join()
-    return bool(found and found[0])
-
-
-def _batch_probe(llama_cpp: ModuleType, llm: Llama) -> bool:
     """Whether llama.cpp gives the same logits for a prompt however it is cut into batches of
     two or more tokens (kv_snapshots.ChunkRule.any_batch). Measured on this model, device and
     build: three cuts of a probe prompt must agree to the last bit. Leaves the cache empty."""

@@ -1,0 +1,172 @@
+"""Every llama.cpp call of one loaded model on one long-lived thread.
+
+llama.cpp's CPU backend runs each graph on an OpenMP team that belongs to the calling thread.
+Measured here (2 cores): while a second thread that has run llama.cpp is alive, even idle,
+every decode slows by about a third (libgomp throttles its spinning once it manages more
+threads than there are cores). Callers come from many threads: the page's worker pool, an
+API request's thread, memory upkeep, the loader. So the backend hands its work to this one
+thread, as llama.cpp's own server does with its single slot loop, and only ever one OpenMP
+team exists.
+
+The thread is the process's, not a model's: two loaded models (a benchmark's pair, a swap in
+progress) would otherwise be two teams again. That is module state, as the OpenMP runtime's
+own is: ``acquire`` it for a backend, ``release`` it when the backend closes; the thread ends
+with its last user (an idle thread that ran llama.cpp would slow the next one's decodes).
+
+``call`` runs a function there and waits for it; ``iterate`` runs a generator there and hands
+its items over through a queue (the generator runs ahead of a slow consumer; closing the
+consumer's iterator stops it at its next item). Work submitted from the thread itself runs at
+once, so nothing here can wait for itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import queue
+import threading
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
+
+T = TypeVar("T")
+
+_END = object()
+
+
+class _Raised:
+    def __init__(self, error: BaseException):
+        self.error = error
+
+
+class LlamaThread:
+    def __init__(self, name: str = "hearth-llama", *, start: bool = True):
+        """``start=False``: a stand-in whose work runs on the caller (a closed backend's)."""
+        self._jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._serve, name=name, daemon=True)
+        self._open = start  # taking work; set and read under _guard
+        self._guard = threading.Lock()
+        if start:
+            self._thread.start()
+
+    def _serve(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            job()
+
+    def on_it(self) -> bool:
+        return threading.current_thread() is self._thread
+
+    def _submit(self, job: Callable[[], None]) -> bool:
+        """Queue ``job``, unless the work must run on the caller: asked from the thread itself,
+        or after ``stop`` (the thread would never get to it)."""
+        with self._guard:
+            if not self._open or self.on_it():
+                return False
+            self._jobs.put(job)
+            return True
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the thread; its result, or its exception raised here."""
+        done: Future[T] = Future()
+
+        def job() -> None:
+            try:
+                done.set_result(fn(*args))
+            except BaseException as e:  # noqa: BLE001 - raised again on the caller's thread
+                done.set_exception(e)
+
+        if not self._submit(job):
+            return fn(*args)
+        return done.result()
+
+    def iterate(self, items: Generator[T, Any, Any]) -> Iterator[T]:
+        """``items`` advanced on the thread, yielded here in order."""
+        out: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        stop = threading.Event()
+
+        def job() -> None:
+            try:
+                for item in items:
+                    out.put(item)
+                    if stop.is_set():
+                        break
+            except BaseException as e:  # noqa: BLE001 - raised again on the consumer's thread
+                out.put(_Raised(e))
+            finally:
+                items.close()
+                out.put(_END)
+
+        if not self._submit(job):
+            yield from items
+            return
+        try:
+            while (item := out.get()) is not _END:
+                if isinstance(item, _Raised):
+                    raise item.error
+                yield item
+        finally:
+            stop.set()  # the consumer went away: the generator ends at its next item
+
+    def stop(self) -> None:
+        """Let the thread end once the work queued before this is done; later work runs on
+        its callers."""
+        with self._guard:
+            if self._open:
+                self._open = False
+                self._jobs.put(None)
+
+
+_shared: LlamaThread | None = None
+_users = 0
+_shared_lock = threading.Lock()
+
+
+def acquire() -> LlamaThread:
+    """The process's llama thread, started for its first user."""
+    global _shared, _users
+    with _shared_lock:
+        if _shared is None:
+            _shared = LlamaThread()
+        _users += 1
+        return _shared
+
+
+def release(thread: LlamaThread) -> None:
+    """One user is done with ``thread``; the last one ends it."""
+    global _shared, _users
+    with _shared_lock:
+        if thread is not _shared:
+            return
+        _users -= 1
+        if _users <= 0:
+            thread.stop()
+            _shared, _users = None, 0
+
+
+class OnLlamaThread(Protocol):
+    _thread: LlamaThread
+
+
+B = TypeVar("B", bound=OnLlamaThread)
+P = ParamSpec("P")
+
+
+def streams(
+    method: Callable[Concatenate[B, P], Generator[T, Any, Any]],
+) -> Callable[Concatenate[B, P], Iterator[T]]:
+    """A generator method of a backend, advanced on its llama thread."""
+
+    @functools.wraps(method)
+    def wrapper(self: B, *args: P.args, **kwargs: P.kwargs) -> Iterator[T]:
+        return self._thread.iterate(method(self, *args, **kwargs))
+
+    return wrapper
+
+
+def calls(method: Callable[Concatenate[B, P], T]) -> Callable[Concatenate[B, P], T]:
+    """A method of a backend, run on its llama thread."""
+
+    @functools.wraps(method)
+    def wrapper(self: B, *args: P.args, **kwargs: P.kwargs) -> T:
+        return self._thread.call(functools.partial(method, self, *args, **kwargs))
+
+    return wrapper

@@ -1,0 +1,107 @@
+"""LlamaThread: whichever thread asks, the work runs on the one thread (pure logic; the
+backend's tests run every generation through it on the bundled model)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from engine.backends import llama_thread
+from engine.backends.llama_thread import LlamaThread
+
+
+def _where() -> str:
+    return threading.current_thread().name
+
+
+def test_calls_from_many_threads_run_on_the_one_thread():
+    worker = LlamaThread(name="the-llama-thread")
+    seen: list[str] = []
+    callers = [threading.Thread(target=lambda: seen.append(worker.call(_where))) for _ in range(4)]
+    for t in callers:
+        t.start()
+    for t in callers:
+        t.join()
+    assert seen == ["the-llama-thread"] * 4
+    worker.stop()
+
+
+def test_a_generator_runs_there_and_its_errors_come_back_here():
+    worker = LlamaThread(name="the-llama-thread")
+
+    def items():
+        yield _where()
+        yield _where()
+        raise ValueError("bad prompt")
+
+    got = []
+    with pytest.raises(ValueError, match="bad prompt"):
+        for item in worker.iterate(items()):
+            got.append(item)
+    assert got == ["the-llama-thread", "the-llama-thread"]
+    with pytest.raises(KeyError):
+        worker.call({}.__getitem__, "missing")
+    worker.stop()
+
+
+def test_closing_the_consumer_stops_the_generator_and_later_work_still_runs():
+    worker = LlamaThread()
+    closed = threading.Event()
+    produced: list[int] = []
+
+    def endless():
+        try:
+            n = 0
+            while True:
+                produced.append(n)
+                yield n
+                n += 1
+        finally:
+            closed.set()
+
+    stream = worker.iterate(endless())
+    assert next(stream) == 0
+    stream.close()
+    assert closed.wait(10)
+    assert worker.call(lambda: 42) == 42  # the thread is free again
+    worker.stop()
+
+
+def test_work_asked_for_from_the_thread_itself_runs_at_once():
+    worker = LlamaThread()
+    # a job that asks for more work would wait for itself forever if it were queued
+    assert worker.call(lambda: worker.call(lambda: list(worker.iterate(iter_two())))) == [1, 2]
+    worker.stop()
+
+
+def test_after_stop_work_runs_on_the_caller():
+    worker = LlamaThread(name="gone")
+    worker.stop()
+    worker._thread.join(10)
+    assert worker.call(_where) == threading.current_thread().name
+
+
+def iter_two():
+    yield 1
+    yield 2
+
+
+def test_every_model_of_the_process_shares_one_thread_until_the_last_lets_go():
+    first, second = llama_thread.acquire(), llama_thread.acquire()
+    assert first is second
+    llama_thread.release(first)
+    assert first.call(_where) == first._thread.name  # still serving the other user
+    llama_thread.release(second)
+    first._thread.join(10)
+    assert not first._thread.is_alive()  # an idle llama thread would slow the next one's decodes
+    third = llama_thread.acquire()
+    assert third is not first and third.call(_where) == third._thread.name
+    llama_thread.release(third)
+
+
+def test_a_stream_started_after_stop_runs_on_the_caller_instead_of_hanging():
+    worker = LlamaThread()
+    stream = worker.iterate(iter_two())  # created while open, first read after stop
+    worker.stop()
+    assert list(stream) == [1, 2]
