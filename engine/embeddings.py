@@ -212,7 +212,8 @@ class TextEmbedder:
         if not texts:
             return []
         with self._queries_lock:
-            known = {t: v for t in texts if (v := self._queries.get((self._query_key(), t))) is not None}
+            key = self._query_key()
+            known = {t: v for t in texts if (v := self._queries.get((key, t))) is not None}
             missing = list(dict.fromkeys(t for t in texts if t not in known))
             if missing:
                 query = self.prefixes()[0]
