@@ -212,16 +212,16 @@ class TextEmbedder:
         if not texts:
             return []
         with self._queries_lock:
-            key = self._query_key()
-            known = {t: v for t in texts if (v := self._queries.get((key, t))) is not None}
+            model = self._query_key()
+            known = {t: v for t in texts if (v := self._queries.get((model, t))) is not None}
             missing = list(dict.fromkeys(t for t in texts if t not in known))
             if missing:
                 query = self.prefixes()[0]
                 variant, fresh = self._encode([query + t for t in missing] if query else missing, batch_size)
                 for text, vector in zip(missing, fresh):
                     known[text] = self._queries[(f"{self.name}#{variant}", text)] = vector
-            for key in [k for k in self._queries if k[1] in known]:
-                self._queries.move_to_end(key)
+            for entry in [k for k in self._queries if k[1] in known]:
+                self._queries.move_to_end(entry)
             while len(self._queries) > QUERY_CACHE_SIZE:
                 self._queries.popitem(last=False)
         return [known[t] for t in texts]
