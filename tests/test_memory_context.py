@@ -296,6 +296,13 @@ def test_hits_already_in_the_prompt_are_not_quoted_again():
     shown = _content_words("### human (30/2000 chars)\nThe user's cat is called Pickles.")
     assert _redundant("The user's cat is called Pickles.", shown)
     assert not _redundant("Pickles was adopted in 2019 from a shelter in Lisbon.", shown)
+    # the chat said it in its own words: other endings, "I" for "the user", no "called"
+    said = _content_words(
+        "My cat Pickles stays with the neighbour. I work as a nurse, so I only travel on weekends."
+    )
+    assert _redundant("The user's cat is named Pickles.", said)
+    assert _redundant("The user is a nurse and travels only on weekends.", said)
+    assert not _redundant("The user's daughter is called Ines.", said)
     # an earlier turn's quote counts by its text, not by its source attribute (a chat's title)
     quoted = StoredMessage(
         id="m1",

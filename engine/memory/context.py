@@ -40,8 +40,10 @@ log = logging.getLogger(__name__)
 
 #: a hit whose content words are at least this much already in the prompt is left out
 REDUNDANT_SHARE = 0.8
-#: how automatic memories refer to the person they are about
-PERSON_WORDS = frozenset({"user", "users"})
+#: how automatic memories refer to the person they are about (stemmed: "user's" is "user")
+PERSON_WORDS = frozenset({"user"})
+#: words that only tie a name to what it names ("is called Pickles", "named Rita"), stemmed
+LINK_WORDS = frozenset({"call", "nam", "known"})
 _NOT_WORD = re.compile(r"[^\w'-]+")
 #: the opening tag of a quoted memory or reference, attributes and all
 _QUOTE_TAG = re.compile(r"<(?:memory|reference)\b[^>]*>")
@@ -213,7 +215,21 @@ def _shown_words(core: str, summary: str, window: Sequence[StoredMessage]) -> se
 
 def _content_words(text: str) -> set[str]:
     # quoted memories sit between tags with no space ("...ginger.</memory>"): split on those too
-    return set(keywords(_NOT_WORD.sub(" ", text)))
+    return {_stem(w) for w in keywords(_NOT_WORD.sub(" ", text))} - LINK_WORDS
+
+
+def _stem(word: str) -> str:
+    """A word without its plural, past or -ing ending, nor a final e: "travels" and "travel",
+    "named" and "name" say the same."""
+    for suffix, keep in (("ies", "y"), ("sses", "ss"), ("ing", ""), ("ed", ""), ("s", "")):
+        if (
+            word.endswith(suffix)
+            and len(word) - len(suffix) >= 3
+            and not (suffix == "s" and word.endswith("ss"))
+        ):
+            word = word[: -len(suffix)] + keep
+            break
+    return word[:-1] if word.endswith("e") and len(word) > 3 else word
 
 
 def _redundant(text: str, shown: set[str]) -> bool:
