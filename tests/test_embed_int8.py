@@ -148,3 +148,21 @@ def test_embed_precision_flag_gives_torchs_vectors(int8_folder, tmp_path, torch_
         cli.global_parser().parse_args(["--embed-precision", "int4", "conversations"])
     with pytest.raises(ConfigError):
         Settings(data_dir=tmp_path / "x", embed_precision="int4")
+
+
+def test_an_int8_export_with_other_weights_is_refused(int8_folder, tmp_path, torch_embedder):
+    """A file that loads but gives vectors far from torch's (another model's) is not used."""
+    import onnx
+    from onnx import numpy_helper
+
+    folder = tmp_path / "onnx"
+    folder.mkdir()
+    graph = onnx.load(str(export_path(int8_folder, bundled_embedder_path(), "int8")))
+    biggest = max(graph.graph.initializer, key=lambda t: int(np.prod(t.dims)))
+    shuffled = numpy_helper.to_array(biggest)[::-1].copy()
+    biggest.CopyFrom(numpy_helper.from_array(shuffled, biggest.name))
+    onnx.save(graph, str(export_path(folder, bundled_embedder_path(), "int8")))
+    embedder = TextEmbedder(onnx_dir=folder, precision="int8")
+    vectors = embedder.embed(TEXTS)
+    assert embedder.onnx_state == "off" and embedder.variant() == "fp32"
+    assert _cosines(vectors, torch_embedder.embed(TEXTS)).min() >= 0.9999
