@@ -129,13 +129,7 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
         except ModelError as e:
             warnings.append(str(e))
     vectors = VectorStore(settings.chroma_dir, url=settings.chroma_url, token=settings.chroma_token)
-    embedder = TextEmbedder(
-        settings.embed_model,
-        query_prefix=settings.embed_query_prefix,
-        passage_prefix=settings.embed_passage_prefix,
-        onnx_dir=settings.data_dir / "onnx" if settings.embed_onnx else None,
-        precision=settings.embed_precision,
-    )
+    embedder = _embedder(settings)
     memory = _memory(settings, database, conversations, models, vectors, embedder)
     chat = ChatService(
         models=models,
@@ -168,6 +162,16 @@ def _build(settings: Settings, *, load_model: bool, backend_factory: BackendFact
         images=images,
         memory=memory,
         warnings=warnings,
+    )
+
+
+def _embedder(settings: Settings) -> TextEmbedder:
+    return TextEmbedder(
+        settings.embed_model,
+        query_prefix=settings.embed_query_prefix,
+        passage_prefix=settings.embed_passage_prefix,
+        onnx_dir=settings.data_dir / "onnx" if settings.embed_onnx else None,
+        precision=settings.embed_precision,
     )
 
 
