@@ -71,8 +71,8 @@ class _ChatRetrieval:
     note: gr.Markdown
 
 
-def build_documents_panel(services: Services) -> None:
-    """Called inside ``with gr.Tab("Documents"):``."""
+def build_documents_panel(services: Services, demo: gr.Blocks) -> None:
+    """Called inside ``with gr.Tab("Documents"):`` of ``demo``."""
     s = services
     gr.Markdown(
         "Add files, then ask about them in Chat: answers cite the passages they use. "
@@ -86,7 +86,7 @@ def build_documents_panel(services: Services) -> None:
     search = _search()
     chat = _chat_retrieval()
     show = _document_view(s)
-    _wire_files(s, top, adding, folders, documents, show)
+    _wire_files(s, demo, top, adding, folders, documents, show)
     _wire_collection(s, top, documents, show)
     _wire_search(s, top, search, chat)
 
@@ -214,6 +214,7 @@ def _document_view(s: Services) -> Callable[[str], tuple[Any, Any]]:
 
 def _wire_files(
     s: Services,
+    demo: gr.Blocks,
     top: _CollectionRow,
     adding: _AddFiles,
     folders: _WatchedFolders,
@@ -246,6 +247,13 @@ def _wire_files(
     folders.ticker.tick(
         refresh_watched, [collection], [folders.watched, table, chosen], show_progress="hidden"
     )
+
+    def on_open():
+        """A page opened (or reloaded) after the server started sees the folders watched since."""
+        watched_now = dh.watched_choices(s)
+        return gr.update(choices=watched_now), gr.Timer(active=bool(watched_now))
+
+    demo.load(on_open, None, [folders.pick, folders.ticker], show_progress="hidden")
 
 
 def _wire_upload(

@@ -83,7 +83,7 @@ def build_ui(services: Services) -> gr.Blocks:
             with gr.Tab("Model"):
                 build_model_panel(s)
             with gr.Tab("Documents"):
-                build_documents_panel(s)
+                build_documents_panel(s, demo)
             with gr.Tab("Images"):
                 build_images_panel(s)
             with gr.Tab("Memory"):

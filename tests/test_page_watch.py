@@ -73,6 +73,18 @@ def test_watch_a_folder_from_the_documents_tab(served, browser, tmp_path):
         page.screenshot(path=str(tmp_path / "watched.png"))
     finally:
         page.close()
+    # a page opened later (a reload) lists the folder and follows it too (the server started
+    # with nothing watched)
+    page = open_page(browser, url)
+    try:
+        page.get_by_role("tab", name="Documents").click()
+        page.get_by_text("Watched folders").click()
+        (folder / "ferry-again.txt").write_text(FERRY + "\nAgain.", encoding="utf-8")
+        shows(page, "docs-table", "notes/ferry-again.txt")
+        page.click("#docs-watched-pick input")
+        page.get_by_role("option", name=str(folder.resolve())).wait_for(timeout=30_000)
+    finally:
+        page.close()
     assert {d.name for d in services.documents.documents("library")} >= {"notes/ferry.txt", "notes/owl.txt"}
     assert [w.folder for w in services.documents.watcher.folders()] == [str(folder.resolve())]
 
