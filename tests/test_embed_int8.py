@@ -9,19 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_embed_onnx import TEXTS  # the same awkward texts: languages, length, markup
 
 from engine import ConfigError, Settings, build
 from engine.embed_onnx import export_path
 from engine.embeddings import EXPORT_AFTER_TEXTS, PROBE_COSINE, TextEmbedder, bundled_embedder_path
-
-TEXTS = [
-    "How do I restore a backup of my notes?",
-    "Die Konfigurationsdatei wird beim Start gelesen und danach nie wieder.",
-    "RLHF:PPO近端策略优化 keeps the new policy close to the old one（信任域）。",
-    "离线同步：笔记在本地加密保存，只有在用户确认后才上传到服务器。" * 20,  # far past 256 tokens
-    "- item one\n- item two\n\n```\ncode block\n```",
-    "x",
-]
 
 
 def _cosines(a: list[list[float]], b: list[list[float]]) -> np.ndarray:
