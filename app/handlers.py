@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -259,6 +260,11 @@ def regenerate(services: Services, conversation_id: str | None, *controls: objec
     yield from _turn(services, conversation_id, "", "regenerate", controls)
 
 
+#: the page shows a streaming answer at most this often (its first text at once): the browser
+#: renders each update on the cores that decode the answer
+PAGE_UPDATE_S = 0.05
+
+
 def _turn(services: Services, conversation_id, message, mode, controls, preface=(), images=()):
     shown = [*_history_before_turn(services, conversation_id, mode), *preface]
     if mode != "regenerate":
@@ -266,7 +272,7 @@ def _turn(services: Services, conversation_id, message, mode, controls, preface=
     text = ""
     try:
         config = config_from_controls(controls)
-        report, sources = None, []
+        report, sources, updated = None, [], 0.0
         for event in services.chat.stream_turn(conversation_id, message, config, mode=mode, images=images):
             if isinstance(event, TurnStarted):
                 conversation_id = event.conversation_id
@@ -279,13 +285,15 @@ def _turn(services: Services, conversation_id, message, mode, controls, preface=
             elif isinstance(event, Sources):
                 sources = [dataclasses.asdict(hit) for hit in event.hits]
             elif isinstance(event, TextDelta):
-                text += event.text
-                yield (
-                    [*shown, {"role": "assistant", "content": safe_markdown(text)}],
-                    conversation_id,
-                    "",
-                    False,
-                )
+                first, text = not text, text + event.text
+                if first or time.monotonic() - updated >= PAGE_UPDATE_S:
+                    updated = time.monotonic()
+                    yield (
+                        [*shown, {"role": "assistant", "content": safe_markdown(text)}],
+                        conversation_id,
+                        "",
+                        False,
+                    )
             elif isinstance(event, Done):
                 title = status_title(
                     ttft_s=event.timings.ttft_s,
@@ -319,10 +327,7 @@ def _history_before_turn(services: Services, conversation_id, mode) -> ChatHisto
 
 
 def _last_user_index(history: ChatHistory) -> int:
-    for i in range(len(history) - 1, -1, -1):
-        if history[i]["role"] == "user":
-            return i
-    return -1
+    return next((i for i in range(len(history) - 1, -1, -1) if history[i]["role"] == "user"), -1)
 
 
 def stop(services: Services, conversation_id: str | None) -> None:

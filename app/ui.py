@@ -200,6 +200,7 @@ def _wire_turns(s: Services, p: _ChatParts, refresh_list: Any) -> None:
             chat_outputs,
             concurrency_limit=4,
             concurrency_id="chat",
+            show_progress="hidden",
         ).then(refresh_list, [p.search, p.conversation_id], p.chats).then(lambda: None, None, p.attachment)
     p.regen.click(
         partial(h.regenerate, s),

@@ -4,6 +4,7 @@ backend's tests run every generation through it on the bundled model)."""
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -105,3 +106,43 @@ def test_a_stream_started_after_stop_runs_on_the_caller_instead_of_hanging():
     stream = worker.iterate(iter_two())  # created while open, first read after stop
     worker.stop()
     assert list(stream) == [1, 2]
+
+
+def test_a_stream_advances_only_as_far_as_it_is_read():
+    """Never ahead: the page renders an item while the next one would decode, and on two cores
+    that contention cut decoding to a quarter."""
+    worker = LlamaThread()
+    produced: list[int] = []
+
+    def counted():
+        for n in range(100):
+            produced.append(n)
+            yield n
+
+    stream = worker.iterate(counted())
+    assert next(stream) == 0
+    time.sleep(0.3)  # room for a generator running ahead to show itself
+    assert produced == [0]
+    assert next(stream) == 1 and produced == [0, 1]
+    stream.close()
+    assert worker.call(lambda: len(produced)) == 2  # closed, and the thread free again
+    worker.stop()
+
+
+def test_a_stream_nobody_reads_or_closes_is_closed_in_the_end(monkeypatch):
+    monkeypatch.setattr(llama_thread, "ABANDONED_S", 0.2)
+    worker = LlamaThread()
+    closed = threading.Event()
+
+    def endless():
+        try:
+            while True:
+                yield 1
+        finally:
+            closed.set()
+
+    stream = worker.iterate(endless())
+    assert next(stream) == 1  # then neither read nor closed (a leaked iterator)
+    assert closed.wait(10)
+    assert worker.call(lambda: "free") == "free"
+    worker.stop()

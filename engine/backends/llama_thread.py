@@ -32,6 +32,9 @@ T = TypeVar("T")
 
 _END = object()
 
+#: a stream not read (nor closed) for this long is taken to be abandoned and closed
+ABANDONED_S = 600.0
+
 
 class _Raised:
     def __init__(self, error: BaseException):
@@ -79,16 +82,24 @@ class LlamaThread:
         return done.result()
 
     def iterate(self, items: Generator[T, Any, Any]) -> Iterator[T]:
-        """``items`` advanced on the thread, yielded here in order."""
+        """``items`` advanced on the thread, one item each time this iterator is asked for one.
+
+        In lock-step, never ahead: a generator running ahead would decode while the caller
+        works on the previous item (the page renders it), and on two cores that contention cut
+        the page's decoding to a quarter. The stream holds the thread until it ends, as it held
+        the model's lock; a consumer that neither reads nor closes it for ``ABANDONED_S`` is
+        taken to be gone and the generation is closed.
+        """
         out: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        stop = threading.Event()
+        wanted = threading.Semaphore(0)  # one release per item asked for
+        gone = threading.Event()
 
         def job() -> None:
             try:
-                for item in items:
-                    out.put(item)
-                    if stop.is_set():
-                        break
+                while wanted.acquire(timeout=ABANDONED_S) and not gone.is_set():
+                    out.put(next(items))
+            except StopIteration:
+                pass
             except BaseException as e:  # noqa: BLE001 - raised again on the consumer's thread
                 out.put(_Raised(e))
             finally:
@@ -99,12 +110,17 @@ class LlamaThread:
             yield from items
             return
         try:
-            while (item := out.get()) is not _END:
+            while True:
+                wanted.release()
+                item = out.get()
+                if item is _END:
+                    return
                 if isinstance(item, _Raised):
                     raise item.error
                 yield item
         finally:
-            stop.set()  # the consumer went away: the generator ends at its next item
+            gone.set()  # the consumer went away: the generator is closed on the thread
+            wanted.release()
 
     def stop(self) -> None:
         """Let the thread end once the work queued before this is done; later work runs on
