@@ -88,8 +88,9 @@ def test_an_int8_file_does_not_stand_in_for_fp32(int8_folder, tmp_path, torch_em
     assert _cosines(vectors, torch_embedder.embed(TEXTS)).min() >= 0.9999
 
 
-def test_vector_cache_keeps_precisions_apart(int8_folder, tmp_path):
+def test_vector_cache_keeps_precisions_apart(int8_folder, tmp_path, torch_embedder):
     data = _data_dir_with(tmp_path, int8_folder)
+    others = [f"{t} (a second copy)" for t in TEXTS]
     exact = build(Settings(data_dir=data, embed_precision="fp32"), load_model=False)
     try:
         fp32 = exact.documents.cached.embed(TEXTS)
@@ -99,19 +100,21 @@ def test_vector_cache_keeps_precisions_apart(int8_folder, tmp_path):
     fast = build(Settings(data_dir=data, embed_precision="int8"), load_model=False)
     try:
         cached = fast.documents.cached
-        int8 = cached.embed(TEXTS)
-        assert cached.misses == len(TEXTS) and cached.hits == 0  # fp32 vectors are not served for int8
-        assert _cosines(int8, fp32).min() < 0.99999
-        assert cached.embed(TEXTS) == int8 and cached.hits == len(TEXTS)  # its own are
-        with fast.database.read() as db:
-            assert db["rag_vector_cache"].count == 2 * len(TEXTS)
+        # exact vectors serve int8 requests: an ingest begun on torch resumes on int8
+        assert cached.embed(TEXTS) == fp32 and cached.hits == len(TEXTS) and cached.misses == 0
+        int8 = cached.embed(others)
+        assert cached.misses == len(others)
+        assert _cosines(int8, torch_embedder.embed(others)).min() < 0.99999  # really int8's own
+        assert cached.embed(others) == int8 and cached.hits == len(TEXTS) + len(others)
     finally:
         fast.close()
     again = build(Settings(data_dir=data, embed_precision="fp32"), load_model=False)
     try:
-        assert again.documents.cached.embed(TEXTS) == fp32  # and int8 ones are not served for fp32
-        assert again.documents.cached.hits == len(TEXTS)
-        again.documents.cached.forget(TEXTS)
+        cached = again.documents.cached
+        assert cached.embed(others) != int8 and cached.misses == len(others)  # int8 never serves fp32
+        with again.database.read() as db:
+            assert db["rag_vector_cache"].count == len(TEXTS) + 2 * len(others)
+        cached.forget([*TEXTS, *others])
         with again.database.read() as db:
             assert db["rag_vector_cache"].count == 0  # a deleted document's vectors go in both
     finally:

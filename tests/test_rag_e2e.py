@@ -111,6 +111,6 @@ def test_the_documents_panel_builds(full_services):
 
     with gr.Blocks() as demo:
         with gr.Tab("Documents"):
-            build_documents_panel(full_services)
+            build_documents_panel(full_services, demo)
     ids = {getattr(c, "elem_id", None) for c in demo.blocks.values()}
     assert {"docs-upload", "docs-table", "docs-query", "docs-results", "docs-delete"} <= ids

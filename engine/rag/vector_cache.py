@@ -3,7 +3,7 @@
 Keys are sha256(model, variant, text), values float32 vectors in SQLite, beside the chunks
 they came from. The variant is the embedder's path: "fp32" (torch, or its exact ONNX export:
 the same vectors, so one key, the one used before int8 existed) or "int8" (close, not equal:
-never served for the other, nor the other for it). A document's entries go when the document does: vectors can give away
+never served for fp32; fp32 vectors do serve int8 requests, as exact ones are at least as good). A document's entries go when the document does: vectors can give away
 something of the text they were made from.
 """
 
@@ -38,6 +38,11 @@ class CachedEmbedder:
         variant = self.embedder.variant()
         keys = [self.key(t, variant) for t in texts]
         found = self._get(set(keys))
+        if variant != "fp32":
+            # torch's exact vectors serve an int8 request (never the reverse): an ingest that
+            # began on torch, before the export was ready, resumes without redoing its slices
+            exact = {self.key(t): k for k, t in zip(keys, texts) if k not in found}
+            found.update({exact[e]: v for e, v in self._get(set(exact)).items()})
         todo = {k: t for k, t in zip(keys, texts) if k not in found}  # duplicates in a batch: once
         if todo:
             made_by, vectors = self.embedder.embed_tagged(list(todo.values()))
