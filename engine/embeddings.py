@@ -206,6 +206,12 @@ class TextEmbedder:
         passage = self.prefixes()[1] if texts else ""
         return self._encode([passage + t for t in texts] if passage else texts, batch_size)
 
+    def prepare(self) -> None:
+        """Open an existing ONNX export before a question needs it: torch takes about 15 ms a
+        question here, ONNX a few. A missing one is not made here (10-20 s of every core, which
+        slowed the first answers of a fresh start by half): the first large ingest makes it."""
+        self._fast_encoder(0)
+
     def embed_queries(self, texts: Sequence[str], *, batch_size: int | None = None) -> list[list[float]]:
         """Vectors of search questions, with the model's query prefix; each distinct question is
         embedded once (an LRU keyed by model, variant and text, shared by memory and documents)."""

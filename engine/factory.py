@@ -267,6 +267,9 @@ def warm_up_steps(services: Services) -> list[tuple[str, Callable[[], object]]]:
         )
     if services.models.info is not None:
         steps.append(("model", lambda: _prefill_new_chat(services)))
+    if settings.memory or has_chunks:
+        # an existing ONNX export opened (and probed) now: questions use it from the first turn
+        steps.append(("fast embedder", services.embedder.prepare))
     return steps
 
 
