@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from engine import GenerationConfig, Settings, build  # noqa: E402
+from engine.embeddings import EXPORT_AFTER_TEXTS  # noqa: E402
 from engine.memory.provenance import USER  # noqa: E402
 from engine.types import Done, TextDelta  # noqa: E402
 
@@ -116,7 +117,7 @@ def timed_turn(services, conversation_id: str | None, text: str, config=TURN) ->
     return ttft, done
 
 
-def bench_ttft(root: Path, turns: int, threads: int | None) -> dict:
+def bench_ttft(root: Path, turns: int, threads: int | None, torch_questions: bool = False) -> dict:
     on = services_for(root, "ttft-on", memory=True, n_ctx=4096, threads=threads)
     off = services_for(root, "ttft-off", memory=False, n_ctx=4096, threads=threads)
     try:
@@ -126,7 +127,11 @@ def bench_ttft(root: Path, turns: int, threads: int | None) -> dict:
         for fact in FACTS:
             on.memory.archival.insert(fact, origin=USER)
         on.embedder.embed_one("warm up")  # model loading is start-up, not a turn's cost
-        on.embedder.prepare()  # as the app's warm-up does: questions embed with ONNX once exported
+        # as after any ingest of 64 chunks or more: the ONNX export exists, and the app's warm-up
+        # opens it (``--torch-questions``: as in a data dir no ingest has exported yet)
+        if not torch_questions:
+            on.embedder.embed([f"warm-up text {i}" for i in range(EXPORT_AFTER_TEXTS)])
+            on.embedder.prepare()
         while on.embedder.onnx_state == "exporting":
             time.sleep(0.2)
         print(f"question embedding: {on.embedder.variant()} (ONNX {on.embedder.onnx_state})")
@@ -237,6 +242,9 @@ def main() -> int:
     parser.add_argument("--tune", action="store_true", help="with --paraphrase: grid weight and threshold")
     parser.add_argument("--only-paraphrase", action="store_true", help="skip the TTFT and KV parts")
     parser.add_argument(
+        "--torch-questions", action="store_true", help="no ONNX export yet: questions embed with torch"
+    )
+    parser.add_argument(
         "--data-dir", type=Path, default=None, help="paraphrase: reuse (or keep) this data dir"
     )
     args = parser.parse_args()
@@ -250,7 +258,7 @@ def main() -> int:
             print()
         if args.only_paraphrase:
             return 0
-        ttft = bench_ttft(Path(tmp), args.turns, args.threads)
+        ttft = bench_ttft(Path(tmp), args.turns, args.threads, args.torch_questions)
         kv = bench_kv_reuse(Path(tmp), args.long_turns, args.threads)
     report_ttft(ttft)
     report_kv(kv, args.long_turns)
