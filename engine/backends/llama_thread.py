@@ -1,4 +1,4 @@
-"""Every llama.cpp call of one loaded model on one long-lived thread.
+"""Every llama.cpp call of every loaded model on one long-lived thread.
 
 llama.cpp's CPU backend runs each graph on an OpenMP team that belongs to the calling thread.
 Measured here (2 cores): while a second thread that has run llama.cpp is alive, even idle,
@@ -13,10 +13,10 @@ progress) would otherwise be two teams again. That is module state, as the OpenM
 own is: ``acquire`` it for a backend, ``release`` it when the backend closes; the thread ends
 with its last user (an idle thread that ran llama.cpp would slow the next one's decodes).
 
-``call`` runs a function there and waits for it; ``iterate`` runs a generator there and hands
-its items over through a queue (the generator runs ahead of a slow consumer; closing the
-consumer's iterator stops it at its next item). Work submitted from the thread itself runs at
-once, so nothing here can wait for itself.
+``call`` runs a function there and waits for it; ``iterate`` advances a generator there, one
+item per item asked for, and hands each over through a queue (closing the consumer's iterator
+closes the generator there). Work submitted from the thread itself runs at once, so nothing
+here can wait for itself.
 """
 
 from __future__ import annotations
