@@ -254,7 +254,8 @@ def warm_up_steps(services: Services) -> list[tuple[str, Callable[[], object]]]:
     steps: list[tuple[str, Callable[[], object]]] = []
     documents = services.documents
     has_chunks = documents is not None and documents.store.count_chunks(None) > 0
-    if settings.memory or has_chunks:
+    embeds = settings.memory or has_chunks  # a first turn embeds its question
+    if embeds:
         steps.append(("embedder", lambda: services.embedder.embed_one("warm-up")))
     if settings.memory and services.memory is not None:
         steps.append(("memory", lambda: services.memory.search("warm-up", k=1)))
@@ -267,7 +268,7 @@ def warm_up_steps(services: Services) -> list[tuple[str, Callable[[], object]]]:
         )
     if services.models.info is not None:
         steps.append(("model", lambda: _prefill_new_chat(services)))
-    if settings.memory or has_chunks:
+    if embeds:
         # an existing ONNX export opened (and probed) now: questions use it from the first turn
         steps.append(("fast embedder", services.embedder.prepare))
     return steps

@@ -3,8 +3,9 @@
 Keys are sha256(model, variant, text), values float32 vectors in SQLite, beside the chunks
 they came from. The variant is the embedder's path: "fp32" (torch, or its exact ONNX export:
 the same vectors, so one key, the one used before int8 existed) or "int8" (close, not equal:
-never served for fp32; fp32 vectors do serve int8 requests, as exact ones are at least as good). A document's entries go when the document does: vectors can give away
-something of the text they were made from.
+never served for fp32; fp32 vectors do serve int8 requests, as exact ones are at least as
+good). A document's entries go when the document does: vectors can give away something of
+the text they were made from.
 """
 
 from __future__ import annotations
