@@ -4,10 +4,10 @@ command line imports this module before any web library loads); its flags are cl
 from __future__ import annotations
 
 import argparse
-import ipaddress
 from pathlib import Path
 
 from engine.errors import ConfigError
+from engine.settings import is_loopback
 
 ENV_KEY = "HEARTH_API_KEY"
 
@@ -33,16 +33,6 @@ def _checked(key: str, field: str) -> str:
     if any(c.isspace() or not c.isprintable() for c in key):
         raise ConfigError("The API key must be printable characters without spaces.", field=field)
     return key
-
-
-def is_loopback(host: str) -> bool:
-    """Whether ``host`` is reachable only from this machine."""
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name or 0.0.0.0-style wildcard: assume reachable from outside
 
 
 def require_api_key_for(host: str, key: str | None) -> None:

@@ -187,9 +187,13 @@ def respond_with_attachment(
     labels: str,
     collections: list[str] | None,
     *controls: object,
+    spare_core: bool = False,
 ) -> TurnUpdates:
     """Like ``respond``, with an optional attached image shown first: the most similar stored
-    images, the closest passages in CLIP space, and zero-shot labels when some are typed."""
+    images, the closest passages in CLIP space, and zero-shot labels when some are typed.
+    ``spare_core``: the page's browser runs on this machine (see Backend.stream_chat)."""
+    from .images_handlers import attachment_messages
+
     preface = attachment_messages(services, attachment, labels) if attachment else []
     if preface and not (message or "").strip():
         shown = conversation_history(services, conversation_id) if conversation_id else []
@@ -200,7 +204,7 @@ def respond_with_attachment(
         services.conversations.update(conversation_id, collections=list(collections))
     images = [Path(attachment)] if attachment and _model_sees_images(services) else []
     yield from _respond(
-        services, conversation_id, message, edit_mode, system_prompt, controls, preface, images
+        services, conversation_id, message, edit_mode, system_prompt, controls, preface, images, spare_core
     )
 
 
@@ -214,29 +218,16 @@ def conversation_collections(services: Services, conversation_id: str | None) ->
     return services.conversations.get(conversation_id).collections if conversation_id else []
 
 
-def attachment_messages(services: Services, path: str, labels: str) -> ChatHistory:
-    from .images_handlers import describe_attachment
-
-    text = describe_attachment(services, path)
-    names = [name.strip() for name in (labels or "").split(",") if name.strip()]
-    if len(names) >= 2:
-        try:
-            scored = services.images.classify(Path(path), names)
-            text += "\n\n**Labels**: " + " · ".join(f"{escape_inline(n)} {p:.0%}" for n, p in scored)
-        except EngineError as e:
-            text += "\n\n" + friendly(e)
-    return [
-        {"role": "user", "content": {"path": path}},
-        {
-            "role": "assistant",
-            "content": text,
-            "metadata": {"title": "🖼 About the attached image", "status": "done"},
-        },
-    ]
-
-
 def _respond(
-    services: Services, conversation_id, message, edit_mode, system_prompt, controls, preface, images=()
+    services: Services,
+    conversation_id,
+    message,
+    edit_mode,
+    system_prompt,
+    controls,
+    preface,
+    images=(),
+    spare=False,
 ):
     mode = "edit" if edit_mode else "new"
     try:
@@ -252,12 +243,14 @@ def _respond(
         return
     if not conversation_id and message.strip():
         conversation_id = services.chat.new_conversation(system_prompt=system_prompt or "").id
-    yield from _turn(services, conversation_id, message, mode, controls, preface, images)
+    yield from _turn(services, conversation_id, message, mode, controls, preface, images, spare)
 
 
-def regenerate(services: Services, conversation_id: str | None, *controls: object) -> TurnUpdates:
+def regenerate(
+    services: Services, conversation_id: str | None, *controls: object, spare_core: bool = False
+) -> TurnUpdates:
     """Answer the last user message again with the current settings."""
-    yield from _turn(services, conversation_id, "", "regenerate", controls)
+    yield from _turn(services, conversation_id, "", "regenerate", controls, spare_core=spare_core)
 
 
 #: the page shows a streaming answer at most this often (its first text at once): the browser
@@ -265,7 +258,9 @@ def regenerate(services: Services, conversation_id: str | None, *controls: objec
 PAGE_UPDATE_S = 0.05
 
 
-def _turn(services: Services, conversation_id, message, mode, controls, preface=(), images=()):
+def _turn(
+    services: Services, conversation_id, message, mode, controls, preface=(), images=(), spare_core=False
+):
     shown = [*_history_before_turn(services, conversation_id, mode), *preface]
     if mode != "regenerate":
         shown = [*shown, {"role": "user", "content": safe_markdown(message)}]
@@ -273,7 +268,10 @@ def _turn(services: Services, conversation_id, message, mode, controls, preface=
     try:
         config = config_from_controls(controls)
         report, sources, updated = None, [], 0.0
-        for event in services.chat.stream_turn(conversation_id, message, config, mode=mode, images=images):
+        events = services.chat.stream_turn(
+            conversation_id, message, config, mode=mode, images=images, spare_core=spare_core
+        )
+        for event in events:
             if isinstance(event, TurnStarted):
                 conversation_id = event.conversation_id
                 if mode == "regenerate":
@@ -295,18 +293,7 @@ def _turn(services: Services, conversation_id, message, mode, controls, preface=
                         False,
                     )
             elif isinstance(event, Done):
-                title = status_title(
-                    ttft_s=event.timings.ttft_s,
-                    tokens_per_s=event.timings.tokens_per_s,
-                    used=event.usage.prompt_tokens + event.usage.completion_tokens,
-                    n_ctx=event.usage.n_ctx,
-                    finish_reason=event.finish_reason,
-                    notes=event.notes,
-                )
-                final = assistant_messages(
-                    event.text, title=title, details=context_markdown(report), sources=sources
-                )
-                yield [*shown, *final], conversation_id, "", False
+                yield [*shown, *_answered(event, report, sources)], conversation_id, "", False
     except Exception as e:  # noqa: BLE001 - every failure becomes a message, never a traceback
         kept = text + "\n\n" if text else ""  # a stream that broke mid-answer: its text is saved, show it
         yield (
@@ -315,6 +302,19 @@ def _turn(services: Services, conversation_id, message, mode, controls, preface=
             (message if mode != "regenerate" else ""),
             mode == "edit",
         )
+
+
+def _answered(done: Done, report: ContextReport | None, sources: list) -> ChatHistory:
+    """The finished answer as shown: its text, the timing line, the context and its sources."""
+    title = status_title(
+        ttft_s=done.timings.ttft_s,
+        tokens_per_s=done.timings.tokens_per_s,
+        used=done.usage.prompt_tokens + done.usage.completion_tokens,
+        n_ctx=done.usage.n_ctx,
+        finish_reason=done.finish_reason,
+        notes=done.notes,
+    )
+    return assistant_messages(done.text, title=title, details=context_markdown(report), sources=sources)
 
 
 def _history_before_turn(services: Services, conversation_id, mode) -> ChatHistory:

@@ -216,3 +216,24 @@ def describe_attachment(services: Services, path: Path | str) -> str:
 def _quote(text: str, limit: int = 160) -> str:
     text = " ".join(text.split())
     return (text[: limit - 1] + "…") if len(text) > limit else text
+
+
+def attachment_messages(services: Services, path: str, labels: str) -> list[dict[str, Any]]:
+    """The chat's preface for an attached image: the image, what the index finds like it, and
+    zero-shot labels when at least two are typed."""
+    text = describe_attachment(services, path)
+    names = [name.strip() for name in (labels or "").split(",") if name.strip()]
+    if len(names) >= 2:
+        try:
+            scored = services.images.classify(Path(path), names)
+            text += "\n\n**Labels**: " + " · ".join(f"{escape_inline(n)} {p:.0%}" for n, p in scored)
+        except EngineError as e:
+            text += "\n\n" + error_markdown(e)
+    return [
+        {"role": "user", "content": {"path": path}},
+        {
+            "role": "assistant",
+            "content": text,
+            "metadata": {"title": "🖼 About the attached image", "status": "done"},
+        },
+    ]

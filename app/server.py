@@ -61,10 +61,12 @@ def create_app(
     """The FastAPI app serving the page (and ``routers``, e.g. the /v1 API), guarded."""
     from fastapi import FastAPI
 
+    from engine.settings import is_loopback
+
     from .ui import build_ui
 
     tmp = temp_dir(services.settings.data_dir)
-    demo = build_ui(services)
+    demo = build_ui(services, browser_here=is_loopback(host))
     demo.queue(default_concurrency_limit=4)
     _keep_temp_files_in(demo, tmp)
     demo.delete_cache = DELETE_CACHE

@@ -59,7 +59,9 @@ class _ChatParts:
     controls: list[Any] = field(default_factory=list)
 
 
-def build_ui(services: Services) -> gr.Blocks:
+def build_ui(services: Services, *, browser_here: bool = True) -> gr.Blocks:
+    """The page. ``browser_here``: its browsers run on this machine (served on loopback), so
+    an answer decodes on a core fewer while the browser renders it (Backend.stream_chat)."""
     s = services
     p = _ChatParts()
     with gr.Blocks(title="Hearth", analytics_enabled=False) as demo:
@@ -89,7 +91,7 @@ def build_ui(services: Services) -> gr.Blocks:
             with gr.Tab("Memory"):
                 build_memory_panel(s)
         refresh_list = partial(_refresh_list, s)
-        _wire_turns(s, p, refresh_list)
+        _wire_turns(s, p, refresh_list, browser_here)
         _wire_conversations(s, demo, p, refresh_list)
     return demo
 
@@ -189,13 +191,13 @@ def _settings_column(s: Services, p: _ChatParts) -> None:
         p.controls = build_controls()
 
 
-def _wire_turns(s: Services, p: _ChatParts, refresh_list: Any) -> None:
+def _wire_turns(s: Services, p: _ChatParts, refresh_list: Any, browser_here: bool) -> None:
     """Send, Regenerate, Stop, Edit and the presets: what starts or shapes an answer."""
     chat_outputs = [p.chatbot, p.conversation_id, p.message, p.edit_mode]
     turn_inputs = [p.conversation_id, p.message, p.chatbot, p.edit_mode, p.system_prompt]
     for trigger in (p.send.click, p.message.submit):
         trigger(
-            partial(h.respond_with_attachment, s),
+            partial(h.respond_with_attachment, s, spare_core=browser_here),
             [*turn_inputs, p.attachment, p.labels, p.chat_collections, *p.controls],
             chat_outputs,
             concurrency_limit=4,
@@ -203,7 +205,7 @@ def _wire_turns(s: Services, p: _ChatParts, refresh_list: Any) -> None:
             show_progress="hidden",
         ).then(refresh_list, [p.search, p.conversation_id], p.chats).then(lambda: None, None, p.attachment)
     p.regen.click(
-        partial(h.regenerate, s),
+        partial(h.regenerate, s, spare_core=browser_here),
         [p.conversation_id, *p.controls],
         chat_outputs,
         concurrency_limit=4,

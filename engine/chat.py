@@ -121,6 +121,7 @@ class ChatService:
         *,
         mode: Mode = "new",
         images: Sequence[Path] = (),
+        spare_core: bool = False,
     ) -> Generator[Event, None, None]:  # callers close() it to end a turn early
         """Yield TurnStarted, ContextReport, TextDelta..., Sources, Done.
 
@@ -128,10 +129,11 @@ class ChatService:
         user message again (``text`` ignored); "edit" replaces the last user message with
         ``text``. Replaced messages stay in the database, marked inactive. ``images`` go to
         the model with the message (only a vision model loaded with its projector sees images).
+        ``spare_core``: a browser on this machine shows the answer (see Backend.stream_chat).
         """
         # the lease keeps this model open until the turn ends, even if another one is loaded
         with self.models.lease() as backend:  # fails before saving anything if no model is loaded
-            yield from self._turn(backend, conversation_id, text, config, mode, images)
+            yield from self._turn(backend, conversation_id, text, config, mode, images, spare_core)
 
     def preview(self, conversation_id: str, text: str, config: GenerationConfig) -> PromptPlan:
         """The prompt ``text`` would get as this conversation's next message, memory and
@@ -168,6 +170,7 @@ class ChatService:
         config: GenerationConfig,
         mode: Mode,
         images: Sequence[Path],
+        spare_core: bool = False,
     ) -> Iterator[Event]:
         if images and not backend.supports_images:
             raise GenerationError(
@@ -177,7 +180,9 @@ class ChatService:
         config = draw_seed(config)  # the seed actually used is saved with the answer
         # the previous turn's summary must be in place before this turn reads memory
         self.upkeep.wait()
-        turn = self._load(backend, conversation_id, text, config, mode)
+        turn = dataclasses.replace(
+            self._load(backend, conversation_id, text, config, mode), spare_core=spare_core
+        )
         pool, pending = start_contributions(self.providers, turn)  # retrieval runs while the turn goes on
         try:
             yield TurnStarted(
@@ -369,10 +374,14 @@ def _chunks(
     backend, key = turn.backend, turn.conversation.id
     if traced is not None:  # the in-process model also records each token's candidates
         llama, trace = traced
-        return llama.stream_chat(plan.messages, config, cancel=cancel, cache_key=key, trace=trace)
+        return llama.stream_chat(
+            plan.messages, config, cancel=cancel, cache_key=key, trace=trace, spare_core=turn.spare_core
+        )
     if images:  # only vision backends take images
         return backend.stream_chat(plan.messages, config, cancel=cancel, cache_key=key, images=list(images))
-    return backend.stream_chat(plan.messages, config, cancel=cancel, cache_key=key)
+    return backend.stream_chat(
+        plan.messages, config, cancel=cancel, cache_key=key, spare_core=turn.spare_core
+    )
 
 
 def _timings(started: float, first: float | None, ended: float, tokens: int) -> Timings:

@@ -15,6 +15,19 @@ from .embeddings import PRECISIONS
 from .errors import ConfigError
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, IPv6 with or without brackets) is reachable only
+    from this machine; a host name or a 0.0.0.0-style wildcard is taken to reach beyond it."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 def _check_url(url: str | None, name: str) -> None:
     from urllib.parse import urlsplit
 

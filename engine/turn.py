@@ -40,6 +40,8 @@ class Turn:
     backend: Backend
     #: tokens the prompt may fill (engine.prompt.prompt_budget)
     budget: int
+    #: a browser on this machine shows the answer: decoding leaves it a core (Backend.stream_chat)
+    spare_core: bool = False
 
     @classmethod
     def opened(

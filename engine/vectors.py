@@ -9,7 +9,6 @@ vulnerabilities, so an open one on the network is not something to send document
 
 from __future__ import annotations
 
-import ipaddress
 import re
 import threading
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from .errors import ConfigError, RetrievalError
+from .settings import is_loopback
 
 if TYPE_CHECKING:
     from chromadb import Collection
@@ -50,21 +50,12 @@ def collection_name(*parts: str) -> str:
 def check_chroma_server(url: str, token: str | None) -> None:
     """Refuse a plain-http Chroma server beyond loopback that has no token."""
     parts = urlsplit(url)
-    if parts.scheme == "http" and not token and not _is_loopback(parts.hostname or ""):
+    if parts.scheme == "http" and not token and not is_loopback(parts.hostname or ""):
         raise ConfigError(
             f"Refusing the Chroma server at {url}: plain http beyond this machine needs a token "
             "(--chroma-token), or use https. Chroma's server API has had pre-auth vulnerabilities.",
             field="chroma_url",
         )
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class VectorStore:

@@ -55,6 +55,7 @@ class DelegatingBackend:
         images: Sequence[Path] = (),
         logprobs: int | None = None,
         cache_key: str | None = None,
+        spare_core: bool = False,
     ) -> Iterator[Chunk]:
         return self.inner.stream_chat(
             messages,
@@ -64,6 +65,7 @@ class DelegatingBackend:
             images=images,
             logprobs=logprobs,
             cache_key=cache_key,
+            spare_core=spare_core,
         )
 
     def stream_completion(
@@ -130,6 +132,7 @@ class ScriptedBackend:
         images: Sequence[Path] = (),
         logprobs: int | None = None,
         cache_key: str | None = None,
+        spare_core: bool = False,
     ) -> Iterator[Chunk]:
         if images:
             raise GenerationError("The scripted backend cannot see images.")

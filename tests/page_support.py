@@ -70,15 +70,29 @@ def serve_page(data_dir: Path, *, load_model: bool = True, **settings) -> Iterat
         services.close()
 
 
+#: the chat's answers that show their timing line
+TIMING_LINES = (
+    "[...document.querySelectorAll('#hearth-chat *')]"
+    ".filter(e => e.children.length === 0 && e.textContent.includes('tok/s')).length"
+)
+
+
+def new_chat(page: Page) -> None:
+    """Start a new chat and wait until the page shows it empty: ``send`` counts the answers
+    shown before it sends, and a loaded machine applies the click late."""
+    page.click("#new-chat")
+    page.wait_for_function(
+        "document.querySelectorAll('#hearth-chat [data-testid=bot]').length === 0", timeout=30_000
+    )
+
+
 def send(page: Page, text: str) -> None:
     """Type a message, send it, and wait for its answer's timing line."""
-    before = page.locator("text=tok/s").count()
+    before = page.evaluate(TIMING_LINES)  # counted as the wait below counts, in the chat only
     page.fill("#message-box textarea", text)
     page.click("#send")
     page.wait_for_function(
-        f"document.querySelectorAll('#hearth-chat [data-testid=bot]').length > 0 && "
-        f"[...document.querySelectorAll('#hearth-chat *')].filter(e => e.children.length === 0 && "
-        f"e.textContent.includes('tok/s')).length > {before}",
+        f"document.querySelectorAll('#hearth-chat [data-testid=bot]').length > 0 && ({TIMING_LINES}) > {before}",
         timeout=120_000,
     )
 

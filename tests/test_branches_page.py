@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from page_support import send, serve_page, set_number
+from page_support import new_chat, send, serve_page, set_number
 
 pytestmark = pytest.mark.browser
 
@@ -109,7 +109,7 @@ def test_export_then_import_on_the_page(page, server, tmp_path):
 
 def test_compare_shows_columns_and_keeping_one_makes_it_the_answer(page, server):
     services, _ = server
-    page.click("#new-chat")
+    new_chat(page)
     set_number(page, "ctl-max_tokens", "12")
     send(page, "Name a fruit.")
     cid = services.conversations.list()[0].id

@@ -78,7 +78,7 @@ class RecordingBackend(DelegatingBackend):
         self.lock = threading.Lock()
 
     def stream_chat(
-        self, messages, config, *, cancel=None, grammar=None, images=(), logprobs=None, cache_key=None
+        self, messages, config, *, cancel=None, grammar=None, images=(), logprobs=None, cache_key=None, **_
     ):
         return self._recorded(messages, config, cancel, grammar, images, logprobs, cache_key)
 

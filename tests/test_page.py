@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from page_support import open_page, send, serve_page, set_number
+from page_support import new_chat, open_page, send, serve_page, set_number
 
 from engine.turn import Turn
 
@@ -84,7 +84,7 @@ def test_upload_a_document_on_the_page_then_the_answer_cites_it(server, page, tm
     assert [d.name for d in services.documents.documents()] == ["heron-manual.md"]
 
     page.get_by_role("tab", name="Chat").click()
-    page.click("#new-chat")
+    new_chat(page)
     send(page, "How is the HX-9931 heron pump primed?")
     page.wait_for_selector("#hearth-chat >> text=Sources (", timeout=30_000)
     page.get_by_text("Sources (").first.click()
@@ -123,7 +123,7 @@ def test_core_memory_edited_on_the_page_reaches_the_next_prompt(server, page):
     assert human.value == "The user's name is Orla and she keeps bees."
 
     page.get_by_role("tab", name="Chat").click()
-    page.click("#new-chat")
+    new_chat(page)
     send(page, "What do I keep?")
     cid = services.conversations.list()[0].id
     # the stable system message now carries the block: the answer's prompt grew by its tokens

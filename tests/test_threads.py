@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 from pathlib import Path
 
-from engine.backends.threads import cgroup_cpu_quota, physical_cores, plan_threads
+import llama_cpp
+import pytest
+from conftest import GREEDY, run_turn
+
+from app import handlers as h
+from app.controls import control_values
+from engine.backends.threads import ThreadPlan, cgroup_cpu_quota, physical_cores, plan_threads
 
 
 def cpuinfo(cores: list[tuple[int, int]]) -> str:
@@ -140,3 +148,67 @@ def test_real_machine_and_the_loaded_model(services):
 
     assert f"{plan.generation} generation / {plan.batch} batch" in mh.model_facts(services)
     assert f"threads {plan.generation} gen / {plan.batch} batch" in info.summary()
+
+
+def test_beside_a_browser_leaves_one_core_unless_the_count_was_set():
+    def plan(generation: int, source: str = "auto") -> ThreadPlan:
+        return ThreadPlan(generation=generation, batch=8, logical=8, physical=8, quota=None, source=source)
+
+    assert [plan(n).beside_a_browser() for n in (1, 2, 8)] == [1, 1, 7]
+    assert plan(4, "settings").beside_a_browser() == 4
+
+
+@pytest.fixture
+def two_generation_threads(services):
+    """The loaded model as on a 2-core machine (whatever this one has): 2 generation threads."""
+    backend = services.models.backend
+    llm, usual = backend._llm, backend._threads
+    backend._threads = dataclasses.replace(usual, generation=2, source="auto")
+    llama_cpp.llama_set_n_threads(llm._ctx.ctx, 2, usual.batch)
+    decode, seen = llm.eval, []
+
+    def spy(tokens):  # the threads each single-token decode ran on
+        if len(tokens) == 1:
+            seen.append(llama_cpp.llama_n_threads(llm._ctx.ctx))
+        return decode(tokens)
+
+    llm.eval = spy
+    try:
+        yield seen
+    finally:
+        del llm.eval
+        backend._threads = usual
+        llama_cpp.llama_set_n_threads(llm._ctx.ctx, usual.generation, usual.batch)
+
+
+def test_a_page_turn_decodes_on_a_core_fewer_and_others_on_all(services, two_generation_threads):
+    seen = two_generation_threads
+    values = control_values(GREEDY.replace(max_tokens=8))
+    page = h.respond_with_attachment(
+        services, None, "Name a bird.", [], False, "", None, "", [], *values, spare_core=True
+    )
+    *_, (history, cid, _, _) = page
+    assert "tok/s" in str(history) and seen and set(seen) == {1}
+    seen.clear()
+    run_turn(
+        services, "Name a fish.", GREEDY.replace(max_tokens=8)
+    )  # an API or CLI turn: no browser renders it here
+    assert seen and set(seen) == {2}
+    seen.clear()
+    *_, (history, _, _, _) = h.regenerate(services, cid, *values, spare_core=True)
+    assert "tok/s" in str(history) and set(seen) == {1}
+
+
+def test_the_page_spares_a_core_only_when_served_on_loopback(services):
+    from app.server import create_app
+
+    def spares(app) -> set[bool]:
+        demo = app.state.blocks
+        return {
+            fn.fn.keywords["spare_core"]
+            for fn in demo.fns.values()
+            if isinstance(fn.fn, functools.partial) and "spare_core" in fn.fn.keywords
+        }
+
+    assert spares(create_app(services, host="127.0.0.1")) == {True}
+    assert spares(create_app(services, host="0.0.0.0", auth=("me", "a long enough secret"))) == {False}

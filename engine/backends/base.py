@@ -87,11 +87,15 @@ class Backend(Protocol):
         images: Sequence[Path] = (),
         logprobs: int | None = None,
         cache_key: str | None = None,
+        spare_core: bool = False,
     ) -> Iterator[Chunk]:
         """Stream the answer; the last chunk carries finish_reason and usage.
 
         ``cache_key`` names the conversation the turn belongs to, so a backend may keep and
         restore that conversation's KV cache; None for one-off calls (summaries, tools).
+
+        ``spare_core``: a browser on this machine renders the answer as it streams (the page);
+        a backend decoding on this machine's CPU leaves it a core, others ignore it.
 
         ``images`` go with the last user message; only backends whose ``supports_images``
         is true accept them. ``logprobs`` (0-20 alternatives per token) attaches each

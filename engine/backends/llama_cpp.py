@@ -1,10 +1,9 @@
 """The in-process backend over llama-cpp-python (imported lazily, here and in its helpers:
 llama_load, llama_images, grammars; llama_generate and logprobs hold the generation's pure parts).
 
-Streaming is our own loop over ``Llama.generate`` rather than
-``create_chat_completion``: that one re-detokenizes the whole completion on every
-token (cost grows with the answer); here each token costs O(1) text work. Prompts
-are rendered with the GGUF's own chat template, and the KV cache of an unchanged
+Streaming is our own loop over ``Llama.generate`` rather than ``create_chat_completion``: that one
+re-detokenizes the whole completion on every token (cost grows with the answer); here each token costs
+O(1) text work. Prompts are rendered with the GGUF's own chat template, and the KV cache of an unchanged
 prompt prefix is reused in a way that keeps answers deterministic (see ``kv_reuse``).
 """
 
@@ -46,7 +45,7 @@ from .llama_thread import calls, streams
 from .logprobs import drain, token_logprob
 from .sampler_chain import CustomChain, build_chain
 from .speculative import sampled_index
-from .threads import plan_threads
+from .threads import generation_threads, plan_threads
 
 if TYPE_CHECKING:
     import numpy as np
@@ -80,6 +79,7 @@ class LlamaCppBackend:
             n_gpu_layers = -1 if gpu_ok else 0
         n_ctx, self.note = fit_model_context(llama_cpp, path, settings, on_gpu=gpu_ok and n_gpu_layers != 0)
         threads = plan_threads(n_threads=settings.n_threads, n_threads_batch=settings.n_threads_batch)
+        self._threads = threads  # a page's turn may leave the browser a core (see threads)
         kwargs = load_kwargs(
             llama_cpp, settings, path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, threads=threads
         )
@@ -172,6 +172,7 @@ class LlamaCppBackend:
         images: Sequence[Path] = (),
         logprobs: int | None = None,
         cache_key: str | None = None,
+        spare_core: bool = False,
         trace: TokenTrace | None = None,
     ) -> Generator[Chunk, Any, None]:
         """As the Backend protocol says; ``trace`` (the next-token view's record) gets each
@@ -181,7 +182,7 @@ class LlamaCppBackend:
             return
         prompt = self.render(messages)
         advice = " Start a new chat or load the model with a larger context."
-        yield from self._run(prompt, config, cancel, grammar, logprobs, cache_key, advice, trace)
+        yield from self._run(prompt, config, cancel, grammar, logprobs, cache_key, advice, trace, spare_core)
 
     @streams
     def stream_completion(
@@ -201,7 +202,7 @@ class LlamaCppBackend:
         yield from self._run(tokens, config, cancel, grammar, logprobs, None, "")
 
     def _run(
-        self, prompt, config, cancel, grammar, logprobs, cache_key, advice: str, trace=None
+        self, prompt, config, cancel, grammar, logprobs, cache_key, advice: str, trace=None, spare_core=False
     ) -> Iterator[Chunk]:
         """One generation over prompt tokens: room check, queue on the lock, KV snapshot hooks."""
         n_ctx = self.info.n_ctx
@@ -220,7 +221,8 @@ class LlamaCppBackend:
                     self._llm, cache_key, prompt, clean=self._reuse.clean
                 )
             max_new = min(config.max_tokens, room)
-            yield from self._generate(prompt, config, max_new, cancel, grammar, logprobs, trace)
+            with generation_threads(self._llama_cpp, self._llm, self._threads, spare_core):
+                yield from self._generate(prompt, config, max_new, cancel, grammar, logprobs, trace)
             if self._kv is not None:
                 self._kv.after_turn(self._llm, cache_key, clean=self._reuse.clean)
 
@@ -348,12 +350,10 @@ class LlamaCppBackend:
         yield Chunk(text="", finish_reason=finish, usage=usage)
 
     def _piece(self, token: int) -> bytes:
-        piece = self._pieces.get(token)
-        if piece is None:
+        if (piece := self._pieces.get(token)) is None:
             buf = ctypes.create_string_buffer(256)
             n = self._llama_cpp.llama_token_to_piece(self._llm._model.vocab, token, buf, 256, 0, False)
-            piece = buf.raw[: max(n, 0)]
-            self._pieces[token] = piece
+            piece = self._pieces[token] = buf.raw[: max(n, 0)]
         return piece
 
     @calls

@@ -183,6 +183,7 @@ class RemoteBackend:
         images: Sequence[Path] = (),
         logprobs: int | None = None,
         cache_key: str | None = None,  # the server keeps its own prefix cache
+        spare_core: bool = False,  # the server's threads are its own
     ) -> Iterator[Chunk]:
         if images:
             raise GenerationError(

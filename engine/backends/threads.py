@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -42,6 +45,17 @@ class ThreadPlan:
             where += f", cgroup quota {self.quota:g} CPUs"
         how = "set in settings" if self.source == "settings" else "auto"
         return f"{self.generation} generation / {self.batch} batch ({how}; {where})"
+
+    def beside_a_browser(self) -> int:
+        """Generation threads while a browser on this machine renders the answer: one core
+        is left to it (thread counts set in settings are kept).
+
+        llama.cpp's threads meet at several barriers per token, so one thread preempted by
+        the browser stalls them all. Measured here (2 cores, Chromium showing the page,
+        bench/bench_client.py): 1 generation thread streamed 57 tokens/s to the page,
+        2 threads 25-43, though 2 threads alone decode 80-113 against 1 thread's 71-73.
+        """
+        return self.generation if self.source == "settings" else max(1, self.generation - 1)
 
 
 def plan_threads(
@@ -70,6 +84,21 @@ def plan_threads(
     return ThreadPlan(
         generation=generation, batch=batch, logical=len(cpus), physical=physical, quota=quota, source=source
     )
+
+
+@contextmanager
+def generation_threads(llama_cpp: Any, llm: Any, plan: ThreadPlan, spare_core: bool) -> Iterator[None]:
+    """Meanwhile ``llm`` decodes token by token on ``plan.beside_a_browser()`` threads if
+    ``spare_core`` (prompt batches keep theirs), else as loaded."""
+    n = plan.beside_a_browser() if spare_core else plan.generation
+    if n == plan.generation:
+        yield
+        return
+    llama_cpp.llama_set_n_threads(llm._ctx.ctx, n, plan.batch)
+    try:
+        yield
+    finally:
+        llama_cpp.llama_set_n_threads(llm._ctx.ctx, plan.generation, plan.batch)
 
 
 def _affinity() -> set[int]:
