@@ -84,9 +84,21 @@ NAV_JS = """
       });
     }
   };
-  setInterval(decorate, 250);
+  // the chatbot changed (window.hearthChatChanged, stamped by a browser-only event): fetch the
+  // path once it has been still for a moment, so a streaming answer costs no request per update
+  let asked = 0;
+  const refresh = () => {
+    const changed = window.hearthChatChanged || 0;
+    if (changed > asked && Date.now() - changed >= 200) {
+      asked = changed;
+      document.querySelector('#branch-refresh')?.click();
+    }
+  };
+  setInterval(() => { refresh(); decorate(); }, 250);
 }
 """
+#: stamps each change of the chatbot for the arrows' script; runs in the browser only
+CHANGED_JS = "() => { window.hearthChatChanged = Date.now(); }"
 #: the hidden button's event passes the id the script stored (the textbox value is a fallback)
 TARGET_JS = "(cid, target) => [cid, window.hearthBranchTarget || target]"
 
@@ -97,6 +109,7 @@ class BranchNav:
     target: gr.Textbox
     go: gr.Button
     fork: gr.Button
+    refresh: gr.Button
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,7 @@ def build_branch_nav() -> BranchNav:
         target=gr.Textbox(elem_id="branch-target", elem_classes=hidden, show_label=False, container=False),
         go=gr.Button("switch branch", elem_id="branch-go", elem_classes=hidden),
         fork=gr.Button("fork", elem_id="branch-fork", elem_classes=hidden),
+        refresh=gr.Button("refresh branches", elem_id="branch-refresh", elem_classes=hidden),
     )
 
 
@@ -147,10 +161,14 @@ def wire_branches(
     refresh_list: Callable[..., Any],
     list_io: tuple[list[Any], Any],
 ) -> None:
-    """Events: arrows, forks, files; the arrows follow whatever the chatbot shows."""
+    """Events: arrows, forks, files; the arrows follow whatever the chatbot shows.
+
+    The chatbot's change event stays in the browser (a request per streamed update cost a page
+    answer a fifth of its tokens/s here); the script asks for the path once the chat is still."""
     s = services
     demo.load(None, None, None, js=NAV_JS)
-    chatbot.change(
+    chatbot.change(None, None, None, js=CHANGED_JS, queue=False, show_progress="hidden")
+    nav.refresh.click(
         partial(bh.branch_data, s),
         [conversation_id],
         nav.data,

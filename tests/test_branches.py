@@ -300,3 +300,21 @@ def test_page_handlers_refuse_ids_from_elsewhere_and_group_rows(services):
     services.conversations.add_message(cid, "user", "unanswered")
     services.conversations.add_message(cid, "user", "asked again")
     assert [p["role"] for p in json.loads(bh.branch_data(services, cid))] == ["user", "assistant", "user"]
+
+
+def test_a_streaming_answer_asks_the_server_nothing_per_update(services):
+    """The chatbot changes on every streamed update: its change event must stay in the browser
+    (a request per update cost the page a fifth of its tokens/s); the arrows' data comes from
+    the hidden refresh button, which reads the path from the database."""
+    import functools
+
+    from app import branches_handlers as bh
+    from app.server import create_app
+
+    demo = create_app(services).state.blocks
+    [chat] = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "hearth-chat"]
+    on_change = [f for f in demo.fns.values() if (chat._id, "change") in f.targets]
+    assert on_change and all(f.fn is None and f.js for f in on_change)
+    [refresh] = [b for b in demo.blocks.values() if getattr(b, "elem_id", None) == "branch-refresh"]
+    [fetch] = [f for f in demo.fns.values() if (refresh._id, "click") in f.targets]
+    assert isinstance(fetch.fn, functools.partial) and fetch.fn.func is bh.branch_data
