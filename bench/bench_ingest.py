@@ -15,8 +15,9 @@ logs looks like; the vector cache then embeds each repeated chunk once).
 Printed: seconds from the start until every small file was searchable (each is checked with
 a keyword search the moment it is committed; target <= 60 s), and whole-ingest chunks/s over
 an embed-every-chunk baseline measured in the same process (the plain torch embedder, as
-ingest embedded before the vector cache and the ONNX path, on a sample of the same chunks in
-file order; target >= 2); also over Hearth's own embedder (ONNX Runtime once exported, which
+ingest embedded before the vector cache and the ONNX path, on a uniform sample of the same
+chunks; target >= 2; stop 17 took the first chunks in file order, the small files' shorter
+ones, which flattered the baseline: both are printed); also over Hearth's own embedder (ONNX Runtime once exported, which
 the first ingest into a new data directory does in the background; int8 unless
 ``--embed-precision fp32``) on the same sample, with the precision it ran at. The baseline counts
 embedding only, while the ingest also parses and writes, so the ratio is if anything low.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import random
 import sys
 import tempfile
 import time
@@ -104,15 +106,13 @@ def ingest(
         assert not bad, bad
         chunks = sum(r.items for r in results if r.status == "added")
         texts = [embedding_text(r["text"], r["heading"] or "") for r in docs.store.iter_chunks()]
-        sample = texts[:sample_size]
+        # the baseline's rate on the chunks this ingest had: a uniform sample of all of them (a
+        # model's cost grows with a chunk's length, and the first chunks are the small files')
+        sample = random.Random(0).sample(texts, min(sample_size, len(texts)))
         plain = TextEmbedder()  # torch only, as before the ONNX path
         plain.embed(["warm-up"])
-        base_start = time.perf_counter()
-        plain.embed(sample)  # every chunk to the model, in file order, as before the cache
-        baseline = len(sample) / (time.perf_counter() - base_start)
-        own_start = time.perf_counter()
-        docs.embedder.embed(sample)  # the same, through the embedder the ingest used
-        own = len(sample) / (time.perf_counter() - own_start)
+        baseline, first = (rate_of(plain, part) for part in (sample, texts[:sample_size]))
+        own = rate_of(docs.embedder, sample)  # the same, through the embedder the ingest used
         return {
             "seconds": seconds,
             "chunks": chunks,
@@ -121,12 +121,20 @@ def ingest(
             "small_searchable": max(searchable.values()) if searchable else float("nan"),
             "small_seen": len(searchable),
             "baseline": baseline,
+            "first": first,
             "own": own,
             "onnx": docs.embedder.onnx_state,
             "variant": docs.embedder.variant(),
         }
     finally:
         services.close()
+
+
+def rate_of(embedder: TextEmbedder, texts: list[str]) -> float:
+    """Chunks/s embedding ``texts`` one after another, in the order given, as before the cache."""
+    start = time.perf_counter()
+    embedder.embed(texts)
+    return len(texts) / (time.perf_counter() - start)
 
 
 def main() -> None:
@@ -167,6 +175,10 @@ def main() -> None:
     print(
         f"whole ingest {rate:.1f} chunks/s in {out['seconds']:.0f} s; embed-every-chunk baseline "
         f"{out['baseline']:.1f} chunks/s; ratio {rate / out['baseline']:.2f} (target >= 2)"
+    )
+    print(
+        f"  (the baseline on the first {args.sample} chunks in file order instead, the small files' as "
+        f"stop 17 measured it: {out['first']:.1f} chunks/s; ratio {rate / out['first']:.2f})"
     )
     print(
         f"Hearth's embedder (embed_precision {args.embed_precision}; ONNX {out['onnx']}, at the end "
