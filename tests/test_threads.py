@@ -14,6 +14,7 @@ from conftest import GREEDY, run_turn
 from app import handlers as h
 from app.controls import control_values
 from engine.backends.threads import ThreadPlan, cgroup_cpu_quota, physical_cores, plan_threads
+from engine.types import Message
 
 
 def cpuinfo(cores: list[tuple[int, int]]) -> str:
@@ -212,3 +213,18 @@ def test_the_page_spares_a_core_only_when_served_on_loopback(services):
 
     assert spares(create_app(services, host="127.0.0.1")) == {True}
     assert spares(create_app(services, host="0.0.0.0", auth=("me", "a long enough secret"))) == {False}
+
+
+def test_a_core_fewer_gives_the_same_bits(services, two_generation_threads):
+    """The Studio re-runs an answer exactly on all cores: the page's answers, decoded on a core
+    fewer, must be the same tokens with the same log-probabilities (rows of a matrix product
+    are split between threads, never one row's sum)."""
+    backend = services.models.backend
+    messages = [Message(role="user", content="Write a long story about a lighthouse keeper and a storm.")]
+    runs = {}
+    for spare in (False, True):
+        backend.clear_cache()
+        chunks = backend.stream_chat(messages, GREEDY.replace(max_tokens=60), spare_core=spare, logprobs=1)
+        runs[spare] = [(lp.token, lp.logprob) for c in chunks for lp in c.logprobs or []]
+    assert set(two_generation_threads) == {1, 2} and len(runs[True]) == 60
+    assert runs[True] == runs[False]
