@@ -59,8 +59,10 @@ def run_compare(
     choices: Sequence[str],
     seeds: Sequence[float | None],
     *controls: Any,
+    spare_core: bool = False,
 ) -> Iterator[CompareView]:
-    """Stream the columns. Yields (column 1, column 2, column 3, answer ids so far)."""
+    """Stream the columns. Yields (column 1, column 2, column 3, answer ids so far).
+    ``spare_core``: the page's browser runs on this machine (see Backend.stream_chat)."""
     view = _View()
     try:
         if not conversation_id:
@@ -68,7 +70,7 @@ def run_compare(
         view.columns = build_columns(services, choices, seeds, controls)
         view.notes = ["⏳ waiting for its turn…"] * len(view.columns)
         yield view.render()
-        for item in compare_turn(services.chat, conversation_id, view.columns):
+        for item in compare_turn(services.chat, conversation_id, view.columns, spare_core=spare_core):
             view.take(item)
             yield view.render()
     except Exception as e:  # noqa: BLE001 - shown in the page, never a traceback

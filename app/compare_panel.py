@@ -32,8 +32,10 @@ def build_compare_panel(
     chatbot: gr.Chatbot,
     conversation_id: gr.State,
     controls: Sequence[gr.components.Component],
+    browser_here: bool = True,
 ) -> None:
-    """An accordion under the chat: pick settings per column, Compare, Keep one."""
+    """An accordion under the chat: pick settings per column, Compare, Keep one. ``browser_here``
+    as for the chat's own turns (app.ui.build_ui)."""
     s = services
     with gr.Accordion("⚖️ Compare side by side", open=False, elem_id="compare"):
         gr.Markdown(
@@ -47,7 +49,7 @@ def build_compare_panel(
         ids = gr.State([])
 
     def compare(cid, *values):
-        yield from ch.run_compare(s, cid, values[0:3], values[3:6], *values[6:])
+        yield from ch.run_compare(s, cid, values[0:3], values[3:6], *values[6:], spare_core=browser_here)
 
     run.click(
         compare,

@@ -16,8 +16,11 @@ from . import handlers as h
 from . import studio_handlers as sh
 
 
-def build_studio_panel(s, conversation_id: gr.State, controls: list, chat_outputs: list) -> None:
-    """Called inside the chat column. ``controls`` are the generation settings (re-run sets them)."""
+def build_studio_panel(
+    s, conversation_id: gr.State, controls: list, chat_outputs: list, *, browser_here: bool = True
+) -> None:
+    """Called inside the chat column. ``controls`` are the generation settings (re-run sets them);
+    ``browser_here`` as for the chat's own turns (app.ui.build_ui)."""
     with gr.Accordion("🔬 Studio: answer details and next-token view", open=False, elem_id="studio"):
         with gr.Row():
             answer = gr.Dropdown(choices=[], label="Answer", scale=4, elem_id="studio-answer")
@@ -44,7 +47,7 @@ def build_studio_panel(s, conversation_id: gr.State, controls: list, chat_output
     for slider in sliders:
         slider.change(partial(sh.view, s), [tokens_state, index_state, *sliders], [table])
     rerun.click(partial(_rerun_values, s), [answer], controls).then(
-        partial(h.regenerate, s),
+        partial(h.regenerate, s, spare_core=browser_here),
         [conversation_id, *controls],
         chat_outputs,
         concurrency_limit=4,

@@ -77,10 +77,18 @@ def build_ui(services: Services, *, browser_here: bool = True) -> gr.Blocks:
                         _settings_column(s, p)
                 # studio: answer details, re-run exactly, next-token view (app/studio_panel.py)
                 build_studio_panel(
-                    s, p.conversation_id, p.controls, [p.chatbot, p.conversation_id, p.message, p.edit_mode]
+                    s,
+                    p.conversation_id,
+                    p.controls,
+                    [p.chatbot, p.conversation_id, p.message, p.edit_mode],
+                    browser_here=browser_here,
                 )
                 build_compare_panel(
-                    s, chatbot=p.chatbot, conversation_id=p.conversation_id, controls=p.controls
+                    s,
+                    chatbot=p.chatbot,
+                    conversation_id=p.conversation_id,
+                    controls=p.controls,
+                    browser_here=browser_here,
                 )
             with gr.Tab("Model"):
                 build_model_panel(s)

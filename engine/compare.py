@@ -58,7 +58,7 @@ def seeded(columns: Sequence[CompareColumn]) -> list[CompareColumn]:
 
 
 def compare_turn(
-    chat: ChatService, conversation_id: str, columns: Sequence[CompareColumn]
+    chat: ChatService, conversation_id: str, columns: Sequence[CompareColumn], *, spare_core: bool = False
 ) -> Iterator[ColumnEvent]:
     """Answer the conversation's last user message once per column; yield each column's events.
 
@@ -71,7 +71,8 @@ def compare_turn(
         running = chat.running_turns()
         if running:
             yield ColumnEvent(column=i, event=Queued(running=running))
-        for event in chat.stream_turn(conversation_id, "", column.config, mode="regenerate"):
+        turn = chat.stream_turn(conversation_id, "", column.config, mode="regenerate", spare_core=spare_core)
+        for event in turn:
             yield ColumnEvent(column=i, event=event)
 
 

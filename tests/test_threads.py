@@ -11,6 +11,7 @@ import llama_cpp
 import pytest
 from conftest import GREEDY, run_turn
 
+from app import compare_handlers as ch
 from app import handlers as h
 from app.controls import control_values
 from engine.backends.threads import ThreadPlan, cgroup_cpu_quota, physical_cores, plan_threads
@@ -198,6 +199,13 @@ def test_a_page_turn_decodes_on_a_core_fewer_and_others_on_all(services, two_gen
     seen.clear()
     *_, (history, _, _, _) = h.regenerate(services, cid, *values, spare_core=True)
     assert "tok/s" in str(history) and set(seen) == {1}
+    seen.clear()
+    views = list(
+        ch.run_compare(
+            services, cid, [ch.CURRENT, ch.CURRENT, ch.OFF], [5, 6, None], *values, spare_core=True
+        )
+    )
+    assert "tok/s" in views[-1][1] and set(seen) == {1}
 
 
 def test_the_page_spares_a_core_only_when_served_on_loopback(services):
