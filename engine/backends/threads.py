@@ -51,9 +51,9 @@ class ThreadPlan:
         is left to it (thread counts set in settings are kept).
 
         llama.cpp's threads meet at several barriers per token, so one thread preempted by
-        the browser stalls them all. Measured here (2 cores, Chromium showing the page,
-        bench/bench_client.py): 1 generation thread streamed 57 tokens/s to the page,
-        2 threads 25-43, though 2 threads alone decode 80-113 against 1 thread's 71-73.
+        the browser stalls them all. Measured here (2 cores, Chromium showing the page, turns
+        interleaved on one server): 1 generation thread gave the page 57.6 tokens/s, 2 threads
+        46.1, though alone 2 threads decode about 106 and 1 thread about 70.
         """
         return self.generation if self.source == "settings" else max(1, self.generation - 1)
 
