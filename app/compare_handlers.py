@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -11,9 +10,9 @@ from engine.config import GenerationConfig
 from engine.errors import ConfigError
 from engine.types import Done, TextDelta
 
-from . import handlers
 from .handlers import ChatHistory, config_from_controls, conversation_history, friendly
 from .markup import escape_inline, safe_markdown
+from .page_updates import UpdateClock
 
 if TYPE_CHECKING:
     from engine.factory import Services
@@ -72,15 +71,13 @@ def run_compare(
         view.columns = build_columns(services, choices, seeds, controls)
         view.notes = ["⏳ waiting for its turn…"] * len(view.columns)
         yield view.render()
-        shown_at = 0.0
+        clock = UpdateClock()  # as the chat shows an answer
         for item in compare_turn(services.chat, conversation_id, view.columns, spare_core=spare_core):
             view.take(item)
-            # as the chat shows an answer: its first text at once, then at most every PAGE_UPDATE_S
-            if isinstance(item.event, TextDelta) and view.texts[item.column] != item.event.text:
-                if time.monotonic() - shown_at < handlers.PAGE_UPDATE_S:
-                    continue
-            shown_at = time.monotonic()
-            yield view.render()
+            # every event but a later piece of a column's text shows at once
+            later_text = isinstance(item.event, TextDelta) and view.texts[item.column] != item.event.text
+            if clock.due(first=not later_text):
+                yield view.render()
     except Exception as e:  # noqa: BLE001 - shown in the page, never a traceback
         view.error = friendly(e)
         yield view.render()

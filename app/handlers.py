@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,6 +18,7 @@ from engine.types import ContextReport, Done, Sources, TextDelta, TurnStarted
 from .citations import source_link
 from .controls import CONTROL_FIELDS, control_values
 from .markup import error_markdown, escape_inline, escape_text, safe_markdown
+from .page_updates import UpdateClock
 
 if TYPE_CHECKING:
     from engine.factory import Services
@@ -227,7 +227,7 @@ def _respond(
     controls,
     preface,
     images=(),
-    spare=False,
+    spare_core=False,
 ):
     mode = "edit" if edit_mode else "new"
     try:
@@ -243,7 +243,7 @@ def _respond(
         return
     if not conversation_id and message.strip():
         conversation_id = services.chat.new_conversation(system_prompt=system_prompt or "").id
-    yield from _turn(services, conversation_id, message, mode, controls, preface, images, spare)
+    yield from _turn(services, conversation_id, message, mode, controls, preface, images, spare_core)
 
 
 def regenerate(
@@ -251,11 +251,6 @@ def regenerate(
 ) -> TurnUpdates:
     """Answer the last user message again with the current settings."""
     yield from _turn(services, conversation_id, "", "regenerate", controls, spare_core=spare_core)
-
-
-#: the page shows a streaming answer at most this often (its first text at once): the browser
-#: renders each update on the cores that decode the answer
-PAGE_UPDATE_S = 0.05
 
 
 def _turn(
@@ -267,7 +262,7 @@ def _turn(
     text = ""
     try:
         config = config_from_controls(controls)
-        report, sources, updated = None, [], 0.0
+        report, sources, clock = None, [], UpdateClock()
         events = services.chat.stream_turn(
             conversation_id, message, config, mode=mode, images=images, spare_core=spare_core
         )
@@ -284,8 +279,7 @@ def _turn(
                 sources = [dataclasses.asdict(hit) for hit in event.hits]
             elif isinstance(event, TextDelta):
                 first, text = not text, text + event.text
-                if first or time.monotonic() - updated >= PAGE_UPDATE_S:
-                    updated = time.monotonic()
+                if clock.due(first):
                     yield (
                         [*shown, {"role": "assistant", "content": safe_markdown(text)}],
                         conversation_id,

@@ -8,6 +8,7 @@ import pytest
 from conftest import GREEDY, run_turn
 
 from app import handlers as h
+from app import page_updates
 from app.controls import control_values
 from engine import ConfigError, GenerationConfig, Settings, build
 from engine.types import Done, TextDelta, TurnStarted
@@ -254,10 +255,10 @@ def test_the_page_is_updated_a_few_times_a_second_not_per_token(services, monkey
     """Each update makes the browser render the answer again, on the cores that decode it: the
     handler shows the first text at once, then at most every PAGE_UPDATE_S, then the end."""
     values = control_values(GREEDY.replace(max_tokens=40))
-    monkeypatch.setattr(h, "PAGE_UPDATE_S", 3600.0)  # nothing between the first text and the end
+    monkeypatch.setattr(page_updates, "PAGE_UPDATE_S", 3600.0)  # nothing between the first text and the end
     few = list(h.respond(services, None, "Describe a cat.", [], False, "", *values))
     assert len(few) == 3  # the "…" placeholder, the first text, the whole answer with its status
     assert len(few[-1][0][1]["content"]) > 20
-    monkeypatch.setattr(h, "PAGE_UPDATE_S", 0.0)  # every token, as before
+    monkeypatch.setattr(page_updates, "PAGE_UPDATE_S", 0.0)  # every token, as before
     many = list(h.respond(services, None, "Describe a cat.", [], False, "", *values))
     assert len(many) > len(few) + 10

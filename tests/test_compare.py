@@ -90,14 +90,14 @@ def test_compare_waits_visibly_behind_a_streaming_answer_then_runs(quiet):
 
 def test_the_columns_are_shown_a_few_times_a_second_not_per_token(quiet, monkeypatch):
     """As the chat: every shown update makes the browser render the columns again."""
-    from app import handlers as h
+    from app import page_updates
 
     done, _ = run_turn(quiet, "Write one sentence about rivers.", SHORT)
     values = control_values(GenerationConfig(temperature=0.0, max_tokens=30))
     choices, seeds = [ch.CURRENT, ch.CURRENT, ch.OFF], [5, 6, None]
-    monkeypatch.setattr(h, "PAGE_UPDATE_S", 3600.0)  # each column: its first text, then its end
+    monkeypatch.setattr(page_updates, "PAGE_UPDATE_S", 3600.0)  # each column: its first text, then its end
     few = list(ch.run_compare(quiet, done.conversation_id, choices, seeds, *values))
-    monkeypatch.setattr(h, "PAGE_UPDATE_S", 0.0)  # every token
+    monkeypatch.setattr(page_updates, "PAGE_UPDATE_S", 0.0)  # every token
     many = list(ch.run_compare(quiet, done.conversation_id, choices, seeds, *values))
 
     def shown(view):  # each column's answer, after its heading (whose tok/s differ)
