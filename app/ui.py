@@ -243,8 +243,8 @@ def _wire_conversations(s: Services, demo: gr.Blocks, p: _ChatParts, refresh_lis
     )
     p.search.change(refresh_list, *list_io)
     p.new_btn.click(
-        lambda: ([], None, "", False, []),
-        None,
+        _new_chat,
+        [p.edit_mode],
         [p.chatbot, p.conversation_id, p.message, p.edit_mode, p.chat_collections],
     ).then(refresh_list, *list_io)
     p.rename_btn.click(partial(h.rename_conversation, s), [p.conversation_id, p.title_box], None).then(
@@ -287,6 +287,12 @@ def _citation_viewer(s: Services) -> None:
 
 def _collections(s) -> list[str]:
     return s.documents.collections() if s.documents is not None else []
+
+
+def _new_chat(editing: bool):
+    """An empty chat. A draft in the message box stays (typed while the click travels, or meant
+    for the new chat); only an edit of the old chat's message is cleared."""
+    return [], None, "" if editing else gr.skip(), False, []
 
 
 def _refresh_list(s, query: str, conversation_id: str | None):

@@ -77,13 +77,19 @@ TIMING_LINES = (
 )
 
 
+#: the chat shows no answer
+EMPTY_CHAT = "document.querySelectorAll('#hearth-chat [data-testid=bot]').length === 0"
+
+
 def new_chat(page: Page) -> None:
     """Start a new chat and wait until the page shows it empty: ``send`` counts the answers
-    shown before it sends, and a loaded machine applies the click late."""
+    shown before it sends, and a loaded machine applies the click late. A page that shows no
+    chat yet (a fresh one) is left as it is: the click's late reply could otherwise land after
+    ``send`` typed, and the empty chat would not say when it had."""
+    if page.evaluate(EMPTY_CHAT):
+        return
     page.click("#new-chat")
-    page.wait_for_function(
-        "document.querySelectorAll('#hearth-chat [data-testid=bot]').length === 0", timeout=30_000
-    )
+    page.wait_for_function(EMPTY_CHAT, timeout=30_000)
 
 
 def send(page: Page, text: str) -> None:
