@@ -65,8 +65,10 @@ class Settings:
     #: tokens besides the last answer and the new message); a large one evaluates long cold
     #: prompts faster on a GPU
     n_batch: int = 64
-    #: flash attention (faster, less memory on GPU builds that support it)
-    flash_attn: bool = False
+    #: flash attention: on by default, as llama.cpp's own server has it wherever supported. On
+    #: this project's 2-core CPU it decodes the bundled model 1.10x faster; on GPU builds it also
+    #: saves memory. llama-cpp-python only knows on/off (not llama.cpp's "auto")
+    flash_attn: bool = True
     #: KV-cache element types, e.g. "f16", "q8_0", "q4_0"; None = f16
     type_k: str | None = None
     type_v: str | None = None
