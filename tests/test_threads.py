@@ -152,6 +152,20 @@ def test_real_machine_and_the_loaded_model(services):
     assert f"threads {plan.generation} gen / {plan.batch} batch" in info.summary()
 
 
+def test_flash_attention_is_on_by_default_and_the_switch_turns_it_off(services, monkeypatch):
+    """On as in llama.cpp's own server (llama-cpp-python's own default is off); 1.10x the
+    decode speed here (bench/bench_peer.py)."""
+    import cli
+
+    llm = services.models.backend._llm  # what llama.cpp was really given
+    assert llm.context_params.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+    assert cli.settings_from(cli.global_parser().parse_args(["conversations"])).flash_attn is True
+    off = cli.global_parser().parse_args(["--no-flash-attn", "conversations"])
+    assert cli.settings_from(off).flash_attn is False
+    monkeypatch.setenv("HEARTH_FLASH_ATTN", "0")
+    assert cli.settings_from(cli.global_parser().parse_args(["conversations"])).flash_attn is False
+
+
 def test_beside_a_browser_leaves_one_core_unless_the_count_was_set():
     def plan(generation: int, source: str = "auto") -> ThreadPlan:
         return ThreadPlan(generation=generation, batch=8, logical=8, physical=8, quota=None, source=source)
