@@ -76,6 +76,8 @@ def start_llama_server(tmp: Path, *, api_key: str | None = None, n_ctx: int = 20
         str(port),
         "--n_ctx",
         str(n_ctx),
+        "--flash_attn",  # as Hearth's own engine runs (greedy answers then match token for token)
+        "true",
     ]
     headers = {}
     if api_key:

@@ -92,8 +92,13 @@ def test_raw_probabilities_equal_llama_cpp_logprobs_for_the_same_prefix(traced):
     backend, trace, prompt = traced
     stored = TokenTrace.from_bytes(trace.to_bytes(), n_tokens=len(trace), top_n=trace.top_n)
     # a second llama.cpp evaluating the prompt as the backend does (n_batch chunks, then one token at a time)
+    flash = backend._llm.context_params.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
     llm = llama_cpp.Llama(
-        model_path=backend.info.path, n_ctx=1024, n_batch=backend._llm.n_batch, verbose=False
+        model_path=backend.info.path,
+        n_ctx=1024,
+        n_batch=backend._llm.n_batch,
+        flash_attn=flash,
+        verbose=False,
     )
     try:
         llm.eval(prompt)
