@@ -163,14 +163,15 @@ class VectorCollection:
     def query(
         self, vector: Sequence[float], k: int, where: dict[str, Any] | None = None
     ) -> list[VectorMatch]:
-        n = self.count()
-        if n == 0 or k <= 0:
+        if k <= 0:
             return []
         query: list[PyEmbedding] = [list(map(float, vector))]
         try:
+            # no count() first: Chroma returns what it has when asked for more (or none), and a
+            # count took longer than the search itself in a memory turn's profile
             res = self._col.query(
                 query_embeddings=query,
-                n_results=min(k, n),
+                n_results=k,
                 where=where,
                 include=["metadatas", "distances"],
             )

@@ -67,6 +67,9 @@ def test_a_lost_index_is_rebuilt_from_sqlite(services):
     services.vectors.delete_collection(archival._collection_name())
     archival.close()
     assert archival.search("what pet does Ana have?", k=1)[0].text == FACTS[0]
+    # the first search by meaning in the reopened (empty) collection indexes every row again
+    [nearest] = archival.nearest(services.embedder.embed_one("what pet does Ana have?"), k=1)
+    assert nearest.text == FACTS[0] and archival._col().count() == archival.count()
     assert archival.rebuild_index() == archival.count()
 
 

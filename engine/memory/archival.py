@@ -68,6 +68,7 @@ class ArchivalMemory:
         self._vectors = vectors
         self._embedder = embedder
         self._collection: VectorCollection | None = None
+        self._checked: VectorCollection | None = None  # the collection whose count matched the rows
 
     # writing
 
@@ -288,10 +289,13 @@ class ArchivalMemory:
         with self._database.read() as db:
             total = db["memory_archival"].count
             rows = list(db["memory_archival"].rows_where("indexed = 0"))
-        if col.count() < total - len(rows):  # the collection was lost or belongs to another model
+        # once per opened collection (a count costs as much as a search): was it lost, or made
+        # by another model, since these rows were indexed?
+        if col is not self._checked and col.count() < total - len(rows):
             with self._database.tx() as db:
                 db.execute("update memory_archival set indexed = 0")
                 rows = list(db["memory_archival"].rows_where())
+        self._checked = col
         self._index([_entry(r) for r in rows])
         return len(rows)
 
