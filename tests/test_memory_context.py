@@ -358,3 +358,35 @@ def test_a_memory_quoted_earlier_in_the_window_is_not_quoted_again(tmp_path):
 def _quoted_kinds(events) -> list[str]:
     """The kinds of the hits a turn quoted (its Sources event), once the turn has finished."""
     return [h.kind for e in list(events) if isinstance(e, Sources) for h in e.hits]
+
+
+def test_a_branch_above_the_summary_gets_no_summary_and_its_own_messages(long_chat):
+    """A branch from above the summarized part (an edit of turn 2): the summary tells of
+    messages that branch never had, so its prompt goes without it; the branch that has them
+    keeps it."""
+    from app import memory_handlers as mh
+
+    services, backend, conversation_id, _, _ = long_chat
+    summary = services.memory.summaries.get(conversation_id)
+    assert summary.text and summary.through_id
+    messages = services.conversations.messages(conversation_id)
+    tip, first_answer = messages[-1], messages[1]
+    # turn 2 asked again another way: a sibling of its question, shown from now on
+    edited = services.conversations.add_message(
+        conversation_id, "user", "Tell me about ginger cats.", parent_id=first_answer.id
+    )
+    services.conversations.add_message(
+        conversation_id, "assistant", "Ginger cats are often friendly.", parent_id=edited.id
+    )
+    try:
+        _, done, _ = turn(services, conversation_id, "What do you know about me so far?")
+        prompt = backend.chat_prompts()[-1]
+        assert all(summary.text not in m.content for m in prompt)
+        assert FACT in " ".join(m.content for m in prompt)  # the branch's own first message, not folded away
+        assert "another branch" in mh.summary_text(services, conversation_id)
+        assert services.memory.summaries.get(conversation_id) == summary  # kept for the branch it serves
+    finally:
+        services.branches.switch(tip.id)
+    assert "Running summary" in mh.summary_text(services, conversation_id)
+    path = services.conversations.messages(conversation_id)
+    assert services.memory.summaries.for_path(conversation_id, path) == summary

@@ -6,7 +6,7 @@ from engine import Settings, build
 from engine.memory import memory_migrations
 from engine.store import Database, core_migrations
 
-ALL = ["0001_memory_tables", "0002_default_blocks", "0003_automatic_memory"]
+ALL = ["0001_memory_tables", "0002_default_blocks", "0003_automatic_memory", "0004_summary_branch"]
 
 
 def applied(db) -> list[str]:

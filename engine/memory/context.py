@@ -104,7 +104,7 @@ class ContextManager:
     def contribute(self, turn: Turn) -> Contribution:
         """Core memory, the summary and the memories about this question (agent mode: after its tool calls)."""
         core_cap, summary_cap = prefix_caps(turn.n_ctx)
-        summary = self._summaries.get(turn.conversation.id)
+        summary = self._summaries.for_path(turn.conversation.id, turn.history)
         found = self._agent_turn(turn, core_cap) if self.options.agent else []
         core = self._core.render(turn.conversation.id, max_tokens=core_cap, count_tokens=turn.count_tokens)
         summary_text = keep_tail(summary.text, summary_cap, turn.count_tokens)
@@ -164,8 +164,9 @@ class ContextManager:
 
     def _maybe_summarize(self, turn: Turn, plan: PromptPlan, answer: StoredMessage, backend: Backend) -> None:
         _, summary_cap = prefix_caps(backend.info.n_ctx)
-        summary = self._summaries.get(turn.conversation.id)
-        window = _window([*turn.history, turn.user_message, answer], summary.through_seq)
+        path = [*turn.history, turn.user_message, answer]
+        summary = self._summaries.for_path(turn.conversation.id, path)
+        window = _window(path, summary.through_seq)
         # counted as the prompt builder counts them: as sent (quoted references included)
         costs = [backend.count_tokens(m.sent) + MESSAGE_OVERHEAD for m in window]
         n = choose_eviction(

@@ -152,3 +152,10 @@ def _automatic_memory(db: Database) -> None:
     db.table("memory_message_vectors").create_index(["conversation_id"])
     # switches the user flips in the Memory tab (kept across restarts)
     db.table("memory_settings").create({"key": str, "value": str}, pk="key")
+
+
+@memory_migrations(name="0004_summary_branch")
+def _summary_branch(db: Database) -> None:
+    # the last message a summary folded in: a summary serves only the branches that pass through
+    # it ("" in summaries written before branches were checked, which keep serving every branch)
+    db.table("memory_summaries").add_column("through_id", str, not_null_default="")

@@ -43,6 +43,8 @@ class Summary:
     text: str = ""
     #: messages with seq <= through_seq are folded into ``text`` and left out of the window
     through_seq: int = 0
+    #: the last message folded in; "" in summaries from before branches were checked
+    through_id: str = ""
     folded: int = 0
     updated_at: str = ""
 
@@ -61,9 +63,20 @@ class SummaryStore:
             conversation_id=conversation_id,
             text=r["text"] or "",
             through_seq=r["through_seq"] or 0,
+            through_id=r.get("through_id") or "",
             folded=r["folded"] or 0,
             updated_at=r["updated_at"] or "",
         )
+
+    def for_path(self, conversation_id: str, path: Sequence[StoredMessage]) -> Summary:
+        """The summary, if ``path`` (the branch shown, oldest first) passes through the last
+        message it folded in; else none. After an edit or a switch above the folded part, the
+        summary would tell the model of messages this branch never had (the branch is then
+        trimmed to fit, and folded on its own once it outgrows its share)."""
+        summary = self.get(conversation_id)
+        if summary.through_id and all(m.id != summary.through_id for m in path):
+            return Summary(conversation_id=conversation_id)
+        return summary
 
     def save(
         self, old: Summary, text: str, evicted: Sequence[StoredMessage], *, status: Status, note: str
@@ -73,6 +86,7 @@ class SummaryStore:
             conversation_id=old.conversation_id,
             text=text,
             through_seq=evicted[-1].seq,
+            through_id=evicted[-1].id,
             folded=old.folded + len(evicted),
             updated_at=now_iso(),
         )
