@@ -111,6 +111,33 @@ def test_a_template_that_loops_for_hours_fails_the_turn_and_the_app_goes_on(serv
     assert done.text.strip()
 
 
+def test_renders_reuse_one_template_thread_and_a_stopped_one_is_replaced():
+    """Starting a thread per render cost 2.5-4 ms here: one long-lived thread serves them, a
+    runaway render retires it, and a render asked for meanwhile gets a thread of its own."""
+    from engine.backends import limits
+
+    first = limits.call_with_deadline(threading.current_thread)
+    assert first.name == "hearth-template" and limits.call_with_deadline(threading.current_thread) is first
+    with pytest.raises(GenerationError, match="took more than"):
+        limits.call_with_deadline(lambda: [x for x in iter(int, 1)], seconds=0.3)  # never ends
+    assert not first.is_alive()
+    again = limits.call_with_deadline(threading.current_thread)
+    assert again is not first and again.is_alive()
+
+    gate = threading.Event()
+    busy = threading.Thread(target=limits.call_with_deadline, args=(lambda: gate.wait(30),))
+    busy.start()
+    while not gate.is_set() and limits._worker_lock.acquire(blocking=False):  # until the worker is taken
+        limits._worker_lock.release()
+    try:
+        meanwhile = limits.call_with_deadline(threading.current_thread)
+    finally:
+        gate.set()
+        busy.join()
+    assert meanwhile is not again and meanwhile.name == "hearth-template"
+    assert limits.call_with_deadline(threading.current_thread) is again
+
+
 def test_loading_the_bundled_embedder_leaves_the_process_environment_alone():
     env = {k: v for k, v in os.environ.items() if k not in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")}
     code = (

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import queue
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -99,33 +100,75 @@ class _TemplateTimeoutError(Exception):
     """Raised inside a runaway template render to end it."""
 
 
+class _Worker:
+    """A long-lived thread for ``call_with_deadline``: starting a thread per render cost
+    2.5-4 ms here, every turn (twice for an API call)."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._serve, daemon=True, name="hearth-template")
+        self.thread.start()
+
+    def _serve(self) -> None:
+        try:
+            while (job := self.jobs.get()) is not None:
+                job()
+        except _TemplateTimeoutError:  # a stop that landed after its job: this worker was retired
+            pass
+
+
+_worker: _Worker | None = None
+#: held by the call using ``_worker``; a call meanwhile (another thread's render) gets a thread of its own
+_worker_lock = threading.Lock()
+
+
 def call_with_deadline(fn: Callable[[], T], seconds: float = TEMPLATE_SECONDS) -> T:
     """``fn()`` run in a worker thread; past ``seconds`` it is interrupted and GenerationError raised.
 
     Jinja templates compile to plain Python loops, so an asynchronous exception stops them
     at the next bytecode; a sandbox alone would let nested loops run for hours.
     """
+    global _worker
     outcome: dict[str, object] = {}
+    done = threading.Event()
 
     def work() -> None:
         try:
             outcome["value"] = fn()
         except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
             outcome["error"] = e
+        finally:
+            done.set()
 
-    worker = threading.Thread(target=work, daemon=True, name="hearth-template")
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        assert worker.ident is not None  # a started thread has one
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(
-            ctypes.c_ulong(worker.ident), ctypes.py_object(_TemplateTimeoutError)
-        )
-        worker.join(1.0)
-        raise GenerationError(
-            f"The chat template took more than {seconds:g} s to render and was stopped. Clear the "
-            "template override in the Model tab (or use another model file)."
-        )
+    if _worker_lock.acquire(blocking=False):
+        try:
+            if _worker is None:
+                _worker = _Worker()
+            worker = _worker
+            worker.jobs.put(work)
+            if not done.wait(seconds):
+                _worker = None  # retired: the next call starts another
+                worker.jobs.put(None)
+                _interrupt(worker.thread, seconds)
+        finally:
+            _worker_lock.release()
+    else:
+        thread = threading.Thread(target=work, daemon=True, name="hearth-template")
+        thread.start()
+        if not done.wait(seconds):
+            _interrupt(thread, seconds)
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]  # type: ignore[return-value]
+
+
+def _interrupt(thread: threading.Thread, seconds: float) -> None:
+    assert thread.ident is not None  # a started thread has one
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread.ident), ctypes.py_object(_TemplateTimeoutError)
+    )
+    thread.join(1.0)  # the render ends at its next bytecode (a retired worker then ends too)
+    raise GenerationError(
+        f"The chat template took more than {seconds:g} s to render and was stopped. Clear the "
+        "template override in the Model tab (or use another model file)."
+    )

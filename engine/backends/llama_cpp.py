@@ -20,7 +20,7 @@ from ..config import GenerationConfig, Settings
 from ..errors import ConfigError, GenerationError, ModelError
 from ..types import Chunk, Message, Usage
 from . import llama_thread
-from .control_tokens import defuse
+from .control_tokens import Defused
 from .draft_policy import BatchCosts
 from .gguf_files import bundled_model_path, check_gguf_file, resolve_model
 from .grammars import json_object_grammar, json_schema_grammar
@@ -73,6 +73,7 @@ class LlamaCppBackend:
         path = path or resolve_model(settings.model, settings.models_dir)
         check_gguf_file(path)
         self._llama_cpp = llama_cpp = import_llama_cpp()
+        self._defused = Defused(llama_cpp)  # control-token spellings in message texts, broken
         gpu_ok = bool(llama_cpp.llama_supports_gpu_offload())
         n_gpu_layers = settings.n_gpu_layers
         if n_gpu_layers is None:
@@ -146,9 +147,7 @@ class LlamaCppBackend:
         """
         llm = self._live()
         # Any: llama-cpp-python types messages as TypedDicts, one per (literal) role
-        payload: list[Any] = [
-            {"role": m.role, "content": defuse(llm, self._llama_cpp, m.content)} for m in messages
-        ]
+        payload: list[Any] = [{"role": m.role, "content": self._defused(llm, m.content)} for m in messages]
         try:  # a template is untrusted code: nested loops could render for hours
             result = call_with_deadline(lambda: self._formatter(messages=payload))
         except GenerationError:
