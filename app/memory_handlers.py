@@ -289,12 +289,11 @@ def answer_memories(services: Services, message_id: str | None) -> str:
 def summary_text(services: Services, conversation_id: str | None) -> str:
     if not conversation_id:
         return ""
-    summaries = _memory(services).summaries
-    summary = summaries.for_path(conversation_id, services.conversations.messages(conversation_id))
+    summary = _memory(services).summaries.get(conversation_id)
     if not summary.text:
-        if summaries.get(conversation_id).text:
-            return "No summary for this branch: the summary so far is of another branch of this chat."
         return "No summary yet: the whole conversation still fits in the context window."
+    if not summary.serves(services.conversations.messages(conversation_id)):
+        return "No summary for this branch: the summary so far is of another branch of this chat."
     return (
         f"**Running summary** (covers {summary.folded} messages, up to #{summary.through_seq}):\n\n"
         f"> {escape_text(' '.join(summary.text.split()))}"

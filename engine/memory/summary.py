@@ -48,6 +48,12 @@ class Summary:
     folded: int = 0
     updated_at: str = ""
 
+    def serves(self, path: Sequence[StoredMessage]) -> bool:
+        """Whether ``path`` (a branch, oldest first) passes through the last message folded in.
+        After an edit or a switch above the folded part, the summary would tell the model of
+        messages that branch never had."""
+        return not self.through_id or any(m.id == self.through_id for m in path)
+
 
 class SummaryStore:
     def __init__(self, database: Database):
@@ -69,14 +75,10 @@ class SummaryStore:
         )
 
     def for_path(self, conversation_id: str, path: Sequence[StoredMessage]) -> Summary:
-        """The summary, if ``path`` (the branch shown, oldest first) passes through the last
-        message it folded in; else none. After an edit or a switch above the folded part, the
-        summary would tell the model of messages this branch never had (the branch is then
-        trimmed to fit, and folded on its own once it outgrows its share)."""
+        """The summary if it serves ``path`` (the branch shown), else none: the branch is then
+        trimmed to fit, and folded on its own once it outgrows its share."""
         summary = self.get(conversation_id)
-        if summary.through_id and all(m.id != summary.through_id for m in path):
-            return Summary(conversation_id=conversation_id)
-        return summary
+        return summary if summary.serves(path) else Summary(conversation_id=conversation_id)
 
     def save(
         self, old: Summary, text: str, evicted: Sequence[StoredMessage], *, status: Status, note: str
