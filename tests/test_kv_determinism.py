@@ -128,3 +128,48 @@ def test_a_short_shared_system_prompt_is_reused_and_answers_stay_those_of_a_fres
         assert cached == (shared if rule.any_batch else shared // 16 * 16) > 0
     finally:
         services.close()
+
+
+LIGHTHOUSE = (
+    "The lighthouse stood on a rock at the edge of the bay. Every night the keeper climbed ninety-nine "
+    "steps to light the lamp, and every morning he wrote the weather in a small green book. "
+) * 4
+
+
+@pytest.mark.parametrize("n_batch", [None, 64, 512], ids=["n_batch=default", "n_batch=64", "n_batch=512"])
+def test_a_cached_prefix_with_a_short_new_tail_gives_the_logits_of_a_fresh_prompt(tmp_path, n_batch):
+    # A prompt past 64 tokens whose new part is shorter than 64: llama.cpp's CPU flash attention
+    # rounds batches of 64+ query rows differently from smaller ones, so a cached prefix plus a
+    # short tail must not be mixed with a fresh evaluation's big batches. Compared to the last bit
+    # through the answer's log-probabilities, where a greedy text could hide a difference.
+    settings = Settings(data_dir=tmp_path / "data", n_ctx=2048, memory=False, kv_snapshots=False)
+    services = build(settings.replace(n_batch=n_batch) if n_batch else settings)
+    backend = services.models.backend
+    try:
+        first = [SYSTEM, Message(role="user", content=LIGHTHOUSE + "Who climbed the steps?")]
+        reply = "".join(chunk.text for chunk in backend.stream_chat(first, GREEDY.replace(max_tokens=24)))
+        backend.settle(None)
+        follow_up = [
+            *first,
+            Message(role="assistant", content=reply),
+            Message(role="user", content="And the book?"),
+        ]
+        warm, cached = _logprobs(backend, follow_up)
+        backend.clear_cache()
+        cold, cold_cached = _logprobs(backend, follow_up)
+        prompt = backend.count_prompt_tokens(follow_up)
+        assert cold_cached == 0 and cached > 0 and prompt > 64 and len(warm) == 24
+        if backend._reuse.rule.any_batch:
+            assert prompt - cached < 64  # only the short new tail was evaluated
+        assert warm == cold  # every token's log-probability, and its top 3, to the last bit
+    finally:
+        services.close()
+
+
+def _logprobs(backend, messages: list[Message]) -> tuple[list, int]:
+    scored, cached = [], 0
+    for chunk in backend.stream_chat(messages, GREEDY.replace(max_tokens=24), logprobs=3):
+        scored += chunk.logprobs or []
+        if chunk.usage:
+            cached = chunk.usage.cached_tokens
+    return scored, cached

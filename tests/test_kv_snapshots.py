@@ -36,7 +36,7 @@ def ask(backend, msgs, key, question="Which fact was the most surprising?"):
 
 
 def backend_for(tmp_path, **changes) -> LlamaCppBackend:
-    settings = Settings(data_dir=tmp_path / "data", n_ctx=2048, n_batch=64, **changes)
+    settings = Settings(data_dir=tmp_path / "data", n_ctx=2048, n_batch=63, **changes)
     return LlamaCppBackend(settings)
 
 
@@ -97,7 +97,7 @@ def test_snapshot_of_other_settings_or_model_is_a_miss(tmp_path, change, caplog)
     if "n_ctx" in change:
         kwargs["n_ctx"] = change["n_ctx"]
     second = LlamaCppBackend(
-        Settings(data_dir=tmp_path / "data", n_batch=64, **{"n_ctx": 2048, **kwargs}),
+        Settings(data_dir=tmp_path / "data", n_batch=63, **{"n_ctx": 2048, **kwargs}),
         path=_model_copy(tmp_path) if "model_copy" in change else None,
     )
     try:

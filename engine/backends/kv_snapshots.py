@@ -111,10 +111,10 @@ class ChunkRule:
     """Which KV positions are clean (hold exactly what a fresh evaluation would), and how
     prompts are split into batches so that stays true.
 
-    ``any_batch`` is what llama.cpp's CPU kernels give on most machines (probed at load,
-    llama_load.batch_invariant): every position evaluated inside a batch of two or more tokens
-    gets the same bits however the batches were cut; only one-token decodes (generated
-    tokens) differ. Then every batch-evaluated position is clean and reusable. Otherwise (a
+    ``any_batch`` is what llama.cpp's CPU kernels give on most machines up to a batch size
+    (probed at load, llama_load.batch_invariant; flash attention switches kernels at 64): every
+    position evaluated inside a batch of two or more tokens gets the same bits however the
+    batches were cut; only one-token decodes (generated tokens) differ. Then every batch-evaluated position is clean and reusable. Otherwise (a
     GPU, another kernel) only whole chunks at the shared boundaries are (``boundary``).
     """
 
@@ -124,7 +124,7 @@ class ChunkRule:
     @property
     def name(self) -> str:
         """For the snapshot fingerprint: a snapshot's ``clean`` means something else under the other rule."""
-        return "any-batch-v1" if self.any_batch else CHUNK_SCHEDULE
+        return "any-batch-v2" if self.any_batch else CHUNK_SCHEDULE
 
     def boundary(self, n: int) -> int:
         """How far a cache evaluated in batches up to position ``n`` is clean."""
