@@ -59,14 +59,12 @@ class Settings:
     n_threads: int | None = None
     #: CPU threads for prompt batches; None = every logical CPU this process may use
     n_threads_batch: int | None = None
-    #: prompt-processing batch size. Where every position evaluated in a batch of two or more
-    #: tokens gets the same numbers however a prompt is cut (probed at load; kv_reuse), every
-    #: such cached position is reused; elsewhere prompts are evaluated in n_batch chunks from the
-    #: start and only whole chunks are reused. 63: llama.cpp's CPU flash attention takes another
-    #: kernel (other rounding) for batches of 64 or more, so up to 63 the first rule holds here
-    #: (prompts evaluate about 5% slower than at 64); a large n_batch evaluates long cold prompts
-    #: faster (on this 2-core CPU 512 gave 1.37x of 64) but reuses whole chunks only
-    n_batch: int = 63
+    #: prompt-processing batch size: the most tokens of a prompt evaluated in one llama.cpp call.
+    #: Which cached tokens stay reusable depends on how llama.cpp computes batches on this
+    #: machine (probed at load, chunk_rule): on a CPU with flash attention, whole 64-token chunks
+    #: from the start, evaluated in batches of up to n_batch (512 evaluates long prompts 1.37x
+    #: faster than 64 on this project's 2-core CPU); below 64, any batch of two or more
+    n_batch: int = 512
     #: flash attention: on by default, as llama.cpp's own server has it wherever supported. On
     #: this project's 2-core CPU it decodes the bundled model 1.10x faster; on GPU builds it also
     #: saves memory. llama-cpp-python only knows on/off (not llama.cpp's "auto")

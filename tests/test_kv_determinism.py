@@ -18,7 +18,9 @@ SYSTEM = Message(role="system", content="You are a helpful assistant.")
 QUESTION = "Write three sentences about the sea."
 
 
-@pytest.fixture(params=[7, 512], ids=["n_batch=7", "n_batch=512"])
+# the three chunk rules on a CPU with flash attention: any batch (7), whole 64-token units (512),
+# the fixed n_batch schedule (64: a batch of 64 takes the tiled kernel, under 128 no two units fit)
+@pytest.fixture(params=[7, 64, 512], ids=["n_batch=7", "n_batch=64", "n_batch=512"])
 def backend(request, tmp_path):
     services = build(Settings(data_dir=tmp_path / "data", n_ctx=2048, n_batch=request.param, memory=False))
     yield services.models.backend
@@ -62,12 +64,11 @@ def test_a_follow_up_turn_reuses_the_prefix_and_answers_as_a_fresh_prompt_would(
     cold, cold_cached = _answer(backend, *follow_up)
     assert warm == cold
     assert cold_cached == 0
-    n_batch, earlier = backend._llm.n_batch, backend.count_prompt_tokens([SYSTEM, first])
-    if backend._reuse.rule.any_batch:  # every batch-evaluated position: the whole earlier prompt
-        assert cached == earlier
-    else:  # every full n_batch chunk of the earlier prompt is kept (none at n_batch=512)
-        assert cached % n_batch == 0
-        assert cached > 0 or earlier < n_batch
+    earlier = backend.count_prompt_tokens([SYSTEM, first])
+    # any batch: the whole earlier prompt; else its whole chunks (64-token units, or the fixed
+    # schedule's quarter-n_batch head chunks and n_batch chunks)
+    assert cached == backend._reuse.rule.boundary(earlier)
+    assert cached > 0 or earlier < 64  # a prompt under one 64-token unit has no whole unit
 
 
 def test_a_fixed_seed_reproduces_a_sampled_answer_with_the_prompt_cached(backend):
@@ -98,14 +99,11 @@ def test_settling_an_answer_lets_the_next_turn_reuse_it_and_answer_as_a_fresh_pr
     backend.clear_cache()
     cold, _ = _answer(backend, *follow_up)
     assert warm == cold and warm.strip()
-    n_batch = backend._llm.n_batch
     if backend._reuse.rule.any_batch:  # the whole answer is settled and reused
         assert settled > 0 and unsettled_reuse <= prompt_tokens < prompt_tokens + settled <= cached
-    elif n_batch < 160:  # the answer filled whole chunks: they are reused now, not only the prompt's
-        assert settled % n_batch == 0
+    else:  # the answer filled whole chunks: they are reused now, not only the prompt's
+        assert backend._reuse.rule.boundary(settled + unsettled_reuse) == settled + unsettled_reuse
         assert settled > 0 and unsettled_reuse <= prompt_tokens < cached
-    else:  # nothing whole to settle at n_batch=512
-        assert settled == 0 and cached == unsettled_reuse
 
 
 def test_a_short_shared_system_prompt_is_reused_and_answers_stay_those_of_a_fresh_prompt(tmp_path):
@@ -136,14 +134,14 @@ LIGHTHOUSE = (
 ) * 4
 
 
-@pytest.mark.parametrize("n_batch", [None, 64, 512], ids=["n_batch=default", "n_batch=64", "n_batch=512"])
+@pytest.mark.parametrize("n_batch", [63, 64, 512], ids=["n_batch=63", "n_batch=64", "n_batch=512"])
 def test_a_cached_prefix_with_a_short_new_tail_gives_the_logits_of_a_fresh_prompt(tmp_path, n_batch):
     # A prompt past 64 tokens whose new part is shorter than 64: llama.cpp's CPU flash attention
     # rounds batches of 64+ query rows differently from smaller ones, so a cached prefix plus a
     # short tail must not be mixed with a fresh evaluation's big batches. Compared to the last bit
     # through the answer's log-probabilities, where a greedy text could hide a difference.
     settings = Settings(data_dir=tmp_path / "data", n_ctx=2048, memory=False, kv_snapshots=False)
-    services = build(settings.replace(n_batch=n_batch) if n_batch else settings)
+    services = build(settings.replace(n_batch=n_batch))
     backend = services.models.backend
     try:
         first = [SYSTEM, Message(role="user", content=LIGHTHOUSE + "Who climbed the steps?")]
@@ -159,7 +157,9 @@ def test_a_cached_prefix_with_a_short_new_tail_gives_the_logits_of_a_fresh_promp
         cold, cold_cached = _logprobs(backend, follow_up)
         prompt = backend.count_prompt_tokens(follow_up)
         assert cold_cached == 0 and cached > 0 and prompt > 64 and len(warm) == 24
-        if backend._reuse.rule.any_batch:
+        rule = backend._reuse.rule
+        assert rule.name == {63: "any-batch-v2", 64: "quarter-head-v1", 512: "units-64-v1"}[n_batch]
+        if rule.any_batch:
             assert prompt - cached < 64  # only the short new tail was evaluated
         assert warm == cold  # every token's log-probability, and its top 3, to the last bit
     finally:

@@ -10,7 +10,8 @@ import pytest
 from conftest import GREEDY, run_turn
 
 from engine import GenerationConfig, Settings, build
-from engine.backends.kv_snapshots import ChunkRule, KvSnapshotStore, Snapshot, reusable_prefix
+from engine.backends.chunk_rule import ChunkRule, reusable_prefix
+from engine.backends.kv_snapshots import KvSnapshotStore, Snapshot
 from engine.backends.llama_cpp import LlamaCppBackend
 from engine.types import Message
 

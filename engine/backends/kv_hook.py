@@ -3,7 +3,7 @@
 The backend calls ``before_turn`` (under its lock, before generating) and ``after_turn``
 (after the answer). ``before_turn`` keeps the conversation the live KV holds, restores
 the snapshot of the one the turn is for when that reuses more, and applies the
-clean-prefix rule of greedy turns (see kv_snapshots.ChunkRule). The llama_cpp
+clean-prefix rule of greedy turns (see chunk_rule.ChunkRule). The llama_cpp
 module is passed in, so this module imports no heavy library.
 """
 
@@ -14,7 +14,8 @@ import logging
 from array import array
 from typing import TYPE_CHECKING
 
-from .kv_snapshots import ChunkRule, KvSnapshotStore, Snapshot, common_prefix
+from .chunk_rule import ChunkRule
+from .kv_snapshots import KvSnapshotStore, Snapshot, common_prefix
 
 if TYPE_CHECKING:
     from types import ModuleType

@@ -1,15 +1,11 @@
 """Which KV cache positions a prompt may reuse, so that greedy answers stay deterministic.
 
 The same prompt must give the same logits whatever the cache holds (temperature 0 and a
-fixed seed promise the same answer), and llama.cpp's results can depend in the last bits on
-how the tokens were split into batches. Where they do not (kv_snapshots.ChunkRule.any_batch,
-probed at load: only one-token decodes differ), every position evaluated in a batch of two
-or more is clean and reused, and no batch of one is ever made of a prompt. Elsewhere every
-evaluation splits a prompt at the same chunk boundaries counted from position 0
-(kv_snapshots.boundary: quarter-size chunks up to n_batch, so a short shared system prompt is
-reusable, then n_batch chunks), and only positions evaluated inside such a whole chunk are
-reused. Either way, generated tokens (decoded one by one) are evaluated again: by the next
-prompt, or earlier by ``settle`` once the answer is done.
+fixed seed promise the same answer). ``chunk_rule.ChunkRule`` says which positions are clean
+under the rule probed at load and how prompts are cut into batches; ``CleanPrefix`` keeps
+track of how far the live cache is clean. Generated tokens (decoded one by one) are never
+clean: they are evaluated again, by the next prompt or earlier by ``settle`` once the answer
+is done.
 """
 
 from __future__ import annotations
@@ -18,7 +14,8 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from .kv_snapshots import ChunkRule, common_prefix, head_chunk
+from .chunk_rule import ChunkRule, head_chunk
+from .kv_snapshots import common_prefix
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
@@ -59,17 +56,17 @@ class CleanPrefix:
         """Evaluate the part of the prompt from ``start`` that llama-cpp-python's own evaluation
         would not split as the rule needs; returns where it should go on. It splits only by
         n_batch, so the fixed rule's head chunks (before position n_batch) are evaluated here;
-        under ``any_batch`` all but the last two tokens are, in batches of two or more. The last
-        prompt token is always left to it (its logits come from that decode)."""
-        if self.rule.any_batch:
-            stop = len(prompt) - 2
+        under the other rules all but the prompt's last batch (``ChunkRule.head_stop``) is. The
+        last prompt token is always left to it (its logits come from that decode)."""
+        if self.rule.any_batch or self.rule.unit:
+            stop = self.rule.head_stop(len(prompt))
             return evaluate(llm, prompt, start, stop, self.rule) if stop - start >= 2 else start
         stop = min(self.rule.n_batch, self.rule.boundary(len(prompt) - 1))
         return evaluate(llm, prompt, start, stop, self.rule) if start < stop else start
 
     def evaluated(self, llm: Llama, prompt_len: int) -> None:
         """A generation over a ``prompt_len``-token prompt ended: its prompt (under ``any_batch``)
-        or the prompt's whole chunks are clean."""
+        or the prompt's whole chunks (the other rules) are clean."""
         self.clean = self.rule.boundary(min(prompt_len, llm.n_tokens))
         self.settleable = True
 
@@ -98,9 +95,9 @@ class CleanPrefix:
 
 
 def evaluate(llm: Llama, tokens: Sequence[int], start: int, stop: int, rule: ChunkRule) -> int:
-    """Evaluate ``tokens[start:stop]`` as the rule needs: in batches of two or more tokens
-    (``any_batch``), or chunk by chunk at the shared boundaries (``start`` is one)."""
-    if rule.any_batch:
+    """Evaluate ``tokens[start:stop]`` as the rule needs: in ``ChunkRule.sizes`` batches
+    (``any_batch``, ``unit``), or chunk by chunk at the shared boundaries (``start`` is one)."""
+    if rule.any_batch or rule.unit:
         position = start
         for size in rule.sizes(stop - start):
             llm.eval(tokens[position : position + size])

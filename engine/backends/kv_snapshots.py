@@ -5,10 +5,9 @@ cells its last turn left instead of re-evaluating the whole prompt. A snapshot i
 ever used by a backend whose *fingerprint* matches (model file, n_ctx, n_batch, KV
 types, chat template, llama.cpp build): anything else is a miss, never a wrong answer.
 
-Determinism rule shared with the prefix cache (see ``reusable_prefix``): KV positions
-evaluated as part of whole chunks at the shared boundaries (``boundary``) hold the same numbers
-however the conversation got there; each snapshot records that *clean boundary*, and a greedy
-turn reuses only ``min(common prefix, clean boundary)`` rounded down to a boundary.
+Determinism rule shared with the prefix cache (``chunk_rule.ChunkRule``): only KV positions
+that hold what a fresh evaluation would compute are *clean*; each snapshot records how far
+that goes, and a turn reuses at most ``min(common prefix, clean)``, as the rule allows.
 
 Disk files: ``MAGIC | u32 header length | JSON header | int32 tokens | state bytes``,
 written as temp file + fsync + rename, mode 0600. A file that is truncated, corrupt
@@ -78,78 +77,6 @@ def common_prefix(a: Iterable[int], b: Iterable[int]) -> int:
             break
         n += 1
     return n
-
-
-#: names the chunk boundaries below; snapshots taken under another schedule are misses
-CHUNK_SCHEDULE = "quarter-head-v1"
-
-
-def head_chunk(n_batch: int) -> int:
-    """The chunk size of a prompt's first n_batch tokens: a quarter of n_batch, so a short shared
-    prefix (a system prompt) is reusable too, while longer prompts keep full batches."""
-    return max(1, n_batch // 4)
-
-
-def boundary(n: int, n_batch: int) -> int:
-    """The last chunk boundary at or before position ``n``: chunks of ``head_chunk`` up to
-    n_batch, then of n_batch. Every evaluation splits a prompt at these same boundaries."""
-    step = n_batch if n >= n_batch else head_chunk(n_batch)
-    return max(0, n) // step * step
-
-
-def reusable_prefix(common: int, clean: int, n_batch: int, prompt_len: int) -> int:
-    """Positions a greedy turn may keep: clean, shared with the prompt, at a chunk boundary.
-
-    At least one prompt token is always left to evaluate (the logits of the last prompt
-    token must come from a live decode), so the result stays below ``prompt_len``.
-    """
-    return boundary(min(common, clean, prompt_len - 1), n_batch)
-
-
-@dataclass(frozen=True)
-class ChunkRule:
-    """Which KV positions are clean (hold exactly what a fresh evaluation would), and how
-    prompts are split into batches so that stays true.
-
-    ``any_batch`` is what llama.cpp's CPU kernels give on most machines up to a batch size
-    (probed at load, llama_load.batch_invariant; flash attention switches kernels at 64): every
-    position evaluated inside a batch of two or more tokens gets the same bits however the
-    batches were cut; only one-token decodes (generated tokens) differ. Then every batch-evaluated position is clean and reusable. Otherwise (a
-    GPU, another kernel) only whole chunks at the shared boundaries are (``boundary``).
-    """
-
-    n_batch: int
-    any_batch: bool = False
-
-    @property
-    def name(self) -> str:
-        """For the snapshot fingerprint: a snapshot's ``clean`` means something else under the other rule."""
-        return "any-batch-v2" if self.any_batch else CHUNK_SCHEDULE
-
-    def boundary(self, n: int) -> int:
-        """How far a cache evaluated in batches up to position ``n`` is clean."""
-        if self.any_batch:
-            return n if n >= 2 else 0
-        return boundary(n, self.n_batch)
-
-    def reusable(self, common: int, clean: int, prompt_len: int) -> int:
-        """Positions a turn may keep: clean and shared with the prompt. At least one prompt token
-        (two under ``any_batch``: never a one-token batch) is left to evaluate, as the logits of
-        the last prompt token must come from a live decode."""
-        if self.any_batch:
-            return max(0, min(common, clean, prompt_len - 2))
-        return reusable_prefix(common, clean, self.n_batch, prompt_len)
-
-    def sizes(self, n: int) -> list[int]:
-        """Batch sizes for ``n`` tokens under ``any_batch``: at most n_batch each, none of one."""
-        out: list[int] = []
-        while n > 0:
-            size = min(self.n_batch, n)
-            if n - size == 1:
-                size -= 1  # leave two for the last batch
-            out.append(size)
-            n -= size
-        return out
 
 
 def default_budgets(data_dir: Path) -> tuple[int, int]:

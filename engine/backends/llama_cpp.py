@@ -25,13 +25,11 @@ from .draft_policy import BatchCosts
 from .gguf_files import bundled_model_path, check_gguf_file, resolve_model
 from .grammars import json_object_grammar, json_schema_grammar
 from .kv_reuse import CleanPrefix
-from .kv_snapshots import ChunkRule
 from .limits import call_with_deadline
 from .llama_generate import AnswerText, sample, with_drafts
 from .llama_images import IMAGE_TURN_IGNORES, image_chunks, image_handler, image_payload
 from .llama_load import (
     CHATML_TEMPLATE,
-    batch_invariant,
     conversation_kv,
     describe,
     fit_model_context,
@@ -40,6 +38,7 @@ from .llama_load import (
     load_kwargs,
     load_llama,
     make_formatter,
+    probe_rule,
 )
 from .llama_thread import calls, streams
 from .logprobs import drain, token_logprob
@@ -95,8 +94,7 @@ class LlamaCppBackend:
         # llama.cpp runs only there: one OpenMP team, whichever thread asks (see llama_thread)
         self._thread = llama_thread.acquire()
         # how much of the KV cache a prompt may reuse and stay deterministic (see kv_reuse)
-        any_batch = self._thread.call(batch_invariant, llama_cpp, self._llm)
-        rule = ChunkRule(self._llm.n_batch, any_batch=any_batch)
+        rule = self._thread.call(probe_rule, llama_cpp, self._llm)
         self._reuse = CleanPrefix(rule)
         self._pieces: dict[int, bytes] = {}
         self._formatter, template_source = make_formatter(self._llm, settings.chat_template)

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING, Any
 from ..config import Settings
 from ..errors import ModelError
 from .base import ModelInfo
+from .chunk_rule import UNIT, ChunkRule
 from .draft_model import DraftModel
 from .gguf_files import check_gguf_file, resolve_model
 from .kv_hook import ConversationKv
 from .kv_reuse import evaluate
-from .kv_snapshots import ChunkRule, KvSnapshotStore, default_budgets, fingerprint, template_hash
+from .kv_snapshots import KvSnapshotStore, default_budgets, fingerprint, template_hash
 from .limits import available_memory, fit_context, kv_bytes_per_token
 from .threads import ThreadPlan
 
@@ -197,50 +198,63 @@ def load_draft(llama_cpp: ModuleType, llm: Llama, settings: Settings, kwargs: di
         raise
 
 
-#: a probe prompt for batch_invariant: plain text, over 90 tokens in any tokenizer
+#: a probe prompt for probe_rule: plain text, over 90 tokens in any tokenizer
 _PROBE = (
     "The keeper of the lighthouse wrote down the weather every morning: wind, rain, fog and the colour of "
     "the sea. In the winter of 1893 a storm broke the glass of the lamp, and he kept the flame alive with "
     "his coat for six hours while the ships passed the rocks in the dark. Nobody thanked him, but in the "
     "spring the harbour master sent him a new green book, a box of candles and a letter from the town."
 )
-#: probe length: past 64 tokens, where llama.cpp's CPU flash attention switches kernels (a batch of
-#: 64 or more query rows takes its tiled path, which rounds differently from the smaller batches')
-_PROBE_TOKENS = 72
 
 
-def batch_invariant(llama_cpp: ModuleType, llm: Llama) -> bool:
-    """Whether llama.cpp gives the same logits for a prompt however it is cut into batches of
-    two or more tokens (kv_snapshots.ChunkRule.any_batch), at the batch sizes this n_batch makes
-    both at the front and at the end of a prompt (a cached prefix and a short new tail): three
-    cuts of a probe prompt must agree to the last bit. Measured on this model, device and build.
-    Leaves the cache empty."""
+def probe_rule(llama_cpp: ModuleType, llm: Llama) -> ChunkRule:
+    """The first rule of chunk_rule's three that holds for this model, device, build and
+    n_batch, measured: cuts of a probe prompt, each evaluated as the rule would, must give the
+    same logits to the last bit. Leaves the cache empty."""
+    n_batch = llm.n_batch
+    tokens = llm.tokenize((_PROBE + " " + _PROBE).encode("utf-8"), add_bos=True, special=False)
+    # past UNIT tokens, with cuts at the batch sizes this n_batch makes at the front and at the end
+    # of a prompt (a cached prefix, a short new tail)
+    n = min(len(tokens), UNIT + 8)
+    any_batch = ChunkRule(n_batch, any_batch=True)
+    if n_batch >= 4 and _agree(llama_cpp, llm, tokens[:n], [[n], [3, n - 3], [n - 3, 3]], any_batch):
+        rule = any_batch
+    elif n_batch >= 2 * UNIT and len(tokens) >= 2 * UNIT + 8:
+        units, head = ChunkRule(n_batch, unit=UNIT), tokens[: 2 * UNIT + 8]
+        cuts = [[2 * UNIT, 8], [UNIT, UNIT, 8]]  # whole chunks grouped two ways, then the same tail
+        rule = units if _agree(llama_cpp, llm, head, cuts, units) else ChunkRule(n_batch)
+    else:
+        rule = ChunkRule(n_batch)
+    log.info("KV reuse rule: %s", rule.name)
+    return rule
+
+
+def _agree(
+    llama_cpp: ModuleType, llm: Llama, tokens: list[int], cuts: list[list[int]], rule: ChunkRule
+) -> bool:
+    """Whether ``tokens`` cut each way (each part evaluated as a prompt under ``rule``) give the
+    same last logits."""
     import numpy as np
 
-    tokens = llm.tokenize(_PROBE.encode("utf-8"), add_bos=True, special=False)[:_PROBE_TOKENS]
-    n, n_batch = len(tokens), llm.n_batch
-    if n_batch < 4 or n < 8:
-        return False
-    cuts = [[n], [3, n - 3], [n - 3, 3]]
     seen: list[Any] = []
     try:
         for cut in cuts:
             llm.reset()
             llm._ctx.kv_cache_clear()
             position = 0
-            for whole in cut:  # each part as a prompt is evaluated under the rule it probes
-                position = evaluate(llm, tokens, position, position + whole, ChunkRule(n_batch, True))
+            for whole in cut:
+                position = evaluate(llm, tokens, position, position + whole, rule)
             logits = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
             seen.append(np.ctypeslib.as_array(logits, shape=(llm.n_vocab(),)).copy())
+            if not np.array_equal(seen[0], seen[-1]):
+                return False
     except (RuntimeError, ValueError, OSError) as e:
         log.warning("the batch probe failed (%s): KV reuse keeps to whole chunks", e)
         return False
     finally:
         llm.reset()
         llm._ctx.kv_cache_clear()
-    same = all(np.array_equal(seen[0], other) for other in seen[1:])
-    log.info("KV reuse: %s", "any batch of two or more tokens" if same else "whole chunks only")
-    return same
+    return True
 
 
 def _template_text(formatter: Jinja2ChatFormatter) -> str:
