@@ -168,7 +168,7 @@ def _speed_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("speed (each has an environment variable fallback)")
     add = partial(setting_option, g)
     add("n_threads_batch", help="CPU threads for prompt batches (default: every available CPU)")
-    add("n_batch", help="most prompt tokens per llama.cpp call (default 512)")
+    add("n_batch", help="most prompt tokens per llama.cpp call (default 63; README: KV reuse)")
     add("flash_attn", help="turn flash attention off (on by default; a GPU without it runs it on the CPU)")
     add("kv_snapshots", help="do not keep each conversation's KV cache in RAM and on disk")
     add("kv_cache_ram_mb", help="RAM for KV snapshots in MB (default: 5%% of RAM, 64-2048)")

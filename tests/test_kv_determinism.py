@@ -18,8 +18,9 @@ SYSTEM = Message(role="system", content="You are a helpful assistant.")
 QUESTION = "Write three sentences about the sea."
 
 
-# the three chunk rules on a CPU with flash attention: any batch (7), whole 64-token units (512),
-# the fixed n_batch schedule (64: a batch of 64 takes the tiled kernel, under 128 no two units fit)
+# the three rules on a CPU with flash attention: any batch (7), batches of 64 or more (512: the
+# tiled kernel's), the fixed n_batch schedule (64: a batch of 64 takes the tiled kernel, a smaller
+# one does not, and two of 64 do not fit)
 @pytest.fixture(params=[7, 64, 512], ids=["n_batch=7", "n_batch=64", "n_batch=512"])
 def backend(request, tmp_path):
     services = build(Settings(data_dir=tmp_path / "data", n_ctx=2048, n_batch=request.param, memory=False))
@@ -65,10 +66,10 @@ def test_a_follow_up_turn_reuses_the_prefix_and_answers_as_a_fresh_prompt_would(
     assert warm == cold
     assert cold_cached == 0
     earlier = backend.count_prompt_tokens([SYSTEM, first])
-    # any batch: the whole earlier prompt; else its whole chunks (64-token units, or the fixed
-    # schedule's quarter-n_batch head chunks and n_batch chunks)
+    # the whole earlier prompt (if at least min_batch long), or the fixed schedule's whole chunks
+    # (quarter-n_batch head chunks, then n_batch chunks)
     assert cached == backend._reuse.rule.boundary(earlier)
-    assert cached > 0 or earlier < 64  # a prompt under one 64-token unit has no whole unit
+    assert cached > 0 or earlier < 64  # a prompt under 64 tokens was one small batch: not clean
 
 
 def test_a_fixed_seed_reproduces_a_sampled_answer_with_the_prompt_cached(backend):
@@ -101,9 +102,10 @@ def test_settling_an_answer_lets_the_next_turn_reuse_it_and_answer_as_a_fresh_pr
     assert warm == cold and warm.strip()
     if backend._reuse.rule.any_batch:  # the whole answer is settled and reused
         assert settled > 0 and unsettled_reuse <= prompt_tokens < prompt_tokens + settled <= cached
-    else:  # the answer filled whole chunks: they are reused now, not only the prompt's
+    else:  # the answer's whole chunks (or all of it, as the last 64 tokens are evaluated again) are
+        # reused now, more than the prompt's reuse before settling
         assert backend._reuse.rule.boundary(settled + unsettled_reuse) == settled + unsettled_reuse
-        assert settled > 0 and unsettled_reuse <= prompt_tokens < cached
+        assert settled > 0 and unsettled_reuse <= prompt_tokens and unsettled_reuse < cached
 
 
 def test_a_short_shared_system_prompt_is_reused_and_answers_stay_those_of_a_fresh_prompt(tmp_path):
@@ -158,7 +160,7 @@ def test_a_cached_prefix_with_a_short_new_tail_gives_the_logits_of_a_fresh_promp
         prompt = backend.count_prompt_tokens(follow_up)
         assert cold_cached == 0 and cached > 0 and prompt > 64 and len(warm) == 24
         rule = backend._reuse.rule
-        assert rule.name == {63: "any-batch-v2", 64: "quarter-head-v1", 512: "units-64-v1"}[n_batch]
+        assert rule.name == {63: "any-batch-v2", 64: "quarter-head-v1", 512: "min-batch-64-v1"}[n_batch]
         if rule.any_batch:
             assert prompt - cached < 64  # only the short new tail was evaluated
         assert warm == cold  # every token's log-probability, and its top 3, to the last bit

@@ -185,7 +185,8 @@ def test_store_lru_order_follows_use(tmp_path):
 
 
 def test_any_batch_rule_reuses_every_clean_token_and_never_makes_a_batch_of_one():
-    rule = ChunkRule(64, any_batch=True)
+    rule = ChunkRule(64, min_batch=2)
+    assert rule.any_batch
     assert rule.reusable(common=300, clean=257, prompt_len=400) == 257
     assert rule.reusable(common=400, clean=512, prompt_len=400) == 398  # two left: no batch of one
     assert rule.boundary(1) == 0 and rule.boundary(77) == 77
@@ -194,6 +195,19 @@ def test_any_batch_rule_reuses_every_clean_token_and_never_makes_a_batch_of_one(
         assert sum(sizes) == n and all(2 <= size <= 64 for size in sizes)
     assert ChunkRule(64).reusable(common=300, clean=256, prompt_len=400) == 256
     assert ChunkRule(64).name != rule.name  # snapshots of one rule are misses under the other
+
+
+def test_min_batch_rule_keeps_every_batch_at_the_tiled_kernels_size():
+    rule = ChunkRule(512, min_batch=64)
+    assert not rule.any_batch and len({rule.name, ChunkRule(512, min_batch=2).name, ChunkRule(512).name}) == 3
+    assert rule.reusable(common=300, clean=257, prompt_len=400) == 257
+    assert rule.reusable(common=400, clean=512, prompt_len=400) == 336  # the new part: 64 at least
+    assert rule.reusable(common=50, clean=50, prompt_len=60) == 0  # a prompt under 64: one batch
+    assert rule.boundary(63) == 0 and rule.boundary(64) == 64 and rule.boundary(777) == 777
+    assert rule.sizes(40) == [40]
+    for n in range(64, 2000):
+        sizes = rule.sizes(n)
+        assert sum(sizes) == n and all(64 <= size <= 512 for size in sizes)
 
 
 def test_clean_boundary_rule():

@@ -2,18 +2,17 @@
 compute), and how prompts are cut into batches so that stays true.
 
 llama.cpp's results can depend in the last bits on how a prompt was cut into batches, and a
-greedy answer (or a fixed seed) must not depend on what the cache held. Three rules, the first
-that a load-time probe (``llama_load.probe_rule``) finds true on this model, device and build:
+greedy answer (or a fixed seed) must not depend on what the cache held. Two kinds of rule, the
+first that a load-time probe (``llama_load.probe_rule``) finds true on this model, device,
+build and n_batch:
 
-- ``any_batch``: every position evaluated in a batch of two or more tokens gets the same bits
-  however the batches were cut (CPU kernels with batches under 64 tokens: flash attention
-  switches kernels at 64). Every such position is clean; only one-token decodes (generated
-  tokens) are not.
-- ``unit``: positions in whole ``unit``-token chunks counted from position 0, evaluated in
-  batches made of whole chunks, get the same bits however the chunks were grouped (CPU flash
-  attention's tiled kernel, from 64 rows, at n_batch 128 or more). The chunk that holds a
-  prompt's last token is evaluated in one batch of its own, the same way by every evaluation,
-  and is clean only when whole. Batches up to n_batch make long prompts fast.
+- ``min_batch`` m: every position evaluated in a batch of at least m tokens gets the same bits
+  however the batches were cut. Every such position is clean; a prompt is cut into batches of
+  m or more (a turn evaluates at least m tokens, backing up into the cached part if its new
+  part is shorter), and one-token decodes (generated tokens) are never clean. On a CPU m is 2
+  while every batch stays under 64 tokens; with flash attention a batch of 64 or more rows
+  takes a tiled kernel that rounds otherwise, and m is 64 (MIN_TILED), where long prompts
+  evaluate fast in batches up to n_batch.
 - otherwise (a GPU, say) every evaluation cuts a prompt at the same boundaries
   (``boundary``), and only whole chunks are clean.
 
@@ -26,9 +25,9 @@ from dataclasses import dataclass
 
 #: names the fixed rule's chunk boundaries; snapshots taken under another rule are misses
 CHUNK_SCHEDULE = "quarter-head-v1"
-#: the chunk of the ``unit`` rule: llama.cpp's CPU flash attention computes batches of this many
-#: rows or more with its tiled kernel (GGML_FA_TILE_Q), each row alike however rows are grouped
-UNIT = 64
+#: the smallest batch llama.cpp's CPU flash attention computes with its tiled kernel
+#: (GGML_FA_TILE_Q), each row alike however the rows were grouped
+MIN_TILED = 64
 
 
 def head_chunk(n_batch: int) -> int:
@@ -55,57 +54,45 @@ def reusable_prefix(common: int, clean: int, n_batch: int, prompt_len: int) -> i
 
 @dataclass(frozen=True)
 class ChunkRule:
-    """One of the module docstring's rules: ``any_batch``, ``unit`` > 0, or neither (fixed)."""
+    """One of the module docstring's rules: ``min_batch`` > 0, or the fixed schedule (0)."""
 
     n_batch: int
-    any_batch: bool = False
-    unit: int = 0
+    min_batch: int = 0
+
+    @property
+    def any_batch(self) -> bool:
+        """Every batch of two or more tokens is clean: the most a cache can reuse."""
+        return self.min_batch == 2
 
     @property
     def name(self) -> str:
         """For the snapshot fingerprint: a snapshot's ``clean`` means something else under another rule."""
         if self.any_batch:
             return "any-batch-v2"
-        return f"units-{self.unit}-v1" if self.unit else CHUNK_SCHEDULE
+        return f"min-batch-{self.min_batch}-v1" if self.min_batch else CHUNK_SCHEDULE
 
     def boundary(self, n: int) -> int:
         """How far a cache evaluated under this rule up to position ``n`` is clean."""
-        if self.any_batch:
-            return n if n >= 2 else 0
-        if self.unit:
-            return max(0, n) // self.unit * self.unit
+        if self.min_batch:
+            return n if n >= self.min_batch else 0
         return boundary(n, self.n_batch)
 
     def reusable(self, common: int, clean: int, prompt_len: int) -> int:
         """Positions a turn may keep: clean and shared with the prompt. At least one prompt token
-        (two under ``any_batch``: never a one-token batch; the chunk holding the last one under
-        ``unit``) is left to evaluate, as the logits of the last prompt token must come from a
-        live decode."""
-        if self.any_batch:
-            return max(0, min(common, clean, prompt_len - 2))
-        if self.unit:
-            return self.boundary(min(common, clean, prompt_len - 1))
+        (``min_batch`` of them: no smaller batch) is left to evaluate, as the logits of the last
+        prompt token must come from a live decode."""
+        if self.min_batch:
+            return max(0, min(common, clean, prompt_len - self.min_batch))
         return reusable_prefix(common, clean, self.n_batch, prompt_len)
 
-    def head_stop(self, prompt_len: int) -> int:
-        """Where the prompt's last batch starts (any_batch and unit rules): that batch is left to
-        llama-cpp-python's generate, the rest is evaluated before it by ``sizes``."""
-        if self.unit:
-            return self.boundary(prompt_len - 1)
-        return prompt_len - 2
-
     def sizes(self, n: int) -> list[int]:
-        """Batch sizes for ``n`` tokens: under ``any_batch`` at most n_batch each and none of one;
-        under ``unit`` whole chunks (``n`` is whole chunks but for a prompt's last batch), as many
-        as fit in n_batch."""
-        if self.unit:
-            step = max(self.unit, self.n_batch // self.unit * self.unit)
-            return [min(step, n - done) for done in range(0, n, step)]
+        """Batch sizes for ``n`` tokens under ``min_batch``: at most n_batch each, none smaller
+        than min_batch (but for a whole prompt shorter than that)."""
         out: list[int] = []
         while n > 0:
             size = min(self.n_batch, n)
-            if n - size == 1:
-                size -= 1  # leave two for the last batch
+            if 0 < n - size < self.min_batch:
+                size = max(1, n - self.min_batch)  # leave min_batch for the last batch
             out.append(size)
             n -= size
         return out

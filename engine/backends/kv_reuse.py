@@ -56,17 +56,17 @@ class CleanPrefix:
         """Evaluate the part of the prompt from ``start`` that llama-cpp-python's own evaluation
         would not split as the rule needs; returns where it should go on. It splits only by
         n_batch, so the fixed rule's head chunks (before position n_batch) are evaluated here;
-        under the other rules all but the prompt's last batch (``ChunkRule.head_stop``) is. The
+        under ``min_batch`` all but the prompt's last batch (``ChunkRule.sizes``) is. The
         last prompt token is always left to it (its logits come from that decode)."""
-        if self.rule.any_batch or self.rule.unit:
-            stop = self.rule.head_stop(len(prompt))
-            return evaluate(llm, prompt, start, stop, self.rule) if stop - start >= 2 else start
+        if self.rule.min_batch:
+            stop = len(prompt) - self.rule.sizes(len(prompt) - start)[-1]
+            return evaluate(llm, prompt, start, stop, self.rule) if start < stop else start
         stop = min(self.rule.n_batch, self.rule.boundary(len(prompt) - 1))
         return evaluate(llm, prompt, start, stop, self.rule) if start < stop else start
 
     def evaluated(self, llm: Llama, prompt_len: int) -> None:
-        """A generation over a ``prompt_len``-token prompt ended: its prompt (under ``any_batch``)
-        or the prompt's whole chunks (the other rules) are clean."""
+        """A generation over a ``prompt_len``-token prompt ended: its prompt (under ``min_batch``,
+        if at least that long) or the prompt's whole chunks are clean."""
         self.clean = self.rule.boundary(min(prompt_len, llm.n_tokens))
         self.settleable = True
 
@@ -78,8 +78,8 @@ class CleanPrefix:
         """Evaluate the generated tail again in batches (in whole chunks under the fixed rule), so
         the next turn may reuse it; returns how many tokens that took (0: nothing to settle)."""
         start, end = self.clean, self.rule.boundary(llm.n_tokens)
-        if self.rule.any_batch and end - start == 1 and start > 0:
-            start -= 1  # never a batch of one: the last clean position is evaluated again with it
+        if 0 < end - start < self.rule.min_batch:
+            start = end - self.rule.min_batch  # no smaller batch: clean positions are evaluated again with it
         if not self.settleable or end <= start or not llm._ctx.kv_cache_seq_rm(-1, start, -1):
             return 0
         self.settleable = False
@@ -96,8 +96,8 @@ class CleanPrefix:
 
 def evaluate(llm: Llama, tokens: Sequence[int], start: int, stop: int, rule: ChunkRule) -> int:
     """Evaluate ``tokens[start:stop]`` as the rule needs: in ``ChunkRule.sizes`` batches
-    (``any_batch``, ``unit``), or chunk by chunk at the shared boundaries (``start`` is one)."""
-    if rule.any_batch or rule.unit:
+    (``min_batch``), or chunk by chunk at the shared boundaries (``start`` is one)."""
+    if rule.min_batch:
         position = start
         for size in rule.sizes(stop - start):
             llm.eval(tokens[position : position + size])

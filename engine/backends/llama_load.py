@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import Settings
 from ..errors import ModelError
 from .base import ModelInfo
-from .chunk_rule import UNIT, ChunkRule
+from .chunk_rule import MIN_TILED, ChunkRule
 from .draft_model import DraftModel
 from .gguf_files import check_gguf_file, resolve_model
 from .kv_hook import ConversationKv
@@ -208,34 +208,33 @@ _PROBE = (
 
 
 def probe_rule(llama_cpp: ModuleType, llm: Llama) -> ChunkRule:
-    """The first rule of chunk_rule's three that holds for this model, device, build and
-    n_batch, measured: cuts of a probe prompt, each evaluated as the rule would, must give the
-    same logits to the last bit. Leaves the cache empty."""
+    """The first of chunk_rule's rules that holds for this model, device, build and n_batch,
+    measured: cuts of a probe prompt, each part evaluated as the rule would, must give the same
+    logits to the last bit. Leaves the cache empty."""
     n_batch = llm.n_batch
     tokens = llm.tokenize((_PROBE + " " + _PROBE).encode("utf-8"), add_bos=True, special=False)
-    # past UNIT tokens, with cuts at the batch sizes this n_batch makes at the front and at the end
-    # of a prompt (a cached prefix, a short new tail)
-    n = min(len(tokens), UNIT + 8)
-    any_batch = ChunkRule(n_batch, any_batch=True)
-    if n_batch >= 4 and _agree(llama_cpp, llm, tokens[:n], [[n], [3, n - 3], [n - 3, 3]], any_batch):
-        rule = any_batch
-    elif n_batch >= 2 * UNIT and len(tokens) >= 2 * UNIT + 8:
-        units, head = ChunkRule(n_batch, unit=UNIT), tokens[: 2 * UNIT + 8]
-        cuts = [[2 * UNIT, 8], [UNIT, UNIT, 8]]  # whole chunks grouped two ways, then the same tail
-        rule = units if _agree(llama_cpp, llm, head, cuts, units) else ChunkRule(n_batch)
-    else:
-        rule = ChunkRule(n_batch)
+    rule = ChunkRule(n_batch)  # the fixed schedule, true everywhere
+    # past MIN_TILED tokens, cut at the batch sizes this n_batch makes at the front and at the
+    # end of a prompt (a cached prefix, a short new tail)
+    n = min(len(tokens), MIN_TILED + 8)
+    if n_batch >= 4 and _agree(llama_cpp, llm, tokens[:n], [[n], [3, n - 3], [n - 3, 3]], 2):
+        rule = ChunkRule(n_batch, min_batch=2)
+    elif n_batch >= 2 * MIN_TILED and len(tokens) >= 2 * MIN_TILED:
+        m = MIN_TILED  # a prompt in one batch, and as a cached half plus a new half
+        if _agree(llama_cpp, llm, tokens[: 2 * m], [[2 * m], [m, m]], m):
+            rule = ChunkRule(n_batch, min_batch=m)
     log.info("KV reuse rule: %s", rule.name)
     return rule
 
 
 def _agree(
-    llama_cpp: ModuleType, llm: Llama, tokens: list[int], cuts: list[list[int]], rule: ChunkRule
+    llama_cpp: ModuleType, llm: Llama, tokens: list[int], cuts: list[list[int]], min_batch: int
 ) -> bool:
-    """Whether ``tokens`` cut each way (each part evaluated as a prompt under ``rule``) give the
-    same last logits."""
+    """Whether ``tokens`` cut each way (each part evaluated as a prompt in batches of at least
+    ``min_batch``) give the same last logits."""
     import numpy as np
 
+    rule = ChunkRule(llm.n_batch, min_batch=min_batch)
     seen: list[Any] = []
     try:
         for cut in cuts:
