@@ -29,12 +29,19 @@ def backend(request, tmp_path):
 
 
 def _answer(backend, *messages: Message, config: GenerationConfig = GREEDY) -> tuple[str, int]:
-    text, cached = [], 0
-    for chunk in backend.stream_chat([SYSTEM, *messages], config):
+    text, _, cached = _stream(backend, [SYSTEM, *messages], config)
+    return text, cached
+
+
+def _stream(backend, messages: list[Message], config: GenerationConfig, logprobs: int | None = None):
+    """One answer: its text, its tokens' log-probabilities (if asked for) and the cached prompt tokens."""
+    text, scored, cached = [], [], 0
+    for chunk in backend.stream_chat(messages, config, logprobs=logprobs):
         text.append(chunk.text)
+        scored += chunk.logprobs or []
         if chunk.usage:
             cached = chunk.usage.cached_tokens
-    return "".join(text), cached
+    return "".join(text), scored, cached
 
 
 def test_greedy_answer_is_the_same_fresh_cached_after_another_chat_and_cleared(backend):
@@ -144,19 +151,19 @@ def test_a_cached_prefix_with_a_short_new_tail_gives_the_logits_of_a_fresh_promp
     # through the answer's log-probabilities, where a greedy text could hide a difference.
     settings = Settings(data_dir=tmp_path / "data", n_ctx=2048, memory=False, kv_snapshots=False)
     services = build(settings.replace(n_batch=n_batch))
-    backend = services.models.backend
+    backend, short = services.models.backend, GREEDY.replace(max_tokens=24)
     try:
         first = [SYSTEM, Message(role="user", content=LIGHTHOUSE + "Who climbed the steps?")]
-        reply = "".join(chunk.text for chunk in backend.stream_chat(first, GREEDY.replace(max_tokens=24)))
+        reply, _, _ = _stream(backend, first, short)
         backend.settle(None)
         follow_up = [
             *first,
             Message(role="assistant", content=reply),
             Message(role="user", content="And the book?"),
         ]
-        warm, cached = _logprobs(backend, follow_up)
+        _, warm, cached = _stream(backend, follow_up, short, logprobs=3)
         backend.clear_cache()
-        cold, cold_cached = _logprobs(backend, follow_up)
+        _, cold, cold_cached = _stream(backend, follow_up, short, logprobs=3)
         prompt = backend.count_prompt_tokens(follow_up)
         assert cold_cached == 0 and cached > 0 and prompt > 64 and len(warm) == 24
         rule = backend._reuse.rule
@@ -166,12 +173,3 @@ def test_a_cached_prefix_with_a_short_new_tail_gives_the_logits_of_a_fresh_promp
         assert warm == cold  # every token's log-probability, and its top 3, to the last bit
     finally:
         services.close()
-
-
-def _logprobs(backend, messages: list[Message]) -> tuple[list, int]:
-    scored, cached = [], 0
-    for chunk in backend.stream_chat(messages, GREEDY.replace(max_tokens=24), logprobs=3):
-        scored += chunk.logprobs or []
-        if chunk.usage:
-            cached = chunk.usage.cached_tokens
-    return scored, cached
