@@ -235,7 +235,7 @@ def _agree(
     import numpy as np
 
     rule = ChunkRule(llm.n_batch, min_batch=min_batch)
-    seen: list[Any] = []
+    first: Any = None  # the first cut's logits, which every other cut must match
     try:
         for cut in cuts:
             llm.reset()
@@ -244,8 +244,10 @@ def _agree(
             for whole in cut:
                 position = evaluate(llm, tokens, position, position + whole, rule)
             logits = llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
-            seen.append(np.ctypeslib.as_array(logits, shape=(llm.n_vocab(),)).copy())
-            if not np.array_equal(seen[0], seen[-1]):
+            last = np.ctypeslib.as_array(logits, shape=(llm.n_vocab(),)).copy()
+            if first is None:
+                first = last
+            elif not np.array_equal(first, last):
                 return False
     except (RuntimeError, ValueError, OSError) as e:
         log.warning("the batch probe failed (%s): KV reuse keeps to whole chunks", e)
