@@ -62,12 +62,27 @@ class ServerProcess:
         self._log_file.close()
 
 
+ROOT = Path(__file__).resolve().parent.parent
+LLAMA_SERVER = """
+import runpy, sys
+from pathlib import Path
+sys.path.insert(0, {root!r})
+import llama_cpp
+from engine.backends import amx_check
+from engine.backends.gguf_files import bundled_model_path
+amx_check.guard(llama_cpp, bundled_model_path(), Path({data!r}))
+sys.argv[0] = "llama_cpp.server"
+runpy.run_module("llama_cpp.server", run_name="__main__", alter_sys=True)
+"""
+
+
 def start_llama_server(tmp: Path, *, api_key: str | None = None, n_ctx: int = 2048) -> ServerProcess:
     port = free_port()
     args = [
         sys.executable,
-        "-m",
-        "llama_cpp.server",
+        "-c",
+        # llama-cpp-python's server, after the AMX check Hearth's own backend makes (amx_check)
+        LLAMA_SERVER.format(root=str(ROOT), data=str(tmp)),
         "--model",
         str(bundled_model_path()),
         "--host",

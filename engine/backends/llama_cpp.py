@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import GenerationConfig, Settings
 from ..errors import ConfigError, GenerationError, ModelError
 from ..types import Chunk, Message, Usage
-from . import llama_thread
+from . import amx_check, llama_thread
 from .control_tokens import Defused
 from .draft_policy import BatchCosts
 from .gguf_files import bundled_model_path, check_gguf_file, resolve_model
@@ -72,12 +72,14 @@ class LlamaCppBackend:
         path = path or resolve_model(settings.model, settings.models_dir)
         check_gguf_file(path)
         self._llama_cpp = llama_cpp = import_llama_cpp()
+        amx_note = amx_check.guard(llama_cpp, path, settings.data_dir)  # before any model loads
         self._defused = Defused(llama_cpp)  # control-token spellings in message texts, broken
         gpu_ok = bool(llama_cpp.llama_supports_gpu_offload())
         n_gpu_layers = settings.n_gpu_layers
         if n_gpu_layers is None:
             n_gpu_layers = -1 if gpu_ok else 0
-        n_ctx, self.note = fit_model_context(llama_cpp, path, settings, on_gpu=gpu_ok and n_gpu_layers != 0)
+        n_ctx, note = fit_model_context(llama_cpp, path, settings, on_gpu=gpu_ok and n_gpu_layers != 0)
+        self.note = " ".join(part for part in (note, amx_note) if part)
         threads = plan_threads(n_threads=settings.n_threads, n_threads_batch=settings.n_threads_batch)
         self._threads = threads  # a page's turn may leave the browser a core (see threads)
         kwargs = load_kwargs(
