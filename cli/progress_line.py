@@ -17,14 +17,14 @@ class ProgressLine:
         self.stream = stream or sys.stderr
         self.tty = self.stream.isatty()
         self.every = 0.2 if self.tty else every
-        self._last = 0.0
+        self._last: float | None = None  # the first update always shows
         self._latest: IngestProgress | None = None
         self._shown: IngestProgress | None = None
 
     def __call__(self, progress: IngestProgress) -> None:
         self._latest = progress
         now = time.monotonic()
-        if now - self._last >= self.every:
+        if self._last is None or now - self._last >= self.every:
             self._last = now
             self._show(progress)
 
