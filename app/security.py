@@ -78,6 +78,7 @@ STATIC_HEADERS = [
     (b"cross-origin-opener-policy", b"same-origin"),
 ]
 _SCRIPT_TAG = re.compile(rb"<script(?=[\s>])")
+_HEAD_TAG = re.compile(rb"<head(?:\s[^>]*)?>", re.IGNORECASE)
 
 
 def allowed_hosts(host: str, port: int, extra: Iterable[str] = ()) -> frozenset[str]:
@@ -133,6 +134,8 @@ class GuardConfig:
     #: extra script-src sources, e.g. "'sha256-...'" of a trusted inline script
     script_sources: tuple[str, ...] = ()
     csp_template: str = CSP_TEMPLATE
+    #: JavaScript run first on the page, before Gradio's modules (it gets the nonce)
+    first_script: str = ""
 
     def csp(self, nonce: str) -> str:
         scripts = "".join(" " + source for source in self.script_sources)
@@ -163,7 +166,7 @@ class Guard:
         nonce = secrets.token_urlsafe(16)
         if _wants_html(headers):  # the page is rewritten to carry the nonce: no compression
             scope = {**scope, "headers": [(k, v) for k, v in scope["headers"] if k != b"accept-encoding"]}
-        send = _SecureSend(send, self.config.csp(nonce), nonce, self.config.hosts)
+        send = _SecureSend(send, self.config.csp(nonce), nonce, self.config.hosts, self.config.first_script)
         if scope["method"] == "POST" and scope["path"] in LOGIN_PATHS:
             await self._login(scope, receive, send)
         elif scope["method"] == "POST" and scope["path"].startswith(PAYLOAD_PREFIXES):
@@ -257,8 +260,11 @@ class _SecureSend:
     """Adds the security headers to the response; puts the nonce into the page's scripts;
     drops CORS headers naming anything but this server."""
 
-    def __init__(self, send: Send, csp: str, nonce: str, hosts: frozenset[str]) -> None:
+    def __init__(
+        self, send: Send, csp: str, nonce: str, hosts: frozenset[str], first_script: str = ""
+    ) -> None:
         self.send, self.csp, self.nonce, self.hosts = send, csp, nonce.encode(), hosts
+        self.first = b"<script>" + first_script.encode() + b"</script>" if first_script else b""
         self.start: Message | None = None
         self.html = bytearray()
 
@@ -284,7 +290,8 @@ class _SecureSend:
         return urlsplit(value.decode("latin-1")).netloc.lower() in self.hosts
 
     async def _send_page(self) -> None:
-        page = _SCRIPT_TAG.sub(b'<script nonce="' + self.nonce + b'"', bytes(self.html))
+        page = _HEAD_TAG.sub(lambda m: m.group(0) + self.first, bytes(self.html), count=1)
+        page = _SCRIPT_TAG.sub(b'<script nonce="' + self.nonce + b'"', page)
         start = self.start or {}
         headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
         headers.append((b"content-length", str(len(page)).encode()))

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import security
+from .page_script import FIRST_SCRIPT
 from .security import Guard, GuardConfig, LoginThrottle
 
 if TYPE_CHECKING:
@@ -83,6 +84,7 @@ def create_app(
         max_body_bytes=max_upload_bytes,
         upload_root=tmp,
         script_sources=security.script_hashes(demo.head or ""),
+        first_script=FIRST_SCRIPT,
     )
     app.add_middleware(Guard, config=config, throttle=LoginThrottle())
     app.state.blocks = demo

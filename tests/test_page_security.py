@@ -108,3 +108,24 @@ def test_page_works_under_the_policy(site, page):
     page.wait_for_timeout(500)
     assert not [m for m in page.console if "Content Security Policy" in m or "Refused to" in m]
     assert _foreign(page, site) == []
+
+
+def test_gradios_leftover_elapsed_time_loop_leaves_requestanimationframe(site, page):
+    """Gradio's loading tracker leaves a requestAnimationFrame loop for its elapsed time running
+    after the app has loaded: 60 frames a second on an idle page. The page's first script
+    (app/page_script.py, allowed by the nonce) runs that loop's callbacks from a 10 Hz timer."""
+    html = page.evaluate("() => document.head.innerHTML")
+    assert html.index("elapsedLoop") < html.index('type="module"')  # before Gradio's modules
+    diverted, kept = page.evaluate(
+        """() => new Promise(done => {
+            let ran = 0;
+            // the shape of Gradio 6.31's loop callback, as its minified bundle has it
+            const loop = new Function("tick", "return () => {tick((performance.now()-0)/1e3), false&&tick()}");
+            const id = window.requestAnimationFrame(loop(() => { ran++; }));
+            const other = window.requestAnimationFrame(() => {});
+            setTimeout(() => done([[id, ran], other]), 300);
+        })"""
+    )
+    assert diverted == [0, 1]  # not a frame request, and it still ran (from the timer)
+    assert kept > 0  # any other callback is a real frame request
+    assert not [m for m in page.console if "Content Security Policy" in m or "Refused to" in m]
