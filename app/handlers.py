@@ -253,13 +253,22 @@ def regenerate(
     yield from _turn(services, conversation_id, "", "regenerate", controls, spare_core=spare_core)
 
 
+def _leave_box() -> tuple[Any, Any]:
+    """The message box and the edit flag in a turn's updates after its first (which cleared them):
+    left as they are, so what the user types while an answer streams, or just after it ends (the
+    last update comes again with Gradio's completion message), is not wiped."""
+    import gradio as gr
+
+    return gr.skip(), gr.skip()
+
+
 def _turn(
     services: Services, conversation_id, message, mode, controls, preface=(), images=(), spare_core=False
 ):
     shown = [*_history_before_turn(services, conversation_id, mode), *preface]
     if mode != "regenerate":
         shown = [*shown, {"role": "user", "content": safe_markdown(message)}]
-    text = ""
+    text, leave = "", _leave_box()
     try:
         config = config_from_controls(controls)
         report, sources, clock = None, [], UpdateClock()
@@ -280,14 +289,10 @@ def _turn(
             elif isinstance(event, TextDelta):
                 first, text = not text, text + event.text
                 if clock.due(first):
-                    yield (
-                        [*shown, {"role": "assistant", "content": safe_markdown(text)}],
-                        conversation_id,
-                        "",
-                        False,
-                    )
+                    content = safe_markdown(text)
+                    yield [*shown, {"role": "assistant", "content": content}], conversation_id, *leave
             elif isinstance(event, Done):
-                yield [*shown, *_answered(event, report, sources)], conversation_id, "", False
+                yield [*shown, *_answered(event, report, sources)], conversation_id, *leave
     except Exception as e:  # noqa: BLE001 - every failure becomes a message, never a traceback
         kept = text + "\n\n" if text else ""  # a stream that broke mid-answer: its text is saved, show it
         yield (

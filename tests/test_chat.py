@@ -262,3 +262,17 @@ def test_the_page_is_updated_a_few_times_a_second_not_per_token(services, monkey
     monkeypatch.setattr(page_updates, "PAGE_UPDATE_S", 0.0)  # every token, as before
     many = list(h.respond(services, None, "Describe a cat.", [], False, "", *values))
     assert len(many) > len(few) + 10
+
+
+def test_only_a_turns_first_update_touches_the_message_box(services):
+    """The first update clears the box (the message was sent); the later ones, the last of which
+    Gradio sends again when the turn completes, leave it alone: text typed meanwhile stays."""
+    import gradio as gr
+
+    values = control_values(GREEDY.replace(max_tokens=24))
+    updates = list(h.respond(services, None, "Describe a cat.", [], False, "", *values))
+    assert len(updates) >= 3
+    assert updates[0][2:] == ("", False)
+    skip = gr.skip()
+    for later in updates[1:]:
+        assert later[2] == skip and later[3] == skip
