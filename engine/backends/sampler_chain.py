@@ -48,6 +48,35 @@ def build_chain(lc: Any, llm: Any, config: GenerationConfig, seed: int, grammar:
     return chain
 
 
+def greedy_chain(lc: Any, llm: Any, config: GenerationConfig, grammar: Any = None) -> Any:
+    """llama-cpp-python's chain for a greedy answer with the stock samplers (the penalties, then the
+    most likely token) over the most likely ``last_n_tokens_size + 1`` tokens instead of the whole
+    vocabulary; None where that could change the token. It cannot here: penalties that only lower
+    logits (repeat >= 1, frequency and presence >= 0) touch at most ``last_n_tokens_size`` tokens,
+    so one of the candidates keeps its logit, which no token outside them exceeds.
+
+    Why: llama.cpp's penalty stage looks every candidate up in its history; over the bundled
+    model's 49,152 tokens that took 0.33 ms a token on this project's 2-core CPU, 0.08 ms with the
+    candidates cut first, and on an H200 it was a fifth of each token's time."""
+    if (
+        config.temperature != 0
+        or grammar is not None  # a grammar may allow none of the candidates
+        or config.uses_extra_samplers()
+        or config.repeat_penalty < 1
+        or config.frequency_penalty < 0
+        or config.presence_penalty < 0
+    ):
+        return None
+    window = llm.last_n_tokens_size
+    chain = lc._internals.LlamaSampler()
+    chain.add_top_k(window + 1)
+    chain.add_penalties(
+        llm.n_vocab(), window, config.repeat_penalty, config.frequency_penalty, config.presence_penalty
+    )
+    chain.add_greedy()
+    return chain
+
+
 def _add_stage(chain: Any, name: str, llm: Any, config: GenerationConfig, seed: int) -> None:
     if name == "penalties":
         chain.add_penalties(
