@@ -25,10 +25,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -40,7 +38,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from api_support import API_KEY  # noqa: E402
 from bench_api import Sample, api_timing, backend_timing  # noqa: E402
 from bench_speed import FREE, GROUNDED, pause_between_runs  # noqa: E402
-from serving import free_port, served  # noqa: E402
+from peer_server import llama_server, same_kernels, server_binary  # noqa: E402
+from serving import served  # noqa: E402
 
 from engine import GenerationConfig, Settings, build  # noqa: E402
 from engine.backends.gguf_files import bundled_model_path  # noqa: E402
@@ -49,41 +48,6 @@ from engine.backends.gguf_files import bundled_model_path  # noqa: E402
 def engine_run(backend, prompt: str, max_tokens: int, greedy: bool) -> Sample:
     config = GenerationConfig(max_tokens=max_tokens)
     return backend_timing(backend, prompt, config.replace(temperature=0.0) if greedy else config)
-
-
-@contextmanager
-def llama_server(binary: Path, model: Path, threads: int, threads_batch: int, n_ctx: int) -> Iterator[str]:
-    import httpx
-
-    port = free_port()
-    command = [str(binary), "-m", str(model), "--host", "127.0.0.1", "--port", str(port)]
-    command += ["-t", str(threads), "-tb", str(threads_batch), "-c", str(n_ctx)]
-    with tempfile.TemporaryFile() as log:
-        proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            for _ in range(1200):
-                if proc.poll() is not None:
-                    log.seek(0)
-                    raise RuntimeError(log.read().decode(errors="replace")[-3000:])
-                try:
-                    if httpx.get(base + "/health", timeout=2).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.25)
-            yield base
-        finally:
-            proc.terminate()
-            proc.wait(timeout=60)
-
-
-def server_binary(given: str | None) -> Path:
-    if given:
-        return Path(given)
-    script = ROOT / "bench" / "build_llama_server.sh"
-    out = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=True)
-    return Path(out.stdout.strip().splitlines()[-1])
 
 
 @contextmanager
@@ -113,7 +77,12 @@ def both_servers(
         )
         binary = server_binary(server)
         peer_server = llama_server(
-            binary, bundled_model_path(), info.n_threads, info.n_threads_batch, info.n_ctx
+            binary,
+            bundled_model_path(),
+            info.n_threads,
+            info.n_threads_batch,
+            info.n_ctx,
+            extra=same_kernels(info),
         )
         # Hearth's API as a user runs it: its own process (a client in the same process would
         # share the GIL with the server's per-token work, which no real client does)

@@ -161,10 +161,11 @@ DRAFT_CONFIGS = (
 )
 
 
-def drafting(runs: int) -> None:
+def drafting(runs: int, settings: Settings | None = None) -> None:
+    """``settings``: the model's (default: Hearth's own, no snapshots, in a temporary folder)."""
     llama_generate.PromptLookup = CountedLookup  # type: ignore[misc]
     with tempfile.TemporaryDirectory() as tmp:
-        backend = LlamaCppBackend(Settings(data_dir=Path(tmp), kv_snapshots=False))
+        backend = LlamaCppBackend(settings or Settings(data_dir=Path(tmp), kv_snapshots=False))
         for name, config in DRAFT_CONFIGS:
             for label, prompts in (("grounded", GROUNDED), ("free chat", FREE)):
                 ratios, runs_seen = [], []
