@@ -46,49 +46,53 @@ def test_stock_settings_keep_the_stock_chain_and_greedy_answers_stay_the_same(ba
 
 
 @pytest.mark.parametrize(
-    "penalties",
+    "values",
     [
-        {"repeat_penalty": 1.1},  # Hearth's default
-        {"repeat_penalty": 1.0},
-        {"repeat_penalty": 1.6, "presence_penalty": 0.8, "frequency_penalty": 0.6},
+        {"temperature": 0.0, "repeat_penalty": 1.1},  # Hearth's default penalty, greedy
+        {"temperature": 0.0, "repeat_penalty": 1.0},
+        {"temperature": 0.0, "repeat_penalty": 1.6, "presence_penalty": 0.8, "frequency_penalty": 0.6},
+        {"temperature": 0.8, "seed": 5},  # Hearth's default samplers, a seeded draw
+        {"temperature": 1.5, "seed": 9, "top_k": 80, "top_p": 1.0, "min_p": 0.0, "repeat_penalty": 1.6},
     ],
-    ids=["default", "none", "strong"],
+    ids=["greedy", "greedy-no-penalty", "greedy-strong", "sampled", "sampled-wide-strong"],
 )
-def test_greedy_answers_over_the_cut_candidates_are_llama_cpp_pythons_own(backend, monkeypatch, penalties):
-    """At temperature 0 the stock chain (penalties, then the most likely token) runs over the
-    last_n_tokens_size + 1 most likely tokens: the same answers, token for token, as over all."""
+def test_answers_over_the_cut_candidates_are_llama_cpp_pythons_own(backend, monkeypatch, values):
+    """With the stock samplers, llama-cpp-python's chain runs over the tokens that can still be
+    chosen (engine/backends/sampler_chain.stock_chain): the same answers, token for token, as over
+    the whole vocabulary, greedy or drawn with the same seed."""
     from engine.backends import llama_cpp as backend_module
     from engine.backends import sampler_chain
 
     calls = []
     monkeypatch.setattr(
-        backend_module, "greedy_chain", lambda *a: calls.append(1) or sampler_chain.greedy_chain(*a)
+        backend_module, "stock_chain", lambda *a: calls.append(1) or sampler_chain.stock_chain(*a)
     )
     ask = [Message(role="user", content="Write a short poem about rain, repeating the word rain.")]
-    cut, cut_scored = _answer(backend, ask, temperature=0.0, max_tokens=60, **penalties)
+    cut, cut_scored = _answer(backend, ask, max_tokens=60, **values)
     assert calls  # the cut chain ran
-    monkeypatch.setattr(backend_module, "greedy_chain", lambda *a: None)  # llama-cpp-python's chain
-    whole, whole_scored = _answer(backend, ask, temperature=0.0, max_tokens=60, **penalties)
+    monkeypatch.setattr(backend_module, "stock_chain", lambda *a: None)  # llama-cpp-python's chain
+    whole, whole_scored = _answer(backend, ask, max_tokens=60, **values)
     assert len(whole_scored) > 20
     assert [t.token_bytes for t in cut_scored] == [t.token_bytes for t in whole_scored]
     assert cut == whole
 
 
-def test_the_cut_greedy_chain_is_only_for_what_it_cannot_change():
+def test_the_cut_stock_chain_is_only_for_what_it_cannot_change():
     class Llm:
         last_n_tokens_size = 64
 
-    from engine.backends.sampler_chain import greedy_chain
+    from engine.backends.sampler_chain import stock_chain
 
     for values in (
-        {"temperature": 0.7},
         {"temperature": 0.0, "repeat_penalty": 0.9},  # raises logits
         {"temperature": 0.0, "presence_penalty": -0.5},
-        {"temperature": 0.0, "frequency_penalty": -0.5},
+        {"temperature": 0.7, "frequency_penalty": -0.5},
         {"temperature": 0.0, "xtc_probability": 0.5},  # removes top choices
+        {"temperature": 0.7, "top_k": 0},  # no top-k: every token can be drawn
+        {"temperature": 0.7, "mirostat_mode": 2},
     ):
-        assert greedy_chain(None, Llm(), GenerationConfig(**values)) is None, values
-    assert greedy_chain(None, Llm(), GenerationConfig(temperature=0.0), grammar=object()) is None
+        assert stock_chain(None, Llm(), GenerationConfig(**values), 1) is None, values
+    assert stock_chain(None, Llm(), GenerationConfig(temperature=0.0), 1, grammar=object()) is None
 
 
 def test_a_banning_logit_bias_on_the_greedy_token_changes_it(backend):

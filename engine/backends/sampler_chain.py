@@ -48,20 +48,27 @@ def build_chain(lc: Any, llm: Any, config: GenerationConfig, seed: int, grammar:
     return chain
 
 
-def greedy_chain(lc: Any, llm: Any, config: GenerationConfig, grammar: Any = None) -> Any:
-    """llama-cpp-python's chain for a greedy answer with the stock samplers (the penalties, then the
-    most likely token) over the most likely ``last_n_tokens_size + 1`` tokens instead of the whole
-    vocabulary; None where that could change the token. It cannot here: penalties that only lower
-    logits (repeat >= 1, frequency and presence >= 0) touch at most ``last_n_tokens_size`` tokens,
-    so one of the candidates keeps its logit, which no token outside them exceeds.
+def stock_chain(lc: Any, llm: Any, config: GenerationConfig, seed: int, grammar: Any = None) -> Any:
+    """llama-cpp-python's own chain for the stock samplers, with the tokens cut first to those
+    that can still be chosen; None where a cut could change the outcome (then llama-cpp-python
+    builds its chain itself). Its chain is: the penalties, then the most likely token at
+    temperature 0, else top-k, typical, top-p, min-p, temperature and a seeded draw.
+
+    The cut keeps the ``top_k + last_n_tokens_size`` most likely tokens (``last_n_tokens_size + 1``
+    at temperature 0). Penalties that only lower logits (repeat >= 1, frequency and presence >= 0)
+    touch at most ``last_n_tokens_size`` tokens, so the top-k after them (and the most likely
+    token) are among those: the same candidates with the same logits, in the same order, hence the
+    same token for the same seed.
 
     Why: llama.cpp's penalty stage looks every candidate up in its history; over the bundled
     model's 49,152 tokens that took 0.33 ms a token on this project's 2-core CPU, 0.08 ms with the
     candidates cut first, and on an H200 it was a fifth of each token's time."""
+    sampled = config.temperature > 0
     if (
-        config.temperature != 0
+        config.temperature < 0
         or grammar is not None  # a grammar may allow none of the candidates
         or config.uses_extra_samplers()
+        or (sampled and (config.mirostat_mode in (1, 2) or config.top_k <= 0))
         or config.repeat_penalty < 1
         or config.frequency_penalty < 0
         or config.presence_penalty < 0
@@ -69,11 +76,19 @@ def greedy_chain(lc: Any, llm: Any, config: GenerationConfig, grammar: Any = Non
         return None
     window = llm.last_n_tokens_size
     chain = lc._internals.LlamaSampler()
-    chain.add_top_k(window + 1)
+    chain.add_top_k((config.top_k if sampled else 1) + window)
     chain.add_penalties(
         llm.n_vocab(), window, config.repeat_penalty, config.frequency_penalty, config.presence_penalty
     )
-    chain.add_greedy()
+    if not sampled:
+        chain.add_greedy()
+        return chain
+    chain.add_top_k(config.top_k)
+    chain.add_typical(config.typical_p, 1)
+    chain.add_top_p(config.top_p, 1)
+    chain.add_min_p(config.min_p, 1)
+    chain.add_temp(config.temperature)
+    chain.add_dist(seed)
     return chain
 
 
