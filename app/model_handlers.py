@@ -52,6 +52,7 @@ def model_facts(services: Services) -> str:
         f"| images | {'yes (projector loaded)' if backend.supports_images else 'no (text only)'} |\n"
         f"| compute | {gpu} |\n"
         f"| CPU threads | {info.threads_note or 'n/a'} |\n"
+        f"| flash attention | {info.attention_note or 'n/a'} |\n"
         f"| backend | {info.backend} |" + (f"\n\n⚠️ {info.note}" if info.note else "")
     )
 
@@ -76,7 +77,7 @@ def load_model(
     n_gpu_layers: NumberBox,
     n_threads: NumberBox,
     n_batch: NumberBox,
-    flash_attn: bool,
+    flash_attn: str | bool | None,
     type_k: str,
     type_v: str,
     use_mmap: bool,
@@ -94,8 +95,10 @@ def load_model(
             n_ctx=_int_or_none(n_ctx, "n_ctx") or services.settings.n_ctx,
             n_gpu_layers=_int_or_none(n_gpu_layers, "n_gpu_layers"),
             n_threads=_int_or_none(n_threads, "n_threads"),
-            n_batch=_int_or_none(n_batch, "n_batch") or services.settings.n_batch,
-            flash_attn=bool(flash_attn),
+            n_batch=_int_or_none(n_batch, "n_batch"),
+            flash_attn={"on": True, "off": False}.get(flash_attn, None)
+            if isinstance(flash_attn, str)
+            else flash_attn,
             type_k=(type_k or None) if type_k != "f16" else None,
             type_v=(type_v or None) if type_v != "f16" else None,
             use_mmap=bool(use_mmap),

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import branch_cmds, chat_cmds, docs_cmds, memory_cmds, preset_cmds, serve_cmd
 from .common import check_data_dir
-from .options import env_option, setting_option
+from .options import env_option, parse_auto_bool, setting_option
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
@@ -168,8 +168,18 @@ def _speed_options(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("speed (each has an environment variable fallback)")
     add = partial(setting_option, g)
     add("n_threads_batch", help="CPU threads for prompt batches (default: every available CPU)")
-    add("n_batch", help="most prompt tokens per llama.cpp call (default 63; README: KV reuse)")
-    add("flash_attn", help="turn flash attention off (on by default; a GPU without it runs it on the CPU)")
+    add("n_batch", help="most prompt tokens per llama.cpp call (default: 63 with flash attention, else 512)")
+    add(
+        "flash_attn",
+        help="flash attention: on, off or auto (default: on a GPU, on a CPU whichever decodes faster here)",
+        flag="--flash-attn",
+        switch=False,
+        default=None,
+        type=parse_auto_bool,
+        type_name="on, off or auto",
+        metavar="{on,off,auto}",
+    )
+    g.add_argument("--no-flash-attn", action="store_true", help="the same as --flash-attn off")
     add("kv_snapshots", help="do not keep each conversation's KV cache in RAM and on disk")
     add("kv_cache_ram_mb", help="RAM for KV snapshots in MB (default: 5%% of RAM, 64-2048)")
     add(
@@ -193,7 +203,8 @@ def settings_from(args: argparse.Namespace):
         n_gpu_layers=args.n_gpu_layers,
         n_threads=args.n_threads,
         n_threads_batch=args.n_threads_batch,
-        flash_attn=not args.no_flash_attn,
+        n_batch=args.n_batch,
+        flash_attn=False if args.no_flash_attn else args.flash_attn,
         kv_snapshots=not args.no_kv_snapshots,
         kv_cache_ram_mb=args.kv_cache_ram_mb,
         kv_cache_disk_mb=args.kv_cache_disk_mb,

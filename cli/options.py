@@ -62,6 +62,11 @@ def parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"{str(text)!r} is not one of {', '.join(TRUE_WORDS + FALSE_WORDS)}")
 
 
+def parse_auto_bool(text: str) -> bool | None:
+    """A boolean that may also be left to Hearth: "auto" (or "") is None."""
+    return None if text.strip().lower() in ("auto", "") else parse_bool(text)
+
+
 def _converter(kind: Callable[[str], Any], type_name: str) -> Callable[[str], Any]:
     """``kind`` with argparse's usage message, naming the variable when the text came from it."""
 

@@ -61,15 +61,14 @@ class Settings:
     n_threads_batch: int | None = None
     #: prompt-processing batch size: the most tokens of a prompt evaluated in one llama.cpp call.
     #: Which cached tokens stay reusable depends on how llama.cpp computes batches on this
-    #: machine (probed at load, chunk_rule). On a CPU with flash attention: under 64 every
-    #: cached prompt token (63, the default: a turn evaluates only its new tokens); from 128 on,
-    #: every batch has at least 64 tokens (its tiled kernel's), so each turn evaluates at least
-    #: 64, but long new prompts evaluate faster (512: 1.4x of 63 on this project's 2-core CPU)
-    n_batch: int = 63
-    #: flash attention: on by default, as llama.cpp's own server has it wherever supported. On
-    #: this project's 2-core CPU it decodes the bundled model 1.10x faster; on GPU builds it also
-    #: saves memory. llama-cpp-python only knows on/off (not llama.cpp's "auto")
-    flash_attn: bool = True
+    #: machine (probed at load, chunk_rule). None = auto: 512 without flash attention (on a CPU
+    #: every batch computes alike there), 63 with it (on a CPU with flash attention only batches
+    #: under 64 do: a turn evaluates only its new tokens; from 128 on, every batch has at least
+    #: 64 tokens, its tiled kernel's, so each turn evaluates at least 64)
+    n_batch: int | None = None
+    #: flash attention; None = auto: on a GPU on, as llama.cpp's own server has it; on a CPU
+    #: whichever decodes faster here, measured once per machine (attention_check)
+    flash_attn: bool | None = None
     #: KV-cache element types, e.g. "f16", "q8_0", "q4_0"; None = f16
     type_k: str | None = None
     type_v: str | None = None
@@ -178,7 +177,7 @@ class Settings:
             raise ConfigError(
                 f"embed_precision must be one of {', '.join(PRECISIONS)}.", field="embed_precision"
             )
-        if self.n_batch < 1:
+        if self.n_batch is not None and self.n_batch < 1:
             raise ConfigError("n_batch must be at least 1.", field="n_batch")
         if self.ingest_max_pages < 1 or self.ingest_max_chars < 1 or not self.ingest_parse_seconds > 0:
             raise ConfigError(

@@ -20,10 +20,17 @@ QUESTION = "Write three sentences about the sea."
 
 # the three rules on a CPU with flash attention: any batch (7), batches of 64 or more (512: the
 # tiled kernel's), the fixed n_batch schedule (64: a batch of 64 takes the tiled kernel, a smaller
-# one does not, and two of 64 do not fit)
-@pytest.fixture(params=[7, 64, 512], ids=["n_batch=7", "n_batch=64", "n_batch=512"])
+# one does not, and two of 64 do not fit); and without it, at its auto n_batch (512, any batch)
+@pytest.fixture(
+    params=[(True, 7), (True, 64), (True, 512), (False, None)],
+    ids=["n_batch=7", "n_batch=64", "n_batch=512", "no-flash-attn"],
+)
 def backend(request, tmp_path):
-    services = build(Settings(data_dir=tmp_path / "data", n_ctx=2048, n_batch=request.param, memory=False))
+    flash, n_batch = request.param
+    settings = Settings(
+        data_dir=tmp_path / "data", n_ctx=2048, n_batch=n_batch, flash_attn=flash, memory=False
+    )
+    services = build(settings)
     yield services.models.backend
     services.close()
 
@@ -119,7 +126,8 @@ def test_a_short_shared_system_prompt_is_reused_and_answers_stay_those_of_a_fres
     # prompts shorter than one n_batch chunk: the shared system prompt is still reused (all of it
     # where any batch is clean, else the head chunks of a quarter of n_batch), as a llama.cpp
     # server reuses it too
-    services = build(Settings(data_dir=tmp_path / "data", n_ctx=2048, n_batch=64, memory=False))
+    settings = Settings(data_dir=tmp_path / "data", n_ctx=2048, n_batch=64, flash_attn=True, memory=False)
+    services = build(settings)
     backend = services.models.backend
     try:
         first, question = (Message(role="user", content=f"Name three {w}.") for w in ("rivers", "mountains"))
@@ -143,13 +151,27 @@ LIGHTHOUSE = (
 ) * 4
 
 
-@pytest.mark.parametrize("n_batch", [63, 64, 512], ids=["n_batch=63", "n_batch=64", "n_batch=512"])
-def test_a_cached_prefix_with_a_short_new_tail_gives_the_logits_of_a_fresh_prompt(tmp_path, n_batch):
+@pytest.mark.parametrize(
+    ("flash", "n_batch", "rule_name"),
+    [
+        (True, 63, "any-batch-v2"),
+        (True, 64, "quarter-head-v1"),
+        (True, 512, "min-batch-64-v1"),
+        (False, 512, "any-batch-v2"),
+    ],
+    ids=["n_batch=63", "n_batch=64", "n_batch=512", "no-flash-attn"],
+)
+def test_a_cached_prefix_with_a_short_new_tail_gives_the_logits_of_a_fresh_prompt(
+    tmp_path, flash, n_batch, rule_name
+):
     # A prompt past 64 tokens whose new part is shorter than 64: llama.cpp's CPU flash attention
     # rounds batches of 64+ query rows differently from smaller ones, so a cached prefix plus a
     # short tail must not be mixed with a fresh evaluation's big batches. Compared to the last bit
-    # through the answer's log-probabilities, where a greedy text could hide a difference.
-    settings = Settings(data_dir=tmp_path / "data", n_ctx=2048, memory=False, kv_snapshots=False)
+    # through the answer's log-probabilities, where a greedy text could hide a difference. Without
+    # flash attention (as attention_check may choose on a CPU) any batch of two or more is alike.
+    settings = Settings(
+        data_dir=tmp_path / "data", n_ctx=2048, memory=False, kv_snapshots=False, flash_attn=flash
+    )
     services = build(settings.replace(n_batch=n_batch))
     backend, short = services.models.backend, GREEDY.replace(max_tokens=24)
     try:
@@ -167,7 +189,7 @@ def test_a_cached_prefix_with_a_short_new_tail_gives_the_logits_of_a_fresh_promp
         prompt = backend.count_prompt_tokens(follow_up)
         assert cold_cached == 0 and cached > 0 and prompt > 64 and len(warm) == 24
         rule = backend._reuse.rule
-        assert rule.name == {63: "any-batch-v2", 64: "quarter-head-v1", 512: "min-batch-64-v1"}[n_batch]
+        assert rule.name == rule_name
         if rule.any_batch:
             assert prompt - cached < 64  # only the short new tail was evaluated
         assert warm == cold  # every token's log-probability, and its top 3, to the last bit

@@ -63,7 +63,9 @@ def remote(servers, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def local_backend(tmp_path_factory):
-    backend = LlamaCppBackend(Settings(data_dir=tmp_path_factory.mktemp("local"), n_ctx=2048))
+    # flash attention on, as the server runs (not left to the CPU check: the answers are compared)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("local"), n_ctx=2048, flash_attn=True)
+    backend = LlamaCppBackend(settings)
     yield backend
     backend.close()
 

@@ -152,18 +152,44 @@ def test_real_machine_and_the_loaded_model(services):
     assert f"threads {plan.generation} gen / {plan.batch} batch" in info.summary()
 
 
-def test_flash_attention_is_on_by_default_and_the_switch_turns_it_off(services, monkeypatch):
-    """On as in llama.cpp's own server (llama-cpp-python's own default is off); 1.10x the
-    decode speed here (bench/bench_peer.py)."""
+def test_flash_attention_is_measured_by_default_and_the_flags_set_it(services, monkeypatch):
+    """Auto by default (attention_check): the loaded model runs as the CPU check chose, and the
+    flags and the variable force it either way."""
     import cli
 
     llm = services.models.backend._llm  # what llama.cpp was really given
-    assert llm.context_params.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
-    assert cli.settings_from(cli.global_parser().parse_args(["conversations"])).flash_attn is True
-    off = cli.global_parser().parse_args(["--no-flash-attn", "conversations"])
-    assert cli.settings_from(off).flash_attn is False
+    chose_on = services.models.info.attention_note.startswith("on (measured")
+    assert services.models.info.attention_note.startswith(("on (measured", "off (measured"))
+    assert (llm.context_params.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED) is chose_on
+
+    def flash(*argv: str) -> bool | None:
+        return cli.settings_from(cli.global_parser().parse_args([*argv, "conversations"])).flash_attn
+
+    assert flash() is None
+    assert (flash("--flash-attn", "on"), flash("--flash-attn", "off"), flash("--no-flash-attn")) == (
+        True,
+        False,
+        False,
+    )
     monkeypatch.setenv("HEARTH_FLASH_ATTN", "0")
-    assert cli.settings_from(cli.global_parser().parse_args(["conversations"])).flash_attn is False
+    assert flash() is False
+    monkeypatch.setenv("HEARTH_FLASH_ATTN", "auto")
+    assert flash() is None
+    assert flash("--flash-attn", "on") is True
+    with pytest.raises(SystemExit):
+        flash("--flash-attn", "maybe")
+
+
+def test_the_batch_size_flag_reaches_the_settings(monkeypatch):
+    import cli
+
+    def n_batch(*argv: str) -> int | None:
+        return cli.settings_from(cli.global_parser().parse_args([*argv, "conversations"])).n_batch
+
+    assert n_batch() is None  # auto: attention_check
+    assert n_batch("--n-batch", "128") == 128
+    monkeypatch.setenv("HEARTH_N_BATCH", "256")
+    assert n_batch() == 256
 
 
 def test_beside_a_browser_leaves_one_core_unless_the_count_was_set():

@@ -7,7 +7,7 @@ batched products of quantized weights (Q4_0, Q4_1, Q8_0, K-quants), so the first
 than one token kills the whole process, with no Python exception to catch.
 
 ``guard`` tries it once per machine and llama.cpp build, in a child process (a few tokens of a
-model in one batch), and keeps the verdict in a small file in the data directory. Where the child
+model in one batch), and keeps the verdict in the data directory (machine_facts). Where the child
 died of SIGILL, every model this process loads goes without llama.cpp's extra buffer types (AMX
 and the repacked weight layouts): prompt evaluation is slower for some quantizations, nothing
 else changes. Nothing happens, and no child runs, unless both the CPU and the build claim AMX.
@@ -16,10 +16,7 @@ else changes. Nothing happens, and no child runs, unless both the CPU and the bu
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -28,10 +25,10 @@ from types import ModuleType
 
 from ..errors import ModelError
 from .gguf_files import bundled_model_path
+from .machine_facts import machine_key, recall, remember
 
 log = logging.getLogger(__name__)
 
-VERDICTS = "cpu-check.json"
 NOTE = (
     "This CPU reports Intel AMX but faults on it (some virtual machines do): models load "
     "without llama.cpp's AMX and repacked kernels."
@@ -53,7 +50,7 @@ def guard(llama_cpp: ModuleType, model: Path, data_dir: Path) -> str:
         model = bundled_model_path()
     except ModelError:
         pass
-    if not _faults(_machine_key(llama_cpp), str(model), str(data_dir)):
+    if not _faults("amx:" + machine_key(llama_cpp), str(model), str(data_dir)):
         return ""
     without_extra_buffers(llama_cpp)
     return NOTE
@@ -89,24 +86,11 @@ def _build_uses_amx(llama_cpp: ModuleType) -> bool:
     return b"AMX_INT8 = 1" in llama_cpp.llama_print_system_info()
 
 
-def _machine_key(llama_cpp: ModuleType) -> str:
-    """This CPU, kernel and llama.cpp build: what the verdict holds for."""
-    cpu = [line for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines() if line][:30]
-    lib = Path(llama_cpp.llama_cpp._lib._name)
-    stat = lib.stat() if lib.exists() else None
-    parts = [*cpu, os.uname().release, str(lib), str(stat and (stat.st_size, stat.st_mtime_ns))]
-    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
-
-
 @functools.cache  # one child per machine and process: the answer is a fact about the machine
 def _faults(key: str, model: str, data_dir: str) -> bool:
-    path = Path(data_dir) / VERDICTS
-    try:
-        known = json.loads(path.read_text())
-        if isinstance(known.get(key), bool):
-            return known[key]
-    except (OSError, ValueError, AttributeError):
-        pass
+    known = recall(Path(data_dir), key)
+    if isinstance(known, bool):
+        return known
     try:
         child = subprocess.run(
             [sys.executable, "-c", _CHILD, model], capture_output=True, timeout=300, check=False
@@ -119,11 +103,5 @@ def _faults(key: str, model: str, data_dir: str) -> bool:
         return False
     faults = child.returncode == -signal.SIGILL
     log.warning(NOTE) if faults else log.info("AMX works on this CPU")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({key: faults}))
-        os.replace(tmp, path)
-    except OSError as e:
-        log.warning("could not keep the AMX verdict in %s (%s)", path, e)
+    remember(Path(data_dir), key, faults)
     return faults

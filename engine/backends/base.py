@@ -40,6 +40,8 @@ class ModelInfo:
     n_threads_batch: int = 0
     #: how the thread counts were chosen
     threads_note: str = ""
+    #: flash attention on or off, and why (see attention_check)
+    attention_note: str = ""
     #: SHA-256 of the chat template that renders prompts ("" = not known, e.g. a remote server)
     template_sha256: str = ""
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from ..config import GenerationConfig, Settings
 from ..errors import ConfigError, GenerationError, ModelError
 from ..types import Chunk, Message, Usage
-from . import amx_check, llama_thread
+from . import amx_check, attention_check, llama_thread
 from .control_tokens import Defused
 from .draft_policy import BatchCosts
 from .gguf_files import bundled_model_path, check_gguf_file, resolve_model
@@ -75,12 +75,12 @@ class LlamaCppBackend:
         amx_note = amx_check.guard(llama_cpp, path, settings.data_dir)  # before any model loads
         self._defused = Defused(llama_cpp)  # control-token spellings in message texts, broken
         gpu_ok = bool(llama_cpp.llama_supports_gpu_offload())
-        n_gpu_layers = settings.n_gpu_layers
-        if n_gpu_layers is None:
-            n_gpu_layers = -1 if gpu_ok else 0
-        n_ctx, note = fit_model_context(llama_cpp, path, settings, on_gpu=gpu_ok and n_gpu_layers != 0)
+        n_gpu_layers = (-1 if gpu_ok else 0) if settings.n_gpu_layers is None else settings.n_gpu_layers
+        on_gpu = gpu_ok and n_gpu_layers != 0
+        n_ctx, note = fit_model_context(llama_cpp, path, settings, on_gpu=on_gpu)
         self.note = " ".join(part for part in (note, amx_note) if part)
         threads = plan_threads(n_threads=settings.n_threads, n_threads_batch=settings.n_threads_batch)
+        settings, attention = attention_check.resolve(llama_cpp, settings, on_gpu, threads.generation)
         self._threads = threads  # a page's turn may leave the browser a core (see threads)
         kwargs = load_kwargs(
             llama_cpp, settings, path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, threads=threads
@@ -88,8 +88,7 @@ class LlamaCppBackend:
         kwargs["chat_handler"] = image_handler(settings.mmproj, gpu_ok)
         #: whether attached images reach the model (a vision GGUF loaded with its mmproj)
         self.supports_images = kwargs["chat_handler"] is not None
-        #: every sampler is driven here (image turns, through llama-cpp-python's chat handler, use
-        #: its stock chain: IMAGE_TURN_IGNORES)
+        #: every sampler is driven here (image turns use llama-cpp-python's chain: IMAGE_TURN_IGNORES)
         self.ignored_settings: tuple[str, ...] = ()
         self._loaded: Llama | None = load_llama(llama_cpp, path, kwargs)  # None once closed
         self._lock = threading.Lock()
@@ -109,6 +108,7 @@ class LlamaCppBackend:
             n_gpu_layers=n_gpu_layers,
             threads=threads,
             note=self.note,
+            attention=attention.note,
         )
         self._kv = (
             conversation_kv(llama_cpp, self._llm, self._formatter, settings, path, kwargs, rule)

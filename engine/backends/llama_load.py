@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
 from ..errors import ModelError
+from .attention_check import FLASH_BATCH
 from .base import ModelInfo
 from .chunk_rule import MIN_TILED, ChunkRule
 from .draft_model import DraftModel
@@ -90,7 +91,7 @@ def load_kwargs(
         model_path=str(path),
         n_ctx=n_ctx,
         n_gpu_layers=n_gpu_layers,
-        n_batch=min(settings.n_batch, n_ctx),
+        n_batch=min(settings.n_batch or FLASH_BATCH, n_ctx),  # None only where not resolved
         use_mmap=settings.use_mmap,
         use_mlock=settings.use_mlock,
         flash_attn=settings.flash_attn,
@@ -308,6 +309,7 @@ def describe(
     n_gpu_layers: int,
     threads: ThreadPlan,
     note: str,
+    attention: str = "",
 ) -> ModelInfo:
     """The model panel's description of the loaded model."""
     meta = llm.metadata
@@ -332,6 +334,7 @@ def describe(
         n_threads=threads.generation,
         n_threads_batch=threads.batch,
         threads_note=threads.describe(),
+        attention_note=attention,
         template_sha256=hashlib.sha256(_template_text(formatter).encode()).hexdigest(),
     )
 
