@@ -52,7 +52,12 @@ def engine_run(backend, prompt: str, max_tokens: int, greedy: bool) -> Sample:
 
 @contextmanager
 def both_servers(
-    tmp: Path, threads: int | None, server: str | None, *, prompt_lookup: bool = False
+    tmp: Path,
+    threads: int | None,
+    server: str | None,
+    *,
+    prompt_lookup: bool = False,
+    flash_attn: bool | None = None,
 ) -> Iterator[dict]:
     """Hearth (its engine in this process, and its API as its own process) and llama-server
     on the same GGUF, threads and context, out of the box otherwise. Yields a dict:
@@ -66,6 +71,7 @@ def both_servers(
         n_threads=threads,
         n_threads_batch=threads,
         prompt_lookup=prompt_lookup,
+        flash_attn=flash_attn,
     )
     services = build(settings)
     try:
@@ -73,7 +79,7 @@ def both_servers(
         info = backend.info
         print(
             f"threads {info.n_threads} generation / {info.n_threads_batch} batch,"
-            f" n_ctx {info.n_ctx}, model {Path(info.path).name}"
+            f" n_ctx {info.n_ctx}, model {Path(info.path).name}, flash attention {info.attention_note}"
         )
         binary = server_binary(server)
         peer_server = llama_server(
@@ -89,6 +95,7 @@ def both_servers(
         env = {"HEARTH_API_KEY": API_KEY, "HEARTH_MEMORY": "0", "HEARTH_N_CTX": str(info.n_ctx)}
         env |= {"HEARTH_N_THREADS": str(info.n_threads), "HEARTH_N_THREADS_BATCH": str(info.n_threads_batch)}
         env["HEARTH_PROMPT_LOOKUP"] = "1" if prompt_lookup else "0"
+        env["HEARTH_FLASH_ATTN"] = {None: "auto", True: "on", False: "off"}[flash_attn]
         with (
             served(tmp / "served", env=env) as hearth_url,
             openai.OpenAI(base_url=f"{hearth_url}/v1", api_key=API_KEY) as hearth,
@@ -110,7 +117,9 @@ def compare(args: argparse.Namespace) -> None:
     lookup = args.prompt_lookup
     with (
         tempfile.TemporaryDirectory() as tmp,
-        both_servers(Path(tmp), args.n_threads, args.server, prompt_lookup=lookup) as s,
+        both_servers(
+            Path(tmp), args.n_threads, args.server, prompt_lookup=lookup, flash_attn=args.flash_attn
+        ) as s,
     ):
         for greedy in [g for g in (True, False) if args.sampling in ("both", SAMPLING[g])]:
             temperature = 0.0 if greedy else None  # None: the server's own default
@@ -167,6 +176,12 @@ def main() -> int:
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--n-threads", type=int, default=None, help="generation and batch threads for both")
     parser.add_argument("--prompt-lookup", action="store_true", help="Hearth with prompt-lookup drafting")
+    parser.add_argument(
+        "--flash-attn",
+        type=lambda t: {"auto": None, "on": True, "off": False}[t],
+        default=None,
+        help="Hearth's flash attention: auto (its default), on or off; llama-server keeps its own default",
+    )
     parser.add_argument(
         "--sampling",
         choices=("greedy", "defaults", "both"),

@@ -63,7 +63,10 @@ def run(args: argparse.Namespace) -> dict[str, dict[str, list[Turn]]]:
     names = PAGES[: args.chats]
     results: dict[str, dict[str, list[Turn]]] = {"first": {"hearth": [], "peer": []}}
     results["later"] = {"hearth": [], "peer": []}
-    with tempfile.TemporaryDirectory() as tmp, both_servers(Path(tmp), args.n_threads, args.server) as s:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        both_servers(Path(tmp), args.n_threads, args.server, flash_attn=args.flash_attn) as s,
+    ):
         sides = {"hearth": (s["hearth"], s["hearth_model"]), "peer": (s["peer"], s["peer_model"])}
         histories = {side: {n: opening(n, args.chars) for n in names} for side in sides}
         for side, (client, model) in sides.items():  # untimed: first requests set up buffers
@@ -108,6 +111,12 @@ def main() -> int:
     parser.add_argument("--chars", type=int, default=2400, help="characters of each manual page")
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--n-threads", type=int, default=None, help="generation and batch threads for both")
+    parser.add_argument(
+        "--flash-attn",
+        type=lambda t: {"auto": None, "on": True, "off": False}[t],
+        default=None,
+        help="Hearth's flash attention: auto (its default), on or off; llama-server keeps its own default",
+    )
     report(run(parser.parse_args()))
     return 0
 
