@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import os
@@ -14,6 +15,7 @@ from conftest import GREEDY, run_turn
 from app import compare_handlers as ch
 from app import handlers as h
 from app.controls import control_values
+from engine import Settings, build
 from engine.backends.threads import ThreadPlan, cgroup_cpu_quota, physical_cores, plan_threads
 from engine.types import Message
 
@@ -200,16 +202,16 @@ def test_beside_a_browser_leaves_one_core_unless_the_count_was_set():
     assert plan(4, "settings").beside_a_browser() == 4
 
 
-@pytest.fixture
-def two_generation_threads(services):
-    """The loaded model as on a 2-core machine (whatever this one has): 2 generation threads."""
-    backend = services.models.backend
+@contextlib.contextmanager
+def as_on_two_cores(backend):
+    """The loaded model as on a 2-core machine (whatever this one has): 2 generation threads.
+    Yields the threads each single-token decode ran on."""
     llm, usual = backend._llm, backend._threads
     backend._threads = dataclasses.replace(usual, generation=2, source="auto")
     llama_cpp.llama_set_n_threads(llm._ctx.ctx, 2, usual.batch)
     decode, seen = llm.eval, []
 
-    def spy(tokens):  # the threads each single-token decode ran on
+    def spy(tokens):
         if len(tokens) == 1:
             seen.append(llama_cpp.llama_n_threads(llm._ctx.ctx))
         return decode(tokens)
@@ -221,6 +223,12 @@ def two_generation_threads(services):
         del llm.eval
         backend._threads = usual
         llama_cpp.llama_set_n_threads(llm._ctx.ctx, usual.generation, usual.batch)
+
+
+@pytest.fixture
+def two_generation_threads(services):
+    with as_on_two_cores(services.models.backend) as seen:
+        yield seen
 
 
 def test_a_page_turn_decodes_on_a_core_fewer_and_others_on_all(services, two_generation_threads):
@@ -277,3 +285,27 @@ def test_a_core_fewer_gives_the_same_bits(services, two_generation_threads):
         runs[spare] = [(lp.token, lp.logprob) for c in chunks for lp in c.logprobs or []]
     assert set(two_generation_threads) == {1, 2} and len(runs[True]) == 60
     assert runs[True] == runs[False]
+
+
+def test_without_flash_attention_a_core_fewer_gives_the_same_bits_at_any_context(tmp_path):
+    """Without flash attention (attention_check's choice where it decodes faster) a one-token
+    decode's attention is split between threads by rows too: past 256 tokens of context a page
+    answer on a core fewer is still the API's, to the last bit."""
+    services = build(Settings(data_dir=tmp_path / "d", flash_attn=False, memory=False, kv_snapshots=False))
+    backend = services.models.backend
+    story = "The keeper climbed ninety-nine steps to light the lamp and wrote the weather in a book. " * 16
+    messages = [Message(role="user", content=story + "Go on with the story.")]
+    try:
+        assert backend.count_prompt_tokens(messages) > 256
+        with as_on_two_cores(backend) as seen:
+            runs = {}
+            for spare in (False, True):
+                backend.clear_cache()
+                chunks = backend.stream_chat(
+                    messages, GREEDY.replace(max_tokens=40), spare_core=spare, logprobs=1
+                )
+                runs[spare] = [(lp.token, lp.logprob) for c in chunks for lp in c.logprobs or []]
+        assert set(seen) == {1, 2} and len(runs[True]) == 40
+        assert runs[True] == runs[False]
+    finally:
+        services.close()
