@@ -95,7 +95,7 @@ def load_model(
             n_ctx=_int_or_none(n_ctx, "n_ctx") or services.settings.n_ctx,
             n_gpu_layers=_int_or_none(n_gpu_layers, "n_gpu_layers"),
             n_threads=_int_or_none(n_threads, "n_threads"),
-            n_batch=_int_or_none(n_batch, "n_batch"),
+            n_batch=_int_or_none(n_batch, "n_batch") or None,  # an empty number box sends 0: auto
             flash_attn={"on": True, "off": False}.get(flash_attn, None)
             if isinstance(flash_attn, str)
             else flash_attn,

@@ -72,7 +72,7 @@ def _size_row(settings: Settings) -> list[gr.components.Component]:
             elem_id="model-threads",
             value="" if settings.n_threads is None else str(settings.n_threads),
         )
-        n_batch = gr.Number(label="Batch size (empty = auto)", value=settings.n_batch, precision=0)
+        n_batch = gr.Number(label="Batch size (0 = auto)", value=settings.n_batch, precision=0)
     return [n_ctx, n_gpu, n_threads, n_batch]
 
 
@@ -83,6 +83,7 @@ def _memory_row(settings: Settings) -> list[gr.components.Component]:
             ["auto", "on", "off"],
             value={None: "auto", True: "on", False: "off"}[settings.flash_attn],
             label="Flash attention (auto: on a GPU; on a CPU, the faster here)",
+            elem_id="model-flash-attn",
         )
         cache_types = ["f16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1"]
         type_k = gr.Dropdown(cache_types, value=settings.type_k or "f16", label="K cache type")

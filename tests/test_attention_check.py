@@ -100,3 +100,25 @@ def test_the_model_loads_as_the_verdict_says(tmp_path, faster):
         assert info.attention_note.startswith(faster) and info.attention_note in mh.model_facts(services)
     finally:
         services.close()
+
+
+def test_the_model_tab_sets_flash_attention_and_an_empty_batch_box_means_auto(tmp_path):
+    services = build(Settings(data_dir=tmp_path / "data", n_ctx=1024, memory=False, kv_snapshots=False))
+    try:
+        for choice, n_batch, want_flash, want_batch in (
+            ("on", 0, True, 63),
+            ("off", None, False, 512),
+            ("off", 200, False, 200),
+        ):
+            _, status = mh.load_model(
+                services, "", None, 1024, "", "", n_batch, choice, "f16", "f16", True, False, ""
+            )
+            assert status.startswith("✅"), status
+            llm = services.models.backend._llm
+            assert (
+                llm.context_params.flash_attn_type == llama_cpp.LLAMA_FLASH_ATTN_TYPE_ENABLED
+            ) is want_flash
+            assert llm.n_batch == want_batch
+            assert services.models.info.attention_note == f"{choice} (set)"
+    finally:
+        services.close()
