@@ -56,6 +56,10 @@ def test_the_faster_kernel_is_chosen_with_its_batch_size_and_the_verdict_is_kept
     remember(tmp_path, _key(3), {"on": 80.0, "off": 82.0})
     chosen = attention_check.choose(llama_cpp, settings, on_gpu=False, threads=3)
     assert (chosen.flash, chosen.n_batch) == (True, attention_check.FLASH_BATCH)
+    # without flash attention a batch's scores span the whole context: long contexts batch less
+    assert [attention_check.plain_batch(n) for n in (2048, 8192, 32768, 1 << 20)] == [512, 512, 128, 64]
+    remember(tmp_path, _key(3), {"on": 50.0, "off": 80.0})
+    assert attention_check.choose(llama_cpp, settings, on_gpu=False, threads=3, n_ctx=65536).n_batch == 64
     # a set batch size is kept either way
     chosen = attention_check.choose(llama_cpp, settings.replace(n_batch=200), on_gpu=False, threads=3)
     assert chosen.n_batch == 200

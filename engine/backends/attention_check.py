@@ -46,8 +46,12 @@ ROUNDS, DECODES = 3, 8
 #: how much faster going without must be to turn flash attention off (noise is not a reason)
 MARGIN = 1.05
 #: the auto batch sizes: with flash attention (every batch under its tiled kernel's 64 rows,
-#: see chunk_rule) and without
+#: see chunk_rule) and without (at most; see plain_batch)
 FLASH_BATCH, PLAIN_BATCH = 63, 512
+#: without flash attention llama.cpp holds a batch's attention scores for the whole context,
+#: n_ctx x n_batch x heads floats: n_ctx x n_batch stays under this (4M: 512 at 8,192 tokens of
+#: context, 256 MB for a model of 16 heads)
+PLAIN_SCORES = 1 << 22
 _ROOT = Path(__file__).resolve().parents[2]
 _CHILD = (
     "import json, sys\n"
@@ -71,15 +75,17 @@ class Attention:
 
 
 def resolve(
-    llama_cpp: ModuleType, settings: Settings, on_gpu: bool, threads: int
+    llama_cpp: ModuleType, settings: Settings, on_gpu: bool, threads: int, n_ctx: int
 ) -> tuple[Settings, Attention]:
     """``settings`` with flash attention and the batch size decided where they are None (auto),
-    for a model on the GPU or not, decoding on ``threads`` CPU threads."""
-    attention = choose(llama_cpp, settings, on_gpu=on_gpu, threads=threads)
+    for a model on the GPU or not, decoding on ``threads`` CPU threads, with ``n_ctx``."""
+    attention = choose(llama_cpp, settings, on_gpu=on_gpu, threads=threads, n_ctx=n_ctx)
     return dataclasses.replace(settings, flash_attn=attention.flash, n_batch=attention.n_batch), attention
 
 
-def choose(llama_cpp: ModuleType, settings: Settings, *, on_gpu: bool, threads: int) -> Attention:
+def choose(
+    llama_cpp: ModuleType, settings: Settings, *, on_gpu: bool, threads: int, n_ctx: int = 4096
+) -> Attention:
     flash = settings.flash_attn
     if flash is not None:
         note = f"{'on' if flash else 'off'} (set)"
@@ -87,8 +93,14 @@ def choose(llama_cpp: ModuleType, settings: Settings, *, on_gpu: bool, threads: 
         flash, note = True, "on (GPU)"
     else:
         flash, note = _measured(llama_cpp, settings.data_dir, threads)
-    n_batch = settings.n_batch or (FLASH_BATCH if flash else PLAIN_BATCH)
+    n_batch = settings.n_batch or (FLASH_BATCH if flash else plain_batch(n_ctx))
     return Attention(flash, n_batch, note)
+
+
+def plain_batch(n_ctx: int) -> int:
+    """The auto batch size without flash attention: PLAIN_BATCH, less at long contexts (a batch's
+    scores for the whole context within PLAIN_SCORES), never under 64."""
+    return max(64, min(PLAIN_BATCH, PLAIN_SCORES // n_ctx))
 
 
 def _measured(llama_cpp: ModuleType, data_dir: Path, threads: int) -> tuple[bool, str]:

@@ -80,7 +80,7 @@ class LlamaCppBackend:
         n_ctx, note = fit_model_context(llama_cpp, path, settings, on_gpu=on_gpu)
         self.note = " ".join(part for part in (note, amx_note) if part)
         threads = plan_threads(n_threads=settings.n_threads, n_threads_batch=settings.n_threads_batch)
-        settings, attention = attention_check.resolve(llama_cpp, settings, on_gpu, threads.generation)
+        settings, attention = attention_check.resolve(llama_cpp, settings, on_gpu, threads.generation, n_ctx)
         self._threads = threads  # a page's turn may leave the browser a core (see threads)
         kwargs = load_kwargs(
             llama_cpp, settings, path, n_ctx=n_ctx, n_gpu_layers=n_gpu_layers, threads=threads

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import platform
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -26,11 +27,11 @@ def machine_key(llama_cpp: ModuleType) -> str:
     try:
         cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:  # not Linux
-        cpuinfo = os.uname().machine
+        cpuinfo = f"{platform.machine()}\n{platform.processor()}\n{os.cpu_count()}"
     cpu = [line for line in cpuinfo.splitlines() if line][:30]
     lib = Path(llama_cpp.llama_cpp._lib._name)
     stat = lib.stat() if lib.exists() else None
-    parts = [*cpu, os.uname().release, str(lib), str(stat and (stat.st_size, stat.st_mtime_ns))]
+    parts = [*cpu, platform.release(), str(lib), str(stat and (stat.st_size, stat.st_mtime_ns))]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
 
 
