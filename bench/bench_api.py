@@ -25,26 +25,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from api_support import api_client  # noqa: E402
+from stream_timing import SYSTEM, Sample, backend_timing  # noqa: E402
 
 from engine import GenerationConfig, Settings, build  # noqa: E402
-from engine.types import Message  # noqa: E402
 
-SYSTEM = "You are a helpful assistant."
 PROMPT = "Write a long, detailed story about a lighthouse keeper and a storm."
-Sample = tuple[float, float]  # (time to first token in s, tokens/s after it)
-
-
-def backend_timing(backend, prompt: str, config: GenerationConfig) -> Sample:
-    """One greedy answer streamed straight from the backend."""
-    messages = [Message(role="system", content=SYSTEM), Message(role="user", content=prompt)]
-    start = time.perf_counter()
-    stamps, tokens = [], 0
-    for chunk in backend.stream_chat(messages, config):
-        if chunk.text:
-            stamps.append(time.perf_counter())
-        if chunk.usage:
-            tokens = chunk.usage.completion_tokens
-    return stamps[0] - start, (tokens - 1) / (stamps[-1] - stamps[0])
 
 
 def api_timing(

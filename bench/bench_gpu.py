@@ -38,14 +38,15 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from bench_speed import FREE, GROUNDED, TOPICS, drafting, pause_between_runs  # noqa: E402
 from peer_server import llama_server, same_kernels  # noqa: E402
+from stream_timing import SYSTEM as TEXT_SYSTEM  # noqa: E402
+from stream_timing import Sample, backend_timing  # noqa: E402
 
 from engine import GenerationConfig, Settings  # noqa: E402
 from engine.backends.gguf_files import bundled_model_path  # noqa: E402
 from engine.backends.llama_cpp import LlamaCppBackend  # noqa: E402
 from engine.types import Message  # noqa: E402
 
-SYSTEM = Message(role="system", content="You are a helpful assistant.")
-Sample = tuple[float, float]  # (TTFT in s, tokens/s after the first token)
+SYSTEM = Message(role="system", content=TEXT_SYSTEM)
 
 
 def gpu_settings(tmp: Path, **kw) -> Settings:
@@ -131,17 +132,6 @@ def server_timing(base: str, prompt: str, max_tokens: int) -> Sample:
     return stamps[0] - start, (len(stamps) - 1) / (stamps[-1] - stamps[0])
 
 
-def engine_timing(backend, prompt: str, max_tokens: int) -> Sample:
-    text_config = GenerationConfig(temperature=0.0, max_tokens=max_tokens)
-    start, stamps, tokens = time.perf_counter(), [], 0
-    for chunk in backend.stream_chat([SYSTEM, Message(role="user", content=prompt)], text_config):
-        if chunk.text:
-            stamps.append(time.perf_counter())
-        if chunk.usage:
-            tokens = chunk.usage.completion_tokens
-    return stamps[0] - start, (tokens - 1) / (stamps[-1] - stamps[0])
-
-
 def speed(tmp: Path, runs: int, max_tokens: int, server: str | None) -> None:
     gpu = LlamaCppBackend(gpu_settings(tmp))
     cpu = LlamaCppBackend(gpu_settings(tmp, n_gpu_layers=0, kv_snapshots=False))
@@ -149,14 +139,14 @@ def speed(tmp: Path, runs: int, max_tokens: int, server: str | None) -> None:
     raw = llama_cpp.Llama(
         str(bundled_model_path()), n_gpu_layers=-1, n_ctx=gpu.info.n_ctx, flash_attn=True, verbose=False
     )
-    info = gpu.info
+    info, greedy = gpu.info, GenerationConfig(temperature=0.0, max_tokens=max_tokens)
     print(f"speed: {info.summary()}; the CPU engine: {cpu.info.summary()}")
     paths = {
         "raw": lambda p: raw_timing(
             raw, llama_cpp, gpu.render([SYSTEM, Message(role="user", content=p)]), max_tokens
         ),
-        "engine": lambda p: engine_timing(gpu, p, max_tokens),
-        "cpu": lambda p: engine_timing(cpu, p, max_tokens),
+        "engine": lambda p: backend_timing(gpu, p, greedy),
+        "cpu": lambda p: backend_timing(cpu, p, greedy),
     }
     with ExitStack() as stack:
         stack.callback(raw.close)
