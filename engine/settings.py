@@ -62,9 +62,10 @@ class Settings:
     #: prompt-processing batch size: the most tokens of a prompt evaluated in one llama.cpp call.
     #: Which cached tokens stay reusable depends on how llama.cpp computes batches on this
     #: machine (probed at load, chunk_rule). None = auto: 512 without flash attention (on a CPU
-    #: every batch computes alike there; less past 8,192 tokens of context), 63 with it (on a CPU with flash attention only batches
-    #: under 64 do: a turn evaluates only its new tokens; from 128 on, every batch has at least
-    #: 64 tokens, its tiled kernel's, so each turn evaluates at least 64)
+    #: every batch computes alike there; less past 8,192 tokens of context), 63 with it (on a
+    #: CPU with flash attention only batches under 64 do: a turn evaluates only its new tokens;
+    #: from 128 on, every batch has at least 64 tokens, its tiled kernel's, so each turn
+    #: evaluates at least 64)
     n_batch: int | None = None
     #: flash attention; None = auto: on a GPU on, as llama.cpp's own server has it; on a CPU
     #: whichever decodes faster here, measured once per machine (attention_check)

@@ -31,7 +31,7 @@ def no_child(monkeypatch):
 
 def test_the_child_times_both_kernels_on_the_bundled_model(tmp_path):
     amx_check.guard(llama_cpp, bundled_model_path(), tmp_path)  # the kernels a model would load with
-    plain = attention_check.plain_buffers(llama_cpp)
+    plain = amx_check.plain_buffers(llama_cpp)
     speeds = attention_check._timed_in_child.__wrapped__("unused-key", 1, plain)  # no memo: a real child
     assert set(speeds) == {"on", "off"}
     assert all(math.isfinite(v) and 1 < v < 100_000 for v in speeds.values()), speeds

@@ -60,10 +60,10 @@ def without_extra_buffers(llama_cpp: ModuleType) -> None:
     """Every ``Llama`` made from now on in this process loads its weights into plain CPU
     buffers. llama-cpp-python has no argument for it: its model parameters come from
     ``llama_model_default_params``, which is wrapped (once) to turn ``use_extra_bufts`` off."""
+    if plain_buffers(llama_cpp):
+        return
     module = llama_cpp.llama_cpp
     defaults = module.llama_model_default_params
-    if getattr(defaults, "hearth_plain_buffers", False):
-        return
 
     @functools.wraps(defaults)
     def plain() -> object:
@@ -73,6 +73,11 @@ def without_extra_buffers(llama_cpp: ModuleType) -> None:
 
     plain.hearth_plain_buffers = True  # type: ignore[attr-defined]
     module.llama_model_default_params = plain
+
+
+def plain_buffers(llama_cpp: ModuleType) -> bool:
+    """Whether this process loads models without extra buffer types (``without_extra_buffers``)."""
+    return bool(getattr(llama_cpp.llama_cpp.llama_model_default_params, "hearth_plain_buffers", False))
 
 
 def _cpu_claims_amx() -> bool:

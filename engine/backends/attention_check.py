@@ -4,8 +4,8 @@ llama.cpp's own server turns flash attention on wherever it is supported, and on
 faster kernel. On a CPU it depends on the CPU: on this project's 2-core AMD machines it decoded
 the bundled model 1.10x faster at short contexts, but on its 2-core Intel (Sapphire Rapids)
 machines one-token decodes with it slowed with every token of context, to half the speed of the
-plain kernels at 1,000 tokens (36 against 66 tokens/s), and prompt batches under 64 tokens ran at
-a third of the speed.
+plain kernels at 1,000 tokens (31 against 63 tokens/s), and prompt batches under 64 tokens ran at
+two fifths of the speed (81 against 202; bench/bench_attention.py).
 
 So where ``Settings.flash_attn`` is None (auto) and the model runs on the CPU, a child process
 times one-token decodes of the bundled model at ``CONTEXT`` tokens of context both ways, at the
@@ -34,6 +34,7 @@ from types import ModuleType
 
 from ..config import Settings
 from ..errors import ModelError
+from . import amx_check
 from .gguf_files import bundled_model_path
 from .machine_facts import machine_key, recall, remember
 
@@ -107,7 +108,7 @@ def _measured(llama_cpp: ModuleType, data_dir: Path, threads: int) -> tuple[bool
     key = f"flash-attn:{machine_key(llama_cpp)}:{threads}"
     speeds = recall(data_dir, key)
     if not _valid(speeds):
-        speeds = _timed_in_child(key, threads, plain_buffers(llama_cpp))
+        speeds = _timed_in_child(key, threads, amx_check.plain_buffers(llama_cpp))
         if speeds is None:
             return True, "on (the CPU check could not run)"
         remember(data_dir, key, speeds)
@@ -120,11 +121,6 @@ def _measured(llama_cpp: ModuleType, data_dir: Path, threads: int) -> tuple[bool
     )
     log.info("flash attention %s", note)
     return flash, note
-
-
-def plain_buffers(llama_cpp: ModuleType) -> bool:
-    """Whether this process loads models without extra buffer types (amx_check turned them off)."""
-    return bool(getattr(llama_cpp.llama_cpp.llama_model_default_params, "hearth_plain_buffers", False))
 
 
 def _valid(speeds: object) -> bool:
@@ -158,9 +154,7 @@ def measure(model: str, threads: int, plain: bool) -> dict[str, float]:
     import llama_cpp
 
     if plain:  # the kernels the parent loads with (amx_check)
-        from .amx_check import without_extra_buffers
-
-        without_extra_buffers(llama_cpp)
+        amx_check.without_extra_buffers(llama_cpp)
     models = {
         name: llama_cpp.Llama(
             model_path=model,
