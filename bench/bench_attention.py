@@ -29,7 +29,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from engine.backends import amx_check  # noqa: E402
+from engine.backends.chunk_rule import ChunkRule  # noqa: E402
 from engine.backends.gguf_files import bundled_model_path  # noqa: E402
+from engine.backends.kv_reuse import evaluate  # noqa: E402
+from engine.backends.llama_load import _agree  # noqa: E402
 from engine.backends.threads import plan_threads  # noqa: E402
 
 TEXT = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -48,22 +51,9 @@ def load(llama_cpp, flash: bool, threads: int, n_ctx: int = 4096):
     )
 
 
-def evaluate(llama_cpp, llm, tokens: list[int], start: int, sizes: list[int]) -> None:
-    """``tokens`` from position ``start`` in batches of ``sizes`` (logits of the last one only)."""
-    position = start
-    for size in sizes:
-        part = tokens[position - start : position - start + size]
-        batch = llama_cpp.llama_batch_init(len(part), 0, 1)
-        try:
-            batch.n_tokens = len(part)
-            for j, token in enumerate(part):
-                batch.token[j], batch.pos[j], batch.n_seq_id[j] = token, position + j, 1
-                batch.seq_id[j][0], batch.logits[j] = 0, j == len(part) - 1
-            if llama_cpp.llama_decode(llm._ctx.ctx, batch) != 0:
-                raise RuntimeError("llama_decode failed")
-        finally:
-            llama_cpp.llama_batch_free(batch)
-        position += size
+def fresh(llm) -> None:
+    llm.reset()
+    llm._ctx.kv_cache_clear()
 
 
 def last_logits(llama_cpp, llm):
@@ -73,11 +63,6 @@ def last_logits(llama_cpp, llm):
     return np.ctypeslib.as_array(logits, shape=(llm.n_vocab(),)).copy()
 
 
-def fresh(llm) -> None:
-    llm.reset()
-    llm._ctx.kv_cache_clear()
-
-
 def decode_rates(llama_cpp, tokens: list[int], contexts: list[int], threads: int, decodes: int) -> None:
     models = {flash: load(llama_cpp, flash, threads) for flash in (True, False)}
     try:
@@ -85,13 +70,14 @@ def decode_rates(llama_cpp, tokens: list[int], contexts: list[int], threads: int
             best = dict.fromkeys(models, math.inf)
             for llm in models.values():
                 fresh(llm)
-                evaluate(llama_cpp, llm, tokens, 0, [min(512, context - i) for i in range(0, context, 512)])
-            for round_ in range(3):
+                llm.eval(tokens[:context])
+            for _ in range(3):
                 for flash, llm in models.items():
                     llm._ctx.kv_cache_seq_rm(0, context, -1)  # back to the prompt
+                    llm.n_tokens = context
                     start = time.perf_counter()
-                    for k in range(decodes):
-                        evaluate(llama_cpp, llm, tokens[context + k :], context + k, [1])
+                    for token in tokens[context : context + decodes]:
+                        llm.eval([token])
                     best[flash] = min(best[flash], (time.perf_counter() - start) / decodes)
             on, off = 1 / best[True], 1 / best[False]
             print(
@@ -114,9 +100,7 @@ def prefill_rates(llama_cpp, tokens: list[int], threads: int) -> None:
                 for _ in range(2):
                     fresh(llm)
                     start = time.perf_counter()
-                    evaluate(
-                        llama_cpp, llm, tokens[:1000], 0, [min(size, 1000 - i) for i in range(0, 1000, size)]
-                    )
+                    evaluate(llm, tokens, 0, 1000, ChunkRule(size, min_batch=2))  # as the engine does
                     best = min(best, time.perf_counter() - start)
                 rates.append(f"batches of {size}: {1000 / best:6.1f} tok/s")
             print(
@@ -132,13 +116,8 @@ def exactness(llama_cpp, tokens: list[int], threads: int) -> None:
 
     for n in sorted({threads, 1}, reverse=True):
         llm = load(llama_cpp, False, n, n_ctx=2048)
-        try:
-            results = []
-            for cut in CUTS:
-                fresh(llm)
-                evaluate(llama_cpp, llm, tokens[:700], 0, cut)
-                results.append(last_logits(llama_cpp, llm))
-            same = all(np.array_equal(results[0], r) for r in results[1:])
+        try:  # the load-time probe's own check (probe_rule), over longer cuts
+            same = _agree(llama_cpp, llm, tokens[:700], CUTS, 2)
             print(
                 f"3. without flash attention, {n} thread(s): {len(CUTS)} cuts of a 700-token prompt agree: {same}"
             )
@@ -148,10 +127,10 @@ def exactness(llama_cpp, tokens: list[int], threads: int) -> None:
     for n in sorted({threads, 1}, reverse=True):
         llm = load(llama_cpp, False, n, n_ctx=2048)
         try:
-            evaluate(llama_cpp, llm, tokens, 0, [500])
+            llm.eval(tokens[:500])
             steps = []
-            for k in range(24):
-                evaluate(llama_cpp, llm, tokens[500 + k :], 500 + k, [1])
+            for token in tokens[500:524]:
+                llm.eval([token])
                 steps.append(last_logits(llama_cpp, llm))
             runs.append(np.array(steps))
         finally:
