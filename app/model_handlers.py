@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from engine.backends.remote import RemoteBackend  # no httpx until a server is connected
 from engine.errors import ConfigError, EngineError, ModelError
+from engine.settings import AUTO_ON_OFF
 
 from .markup import error_markdown, escape_inline
 
@@ -96,9 +97,7 @@ def load_model(
             n_gpu_layers=_int_or_none(n_gpu_layers, "n_gpu_layers"),
             n_threads=_int_or_none(n_threads, "n_threads"),
             n_batch=_int_or_none(n_batch, "n_batch") or None,  # an empty number box sends 0: auto
-            flash_attn={"on": True, "off": False}.get(flash_attn, None)
-            if isinstance(flash_attn, str)
-            else flash_attn,
+            flash_attn=AUTO_ON_OFF.get(flash_attn) if isinstance(flash_attn, str) else flash_attn,
             type_k=(type_k or None) if type_k != "f16" else None,
             type_v=(type_v or None) if type_v != "f16" else None,
             use_mmap=bool(use_mmap),

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 
+from engine.settings import AUTO_ON_OFF, auto_on_off_word
+
 from . import model_handlers as mh
 
 if TYPE_CHECKING:
@@ -80,8 +82,8 @@ def _memory_row(settings: Settings) -> list[gr.components.Component]:
     """Flash attention, the KV cache's types, mmap and mlock."""
     with gr.Row():
         flash = gr.Dropdown(
-            ["auto", "on", "off"],
-            value={None: "auto", True: "on", False: "off"}[settings.flash_attn],
+            list(AUTO_ON_OFF),
+            value=auto_on_off_word(settings.flash_attn),
             label="Flash attention (auto: on a GPU; on a CPU, the faster here)",
             elem_id="model-flash-attn",
         )

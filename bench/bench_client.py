@@ -237,6 +237,7 @@ def page_turn(browser, base: str, stamps: Stamps, max_tokens: int) -> PageTurn:
         page.wait_for_function(
             "[...document.querySelectorAll('#hearth-chat *')].some(e => e.children.length === 0 && "
             "e.textContent.includes('tok/s'))",
+            polling=250,  # a timer: the default (requestAnimationFrame) makes the page draw 60 frames a second
             timeout=600_000,
         )
         generated = stamps.wait_for(before + 1)

@@ -43,6 +43,7 @@ from serving import served  # noqa: E402
 
 from engine import GenerationConfig, Settings, build  # noqa: E402
 from engine.backends.gguf_files import bundled_model_path  # noqa: E402
+from engine.settings import auto_on_off_word  # noqa: E402
 
 
 def engine_run(backend, prompt: str, max_tokens: int, greedy: bool) -> Sample:
@@ -95,7 +96,7 @@ def both_servers(
         env = {"HEARTH_API_KEY": API_KEY, "HEARTH_MEMORY": "0", "HEARTH_N_CTX": str(info.n_ctx)}
         env |= {"HEARTH_N_THREADS": str(info.n_threads), "HEARTH_N_THREADS_BATCH": str(info.n_threads_batch)}
         env["HEARTH_PROMPT_LOOKUP"] = "1" if prompt_lookup else "0"
-        env["HEARTH_FLASH_ATTN"] = {None: "auto", True: "on", False: "off"}[flash_attn]
+        env["HEARTH_FLASH_ATTN"] = auto_on_off_word(flash_attn)
         with (
             served(tmp / "served", env=env) as hearth_url,
             openai.OpenAI(base_url=f"{hearth_url}/v1", api_key=API_KEY) as hearth,

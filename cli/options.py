@@ -63,8 +63,12 @@ def parse_bool(text: str) -> bool:
 
 
 def parse_auto_bool(text: str) -> bool | None:
-    """A boolean that may also be left to Hearth: "auto" (or "") is None."""
-    return None if text.strip().lower() in ("auto", "") else parse_bool(text)
+    """A boolean that may also be left to Hearth: the Model tab's words (``AUTO_ON_OFF``), any
+    boolean word, and "" for auto."""
+    from engine.settings import AUTO_ON_OFF
+
+    word = text.strip().lower() or "auto"
+    return AUTO_ON_OFF[word] if word in AUTO_ON_OFF else parse_bool(text)
 
 
 def _converter(kind: Callable[[str], Any], type_name: str) -> Callable[[str], Any]:

@@ -14,6 +14,14 @@ from typing import Any
 from .embeddings import PRECISIONS
 from .errors import ConfigError
 
+#: a setting that is on, off or left to Hearth (None): the words of the Model tab and the CLI
+AUTO_ON_OFF: dict[str, bool | None] = {"auto": None, "on": True, "off": False}
+
+
+def auto_on_off_word(value: bool | None) -> str:
+    """``value``'s word in ``AUTO_ON_OFF``."""
+    return next(word for word, meaning in AUTO_ON_OFF.items() if meaning is value)
+
 
 def is_loopback(host: str) -> bool:
     """Whether ``host`` (a name or an address, IPv6 with or without brackets) is reachable only

@@ -108,18 +108,18 @@ def test_a_stream_started_after_stop_runs_on_the_caller_instead_of_hanging():
     assert list(stream) == [1, 2]
 
 
+def _counted(produced: list[int]):
+    for n in range(100):
+        produced.append(n)
+        yield n
+
+
 def test_a_stream_advances_only_as_far_as_it_is_read():
-    """Never ahead: the page renders an item while the next one would decode, and on two cores
-    that contention cut decoding to a quarter."""
+    """Never ahead where decoding uses every core: the caller works on an item while the next
+    one would decode, and on two cores that contention cut decoding to a quarter."""
     worker = LlamaThread()
     produced: list[int] = []
-
-    def counted():
-        for n in range(100):
-            produced.append(n)
-            yield n
-
-    stream = worker.iterate(counted())
+    stream = worker.iterate(_counted(produced))
     assert next(stream) == 0
     time.sleep(0.3)  # room for a generator running ahead to show itself
     assert produced == [0]
@@ -127,6 +127,48 @@ def test_a_stream_advances_only_as_far_as_it_is_read():
     stream.close()
     assert worker.call(lambda: len(produced)) == 2  # closed, and the thread free again
     worker.stop()
+
+
+def test_a_stream_may_run_ahead_of_its_reader_as_far_as_it_is_allowed():
+    worker = LlamaThread()
+    produced: list[int] = []
+    stream = worker.iterate(_counted(produced), ahead=5)
+    assert next(stream) == 0
+    deadline = time.monotonic() + 10
+    while len(produced) < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)  # room for it to run further than allowed
+    assert produced == list(range(6))  # the item read, and five ahead
+    assert next(stream) == 1
+    time.sleep(0.3)
+    assert len(produced) == 7  # one more asked for, one more made
+    assert list(stream) == list(range(2, 100))  # every item, in order
+    worker.stop()
+
+
+class _Streaming:
+    def __init__(self, worker: LlamaThread):
+        self._thread = worker
+        self.produced: list[int] = []
+
+    @llama_thread.streams
+    def stream(self, *, spare_core: bool = False):
+        yield from _counted(self.produced)
+
+
+@pytest.mark.parametrize("spare_core", [False, True])
+def test_only_a_stream_on_a_core_fewer_runs_ahead(spare_core):
+    """A page turn decodes on a core fewer (beside the browser): that core is its own, so it
+    decodes on while the server hands the last update to the page."""
+    owner = _Streaming(LlamaThread())
+    stream = owner.stream(spare_core=spare_core)
+    assert next(stream) == 0
+    time.sleep(0.3)
+    ahead = llama_thread.AHEAD_BESIDE_A_BROWSER if spare_core else 0
+    assert len(owner.produced) == 1 + ahead  # (the stream holds the thread until it is closed)
+    stream.close()
+    assert owner._thread.call(lambda: "free") == "free"
+    owner._thread.stop()
 
 
 def test_a_stream_nobody_reads_or_closes_is_closed_in_the_end(monkeypatch):

@@ -265,6 +265,28 @@ def test_extra_routers_sit_behind_the_same_guard(tmp_path):
         services.close()
 
 
+def test_the_page_queue_does_not_poll_every_millisecond(tmp_path):
+    """Gradio's queue looks for work every millisecond, idle or streaming; the page's queue
+    looks every ``QUEUE_POLL_S`` (the attributes are Gradio's: a Gradio without them fails here)."""
+    import gradio as gr
+
+    from app.server import PROGRESS_POLL_S, QUEUE_POLL_S, create_app
+
+    with gr.Blocks() as plain:
+        gr.Markdown("stock")
+    stock = plain.queue()._queue
+    assert stock.sleep_when_free < QUEUE_POLL_S and stock.progress_update_sleep_when_free < PROGRESS_POLL_S
+    services = build(Settings(data_dir=tmp_path / "data", n_ctx=2048), load_model=False)
+    try:
+        queue = create_app(services).state.blocks._queue
+        assert (queue.sleep_when_free, queue.progress_update_sleep_when_free) == (
+            QUEUE_POLL_S,
+            PROGRESS_POLL_S,
+        )
+    finally:
+        services.close()
+
+
 def test_tls_and_extra_host_names(tmp_path):
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
