@@ -52,6 +52,8 @@ Mode = Literal["new", "regenerate", "edit"]
 class MemoryHooks(ContextProvider, AfterAnswer, Protocol):
     """The memory subsystem's view of a turn: it contributes, then keeps up after the answer."""
 
+    def prefetch(self, query: str) -> None: ...  # starts what needs only the question; returns at once
+
 
 class ChatService:
     def __init__(
@@ -69,8 +71,7 @@ class ChatService:
         self.retrievers = list(retrievers)
         self.memory = memory
         self.default_system_prompt = default_system_prompt
-        #: running turns: turn id -> (conversation id, its Stop event); two turns of one
-        #: chat (two tabs, a double click) each keep their own
+        #: running turns: turn id -> (conversation id, its Stop event); a chat's two turns keep two
         self._cancels: dict[str, tuple[str, threading.Event]] = {}
         self._cancels_lock = threading.Lock()
         self.upkeep = Upkeep()
@@ -178,6 +179,8 @@ class ChatService:
                 "(--mmproj FILE, or the Model tab) to send images to it."
             )
         config = draw_seed(config)  # the seed actually used is saved with the answer
+        if self.memory is not None:  # a new question's vector is made while the message is saved
+            self.memory.prefetch(text)
         # the previous turn's summary must be in place before this turn reads memory
         self.upkeep.wait()
         turn = dataclasses.replace(

