@@ -73,8 +73,8 @@ class MemoryRetriever:
         if query.strip() and (self._archival.count() or self._messages.count()):
             try:
                 self._queries.get(query)
-            except EngineError:
-                pass
+            except Exception as e:  # noqa: BLE001 - a background thread; the turn's own search reports it
+                log.debug("question not embedded ahead: %s", e)
 
     def _query_vector(self, query: str, errors: list[str]) -> list[float] | None:
         if not query.strip() or not (self._archival.count() or self._messages.count()):
