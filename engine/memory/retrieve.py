@@ -70,15 +70,20 @@ class MemoryRetriever:
     def prefetch(self, query: str) -> None:
         """Embed ``query`` now, so that ``search`` finds its vector cached (the embedder's LRU);
         nothing when no memory has a vector. A failure is left for ``search`` to report."""
-        if query.strip() and (self._archival.count() or self._messages.count()):
+        if self._needs_vector(query):
             try:
                 self._queries.get(query)
             except Exception as e:  # noqa: BLE001 - a background thread; the turn's own search reports it
                 log.debug("question not embedded ahead: %s", e)
 
+    def _needs_vector(self, query: str) -> bool:
+        """Whether searching for ``query`` by meaning can find anything: no memory with a vector
+        means no embedding work at all."""
+        return bool(query.strip()) and bool(self._archival.count() or self._messages.count())
+
     def _query_vector(self, query: str, errors: list[str]) -> list[float] | None:
-        if not query.strip() or not (self._archival.count() or self._messages.count()):
-            return None  # nothing has a vector: no embedding work at all
+        if not self._needs_vector(query):
+            return None
         try:
             return self._queries.get(query)
         except EngineError as e:
