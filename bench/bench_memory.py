@@ -1,6 +1,6 @@
 """Memory benchmark: what memory costs in time to first token, and what it saves in KV reuse.
 
-    python bench/bench_memory.py [--turns 8] [--history 16] [--long-turns 30] [--threads 1]
+    python bench/bench_memory.py [--turns 16] [--history 16] [--long-turns 30] [--threads 1]
 
 1. TTFT ratio. Two identical chats (same stored history, same new questions), one
    with memory on (core blocks, archival facts, recall, summaries) and one with memory
@@ -41,7 +41,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from engine import GenerationConfig, Settings, build  # noqa: E402
 from engine.embeddings import EXPORT_AFTER_TEXTS  # noqa: E402
 from engine.memory.provenance import USER  # noqa: E402
-from engine.types import Done, TextDelta  # noqa: E402
+from engine.types import ContextReport, Done, TextDelta  # noqa: E402
 
 TURN = GenerationConfig(temperature=0.0, max_tokens=16)
 HISTORY = [
@@ -104,8 +104,17 @@ def seeded_chat(services) -> str:
 
 
 def timed_turn(services, conversation_id: str | None, text: str, config=TURN) -> tuple[float, Done]:
-    started, first, done = time.perf_counter(), None, None
+    ttft, done, _ = planned_turn(services, conversation_id, text, config)
+    return ttft, done
+
+
+def planned_turn(services, conversation_id: str | None, text: str, config=TURN) -> tuple[float, Done, float]:
+    """(TTFT, Done, planning): planning is the time to the ContextReport (the message saved,
+    every provider's retrieval, the prompt built), the part of a turn memory adds to."""
+    started, first, done, planned = time.perf_counter(), None, None, 0.0
     for event in services.chat.stream_turn(conversation_id, text, config):
+        if isinstance(event, ContextReport) and not planned:
+            planned = time.perf_counter() - started
         if isinstance(event, TextDelta) and first is None:
             first = time.perf_counter() - started
         elif isinstance(event, Done):
@@ -114,7 +123,7 @@ def timed_turn(services, conversation_id: str | None, text: str, config=TURN) ->
     # memory's upkeep (indexing, automatic memories, summaries) runs after the answer is saved,
     # in the background: let it finish outside the timing, so it never overlaps the other mode's turn
     services.chat.wait_for_upkeep()
-    return ttft, done
+    return ttft, done, planned
 
 
 def bench_ttft(root: Path, turns: int, threads: int | None, torch_questions: bool = False) -> dict:
@@ -137,13 +146,15 @@ def bench_ttft(root: Path, turns: int, threads: int | None, torch_questions: boo
         print(f"question embedding: {on.embedder.variant()} (ONNX {on.embedder.onnx_state})")
         chats = {"on": (on, seeded_chat(on)), "off": (off, seeded_chat(off))}
         times: dict[str, list[float]] = {"on": [], "off": []}
+        plans: dict[str, list[float]] = {"on": [], "off": []}
         prompts: dict[str, list[int]] = {"on": [], "off": []}
         for i in range(turns):
             order = ("on", "off") if i % 2 == 0 else ("off", "on")
             for mode in order:
                 services, chat_id = chats[mode]
-                ttft, done = timed_turn(services, chat_id, QUESTIONS[i % len(QUESTIONS)])
+                ttft, done, planned = planned_turn(services, chat_id, QUESTIONS[i % len(QUESTIONS)])
                 times[mode].append(ttft)
+                plans[mode].append(planned)
                 prompts[mode].append(done.usage.prompt_tokens - done.usage.cached_tokens)
     finally:
         on.close()
@@ -156,6 +167,10 @@ def bench_ttft(root: Path, turns: int, threads: int | None, torch_questions: boo
             "ratio": times["on"][0] / times["off"][0],
         },
         "warm_ttft_s": {"on": warm_on, "off": warm_off, "ratio": warm_on / warm_off},
+        # turn i of each mode asks the same question within a second of the other: the median of
+        # those ratios is steadier than the ratio of two medians when the machine's speed drifts
+        "paired_ratio_median": statistics.median(a / b for a, b in zip(times["on"][1:], times["off"][1:])),
+        "planning_ms_median": {m: 1000 * statistics.median(plans[m][1:]) for m in plans},
         "evaluated_prompt_tokens_median": {m: statistics.median(prompts[m][1:]) for m in prompts},
     }
 
@@ -205,6 +220,14 @@ def report_ttft(ttft: dict) -> None:
     for key, label in (("cold_ttft_s", "first turn (cold cache)"), ("warm_ttft_s", "later turns (median)")):
         row = ttft[key]
         print(f"{label:<26}{row['on']:>12.3f}{row['off']:>12.3f}{row['ratio']:>10.2f}")
+    print(
+        f"{'later turns, turn by turn':<26}{'':>24}{ttft['paired_ratio_median']:>10.2f}  (median of on/off pairs)"
+    )
+    plan = ttft["planning_ms_median"]
+    print(
+        f"{'planning (ms, median)':<26}{plan['on']:>12.1f}{plan['off']:>12.1f}"
+        f"{plan['on'] - plan['off']:>+10.1f}  (save, retrieval, prompt: memory's share of a turn)"
+    )
     tokens = ttft["evaluated_prompt_tokens_median"]
     print(f"{'prompt tokens evaluated':<26}{tokens['on']:>12.0f}{tokens['off']:>12.0f}")
     print(
@@ -234,13 +257,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--turns", type=int, default=8, help="timed turns per mode for the TTFT ratio")
+    parser.add_argument("--turns", type=int, default=16, help="timed turns per mode for the TTFT ratio")
     parser.add_argument("--long-turns", type=int, default=30, help="turns of the long chat at n_ctx 512")
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads (and batch threads)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     parser.add_argument("--paraphrase", action="store_true", help="also run the paraphrased-questions set")
     parser.add_argument("--tune", action="store_true", help="with --paraphrase: grid weight and threshold")
     parser.add_argument("--only-paraphrase", action="store_true", help="skip the TTFT and KV parts")
+    parser.add_argument("--only-ttft", action="store_true", help="skip the KV reuse part")
     parser.add_argument(
         "--torch-questions", action="store_true", help="no ONNX export yet: questions embed with torch"
     )
@@ -259,9 +283,10 @@ def main() -> int:
         if args.only_paraphrase:
             return 0
         ttft = bench_ttft(Path(tmp), args.turns, args.threads, args.torch_questions)
-        kv = bench_kv_reuse(Path(tmp), args.long_turns, args.threads)
+        kv = None if args.only_ttft else bench_kv_reuse(Path(tmp), args.long_turns, args.threads)
     report_ttft(ttft)
-    report_kv(kv, args.long_turns)
+    if kv is not None:
+        report_kv(kv, args.long_turns)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"ttft": ttft, "kv_reuse": kv, "paraphrase": paraphrase}, indent=2))

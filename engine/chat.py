@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal, Protocol
 
 from .backends.base import Backend
 from .config import GenerationConfig
-from .errors import ConfigError, GenerationError, NotFoundError
+from .errors import NO_VISION, ConfigError, GenerationError, NotFoundError
 from .models import ModelManager
 from .prompt import PromptPlan, build_messages
 from .store import ConversationStore, StoredConversation, StoredMessage
@@ -174,10 +174,7 @@ class ChatService:
         spare_core: bool = False,
     ) -> Iterator[Event]:
         if images and not backend.supports_images:
-            raise GenerationError(
-                "The loaded model cannot see images. Load a vision model with its projector "
-                "(--mmproj FILE, or the Model tab) to send images to it."
-            )
+            raise GenerationError(NO_VISION)
         config = draw_seed(config)  # the seed actually used is saved with the answer
         if self.memory is not None:  # a new question's vector is made while the message is saved
             self.memory.prefetch(text)

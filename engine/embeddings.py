@@ -271,7 +271,7 @@ class TextEmbedder:
         with self._onnx_lock:
             if self.onnx_state != "new":
                 return self._onnx
-            target = self._export_target()
+            target = self._export_target
             if target is None:
                 self.onnx_state = "off"
             elif target.exists():
@@ -284,7 +284,11 @@ class TextEmbedder:
                 ).start()
             return self._onnx
 
+    @functools.cached_property
     def _export_target(self) -> Path | None:
+        """Where this model's export lives (None: not exportable). Worked out once: it reads
+        every file's size and time in the model folder, and until an export exists every
+        question asked for it (about 1 ms each)."""
         from .embed_export import exportable
         from .embed_onnx import export_path
 

@@ -51,6 +51,13 @@ class NotFoundError(StoreError, LookupError):
     title = "Not found"
 
 
+#: a turn with images on a model that cannot see them (the chat checks first; the backend too)
+NO_VISION = (
+    "The loaded model cannot see images. Load a vision model with its projector "
+    "(--mmproj FILE, or the Model tab) to send images to it."
+)
+
+
 class DataDirInUseError(StoreError):
     title = "Data directory in use"
 

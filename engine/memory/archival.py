@@ -17,7 +17,7 @@ from ..errors import EngineError, MemoryError_, NotFoundError
 from ..store.conversations import new_id, now_iso
 from ..store.db import Database
 from ..types import Hit
-from ..vectors import VectorCollection, VectorStore, collection_name
+from ..vectors import VectorCollection, VectorMatch, VectorStore, collection_name
 from .provenance import Origin, record_write
 from .recall import keywords
 
@@ -192,13 +192,7 @@ class ArchivalMemory:
         if self.count() == 0:
             return []
         self._sync_index()
-        found = []
-        for match in self._col().query(vector, k):
-            try:
-                found.append(_with_score(self.get(match.id), match.score))
-            except NotFoundError:
-                continue
-        return found
+        return self._found(self._col().query(vector, k, metadata=False))
 
     def delete(self, entry_id: str, *, origin: Origin) -> None:
         entry = self.get(entry_id)
@@ -226,6 +220,20 @@ class ArchivalMemory:
             raise NotFoundError(f"No archival memory with id {entry_id!r}.")
         return _entry(rows[0])
 
+    def _found(self, matches: builtins.list[VectorMatch]) -> builtins.list[ArchivalEntry]:
+        """The entries of vector matches, best first, read in one query; a vector whose row
+        was deleted (while Chroma was unreachable) is skipped."""
+        if not matches:
+            return []
+        ids = [m.id for m in matches]
+        with self._database.read() as db:
+            cursor = db.execute(
+                f"select * from memory_archival where id in ({','.join('?' * len(ids))})", ids
+            )
+            names = [d[0] for d in cursor.description]
+            rows = {r["id"]: r for r in (dict(zip(names, row)) for row in cursor.fetchall())}
+        return [_with_score(_entry(rows[m.id]), m.score) for m in matches if m.id in rows]
+
     def list(self, *, limit: int = 100, offset: int = 0) -> list[ArchivalEntry]:
         with self._database.read() as db:
             rows = db["memory_archival"].rows_where(order_by="created_at desc", limit=limit, offset=offset)
@@ -243,19 +251,12 @@ class ArchivalMemory:
             return []
         try:
             self._sync_index()
-            matches = self._col().query(vector if vector is not None else self._embedder.embed_one(query), k)
+            vector = vector if vector is not None else self._embedder.embed_one(query)
+            matches = self._col().query(vector, k, metadata=False)
         except EngineError as e:
             log.warning("archival vector search failed, using keywords: %s", e)
             return self.keyword_search(query, k=k)
-        found = []
-        for match in matches:
-            if match.score < min_score:
-                continue
-            try:
-                found.append(_with_score(self.get(match.id), match.score))
-            except NotFoundError:  # a vector whose row was deleted while Chroma was unreachable
-                continue
-        return found
+        return self._found([m for m in matches if m.score >= min_score])
 
     def vectors_of(self, ids: builtins.list[str]) -> dict[str, builtins.list[float]]:
         return self._col().vectors(ids) if ids else {}

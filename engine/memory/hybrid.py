@@ -15,6 +15,7 @@ The weight and the threshold were tuned on bench/data/memory_eval.json's tuning 
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -53,11 +54,14 @@ def min_relevance(query: str, thresholds: dict[str, float] | None = None) -> flo
     return (thresholds or MIN_RELEVANCE)[question_kind(query)]
 
 
-def stems(text: str) -> set[str]:
-    return {_stem(w) for w in keywords(text)}
+@functools.lru_cache(maxsize=4096)
+def stems(text: str) -> frozenset[str]:
+    """The stems of ``text``'s search words; memoised: the same memories and messages are
+    scored against every question."""
+    return frozenset(_stem(w) for w in keywords(text))
 
 
-def coverage(query_stems: set[str], text: str) -> float:
+def coverage(query_stems: frozenset[str], text: str) -> float:
     if not query_stems:
         return 0.0
     return len(query_stems & stems(text)) / len(query_stems)

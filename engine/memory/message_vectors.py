@@ -73,7 +73,7 @@ class MessageVectors:
         """Active user messages closest to ``vector``, leaving out those still in the window."""
         if not self.count():
             return []
-        matches = self._col().query(vector, k + 8)  # room for the ones filtered out below
+        matches = self._col().query(vector, k + 8, metadata=False)  # room for the ones filtered out below
         if not matches:
             return []
         ids = [m.id for m in matches]

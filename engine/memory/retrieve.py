@@ -92,7 +92,7 @@ class MemoryRetriever:
             return None
 
     def _archival_hits(
-        self, query: str, query_stems: set[str], vector: list[float] | None, k: int, errors: list[str]
+        self, query: str, query_stems: frozenset[str], vector: list[float] | None, k: int, errors: list[str]
     ) -> list[Hit]:
         archival = self._archival
         if not archival.count():
@@ -118,7 +118,7 @@ class MemoryRetriever:
     def _recall_hits(
         self,
         query: str,
-        query_stems: set[str],
+        query_stems: frozenset[str],
         vector: list[float] | None,
         k: int,
         window: tuple[str, int],

@@ -19,8 +19,19 @@ from ..errors import StoreError
 from .datadir import private_file, tighten
 
 
+class _Tables(sqlite_utils.Database):
+    """sqlite-utils with no views: Hearth's migrations create none, so ``db[name]`` need not
+    ask SQLite for the view names before every table it hands out (about 20 queries a chat
+    turn). tests/test_store checks that the schema still has no view."""
+
+    def view_names(self) -> list[str]:
+        return []
+
+
 class Database:
     """A sqlite-utils database plus the lock that serialises access to it."""
+
+    db: sqlite_utils.Database
 
     def __init__(self, path: Path | str, migration_sets: Iterable[Migrations]):
         self.path = Path(path)
@@ -34,7 +45,7 @@ class Database:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA foreign_keys=ON")
-            self.db = sqlite_utils.Database(conn)
+            self.db = _Tables(conn)
             self.lock = threading.RLock()
             for migrations in migration_sets:
                 migrations.apply(self.db)
@@ -62,7 +73,7 @@ class Database:
             conn.execute("PRAGMA query_only=ON")
         except sqlite3.DatabaseError as e:
             raise StoreError(f"Could not open the database at {self.path} for reading: {e}.") from e
-        self.db = sqlite_utils.Database(conn)
+        self.db = _Tables(conn)
         self.lock = threading.RLock()
         return self
 
