@@ -33,7 +33,7 @@ def test_a_later_turn_counts_only_what_is_new(services):
     with services.models.lease() as backend:
         text = "Old answer number 3: water it weekly."
         assert backend.count_tokens(text) == len(backend._llm.tokenize(text.encode(), add_bos=False))
-        counts = backend._counts
+        counts = backend._tokens.count
         counted: list[str] = []
         real = counts._count
         counts._count = lambda t: counted.append(t) or real(t)

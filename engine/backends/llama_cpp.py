@@ -43,10 +43,10 @@ from .llama_load import (
 )
 from .llama_thread import calls, streams
 from .logprobs import drain, token_logprob
+from .prompt_tokens import Tokens
 from .sampler_chain import CustomChain, build_chain, stock_chain
 from .speculative import sampled_index
 from .threads import generation_threads, plan_threads
-from .token_counts import TokenCounts
 
 if TYPE_CHECKING:
     import numpy as np
@@ -135,11 +135,11 @@ class LlamaCppBackend:
         return llm
 
     def count_tokens(self, text: str) -> int:
-        return self._counts(text)
+        return self._tokens.count(text)
 
     @functools.cached_property
-    def _counts(self) -> TokenCounts:
-        return TokenCounts(lambda t: len(self._live().tokenize(t.encode("utf-8", "replace"), add_bos=False)))
+    def _tokens(self) -> Tokens:  # each text counted once, each message's prompt piece tokenized once
+        return Tokens(self._live, self._llama_cpp)
 
     def render(self, messages: Sequence[Message]) -> list[int]:
         """The templated prompt's tokens; message contents can never become control tokens.
@@ -159,7 +159,7 @@ class LlamaCppBackend:
         except Exception as e:  # a template may raise_exception() on e.g. role order
             raise GenerationError(f"The model's chat template rejected the conversation: {e}") from e
         add_bos = not result.added_special
-        return llm.tokenize(result.prompt.encode("utf-8", "replace"), add_bos=add_bos, special=True)
+        return self._tokens.prompt(result.prompt, add_bos)
 
     def count_prompt_tokens(self, messages: Sequence[Message]) -> int:
         return len(self.render(messages))
