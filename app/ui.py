@@ -99,8 +99,8 @@ def build_ui(services: Services, *, browser_here: bool = True) -> gr.Blocks:
             with gr.Tab("Memory"):
                 build_memory_panel(s)
         refresh_list = partial(_refresh_list, s)
-        _wire_turns(s, p, refresh_list, browser_here)
-        _wire_conversations(s, demo, p, refresh_list)
+        turns = _wire_turns(s, p, refresh_list, browser_here)
+        _wire_conversations(s, demo, p, refresh_list, turns)
     return demo
 
 
@@ -199,40 +199,54 @@ def _settings_column(s: Services, p: _ChatParts) -> None:
         p.controls = build_controls()
 
 
-def _wire_turns(s: Services, p: _ChatParts, refresh_list: Any, browser_here: bool) -> None:
-    """Send, Regenerate, Stop, Edit and the presets: what starts or shapes an answer."""
+def _wire_turns(s: Services, p: _ChatParts, refresh_list: Any, browser_here: bool) -> list[Any]:
+    """Send, Regenerate, Stop, Edit and the presets: what starts or shapes an answer. Returns
+    the events that stream an answer (leaving the chat cancels them)."""
     chat_outputs = [p.chatbot, p.conversation_id, p.message, p.edit_mode]
     turn_inputs = [p.conversation_id, p.message, p.chatbot, p.edit_mode, p.system_prompt]
+    turns = []
     for trigger in (p.send.click, p.message.submit):
-        trigger(
+        turn = trigger(
             partial(h.respond_with_attachment, s, spare_core=browser_here),
             [*turn_inputs, p.attachment, p.labels, p.chat_collections, *p.controls],
             chat_outputs,
             concurrency_limit=4,
             concurrency_id="chat",
             show_progress="hidden",
-        ).then(refresh_list, [p.search, p.conversation_id], p.chats).then(lambda: None, None, p.attachment)
-    p.regen.click(
-        partial(h.regenerate, s, spare_core=browser_here),
-        [p.conversation_id, *p.controls],
-        chat_outputs,
-        concurrency_limit=4,
-        concurrency_id="chat",
+        )
+        turn.then(refresh_list, [p.search, p.conversation_id], p.chats).then(lambda: None, None, p.attachment)
+        turns.append(turn)
+    turns.append(
+        p.regen.click(
+            partial(h.regenerate, s, spare_core=browser_here),
+            [p.conversation_id, *p.controls],
+            chat_outputs,
+            concurrency_limit=4,
+            concurrency_id="chat",
+        )
     )
     p.stop.click(partial(h.stop, s), [p.conversation_id], None, concurrency_limit=None, queue=False)
     p.edit.click(partial(h.start_edit, s), [p.conversation_id], [p.message, p.edit_mode])
     p.preset.input(partial(h.apply_preset, s), [p.preset], p.controls)
     p.save_preset.click(partial(_save_preset, s), [p.preset_name, *p.controls], p.preset)
     p.delete_preset.click(partial(_delete_preset, s), [p.preset], p.preset)
+    return turns
 
 
-def _wire_conversations(s: Services, demo: gr.Blocks, p: _ChatParts, refresh_list: Any) -> None:
-    """The sidebar's list, opening, renaming and deleting chats, collections and branches."""
+def _wire_conversations(s: Services, demo: gr.Blocks, p: _ChatParts, refresh_list: Any, turns: list) -> None:
+    """The sidebar's list, opening, renaming and deleting chats, collections and branches.
+    Leaving a chat while it answers (New chat, another chat, Delete) stops the answer first, as
+    Stop does (what was written is saved), and the page stops showing its stream: otherwise its
+    next update would put the old chat back on screen."""
     list_io = ([p.search, p.conversation_id], p.chats)
     demo.load(refresh_list, *list_io)
     demo.load(None, js=ch.CLICK_JS)  # sources open the citation viewer
     p.chatbot.clear(lambda: (None, "", False), None, [p.conversation_id, p.message, p.edit_mode])
-    p.chats.input(
+
+    def leave(trigger: Any) -> Any:
+        return trigger(partial(h.stop, s), [p.conversation_id], None, queue=False, cancels=turns)
+
+    leave(p.chats.input).then(
         partial(h.open_conversation, s), [p.chats], [p.chatbot, p.conversation_id, p.system_prompt]
     ).then(partial(h.conversation_collections, s), [p.conversation_id], p.chat_collections)
     p.chat_collections.focus(lambda: gr.Dropdown(choices=_collections(s)), None, p.chat_collections)
@@ -242,7 +256,7 @@ def _wire_conversations(s: Services, demo: gr.Blocks, p: _ChatParts, refresh_lis
         p.collections_note,
     )
     p.search.change(refresh_list, *list_io)
-    p.new_btn.click(
+    leave(p.new_btn.click).then(
         _new_chat,
         [p.edit_mode],
         [p.chatbot, p.conversation_id, p.message, p.edit_mode, p.chat_collections],
@@ -250,7 +264,7 @@ def _wire_conversations(s: Services, demo: gr.Blocks, p: _ChatParts, refresh_lis
     p.rename_btn.click(partial(h.rename_conversation, s), [p.conversation_id, p.title_box], None).then(
         refresh_list, *list_io
     )
-    p.delete_btn.click(partial(h.delete_conversation, s), [p.conversation_id], None).then(
+    leave(p.delete_btn.click).then(partial(h.delete_conversation, s), [p.conversation_id], None).then(
         lambda: ([], None), None, [p.chatbot, p.conversation_id]
     ).then(refresh_list, *list_io)
     p.system_prompt.blur(partial(h.set_system_prompt, s), [p.conversation_id, p.system_prompt], None)

@@ -224,8 +224,8 @@ class ChatService:
                 if chunk.finish_reason:
                     finish, usage = chunk.finish_reason, chunk.usage or usage
             finish = finish if finish != "error" else "stop"
-        except GeneratorExit:
-            finish = "cancelled"
+        except GeneratorExit:  # the reader left (a closed tab, a chat left mid-answer): keep what it got
+            finish, usage = "cancelled", turn.usage_of("".join(parts), usage)
             raise
         finally:
             self._unregister(turn)

@@ -15,13 +15,14 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from .backends.base import Backend
+from .errors import EngineError
 from .prompt import PromptPlan, prompt_budget
 from .store import StoredConversation, StoredMessage
-from .types import Hit
+from .types import Hit, Usage
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,14 @@ class Turn:
     @property
     def count_tokens(self) -> Callable[[str], int]:
         return self.backend.count_tokens
+
+    def usage_of(self, answer: str, usage: Usage) -> Usage:
+        """``usage`` counting ``answer``'s tokens: an answer whose reader left before its last
+        chunk (which carries the count) still records what it wrote."""
+        try:
+            return replace(usage, completion_tokens=self.backend.count_tokens(answer))
+        except EngineError:  # the model was unloaded meanwhile
+            return usage
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from page_support import new_chat, open_page, send, serve_page, set_number
+from page_support import EMPTY_CHAT, new_chat, open_page, send, serve_page, set_number
 
 from engine.turn import Turn
 
@@ -101,16 +101,63 @@ def test_stop_button_keeps_the_partial_answer(browser, quiet_server):
     set_number(page, "ctl-temperature", "0")  # greedy: this prompt then runs to max_tokens (checked)
     page.fill("#message-box textarea", "List the numbers from 1 to 300 separated by commas.")
     page.click("#send")
-    page.wait_for_function(
-        "[...document.querySelectorAll('#hearth-chat [data-testid=bot]')].some(e => e.innerText.length > 40)",
-        timeout=60_000,
-    )
+    page.wait_for_function(LONG_ANSWER, timeout=60_000)
     page.click("#stop")
     page.wait_for_selector("#hearth-chat >> text=stopped", timeout=60_000)
     conv = services.conversations.list()[0]
     answer = services.conversations.messages(conv.id)[-1]
     assert answer.finish_reason == "cancelled"
     assert 0 < answer.completion_tokens < 1500 and answer.content.strip()
+    page.close()
+
+
+LONG_ANSWER = (
+    "[...document.querySelectorAll('#hearth-chat [data-testid=bot]')].some(e => e.innerText.length > 40)"
+)
+
+
+def test_leaving_a_chat_while_it_answers_stops_it_and_shows_the_new_one(browser, quiet_server):
+    """New chat and opening another chat mid-answer: the answer stops (what was written is
+    saved, as Stop saves it) and the page shows the chat asked for, never the old one's stream."""
+    services, url = quiet_server
+    page = open_page(browser, url)
+    set_number(page, "ctl-max_tokens", "1500")
+    set_number(page, "ctl-temperature", "0")  # greedy: this prompt runs to max_tokens (see the Stop test)
+    page.fill("#message-box textarea", "List the numbers from 1 to 300 separated by commas.")
+    page.click("#send")
+    page.wait_for_function(LONG_ANSWER, timeout=60_000)
+    page.click("#new-chat")
+    page.wait_for_function(EMPTY_CHAT, timeout=30_000)
+    page.wait_for_timeout(1500)  # the old answer's stream would have drawn again by now
+    assert page.evaluate(EMPTY_CHAT)
+    listed = services.conversations.list()[0]
+    answer = services.conversations.messages(listed.id)[-1]
+    assert answer.finish_reason == "cancelled" and 0 < answer.completion_tokens < 1500
+    assert services.chat.running_turns() == 0
+
+    services.conversations.update(listed.id, title="Numbers, left mid-answer")  # the Stop test's has the same
+    send(page, "Say hi.")  # a second chat, then back to the first, and away again mid-answer
+    page.locator("#chat-list").get_by_text("Numbers, left mid-answer").click()
+    page.wait_for_selector("#hearth-chat >> text=stopped", timeout=30_000)
+    page.fill("#message-box textarea", "Again: list the numbers from 1 to 300 separated by commas.")
+    page.click("#send")
+    page.wait_for_function(
+        "document.querySelector('#hearth-chat').innerText.includes('Again: list')", timeout=30_000
+    )
+    page.wait_for_function(
+        "[...document.querySelectorAll('#hearth-chat [data-testid=bot]')].at(-1).innerText.length > 40",
+        timeout=60_000,
+    )
+    page.locator("#chat-list").get_by_text("Say hi.").click()
+    page.wait_for_function(
+        "!document.querySelector('#hearth-chat').innerText.includes('Again: list')", timeout=30_000
+    )
+    page.wait_for_timeout(1500)
+    assert "Again: list" not in page.inner_text("#hearth-chat") and "Say hi." in page.inner_text(
+        "#hearth-chat"
+    )
+    again = services.conversations.messages(listed.id)[-1]
+    assert again.finish_reason == "cancelled" and again.role == "assistant"
     page.close()
 
 
