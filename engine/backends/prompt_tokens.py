@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from array import array
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from types import ModuleType
@@ -29,8 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: pieces remembered (a piece is one message and the template around it)
-PIECES = 4096
+#: pieces remembered (a piece is one message and the template around it), as 4-byte ids
+PIECES = 2048
+#: longer pieces (a long pasted text) are tokenized every time
+LONGEST_PIECE = 16_000
 #: prompts in pieces also tokenized whole and compared before pieces are trusted alone
 CHECKED_PROMPTS = 3
 _UNKNOWN = ""  # no prompt seen yet: the cut is chosen from the first one
@@ -45,7 +48,7 @@ class Tokens:
         self._lc = llama_cpp
         self.count = TokenCounts(lambda t: len(live().tokenize(t.encode("utf-8", "replace"), add_bos=False)))
         self._cut: str | None = _UNKNOWN
-        self._pieces: OrderedDict[str, list[int]] = OrderedDict()
+        self._pieces: OrderedDict[str, array[int]] = OrderedDict()
         self._lock = threading.Lock()
         self._unchecked = CHECKED_PROMPTS
         self._heads: dict[bool, list[int]] = {}
@@ -75,18 +78,21 @@ class Tokens:
                 self._unchecked -= 1
         return tokens
 
-    def _piece(self, piece: str) -> list[int]:
+    def _piece(self, piece: str) -> array[int]:
         if not piece:
-            return []
+            return array("i")
         with self._lock:
             if (known := self._pieces.get(piece)) is not None:
                 self._pieces.move_to_end(piece)
                 return known
-        tokens = self._live().tokenize(piece.encode("utf-8", "replace"), add_bos=False, special=True)
-        with self._lock:
-            self._pieces[piece] = tokens
-            while len(self._pieces) > PIECES:
-                self._pieces.popitem(last=False)
+        tokens = array(
+            "i", self._live().tokenize(piece.encode("utf-8", "replace"), add_bos=False, special=True)
+        )
+        if len(piece) <= LONGEST_PIECE:
+            with self._lock:
+                self._pieces[piece] = tokens
+                while len(self._pieces) > PIECES:
+                    self._pieces.popitem(last=False)
         return tokens
 
     def _whole(self, text: str, add_bos: bool) -> list[int]:

@@ -8,8 +8,10 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
-#: texts remembered, least recently used dropped first (a few hundred KB)
+#: texts remembered, least recently used dropped first
 SIZE = 4096
+#: longer texts are counted every time (a pasted book is not kept for its count)
+LONGEST = 16_000
 
 
 class TokenCounts:
@@ -30,6 +32,8 @@ class TokenCounts:
                 self._known.move_to_end(text)
                 return self._known[text]
         n = self._count(text)  # outside the lock: a slow count (an HTTP call) holds up no other
+        if len(text) > LONGEST:
+            return n
         with self._lock:
             self._known[text] = n
             while len(self._known) > self._size:
