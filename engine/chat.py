@@ -152,11 +152,7 @@ class ChatService:
                 created_at="",
             )
             turn = Turn.opened(backend, conversation, draft, history, config.max_tokens)
-            pool, pending = start_contributions(self.providers, turn)
-            try:
-                return self._plan(turn, collect_contributions(pending))
-            finally:
-                pool.shutdown(wait=False, cancel_futures=True)
+            return self._plan(turn, collect_contributions(start_contributions(self.providers, turn)))
 
     @property
     def providers(self) -> list[ContextProvider]:
@@ -183,14 +179,11 @@ class ChatService:
         turn = dataclasses.replace(
             self._load(backend, conversation_id, text, config, mode), spare_core=spare_core
         )
-        pool, pending = start_contributions(self.providers, turn)  # retrieval runs while the turn goes on
-        try:
-            yield TurnStarted(
-                conversation_id=turn.conversation.id, user_message_id=turn.user_message.id, turn_id=turn.id
-            )
-            contributions = collect_contributions(pending)
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+        pending = start_contributions(self.providers, turn)  # retrieval runs while the turn goes on
+        yield TurnStarted(
+            conversation_id=turn.conversation.id, user_message_id=turn.user_message.id, turn_id=turn.id
+        )
+        contributions = collect_contributions(pending)
         plan = self._plan(turn, contributions)
         sent = plan.messages[-1].content
         self.conversations.set_prompt_content(turn.user_message.id, sent if sent != turn.query else None)

@@ -10,7 +10,6 @@ retrieved text go through ``propose`` and wait for ``approve``.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from ..backends.base import Backend
@@ -19,7 +18,7 @@ from ..errors import EngineError, MemoryError_
 from ..models import ModelManager
 from ..prompt import PromptPlan
 from ..store import ConversationStore, Database, StoredMessage
-from ..turn import Contribution, Turn
+from ..turn import Contribution, Turn, in_background
 from ..types import Hit
 from ..vectors import VectorStore
 from .archival import ArchivalMemory
@@ -89,9 +88,7 @@ class MemoryService:
     def prefetch(self, query: str) -> None:
         """Start embedding ``query`` in the background and return at once: a new question's
         vector (about 4 ms) is made while the chat saves the message, before ``contribute``."""
-        threading.Thread(
-            target=self.context.retriever.prefetch, args=(query,), name="hearth-prefetch", daemon=True
-        ).start()
+        in_background(self.context.retriever.prefetch, query)
 
     def after_answer(
         self, turn: Turn, plan: PromptPlan, answer: StoredMessage, backend: Backend | None
