@@ -176,3 +176,13 @@ def test_a_tokenizer_that_cuts_differently_gets_whole_prompts(caplog):
         assert tokens.prompt(text, True) == llm.tokenize(text.encode(), True)
     assert tokens._cut is None and "tokenized whole" in caplog.text
     assert tokens.prompt(text, True) == llm.tokenize(text.encode(), True)
+
+
+def test_the_cut_is_the_end_of_turn_token_and_waits_for_a_prompt_that_holds_one(backend):
+    from engine.backends.prompt_tokens import _UNKNOWN, _cut_spelling
+
+    llm, lc = backend._llm, backend._llama_cpp
+    chat = backend.render([Message(role="user", content="Hi"), Message(role="assistant", content="Hello")])
+    assert _cut_spelling(llm, lc, chat) == "<|im_end|>"
+    plain = llm.tokenize(b"no template here at all", add_bos=False, special=True)
+    assert _cut_spelling(llm, lc, plain) == _UNKNOWN  # asked again on the next prompt, not given up

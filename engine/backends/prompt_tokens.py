@@ -36,7 +36,7 @@ PIECES = 2048
 LONGEST_PIECE = 16_000
 #: prompts in pieces also tokenized whole and compared before pieces are trusted alone
 CHECKED_PROMPTS = 3
-_UNKNOWN = ""  # no prompt seen yet: the cut is chosen from the first one
+_UNKNOWN = ""  # not chosen yet: from the first prompt that holds an end-of-generation token
 
 
 class Tokens:
@@ -101,7 +101,8 @@ class Tokens:
 
 def _cut_spelling(llm: Llama, llama_cpp: ModuleType, prompt: list[int]) -> str | None:
     """The text of the end-of-generation control token ``prompt`` holds most often (a
-    message's end), where cutting after it cannot change the tokens; else None."""
+    message's end), where cutting after it cannot change the tokens; else None (whole prompts),
+    or ``_UNKNOWN`` when ``prompt`` holds none."""
     vocab = llm._model.vocab
     if llama_cpp.llama_vocab_get_add_eos(vocab):  # an end token appended to each piece would be wrong
         return None
@@ -117,4 +118,4 @@ def _cut_spelling(llm: Llama, llama_cpp: ModuleType, prompt: list[int]) -> str |
         # it must read back as that one token, or the prompt never holds it as such
         ok = spelling and llm.tokenize(spelling.encode(), add_bos=False, special=True) == [token]
         return spelling if ok else None
-    return None
+    return _UNKNOWN  # none in this prompt (a template that ends turns otherwise): ask the next
