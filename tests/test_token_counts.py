@@ -35,8 +35,8 @@ def test_a_later_turn_counts_only_what_is_new(services):
         assert backend.count_tokens(text) == len(backend._llm.tokenize(text.encode(), add_bos=False))
         counts = backend._tokens.count
         counted: list[str] = []
-        real = counts._count
-        counts._count = lambda t: counted.append(t) or real(t)
+        real = counts._make
+        counts._make = lambda t: counted.append(t) or real(t)
     question = "What did we say about tulips?"
     done, _ = run_turn(services, question, SHORT, conversation_id=chat)
     assert done.finish_reason in ("stop", "length")

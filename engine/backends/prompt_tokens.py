@@ -18,22 +18,21 @@ from __future__ import annotations
 import logging
 import threading
 from array import array
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING
 
-from .token_counts import TokenCounts
+from .token_counts import Remembered, TokenCounts
 
 if TYPE_CHECKING:
     from llama_cpp import Llama
 
 log = logging.getLogger(__name__)
 
-#: pieces remembered (a piece is one message and the template around it), as 4-byte ids
+#: pieces remembered (a piece is one message and the template around it), as 4-byte ids;
+#: pieces over token_counts.LONGEST characters (a long pasted text) are tokenized every time
 PIECES = 2048
-#: longer pieces (a long pasted text) are tokenized every time
-LONGEST_PIECE = 16_000
 #: prompts in pieces also tokenized whole and compared before pieces are trusted alone
 CHECKED_PROMPTS = 3
 _UNKNOWN = ""  # not chosen yet: from the first prompt that holds an end-of-generation token
@@ -48,7 +47,11 @@ class Tokens:
         self._lc = llama_cpp
         self.count = TokenCounts(lambda t: len(live().tokenize(t.encode("utf-8", "replace"), add_bos=False)))
         self._cut: str | None = _UNKNOWN
-        self._pieces: OrderedDict[str, array[int]] = OrderedDict()
+        self._pieces = Remembered(
+            lambda p: array("i", live().tokenize(p.encode("utf-8", "replace"), add_bos=False, special=True)),
+            empty=array("i"),
+            size=PIECES,
+        )
         self._lock = threading.Lock()
         self._unchecked = CHECKED_PROMPTS
         self._heads: dict[bool, list[int]] = {}
@@ -67,7 +70,7 @@ class Tokens:
             self._heads[add_bos] = self._live().tokenize(b"", add_bos=add_bos, special=True)
         tokens = list(self._heads[add_bos])
         for piece in pieces:
-            tokens += self._piece(piece)
+            tokens += self._pieces(piece)
         if self._unchecked > 0:
             whole = self._whole(text, add_bos)
             with self._lock:
@@ -76,23 +79,6 @@ class Tokens:
                     log.info("this model's prompts are tokenized whole: in pieces they differed")
                     return whole
                 self._unchecked -= 1
-        return tokens
-
-    def _piece(self, piece: str) -> array[int]:
-        if not piece:
-            return array("i")
-        with self._lock:
-            if (known := self._pieces.get(piece)) is not None:
-                self._pieces.move_to_end(piece)
-                return known
-        tokens = array(
-            "i", self._live().tokenize(piece.encode("utf-8", "replace"), add_bos=False, special=True)
-        )
-        if len(piece) <= LONGEST_PIECE:
-            with self._lock:
-                self._pieces[piece] = tokens
-                while len(self._pieces) > PIECES:
-                    self._pieces.popitem(last=False)
         return tokens
 
     def _whole(self, text: str, add_bos: bool) -> list[int]:

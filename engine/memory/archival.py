@@ -227,11 +227,8 @@ class ArchivalMemory:
             return []
         ids = [m.id for m in matches]
         with self._database.read() as db:
-            cursor = db.execute(
-                f"select * from memory_archival where id in ({','.join('?' * len(ids))})", ids
-            )
-            names = [d[0] for d in cursor.description]
-            rows = {r["id"]: r for r in (dict(zip(names, row)) for row in cursor.fetchall())}
+            marks = ",".join("?" * len(ids))
+            rows = {r["id"]: r for r in db.query(f"select * from memory_archival where id in ({marks})", ids)}
         return [_with_score(_entry(rows[m.id]), m.score) for m in matches if m.id in rows]
 
     def list(self, *, limit: int = 100, offset: int = 0) -> list[ArchivalEntry]:
