@@ -97,7 +97,7 @@ def test_a_chats_history_is_checked_once_not_every_turn(backend, monkeypatch):
 def _whole(backend, messages: list[Message]) -> list[int]:
     """The prompt as llama.cpp tokenizes it in one call (contents defused as render does)."""
     llm = backend._llm
-    payload = [{"role": m.role, "content": backend._defused(llm, m.content)} for m in messages]
+    payload = [{"role": m.role, "content": backend._tokens.defused(m.content)} for m in messages]
     result = backend._formatter(messages=payload)
     return llm.tokenize(result.prompt.encode(), add_bos=not result.added_special, special=True)
 

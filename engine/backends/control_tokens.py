@@ -11,8 +11,6 @@ backend module imports llama_cpp.
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import TYPE_CHECKING
 
 from ..errors import GenerationError
@@ -25,37 +23,11 @@ if TYPE_CHECKING:
 #: zero-width space: a control token's spelling with it inside reads the same but is plain text
 BREAK = "\u200b"
 
-#: texts ``Defused`` remembers, and the longest it keeps (longer ones are checked every time)
+#: texts whose defused form is remembered (prompt_tokens.Tokens.defused), and the longest kept
+#: (longer ones are checked every time): a chat's whole history is rendered again every turn,
+#: and checking it again took 8 ms of a 2,400-token prompt
 DEFUSED_KEEP = 1024
 DEFUSED_LONGEST = 32_000
-
-
-class Defused:
-    """``defuse`` for the loaded model, remembering recent texts: a chat's whole history is
-    rendered again every turn, and checking it again took 8 ms of a 2,400-token prompt."""
-
-    def __init__(self, llama_cpp: ModuleType):
-        self._llama_cpp = llama_cpp
-        self._seen: OrderedDict[str, str] = OrderedDict()
-        self._model: object = None  # the Llama the remembered results are for
-        self._lock = threading.Lock()
-
-    def __call__(self, llm: Llama, text: str) -> str:
-        with self._lock:
-            if self._model is not llm:
-                self._seen.clear()
-                self._model = llm
-            elif text in self._seen:
-                self._seen.move_to_end(text)
-                return self._seen[text]
-        safe = defuse(llm, self._llama_cpp, text)
-        if len(text) <= DEFUSED_LONGEST:
-            with self._lock:
-                if self._model is llm:
-                    self._seen[text] = safe
-                    while len(self._seen) > DEFUSED_KEEP:
-                        self._seen.popitem(last=False)
-        return safe
 
 
 def defuse(llm: Llama, llama_cpp: ModuleType, text: str) -> str:

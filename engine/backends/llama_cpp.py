@@ -21,7 +21,6 @@ from ..config import GenerationConfig, Settings
 from ..errors import NO_VISION, ConfigError, GenerationError, ModelError
 from ..types import Chunk, Message, Usage
 from . import amx_check, attention_check, llama_thread
-from .control_tokens import Defused
 from .draft_policy import BatchCosts
 from .gguf_files import bundled_model_path, check_gguf_file, resolve_model
 from .grammars import json_object_grammar, json_schema_grammar
@@ -75,7 +74,6 @@ class LlamaCppBackend:
         check_gguf_file(path)
         self._llama_cpp = llama_cpp = import_llama_cpp()
         amx_note = amx_check.guard(llama_cpp, path, settings.data_dir)  # before any model loads
-        self._defused = Defused(llama_cpp)  # control-token spellings in message texts, broken
         gpu_ok = bool(llama_cpp.llama_supports_gpu_offload())
         n_gpu_layers = (-1 if gpu_ok else 0) if settings.n_gpu_layers is None else settings.n_gpu_layers
         on_gpu = gpu_ok and n_gpu_layers != 0
@@ -149,9 +147,9 @@ class LlamaCppBackend:
         (a document, a memory, a stored answer) gets that spelling broken first, so it
         stays plain text whatever the template. Other contents are left byte for byte.
         """
-        llm = self._live()
+        self._live()  # a closed model: its typed error before any work
         # Any: llama-cpp-python types messages as TypedDicts, one per (literal) role
-        payload: list[Any] = [{"role": m.role, "content": self._defused(llm, m.content)} for m in messages]
+        payload: list[Any] = [{"role": m.role, "content": self._tokens.defused(m.content)} for m in messages]
         try:  # a template is untrusted code: nested loops could render for hours
             result = call_with_deadline(lambda: self._formatter(messages=payload))
         except GenerationError:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from .control_tokens import DEFUSED_KEEP, DEFUSED_LONGEST, defuse
 from .token_counts import Remembered, TokenCounts
 
 if TYPE_CHECKING:
@@ -39,13 +40,17 @@ _UNKNOWN = ""  # not chosen yet: from the first prompt that holds an end-of-gene
 
 
 class Tokens:
-    """Token counts of texts and tokens of templated prompts for one loaded model; ``live``
-    gives the model (or raises once it was closed)."""
+    """Token counts of texts, defused message texts and tokens of templated prompts for one
+    loaded model, each remembered; ``live`` gives the model (or raises once it was closed)."""
 
     def __init__(self, live: Callable[[], Llama], llama_cpp: ModuleType):
         self._live = live
         self._lc = llama_cpp
         self.count = TokenCounts(lambda t: len(live().tokenize(t.encode("utf-8", "replace"), add_bos=False)))
+        #: a message's text with every control-token spelling broken (control_tokens.defuse)
+        self.defused = Remembered(
+            lambda t: defuse(live(), llama_cpp, t), empty="", size=DEFUSED_KEEP, longest=DEFUSED_LONGEST
+        )
         self._cut: str | None = _UNKNOWN
         self._pieces = Remembered(
             lambda p: array("i", live().tokenize(p.encode("utf-8", "replace"), add_bos=False, special=True)),
