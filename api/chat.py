@@ -27,8 +27,9 @@ from engine.types import Chunk, Done, Message, Sources, TextDelta, TokenLogprob,
 
 from .catalog import resolve_chat_model
 from .errors import APIError, bad_request
-from .schemas import MAX_TOP_LOGPROBS, ChatCompletionRequest, ChatMessageIn, ResponseFormat, read_json
+from .schemas import MAX_TOP_LOGPROBS, ChatCompletionRequest, ResponseFormat, read_json
 from .streams import MAX_BODY_BYTES, Gate, Generation, answer
+from .tools import CallWatch, ToolCall, ToolPlan, message_text, plan_tools, render, split_calls
 
 if TYPE_CHECKING:
     from engine.factory import Services
@@ -49,18 +50,19 @@ async def create_chat_completion(request: Request, services: Services, gate: Gat
     config = body.generation_config()
     model = resolve_chat_model(services, body.model)
     top = top_logprobs(body)
-    grammar = response_grammar(body.response_format)
+    tools = plan_tools(body)
+    grammar = tools.grammar if tools and tools.grammar else response_grammar(body.response_format)
     hearth: HearthResult | None = None
     if body.hearth is None:
-        produce = _stateless(services, to_messages(body.messages), config, grammar, top)
+        produce = _stateless(services, render(body.messages, tools), config, grammar, top)
     else:
-        if grammar or top is not None:
+        if grammar or top is not None or body.tools:
             raise bad_request(
-                'response_format and logprobs are not available with "hearth" turns.', param="hearth"
+                'response_format, logprobs and tools are not available with "hearth" turns.', param="hearth"
             )
         hearth = HearthResult()
         produce = _hearth_turn(services, body, config, hearth)
-    reply = _Reply(model=model, hearth=hearth, logprobs=top is not None)
+    reply = _Reply(model=model, hearth=hearth, logprobs=top is not None, tools=tools)
     return await answer(
         request,
         produce,
@@ -101,19 +103,6 @@ def response_grammar(fmt: ResponseFormat | None) -> str | None:
             )
         return json_schema_grammar(fmt.json_schema.schema_)
     return json_schema_grammar(fmt.schema_) if fmt.schema_ else json_object_grammar()
-
-
-def to_messages(messages: list[ChatMessageIn]) -> list[Message]:
-    out = []
-    for i, m in enumerate(messages):
-        if isinstance(m.content, list):
-            if any(part.type != "text" for part in m.content):
-                raise bad_request("Only text content is supported here.", param=f"messages.{i}.content")
-            text = "\n".join(part.text or "" for part in m.content)
-        else:
-            text = m.content or ""
-        out.append(Message(role="system" if m.role == "developer" else m.role, content=text))
-    return out
 
 
 def _stateless(services: Services, messages: list[Message], config: GenerationConfig, grammar, top):
@@ -169,8 +158,8 @@ def _hearth_turn(
         raise bad_request(
             'A "hearth" turn answers the last message, which must be the user\'s.', param="messages"
         )
-    text = to_messages([last])[0].content
-    system = next((m for m in to_messages(body.messages) if m.role == "system"), None)
+    text = message_text(last, len(body.messages) - 1)
+    system = next((m for m in render(body.messages, None) if m.role == "system"), None)
     chat: ChatService = services.chat
     if not options.memory and chat.memory is not None:
         # same conversations and retrievers, no memory hooks
@@ -236,6 +225,8 @@ class _Reply:
     model: str
     hearth: HearthResult | None
     logprobs: bool
+    #: the call's tools: answers that call them come back as tool_calls
+    tools: ToolPlan | None = None
     id: str = dataclasses.field(default_factory=lambda: "chatcmpl-" + uuid.uuid4().hex)
     created: int = dataclasses.field(default_factory=lambda: int(time.time()))
 
@@ -245,12 +236,24 @@ class _Reply:
     async def events(self, generation: Generation, *, include_usage: bool) -> AsyncIterator[dict[str, Any]]:
         head = self._head("chat.completion.chunk")
         yield {**head, "choices": [_choice_delta({"role": "assistant", "content": ""}, None, None)]}
+        watch = CallWatch(self.tools.names) if self.tools and self.tools.offered else None
         async for chunk in generation.chunks():
             logprobs = {"content": _logprobs(chunk.logprobs), "refusal": None} if self.logprobs else None
-            if chunk.text or chunk.logprobs:
-                yield {**head, "choices": [_choice_delta({"content": chunk.text}, logprobs, None)]}
+            text = watch.feed(chunk.text) if watch else chunk.text
+            if text or chunk.logprobs:
+                yield {**head, "choices": [_choice_delta({"content": text}, logprobs, None)]}
             if chunk.finish_reason:
-                last = {**head, "choices": [_choice_delta({}, None, finish_reason(chunk.finish_reason))]}
+                reason = finish_reason(chunk.finish_reason)
+                if watch:
+                    rest, calls = watch.finish()
+                    calls = self.tools.kept(calls) if self.tools else calls
+                    if rest:
+                        yield {**head, "choices": [_choice_delta({"content": rest}, None, None)]}
+                    if calls:
+                        delta = {"tool_calls": [c.as_openai(i) for i, c in enumerate(calls)]}
+                        yield {**head, "choices": [_choice_delta(delta, None, None)]}
+                        reason = "tool_calls"
+                last = {**head, "choices": [_choice_delta({}, None, reason)]}
                 if self.hearth is not None:
                     last["hearth"] = dataclasses.asdict(self.hearth)
                 yield last
@@ -259,18 +262,28 @@ class _Reply:
 
     def whole(self, chunks: list[Chunk]) -> dict[str, Any]:
         last = chunks[-1] if chunks else Chunk(text="", finish_reason="stop")
-        message = {"role": "assistant", "content": "".join(c.text for c in chunks), "refusal": None}
+        text = "".join(c.text for c in chunks)
+        content, calls = self._calls(text)
+        message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+        if calls:
+            message["tool_calls"] = [c.as_openai() for c in calls]
         scored = [t for c in chunks for t in (c.logprobs or ())]
         choice = {
             "index": 0,
             "message": message,
             "logprobs": {"content": _logprobs(scored), "refusal": None} if self.logprobs else None,
-            "finish_reason": finish_reason(last.finish_reason),
+            "finish_reason": "tool_calls" if calls else finish_reason(last.finish_reason),
         }
         reply = {**self._head("chat.completion"), "choices": [choice], "usage": usage(last.usage)}
         if self.hearth is not None:
             reply["hearth"] = dataclasses.asdict(self.hearth)
         return reply
+
+    def _calls(self, text: str) -> tuple[str | None, list[ToolCall]]:
+        if not (self.tools and self.tools.offered):
+            return text, []
+        content, calls = split_calls(text, self.tools.names)
+        return (content or None) if calls else text, self.tools.kept(calls)
 
 
 def _choice_delta(delta: dict[str, Any], logprobs: Any, finish: str | None) -> dict[str, Any]:

@@ -52,9 +52,47 @@ class ContentPart(_Lenient):
     text: str | None = None
 
 
+class CalledFunction(_Lenient):
+    name: str
+    #: a JSON text, as OpenAI sends it (some clients send the object itself)
+    arguments: str | dict[str, Any] = ""
+
+
+class ToolCallIn(_Lenient):
+    """A call the assistant made earlier in the conversation."""
+
+    id: str | None = None
+    type: str = "function"
+    function: CalledFunction
+
+
 class ChatMessageIn(_Lenient):
-    role: Literal["system", "developer", "user", "assistant", "tool"]
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
     content: str | list[ContentPart] | None = None
+    tool_calls: list[ToolCallIn] | None = None
+    tool_call_id: str | None = None
+    name: str | None = None
+
+
+class FunctionSpec(_Lenient):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    description: str = ""
+    #: the arguments' JSON Schema; None takes no arguments
+    parameters: dict[str, Any] | None = None
+
+
+class ToolSpec(_Lenient):
+    type: Literal["function"] = "function"
+    function: FunctionSpec
+
+
+class FunctionName(_Lenient):
+    name: str
+
+
+class NamedToolChoice(_Lenient):
+    type: Literal["function"] = "function"
+    function: FunctionName
 
 
 class JSONSchemaSpec(_Lenient):
@@ -147,6 +185,9 @@ class ChatCompletionRequest(GenerationRequest):
     logprobs: bool | None = None
     top_logprobs: int | None = None
     response_format: ResponseFormat | None = None
+    tools: list[ToolSpec] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
+    parallel_tool_calls: bool | None = None
     hearth: HearthOptions | None = None
 
     def answer_limit(self) -> int | None:
