@@ -117,23 +117,41 @@ def plan_tools(body: ChatCompletionRequest) -> ToolPlan | None:
 
 
 def call_grammar(tools: list[ToolSpec]) -> str:
-    """A GBNF grammar for one call, ``{"name": ..., "arguments": {...}}``, to one of ``tools``."""
+    """A GBNF grammar for one call, ``{"name": ..., "arguments": {...}}``, to one of ``tools``.
+
+    Each tool's parameters move under ``$defs`` (as ``tool0``, ``tool1`` ...) with their local
+    references re-rooted, so ``#/$defs/...`` (as pydantic writes nested models) and ``#`` still
+    point into that tool's own schema."""
     from engine.backends.grammars import json_schema_grammar
 
+    defs = {f"tool{i}": _rerooted(_parameters(t), f"#/$defs/tool{i}") for i, t in enumerate(tools)}
     alternatives = [
         {
             "type": "object",
-            "properties": {"name": {"const": t.function.name}, "arguments": _parameters(t)},
+            "properties": {"name": {"const": t.function.name}, "arguments": {"$ref": f"#/$defs/tool{i}"}},
             "required": ["name", "arguments"],
         }
-        for t in tools
+        for i, t in enumerate(tools)
     ]
     schema = alternatives[0] if len(alternatives) == 1 else {"anyOf": alternatives}
-    return json_schema_grammar(schema)
+    return json_schema_grammar({**schema, "$defs": defs}, field="tools")
 
 
 def _parameters(tool: ToolSpec) -> dict[str, Any]:
     return tool.function.parameters or {"type": "object", "properties": {}}
+
+
+def _rerooted(value: Any, root: str) -> Any:
+    """``value`` with every local ``$ref`` (``#``, ``#/...``) made relative to ``root``."""
+    if isinstance(value, list):
+        return [_rerooted(v, root) for v in value]
+    if not isinstance(value, dict):
+        return value
+    out = {k: _rerooted(v, root) for k, v in value.items()}
+    ref = value.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#"):
+        out["$ref"] = root + ref[1:]
+    return out
 
 
 def render(messages: list[ChatMessageIn], plan: ToolPlan | None) -> list[Message]:

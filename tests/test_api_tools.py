@@ -9,6 +9,7 @@ import openai
 import pytest
 from api_support import API_KEY, serve_api
 from backend_doubles import DelegatingBackend
+from pydantic import BaseModel, Field
 
 from api.schemas import ChatMessageIn
 from api.tools import CallWatch, render, split_calls
@@ -44,6 +45,29 @@ ADD = {
     },
 }
 TOOLS = [WEATHER, ADD]
+
+
+def _tool(name: str, parameters: dict) -> dict:
+    return {"type": "function", "function": {"name": name, "parameters": parameters}}
+
+
+def _format(schema: dict) -> dict:
+    return {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}}
+
+
+class Street(BaseModel):
+    name: str = Field(max_length=30)
+    number: int
+
+
+class Address(BaseModel):
+    """A pydantic model as LangChain and the Agents SDK send it: nested models under $defs."""
+
+    city: str = Field(max_length=30)
+    streets: list[Street] = Field(max_length=2)
+    main: Street
+
+
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
 NAMES = frozenset({"get_weather", "add"})
 
@@ -143,6 +167,20 @@ def test_a_named_function_is_the_one_called_and_streams_as_one_call(real):
     ]  # greedy: the stream and the whole reply make the same call
 
 
+def test_a_pydantic_schema_with_nested_models_gives_arguments_it_validates(real):
+    tools = [ADD, _tool("save_address", Address.model_json_schema())]
+    assert "$defs" in tools[1]["function"]["parameters"]
+    choice = {"type": "function", "function": {"name": "save_address"}}
+    ask = [{"role": "user", "content": "Save 12 Baker Street, London."}]
+    (call,) = (
+        _call(real, messages=ask, tools=tools, tool_choice=choice, max_tokens=150)
+        .choices[0]
+        .message.tool_calls
+    )
+    address = Address.model_validate_json(call.function.arguments)
+    assert isinstance(address.main, Street)
+
+
 def test_the_sdk_stream_helper_assembles_the_call(real):
     with real.client.beta.chat.completions.stream(
         model=real.model, messages=ASK, tools=[WEATHER], tool_choice="required", max_tokens=80, **GREEDY
@@ -204,6 +242,11 @@ def test_a_whole_tool_round_trip_reaches_the_model_as_text(real):
         ({"tools": [ADD, ADD]}, "tools"),
         ({"tools": [{"type": "function", "function": {"name": "has space"}}]}, "tools"),
         ({"tools": TOOLS, "extra_body": {"hearth": {}}}, "hearth"),
+        # schemas the grammar converter asserts on: a clear 400, never a 500
+        ({"tools": [_tool("f", {"type": "banana"})], "tool_choice": "required"}, "tools"),
+        ({"tools": [_tool("f", {"$ref": "https://example.com/s.json"})], "tool_choice": "required"}, "tools"),
+        ({"response_format": _format({"type": "string", "pattern": "(a+)+"})}, "response_format"),
+        ({"response_format": _format({"type": "banana"})}, "response_format"),
     ],
 )
 def test_bad_tool_requests_are_clear_400s(real, kwargs, param):
