@@ -18,6 +18,8 @@ from engine.config import CHAIN_ONLY_SETTINGS, GenerationConfig
 MAX_TOKENS_CAP = int(
     next(f for f in GenerationConfig.numeric_fields() if f.name == "max_tokens").metadata["max"]
 )
+#: the largest seed GenerationConfig takes
+MAX_SEED = int(next(f for f in GenerationConfig.numeric_fields() if f.name == "seed").metadata["max"])
 #: OpenAI's limit on alternatives per token
 MAX_TOP_LOGPROBS = 20
 
@@ -167,6 +169,10 @@ class GenerationRequest(_Lenient):
     def generation_config(self) -> GenerationConfig:
         """The engine's settings for this call; out-of-range values raise ConfigError (a 400)."""
         values: dict[str, Any] = {name: getattr(self, name) for name in SAMPLER_FIELDS}
+        if self.seed is not None and not -1 <= self.seed <= MAX_SEED:
+            # OpenAI takes any 64-bit seed (clients send random ones): fold it into llama.cpp's range,
+            # the same seed always to the same value, so it still reproduces an answer
+            values["seed"] = self.seed % (MAX_SEED + 1)
         limit = self.answer_limit()
         # no limit, as with OpenAI, means until the context is full (the backend clamps to it)
         values["max_tokens"] = MAX_TOKENS_CAP if limit is None else min(limit, MAX_TOKENS_CAP)
@@ -188,6 +194,9 @@ class ChatCompletionRequest(GenerationRequest):
     tools: list[ToolSpec] | None = None
     tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     parallel_tool_calls: bool | None = None
+    #: the deprecated form of tools: refused with a pointer to tools, never silently ignored
+    functions: list[Any] | None = None
+    function_call: Any = None
     hearth: HearthOptions | None = None
 
     def answer_limit(self) -> int | None:
@@ -228,8 +237,10 @@ async def read_json(request: Any, model: type[_M], *, max_bytes: int) -> _M:
     try:
         return model.model_validate_json(bytes(body))
     except ValidationError as e:
-        if any(err.get("type") == "json_invalid" for err in e.errors()):
-            raise bad_request("The request body is not valid JSON.") from e
+        invalid = [err for err in e.errors() if err.get("type") == "json_invalid"]
+        if invalid:  # the parser's words say where ("... at line 1 column 7")
+            detail = str(invalid[0].get("msg", "")).removeprefix("Invalid JSON: ")
+            raise bad_request(f"The request body is not valid JSON: {detail}.") from e
         raise validation_error(list(e.errors())) from e
 
 

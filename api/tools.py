@@ -92,6 +92,11 @@ class ToolPlan:
 
 def plan_tools(body: ChatCompletionRequest) -> ToolPlan | None:
     """The request's tools checked (400 for a bad choice); None when it has none."""
+    if body.functions is not None or body.function_call is not None:
+        raise bad_request(
+            "functions and function_call are the deprecated form of tools: send tools and tool_choice.",
+            param="functions",
+        )
     choice = body.tool_choice
     if not body.tools:
         if choice not in (None, "none", "auto"):

@@ -55,7 +55,7 @@ def assert_error(r: httpx.Response, status: int, *, param=None, code=None) -> di
         ("top_k", -1),
         ("min_p", "lots"),
         ("max_tokens", 0),
-        ("seed", 2**40),
+        ("seed", "random"),
         ("presence_penalty", 3),
         ("mirostat_mode", 7),
         ("stop", [""]),
@@ -71,7 +71,10 @@ def test_request_shape_errors_are_400s(base_url):
     assert_error(post(base_url, "/v1/chat/completions", {"messages": []}), 400, param="messages")
     assert_error(post(base_url, "/v1/chat/completions", {}), 400, param="messages")
     r = httpx.post(f"{base_url}/v1/chat/completions", content=b"{not json", headers=AUTH)
-    assert_error(r, 400)
+    assert "at line 1 column 2" in assert_error(r, 400)["message"]  # where the parser stopped
+    deep = b'{"messages": ' + b"[" * 400 + b"]" * 400 + b"}"
+    r = httpx.post(f"{base_url}/v1/chat/completions", content=deep, headers=AUTH)
+    assert "recursion limit" in assert_error(r, 400)["message"]
     body = {"messages": HI, "top_logprobs": 2}
     assert_error(post(base_url, "/v1/chat/completions", body), 400, param="top_logprobs")
     body = {"messages": HI, "response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}

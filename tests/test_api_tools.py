@@ -242,6 +242,7 @@ def test_a_whole_tool_round_trip_reaches_the_model_as_text(real):
         ({"tools": [ADD, ADD]}, "tools"),
         ({"tools": [{"type": "function", "function": {"name": "has space"}}]}, "tools"),
         ({"tools": TOOLS, "extra_body": {"hearth": {}}}, "hearth"),
+        ({"extra_body": {"functions": [{"name": "f", "parameters": {}}]}}, "functions"),
         # schemas the grammar converter asserts on: a clear 400, never a 500
         ({"tools": [_tool("f", {"type": "banana"})], "tool_choice": "required"}, "tools"),
         ({"tools": [_tool("f", {"$ref": "https://example.com/s.json"})], "tool_choice": "required"}, "tools"),
