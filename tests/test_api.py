@@ -160,6 +160,30 @@ def test_json_schema_output_always_parses(client, model):
         assert isinstance(value["population"], int) and isinstance(value["coastal"], bool)
 
 
+def test_json_schema_strings_hold_no_raw_control_characters(client, model):
+    # llama-cpp-python's converter let strings take raw newlines, which JSON forbids (strict
+    # parsers such as pydantic refused the answer): seeds 11 and 13 of these wrote some
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "description": {"type": "string"}},
+        "required": ["name", "description"],
+    }
+    fmt = {"type": "json_schema", "json_schema": {"name": "city", "schema": schema}}
+    for seed in range(1, 16):
+        reply = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "Describe a city in a few paragraphs."}],
+            response_format=fmt,
+            max_tokens=80,
+            temperature=1.0,
+            seed=seed,
+        )
+        text = reply.choices[0].message.content
+        assert not [ch for ch in text.strip() if ord(ch) < 32], (seed, text)
+        if reply.choices[0].finish_reason == "stop":
+            assert set(json.loads(text)) == {"name", "description"}
+
+
 def test_json_object_output_is_an_object(client, model):
     reply = client.chat.completions.create(
         model=model,

@@ -8,6 +8,9 @@ from typing import Any
 
 from ..errors import ConfigError
 
+_LOOSE_CHAR = r'char ::= [^"\\] |'
+_JSON_CHAR = r'char ::= [^"\\\x7F\x00-\x1F] |'
+
 
 def json_schema_grammar(schema: Any, *, field: str = "response_format") -> str:
     """A GBNF grammar that only lets the model write JSON valid under ``schema``; a schema the
@@ -15,9 +18,12 @@ def json_schema_grammar(schema: Any, *, field: str = "response_format") -> str:
     from llama_cpp.llama_grammar import json_schema_to_gbnf
 
     try:
-        return json_schema_to_gbnf(json.dumps(schema))
+        grammar = json_schema_to_gbnf(json.dumps(schema))
     except Exception as e:  # noqa: BLE001 - third-party code on a client's schema: any failure is the schema's
         raise ConfigError(f"This JSON schema cannot be turned into a grammar: {e}", field=field) from e
+    # the converter's strings take raw control characters (a newline in a story), which JSON
+    # forbids: strict parsers (pydantic, the openai SDK's parse) refused such answers
+    return grammar.replace(_LOOSE_CHAR, _JSON_CHAR)
 
 
 def json_object_grammar() -> str:
