@@ -54,7 +54,7 @@ async def create_chat_completion(request: Request, services: Services, gate: Gat
     grammar = tools.grammar if tools and tools.grammar else response_grammar(body.response_format)
     hearth: HearthResult | None = None
     if body.hearth is None:
-        produce = _stateless(services, render(body.messages, tools), config, grammar, top)
+        produce = stateless_chat(services, render(body.messages, tools), config, grammar, top)
     else:
         if grammar or top is not None or body.tools:
             raise bad_request(
@@ -105,7 +105,7 @@ def response_grammar(fmt: ResponseFormat | None) -> str | None:
     return json_schema_grammar(fmt.schema_) if fmt.schema_ else json_object_grammar()
 
 
-def _stateless(services: Services, messages: list[Message], config: GenerationConfig, grammar, top):
+def stateless_chat(services: Services, messages: list[Message], config: GenerationConfig, grammar, top):
     def produce(cancel: threading.Event) -> Iterator[Chunk]:
         backend = services.models.backend
         try:

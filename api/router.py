@@ -13,6 +13,7 @@ from .chat import create_chat_completion
 from .completions import create_completion
 from .embeddings import create_embeddings
 from .errors import APIError, OpenAIRoute, model_not_found
+from .responses import add_routes
 from .streams import Gate
 
 if TYPE_CHECKING:
@@ -42,6 +43,8 @@ def build_router(services: Services, *, api_key: str | None) -> APIRouter:
     @v1.post("/completions")
     async def completions(request: Request) -> Response:
         return await create_completion(request, services, gate)
+
+    add_routes(v1, services, gate)
 
     @v1.post("/embeddings")
     async def embeddings(request: Request) -> Response:
