@@ -16,7 +16,7 @@ from engine.types import Chunk, TokenLogprob
 from .catalog import resolve_chat_model
 from .chat import check_n, finish_reason, usage
 from .errors import APIError, bad_request
-from .schemas import MAX_TOP_LOGPROBS, CompletionRequest, read_json
+from .schemas import MAX_TOP_LOGPROBS, CompletionRequest, TokenArrays, read_json
 from .streams import MAX_BODY_BYTES, Gate, Generation, answer
 
 if TYPE_CHECKING:
@@ -82,14 +82,16 @@ def _raw(services: Services, prompt: str, config: GenerationConfig, logprobs: in
     return produce
 
 
-def _single_prompt(prompt: str | list[str]) -> str:
+def _single_prompt(prompt: str | list[str] | TokenArrays) -> str:
     if isinstance(prompt, list):
+        if prompt and not isinstance(prompt[0], str):
+            raise bad_request("Send the prompt as text: token arrays are not accepted here.", param="prompt")
         if len(prompt) != 1:
             raise bad_request("Send one prompt per call.", param="prompt")
-        prompt = prompt[0]
-    if not prompt:
+    text = prompt[0] if isinstance(prompt, list) else prompt
+    if not isinstance(text, str) or not text:
         raise bad_request("The prompt is empty.", param="prompt")
-    return prompt
+    return text
 
 
 async def _events(

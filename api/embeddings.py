@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import struct
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import anyio.to_thread
 from fastapi import Request, Response
@@ -26,15 +26,22 @@ async def create_embeddings(request: Request, services: Services) -> Response:
     body = await read_json(request, EmbeddingRequest, max_bytes=MAX_BODY_BYTES)
     model = resolve_embedding_model(services, body.model)
     texts = [body.input] if isinstance(body.input, str) else body.input
+    if any(not isinstance(t, str) for t in texts):
+        raise bad_request(
+            f"Send the texts themselves: {model} cannot read another tokenizer's token ids. (LangChain's "
+            "OpenAIEmbeddings sends token ids unless it is made with check_embedding_ctx_length=False.)",
+            param="input",
+        )
     if not texts or len(texts) > MAX_INPUTS:
         raise bad_request(f"Send between 1 and {MAX_INPUTS} texts.", param="input")
     if any(not t for t in texts):
         raise bad_request("Texts to embed must not be empty.", param="input")
     embedder = services.embedder
+    strings = cast(list[str], texts)
 
     def embed() -> tuple[list[list[float]], int]:
-        vectors = embedder.embed(texts)
-        return vectors, sum(embedder.count_tokens(t) for t in texts)
+        vectors = embedder.embed(strings)
+        return vectors, sum(embedder.count_tokens(t) for t in strings)
 
     # encoding is CPU-bound (and loads the model on first use): never on the event loop
     vectors, tokens = await anyio.to_thread.run_sync(embed)

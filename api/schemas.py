@@ -203,8 +203,12 @@ class ChatCompletionRequest(GenerationRequest):
         return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
 
 
+#: token ids in place of text (OpenAI takes them; they are refused here with a clear message)
+TokenArrays = list[int] | list[list[int]]
+
+
 class CompletionRequest(GenerationRequest):
-    prompt: str | list[str]
+    prompt: str | list[str] | TokenArrays
     #: legacy completions: alternatives per token (0-20); None = no logprobs
     logprobs: int | None = None
     echo: bool = False
@@ -212,7 +216,7 @@ class CompletionRequest(GenerationRequest):
 
 
 class EmbeddingRequest(_Lenient):
-    input: str | list[str]
+    input: str | list[str] | TokenArrays
     model: str | None = None
     encoding_format: Literal["float", "base64"] = "float"
     dimensions: int | None = None

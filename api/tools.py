@@ -39,7 +39,7 @@ TOOLS_PROMPT = """You can call functions to answer. The functions, with JSON Sch
 </tools>
 To call a function, write only this, with arguments that fit its schema:
 {open}
-{{"name": "<function name>", "arguments": {{"<argument>": "<value>"}}}}
+{{"name": <function-name>, "arguments": <args-json-object>}}
 {close}
 Each result comes back inside <tool_response></tool_response>. When no call is needed, answer in \
 plain text."""

@@ -83,6 +83,11 @@ def test_request_shape_errors_are_400s(base_url):
     assert_error(post(base_url, "/v1/chat/completions", body), 400, param="hearth.conversation")
     assert_error(post(base_url, "/v1/completions", {"prompt": ["a", "b"]}), 400, param="prompt")
     assert_error(post(base_url, "/v1/embeddings", {"input": [""]}), 400, param="input")
+    # token ids (as LangChain's OpenAIEmbeddings sends by default) are named, not a type error
+    error = assert_error(post(base_url, "/v1/embeddings", {"input": [[9906, 1917]]}), 400, param="input")
+    assert "check_embedding_ctx_length" in error["message"]
+    error = assert_error(post(base_url, "/v1/completions", {"prompt": [1, 2, 3]}), 400, param="prompt")
+    assert "token arrays" in error["message"]
 
 
 def test_a_prompt_longer_than_the_context_is_a_400(base_url):
