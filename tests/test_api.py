@@ -145,17 +145,18 @@ def test_stream_is_server_sent_events_ending_in_done(base_url, model):
     assert json.loads(lines[0][6:])["object"] == "chat.completion.chunk"
 
 
+def _json_answer(client, model, schema: dict, question: str, **kwargs):
+    fmt = {"type": "json_schema", "json_schema": {"name": "city", "schema": schema, "strict": True}}
+    messages = [{"role": "user", "content": question}]
+    return client.chat.completions.create(
+        model=model, messages=messages, response_format=fmt, max_tokens=80, **kwargs
+    ).choices[0]
+
+
 def test_json_schema_output_always_parses(client, model):
-    fmt = {"type": "json_schema", "json_schema": {"name": "city", "schema": CITY, "strict": True}}
     for _ in range(20):  # sampled, not greedy: a different answer each time (no seed keeps the KV cache)
-        reply = client.chat.completions.create(
-            model=model,
-            messages=[{"role": "user", "content": "Describe a city as JSON."}],
-            response_format=fmt,
-            max_tokens=80,
-            temperature=0.9,
-        )
-        value = json.loads(reply.choices[0].message.content)
+        reply = _json_answer(client, model, CITY, "Describe a city as JSON.", temperature=0.9)
+        value = json.loads(reply.message.content)
         assert set(value) == {"name", "population", "coastal"}, value
         assert isinstance(value["population"], int) and isinstance(value["coastal"], bool)
 
@@ -168,19 +169,13 @@ def test_json_schema_strings_hold_no_raw_control_characters(client, model):
         "properties": {"name": {"type": "string"}, "description": {"type": "string"}},
         "required": ["name", "description"],
     }
-    fmt = {"type": "json_schema", "json_schema": {"name": "city", "schema": schema}}
     for seed in range(1, 16):
-        reply = client.chat.completions.create(
-            model=model,
-            messages=[{"role": "user", "content": "Describe a city in a few paragraphs."}],
-            response_format=fmt,
-            max_tokens=80,
-            temperature=1.0,
-            seed=seed,
+        reply = _json_answer(
+            client, model, schema, "Describe a city in a few paragraphs.", temperature=1.0, seed=seed
         )
-        text = reply.choices[0].message.content
+        text = reply.message.content
         assert not [ch for ch in text.strip() if ord(ch) < 32], (seed, text)
-        if reply.choices[0].finish_reason == "stop":
+        if reply.finish_reason == "stop":
             assert set(json.loads(text)) == {"name", "description"}
 
 
