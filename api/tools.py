@@ -100,7 +100,10 @@ def plan_tools(body: ChatCompletionRequest) -> ToolPlan | None:
     choice = body.tool_choice
     if not body.tools:
         if choice not in (None, "none", "auto"):
-            raise bad_request("tool_choice names a tool, but the request has no tools.", param="tool_choice")
+            asked = choice if isinstance(choice, str) else choice.function.name
+            raise bad_request(
+                f"tool_choice {asked!r} asks for a call, but the request has no tools.", param="tool_choice"
+            )
         return None
     names = [t.function.name for t in body.tools]
     if len(set(names)) != len(names):
