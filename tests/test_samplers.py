@@ -60,17 +60,15 @@ def test_answers_over_the_cut_candidates_are_llama_cpp_pythons_own(backend, monk
     """With the stock samplers, llama-cpp-python's chain runs over the tokens that can still be
     chosen (engine/backends/sampler_chain.stock_chain): the same answers, token for token, as over
     the whole vocabulary, greedy or drawn with the same seed."""
-    from engine.backends import llama_cpp as backend_module
     from engine.backends import sampler_chain
 
     calls = []
-    monkeypatch.setattr(
-        backend_module, "stock_chain", lambda *a: calls.append(1) or sampler_chain.stock_chain(*a)
-    )
+    stock = sampler_chain.stock_chain
+    monkeypatch.setattr(sampler_chain, "stock_chain", lambda *a: calls.append(1) or stock(*a))
     ask = [Message(role="user", content="Write a short poem about rain, repeating the word rain.")]
     cut, cut_scored = _answer(backend, ask, max_tokens=60, **values)
     assert calls  # the cut chain ran
-    monkeypatch.setattr(backend_module, "stock_chain", lambda *a: None)  # llama-cpp-python's chain
+    monkeypatch.setattr(sampler_chain, "stock_chain", lambda *a: None)  # llama-cpp-python's chain
     whole, whole_scored = _answer(backend, ask, max_tokens=60, **values)
     assert len(whole_scored) > 20
     assert [t.token_bytes for t in cut_scored] == [t.token_bytes for t in whole_scored]
@@ -92,7 +90,6 @@ def test_the_cut_stock_chain_is_only_for_what_it_cannot_change():
         {"temperature": 0.7, "mirostat_mode": 2},
     ):
         assert stock_chain(None, Llm(), GenerationConfig(**values), 1) is None, values
-    assert stock_chain(None, Llm(), GenerationConfig(temperature=0.0), 1, grammar=object()) is None
 
 
 def test_a_banning_logit_bias_on_the_greedy_token_changes_it(backend):

@@ -43,7 +43,7 @@ from .llama_load import (
 from .llama_thread import calls, streams
 from .logprobs import drain, token_logprob
 from .prompt_tokens import Tokens
-from .sampler_chain import CustomChain, build_chain, stock_chain
+from .sampler_chain import CustomChain, chain_for
 from .speculative import sampled_index
 from .threads import generation_threads, plan_threads
 
@@ -248,11 +248,7 @@ class LlamaCppBackend:
         compiled = self._llama_cpp.LlamaGrammar.from_string(grammar, verbose=False) if grammar else None
         # DRY, XTC, top-n-sigma, ...: llama.cpp's own samplers in a chain of our making; the
         # stock settings keep llama-cpp-python's chain (over fewer candidates: the same tokens)
-        chain = (
-            build_chain(self._llama_cpp, llm, config, seed, compiled)
-            if config.uses_extra_samplers()
-            else stock_chain(self._llama_cpp, llm, config, seed, compiled)
-        )
+        chain = chain_for(self._llama_cpp, llm, config, seed, compiled)
         custom = CustomChain(llm, chain) if chain is not None else None
         tokens = sample(llm, prompt[start:], config, compiled)
         drafts = (self._draft, self._prompt_lookup, self._batch_costs)

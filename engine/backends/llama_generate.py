@@ -26,22 +26,24 @@ def sample(
     """llama-cpp-python's token generator over ``prompt`` (the part the cache does not hold)."""
     # reset=False: llama-cpp-python's own prefix matching would reuse any cached token,
     # including generated ones; the caller already chose what may be reused
-    return llm.generate(
-        prompt,
-        reset=False,
-        temp=config.temperature,
-        top_k=config.top_k,
-        top_p=config.top_p,
-        min_p=config.min_p,
-        typical_p=config.typical_p,
-        repeat_penalty=config.repeat_penalty,
-        presence_penalty=config.presence_penalty,
-        frequency_penalty=config.frequency_penalty,
-        mirostat_mode=config.mirostat_mode,
-        mirostat_tau=config.mirostat_tau,
-        mirostat_eta=config.mirostat_eta,
-        grammar=grammar,
-    )
+    return llm.generate(prompt, reset=False, grammar=grammar, **stock_settings(config))
+
+
+def stock_settings(config: GenerationConfig) -> dict[str, Any]:
+    """``config`` as llama-cpp-python's own sampling arguments (generate, _init_sampler)."""
+    return {
+        "temp": config.temperature,
+        "top_k": config.top_k,
+        "top_p": config.top_p,
+        "min_p": config.min_p,
+        "typical_p": config.typical_p,
+        "repeat_penalty": config.repeat_penalty,
+        "presence_penalty": config.presence_penalty,
+        "frequency_penalty": config.frequency_penalty,
+        "mirostat_mode": config.mirostat_mode,
+        "mirostat_tau": config.mirostat_tau,
+        "mirostat_eta": config.mirostat_eta,
+    }
 
 
 def with_drafts(

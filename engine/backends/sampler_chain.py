@@ -15,6 +15,8 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import BIAS_BAN, GenerationConfig
+from .grammar_first import GrammarFirst
+from .llama_generate import stock_settings
 
 #: the tokens after which DRY stops matching a repeat (llama.cpp's defaults)
 DRY_SEQUENCE_BREAKERS = ["\n", ":", '"', "*"]
@@ -22,7 +24,19 @@ DRY_SEQUENCE_BREAKERS = ["\n", ":", '"', "*"]
 PENALTY_LAST_N = 64
 
 
-def build_chain(lc: Any, llm: Any, config: GenerationConfig, seed: int, grammar: Any = None) -> Any:
+def chain_for(lc: Any, llm: Any, config: GenerationConfig, seed: int, grammar: Any = None) -> Any:
+    """The sampler the next ``llm.generate`` is to use (through ``CustomChain``); None leaves
+    llama-cpp-python's own. A grammar always goes through ``GrammarFirst``: it checks the token
+    the chain picked before it filters the whole vocabulary."""
+    chain = build_chain(lc, llm, config, seed) if config.uses_extra_samplers() else stock_chain(lc, llm, config, seed)
+    if grammar is None:
+        return chain
+    if chain is None:  # llama-cpp-python's own chain for these settings, without the grammar
+        chain = type(llm)._init_sampler(llm, **stock_settings(config))
+    return GrammarFirst(lc, llm, chain, grammar)
+
+
+def build_chain(lc: Any, llm: Any, config: GenerationConfig, seed: int) -> Any:
     """A ``LlamaSampler`` for ``config``: logit bias, then the stages in ``config.samplers``,
     then greedy (temperature 0) or a seeded draw. Mirostat replaces the truncating stages."""
     chain = lc._internals.LlamaSampler()
@@ -34,8 +48,6 @@ def build_chain(lc: Any, llm: Any, config: GenerationConfig, seed: int, grammar:
         if mirostat and name not in ("penalties", "dry"):
             continue
         _add_stage(chain, name, llm, config, seed)
-    if grammar is not None:
-        chain.add_grammar(llm._model, grammar)
     if config.temperature == 0:
         chain.add_greedy()
     elif mirostat:
@@ -49,7 +61,7 @@ def build_chain(lc: Any, llm: Any, config: GenerationConfig, seed: int, grammar:
     return chain
 
 
-def stock_chain(lc: Any, llm: Any, config: GenerationConfig, seed: int, grammar: Any = None) -> Any:
+def stock_chain(lc: Any, llm: Any, config: GenerationConfig, seed: int) -> Any:
     """llama-cpp-python's own chain for the stock samplers, with the tokens cut first to those
     that can still be chosen; None where a cut could change the outcome (then llama-cpp-python
     builds its chain itself). Its chain is: the penalties, then the most likely token at
@@ -67,7 +79,6 @@ def stock_chain(lc: Any, llm: Any, config: GenerationConfig, seed: int, grammar:
     sampled = config.temperature > 0
     if (
         config.temperature < 0
-        or grammar is not None  # a grammar may allow none of the candidates
         or config.uses_extra_samplers()
         or (sampled and (config.mirostat_mode in (1, 2) or config.top_k <= 0))
         or config.repeat_penalty < 1
