@@ -28,7 +28,11 @@ def chain_for(lc: Any, llm: Any, config: GenerationConfig, seed: int, grammar: A
     """The sampler the next ``llm.generate`` is to use (through ``CustomChain``); None leaves
     llama-cpp-python's own. A grammar always goes through ``GrammarFirst``: it checks the token
     the chain picked before it filters the whole vocabulary."""
-    chain = build_chain(lc, llm, config, seed) if config.uses_extra_samplers() else stock_chain(lc, llm, config, seed)
+    chain = (
+        build_chain(lc, llm, config, seed)
+        if config.uses_extra_samplers()
+        else stock_chain(lc, llm, config, seed)
+    )
     if grammar is None:
         return chain
     if chain is None:  # llama-cpp-python's own chain for these settings, without the grammar
