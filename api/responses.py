@@ -134,7 +134,8 @@ async def create_response(request: Request, services: Services, gate: Gate, stor
 
 
 def input_messages(items: str | list[dict[str, Any]]) -> list[ChatMessageIn]:
-    """``input`` as chat messages: consecutive function calls become one assistant turn."""
+    """``input`` as chat messages: an assistant message and the function calls after it become
+    one assistant turn."""
     if isinstance(items, str):
         return [ChatMessageIn(role="user", content=items)]
     turns: list[dict[str, Any]] = []
@@ -145,8 +146,8 @@ def input_messages(items: str | list[dict[str, Any]]) -> list[ChatMessageIn]:
         elif kind == "function_call":
             function = {"name": item.get("name"), "arguments": item.get("arguments", "")}
             call = {"id": item.get("call_id"), "function": function}
-            if turns and turns[-1].get("tool_calls") and not turns[-1]["content"]:
-                turns[-1]["tool_calls"].append(call)
+            if turns and turns[-1]["role"] == "assistant":  # its text, then its calls
+                turns[-1].setdefault("tool_calls", []).append(call)
             else:
                 turns.append({"role": "assistant", "content": None, "tool_calls": [call]})
         elif kind == "function_call_output":
@@ -289,19 +290,10 @@ class _Reply:
         }
 
     def keep(self, stored: Stored, conversation: list[ChatMessageIn], result: dict[str, Any]) -> None:
-        if not self.body.store:
-            return
-        said: list[ChatMessageIn] = []
-        for item in result["output"]:
-            if item["type"] == "message":
-                said.append(ChatMessageIn(role="assistant", content=item["content"][0]["text"]))
-            else:
-                call = {
-                    "id": item["call_id"],
-                    "function": {"name": item["name"], "arguments": item["arguments"]},
-                }
-                said.append(ChatMessageIn.model_validate({"role": "assistant", "tool_calls": [call]}))
-        stored.put(self.id, conversation + said, result)
+        """Store the conversation with this answer (its output items read as input items are)."""
+        if self.body.store:
+            said = input_messages(result["output"]) if result["output"] else []
+            stored.put(self.id, conversation + said, result)
 
     async def events(self, generation: Generation) -> AsyncIterator[dict[str, Any]]:
         seq = iter(range(1 << 62))

@@ -193,3 +193,24 @@ def test_what_is_not_served_is_a_clear_error(api, kwargs, status):
     with pytest.raises(openai.APIStatusError) as caught:
         client.responses.create(model=model, **{"input": "Hi", "max_output_tokens": 4, **kwargs})
     assert caught.value.status_code == status and caught.value.message
+
+
+def test_input_items_become_the_chat_turns_they_mean():
+    from api.responses import input_messages
+    from api.tools import render
+
+    items = [
+        {"role": "user", "content": [{"type": "input_text", "text": "Weather in Paris and Oslo?"}]},
+        {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Checking."}]},
+        {"type": "function_call", "call_id": "c1", "name": "get_weather", "arguments": '{"city": "Paris"}'},
+        {"type": "function_call", "call_id": "c2", "name": "get_weather", "arguments": '{"city": "Oslo"}'},
+        {"type": "reasoning", "summary": []},
+        {"type": "function_call_output", "call_id": "c1", "output": "18 C"},
+        {"type": "function_call_output", "call_id": "c2", "output": [{"type": "input_text", "text": "9 C"}]},
+    ]
+    turns = render(input_messages(items), None)
+    assert [t.role for t in turns] == ["user", "assistant", "user"]
+    assert (
+        turns[1].content.startswith("Checking.\n<tool_call>") and turns[1].content.count("<tool_call>") == 2
+    )
+    assert turns[2].content.count("<tool_response>") == 2 and "9 C" in turns[2].content
