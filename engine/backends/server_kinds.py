@@ -156,6 +156,7 @@ def _grammar_fields(kind: ServerKind, grammar: str) -> dict[str, Any]:
     if kind.grammar_field == "guided_grammar":
         return {"guided_grammar": grammar}
     raise GenerationError(
-        f"This {kind.label} server cannot constrain output with a grammar, which memory tools "
-        "need. Turn off the memory agent, or use llama.cpp's server or vLLM."
+        f"This {kind.label} server cannot constrain output with a grammar, which memory tools, JSON "
+        "answers (response_format) and forced tool calls need. Turn those off, or use llama.cpp's server "
+        "or vLLM."
     )
