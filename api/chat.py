@@ -29,7 +29,7 @@ from .catalog import resolve_chat_model
 from .errors import APIError, bad_request
 from .schemas import MAX_TOP_LOGPROBS, ChatCompletionRequest, ResponseFormat, read_json
 from .streams import MAX_BODY_BYTES, Gate, Generation, answer
-from .tools import CallWatch, ToolCall, ToolPlan, message_text, plan_tools, render, split_calls
+from .tools import CallWatch, ToolCall, ToolPlan, message_text, plan_tools, render
 
 if TYPE_CHECKING:
     from engine.factory import Services
@@ -236,7 +236,7 @@ class _Reply:
     async def events(self, generation: Generation, *, include_usage: bool) -> AsyncIterator[dict[str, Any]]:
         head = self._head("chat.completion.chunk")
         yield {**head, "choices": [_choice_delta({"role": "assistant", "content": ""}, None, None)]}
-        watch = CallWatch(self.tools.names) if self.tools and self.tools.offered else None
+        watch = CallWatch(self.tools) if self.tools and self.tools.offered else None
         async for chunk in generation.chunks():
             logprobs = {"content": _logprobs(chunk.logprobs), "refusal": None} if self.logprobs else None
             text = watch.feed(chunk.text) if watch else chunk.text
@@ -246,7 +246,6 @@ class _Reply:
                 reason = finish_reason(chunk.finish_reason)
                 if watch:
                     rest, calls = watch.finish()
-                    calls = self.tools.kept(calls) if self.tools else calls
                     if rest:
                         yield {**head, "choices": [_choice_delta({"content": rest}, None, None)]}
                     if calls:
@@ -282,8 +281,8 @@ class _Reply:
     def _calls(self, text: str) -> tuple[str | None, list[ToolCall]]:
         if not (self.tools and self.tools.offered):
             return text, []
-        content, calls = split_calls(text, self.tools.names)
-        return (content or None) if calls else text, self.tools.kept(calls)
+        content, calls = self.tools.split(text)
+        return (content or None) if calls else content, calls
 
 
 def _choice_delta(delta: dict[str, Any], logprobs: Any, finish: str | None) -> dict[str, Any]:

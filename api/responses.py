@@ -39,7 +39,7 @@ from .schemas import (
     read_json,
 )
 from .streams import MAX_BODY_BYTES, Gate, Generation, answer
-from .tools import CallWatch, ToolCall, ToolPlan, plan_tools, render, split_calls
+from .tools import CallWatch, ToolCall, ToolPlan, plan_tools, render
 
 if TYPE_CHECKING:
     from engine.factory import Services
@@ -249,8 +249,7 @@ class _Reply:
     def _calls(self, text: str) -> tuple[str, list[ToolCall]]:
         if self.tools is None:
             return text, []
-        content, calls = split_calls(text, self.tools.names)
-        return (content, self.tools.kept(calls)) if calls else (text, [])
+        return self.tools.split(text)
 
     def _response(
         self, status: str, output: list[dict[str, Any]], *, usage=None, incomplete=None
@@ -303,7 +302,7 @@ class _Reply:
 
         yield event("response.created", response=self._response("in_progress", []))
         yield event("response.in_progress", response=self._response("in_progress", []))
-        watch = CallWatch(self.tools.names) if self.tools else None
+        watch = CallWatch(self.tools) if self.tools else None
         text, opened, last = "", False, None
         calls: list[ToolCall] = []
         where = {"item_id": self.message_id, "output_index": 0, "content_index": 0}
@@ -311,9 +310,9 @@ class _Reply:
             shown = watch.feed(chunk.text) if watch else chunk.text
             if chunk.finish_reason:
                 last = chunk
-                if watch and self.tools:
+                if watch:
                     rest, calls = watch.finish()
-                    shown, calls = shown + (rest.rstrip() if calls else rest), self.tools.kept(calls)
+                    shown += rest
             if shown:
                 if not opened:
                     opened = True

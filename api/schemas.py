@@ -14,12 +14,16 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.config import CHAIN_ONLY_SETTINGS, GenerationConfig
 
+
+def _upper_bound(name: str) -> int:
+    """The largest value GenerationConfig takes for the numeric setting ``name``."""
+    return int(next(f for f in GenerationConfig.numeric_fields() if f.name == name).metadata["max"])
+
+
 #: the longest answer GenerationConfig allows; a bigger ask means "until the context is full"
-MAX_TOKENS_CAP = int(
-    next(f for f in GenerationConfig.numeric_fields() if f.name == "max_tokens").metadata["max"]
-)
+MAX_TOKENS_CAP = _upper_bound("max_tokens")
 #: the largest seed GenerationConfig takes
-MAX_SEED = int(next(f for f in GenerationConfig.numeric_fields() if f.name == "seed").metadata["max"])
+MAX_SEED = _upper_bound("seed")
 #: OpenAI's limit on alternatives per token
 MAX_TOP_LOGPROBS = 20
 

@@ -82,8 +82,10 @@ class ToolPlan:
     #: parallel_tool_calls: False keeps only an answer's first call
     parallel: bool = True
 
-    def kept(self, calls: list[ToolCall]) -> list[ToolCall]:
-        return calls if self.parallel else calls[:1]
+    def split(self, text: str) -> tuple[str, list[ToolCall]]:
+        """``split_calls`` over these tools, keeping only the first call unless ``parallel``."""
+        content, calls = split_calls(text, self.names)
+        return content, calls if self.parallel else calls[:1]
 
     @property
     def names(self) -> frozenset[str]:
@@ -256,8 +258,8 @@ def _calls_in(block: str, names: frozenset[str]) -> list[ToolCall] | None:
 class CallWatch:
     """Streams an answer's text while holding back whatever may be the start of a call."""
 
-    def __init__(self, names: frozenset[str]):
-        self._names = names
+    def __init__(self, plan: ToolPlan):
+        self._plan = plan
         self._text = ""
         self._sent = 0
 
@@ -273,7 +275,7 @@ class CallWatch:
         text = self._text
         if self._sent == 0 and text.lstrip()[:1] in ("", "{", "["):
             return 0  # nothing yet, or a bare JSON call may be coming
-        start = text.find(CALL_OPEN)
+        start = text.find(CALL_OPEN, self._sent)  # none starts before: that text was shown
         if start >= 0:
             return start
         for k in range(min(len(CALL_OPEN) - 1, len(text)), 0, -1):
@@ -283,7 +285,5 @@ class CallWatch:
 
     def finish(self) -> tuple[str, list[ToolCall]]:
         """The text not shown yet, and the answer's calls."""
-        content, calls = split_calls(self._text, self._names)
-        if not calls:
-            content = self._text
+        content, calls = self._plan.split(self._text)
         return content[self._sent :], calls

@@ -11,8 +11,8 @@ from api_support import API_KEY, serve_api
 from backend_doubles import DelegatingBackend
 from pydantic import BaseModel, Field
 
-from api.schemas import ChatMessageIn
-from api.tools import CallWatch, render, split_calls
+from api.schemas import ChatMessageIn, ToolSpec
+from api.tools import CallWatch, ToolPlan, render, split_calls
 from engine import Settings, build
 from engine.types import Chunk, Usage
 
@@ -70,6 +70,7 @@ class Address(BaseModel):
 
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
 NAMES = frozenset({"get_weather", "add"})
+PLAN = ToolPlan(offered=tuple(ToolSpec.model_validate(t) for t in TOOLS), grammar=None)
 
 
 class Steered(DelegatingBackend):
@@ -304,17 +305,17 @@ def test_split_calls_reads_the_written_forms():
 
 
 def test_the_watch_shows_prose_at_once_and_holds_back_only_what_may_be_a_call():
-    watch = CallWatch(NAMES)
+    watch = CallWatch(PLAN)
     text = "Use <b>bold</b> or <tool and <tool_c, then more."
     shown = "".join(watch.feed(ch) for ch in text)
     rest, calls = watch.finish()
     assert shown + rest == text and calls == []
     assert len(rest) < len("<tool_call>")  # never more than a call's opening held back
-    watch = CallWatch(NAMES)
+    watch = CallWatch(PLAN)
     shown = "".join(watch.feed(ch) for ch in '{"name": "add", "arguments": {"a": 1}}')
     assert shown == ""
     assert watch.finish()[1][0].name == "add"
-    watch = CallWatch(NAMES)
+    watch = CallWatch(PLAN)
     shown = "".join(watch.feed(ch) for ch in "{curly} prose")
     assert (shown, watch.finish()) == ("", ("{curly} prose", []))  # held, then all of it at the end
 
