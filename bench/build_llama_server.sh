@@ -6,6 +6,10 @@
 # Usage: bench/build_llama_server.sh [BUILD_DIR]     (default: ~/.cache/hearth/llama-server)
 # Env:   PYTHON (default /work/venv/bin/python or python3), JOBS (default: nproc)
 # Prints the path of the built binary on its last line.
+#
+# The build is native (-march=native through GGML_NATIVE, as llama-cpp-python's own pip build
+# is), so it is kept per llama-cpp-python version *and* per CPU: a cache directory carried to
+# another machine (a shared home, a copied ~/.cache) builds again instead of dying of SIGILL.
 set -euo pipefail
 
 PYTHON="${PYTHON:-$(command -v /work/venv/bin/python || command -v python3)}"
@@ -13,7 +17,10 @@ BUILD_ROOT="${1:-${HOME}/.cache/hearth/llama-server}"
 JOBS="${JOBS:-$(nproc)}"
 
 version="$("$PYTHON" -c 'import importlib.metadata as m; print(m.version("llama_cpp_python"))')"
-src_root="${BUILD_ROOT}/${version}"
+# The CPU's model name and instruction-set flags, which are what -march=native compiles for.
+cpu="$( (grep -m1 '^model name' /proc/cpuinfo && grep -m1 '^flags' /proc/cpuinfo) 2>/dev/null || uname -m)"
+cpu_key="$(printf '%s' "$cpu" | sha256sum | cut -c1-12)"
+src_root="${BUILD_ROOT}/${version}-${cpu_key}"
 binary="${src_root}/build/bin/llama-server"
 if [[ -x "$binary" ]]; then
     echo "already built: llama-cpp-python ${version}" >&2
