@@ -33,6 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from . import refusals
+
 Scope = dict
 Message = dict
 Receive = Callable[[], Awaitable[Message]]
@@ -176,18 +178,19 @@ class Guard:
 
     def refusal(self, scope: Scope, headers: dict[str, str]) -> tuple[int, str] | None:
         """(status, reason) when the request must not reach the app, else None."""
-        if headers.get("host", "").lower() not in self.config.hosts:
-            return 400, "Unknown Host: this server answers only to the names it was started for."
+        host = headers.get("host", "")
+        if host.lower() not in self.config.hosts:
+            return 400, refusals.unknown_host(host)
         origin = headers.get("origin")
         if origin is not None and not self._own(origin):
-            return 403, "Cross-origin request refused."
+            return 403, refusals.foreign_origin(origin)
         changes_state = scope["type"] == "websocket" or scope["method"] not in SAFE_METHODS
         if changes_state and origin is None:
             referer = headers.get("referer")
             if referer is not None and not self._own(referer):
-                return 403, "Cross-site request refused."
+                return 403, refusals.CROSS_SITE
             if headers.get("sec-fetch-site") in ("cross-site", "same-site"):
-                return 403, "Cross-site request refused."
+                return 403, refusals.CROSS_SITE
         path = scope["path"].lower()
         if path.startswith(BLOCKED_PREFIXES):
             return 404, "Not available in Hearth."
@@ -334,7 +337,7 @@ async def _refuse(scope: Scope, send: Send, status: int, reason: str) -> None:
     if scope["type"] == "websocket":
         await send({"type": "websocket.close", "code": 1008, "reason": reason[:100]})
         return
-    body = json.dumps({"error": reason}).encode()
+    body = json.dumps(refusals.body(status, reason)).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [*STATIC_HEADERS, (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")]
     await send({"type": "http.response.start", "status": status, "headers": headers})

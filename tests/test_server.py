@@ -254,6 +254,23 @@ def test_extra_routers_sit_behind_the_same_guard(tmp_path):
             url + "/v1/chat/completions", json={"a": 1}, headers={"Origin": "https://evil.example"}
         )
         assert foreign.status_code == 403
+        # refusals in OpenAI's shape, so that clients show the reason and what to do about it
+        docker = httpx.get(url + "/v1/models", headers={"Host": f"host.docker.internal:{port}"})
+        error = docker.json()["error"]
+        assert error["type"] == "invalid_request_error"
+        assert "--allowed-host host.docker.internal" in error["message"]
+        assert foreign.json()["error"]["type"] == "permission_error"
+        assert "--allowed-host evil.example" in foreign.json()["error"]["message"]
+        import openai
+
+        client = openai.OpenAI(
+            base_url=url + "/v1",
+            api_key="x",
+            max_retries=0,
+            default_headers={"Origin": "https://evil.example"},
+        )
+        with pytest.raises(openai.PermissionDeniedError, match="Cross-origin request refused"):
+            client.models.list()
         with socket.create_connection(("127.0.0.1", port)) as raw:  # a declared 1 TB body: refused unread
             raw.sendall(
                 f"POST /v1/chat/completions HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
