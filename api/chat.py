@@ -26,7 +26,7 @@ from engine.errors import GenerationError
 from engine.types import Chunk, Done, Message, Sources, TextDelta, TokenLogprob, TurnStarted, Usage
 
 from .catalog import resolve_chat_model
-from .errors import APIError, bad_request
+from .errors import APIError, bad_request, context_exceeded
 from .schemas import MAX_TOP_LOGPROBS, ChatCompletionRequest, ResponseFormat, read_json
 from .streams import MAX_BODY_BYTES, Gate, Generation, answer
 from .tools import CallWatch, ToolCall, ToolPlan, message_text, plan_tools, render
@@ -113,12 +113,7 @@ def stateless_chat(services: Services, messages: list[Message], config: Generati
         except GenerationError as e:  # the chat template refused these messages (e.g. role order)
             raise APIError(400, str(e), param="messages") from e
         if needed >= backend.info.n_ctx:
-            raise APIError(
-                400,
-                f"The messages take {needed} tokens; the model's context holds {backend.info.n_ctx}.",
-                param="messages",
-                code="context_length_exceeded",
-            )
+            raise context_exceeded(needed, backend.info.n_ctx, param="messages")
         key = stateless_cache_key(messages)
         yield from backend.stream_chat(
             messages, config, cancel=cancel, grammar=grammar, logprobs=top, cache_key=key

@@ -15,7 +15,7 @@ from engine.types import Chunk, TokenLogprob
 
 from .catalog import resolve_chat_model
 from .chat import check_n, finish_reason, usage
-from .errors import APIError, bad_request
+from .errors import APIError, bad_request, context_exceeded
 from .schemas import MAX_TOP_LOGPROBS, CompletionRequest, TokenArrays, read_json
 from .streams import MAX_BODY_BYTES, Gate, Generation, answer
 
@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 async def create_completion(request: Request, services: Services, gate: Gate) -> Response:
     body = await read_json(request, CompletionRequest, max_bytes=MAX_BODY_BYTES)
     check_n(body.n)
+    if body.best_of is not None and body.best_of != 1:
+        raise bad_request(
+            "Only best_of=1 is supported: this server generates one answer per call.", param="best_of"
+        )
     prompt = _single_prompt(body.prompt)
     if body.echo or body.suffix:
         raise bad_request("echo and suffix are not supported.", param="echo" if body.echo else "suffix")
@@ -71,12 +75,7 @@ def _raw(services: Services, prompt: str, config: GenerationConfig, logprobs: in
             )
         needed = backend.count_tokens(prompt)
         if needed >= backend.info.n_ctx:
-            raise APIError(
-                400,
-                f"The prompt takes {needed} tokens; the model's context holds {backend.info.n_ctx}.",
-                param="prompt",
-                code="context_length_exceeded",
-            )
+            raise context_exceeded(needed, backend.info.n_ctx, param="prompt")
         return backend.stream_completion(prompt, config, cancel=cancel, logprobs=logprobs)
 
     return produce

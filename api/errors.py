@@ -56,6 +56,27 @@ def bad_request(message: str, *, param: str | None = None, code: str | None = No
     return APIError(400, message, param=param, code=code)
 
 
+def context_exceeded(needed: int, n_ctx: int, *, param: str) -> APIError:
+    """OpenAI's wording (clients such as LiteLLM recognise a full context by it), then what to do."""
+    return APIError(
+        400,
+        f"This model's maximum context length is {n_ctx} tokens. However, your {param} resulted in "
+        f"{needed} tokens. Shorten the {param}, or start Hearth with a larger --n-ctx.",
+        param=param,
+        code="context_length_exceeded",
+    )
+
+
+def not_text(kind: str) -> str:
+    """A content part the API cannot take (an image, audio, a file), said so an app's user
+    who attached an image learns why."""
+    return (
+        f"Only text parts are supported here, and this part is {kind[:40]!r}: Hearth's API does not "
+        f"take images, audio or files. Send the text instead (images can be sent on Hearth's page, "
+        f"with a vision model loaded with --mmproj)."
+    )
+
+
 def model_not_found(model: str, known: list[str]) -> APIError:
     return APIError(
         404,
@@ -92,10 +113,23 @@ def validation_error(errors: list[Any]) -> APIError:
     if not errors:
         return bad_request("The request body is invalid.")
     first = errors[0]
-    loc = [str(part) for part in first.get("loc", ()) if part not in ("body",)]
+    loc = [str(part) for part in first.get("loc", ()) if part != "body" and not _union_tag(part)]
     param = ".".join(loc) or None
     where = f" ({param})" if param else ""
     return bad_request(f"Invalid request{where}: {first.get('msg', 'invalid value')}.", param=param)
+
+
+def _union_tag(part: object) -> bool:
+    """Pydantic names the member of a union that failed in the location ("content.str",
+    "tool_choice.literal['none','auto','required']"): its internals, not a field a client sent.
+    Fields are lower-case names or list indexes; members are types, models or validators."""
+    if isinstance(part, int):
+        return False
+    text = str(part)
+    return text in _TYPE_NAMES or "[" in text or "-" in text or text[:1].isupper()
+
+
+_TYPE_NAMES = frozenset({"str", "int", "float", "bool", "none", "dict", "list", "any"})
 
 
 def _type_for(status: int) -> str:

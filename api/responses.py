@@ -29,7 +29,7 @@ from engine.types import Chunk, Usage
 
 from .catalog import resolve_chat_model
 from .chat import response_grammar, stateless_chat
-from .errors import APIError, bad_request, validation_error
+from .errors import APIError, bad_request, not_text, validation_error
 from .schemas import (
     ChatCompletionRequest,
     ChatMessageIn,
@@ -170,7 +170,8 @@ def _text(content: Any, index: int) -> str:
     parts = []
     for part in content if isinstance(content, list) else [content]:
         if not isinstance(part, dict) or part.get("type") not in ("input_text", "output_text", "text"):
-            raise bad_request("Only text content is supported here.", param=f"input.{index}.content")
+            kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+            raise bad_request(not_text(str(kind)), param=f"input.{index}.content")
         parts.append(str(part.get("text") or ""))
     return "\n".join(parts)
 

@@ -217,6 +217,8 @@ class CompletionRequest(GenerationRequest):
     logprobs: int | None = None
     echo: bool = False
     suffix: str | None = None
+    #: candidates generated server-side to return the best; only 1 (one answer per call)
+    best_of: int | None = None
 
 
 class EmbeddingRequest(_Lenient):

@@ -27,7 +27,7 @@ from typing import Any
 
 from engine.types import Message, Role
 
-from .errors import bad_request
+from .errors import bad_request, not_text
 from .schemas import ChatCompletionRequest, ChatMessageIn, NamedToolChoice, ToolSpec
 
 CALL_OPEN = "<tool_call>"
@@ -190,8 +190,9 @@ def render(messages: list[ChatMessageIn], plan: ToolPlan | None) -> list[Message
 def message_text(m: ChatMessageIn, index: int) -> str:
     if not isinstance(m.content, list):
         return m.content or ""
-    if any(part.type != "text" for part in m.content):
-        raise bad_request("Only text content is supported here.", param=f"messages.{index}.content")
+    for part in m.content:
+        if part.type != "text":
+            raise bad_request(not_text(part.type), param=f"messages.{index}.content")
     return "\n".join(part.text or "" for part in m.content)
 
 

@@ -82,6 +82,23 @@ def test_request_shape_errors_are_400s(base_url):
     body = {"messages": HI, "hearth": {"conversation": "typo"}}
     assert_error(post(base_url, "/v1/chat/completions", body), 400, param="hearth.conversation")
     assert_error(post(base_url, "/v1/completions", {"prompt": ["a", "b"]}), 400, param="prompt")
+    assert_error(post(base_url, "/v1/completions", {"prompt": "a", "best_of": 3}), 400, param="best_of")
+    # the field a client sent, not the member of pydantic's union that failed ("content.str")
+    body = {"messages": [{"role": "user", "content": 7}], "tool_choice": "sometimes"}
+    assert_error(post(base_url, "/v1/chat/completions", body), 400, param="messages.0.content")
+    body = {"messages": HI, "tool_choice": "sometimes"}
+    assert_error(post(base_url, "/v1/chat/completions", body), 400, param="tool_choice")
+
+
+def test_an_image_part_is_refused_saying_the_api_takes_text(base_url):
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}}
+    body = {"messages": [{"role": "user", "content": [{"type": "text", "text": "What is it?"}, image]}]}
+    error = assert_error(post(base_url, "/v1/chat/completions", body), 400, param="messages.0.content")
+    assert "'image_url'" in error["message"] and "does not take images" in error["message"]
+    parts = [{"type": "input_image", "image_url": "data:image/png;base64,iVBORw0KGgo="}]
+    body = {"input": [{"role": "user", "content": parts}]}
+    error = assert_error(post(base_url, "/v1/responses", body), 400, param="input.0.content")
+    assert "'input_image'" in error["message"]
     assert_error(post(base_url, "/v1/embeddings", {"input": [""]}), 400, param="input")
     # token ids (as LangChain's OpenAIEmbeddings sends by default) are named, not a type error
     error = assert_error(post(base_url, "/v1/embeddings", {"input": [[9906, 1917]]}), 400, param="input")
@@ -92,7 +109,11 @@ def test_request_shape_errors_are_400s(base_url):
 
 def test_a_prompt_longer_than_the_context_is_a_400(base_url):
     body = {"messages": [{"role": "user", "content": "word " * 3000}]}
-    assert_error(post(base_url, "/v1/chat/completions", body), 400, code="context_length_exceeded")
+    error = assert_error(post(base_url, "/v1/chat/completions", body), 400, code="context_length_exceeded")
+    # OpenAI's wording, by which clients such as LiteLLM recognise a full context
+    assert error["message"].startswith("This model's maximum context length is 2048 tokens.")
+    error = assert_error(post(base_url, "/v1/completions", {"prompt": "word " * 3000}), 400, param="prompt")
+    assert error["code"] == "context_length_exceeded" and "--n-ctx" in error["message"]
     body["stream"] = True  # the error comes before the stream starts: a real status, not an event
     assert_error(post(base_url, "/v1/chat/completions", body), 400, code="context_length_exceeded")
 
