@@ -246,7 +246,7 @@ class _Reply:
                     if calls:
                         delta = {"tool_calls": [c.as_openai(i) for i, c in enumerate(calls)]}
                         yield {**head, "choices": [_choice_delta(delta, None, None)]}
-                        reason = "tool_calls"
+                        reason = _with_calls(reason)
                 last = {**head, "choices": [_choice_delta({}, None, reason)]}
                 if self.hearth is not None:
                     last["hearth"] = dataclasses.asdict(self.hearth)
@@ -266,7 +266,9 @@ class _Reply:
             "index": 0,
             "message": message,
             "logprobs": {"content": _logprobs(scored), "refusal": None} if self.logprobs else None,
-            "finish_reason": "tool_calls" if calls else finish_reason(last.finish_reason),
+            "finish_reason": _with_calls(finish_reason(last.finish_reason))
+            if calls
+            else finish_reason(last.finish_reason),
         }
         reply = {**self._head("chat.completion"), "choices": [choice], "usage": usage(last.usage)}
         if self.hearth is not None:
@@ -289,6 +291,11 @@ def _logprobs(tokens) -> list[dict[str, Any]]:
         return {"token": t.token, "logprob": t.logprob, "bytes": list(t.token_bytes)}
 
     return [{**one(t), "top_logprobs": [one(alt) for alt in t.top]} for t in (tokens or ())]
+
+
+def _with_calls(reason: str) -> str:
+    # an answer cut by max_tokens stays "length", its calls unfinished, as OpenAI reports it
+    return "length" if reason == "length" else "tool_calls"
 
 
 def finish_reason(reason: str | None) -> str:

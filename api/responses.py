@@ -237,9 +237,10 @@ class _Reply:
     def result(self, text: str, last: Chunk | None, calls: list[ToolCall] | None = None) -> dict[str, Any]:
         if calls is None:
             text, calls = self._calls(text)
-        incomplete = last is not None and last.finish_reason == "length" and not calls
-        output = [self.message_item(text, "incomplete" if incomplete else "completed")] if text else []
-        output += [_call_item(c) for c in calls]
+        incomplete = last is not None and last.finish_reason == "length"
+        status = "incomplete" if incomplete else "completed"
+        output = [self.message_item(text, status)] if text else []
+        output += [_call_item(c, status) for c in calls]
         return self._response(
             "incomplete" if incomplete else "completed",
             output,
@@ -342,11 +343,11 @@ class _Reply:
         yield event(done, response=result)
 
 
-def _call_item(call: ToolCall) -> dict[str, Any]:
+def _call_item(call: ToolCall, status: str = "completed") -> dict[str, Any]:
     return {
         "id": "fc_" + call.id.removeprefix("call_"),
         "type": "function_call",
-        "status": "completed",
+        "status": status,
         "call_id": call.id,
         "name": call.name,
         "arguments": call.arguments,

@@ -81,10 +81,16 @@ class ToolPlan:
     grammar: str | None
     #: parallel_tool_calls: False keeps only an answer's first call
     parallel: bool = True
+    #: the functions the grammar forces a call to (empty unless it forces one)
+    forced: frozenset[str] = frozenset()
 
     def split(self, text: str) -> tuple[str, list[ToolCall]]:
-        """``split_calls`` over these tools, keeping only the first call unless ``parallel``."""
+        """``split_calls`` over these tools, keeping only the first call unless ``parallel``.
+        A forced call that did not parse was cut short (max_tokens): it is still the call, with
+        its arguments as far as they got, as OpenAI returns it (finish_reason "length")."""
         content, calls = split_calls(text, self.names)
+        if self.forced and not calls:
+            return "", [cut_call(text, self.forced)]
         return content, calls if self.parallel else calls[:1]
 
     @property
@@ -119,10 +125,17 @@ def plan_tools(body: ChatCompletionRequest) -> ToolPlan | None:
                 f"tool_choice names {choice.function.name!r}, which is not among the tools.",
                 param="tool_choice",
             )
-        return ToolPlan(offered=tuple(body.tools), grammar=call_grammar(forced))
-    grammar = call_grammar(body.tools) if choice == "required" else None
+        return ToolPlan(
+            offered=tuple(body.tools),
+            grammar=call_grammar(forced),
+            forced=frozenset([forced[0].function.name]),
+        )
+    required = choice == "required"
     return ToolPlan(
-        offered=tuple(body.tools), grammar=grammar, parallel=body.parallel_tool_calls is not False
+        offered=tuple(body.tools),
+        grammar=call_grammar(body.tools) if required else None,
+        parallel=body.parallel_tool_calls is not False,
+        forced=frozenset(names) if required else frozenset(),
     )
 
 
@@ -233,6 +246,24 @@ def split_calls(text: str, names: frozenset[str]) -> tuple[str, list[ToolCall]]:
             return text, []
         calls += found
     return head.rstrip(), calls
+
+
+def cut_call(text: str, forced: frozenset[str]) -> ToolCall:
+    """The call in a forced answer cut short: the grammar wrote ``{"name": "...", "arguments":``
+    first, so the name is known once written (or when one function was forced), and the
+    arguments are the text that followed, unfinished."""
+    name = _CUT_NAME.search(text)
+    written = name.group(1) if name else ""
+    matching = sorted(n for n in forced if n.startswith(written))
+    arguments = _CUT_ARGUMENTS.search(text)
+    return ToolCall(
+        name=matching[0] if len(matching) == 1 else written,
+        arguments=text[arguments.end() :].strip() if arguments else "",
+    )
+
+
+_CUT_NAME = re.compile(r'"name"\s*:\s*"((?:[^"\\]|\\.)*)')
+_CUT_ARGUMENTS = re.compile(r'"arguments"\s*:')
 
 
 def _calls_in(block: str, names: frozenset[str]) -> list[ToolCall] | None:

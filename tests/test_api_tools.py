@@ -122,7 +122,7 @@ def _call(backend, **kwargs):
 def _streamed(backend, **kwargs):
     content, calls, finish = "", {}, None
     for chunk in backend.client.chat.completions.create(
-        model=backend.model, stream=True, max_tokens=80, **{**GREEDY, **kwargs}
+        model=backend.model, stream=True, **{"max_tokens": 80, **GREEDY, **kwargs}
     ):
         for choice in chunk.choices:
             content += choice.delta.content or ""
@@ -166,6 +166,31 @@ def test_a_named_function_is_the_one_called_and_streams_as_one_call(real):
     assert [(c["name"], json.loads(c["arguments"])) for c in calls] == [
         ("add", json.loads(call.function.arguments))
     ]  # greedy: the stream and the whole reply make the same call
+
+
+def test_a_forced_call_cut_by_max_tokens_is_still_a_call_with_finish_length(real):
+    """As OpenAI returns it: the call, its arguments as far as they got, finish_reason "length";
+    never the call's JSON as the message's text."""
+    choice = {"type": "function", "function": {"name": "get_weather"}}
+    whole = _call(real, messages=ASK, tools=TOOLS, tool_choice=choice, max_tokens=9).choices[0]
+    assert whole.finish_reason == "length" and whole.message.content is None
+    (call,) = whole.message.tool_calls
+    assert call.function.name == "get_weather"
+    full = _call(real, messages=ASK, tools=TOOLS, tool_choice=choice).choices[0].message.tool_calls[0]
+    assert full.function.arguments.startswith(call.function.arguments[:4])  # the start of the same call
+    content, calls, finish = _streamed(real, messages=ASK, tools=TOOLS, tool_choice=choice, max_tokens=9)
+    assert (content, finish) == ("", "length")
+    assert [(c["name"], c["arguments"]) for c in calls] == [("get_weather", call.function.arguments)]
+    cut = real.client.responses.create(
+        model=real.model,
+        input=ASK[0]["content"],
+        tools=[{"type": "function", **WEATHER["function"]}],
+        tool_choice={"type": "function", "name": "get_weather"},
+        max_output_tokens=9,
+        temperature=0,
+    )
+    assert cut.status == "incomplete" and [item.type for item in cut.output] == ["function_call"]
+    assert cut.output[0].name == "get_weather" and cut.output[0].status == "incomplete"
 
 
 def test_a_pydantic_schema_with_nested_models_gives_arguments_it_validates(real):
