@@ -31,6 +31,10 @@ MAX_BODY_BYTES = 8 * 1024 * 1024
 #: most API generations running or queued for the model at once (each holds a thread)
 MAX_WAITING = 64
 
+#: a stream's headers (and first event) go out at most this long after the request, even while
+#: the prompt is still evaluated: errors found before evaluation come well within it
+HEADERS_WITHIN_S = 2.0
+
 _END = object()
 
 
@@ -134,10 +138,16 @@ class Generation:
             raise item.error
         return item
 
-    async def start(self) -> None:
+    async def start(self, patience: float | None = None) -> None:
         """Wait for the first chunk, so that an error before any output (a bad grammar, no
-        model) is answered with its own status code rather than inside a 200 stream."""
-        first = await self._next()
+        model, a full context) is answered with its own status code rather than inside a 200
+        stream; those come at once. A stream waits at most ``patience`` seconds: a long prompt,
+        or a turn queued behind another, then gets its headers while it is evaluated, and a
+        client's first-byte timeout does not run out (a later error travels as an event)."""
+        try:
+            first = await asyncio.wait_for(self._next(), patience)
+        except TimeoutError:
+            return
         if first is not None:
             self._held.append(first)
 
@@ -178,7 +188,7 @@ async def answer(
     """Run ``produce`` on its thread and reply: server-sent ``events`` or one JSON ``whole``."""
     generation = Generation(request, produce, gate)
     try:
-        await generation.start()
+        await generation.start(HEADERS_WITHIN_S if stream else None)
     except BaseException:
         generation.close()
         raise

@@ -261,3 +261,36 @@ def test_api_generations_reuse_idle_threads_and_overlapping_ones_get_their_own()
         assert len(set(seen[3:])) == 2
     finally:
         release.set()
+
+
+def test_a_stream_gets_its_headers_while_a_long_prompt_is_still_evaluated(services, base_url, monkeypatch):
+    """A client's first-byte timeout must not run out during a long evaluation (or a wait for
+    the model): the stream starts after HEADERS_WITHIN_S, the answer follows when it comes."""
+    import threading
+
+    from backend_doubles import DelegatingBackend
+
+    from api import streams
+
+    class Slow(DelegatingBackend):  # the real model, after a hold that only the client can end
+        def __init__(self, inner):
+            super().__init__(inner)
+            self.release, self.released = threading.Event(), None
+
+        def stream_chat(self, messages, config, **kwargs):
+            self.released = self.release.wait(30)
+            yield from self.inner.stream_chat(messages, config, **kwargs)
+
+    monkeypatch.setattr(streams, "HEADERS_WITHIN_S", 0.2)
+    slow = Slow(services.models._backend)
+    monkeypatch.setattr(services.models, "_backend", slow)
+    body = {"messages": HI, "stream": True, "max_tokens": 8, "temperature": 0}
+    with httpx.stream("POST", f"{base_url}/v1/chat/completions", json=body, headers=AUTH, timeout=60) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        slow.release.set()  # only now can the model answer
+        lines = [line for line in r.iter_lines() if line.startswith("data: ")]
+    assert slow.released is True  # the headers came while the model was held, not after
+    assert lines[-1] == "data: [DONE]" and '"finish_reason":"length"' in lines[-2]
+    # an error found before evaluation is still its own status, not an event in a 200 stream
+    body = {"messages": [{"role": "user", "content": "word " * 3000}], "stream": True}
+    assert_error(post(base_url, "/v1/chat/completions", body), 400, code="context_length_exceeded")
