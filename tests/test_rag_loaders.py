@@ -220,3 +220,69 @@ def test_reciprocal_rank_fusion_rewards_agreement():
 def test_docx_generator_round_trip(tmp_path):
     path = make_docx(tmp_path / "t.docx", title="T", paragraphs=["p"])
     assert file_kind(path) == "docx"
+
+
+# The shape of a Sphinx page (Python's own docs): the content in role="main", a sidebar and two
+# related-links bars as navigation, a footer, permalinks after each heading, a table of values.
+SPHINX_PAGE = """<!DOCTYPE html><html><head><title>logging — Logging facility</title></head><body>
+<div class="mobile-nav"><nav class="nav-content" role="navigation"><a href="#">Table of Contents</a>
+<ul><li><a href="#levels">Logging Levels</a></li></ul></nav></div>
+<div class="related" role="navigation"><h3>Navigation</h3><ul><li><a href="x.html">next</a> |</li></ul></div>
+<div class="document"><div class="documentwrapper"><div class="bodywrapper"><div class="body" role="main">
+<section id="logging"><h1>logging — Logging facility<a class="headerlink" href="#logging">¶</a></h1>
+<p>This module defines functions and classes which implement a flexible event logging system.</p>
+<section id="levels"><h2>Logging Levels<a class="headerlink" href="#levels">¶</a></h2>
+<p>The numeric values of logging levels are given in the following table.</p>
+<table class="docutils"><thead><tr><th><p>Level</p></th><th><p>Numeric value</p></th></tr></thead>
+<tbody><tr><td><p><code>CRITICAL</code></p></td><td><p>50</p></td></tr>
+<tr><td><p><code>WARNING</code></p></td><td><p>30</p></td></tr></tbody></table>
+</section></section></div></div></div>
+<div class="sphinxsidebar" role="navigation" aria-label="main navigation"><h3>Previous topic</h3>
+<p><a href="getopt.html">getopt — C-style parser</a></p><h3>This Page</h3><ul><li>Report a Bug</li>
+<li>Show Source</li></ul></div></div>
+<div class="related" role="navigation"><h3>Navigation</h3></div>
+<div class="footer">© Copyright 2001-2023, Python Software Foundation. Last updated on Mar 25, 2023.</div>
+</body></html>"""
+
+
+def test_html_keeps_the_pages_content_without_its_chrome():
+    doc = load_bytes(SPHINX_PAGE.encode(), name="logging.html", kind="html")
+    text = "\n".join(b.text for b in doc.blocks)
+    for chrome in ("Table of Contents", "Navigation", "Previous topic", "Report a Bug", "Copyright", "¶"):
+        assert chrome not in text
+    assert [(b.kind, b.text) for b in doc.blocks if b.kind == "heading"] == [
+        ("heading", "logging — Logging facility"),
+        ("heading", "Logging Levels"),
+    ]
+    # a table's value stays beside its name, one row a line
+    rows = [b.text for b in doc.blocks if b.kind == "row"]
+    assert rows == ["Level | Numeric value", "CRITICAL | 50", "WARNING | 30"]
+
+
+def test_html_without_marked_content_drops_only_its_landmarks():
+    page = (
+        """<html><head><title>Glassblowing notes</title></head><body>
+    <header><a href="/">Home</a> <a href="/blog">Blog</a></header>
+    <nav><a href="/a">Archive</a></nav>
+    <header><h1>Annealing glass</h1></header>
+    <p>Anneal soda-lime glass at 510 degrees for an hour per quarter inch.</p>
+    <aside><p>Subscribe to the newsletter</p></aside>
+    <table><tr><td><p>A layout cell that holds a whole column of the page. """
+        + "More text. " * 60
+        + """</p></td>
+    <td>Sidebar</td></tr></table>
+    <footer>Contact us</footer></body></html>"""
+    )
+    doc = load_bytes(page.encode(), name="notes.html", kind="html")
+    text = "\n".join(b.text for b in doc.blocks)
+    assert "510 degrees" in text and ("heading", "Annealing glass") in [(b.kind, b.text) for b in doc.blocks]
+    for chrome in ("Home", "Archive", "Subscribe", "Contact us"):
+        assert chrome not in text
+    assert "A layout cell" in text and not any(b.kind == "row" for b in doc.blocks)  # layout, read as text
+
+
+def test_html_whose_main_holds_little_of_the_page_keeps_the_page():
+    body = "<p>" + "The real article text sits outside main on this page. " * 30 + "</p>"
+    page = f"<html><body><main><p>Only a search box</p></main>{body}</body></html>"
+    text = "\n".join(b.text for b in load_bytes(page.encode(), name="odd.html", kind="html").blocks)
+    assert "real article text" in text and "Only a search box" in text

@@ -216,6 +216,21 @@ def test_collections_scope_search_and_chat_retrieval(docs_services, tmp_path):
         s.documents.create_collection("../etc")
 
 
+def test_a_passage_stored_twice_is_returned_once(docs_services, tmp_path):
+    s = docs_services
+    notice = "Ferry tickets to the lighthouse island are sold at the kiosk on pier four."
+    (tmp_path / "notice.txt").write_text(notice, encoding="utf-8")
+    (tmp_path / "winter.txt").write_text(
+        "In winter the lighthouse ferry runs twice a week.", encoding="utf-8"
+    )
+    s.documents.ingest_paths([tmp_path / "notice.txt", tmp_path / "winter.txt"], collection="ferry-a")
+    s.documents.ingest_paths([tmp_path / "notice.txt"], collection="ferry-b")  # the same file, again
+    question = "Where can I buy ferry tickets to the lighthouse?"
+    hits = s.documents.search(question, k=2, collections=["ferry-a", "ferry-b"])
+    assert [h.source for h in hits] == ["notice.txt", "winter.txt"]  # the copy gave its place away
+    assert len(s.documents.search(question, k=2, collections=["ferry-b"])) == 1  # each copy is found
+
+
 def test_query_rewriting_uses_the_model_and_falls_back_without_one(docs_services, tmp_path):
     from engine.rag import SearchOptions
 

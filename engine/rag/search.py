@@ -101,10 +101,17 @@ class HybridSearcher:
         if len([i for i, _ in scored[:k] if i in rows]) < k:  # leftovers skipped: look further down
             rows = self.store.chunks([i for i, _ in scored])
         hits: list[Hit] = []
+        # a passage stored twice (a notice repeated on every page, a file in two collections) is
+        # returned once: its copy would only crowd another passage out of the answer's context
+        seen: set[str] = set()
         for chunk_id, score in scored:
             row = rows.get(chunk_id)
             if row is None:
                 continue
+            same = " ".join(row["text"].split()).casefold()
+            if same in seen:
+                continue
+            seen.add(same)
             meta = {"document_id": row["document_id"], "collection": row["collection"]}
             if row["heading"]:
                 meta["heading"] = row["heading"]

@@ -40,7 +40,7 @@ def load_epub(data: bytes, name: str, *, max_chars: int = 10_000_000) -> LoadedD
             if path not in members:
                 continue  # a broken reference costs that chapter, not the book
             text, _ = decode_text(read_member(archive, path, name, fmt="EPUB"), name)
-            chapter, _ = html_blocks(text)
+            chapter, _ = html_blocks(text, web_page=False)
             blocks.extend(chapter)
             chars += sum(len(b.text) for b in chapter)
             if chars > max_chars:
