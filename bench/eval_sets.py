@@ -1,7 +1,8 @@
 """The evaluation sets under bench/data/eval: ingest them, ask their questions, score the answers.
 
-A question is answered at rank r when the r-th hit comes from its ``doc`` and holds its
-``answer`` (white space ignored, so line wraps do not matter). Used by bench_rag.py and
+A question is answered at rank r when the r-th hit comes from its ``doc`` (or one of its
+``alt`` pages, where a set lists them) and holds its ``answer`` (white space ignored, so line
+wraps do not matter). Used by bench_rag.py and
 tune_fusion.py.
 """
 
@@ -59,8 +60,11 @@ def relevant_chunks(services, eval_set: EvalSet) -> list[set[str]]:
     out = []
     for q in eval_set.questions:
         answer = squash(q["answer"])
-        out.append({i for i, text in by_doc.get(q["doc"], []) if answer in text})
-        assert out[-1], f"no chunk of {q['doc']} holds {q['answer']!r}"
+        found = {i for i, text in by_doc.get(q["doc"], []) if answer in text}
+        assert found, f"no chunk of {q['doc']} holds {q['answer']!r}"
+        for other in q.get("alt", ()):  # another page that answers it as well
+            found |= {i for i, text in by_doc.get(other, []) if answer in text}
+        out.append(found)
     return out
 
 

@@ -48,6 +48,26 @@ def test_max_tokens_is_honoured(services):
     assert len(longer.text) > len(done.text)
 
 
+def test_an_answer_cut_inside_a_character_ends_at_its_last_whole_one(services):
+    """An emoji is several byte tokens: max_tokens can end the answer between them. The answer
+    (streamed and saved alike) then ends before that character, never in U+FFFD."""
+    from engine.types import Message
+
+    ask = [Message(role="user", content="Reply with three fire emoji: 🔥🔥🔥")]
+    backend = services.models.backend
+    answers = []
+    for n in range(1, 10):
+        chunks = list(backend.stream_chat(ask, GREEDY.replace(max_tokens=n)))
+        answers.append("".join(c.text for c in chunks))
+        assert chunks[-1].usage.completion_tokens == n and chunks[-1].finish_reason == "length"
+    assert all("\ufffd" not in a for a in answers)
+    whole = [a for a in answers if a]
+    assert whole[-1].startswith("🔥🔥") and all(whole[-1].startswith(a) for a in answers)
+    assert len(set(answers)) < len(
+        answers
+    )  # some cuts fell inside a character (the bundled model's 🔥 is 3 tokens)
+
+
 def test_stop_string_ends_the_answer_before_it(services):
     full, _ = run_turn(services, QUESTION)
     words = full.text.split()

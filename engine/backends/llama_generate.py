@@ -83,5 +83,8 @@ class AnswerText:
         self.scored: list[TokenLogprob] = []
 
     def tail(self) -> str:
-        """What stop-string scanning and UTF-8 decoding still hold, once the tokens end."""
-        return self.stops.flush() + self.decoder.decode(b"", final=True)
+        """What stop-string scanning still holds, once the tokens end. The bytes of a character
+        the answer did not finish (max_tokens cut an emoji's byte tokens in two) are dropped:
+        the answer ends at its last whole character, not in a U+FFFD."""
+        self.decoder.reset()
+        return self.stops.flush()
