@@ -134,7 +134,15 @@ class ChatService:
         """
         # the lease keeps this model open until the turn ends, even if another one is loaded
         with self.models.lease() as backend:  # fails before saving anything if no model is loaded
-            yield from self._turn(backend, conversation_id, text, config, mode, images, spare_core)
+            # what a regenerate replaces: shown again if it gives no answer (left before its
+            # first word, or failed), so the next message follows an answer, not a bare question
+            replaced = conversation_id if mode == "regenerate" else None
+            shown = self.conversations.messages(replaced) if replaced else []
+            try:
+                yield from self._turn(backend, conversation_id, text, config, mode, images, spare_core)
+            finally:
+                if shown:
+                    self.conversations.show_unless_answered([m.id for m in shown])
 
     def preview(self, conversation_id: str, text: str, config: GenerationConfig) -> PromptPlan:
         """The prompt ``text`` would get as this conversation's next message, memory and
@@ -180,16 +188,20 @@ class ChatService:
             self._load(backend, conversation_id, text, config, mode), spare_core=spare_core
         )
         pending = start_contributions(self.providers, turn)  # retrieval runs while the turn goes on
-        yield TurnStarted(
-            conversation_id=turn.conversation.id, user_message_id=turn.user_message.id, turn_id=turn.id
-        )
-        contributions = collect_contributions(pending)
-        plan = self._plan(turn, contributions)
-        sent = plan.messages[-1].content
-        self.conversations.set_prompt_content(turn.user_message.id, sent if sent != turn.query else None)
-        yield ContextReport(sections=plan.sections, budget=plan.budget, n_ctx=turn.n_ctx)
-        notes = tuple(c.note for c in contributions if c.note)
-        yield from self._answer(turn, plan, config, images, notes)
+        cancel = self._register(turn)  # Stop works from here on, before the first word too
+        try:
+            yield TurnStarted(
+                conversation_id=turn.conversation.id, user_message_id=turn.user_message.id, turn_id=turn.id
+            )
+            contributions = collect_contributions(pending)
+            plan = self._plan(turn, contributions)
+            sent = plan.messages[-1].content
+            self.conversations.set_prompt_content(turn.user_message.id, sent if sent != turn.query else None)
+            yield ContextReport(sections=plan.sections, budget=plan.budget, n_ctx=turn.n_ctx)
+            notes = tuple(c.note for c in contributions if c.note)
+            yield from self._answer(turn, plan, config, images, notes, mode == "regenerate", cancel)
+        finally:
+            self._unregister(turn)
 
     def _answer(
         self,
@@ -198,17 +210,18 @@ class ChatService:
         config: GenerationConfig,
         images: Sequence[Path],
         notes: tuple[str, ...],
+        replacing: bool,
+        cancel: threading.Event,
     ) -> Iterator[Event]:
         backend, conversation_id = turn.backend, turn.conversation.id
-        cancel = self._register(turn)
         parts: list[str] = []
         usage, finish = Usage(n_ctx=turn.n_ctx), "error"
         started = time.perf_counter()
         first: float | None = None
         saved: StoredMessage | None = None
         traced = self.studio.traced(backend) if self.studio is not None and not images else None
-        try:
-            for chunk in _chunks(turn, plan, config, images, cancel, traced):
+        try:  # a Stop while the prompt was being planned: no word at all
+            for chunk in () if cancel.is_set() else _chunks(turn, plan, config, images, cancel, traced):
                 if chunk.text:
                     if first is None:
                         first = time.perf_counter()
@@ -216,16 +229,14 @@ class ChatService:
                     yield TextDelta(text=chunk.text)
                 if chunk.finish_reason:
                     finish, usage = chunk.finish_reason, chunk.usage or usage
-            finish = finish if finish != "error" else "stop"
+            finish = finish if finish != "error" else "cancelled" if cancel.is_set() else "stop"
         except GeneratorExit:  # the reader left (a closed tab, a chat left mid-answer): keep what it got
             finish, usage = "cancelled", turn.usage_of("".join(parts), usage)
             raise
         finally:
-            self._unregister(turn)
-            timings = _timings(started, first, time.perf_counter(), usage.completion_tokens)
-            if parts or finish != "error":
-                trace = traced[1] if traced else None
-                saved = self._save_answer(turn, "".join(parts), config, usage, timings, finish, plan, trace)
+            timings = Timings.measured(started, first, time.perf_counter(), usage.completion_tokens)
+            if _kept(parts, finish, replacing):
+                saved = self._save_answer(turn, "".join(parts), config, usage, timings, finish, plan, traced)
         if saved is not None:
             # explicit steps once the answer is saved: Done shows at once, upkeep catches up
             self.upkeep.submit(functools.partial(self._after_answer, turn, plan, saved))
@@ -332,7 +343,7 @@ class ChatService:
         timings: Timings,
         finish: str,
         plan: PromptPlan,
-        trace: TokenTrace | None,
+        traced: tuple[LlamaCppBackend, TokenTrace] | None,
     ) -> StoredMessage:
         """Save the answer (a partial one after Stop or an error) and, in the studio, how it was made."""
         # under its question even if another branch was shown meanwhile (then it is shown again)
@@ -352,7 +363,7 @@ class ChatService:
             sources=[dataclasses.asdict(h) for h in plan.cited],
         )
         if self.studio is not None:
-            self.studio.record(saved.id, turn.backend, config, trace)
+            self.studio.record(saved.id, turn.backend, config, traced[1] if traced else None)
         return saved
 
 
@@ -377,12 +388,10 @@ def _chunks(
     )
 
 
-def _timings(started: float, first: float | None, ended: float, tokens: int) -> Timings:
-    if first is None:
-        return Timings(ttft_s=0.0, tokens_per_s=0.0, total_s=ended - started)
-    gen_time = ended - first
-    rate = (tokens - 1) / gen_time if tokens > 1 and gen_time > 0 else 0.0
-    return Timings(ttft_s=first - started, tokens_per_s=rate, total_s=ended - started)
+def _kept(parts: list[str], finish: str, replacing: bool) -> bool:
+    """Whether an answer is saved: any text, or an end the model chose (an empty answer is one); not
+    a failure, nor a regenerate stopped before its first word (the answer it replaced shows again)."""
+    return bool(parts) or not (finish == "error" or (replacing and finish == "cancelled"))
 
 
 def _title_from(text: str) -> str:

@@ -58,6 +58,15 @@ class Timings:
     tokens_per_s: float = 0.0
     total_s: float = 0.0
 
+    @classmethod
+    def measured(cls, started: float, first: float | None, ended: float, tokens: int) -> Timings:
+        """From clock readings: the request, the first text (None: there was none), the end."""
+        if first is None:
+            return cls(ttft_s=0.0, tokens_per_s=0.0, total_s=ended - started)
+        gen_time = ended - first
+        rate = (tokens - 1) / gen_time if tokens > 1 and gen_time > 0 else 0.0
+        return cls(ttft_s=first - started, tokens_per_s=rate, total_s=ended - started)
+
 
 @dataclass(frozen=True, kw_only=True)
 class Hit:

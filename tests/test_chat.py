@@ -109,6 +109,33 @@ def test_regenerate_replaces_the_answer_but_keeps_the_old_one(services):
     assert first.message_id in [m.id for m in everything if not m.active]
 
 
+def test_a_regenerate_left_or_stopped_before_its_first_word_shows_the_old_answer_again(services):
+    """Regenerate hides the answer it replaces before it starts. Left (New chat, another chat)
+    or stopped before any text, it must show that answer again, and the next message must
+    follow it: before, the question stood bare and the next one became its sibling's branch."""
+    first, _ = run_turn(services, "Name a colour.")
+    cid = first.conversation_id
+    events = services.chat.stream_turn(cid, "", GREEDY, mode="regenerate")
+    assert isinstance(next(events), TurnStarted)
+    assert services.conversations.messages(cid)[-1].role == "user"  # hidden while it runs
+    events.close()  # the reader left before the first word
+    assert [m.id for m in services.conversations.messages(cid)][-1] == first.message_id
+    stopped = []
+    for event in services.chat.stream_turn(cid, "", GREEDY, mode="regenerate"):
+        if isinstance(event, TurnStarted):
+            services.chat.stop(cid)  # Stop before the first word
+        stopped.append(event)
+    assert not any(isinstance(e, TextDelta) for e in stopped) and stopped[-1].finish_reason == "cancelled"
+    path = services.conversations.messages(cid)
+    assert [m.id for m in path][-1] == first.message_id and len(path) == 2  # no empty answer kept
+    nxt, _ = run_turn(services, "And another?", conversation_id=cid)
+    question = services.conversations.messages(cid)[-2]
+    assert (
+        question.parent_id == first.message_id
+        and nxt.message_id == services.conversations.messages(cid)[-1].id
+    )
+
+
 def test_edit_last_message_and_resend(services):
     first, _ = run_turn(services, "What is 2 + 2?")
     run_turn(services, "What is 3 + 3?", conversation_id=first.conversation_id, mode="edit")

@@ -222,6 +222,22 @@ class ConversationStore:
             for mid in message_ids:
                 db.table("messages").update(mid, {"active": 0})
 
+    def show_unless_answered(self, shown: builtins.list[str]) -> None:
+        """Show ``shown`` (a conversation's path) again, unless its last question now has an
+        answer: a regenerate hides the answer it replaces before it starts, and one that gave
+        none (left before its first word, or failed) must not leave the question bare."""
+        if not shown:
+            return
+        conversation_id = self.message(shown[0]).conversation_id
+        path = self.messages(conversation_id)
+        if path and path[-1].role == "assistant":
+            return
+        active = {m.id for m in path}
+        with self._database.tx() as db:
+            for mid in shown:
+                if mid not in active:  # each write re-indexes the row's full text
+                    db.table("messages").update(mid, {"active": 1})
+
     def search_messages(
         self, query: str, *, limit: int = 20, conversation_id: str | None = None
     ) -> builtins.list[StoredMessage]:
