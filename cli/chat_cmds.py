@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 import sys
 
-from .common import add_generation_flags, build_services, generation_config_from, print_json
+from .common import add_generation_flags, build_services, generation_config_from, print_json, printable
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -40,7 +40,7 @@ def chat(args: argparse.Namespace) -> int:
         sources: list[Hit] = []
         for event in services.chat.stream_turn(conversation_id, args.message, config):
             if isinstance(event, TextDelta) and not args.json:
-                sys.stdout.write(event.text)
+                sys.stdout.write(printable(event.text))
                 sys.stdout.flush()
             elif isinstance(event, Sources):
                 sources = event.hits

@@ -6,6 +6,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import re
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +53,16 @@ def generation_config_from(args: argparse.Namespace, services: Services | None =
     values = {f.name: getattr(args, f.name, None) for f in dataclasses.fields(GenerationConfig)}
     values = {k: v for k, v in values.items() if v is not None}
     return GenerationConfig.from_values({**base.to_dict(), **values})
+
+
+#: control characters but tab and newline: a terminal acts on escape sequences (retitle the
+#: window, write the clipboard), and documents, file names and model output are not trusted
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Untrusted text as it may reach a terminal: without control characters."""
+    return _CONTROL.sub("", text)
 
 
 def print_json(value: Any) -> None:

@@ -7,7 +7,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from .common import add_generation_flags, build_services, generation_config_from, print_json
+from .common import add_generation_flags, build_services, generation_config_from, print_json, printable
 
 ASK_SYSTEM = (
     "Answer the question using the numbered reference passages. Cite the passages you use "
@@ -65,7 +65,7 @@ def _register_ingest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
         "--max-pages", type=int, default=None, help="refuse PDFs with more pages than this (default 2000)"
     )
     p.add_argument(
-        "--max-chars", type=int, default=None, help="refuse documents with more text than this (default 10M)"
+        "--max-chars", type=int, default=None, help="refuse documents with more text than this (default 50M)"
     )
     p.add_argument(
         "--parse-seconds", type=float, default=None, help="stop reading a file after this long (default 120)"
@@ -203,14 +203,14 @@ def _print_hits(hits, *, as_json: bool) -> None:
         where = _where(h)
         span = f" [{h.start}:{h.end}]" if h.start is not None else ""
         print(f"{rank}. {where}{span}  score {h.score:.4f}")
-        print("   " + " ".join(h.text.split())[:300])
+        print("   " + printable(" ".join(h.text.split())[:300]))
 
 
 def _where(hit) -> str:
     """The source's file and where in it: page, slide, sheet or heading path."""
     if hit.location:
-        return f"{hit.source}, {hit.location}"
-    return hit.source + (f", page {hit.page}" if hit.page is not None else "")
+        return printable(f"{hit.source}, {hit.location}")
+    return printable(hit.source) + (f", page {hit.page}" if hit.page is not None else "")
 
 
 def ask(args: argparse.Namespace) -> int:
@@ -228,7 +228,7 @@ def ask(args: argparse.Namespace) -> int:
         done, sources = None, []
         for event in services.chat.stream_turn(conversation.id, args.question, config):
             if isinstance(event, TextDelta) and not args.json:
-                sys.stdout.write(event.text)
+                sys.stdout.write(printable(event.text))
                 sys.stdout.flush()
             elif isinstance(event, Sources):
                 sources = [h for h in event.hits if h.kind == "chunk"]
@@ -246,7 +246,7 @@ def ask(args: argparse.Namespace) -> int:
         print("\n\nSources:" if sources else "\n\n(No passage in your documents matched this question.)")
         for n, h in enumerate(sources, start=1):
             where = _where(h)
-            print(f"[{n}] {where}: {' '.join(h.text.split())[:160]}")
+            print(f"[{n}] {where}: {printable(' '.join(h.text.split())[:160])}")
         return 0
     finally:
         services.close()

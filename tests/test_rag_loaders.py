@@ -98,6 +98,32 @@ def test_text_encodings_are_detected(corpus, key, encoding):
     assert FACTS[key] in doc.blocks[0].text
 
 
+def test_utf8_with_a_few_stray_bytes_stays_utf8_and_nul_padding_is_dropped():
+    german = "Grüße aus Köln: die schöne Straße am Rhein.\n" * 50
+    doc = load_bytes(german.encode() + "café\n".encode("latin-1"), name="joined.log", kind="text")
+    assert doc.encoding == "utf-8" and "Grüße aus Köln" in doc.blocks[0].text  # not cp1250's "GrĂĽĂźe"
+    latin1 = "Grüße aus Köln: die schöne Straße am Rhein.\n" * 50
+    assert load_bytes(latin1.encode("latin-1"), name="old.txt", kind="text").encoding != "utf-8"
+    padded = b"12:00 service started\n" + b"\x00" * 4096 + b"12:05 service restarted\n"
+    text = load_bytes(padded, name="crash.log", kind="text").blocks[0].text
+    assert text == "12:00 service started\n12:05 service restarted"
+    with pytest.raises(IngestError, match="binary data"):  # NULs in what is not text: still binary
+        load_bytes(bytes(range(256)) * 8, name="blob.txt", kind="text")
+
+
+def test_chunks_hold_no_control_characters_and_no_giant_words():
+    hostile = "Notes \x1b]0;PWNED\x07 and \x1b]52;c;cHduZWQ=\x07 \x1b[31mred\x9b text."
+    text, chunks = chunk_blocks([Block(text=hostile)], count_tokens=lambda t: len(t.split()))
+    assert text == "Notes ]0;PWNED and ]52;c;cHduZWQ= [31mred text." and chunks[0].text == text
+    # a tokenizer that makes one token of any word (as an embedder does of one it cannot split)
+    fasta = ">GENE-62 isolated in Lisbon\n" + "ACGT" * 100_000
+    _, chunks = chunk_blocks([Block(text=fasta)], count_tokens=lambda t: len(t.split()), max_tokens=200)
+    assert (
+        max(len(c.text) for c in chunks) <= 200 * 30
+        and "".join(c.text for c in chunks).count("ACGT") >= 99_000
+    )
+
+
 def test_utf16_without_bom_and_utf8():
     doc = load_bytes(
         "Plain ASCII-ish text in UTF-16 LE, no BOM.".encode("utf-16-le"), name="a.txt", kind="text"

@@ -231,6 +231,26 @@ def test_a_passage_stored_twice_is_returned_once(docs_services, tmp_path):
     assert len(s.documents.search(question, k=2, collections=["ferry-b"])) == 1  # each copy is found
 
 
+def test_a_folder_a_thousand_levels_deep_and_a_giant_word_are_ingested(docs_services, tmp_path):
+    """Python 3.11's os.walk recursed: 1,000 nested folders raised RecursionError. A word the
+    embedder's tokenizer counts as one token (a DNA sequence) made 120,000-character chunks."""
+    top = deep = tmp_path / "deep"
+    top.mkdir()
+    for _ in range(1100):  # one at a time: mkdir(parents=True) recurses as well
+        deep = deep / "d"
+        deep.mkdir()
+    (top / "top.txt").write_text("The top note mentions the saffron harvest.", encoding="utf-8")
+    (deep / "bottom.txt").write_text("The bottom note mentions the cobalt mine.", encoding="utf-8")
+    (top / "gene.fasta.txt").write_text(">GENE-62 isolated in Lisbon\n" + "ACGT" * 100_000, encoding="utf-8")
+    results = docs_services.documents.ingest_paths([top], collection="deep")
+    assert sorted(r.status for r in results) == ["added"] * 3, [r.message for r in results]
+    assert docs_services.documents.search("cobalt mine", k=1, collections=["deep"])[0].source.endswith(
+        "bottom.txt"
+    )
+    sizes = [len(text) for _, text, source in docs_services.documents.all_chunks("deep") if "gene" in source]
+    assert max(sizes) <= 200 * 30
+
+
 def test_query_rewriting_uses_the_model_and_falls_back_without_one(docs_services, tmp_path):
     from engine.rag import SearchOptions
 

@@ -10,6 +10,7 @@ section (those headings and the one it starts with), which citations show.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +25,9 @@ _WORD = re.compile(r"\S+")
 #: no real tokenizer packs more characters than this into a token on average, so longer
 #: text is over budget without counting (counting a 50 MB line would take a while)
 _MAX_CHARS_PER_TOKEN = 30
+#: control characters (tab and newline aside) are dropped from documents: printed by the CLI,
+#: an escape sequence in a file could retitle the terminal or write the clipboard
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,9 +65,16 @@ def chunk_blocks(
     """Return the document's full text and its chunks, in order."""
     if max_tokens < 16:
         raise ValueError("max_tokens must be at least 16")
+    blocks = [dataclasses.replace(b, text=_CONTROL.sub("", b.text)) for b in blocks]
     text, starts = assemble(blocks)
-    units = _units(text, blocks, starts, count_tokens, max_tokens)
-    return text, _pack(text, units, count_tokens, max_tokens, max(0, min(overlap_tokens, max_tokens // 2)))
+
+    def count(piece: str) -> int:
+        # an embedder's tokenizer makes one unknown token of a word it cannot split (a DNA
+        # sequence, a hex dump): 120,000-character chunks counted 200 tokens, too big for any prompt
+        return max(count_tokens(piece), len(piece) // _MAX_CHARS_PER_TOKEN)
+
+    units = _units(text, blocks, starts, count, max_tokens)
+    return text, _pack(text, units, count, max_tokens, max(0, min(overlap_tokens, max_tokens // 2)))
 
 
 def _units(

@@ -89,12 +89,16 @@ def expand(paths: Sequence[Path | str], names: Sequence[str] | None = None) -> l
 def _walk(folder: Path) -> list[SourceFile | Skipped]:
     root = folder.resolve()
     found: list[SourceFile | Skipped] = []
-    for dirpath, dirnames, filenames in os.walk(root):  # does not follow links: no loops
-        here = Path(dirpath)
+    # os.walk's order (top-down, sorted), but with a list rather than recursion: Python 3.11's
+    # os.walk recurses, and a folder about 1,000 levels deep overflowed the stack
+    pending = [root]
+    while pending:
+        here = pending.pop()
+        dirnames, filenames = _listing(here)
         wanted = sorted(d for d in dirnames if not d.startswith(".") and d not in SKIP_DIRS)
-        linked = [d for d in wanted if (here / d).is_symlink()]
+        linked = [d for d in wanted if (here / d).is_symlink()]  # not followed: no loops
         found += [_skip(here / d, root, LINKED_FOLDER) for d in linked]
-        dirnames[:] = [d for d in wanted if d not in linked]
+        pending += [here / d for d in reversed(wanted) if d not in linked]
         for filename in sorted(filenames):
             if filename.startswith("."):
                 continue
@@ -108,6 +112,17 @@ def _walk(folder: Path) -> list[SourceFile | Skipped]:
                     )
                 )
     return found
+
+
+def _listing(folder: Path) -> tuple[list[str], list[str]]:
+    """A folder's subfolders and other entries, as os.walk splits them; an unreadable folder
+    (gone, no permission, a path too long) has none, as os.walk skips it."""
+    try:
+        with os.scandir(folder) as entries:
+            listed = [(e.name, e.is_dir()) for e in entries]
+    except OSError:
+        return [], []
+    return [n for n, is_dir in listed if is_dir], [n for n, is_dir in listed if not is_dir]
 
 
 LINK_OUTSIDE = "skipped: link outside the folder (only files inside the folder you chose are read)."

@@ -31,11 +31,14 @@ def decode_text(data: bytes, name: str) -> tuple[str, str]:
     encoding = _bom_encoding(data) or _utf16_without_bom(data)
     if encoding is None:
         if b"\x00" in data:
-            raise _binary(name)
+            # NUL padding (a logger that crashed) in UTF-8 text is dropped; binary data stays refused
+            data = data.replace(b"\x00", b"")
+            if not _utf8(data):
+                raise _binary(name)
         try:
             text, encoding = data.decode("utf-8"), "utf-8"
         except UnicodeDecodeError:
-            text, encoding = _detect(data, name)
+            text, encoding = _mostly_utf8(data) or _detect(data, name)
     else:
         try:
             text = data.decode(encoding)
@@ -45,6 +48,27 @@ def decode_text(data: bytes, name: str) -> tuple[str, str]:
     if _control_share(text) > _MAX_CONTROL_SHARE:
         raise _binary(name)
     return text, encoding
+
+
+def _utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _mostly_utf8(data: bytes) -> tuple[str, str] | None:
+    """UTF-8 text with a few stray bytes (a Latin-1 line pasted into it, logs joined together):
+    read as UTF-8 with those bytes replaced. Detection would otherwise pick a code page for the
+    whole file and garble every accented character in it (one "café" made "Grüße" "GrĂĽĂźe").
+    Text in another encoding hardly ever holds valid multi-byte UTF-8, so it is left alone."""
+    text = data.decode("utf-8", errors="replace")
+    bad = text.count("\ufffd") - data.count("\ufffd".encode())
+    good = sum(1 for ch in text if ord(ch) > 127 and ch != "\ufffd")
+    if good >= 10 * bad and bad <= len(text) // 100:
+        return text, "utf-8"
+    return None
 
 
 def _bom_encoding(data: bytes) -> str | None:
