@@ -242,7 +242,14 @@ def test_a_folder_a_thousand_levels_deep_and_a_giant_word_are_ingested(docs_serv
     (top / "top.txt").write_text("The top note mentions the saffron harvest.", encoding="utf-8")
     (deep / "bottom.txt").write_text("The bottom note mentions the cobalt mine.", encoding="utf-8")
     (top / "gene.fasta.txt").write_text(">GENE-62 isolated in Lisbon\n" + "ACGT" * 100_000, encoding="utf-8")
-    results = docs_services.documents.ingest_paths([top], collection="deep")
+    try:
+        results = docs_services.documents.ingest_paths([top], collection="deep")
+    finally:  # pytest's own clean-up (shutil.rmtree) recurses too: take the tree down from below
+        while deep != top:
+            for f in deep.iterdir():
+                f.unlink()
+            deep.rmdir()
+            deep = deep.parent
     assert sorted(r.status for r in results) == ["added"] * 3, [r.message for r in results]
     assert docs_services.documents.search("cobalt mine", k=1, collections=["deep"])[0].source.endswith(
         "bottom.txt"
