@@ -320,3 +320,26 @@ def test_html_whose_unclosed_divs_nest_thousands_deep_reads_every_post():
     page = "<html><body>" + "".join(f"<div class=post><p>Post {i} about pumps.</p>" for i in range(3000))
     doc = load_bytes(page.encode(), name="forum.html", kind="html")
     assert [b.text for b in doc.blocks] == [f"Post {i} about pumps." for i in range(3000)]
+
+
+def test_a_pdf_whose_page_text_cannot_be_read_says_so_not_ocr():
+    """A page whose content inflates past pypdf's limit (a flate bomb) was reported as a scan
+    that needs OCR; the reader's own reason is what the user needs."""
+    import io
+    import zlib
+
+    from pypdf import PdfWriter
+    from pypdf.generic import NameObject, StreamObject
+
+    writer = PdfWriter(clone_from=io.BytesIO(make_pdf([["A normal line."]])))
+    bomb = StreamObject()
+    line = b"%" + b"0" * (1 << 20) + b"\n"
+    packer = zlib.compressobj(9)
+    bomb._data = b"".join(packer.compress(line) for _ in range(80)) + packer.flush()  # 80 MB inflated
+    bomb[NameObject("/Filter")] = NameObject("/FlateDecode")
+    writer.pages[0][NameObject("/Contents")] = writer._add_object(bomb)
+    out = io.BytesIO()
+    writer.write(out)
+    with pytest.raises(IngestError, match="cannot be read") as refused:
+        load_bytes(out.getvalue(), name="bomb.pdf", kind="pdf")
+    assert "OCR" not in str(refused.value) and "Limit" in str(refused.value)

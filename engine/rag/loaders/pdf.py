@@ -36,18 +36,24 @@ def load_pdf(data: bytes, name: str, *, max_pages: int = 2000, max_chars: int = 
         )
     blocks: list[Block] = []
     empty: list[int] = []
+    broken: dict[int, str] = {}  # pages whose text could not be read, and why
     chars = 0
     for number, page in enumerate(pages, start=1):
-        text = _page_text(page)
+        text = _page_text(page, number, broken)
         chars += len(text)
         if chars > max_chars:  # stop reading at once: the rest could be far bigger
             from . import too_much_text
 
             raise too_much_text(name, max_chars)
         page_blocks = [Block(text=p, page=number) for p in _page_paragraphs(text)]
-        if not page_blocks:
+        if not page_blocks and number not in broken:
             empty.append(number)
         blocks.extend(page_blocks)
+    if not blocks and broken:  # not a scan: its pages' contents would not parse
+        raise IngestError(
+            f"{name}: the text of its pages cannot be read ({next(iter(broken.values()))}); the PDF "
+            "is damaged, or built to exhaust a reader. Re-save or re-export it and try again."
+        )
     if not blocks:
         raise IngestError(
             f"{name}: no text could be extracted from its {len(pages)} page(s); it may be "
@@ -56,6 +62,8 @@ def load_pdf(data: bytes, name: str, *, max_pages: int = 2000, max_chars: int = 
     doc = LoadedDocument(kind="pdf", blocks=blocks, n_pages=len(pages))
     if empty:
         doc.notes.append(f"no text on page(s) {_ranges(empty)} (images only?)")
+    if broken:
+        doc.notes.append(f"page(s) {_ranges(sorted(broken))} could not be read (damaged)")
     return doc
 
 
@@ -80,10 +88,11 @@ def _unlock(reader, name: str) -> None:
         )
 
 
-def _page_text(page) -> str:
+def _page_text(page, number: int, broken: dict[int, str]) -> str:
     try:
         text = page.extract_text() or ""
-    except Exception:  # noqa: BLE001 - one bad page must not lose the others; reported as empty
+    except Exception as e:  # noqa: BLE001 - one bad page must not lose the others; each is reported
+        broken[number] = f"{type(e).__name__}: {str(e)[:120]}"
         return ""
     return _HYPHEN_BREAK.sub(r"\1\2", text.replace("\r\n", "\n").replace("\x00", ""))
 
