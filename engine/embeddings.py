@@ -279,8 +279,10 @@ class TextEmbedder:
                 self.onnx_state = "ready" if self._onnx is not None else "off"
             elif count >= EXPORT_AFTER_TEXTS:
                 self.onnx_state = "exporting"
+                # not a daemon: a process that ends meanwhile (a CLI ingest) waits for it, where a
+                # daemon thread inside torch at interpreter shutdown aborted the process (exit 134)
                 threading.Thread(
-                    target=self._export, args=(target,), name="hearth-onnx-export", daemon=True
+                    target=self._export, args=(target,), name="hearth-onnx-export", daemon=False
                 ).start()
             return self._onnx
 

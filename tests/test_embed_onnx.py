@@ -145,3 +145,30 @@ def test_concurrent_callers_get_torchs_vectors(exported, torch_embedder):
     assert embedder.onnx_state == "ready"
     for n, vectors in enumerate(results):
         assert _lowest_cosine(vectors, torch_embedder.embed(many[n::4])) >= 0.9999
+
+
+def test_a_process_that_ends_during_the_export_waits_for_it_and_exits_cleanly(tmp_path):
+    """A CLI ingest in a fresh data directory starts the one-time export, then may end before
+    it does: a daemon export thread, inside torch when the interpreter shut down, aborted the
+    process (exit 134, one run in three). The process now waits for the export to finish."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging, sys; from pathlib import Path\n"
+        "logging.basicConfig(level=logging.INFO, stream=sys.stderr)\n"
+        "from engine.embeddings import EXPORT_AFTER_TEXTS, TextEmbedder, bundled_embedder_path\n"
+        f"e = TextEmbedder(str(bundled_embedder_path()), onnx_dir=Path({str(tmp_path / 'onnx')!r}))\n"
+        "e.embed([f'chunk {n}' for n in range(EXPORT_AFTER_TEXTS)])\n"
+        "print('main done', e.onnx_state, flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=Path(__file__).parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "main done exporting" in done.stdout  # the main thread ended while the export ran
+    assert "Embedding with ONNX Runtime" in done.stderr  # and the process waited for it to finish

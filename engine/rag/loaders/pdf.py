@@ -34,21 +34,7 @@ def load_pdf(data: bytes, name: str, *, max_pages: int = 2000, max_chars: int = 
             f"{name}: refused, too many pages: {len(pages):,}, over the limit of {max_pages:,}. "
             "Split the PDF, or raise the limit (--max-pages)."
         )
-    blocks: list[Block] = []
-    empty: list[int] = []
-    broken: dict[int, str] = {}  # pages whose text could not be read, and why
-    chars = 0
-    for number, page in enumerate(pages, start=1):
-        text = _page_text(page, number, broken)
-        chars += len(text)
-        if chars > max_chars:  # stop reading at once: the rest could be far bigger
-            from . import too_much_text
-
-            raise too_much_text(name, max_chars)
-        page_blocks = [Block(text=p, page=number) for p in _page_paragraphs(text)]
-        if not page_blocks and number not in broken:
-            empty.append(number)
-        blocks.extend(page_blocks)
+    blocks, empty, broken = _read_pages(pages, name, max_chars)
     if not blocks and broken:  # not a scan: its pages' contents would not parse
         raise IngestError(
             f"{name}: the text of its pages cannot be read ({next(iter(broken.values()))}); the PDF "
@@ -65,6 +51,27 @@ def load_pdf(data: bytes, name: str, *, max_pages: int = 2000, max_chars: int = 
     if broken:
         doc.notes.append(f"page(s) {_ranges(sorted(broken))} could not be read (damaged)")
     return doc
+
+
+def _read_pages(pages: list, name: str, max_chars: int) -> tuple[list[Block], list[int], dict[int, str]]:
+    """The pages' text blocks, the pages without text, and the pages whose text could not be
+    read (with why)."""
+    blocks: list[Block] = []
+    empty: list[int] = []
+    broken: dict[int, str] = {}
+    chars = 0
+    for number, page in enumerate(pages, start=1):
+        text = _page_text(page, number, broken)
+        chars += len(text)
+        if chars > max_chars:  # stop reading at once: the rest could be far bigger
+            from . import too_much_text
+
+            raise too_much_text(name, max_chars)
+        page_blocks = [Block(text=p, page=number) for p in _page_paragraphs(text)]
+        if not page_blocks and number not in broken:
+            empty.append(number)
+        blocks.extend(page_blocks)
+    return blocks, empty, broken
 
 
 def _unlock(reader, name: str) -> None:
