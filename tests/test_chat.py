@@ -128,6 +128,11 @@ def test_a_regenerate_left_or_stopped_before_its_first_word_shows_the_old_answer
     assert not any(isinstance(e, TextDelta) for e in stopped) and stopped[-1].finish_reason == "cancelled"
     path = services.conversations.messages(cid)
     assert [m.id for m in path][-1] == first.message_id and len(path) == 2  # no empty answer kept
+    gone, _ = run_turn(services, "Name a fruit.")
+    events = services.chat.stream_turn(gone.conversation_id, "", GREEDY, mode="regenerate")
+    next(events)
+    services.conversations.delete(gone.conversation_id)  # Delete, mid-regenerate
+    events.close()  # nothing to show again, and no error
     nxt, _ = run_turn(services, "And another?", conversation_id=cid)
     question = services.conversations.messages(cid)[-2]
     assert (

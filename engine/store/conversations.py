@@ -226,17 +226,17 @@ class ConversationStore:
         """Show ``shown`` (a conversation's path) again, unless its last question now has an
         answer: a regenerate hides the answer it replaces before it starts, and one that gave
         none (left before its first word, or failed) must not leave the question bare."""
-        if not shown:
+        try:
+            conversation_id = self.message(shown[0]).conversation_id if shown else ""
+        except NotFoundError:  # the conversation was deleted meanwhile
             return
-        conversation_id = self.message(shown[0]).conversation_id
         path = self.messages(conversation_id)
         if path and path[-1].role == "assistant":
             return
-        active = {m.id for m in path}
-        with self._database.tx() as db:
-            for mid in shown:
-                if mid not in active:  # each write re-indexes the row's full text
-                    db.table("messages").update(mid, {"active": 1})
+        hidden = [mid for mid in shown if mid not in {m.id for m in path}]  # a write re-indexes a row
+        with self._database.tx() as db:  # (a row deleted meanwhile is simply not there to update)
+            for mid in hidden:
+                db.execute("update messages set active = 1 where id = ?", [mid])
 
     def search_messages(
         self, query: str, *, limit: int = 20, conversation_id: str | None = None
