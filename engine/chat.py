@@ -201,7 +201,7 @@ class ChatService:
             notes = tuple(c.note for c in contributions if c.note)
             yield from self._answer(turn, plan, config, images, notes, mode == "regenerate", cancel)
         finally:
-            self._unregister(turn)
+            self._unregister(turn)  # left before the answer began (``_answer`` unregisters itself)
 
     def _answer(
         self,
@@ -234,6 +234,7 @@ class ChatService:
             finish, usage = "cancelled", turn.usage_of("".join(parts), usage)
             raise
         finally:
+            self._unregister(turn)  # the answer has ended: Stop has nothing to reach (before Done)
             timings = Timings.measured(started, first, time.perf_counter(), usage.completion_tokens)
             if _kept(parts, finish, replacing):
                 saved = self._save_answer(turn, "".join(parts), config, usage, timings, finish, plan, traced)
